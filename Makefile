@@ -1,0 +1,45 @@
+# llamagpu — top-level build: the PostgreSQL extension (PGXS), the inference
+# engine library and the `llamagpu` command-line tool (mk/engine.mk).
+#
+#   make                 extension (llamagpu.so) and bin/llamagpu
+#   make install         both, bin/llamagpu into $(pg_config --bindir)
+#   make installcheck    pg_regress tests against a running server
+#   make check-engine    the engine's C tests
+
+EXTENSION    = llamagpu
+EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big   = llamagpu
+OBJS         = $(patsubst %.c,%.o,$(wildcard src/pg/*.c))
+DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+REGRESS      = llamagpu_setup llamagpu_registry llamagpu_errors llamagpu_generate llamagpu_roles
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+PG_CPPFLAGS  = -Isrc/pg -Isrc/cli -DLLAMAGPU_VERSION=\"$(EXTVERSION)\"
+EXTRA_CLEAN  = build bin results regression.diffs regression.out tmp_check log
+
+# The extension is small C glue; it needs no LLVM bitcode (and the GPU code
+# will live in a separately built static library PGXS must not see).
+override with_llvm = no
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+CONTRIB_TESTDB = llamagpu_regress
+
+include mk/engine.mk
+
+all: $(CLI_BIN)
+
+$(OBJS): $(wildcard src/pg/*.h)
+
+# bin/llamagpu is the engine server the background worker starts.
+install: install-llamagpu-bin
+install-llamagpu-bin: $(CLI_BIN)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(CLI_BIN) '$(DESTDIR)$(bindir)/llamagpu'
+
+uninstall: uninstall-llamagpu-bin
+uninstall-llamagpu-bin:
+	rm -f '$(DESTDIR)$(bindir)/llamagpu'
+
+.PHONY: install-llamagpu-bin uninstall-llamagpu-bin

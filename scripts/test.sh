@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# scripts/test.sh — install what is needed, build, and run every test:
+#   1. make check-engine         the engine's C tests (cmocka)
+#   2. scripts/fuzz.sh replay    the fuzz corpora, when that script exists
+#   3. pg_regress                SQL behaviour (sql/, expected/)
+#   4. pgTAP                     schema, roles, privileges (tests/pgtap/)
+#   5. prove                     cluster-level tests (tests/tap/)
+# against a throwaway cluster in a temporary directory.  Ends with a line
+# "N passed, N failed"; exits non-zero if anything failed.
+#
+# Environment: LLAMAGPU_SHARED (default ../shared) holds the test model;
+# PG_CONFIG (default pg_config); LLAMAGPU_SKIP_INSTALL=1 skips apt-get.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+. scripts/lib.sh
+
+passed=0
+failed=0
+failures=()
+pass() { passed=$((passed + 1)); echo "PASS: $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL: $1"; }
+
+lg_install_deps
+lg_build || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# 1. engine tests: one result per test binary
+echo "== make check-engine"
+# a hung test must not hang CI: the whole step gets 10 minutes
+timeout 600 make -s check-engine 2>&1 | tee "$ROOT/build/check-engine.log"; rc=${PIPESTATUS[0]}
+out=$(cat "$ROOT/build/check-engine.log")
+n_bins=$(grep -c '^== ' <<<"$out" || true)
+n_fail_bins=$(awk '/^== /{name=$2} /FAILED|Segmentation|Aborted|core dumped/{if (name && !seen[name]++) n++} END{print n+0}' <<<"$out")
+if [ "$n_bins" -gt 0 ]; then
+	passed=$((passed + n_bins - n_fail_bins))
+	failed=$((failed + n_fail_bins))
+	[ "$n_fail_bins" -gt 0 ] && failures+=("check-engine ($n_fail_bins binaries)")
+fi
+if [ $rc -ne 0 ] && [ "$n_fail_bins" -eq 0 ]; then fail "make check-engine"; fi
+[ $rc -eq 0 ] && [ "$n_bins" -eq 0 ] && pass "make check-engine"
+
+# 2. fuzz corpora
+if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then
+	echo "== scripts/fuzz.sh replay"
+	if timeout 600 bash scripts/fuzz.sh replay; then pass "fuzz replay"; else fail "fuzz replay"; fi
+fi
+
+# 3-5 need the installed extension and a cluster
+lg_install || { fail "make install"; echo "$passed passed, $failed failed"; exit 1; }
+lg_cluster_start test || { fail "cluster start"; echo "$passed passed, $failed failed"; exit 1; }
+trap lg_cluster_stop EXIT
+
+if [ -z "$LG_MODEL" ]; then
+	echo "SKIP: $LG_MODEL_MISSING: pg_regress, pgTAP and TAP tests need a model"
+else
+	# 3. pg_regress
+	echo "== pg_regress"
+	rm -rf results regression.diffs regression.out
+	timeout 600 make -s installcheck PG_CONFIG="$PG_CONFIG" PGHOST="$LG_PGHOST" PGPORT="$LG_PGPORT" PGUSER=postgres 2>&1 |
+		tee "$ROOT/build/installcheck.log"
+	out=$(cat "$ROOT/build/installcheck.log")
+	while read -r t; do pass "regress $t"; done < <(sed -n 's/^[ ]*\(test \)\{0,1\}\([a-z0-9_]*\)[ ]*\.\.\. ok.*/\2/p' <<<"$out")
+	while read -r t; do fail "regress $t"; done < <(sed -n 's/^[ ]*\(test \)\{0,1\}\([a-z0-9_]*\)[ ]*\.\.\. FAILED.*/\2/p' <<<"$out")
+	if ! grep -q '\.\.\. ok\|\.\.\. FAILED' <<<"$out"; then fail "pg_regress did not run"; fi
+	[ -f regression.diffs ] && cat regression.diffs
+
+	# 4. pgTAP
+	echo "== pgTAP"
+	lg_psql postgres -c "DROP DATABASE IF EXISTS llamagpu_tap" -c "CREATE DATABASE llamagpu_tap" >/dev/null
+	lg_psql llamagpu_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION llamagpu" >/dev/null
+	for f in tests/pgtap/*.sql; do
+		if timeout 300 prove -v --exec "$LG_PSQL_CMD -d llamagpu_tap -v ON_ERROR_STOP=1 -X -q -t -A -v model_path=$LG_MODEL -f" "$f"; then
+			pass "pgtap $(basename "$f")"
+		else
+			fail "pgtap $(basename "$f")"
+		fi
+	done
+
+	# 5. cluster-level TAP tests, as the unprivileged user (their own clusters)
+	echo "== TAP"
+	for f in tests/tap/*.pl; do
+		if LG_TIMEOUT=300 lg_run_as_pg "cd '$LG_TMP/tap' && PATH='$LG_BINDIR:$PATH' PERL5LIB='$LG_PERL5LIB' \
+				PG_REGRESS='$LG_PG_REGRESS' TESTDIR='$LG_TMP/tap' LLAMAGPU_TEST_MODEL='$LG_MODEL' \
+				LLAMAGPU_ENGINE_PATH='${LLAMAGPU_ENGINE_PATH:-}' prove -v '$LG_TMP/tap/$(basename "$f")'"; then
+			pass "tap $(basename "$f")"
+		else
+			fail "tap $(basename "$f")"
+		fi
+	done
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,196 @@
+/*
+ * cmd_bench.c — `llamagpu bench`: prompt-processing and generation speed,
+ * measured as llama.cpp's llama-bench does: pp = n_prompt random tokens in
+ * one batch on an empty cache; tg = n_gen tokens one at a time from an empty
+ * cache; one warm-up run, then the mean over -r repetitions.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cli_args.h"
+
+/* Seconds on the monotonic clock. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One prompt-processing run; returns seconds or -1. */
+static double
+run_pp(lg_context *c, const lg_token *toks, int32_t n, float *logits, lg_error *err)
+{
+	double		t0 = now_s();
+
+	lg_context_reset(c);
+	if (lg_context_eval(c, toks, n, logits, false, err) != LG_OK)
+		return -1;
+	return now_s() - t0;
+}
+
+/* One generation run of n single-token steps; returns seconds or -1. */
+static double
+run_tg(lg_context *c, const lg_token *toks, int32_t n, float *logits, lg_error *err)
+{
+	double		t0 = now_s();
+
+	lg_context_reset(c);
+	for (int32_t i = 0; i < n; i++)
+		if (lg_context_eval(c, &toks[i], 1, logits, false, err) != LG_OK)
+			return -1;
+	return now_s() - t0;
+}
+
+/* Mean and standard deviation of tokens/s over reps runs. */
+static void
+stats(const double *secs, int reps, int32_t n_tok, double *mean, double *sd)
+{
+	double		s = 0, ss = 0;
+
+	for (int i = 0; i < reps; i++)
+		s += n_tok / secs[i];
+	*mean = s / reps;
+	for (int i = 0; i < reps; i++)
+		ss += (n_tok / secs[i] - *mean) * (n_tok / secs[i] - *mean);
+	*sd = reps > 1 ? sqrt(ss / (reps - 1)) : 0;
+}
+
+int
+cmd_bench(int argc, char **argv)
+{
+	cli_model_opts o;
+	int64_t		n_prompt = 128, n_gen = 32, reps = 5;
+	bool		json = false;
+	lg_model   *m;
+	lg_context *c;
+	lg_token   *toks;
+	float	   *logits;
+	double	   *pp_s, *tg_s, pp_mean = 0, pp_sd = 0, tg_mean = 0, tg_sd = 0;
+	uint64_t	rng = 42;
+	lg_error	err;
+	int			rc = 0;
+
+	cli_model_opts_init(&o);
+	for (int i = 1; i < argc; i++)
+	{
+		const char *val;
+		int64_t    *target = NULL;
+		int			r = cli_model_opt("bench", &o, argc, argv, &i);
+
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--n-prompt") == 0)
+			target = &n_prompt;
+		else if (strcmp(argv[i], "-n") == 0 || strcmp(argv[i], "--n-gen") == 0)
+			target = &n_gen;
+		else if (strcmp(argv[i], "-r") == 0 || strcmp(argv[i], "--repetitions") == 0)
+			target = &reps;
+		else if (strcmp(argv[i], "--help") == 0)
+		{
+			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-t THREADS] [-r 5] [--kv f16|f32] [--json]\n");
+			return 0;
+		}
+		else
+			return cli_fail("bench", 2, "unknown option \"%s\"", argv[i]);
+		if (target)
+		{
+			if ((val = cli_value("bench", argc, argv, &i)) == NULL)
+				return 2;
+			if (!cli_parse_i64(val, target == &reps ? 1 : 0, 1 << 20, target))
+				return cli_fail("bench", 2, "invalid value \"%s\" for %s", val, argv[i - 1]);
+		}
+	}
+	if (n_prompt == 0 && n_gen == 0)
+		return cli_fail("bench", 2, "nothing to measure (-p and -n are both 0)");
+	if (o.n_ctx == 0)
+		o.n_ctx = (int32_t) (n_prompt > n_gen ? n_prompt : n_gen);
+	if (o.n_batch == 0)
+		o.n_batch = n_prompt > 0 ? (int32_t) n_prompt : 1;
+	if (!cli_open_model("bench", &o, &m, &c))
+		return o.model ? 1 : 2;
+
+	toks = malloc(sizeof(lg_token) * (n_prompt + n_gen + 1));
+	logits = malloc(sizeof(float) * m->hp.n_vocab);
+	pp_s = calloc(reps, sizeof(double));
+	tg_s = calloc(reps, sizeof(double));
+	if (!toks || !logits || !pp_s || !tg_s)
+	{
+		rc = cli_fail("bench", 1, "out of memory");
+		goto done;
+	}
+	for (int64_t i = 0; i < n_prompt + n_gen; i++)
+	{
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		toks[i] = (lg_token) ((rng >> 33) % m->hp.n_vocab);
+	}
+	lg_error_clear(&err);
+	/* warm-up, then the measured repetitions */
+	for (int64_t r = -1; r < reps; r++)
+	{
+		double		t;
+
+		if (n_prompt > 0)
+		{
+			if ((t = run_pp(c, toks, (int32_t) n_prompt, logits, &err)) < 0)
+				break;
+			if (r >= 0)
+				pp_s[r] = t;
+		}
+		if (n_gen > 0)
+		{
+			if ((t = run_tg(c, toks + n_prompt, (int32_t) n_gen, logits, &err)) < 0)
+				break;
+			if (r >= 0)
+				tg_s[r] = t;
+		}
+	}
+	if (err.status != LG_OK)
+	{
+		rc = cli_fail("bench", 1, "%s", err.msg);
+		goto done;
+	}
+	if (n_prompt > 0)
+		stats(pp_s, (int) reps, (int32_t) n_prompt, &pp_mean, &pp_sd);
+	if (n_gen > 0)
+		stats(tg_s, (int) reps, (int32_t) n_gen, &tg_mean, &tg_sd);
+	if (json)
+		printf("{\"model\":\"%s\",\"file_type\":\"%s\",\"file_size\":%llu,\"n_params\":%lld,"
+			   "\"threads\":%d,\"simd\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"repetitions\":%lld,"
+			   "\"pp_tps\":%.3f,\"pp_stddev\":%.3f,\"tg_tps\":%.3f,\"tg_stddev\":%.3f}\n",
+			   lg_arch_name(m->hp.arch), m->hp.ftype_name, (unsigned long long) m->file_size,
+			   (long long) m->hp.n_params, o.threads, o.reference ? "reference" : lg_cpu_simd_level(),
+			   o.kv_type == LG_KV_F16 ? "f16" : "f32", (long long) n_prompt, (long long) n_gen,
+			   (long long) reps, pp_mean, pp_sd, tg_mean, tg_sd);
+	else
+	{
+		printf("| model | type | size | params | threads | test | t/s |\n|---|---|---:|---:|---:|---|---:|\n");
+		if (n_prompt > 0)
+			printf("| %s | %s | %.2f GiB | %.2f B | %d | pp%lld | %.2f ± %.2f |\n",
+				   lg_arch_name(m->hp.arch), m->hp.ftype_name, m->file_size / 1073741824.0,
+				   m->hp.n_params / 1e9, o.threads, (long long) n_prompt, pp_mean, pp_sd);
+		if (n_gen > 0)
+			printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%lld | %.2f ± %.2f |\n",
+				   lg_arch_name(m->hp.arch), m->hp.ftype_name, m->file_size / 1073741824.0,
+				   m->hp.n_params / 1e9, o.threads, (long long) n_gen, tg_mean, tg_sd);
+	}
+
+done:
+	free(toks);
+	free(logits);
+	free(pp_s);
+	free(tg_s);
+	lg_context_free(c);
+	lg_model_free(m);
+	return rc;
+}

@@ -1,0 +1,503 @@
+/*
+ * cmd_serve.c — `llamagpu serve`: the engine server the Postgres extension
+ * starts (see docs/architecture.md and docs/protocol.md).
+ *
+ * It listens on DIR/engine.sock, DIR being a directory only its owner can
+ * open (0700).  The main thread polls the listening socket and every
+ * connection, reads frames, and hands each request to a worker thread
+ * (serve_request.c); a closed connection or a CANCEL frame marks requests
+ * cancelled, which their generation loop notices after the next token.
+ * SIGTERM or SIGINT stops it: requests are cancelled, the socket removed.
+ */
+#include "cli.h"
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_CONNS 1024
+
+serve_options serve_opts;
+
+static volatile sig_atomic_t stop_requested;
+static int	wake_pipe[2] = {-1, -1};
+
+/* Log a line to stderr (the Postgres server log when run by the extension). */
+void
+serve_log(int level, const char *fmt, ...)
+{
+	static const char *const names[] = {"ERROR", "WARNING", "INFO", "DEBUG"};
+	char		line[1024];
+	va_list		ap;
+
+	if (level > serve_opts.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "llamagpu serve[%d] %s: %s\n", (int) getpid(), names[level], line);
+}
+
+static void
+handle_stop(int sig)
+{
+	int			save = errno;
+	ssize_t		rc;
+
+	stop_requested = 1;
+	rc = write(wake_pipe[1], "x", 1);
+	(void) rc;
+	errno = save;
+}
+
+/* Send a whole frame under the connection's write lock. */
+bool
+serve_conn_send(serve_conn *c, serve_frame *f)
+{
+	size_t		off = 0;
+	bool		ok = true;
+
+	if (!serve_frame_finish(f))
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot build a frame (out of memory or too large)");
+		return false;
+	}
+	if (atomic_load(&c->closed))
+		return false;
+	pthread_mutex_lock(&c->write_lock);
+	while (off < f->len)
+	{
+		ssize_t		n = send(c->fd, f->data + off, f->len - off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			atomic_store(&c->closed, true);
+			ok = false;
+			break;
+		}
+		off += (size_t) n;
+	}
+	pthread_mutex_unlock(&c->write_lock);
+	return ok;
+}
+
+/* Drop a reference; the last one closes the socket. */
+void
+serve_conn_release(serve_conn *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	close(c->fd);
+	pthread_mutex_destroy(&c->write_lock);
+	free(c->rbuf);
+	free(c);
+}
+
+/* Reply to HELLO, checking the client's protocol version. */
+static bool
+handle_hello(serve_conn *c, uint32_t id, const char *payload, size_t len)
+{
+	serve_fields fl;
+	const char *v;
+	serve_frame f = {0};
+	bool		ok;
+
+	if (!serve_fields_parse(payload, len, &fl))
+		return false;
+	v = serve_fields_get(&fl, "protocol");
+	ok = v != NULL && atoi(v) == LG_PROTO_VERSION;
+	serve_fields_free(&fl);
+	serve_frame_begin(&f, ok ? LG_FRAME_HELLO : LG_FRAME_ERROR, id);
+	if (ok)
+	{
+		serve_frame_fieldf(&f, "protocol", "%d", LG_PROTO_VERSION);
+		serve_frame_field(&f, "server", "llamagpu");
+		serve_frame_fieldf(&f, "pid", "%d", (int) getpid());
+	}
+	else
+	{
+		serve_frame_field(&f, "status", LG_WIRE_PROTOCOL);
+		serve_frame_fieldf(&f, "message", "unsupported protocol version (this server speaks %d)",
+						   LG_PROTO_VERSION);
+	}
+	serve_conn_send(c, &f);
+	serve_frame_free(&f);
+	c->hello = ok;
+	return ok;
+}
+
+/* Handle one whole frame; false closes the connection. */
+static bool
+handle_frame(serve_conn *c, char type, uint32_t id, const char *payload, size_t len)
+{
+	serve_request *r;
+
+	if (type == LG_FRAME_HELLO)
+		return handle_hello(c, id, payload, len);
+	if (!c->hello)
+	{
+		serve_log(SERVE_LOG_WARNING, "frame before HELLO; closing the connection");
+		return false;
+	}
+	if (type == LG_FRAME_CANCEL)
+	{
+		serve_requests_cancel(c, id, false);
+		return true;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->payload = malloc(len + 1)) == NULL)
+	{
+		free(r);
+		serve_log(SERVE_LOG_ERROR, "out of memory for a request");
+		return false;
+	}
+	memcpy(r->payload, payload, len);
+	r->payload[len] = '\0';
+	r->id = id;
+	r->type = type;
+	r->conn = c;
+	if (!serve_fields_parse(r->payload, len, &r->fields))
+	{
+		serve_send_error(r, LG_WIRE_PROTOCOL, "malformed payload");
+		free(r->payload);
+		free(r);
+		return false;
+	}
+	if (!serve_request_start(r))
+	{
+		serve_send_error(r, LG_WIRE_NOMEM, "cannot start a thread for the request");
+		serve_fields_free(&r->fields);
+		free(r->payload);
+		free(r);
+	}
+	return true;
+}
+
+/* Read what is available and handle whole frames; false when the connection ends. */
+static bool
+conn_read(serve_conn *c)
+{
+	ssize_t		n;
+	size_t		off = 0;
+
+	if (c->rcap - c->rlen < 65536)
+	{
+		size_t		cap = c->rcap ? c->rcap * 2 : 131072;
+		char	   *p = realloc(c->rbuf, cap);
+
+		if (p == NULL)
+			return false;
+		c->rbuf = p;
+		c->rcap = cap;
+	}
+	n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	c->rlen += (size_t) n;
+
+	while (c->rlen - off >= LG_PROTO_HEADER_SIZE)
+	{
+		const unsigned char *h = (const unsigned char *) c->rbuf + off;
+		uint32_t	len = ((uint32_t) h[0] << 24) | ((uint32_t) h[1] << 16) | ((uint32_t) h[2] << 8) | h[3];
+		uint32_t	id = ((uint32_t) h[5] << 24) | ((uint32_t) h[6] << 16) | ((uint32_t) h[7] << 8) | h[8];
+
+		if (len > LG_PROTO_MAX_PAYLOAD)
+		{
+			serve_log(SERVE_LOG_WARNING, "frame of %u bytes is too large; closing the connection", len);
+			return false;
+		}
+		if (c->rlen - off < LG_PROTO_HEADER_SIZE + (size_t) len)
+		{
+			/* make room for the rest of a large frame */
+			if (LG_PROTO_HEADER_SIZE + (size_t) len > c->rcap)
+			{
+				char	   *p = realloc(c->rbuf, LG_PROTO_HEADER_SIZE + (size_t) len + 65536);
+
+				if (p == NULL)
+					return false;
+				c->rbuf = p;
+				c->rcap = LG_PROTO_HEADER_SIZE + (size_t) len + 65536;
+			}
+			break;
+		}
+		if (!handle_frame(c, (char) h[4], id, c->rbuf + off + LG_PROTO_HEADER_SIZE, len))
+			return false;
+		off += LG_PROTO_HEADER_SIZE + len;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	return true;
+}
+
+/* Create (or check) the socket directory: ours, mode 0700. */
+static bool
+prepare_socket_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot create socket directory \"%s\": %s", dir, strerror(errno));
+		return false;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+	{
+		serve_log(SERVE_LOG_ERROR, "\"%s\" is not a directory", dir);
+		return false;
+	}
+	if (st.st_uid != geteuid())
+	{
+		serve_log(SERVE_LOG_ERROR, "socket directory \"%s\" is not owned by the current user", dir);
+		return false;
+	}
+	if ((st.st_mode & 0777) != 0700 && chmod(dir, 0700) != 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot chmod \"%s\": %s", dir, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Bind and listen on DIR/engine.sock; -1 on failure. */
+static int
+open_listener(const char *dir, char *path, size_t pathsize)
+{
+	struct sockaddr_un addr;
+	int			fd;
+
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	if ((size_t) snprintf(path, pathsize, "%s/%s", dir, LG_PROTO_SOCKET_NAME) >= sizeof(addr.sun_path))
+	{
+		serve_log(SERVE_LOG_ERROR, "socket path \"%s\" is too long", path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 || listen(fd, 128) != 0)
+	{
+		serve_log(SERVE_LOG_ERROR, "cannot listen on \"%s\": %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	chmod(path, 0600);
+	return fd;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"usage: llamagpu serve --socket-dir DIR [options]\n"
+			"  --socket-dir DIR         listen on DIR/" LG_PROTO_SOCKET_NAME " (DIR is made mode 0700)\n"
+			"  --model-dir DIR          directory of model files (informational)\n"
+			"  --threads N              threads per running request (0: all CPUs)\n"
+			"  --kv-cache-size MB       KV cache budget for all requests (0: unlimited)\n"
+			"  --ctx-size N             context positions per request (0: the model's, at most 4096)\n"
+			"  --log-level LEVEL        error, warning, info or debug\n"
+			"  --debug-token-delay-ms N sleep N ms after each token (tests)\n");
+}
+
+/* Parse a non-negative int option; -1 if invalid. */
+static int
+parse_nonneg(const char *s)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 1000000000)
+		return -1;
+	return (int) v;
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket-dir", required_argument, NULL, 's'},
+		{"model-dir", required_argument, NULL, 'm'},
+		{"threads", required_argument, NULL, 't'},
+		{"kv-cache-size", required_argument, NULL, 'k'},
+		{"ctx-size", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"debug-token-delay-ms", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	static serve_conn *conns[MAX_CONNS];
+	struct pollfd pfds[MAX_CONNS + 2];
+	char		sockpath[1024];
+	struct sigaction sa;
+	int			nconns = 0;
+	int			listen_fd;
+	int			opt;
+
+	serve_opts.log_level = SERVE_LOG_INFO;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+	{
+		int			v = 0;
+
+		if (opt == 't' || opt == 'k' || opt == 'c' || opt == 'd')
+		{
+			v = parse_nonneg(optarg);
+			if (v < 0)
+				return cli_fail("serve", 2, "invalid value \"%s\" for --%s", optarg,
+								opt == 't' ? "threads" : opt == 'k' ? "kv-cache-size" :
+								opt == 'c' ? "ctx-size" : "debug-token-delay-ms");
+		}
+		switch (opt)
+		{
+			case 's': serve_opts.socket_dir = optarg; break;
+			case 'm': serve_opts.model_dir = optarg; break;
+			case 't': serve_opts.threads = v; break;
+			case 'k': serve_opts.kv_cache_mb = v; break;
+			case 'c': serve_opts.ctx_size = v; break;
+			case 'd': serve_opts.token_delay_ms = v; break;
+			case 'l':
+				if (strcmp(optarg, "error") == 0)
+					serve_opts.log_level = SERVE_LOG_ERROR;
+				else if (strcmp(optarg, "warning") == 0)
+					serve_opts.log_level = SERVE_LOG_WARNING;
+				else if (strcmp(optarg, "info") == 0)
+					serve_opts.log_level = SERVE_LOG_INFO;
+				else if (strcmp(optarg, "debug") == 0)
+					serve_opts.log_level = SERVE_LOG_DEBUG;
+				else
+					return cli_fail("serve", 2, "invalid log level \"%s\"", optarg);
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			default:
+				usage(stderr);
+				return 2;
+		}
+	}
+	if (serve_opts.socket_dir == NULL || optind < argc)
+	{
+		usage(stderr);
+		return 2;
+	}
+
+	if (pipe(wake_pipe) != 0)
+		return cli_fail("serve", 1, "cannot create a pipe: %s", strerror(errno));
+	fcntl(wake_pipe[0], F_SETFD, FD_CLOEXEC);
+	fcntl(wake_pipe[1], F_SETFD, FD_CLOEXEC);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handle_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+
+	umask(077);
+	if (!prepare_socket_dir(serve_opts.socket_dir))
+		return 1;
+	listen_fd = open_listener(serve_opts.socket_dir, sockpath, sizeof(sockpath));
+	if (listen_fd < 0)
+		return 1;
+	serve_log(SERVE_LOG_INFO, "listening on %s (threads %d, kv cache %d MB)",
+			  sockpath, serve_opts.threads, serve_opts.kv_cache_mb);
+
+	while (!stop_requested)
+	{
+		int			n;
+		int			npolled = nconns;
+
+		pfds[0].fd = wake_pipe[0];
+		pfds[0].events = POLLIN;
+		pfds[1].fd = listen_fd;
+		pfds[1].events = nconns < MAX_CONNS ? POLLIN : 0;
+		for (int i = 0; i < nconns; i++)
+		{
+			pfds[i + 2].fd = conns[i]->fd;
+			pfds[i + 2].events = POLLIN | POLLRDHUP;
+		}
+		n = poll(pfds, (nfds_t) nconns + 2, 1000);
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			serve_log(SERVE_LOG_ERROR, "poll failed: %s", strerror(errno));
+			break;
+		}
+		if (pfds[1].revents & POLLIN)
+		{
+			int			fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0)
+			{
+				serve_conn *c = calloc(1, sizeof(*c));
+				struct timeval tv = {10, 0};
+
+				if (c == NULL)
+					close(fd);
+				else
+				{
+					/* a client that stops reading must not block a worker forever */
+					setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+					c->fd = fd;
+					pthread_mutex_init(&c->write_lock, NULL);
+					atomic_init(&c->refs, 1);
+					atomic_init(&c->closed, false);
+					conns[nconns++] = c;
+				}
+			}
+		}
+		/* connections accepted just now were not polled: start below them */
+		for (int i = npolled - 1; i >= 0; i--)
+		{
+			short		rev = pfds[i + 2].revents;
+			serve_conn *c = conns[i];
+
+			if (rev == 0)
+				continue;
+			if ((rev & POLLIN) && conn_read(c) && !(rev & (POLLHUP | POLLERR)))
+				continue;
+			if (!(rev & POLLIN) && !(rev & (POLLHUP | POLLERR | POLLRDHUP)))
+				continue;
+			/* the peer closed (or broke) the connection: stop its requests */
+			atomic_store(&c->closed, true);
+			serve_requests_cancel(c, 0, true);
+			shutdown(c->fd, SHUT_RDWR);
+			serve_conn_release(c);
+			/* keep the unpolled ones after the polled ones */
+			conns[i] = conns[npolled - 1];
+			pfds[i + 2] = pfds[npolled + 1];
+			conns[npolled - 1] = conns[nconns - 1];
+			npolled--;
+			nconns--;
+		}
+	}
+
+	serve_log(SERVE_LOG_INFO, "shutting down");
+	serve_requests_cancel_all();
+	close(listen_fd);
+	unlink(sockpath);
+	/* give workers a moment to free their contexts */
+	for (int i = 0; i < 200 && serve_requests_running() > 0; i++)
+		usleep(10000);
+	return 0;
+}

@@ -1,0 +1,160 @@
+/*
+ * serve.h — the engine server behind `llamagpu serve`: connections, requests
+ * and the table of loaded models.  The main thread runs a poll loop that
+ * accepts connections, reads frames and handles cancellation; every request
+ * runs on a worker thread of its own, sharing the loaded lg_model and owning
+ * one lg_context (its KV cache) while it generates.
+ */
+#ifndef LG_SERVE_H
+#define LG_SERVE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lg_error.h"
+#include "model.h"
+#include "serve_protocol.h"
+
+/* Settings from the command line, fixed for the life of the process. */
+typedef struct serve_options
+{
+	const char *socket_dir;
+	const char *model_dir;
+	int			threads;		/* per running request; 0 = all CPUs */
+	int			kv_cache_mb;	/* budget for all KV caches together; 0 = unlimited */
+	int			ctx_size;		/* default context per request; 0 = model's, at most 4096 */
+	int			log_level;		/* SERVE_LOG_* */
+	int			token_delay_ms; /* test hook: sleep after each token */
+} serve_options;
+
+extern serve_options serve_opts;
+
+#define SERVE_LOG_ERROR		0
+#define SERVE_LOG_WARNING	1
+#define SERVE_LOG_INFO		2
+#define SERVE_LOG_DEBUG		3
+
+void		serve_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- frames (serve_frame.c) ---- */
+
+/* A growable output buffer for one frame. */
+typedef struct serve_frame
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	bool		oom;
+} serve_frame;
+
+void		serve_frame_begin(serve_frame *f, char type, uint32_t id);
+void		serve_frame_append(serve_frame *f, const char *data, size_t len);
+void		serve_frame_field(serve_frame *f, const char *key, const char *value);
+void		serve_frame_fieldf(serve_frame *f, const char *key, const char *fmt, ...)
+			__attribute__((format(printf, 3, 4)));
+/* Patch the length into the header; false if the buffer could not grow. */
+bool		serve_frame_finish(serve_frame *f);
+void		serve_frame_free(serve_frame *f);
+
+/* The fields of a request payload ("key\0value\0" ...), pointing into it. */
+typedef struct serve_fields
+{
+	int			n;
+	const char **keys;
+	const char **values;
+} serve_fields;
+
+/* Split a payload into fields; false if it is malformed. */
+bool		serve_fields_parse(const char *payload, size_t len, serve_fields *out);
+void		serve_fields_free(serve_fields *f);
+/* The first value of key, or NULL. */
+const char *serve_fields_get(const serve_fields *f, const char *key);
+
+/* ---- connections and requests (cmd_serve.c, serve_request.c) ---- */
+
+typedef struct serve_conn
+{
+	int			fd;
+	pthread_mutex_t write_lock;
+	atomic_int	refs;			/* the poll loop's plus one per running request */
+	atomic_bool closed;			/* the peer went away */
+	bool		hello;			/* handshake done */
+	char	   *rbuf;			/* bytes read, not yet a whole frame */
+	size_t		rlen;
+	size_t		rcap;
+} serve_conn;
+
+typedef enum serve_state
+{
+	SERVE_STATE_QUEUED = 0,
+	SERVE_STATE_PROMPT,
+	SERVE_STATE_GENERATING,
+	SERVE_STATE_DONE
+} serve_state;
+
+typedef struct serve_request
+{
+	uint64_t	seq;			/* server-wide id, shown by STATUS */
+	uint32_t	id;				/* the client's id, echoed in replies */
+	char		type;			/* LG_FRAME_* */
+	serve_conn *conn;
+	char	   *payload;		/* owned; fields point into it */
+	serve_fields fields;
+	atomic_bool cancel;			/* CANCEL frame or closed connection */
+	atomic_int	state;
+	atomic_int	n_prompt;
+	atomic_int	n_gen;
+	int			backend_pid;
+	char		role[64];
+	char		model[64];
+	int64_t		start_us;		/* wall clock */
+	int64_t		gen_start_us;	/* monotonic, when the first token was produced */
+	int64_t		deadline_us;	/* monotonic; 0 = none */
+	struct serve_request *prev;
+	struct serve_request *next;
+} serve_request;
+
+void		serve_conn_release(serve_conn *c);
+/* Send a finished frame; false if the peer is gone. */
+bool		serve_conn_send(serve_conn *c, serve_frame *f);
+/* Send an ERROR frame with status and message. */
+void		serve_send_error(serve_request *r, const char *status, const char *fmt, ...)
+			__attribute__((format(printf, 3, 4)));
+
+/* Start a worker thread for the request (takes ownership). */
+bool		serve_request_start(serve_request *r);
+/* Mark every running request of conn (and id, unless any_id) cancelled. */
+void		serve_requests_cancel(serve_conn *c, uint32_t id, bool any_id);
+void		serve_requests_cancel_all(void);
+int			serve_requests_running(void);
+
+int64_t		serve_now_us(void);		/* monotonic */
+int64_t		serve_wall_us(void);
+
+/* ---- models (serve_models.c) ---- */
+
+typedef struct serve_model
+{
+	char		name[64];
+	char	   *path;
+	lg_model   *model;
+	int			refs;			/* requests using it */
+	bool		listed;			/* still in the table (false: free at last release) */
+	struct serve_model *next;
+} serve_model;
+
+/* The model called name, loaded from path if it is not loaded yet. */
+serve_model *serve_model_acquire(const char *name, const char *path, lg_error *err);
+void		serve_model_release(serve_model *m);
+/* Unload name (now, or when its last request ends); false if not loaded. */
+bool		serve_model_unload(const char *name);
+void		serve_models_describe(serve_frame *f);
+
+/* KV cache budget: reserve bytes, waiting while others hold it; false if it can never fit. */
+bool		serve_kv_reserve(size_t bytes, atomic_bool *cancel);
+void		serve_kv_release(size_t bytes);
+
+#endif							/* LG_SERVE_H */

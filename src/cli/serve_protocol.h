@@ -1,0 +1,61 @@
+/*
+ * serve_protocol.h — the framed protocol between Postgres backends and the
+ * engine server (`llamagpu serve`).  Plain C, no dependencies: included by
+ * the server (src/cli/serve_*.c) and by the extension (src/pg/).
+ *
+ * Every frame is a 9-byte header followed by the payload:
+ *
+ *   uint32  payload length (network byte order), at most LG_PROTO_MAX_PAYLOAD
+ *   uint8   frame type (LG_FRAME_*)
+ *   uint32  request id (network byte order), chosen by the client; 0 for
+ *           connection-level frames (HELLO)
+ *
+ * Payloads of requests and of RESULT/END/ERROR frames are a list of fields,
+ * each "key\0value\0" (keys and values are UTF-8 without NUL bytes; a key may
+ * repeat, e.g. "stop").  A PIECE payload is raw UTF-8 text.  See
+ * docs/protocol.md.
+ */
+#ifndef LG_SERVE_PROTOCOL_H
+#define LG_SERVE_PROTOCOL_H
+
+#define LG_PROTO_VERSION		1
+#define LG_PROTO_HEADER_SIZE	9
+#define LG_PROTO_MAX_PAYLOAD	(64u * 1024u * 1024u)
+#define LG_PROTO_SOCKET_NAME	"engine.sock"
+
+/* client -> server */
+#define LG_FRAME_HELLO			'H'	/* both ways: protocol version handshake */
+#define LG_FRAME_GENERATE		'G'
+#define LG_FRAME_TOKENIZE		'T'
+#define LG_FRAME_DETOKENIZE		'D'
+#define LG_FRAME_INSPECT		'I'	/* read a GGUF file's header */
+#define LG_FRAME_LOAD			'L'
+#define LG_FRAME_UNLOAD			'U'
+#define LG_FRAME_STATUS			'S'
+#define LG_FRAME_CANCEL			'C'	/* stop request <id>; no payload, no reply */
+
+/* server -> client */
+#define LG_FRAME_PIECE			'P'	/* generated text, streamed */
+#define LG_FRAME_END			'E'	/* generation finished: finish, n_prompt, n_gen */
+#define LG_FRAME_RESULT			'R'	/* answer to a non-streaming request */
+#define LG_FRAME_ERROR			'X'	/* request failed: status, message */
+
+/*
+ * Values of the "status" field of ERROR frames: the engine's lg_status
+ * names, plus conditions of the server itself.  The extension maps them to
+ * SQLSTATEs in src/pg/errors.c.
+ */
+#define LG_WIRE_IO				"io"
+#define LG_WIRE_FORMAT			"format"
+#define LG_WIRE_UNSUPPORTED		"unsupported"
+#define LG_WIRE_NOMEM			"nomem"
+#define LG_WIRE_ARG				"arg"
+#define LG_WIRE_RANGE			"range"
+#define LG_WIRE_CANCELLED		"cancelled"
+#define LG_WIRE_INTERNAL		"internal"
+#define LG_WIRE_CONTEXT			"context"	/* prompt does not fit the context */
+#define LG_WIRE_TIMEOUT			"timeout"	/* request timeout reached */
+#define LG_WIRE_PROTOCOL		"protocol"	/* malformed frame or field */
+#define LG_WIRE_NOT_FOUND		"not_found" /* model not loaded (unload) */
+
+#endif							/* LG_SERVE_PROTOCOL_H */

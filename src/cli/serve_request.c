@@ -1,0 +1,817 @@
+/*
+ * serve_request.c — the engine server's requests: one worker thread per
+ * request.  Generation shares the loaded model and owns an lg_context (its
+ * KV cache) until it ends, is cancelled, or times out; lg_generate's
+ * per-token callback streams the piece and checks for cancellation, so a
+ * cancelled sequence is freed after at most one more token.
+ */
+#include "serve.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "generate.h"
+#include "sampler.h"
+#include "vocab.h"
+
+static pthread_mutex_t requests_lock = PTHREAD_MUTEX_INITIALIZER;
+static serve_request *requests;		/* running, for STATUS and CANCEL */
+static uint64_t next_seq = 1;
+
+int64_t
+serve_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+serve_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Wire name of an engine status. */
+static const char *
+status_wire_name(lg_status s)
+{
+	switch (s)
+	{
+		case LG_OK: return LG_WIRE_INTERNAL;
+		case LG_ERR_IO: return LG_WIRE_IO;
+		case LG_ERR_FORMAT: return LG_WIRE_FORMAT;
+		case LG_ERR_UNSUPPORTED: return LG_WIRE_UNSUPPORTED;
+		case LG_ERR_NOMEM: return LG_WIRE_NOMEM;
+		case LG_ERR_ARG: return LG_WIRE_ARG;
+		case LG_ERR_RANGE: return LG_WIRE_RANGE;
+		case LG_ERR_CANCELLED: return LG_WIRE_CANCELLED;
+		case LG_ERR_INTERNAL: return LG_WIRE_INTERNAL;
+	}
+	return LG_WIRE_INTERNAL;
+}
+
+/* Send an ERROR frame for r. */
+void
+serve_send_error(serve_request *r, const char *status, const char *fmt, ...)
+{
+	serve_frame f = {0};
+	char		msg[LG_ERROR_MSG_LEN];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	serve_log(SERVE_LOG_DEBUG, "request %llu: %s: %s", (unsigned long long) r->seq, status, msg);
+	serve_frame_begin(&f, LG_FRAME_ERROR, r->id);
+	serve_frame_field(&f, "status", status);
+	serve_frame_field(&f, "message", msg);
+	serve_conn_send(r->conn, &f);
+	serve_frame_free(&f);
+}
+
+/* Send an ERROR frame from an engine error. */
+static void
+send_lg_error(serve_request *r, const lg_error *err)
+{
+	serve_send_error(r, status_wire_name(err->status), "%s",
+					 err->msg[0] ? err->msg : lg_status_name(err->status));
+}
+
+/* ---- field parsing ---- */
+
+/* Parse an integer field into *out (unchanged when absent); false if malformed. */
+static bool
+field_int(serve_request *r, const char *key, long long lo, long long hi, long long *out)
+{
+	const char *v = serve_fields_get(&r->fields, key);
+	char	   *end;
+	long long	x;
+
+	if (v == NULL)
+		return true;
+	errno = 0;
+	x = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || x < lo || x > hi)
+	{
+		serve_send_error(r, LG_WIRE_ARG, "invalid value for %s: \"%s\"", key, v);
+		return false;
+	}
+	*out = x;
+	return true;
+}
+
+/* Parse a float field into *out (unchanged when absent); false if malformed. */
+static bool
+field_float(serve_request *r, const char *key, float *out)
+{
+	const char *v = serve_fields_get(&r->fields, key);
+	char	   *end;
+	double		x;
+
+	if (v == NULL)
+		return true;
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno != 0 || end == v || *end != '\0' || isnan(x))
+	{
+		serve_send_error(r, LG_WIRE_ARG, "invalid value for %s: \"%s\"", key, v);
+		return false;
+	}
+	*out = (float) x;
+	return true;
+}
+
+/* Parse "1,2,3" into a malloc'd array; false (error sent) if malformed. */
+static bool
+parse_token_list(serve_request *r, const char *v, lg_token **out, int64_t *n)
+{
+	int64_t		count = 0;
+	int64_t		i = 0;
+	const char *p;
+
+	*out = NULL;
+	*n = 0;
+	if (*v == '\0')
+		return true;
+	for (p = v; *p; p++)
+		if (*p == ',')
+			count++;
+	count++;
+	*out = malloc(sizeof(lg_token) * (size_t) count);
+	if (*out == NULL)
+	{
+		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+		return false;
+	}
+	p = v;
+	while (i < count)
+	{
+		char	   *end;
+		long long	x;
+
+		errno = 0;
+		x = strtoll(p, &end, 10);
+		if (errno != 0 || end == p || (*end != ',' && *end != '\0') || x < INT32_MIN || x > INT32_MAX)
+		{
+			free(*out);
+			*out = NULL;
+			serve_send_error(r, LG_WIRE_PROTOCOL, "malformed token list");
+			return false;
+		}
+		(*out)[i++] = (lg_token) x;
+		p = (*end == ',') ? end + 1 : end;
+	}
+	*n = count;
+	return true;
+}
+
+/* Tokenize text with the model's rules for BOS; malloc'd ids or NULL (error sent). */
+static lg_token *
+tokenize(serve_request *r, const lg_model *m, const char *text, bool add_special, int64_t *n)
+{
+	lg_error	err = {0};
+	size_t		len = strlen(text);
+	int64_t		cap = (int64_t) len + 8;
+	lg_token   *ids = malloc(sizeof(lg_token) * (size_t) cap);
+	int64_t		need;
+
+	if (ids == NULL)
+	{
+		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+		return NULL;
+	}
+	need = lg_tokenize(m->vocab, text, len, add_special, false, ids, cap, &err);
+	if (need > cap)
+	{
+		lg_token   *more = realloc(ids, sizeof(lg_token) * (size_t) need);
+
+		if (more == NULL)
+		{
+			free(ids);
+			serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+			return NULL;
+		}
+		ids = more;
+		need = lg_tokenize(m->vocab, text, len, add_special, false, ids, need, &err);
+	}
+	if (need < 0)
+	{
+		free(ids);
+		if (err.status == LG_OK)
+			lg_error_set(&err, LG_ERR_FORMAT, "cannot tokenize the text");
+		send_lg_error(r, &err);
+		return NULL;
+	}
+	*n = need;
+	return ids;
+}
+
+/* The model the request names (fields "model" and "path"); NULL with the error sent. */
+static serve_model *
+request_model(serve_request *r)
+{
+	lg_error	err = {0};
+	const char *name = serve_fields_get(&r->fields, "model");
+	const char *path = serve_fields_get(&r->fields, "path");
+	serve_model *m;
+
+	if (name == NULL || path == NULL)
+	{
+		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks model or path");
+		return NULL;
+	}
+	m = serve_model_acquire(name, path, &err);
+	if (m == NULL)
+		send_lg_error(r, &err);
+	return m;
+}
+
+/* ---- generation ---- */
+
+typedef struct gen_state
+{
+	serve_request *r;
+	bool		timed_out;
+	bool		peer_gone;
+} gen_state;
+
+/* After every token: stream the piece, count, and decide whether to go on. */
+static bool
+on_piece(void *arg, const char *piece, size_t len)
+{
+	gen_state  *g = arg;
+	serve_request *r = g->r;
+
+	if (atomic_load(&r->state) != SERVE_STATE_GENERATING)
+	{
+		r->gen_start_us = serve_now_us();
+		atomic_store(&r->state, SERVE_STATE_GENERATING);
+	}
+	atomic_fetch_add(&r->n_gen, 1);
+	if (len > 0)
+	{
+		serve_frame f = {0};
+
+		serve_frame_begin(&f, LG_FRAME_PIECE, r->id);
+		serve_frame_append(&f, piece, len);
+		if (!serve_conn_send(r->conn, &f))
+			g->peer_gone = true;
+		serve_frame_free(&f);
+	}
+	if (serve_opts.token_delay_ms > 0)
+	{
+		/* test hook: a slow model, sleeping in short steps so cancel stays prompt */
+		int64_t		until = serve_now_us() + (int64_t) serve_opts.token_delay_ms * 1000;
+
+		while (serve_now_us() < until && !atomic_load(&r->cancel))
+			usleep(1000);
+	}
+	if (r->deadline_us && serve_now_us() >= r->deadline_us)
+		g->timed_out = true;
+	return !(g->peer_gone || g->timed_out || atomic_load(&r->cancel) ||
+			 atomic_load(&r->conn->closed));
+}
+
+/* Bytes of KV cache a context of n_ctx positions takes (f16 keys and values). */
+static size_t
+kv_bytes(const lg_model *m, int32_t n_ctx)
+{
+	const lg_hparams *hp = &m->hp;
+
+	return (size_t) 2 * 2 * (size_t) hp->n_layer * (size_t) n_ctx *
+		(size_t) hp->n_head_kv * (size_t) hp->head_dim;
+}
+
+/* GENERATE: prompt, sampler settings, stop strings; streams PIECE frames and an END. */
+static void
+do_generate(serve_request *r, serve_model *sm)
+{
+	const lg_model *m = sm->model;
+	const char *prompt = serve_fields_get(&r->fields, "prompt");
+	lg_sampler_params sp;
+	lg_context_params cp;
+	lg_generate_params gp = {0};
+	lg_generate_result res = {0};
+	lg_error	err = {0};
+	lg_logit_bias *bias = NULL;
+	const char **stops = NULL;
+	lg_token   *ids = NULL;
+	int64_t		n_ids = 0;
+	lg_sampler *s = NULL;
+	lg_context *c = NULL;
+	size_t		kv = 0;
+	long long	v;
+	int32_t		n_ctx;
+	gen_state	g = {r, false, false};
+	lg_status	st;
+
+	if (prompt == NULL)
+	{
+		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks a prompt");
+		return;
+	}
+
+	lg_sampler_params_default(&sp);
+	v = 256;
+	if (!field_int(r, "max_tokens", 1, INT32_MAX, &v))
+		return;
+	gp.max_tokens = (int32_t) v;
+	v = sp.top_k;
+	if (!field_int(r, "top_k", INT32_MIN, INT32_MAX, &v))
+		return;
+	sp.top_k = (int32_t) v;
+	v = sp.penalty_last_n;
+	if (!field_int(r, "penalty_last_n", -1, INT32_MAX, &v))
+		return;
+	sp.penalty_last_n = (int32_t) v;
+	if (!field_float(r, "temperature", &sp.temperature) ||
+		!field_float(r, "top_p", &sp.top_p) ||
+		!field_float(r, "min_p", &sp.min_p) ||
+		!field_float(r, "typical_p", &sp.typical_p) ||
+		!field_float(r, "repeat_penalty", &sp.repeat_penalty) ||
+		!field_float(r, "presence_penalty", &sp.presence_penalty) ||
+		!field_float(r, "frequency_penalty", &sp.frequency_penalty))
+		return;
+	if (serve_fields_get(&r->fields, "seed"))
+	{
+		const char *sv = serve_fields_get(&r->fields, "seed");
+		char	   *end;
+
+		errno = 0;
+		sp.seed = strtoull(sv, &end, 10);
+		if (errno != 0 || end == sv || *end != '\0')
+		{
+			serve_send_error(r, LG_WIRE_ARG, "invalid value for seed: \"%s\"", sv);
+			return;
+		}
+		sp.has_seed = true;
+	}
+
+	/* repeated fields: stop strings and logit biases ("token:bias") */
+	stops = calloc((size_t) r->fields.n + 1, sizeof(char *));
+	bias = calloc((size_t) r->fields.n + 1, sizeof(lg_logit_bias));
+	if (stops == NULL || bias == NULL)
+	{
+		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < r->fields.n; i++)
+	{
+		if (strcmp(r->fields.keys[i], "stop") == 0)
+			stops[gp.n_stops++] = r->fields.values[i];
+		else if (strcmp(r->fields.keys[i], "logit_bias") == 0)
+		{
+			const char *bv = r->fields.values[i];
+			char	   *end;
+			long		t;
+			double		b;
+
+			errno = 0;
+			t = strtol(bv, &end, 10);
+			if (errno != 0 || *end != ':' || t < 0 || t >= m->hp.n_vocab)
+			{
+				serve_send_error(r, LG_WIRE_RANGE, "token %ld in logit_bias is not in the vocabulary (%d tokens)",
+								 t, (int) m->hp.n_vocab);
+				goto done;
+			}
+			b = strtod(end + 1, &end);
+			if (*end != '\0' || isnan(b))
+			{
+				serve_send_error(r, LG_WIRE_ARG, "invalid logit_bias \"%s\"", bv);
+				goto done;
+			}
+			bias[sp.n_logit_bias].token = (lg_token) t;
+			bias[sp.n_logit_bias].bias = (float) b;
+			sp.n_logit_bias++;
+		}
+	}
+	gp.stops = stops;
+	sp.logit_bias = bias;
+	if (lg_sampler_params_check(&sp, &err) != LG_OK)
+	{
+		send_lg_error(r, &err);
+		goto done;
+	}
+
+	ids = tokenize(r, m, prompt, true, &n_ids);
+	if (ids == NULL)
+		goto done;
+	atomic_store(&r->n_prompt, (int) n_ids);
+
+	/* the context: the request's size, else the server's, else the model's (at most 4096) */
+	v = serve_opts.ctx_size;
+	if (!field_int(r, "n_ctx", 0, INT32_MAX, &v))
+		goto done;
+	n_ctx = (int32_t) v;
+	if (n_ctx <= 0)
+		n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+	if (n_ctx <= 0)
+		n_ctx = 4096;
+	if (n_ids >= n_ctx)
+	{
+		serve_send_error(r, LG_WIRE_CONTEXT,
+						 "the prompt has %lld tokens, the context holds %d",
+						 (long long) n_ids, (int) n_ctx);
+		goto done;
+	}
+
+	kv = kv_bytes(m, n_ctx);
+	if (!serve_kv_reserve(kv, &r->cancel))
+	{
+		if (!atomic_load(&r->cancel))
+			serve_send_error(r, LG_WIRE_NOMEM,
+							 "a context of %d positions needs %zu MB of KV cache, more than --kv-cache-size (%d MB)",
+							 (int) n_ctx, kv >> 20, serve_opts.kv_cache_mb);
+		kv = 0;
+		goto done;
+	}
+
+	s = lg_sampler_new(&sp, m->hp.n_vocab, &err);
+	if (s == NULL)
+	{
+		send_lg_error(r, &err);
+		goto done;
+	}
+	lg_context_params_default(&cp);
+	cp.n_ctx = n_ctx;
+	cp.n_threads = serve_opts.threads;
+	c = lg_context_new(m, &cp, &err);
+	if (c == NULL)
+	{
+		send_lg_error(r, &err);
+		goto done;
+	}
+
+	atomic_store(&r->state, SERVE_STATE_PROMPT);
+	st = lg_generate(c, s, ids, (int32_t) n_ids, &gp, on_piece, &g, &res, &err);
+	if (g.timed_out)
+		serve_send_error(r, LG_WIRE_TIMEOUT, "the request timed out after %d tokens",
+						 atomic_load(&r->n_gen));
+	else if (g.peer_gone || atomic_load(&r->conn->closed))
+		serve_log(SERVE_LOG_DEBUG, "request %llu: client went away", (unsigned long long) r->seq);
+	else if (atomic_load(&r->cancel) || (st == LG_OK && res.finish == LG_FINISH_CANCELLED))
+		serve_send_error(r, LG_WIRE_CANCELLED, "the request was cancelled");
+	else if (st != LG_OK)
+		send_lg_error(r, &err);
+	else
+	{
+		serve_frame f = {0};
+
+		serve_frame_begin(&f, LG_FRAME_END, r->id);
+		serve_frame_field(&f, "finish", lg_finish_reason_name(res.finish));
+		serve_frame_fieldf(&f, "n_prompt", "%d", (int) res.n_prompt);
+		serve_frame_fieldf(&f, "n_gen", "%d", (int) res.n_ids);
+		serve_frame_fieldf(&f, "t_prompt_ms", "%.3f", res.t_prompt_ms);
+		serve_frame_fieldf(&f, "t_gen_ms", "%.3f", res.t_gen_ms);
+		serve_conn_send(r->conn, &f);
+		serve_frame_free(&f);
+	}
+	lg_generate_result_free(&res);
+
+done:
+	if (c)
+		lg_context_free(c);
+	if (kv)
+		serve_kv_release(kv);
+	if (s)
+		lg_sampler_free(s);
+	free(ids);
+	free(stops);
+	free(bias);
+}
+
+/* TOKENIZE: text [, add_special] -> tokens "1,2,3", n. */
+static void
+do_tokenize(serve_request *r, serve_model *sm)
+{
+	const char *text = serve_fields_get(&r->fields, "text");
+	const char *as = serve_fields_get(&r->fields, "add_special");
+	lg_token   *ids;
+	int64_t		n = 0;
+	serve_frame f = {0};
+
+	if (text == NULL)
+	{
+		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks text");
+		return;
+	}
+	ids = tokenize(r, sm->model, text, as == NULL || strcmp(as, "0") != 0, &n);
+	if (ids == NULL)
+		return;
+	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+	serve_frame_fieldf(&f, "n", "%lld", (long long) n);
+	serve_frame_append(&f, "tokens", 7);
+	for (int64_t i = 0; i < n; i++)
+	{
+		char		num[16];
+		int			len = snprintf(num, sizeof(num), i ? ",%d" : "%d", (int) ids[i]);
+
+		serve_frame_append(&f, num, (size_t) len);
+	}
+	serve_frame_append(&f, "", 1);
+	serve_conn_send(r->conn, &f);
+	serve_frame_free(&f);
+	free(ids);
+}
+
+/* DETOKENIZE: tokens "1,2,3" -> text. */
+static void
+do_detokenize(serve_request *r, serve_model *sm)
+{
+	const char *list = serve_fields_get(&r->fields, "tokens");
+	const lg_vocab *vocab = sm->model->vocab;
+	int32_t		n_vocab = lg_vocab_n_tokens(vocab);
+	lg_token   *ids;
+	int64_t		n;
+	int64_t		need;
+	char	   *text;
+	serve_frame f = {0};
+
+	if (list == NULL)
+	{
+		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks tokens");
+		return;
+	}
+	if (!parse_token_list(r, list, &ids, &n))
+		return;
+	for (int64_t i = 0; i < n; i++)
+	{
+		if (ids[i] < 0 || ids[i] >= n_vocab)
+		{
+			serve_send_error(r, LG_WIRE_RANGE, "token %d is not in the vocabulary (%d tokens)",
+							 (int) ids[i], (int) n_vocab);
+			free(ids);
+			return;
+		}
+	}
+	need = lg_detokenize(vocab, ids, n, NULL, 0, true, false);
+	if (need < 0 || (text = malloc((size_t) need + 1)) == NULL)
+	{
+		serve_send_error(r, need < 0 ? LG_WIRE_RANGE : LG_WIRE_NOMEM, "cannot detokenize");
+		free(ids);
+		return;
+	}
+	lg_detokenize(vocab, ids, n, text, need, true, false);
+	text[need] = '\0';
+	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+	serve_frame_append(&f, "text", 5);
+	serve_frame_append(&f, text, strlen(text));	/* a NUL byte would end the field */
+	serve_frame_append(&f, "", 1);
+	serve_conn_send(r->conn, &f);
+	serve_frame_free(&f);
+	free(text);
+	free(ids);
+}
+
+/* INSPECT: path -> what the registry records (loading it validates every tensor). */
+static void
+do_inspect(serve_request *r)
+{
+	const char *path = serve_fields_get(&r->fields, "path");
+	lg_error	err = {0};
+	lg_model   *m;
+	serve_frame f = {0};
+	const lg_hparams *hp;
+
+	if (path == NULL)
+	{
+		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks path");
+		return;
+	}
+	m = lg_model_load(path, &err);
+	if (m == NULL)
+	{
+		send_lg_error(r, &err);
+		return;
+	}
+	hp = &m->hp;
+	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+	serve_frame_field(&f, "architecture", hp->arch_name[0] ? hp->arch_name : lg_arch_name(hp->arch));
+	serve_frame_field(&f, "name", hp->name);
+	serve_frame_fieldf(&f, "parameters", "%lld", (long long) hp->n_params);
+	serve_frame_field(&f, "quantization", hp->ftype_name[0] ? hp->ftype_name :
+					  (lg_type_get(hp->main_type)->name ? lg_type_get(hp->main_type)->name : "unknown"));
+	serve_frame_fieldf(&f, "context_length", "%d", (int) hp->n_ctx_train);
+	serve_frame_fieldf(&f, "n_vocab", "%d", (int) hp->n_vocab);
+	serve_frame_fieldf(&f, "n_layer", "%d", (int) hp->n_layer);
+	serve_frame_fieldf(&f, "n_embd", "%d", (int) hp->n_embd);
+	serve_frame_fieldf(&f, "file_size", "%llu", (unsigned long long) m->file_size);
+	serve_conn_send(r->conn, &f);
+	serve_frame_free(&f);
+	lg_model_free(m);
+}
+
+/* STATUS: one "request" field per running request, one "model" per loaded model. */
+static void
+do_status(serve_request *r)
+{
+	serve_frame f = {0};
+	int64_t		now = serve_now_us();
+
+	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+	serve_frame_fieldf(&f, "pid", "%d", (int) getpid());
+	pthread_mutex_lock(&requests_lock);
+	for (serve_request *q = requests; q != NULL; q = q->next)
+	{
+		static const char *const names[] = {"queued", "prompt", "generating", "done"};
+		int			state = atomic_load(&q->state);
+		int			n_gen = atomic_load(&q->n_gen);
+		double		tps = 0;
+
+		if (q->type != LG_FRAME_GENERATE)
+			continue;
+		if (state == SERVE_STATE_GENERATING && now > q->gen_start_us && n_gen > 1)
+			tps = (n_gen - 1) / ((now - q->gen_start_us) / 1e6);
+		serve_frame_fieldf(&f, "request", "%llu\t%d\t%s\t%s\t%s\t%d\t%d\t%lld\t%.3f",
+						   (unsigned long long) q->seq, q->backend_pid, q->role, q->model,
+						   atomic_load(&q->cancel) ? "cancelling" : names[state],
+						   atomic_load(&q->n_prompt), n_gen, (long long) q->start_us, tps);
+	}
+	pthread_mutex_unlock(&requests_lock);
+	serve_models_describe(&f);
+	serve_conn_send(r->conn, &f);
+	serve_frame_free(&f);
+}
+
+/* Copy a field into a fixed buffer, replacing tabs (STATUS separates with them). */
+static void
+copy_label(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+	for (char *p = dst; *p; p++)
+		if (*p == '\t' || *p == '\n')
+			*p = ' ';
+}
+
+/* The worker thread. */
+static void *
+request_main(void *arg)
+{
+	serve_request *r = arg;
+	serve_model *sm = NULL;
+
+	switch (r->type)
+	{
+		case LG_FRAME_GENERATE:
+		case LG_FRAME_TOKENIZE:
+		case LG_FRAME_DETOKENIZE:
+		case LG_FRAME_LOAD:
+			sm = request_model(r);
+			if (sm == NULL)
+				break;
+			if (r->type == LG_FRAME_GENERATE)
+				do_generate(r, sm);
+			else if (r->type == LG_FRAME_TOKENIZE)
+				do_tokenize(r, sm);
+			else if (r->type == LG_FRAME_DETOKENIZE)
+				do_detokenize(r, sm);
+			else
+			{
+				serve_frame f = {0};
+
+				serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+				serve_frame_field(&f, "loaded", "1");
+				serve_conn_send(r->conn, &f);
+				serve_frame_free(&f);
+			}
+			serve_model_release(sm);
+			break;
+		case LG_FRAME_UNLOAD:
+			{
+				const char *name = serve_fields_get(&r->fields, "model");
+				serve_frame f = {0};
+
+				if (name == NULL)
+				{
+					serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks model");
+					break;
+				}
+				serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+				serve_frame_field(&f, "unloaded", serve_model_unload(name) ? "1" : "0");
+				serve_conn_send(r->conn, &f);
+				serve_frame_free(&f);
+				break;
+			}
+		case LG_FRAME_INSPECT:
+			do_inspect(r);
+			break;
+		case LG_FRAME_STATUS:
+			do_status(r);
+			break;
+		default:
+			serve_send_error(r, LG_WIRE_PROTOCOL, "unknown frame type %d", r->type);
+			break;
+	}
+
+	pthread_mutex_lock(&requests_lock);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		requests = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	pthread_mutex_unlock(&requests_lock);
+
+	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
+	serve_conn_release(r->conn);
+	serve_fields_free(&r->fields);
+	free(r->payload);
+	free(r);
+	return NULL;
+}
+
+/* Register r and start its worker thread; false (r freed by the caller) on failure. */
+bool
+serve_request_start(serve_request *r)
+{
+	pthread_attr_t attr;
+	pthread_t	th;
+	long long	v = 0;
+	const char *s;
+
+	atomic_init(&r->cancel, false);
+	atomic_init(&r->state, SERVE_STATE_QUEUED);
+	atomic_init(&r->n_prompt, 0);
+	atomic_init(&r->n_gen, 0);
+	r->start_us = serve_wall_us();
+	copy_label(r->role, sizeof(r->role), serve_fields_get(&r->fields, "role"));
+	copy_label(r->model, sizeof(r->model), serve_fields_get(&r->fields, "model"));
+	if ((s = serve_fields_get(&r->fields, "backend_pid")) != NULL)
+		r->backend_pid = atoi(s);
+	if ((s = serve_fields_get(&r->fields, "timeout_ms")) != NULL && (v = atoll(s)) > 0)
+		r->deadline_us = serve_now_us() + v * 1000;
+
+	pthread_mutex_lock(&requests_lock);
+	r->seq = next_seq++;
+	r->prev = NULL;
+	r->next = requests;
+	if (requests)
+		requests->prev = r;
+	requests = r;
+	pthread_mutex_unlock(&requests_lock);
+
+	atomic_fetch_add(&r->conn->refs, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, request_main, r) != 0)
+	{
+		pthread_attr_destroy(&attr);
+		pthread_mutex_lock(&requests_lock);
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			requests = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+		pthread_mutex_unlock(&requests_lock);
+		atomic_fetch_sub(&r->conn->refs, 1);
+		return false;
+	}
+	pthread_attr_destroy(&attr);
+	return true;
+}
+
+/* Cancel conn's request id (or all of conn's requests). */
+void
+serve_requests_cancel(serve_conn *c, uint32_t id, bool any_id)
+{
+	pthread_mutex_lock(&requests_lock);
+	for (serve_request *q = requests; q != NULL; q = q->next)
+		if (q->conn == c && (any_id || q->id == id))
+			atomic_store(&q->cancel, true);
+	pthread_mutex_unlock(&requests_lock);
+}
+
+void
+serve_requests_cancel_all(void)
+{
+	pthread_mutex_lock(&requests_lock);
+	for (serve_request *q = requests; q != NULL; q = q->next)
+		atomic_store(&q->cancel, true);
+	pthread_mutex_unlock(&requests_lock);
+}
+
+int
+serve_requests_running(void)
+{
+	int			n = 0;
+
+	pthread_mutex_lock(&requests_lock);
+	for (serve_request *q = requests; q != NULL; q = q->next)
+		n++;
+	pthread_mutex_unlock(&requests_lock);
+	return n;
+}

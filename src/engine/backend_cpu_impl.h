@@ -1,0 +1,109 @@
+/*
+ * backend_cpu_impl.h — internals shared by the CPU backend's files: the
+ * kernel table picked once at start-up, and the backend's state.
+ *
+ * Kernels live in kernels_*_avx2.c / kernels_*_avx512.c (compiled with those
+ * instruction sets) and backend_cpu_scalar.c (plain C); backend_cpu.c picks
+ * one table after asking the CPU what it supports.
+ */
+#ifndef LG_BACKEND_CPU_IMPL_H
+#define LG_BACKEND_CPU_IMPL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "lg_types.h"
+#include "threadpool.h"
+
+/*
+ * Dot product of n values: w is a row of weights, x a row of activations
+ * already converted to the weight type's vec_dot_type.
+ */
+typedef void (*lg_dot_fn) (int64_t n, float *s, const void *w, const void *x);
+
+/*
+ * One weight row against nc (1..LG_DOTN_MAX) activation rows x_stride bytes
+ * apart: s[c] = w · x_c.  Decodes the weight row once for all of them.
+ */
+#define LG_DOTN_MAX 4
+typedef void (*lg_dotn_fn) (int64_t n, int nc, float *s, const void *w,
+							const void *x, size_t x_stride);
+
+typedef struct lg_cpu_kernels
+{
+	const char *name;			/* "avx512", "avx2", "scalar", "reference" */
+	bool		reference;		/* use lg_vec_dot_ref for every weight type */
+
+	lg_dot_fn	dot[LG_TYPE_COUNT];	/* NULL: lg_vec_dot_ref */
+	lg_dotn_fn	dotn[LG_TYPE_COUNT];	/* NULL: loop over dot */
+
+	/* float helpers of attention and the conversions */
+	void		(*f32_to_f16) (const float *x, lg_f16 *y, int64_t n);
+	void		(*f16_to_f32) (const lg_f16 *x, float *y, int64_t n);
+	/* y[i] += a * x[i] */
+	void		(*axpy_f32) (int64_t n, float *y, const float *x, float a);
+	void		(*axpy_f16) (int64_t n, float *y, const lg_f16 *x, float a);
+	/* y[i] *= a */
+	void		(*scale_f32) (int64_t n, float *y, float a);
+	/* x[i] = exp(x[i] - max); returns the sum of the new x[i] */
+	float		(*exp_sum) (int64_t n, float *x, float max);
+	/* g[i] = silu(g[i]) * u[i] */
+	void		(*swiglu) (int64_t n, float *g, const float *u);
+} lg_cpu_kernels;
+
+/* Fill k with the kernels of each level. */
+void		lg_cpu_kernels_scalar(lg_cpu_kernels *k);
+void		lg_cpu_kernels_reference(lg_cpu_kernels *k);
+#ifndef LG_NO_X86_SIMD
+void		lg_cpu_kernels_avx2(lg_cpu_kernels *k);
+void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
+#endif
+
+/* The backend's state (lg_backend.ctx). */
+typedef struct lg_cpu_ctx
+{
+	lg_threadpool *tp;
+	int			n_threads;
+	lg_cpu_kernels k;
+
+	/* activations converted to a vec_dot_type; grown, never shrunk */
+	void	   *wbuf;
+	size_t		wbuf_size;
+} lg_cpu_ctx;
+
+/*
+ * A CPU backend with the kernels of one level: "avx512", "avx2", "scalar",
+ * "reference", or NULL for the best.  Fails if the CPU lacks the level.
+ */
+lg_backend *lg_backend_cpu_new_level(int n_threads, const char *level, lg_error *err);
+/* Name of the kernel level a CPU backend uses. */
+const char *lg_backend_cpu_kernels(lg_backend *be);
+
+/* Operations implemented outside backend_cpu.c. */
+lg_status	lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int64_t n);
+lg_status	lg_cpu_get_rows(lg_backend *be, float *y, const lg_tensor *emb, const int32_t *ids, int64_t n);
+void		lg_cpu_rmsnorm(lg_backend *be, float *y, const float *x, const float *w,
+						   int64_t n, int64_t d, float eps);
+void		lg_cpu_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t head_dim,
+						const int32_t *pos, const lg_rope_params *rp);
+void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type, int64_t pos0,
+							const float *x, int64_t n, int64_t d);
+void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a);
+size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
+void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n);
+void		lg_cpu_add(lg_backend *be, float *y, const float *x, int64_t n);
+void		lg_cpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64_t d);
+
+/* RoPE's YaRN correction range, as ggml_rope_yarn_corr_dims computes it. */
+void		lg_rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float freq_base,
+								   float beta_fast, float beta_slow, float dims[2]);
+
+static inline lg_cpu_ctx *
+lg_cpu_ctx_of(lg_backend *be)
+{
+	return (lg_cpu_ctx *) be->ctx;
+}
+
+#endif							/* LG_BACKEND_CPU_IMPL_H */

@@ -1,0 +1,115 @@
+/*
+ * errors.c — engine statuses to SQLSTATEs, in one table.
+ *
+ * The engine reports failures as an ERROR frame with a status (an lg_status
+ * name or a server condition, see serve_protocol.h) and a one-line message;
+ * here each status gets its SQLSTATE, a message in Postgres style and a hint.
+ * The engine's own message becomes the detail.
+ */
+#include "llamagpu.h"
+
+#include "utils/elog.h"
+
+typedef struct EngineErrorMap
+{
+	const char *status;			/* LG_WIRE_* */
+	int			sqlstate;
+	const char *message;
+	const char *hint;
+} EngineErrorMap;
+
+static const EngineErrorMap engine_errors[] = {
+	{LG_WIRE_IO, ERRCODE_IO_ERROR,
+		"could not read model file",
+	"Check that the file exists and that the database server's operating system user can read it."},
+	{LG_WIRE_FORMAT, ERRCODE_INVALID_BINARY_REPRESENTATION,
+		"invalid model file",
+	"The file must be a GGUF model file (version 2 or 3)."},
+	{LG_WIRE_UNSUPPORTED, ERRCODE_FEATURE_NOT_SUPPORTED,
+		"model is not supported by llamagpu",
+	"llamagpu runs LLaMA-family models (llama, mistral, qwen2) in GGUF format."},
+	{LG_WIRE_NOMEM, ERRCODE_OUT_OF_MEMORY,
+		"out of memory in the llamagpu engine",
+	"Lower llamagpu.context_size or raise llamagpu.kv_cache_size."},
+	{LG_WIRE_ARG, ERRCODE_INVALID_PARAMETER_VALUE,
+		"invalid generation parameter",
+	"See the SQL reference in the llamagpu README for valid values."},
+	{LG_WIRE_RANGE, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+		"value out of range for the model",
+	"Token ids must be between 0 and the vocabulary size minus one."},
+	{LG_WIRE_CANCELLED, ERRCODE_QUERY_CANCELED,
+		"llamagpu request was cancelled",
+	NULL},
+	{LG_WIRE_INTERNAL, ERRCODE_INTERNAL_ERROR,
+		"internal error in the llamagpu engine",
+	"See the server log for the engine's messages."},
+	{LG_WIRE_CONTEXT, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+		"prompt is too long for the model's context",
+	"Shorten the prompt, or raise the model's context_size option or llamagpu.context_size."},
+	{LG_WIRE_TIMEOUT, ERRCODE_QUERY_CANCELED,
+		"llamagpu request timed out",
+	"Raise llamagpu.request_timeout or lower max_tokens."},
+	{LG_WIRE_PROTOCOL, ERRCODE_PROTOCOL_VIOLATION,
+		"protocol violation between llamagpu and its engine",
+	"Install the llamagpu executable from the same build as the extension."},
+	{LG_WIRE_NOT_FOUND, ERRCODE_UNDEFINED_OBJECT,
+		"model is not loaded",
+	NULL},
+};
+
+/* The engine's one-line message as a detail sentence. */
+static char *
+as_sentence(const char *message)
+{
+	size_t		len;
+	char	   *s;
+
+	if (message == NULL || message[0] == '\0')
+		return NULL;
+	len = strlen(message);
+	s = psprintf("%s%s", message, message[len - 1] == '.' ? "" : ".");
+	s[0] = pg_toupper((unsigned char) s[0]);
+	return s;
+}
+
+/* Raise the ERROR an engine ERROR frame describes. */
+void
+EngineReportError(EngineFrame *frame)
+{
+	const char *status = EngineFrameGet(frame, "status");
+	const char *message = as_sentence(EngineFrameGet(frame, "message"));
+	const EngineErrorMap *map = NULL;
+
+	for (int i = 0; i < lengthof(engine_errors); i++)
+	{
+		if (status && strcmp(status, engine_errors[i].status) == 0)
+		{
+			map = &engine_errors[i];
+			break;
+		}
+	}
+	if (map == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("llamagpu engine failed with unknown status \"%s\"", status ? status : ""),
+				 message ? errdetail("%s", message) : 0));
+
+	ereport(ERROR,
+			(errcode(map->sqlstate),
+			 errmsg("%s", map->message),
+			 message ? errdetail("%s", message) : 0,
+			 map->hint ? errhint("%s", map->hint) : 0));
+	pg_unreachable();
+}
+
+/* The engine closed the connection mid-request: it crashed or was stopped. */
+void
+EngineReportLost(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SYSTEM_ERROR),
+			 errmsg("llamagpu engine terminated while processing the request"),
+			 errdetail("The connection to the engine was lost."),
+			 errhint("The supervisor restarts the engine; retry the statement.  See the server log for the cause.")));
+	pg_unreachable();
+}

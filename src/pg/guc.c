@@ -1,0 +1,173 @@
+/*
+ * guc.c — the llamagpu.* settings, all defined here.
+ */
+#include "llamagpu.h"
+
+#include <limits.h>
+
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "utils/guc.h"
+
+char	   *llamagpu_engine_path = NULL;
+char	   *llamagpu_socket_directory = NULL;
+int			llamagpu_threads = 0;
+int			llamagpu_kv_cache_size = 1024;
+int			llamagpu_context_size = 0;
+char	   *llamagpu_default_model = NULL;
+char	   *llamagpu_model_dir = NULL;
+int			llamagpu_request_timeout = 0;
+int			llamagpu_connect_timeout = 10000;
+int			llamagpu_log_level = 2;
+char	   *llamagpu_engine_options = NULL;
+
+static char default_engine_path[MAXPGPATH];
+
+static const struct config_enum_entry log_level_options[] = {
+	{"error", 0, false},
+	{"warning", 1, false},
+	{"info", 2, false},
+	{"debug", 3, false},
+	{NULL, 0, false}
+};
+
+/* The name the engine's --log-level takes. */
+const char *
+LlamagpuLogLevelName(int level)
+{
+	return log_level_options[level >= 0 && level <= 3 ? level : 2].name;
+}
+
+/* Define every llamagpu.* setting. */
+void
+LlamagpuGucInit(void)
+{
+	/* the engine is installed next to the postgres binary */
+	strlcpy(default_engine_path, my_exec_path, MAXPGPATH);
+	get_parent_directory(default_engine_path);
+	join_path_components(default_engine_path, default_engine_path, "llamagpu");
+
+	DefineCustomStringVariable("llamagpu.engine_path",
+							   "Path of the llamagpu executable started as the engine.",
+							   NULL,
+							   &llamagpu_engine_path,
+							   default_engine_path,
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llamagpu.socket_directory",
+							   "Directory of the engine's Unix socket (created with mode 0700).",
+							   "Empty means pg_llamagpu in the data directory, or /tmp/llamagpu-PORT "
+							   "when that path would be too long for a socket.",
+							   &llamagpu_socket_directory,
+							   "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.threads",
+							"Threads the engine uses for each running request.",
+							"0 means one per CPU.",
+							&llamagpu_threads,
+							0, 0, 1024,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.kv_cache_size",
+							"Memory the engine may use for the KV caches of all running requests.",
+							"0 means no limit.  Requests that do not fit wait for others to finish.",
+							&llamagpu_kv_cache_size,
+							1024, 0, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.context_size",
+							"Context length (positions) of each request unless its model says otherwise.",
+							"0 means the model's training context, at most 4096.",
+							&llamagpu_context_size,
+							0, 0, 1048576,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llamagpu.default_model",
+							   "Model used when a function's model argument is NULL.",
+							   NULL,
+							   &llamagpu_default_model,
+							   "",
+							   PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llamagpu.model_dir",
+							   "Directory under which non-superusers may register model files.",
+							   "Empty means only superusers may register models.",
+							   &llamagpu_model_dir,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.request_timeout",
+							"Longest time one engine request may run.",
+							"0 disables the timeout.",
+							&llamagpu_request_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.connect_timeout",
+							"How long a session waits for the engine to become available.",
+							NULL,
+							&llamagpu_connect_timeout,
+							10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("llamagpu.log_level",
+							 "Detail of the engine's messages in the server log.",
+							 NULL,
+							 &llamagpu_log_level,
+							 2, log_level_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llamagpu.engine_options",
+							   "Extra command-line options for the engine, separated by spaces.",
+							   NULL,
+							   &llamagpu_engine_options,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("llamagpu");
+}
+
+/*
+ * The socket directory: the setting, else DataDir/pg_llamagpu, else (when
+ * that would not fit a socket address) /tmp/llamagpu-PORT.
+ */
+const char *
+LlamagpuSocketDir(void)
+{
+	static char dir[MAXPGPATH];
+
+	if (dir[0] != '\0')
+		return dir;
+	if (llamagpu_socket_directory && llamagpu_socket_directory[0] != '\0')
+		strlcpy(dir, llamagpu_socket_directory, sizeof(dir));
+	else
+	{
+		snprintf(dir, sizeof(dir), "%s/pg_llamagpu", DataDir);
+		if (!is_absolute_path(dir) ||
+			strlen(dir) + 1 + strlen(LG_PROTO_SOCKET_NAME) >= 100)
+			snprintf(dir, sizeof(dir), "/tmp/llamagpu-%d", PostPortNumber);
+	}
+	return dir;
+}
+
+const char *
+LlamagpuSocketPath(void)
+{
+	static char path[MAXPGPATH];
+
+	if (path[0] == '\0')
+		snprintf(path, sizeof(path), "%s/%s", LlamagpuSocketDir(), LG_PROTO_SOCKET_NAME);
+	return path;
+}

@@ -1,0 +1,72 @@
+/*
+ * llamagpu.c — module entry point and shared memory.
+ */
+#include "llamagpu.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+PG_MODULE_MAGIC;
+
+LlamagpuShared *llamagpu_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* Reserve the shared state. */
+static void
+llamagpu_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(LlamagpuShared)));
+}
+
+/* Create or attach to the shared state. */
+static void
+llamagpu_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LlamagpuShmemInit();
+}
+
+void
+LlamagpuShmemInit(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	llamagpu_shared = ShmemInitStruct("llamagpu", sizeof(LlamagpuShared), &found);
+	if (!found)
+	{
+		memset(llamagpu_shared, 0, sizeof(LlamagpuShared));
+		SpinLockInit(&llamagpu_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Module load: settings always; shared memory and the supervisor only when
+ * preloaded.  Nothing here starts threads or touches devices: the engine is
+ * a separate process started by the supervisor.
+ */
+void
+_PG_init(void)
+{
+	LlamagpuGucInit();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = llamagpu_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = llamagpu_shmem_startup;
+
+	LlamagpuSupervisorRegister();
+}

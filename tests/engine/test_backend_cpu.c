@@ -1,0 +1,917 @@
+/*
+ * test_backend_cpu.c — the CPU backend's kernels against the scalar
+ * reference backend and against plain double-precision formulas.
+ *
+ * Every SIMD level the machine has (avx512, avx2, scalar) is checked, not
+ * only the best one.  Errors are normalised: max|got - want| / (max|want| +
+ * eps), with the bound stated at each check and the reason for it.
+ *
+ * LLAMAGPU_BENCH=1 also prints matvec throughput (GB/s of weights read).
+ */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backend_cpu_impl.h"
+#include "threadpool.h"
+
+static const char *const levels[] = {"avx512", "avx2", "scalar"};
+#define N_LEVELS 3
+
+/* max|a-b| / (max|b| + 1e-20) over n values */
+static double
+norm_err(const float *a, const float *b, int64_t n)
+{
+	double		num = 0.0,
+				den = 0.0;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		double		d = fabs((double) a[i] - (double) b[i]);
+
+		if (!(d <= num))		/* NaN counts as failure */
+			num = isnan(d) ? INFINITY : d;
+		if (fabs((double) b[i]) > den)
+			den = fabs((double) b[i]);
+	}
+	return num / (den + 1e-20);
+}
+
+/* n random floats in [-scale, scale) */
+static void
+fill(float *x, int64_t n, uint64_t *seed, float scale)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = lg_test_randf(seed) * scale;
+}
+
+/* ---------------- thread pool ---------------- */
+
+typedef struct tp_probe
+{
+	atomic_int	calls[8];
+	atomic_int	bad_nth;
+	int			expect_nth;
+	int			spin;
+} tp_probe;
+
+/* Record which thread ran; optionally burn a little time. */
+static void
+tp_probe_task(void *arg, int ith, int nth)
+{
+	tp_probe   *p = (tp_probe *) arg;
+	volatile int sink = 0;
+
+	if (nth != p->expect_nth || ith < 0 || ith >= nth)
+		atomic_fetch_add(&p->bad_nth, 1);
+	else
+		atomic_fetch_add(&p->calls[ith], 1);
+	for (int i = 0; i < p->spin * (ith + 1); i++)
+		sink += i;
+}
+
+/* Every (ith, nth) runs exactly once per run, over many runs and sleeps. */
+static void
+test_threadpool(void **state)
+{
+	for (int nt = 1; nt <= 3; nt++)
+	{
+		lg_error	err;
+		lg_threadpool *tp = lg_threadpool_new(nt, &err);
+		tp_probe	p;
+
+		assert_non_null(tp);
+		assert_int_equal(lg_threadpool_size(tp), nt);
+		memset(&p, 0, sizeof(p));
+		p.expect_nth = nt;
+		for (int run = 0; run < 4000; run++)
+		{
+			p.spin = run % 7 == 0 ? 2000 : 0;
+			lg_threadpool_run(tp, tp_probe_task, &p);
+			for (int i = 0; i < nt; i++)
+				if (atomic_load(&p.calls[i]) != run + 1)
+					fail_msg("threads %d run %d: thread %d ran %d times", nt, run, i,
+							 atomic_load(&p.calls[i]));
+			/* let the workers fall asleep now and then: the wake-up path */
+			if (run % 1000 == 999)
+				usleep(5000);
+		}
+		assert_int_equal(atomic_load(&p.bad_nth), 0);
+		lg_threadpool_free(tp);
+	}
+}
+
+/* ---------------- matmul ---------------- */
+
+typedef struct mm_case
+{
+	lg_type		type;
+	double		bound_ref;		/* fast vs reference backend */
+	double		bound_exact;	/* vs double dot of dequantized operands */
+} mm_case;
+
+/*
+ * Bounds.  Fast vs reference: the integer block sums are exact in both, so
+ * they differ only by float summation order and FMA: ~1e-6 seen, 2e-5
+ * allowed.  Against a double dot of the dequantized operands (see
+ * matmul_exact) the same float rounding is all there is.
+ */
+static const mm_case mm_cases[] = {
+	{LG_TYPE_F32, 1e-5, 1e-5},
+	{LG_TYPE_F16, 1e-5, 1e-5},
+	{LG_TYPE_BF16, 1e-5, 1e-5},
+	{LG_TYPE_Q4_0, 2e-5, 2e-5},
+	{LG_TYPE_Q4_1, 2e-5, 2e-5},
+	{LG_TYPE_Q5_0, 2e-5, 2e-5},
+	{LG_TYPE_Q5_1, 2e-5, 2e-5},
+	{LG_TYPE_Q8_0, 2e-5, 2e-5},
+	{LG_TYPE_Q2_K, 2e-5, 2e-5},
+	{LG_TYPE_Q3_K, 2e-5, 2e-5},
+	{LG_TYPE_Q4_K, 2e-5, 2e-5},
+	{LG_TYPE_Q5_K, 2e-5, 2e-5},
+	{LG_TYPE_Q6_K, 2e-5, 2e-5},
+};
+
+/* A rows×cols weight matrix of type t from random floats (rows scaled apart). */
+static void *
+make_weights(lg_type t, int64_t rows, int64_t cols, uint64_t *seed, lg_tensor *w)
+{
+	size_t		rb = lg_row_size(t, cols);
+	char	   *data = malloc(rb * (size_t) rows);
+	float	   *f = malloc((size_t) cols * sizeof(float));
+
+	assert_non_null(data);
+	assert_non_null(f);
+	for (int64_t r = 0; r < rows; r++)
+	{
+		fill(f, cols, seed, 0.05f + (float) (r % 5));
+		assert_true(lg_quantize_row(t, f, data + (size_t) r * rb, cols));
+	}
+	free(f);
+	memset(w, 0, sizeof(*w));
+	w->name = "w";
+	w->type = t;
+	w->ne[0] = cols;
+	w->ne[1] = rows;
+	w->ne[2] = w->ne[3] = 1;
+	w->row_bytes = rb;
+	w->data = data;
+	return data;
+}
+
+/*
+ * y = x·Wᵀ in double from the dequantized weights and the activations as
+ * the kernels see them (quantized to vec_dot_type, then dequantized).
+ *
+ * One wrinkle is part of the format, not of any kernel: with q8_1
+ * activations (q4_1, q5_1 weights) ggml takes the min term m·Σy from the
+ * block's s = d·Σq, stored as f16, rather than from the dequantized values.
+ * We add that rounding, m·(s - d·Σq) per block, so the bound stays tight.
+ */
+static void
+matmul_exact(float *y, const lg_tensor *w, const float *x, int64_t n)
+{
+	const int64_t cols = w->ne[0];
+	const int64_t rows = w->ne[1];
+	const int64_t nb = cols / LG_QK;
+	lg_type		vt = lg_type_get(w->type)->vec_dot_type;
+	size_t		vrow = lg_row_size(vt, cols);
+	float	   *wf = malloc((size_t) (rows * cols) * sizeof(float));
+	float	   *xf = malloc((size_t) (n * cols) * sizeof(float));
+	char	   *xq = malloc(vrow * (size_t) n + 64);
+
+	for (int64_t r = 0; r < rows; r++)
+		assert_true(lg_dequantize_row(w->type, (const char *) w->data + (size_t) r * w->row_bytes,
+									  wf + r * cols, cols));
+	for (int64_t t = 0; t < n; t++)
+	{
+		assert_true(lg_quantize_row(vt, x + t * cols, xq + t * vrow, cols));
+		assert_true(lg_dequantize_row(vt, xq + t * vrow, xf + t * cols, cols));
+	}
+	for (int64_t t = 0; t < n; t++)
+		for (int64_t r = 0; r < rows; r++)
+		{
+			double		s = 0.0;
+
+			for (int64_t c = 0; c < cols; c++)
+				s += (double) wf[r * cols + c] * (double) xf[t * cols + c];
+			if (vt == LG_TYPE_Q8_1)
+			{
+				/* q4_1 and q5_1 blocks both start with f16 d, m */
+				const char *wr = (const char *) w->data + (size_t) r * w->row_bytes;
+				const lg_block_q8_1 *yb = (const lg_block_q8_1 *) (xq + t * vrow);
+				size_t		wbs = lg_type_get(w->type)->type_size;
+
+				for (int64_t b = 0; b < nb; b++)
+				{
+					lg_f16		m;
+					int			sq = 0;
+
+					memcpy(&m, wr + b * wbs + sizeof(lg_f16), sizeof(m));
+					for (int j = 0; j < LG_QK; j++)
+						sq += yb[b].qs[j];
+					s += (double) lg_f16_to_f32(m) *
+						((double) lg_f16_to_f32(yb[b].s) - (double) lg_f16_to_f32(yb[b].d) * sq);
+				}
+			}
+			y[t * rows + r] = (float) s;
+		}
+	free(wf);
+	free(xf);
+	free(xq);
+}
+
+/* Every type, several shapes, every SIMD level, vs reference and exact. */
+static void
+test_matmul(void **state)
+{
+	static const int64_t rows_set[] = {1, 7, 33, 130};
+	static const int64_t n_set[] = {1, 3, 17};
+	static const int64_t cols_32[] = {32, 96, 1024, 4096};
+	static const int64_t cols_256[] = {256, 768, 4096};
+	static const int64_t cols_f[] = {7, 33, 1000, 4096};
+	lg_error	err;
+	lg_backend *ref = lg_backend_cpu_new(3, 1, &err);
+	lg_backend *fast[N_LEVELS];
+	uint64_t	seed = 42;
+
+	assert_non_null(ref);
+	for (int l = 0; l < N_LEVELS; l++)
+	{
+		/* 1, 2 and 3 threads across the levels: rows not a multiple of them */
+		fast[l] = lg_backend_cpu_new_level(l + 1, levels[l], &err);
+		if (fast[l] == NULL)
+			printf("SKIP: SIMD level %s not on this CPU\n", levels[l]);
+	}
+
+	for (size_t ci = 0; ci < sizeof(mm_cases) / sizeof(mm_cases[0]); ci++)
+	{
+		const mm_case *mc = &mm_cases[ci];
+		const lg_type_info *ti = lg_type_get(mc->type);
+		double		worst_ref[N_LEVELS] = {0},
+					worst_ex = 0;
+		const int64_t *cols_set = ti->block_size == 256 ? cols_256 : ti->block_size == 32 ? cols_32 : cols_f;
+		int			n_cols = ti->block_size == 256 ? 3 : 4;
+
+		for (int ic = 0; ic < n_cols; ic++)
+			for (int ir = 0; ir < 4; ir++)
+				for (int in = 0; in < 3; in++)
+				{
+					const int64_t cols = cols_set[ic];
+					const int64_t rows = rows_set[ir];
+					const int64_t n = n_set[in];
+					lg_tensor	w;
+					void	   *wdata;
+					float	   *x = malloc((size_t) (n * cols) * sizeof(float));
+					float	   *y_ref = malloc((size_t) (n * rows) * sizeof(float));
+					float	   *y_ex = malloc((size_t) (n * rows) * sizeof(float));
+					float	   *y = malloc((size_t) (n * rows) * sizeof(float));
+					double		e;
+
+					/* the big-shape, many-token cases of slow types are costly: thin them */
+					if (cols == 4096 && rows == 130 && n == 17 && ci % 2 == 1)
+					{
+						free(x);
+						free(y_ref);
+						free(y_ex);
+						free(y);
+						continue;
+					}
+					wdata = make_weights(mc->type, rows, cols, &seed, &w);
+					fill(x, n * cols, &seed, 1.0f);
+					assert_int_equal(ref->matmul(ref, y_ref, &w, x, n), LG_OK);
+					matmul_exact(y_ex, &w, x, n);
+					e = norm_err(y_ref, y_ex, n * rows);
+					worst_ex = e > worst_ex ? e : worst_ex;
+					if (e > mc->bound_exact)
+						fail_msg("%s reference vs exact: rows %lld cols %lld n %lld: err %.3g > %.3g",
+								 ti->name, (long long) rows, (long long) cols, (long long) n,
+								 e, mc->bound_exact);
+					for (int l = 0; l < N_LEVELS; l++)
+					{
+						if (fast[l] == NULL)
+							continue;
+						for (int64_t i = 0; i < n * rows; i++)
+							y[i] = NAN;
+						assert_int_equal(fast[l]->matmul(fast[l], y, &w, x, n), LG_OK);
+						e = norm_err(y, y_ref, n * rows);
+						worst_ref[l] = e > worst_ref[l] ? e : worst_ref[l];
+						if (e > mc->bound_ref)
+							fail_msg("%s %s vs reference: rows %lld cols %lld n %lld: err %.3g > %.3g",
+									 ti->name, levels[l], (long long) rows, (long long) cols,
+									 (long long) n, e, mc->bound_ref);
+						e = norm_err(y, y_ex, n * rows);
+						if (e > mc->bound_exact)
+							fail_msg("%s %s vs exact: rows %lld cols %lld n %lld: err %.3g > %.3g",
+									 ti->name, levels[l], (long long) rows, (long long) cols,
+									 (long long) n, e, mc->bound_exact);
+					}
+					free(wdata);
+					free(x);
+					free(y_ref);
+					free(y_ex);
+					free(y);
+				}
+		printf("matmul %-5s worst err: reference vs exact %.2g; vs reference: avx512 %.2g avx2 %.2g scalar %.2g\n",
+			   ti->name, worst_ex, worst_ref[0], worst_ref[1], worst_ref[2]);
+	}
+	ref->free(ref);
+	for (int l = 0; l < N_LEVELS; l++)
+		if (fast[l] != NULL)
+			fast[l]->free(fast[l]);
+}
+
+/* Bad shapes and types are refused, not computed. */
+static void
+test_matmul_errors(void **state)
+{
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+	uint64_t	seed = 7;
+	lg_tensor	w;
+	void	   *data = make_weights(LG_TYPE_Q4_0, 4, 64, &seed, &w);
+	float		x[128] = {0};
+	float		y[8];
+
+	w.type = LG_TYPE_I32;
+	assert_int_equal(be->matmul(be, y, &w, x, 1), LG_ERR_UNSUPPORTED);
+	w.type = LG_TYPE_Q4_0;
+	w.ne[0] = 48;				/* not a multiple of 32 */
+	assert_int_equal(be->matmul(be, y, &w, x, 1), LG_ERR_ARG);
+	w.ne[0] = 64;
+	assert_int_equal(be->matmul(be, y, &w, x, 0), LG_OK);
+	assert_int_equal(be->matmul(be, y, &w, x, 1), LG_OK);
+	free(data);
+	be->free(be);
+}
+
+/* ---------------- get_rows ---------------- */
+
+/* Rows come back exactly as lg_dequantize_row gives them; bad ids refused. */
+static void
+test_get_rows(void **state)
+{
+	static const lg_type types[] = {
+		LG_TYPE_F32, LG_TYPE_F16, LG_TYPE_BF16, LG_TYPE_Q4_0, LG_TYPE_Q4_1, LG_TYPE_Q5_0,
+		LG_TYPE_Q5_1, LG_TYPE_Q8_0, LG_TYPE_Q2_K, LG_TYPE_Q3_K, LG_TYPE_Q4_K, LG_TYPE_Q5_K,
+		LG_TYPE_Q6_K,
+	};
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+	uint64_t	seed = 3;
+	const int64_t d = 512;
+	const int64_t vocab = 50;
+	int32_t		ids[40];
+
+	for (int i = 0; i < 40; i++)
+		ids[i] = (i * 17 + 3) % vocab;
+	for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
+	{
+		lg_tensor	emb;
+		void	   *data = make_weights(types[ti], vocab, d, &seed, &emb);
+		float	   *y = malloc(40 * d * sizeof(float));
+		float	   *want = malloc(d * sizeof(float));
+		int32_t		bad[2] = {1, (int32_t) vocab};
+
+		/* 40 rows: threaded; 3 rows: on the caller */
+		for (int pass = 0; pass < 2; pass++)
+		{
+			int64_t		n = pass == 0 ? 40 : 3;
+
+			assert_int_equal(be->get_rows(be, y, &emb, ids, n), LG_OK);
+			for (int64_t i = 0; i < n; i++)
+			{
+				assert_true(lg_dequantize_row(types[ti], (const char *) data + (size_t) ids[i] * emb.row_bytes,
+											  want, d));
+				assert_memory_equal(y + i * d, want, d * sizeof(float));
+			}
+		}
+		assert_int_equal(be->get_rows(be, y, &emb, bad, 2), LG_ERR_RANGE);
+		bad[1] = -1;
+		assert_int_equal(be->get_rows(be, y, &emb, bad, 2), LG_ERR_RANGE);
+		free(data);
+		free(y);
+		free(want);
+	}
+	be->free(be);
+}
+
+/* ---------------- rmsnorm, swiglu, add ---------------- */
+
+/* rmsnorm vs double formula; bound 1e-6 (float rounding of x*scale*w). */
+static void
+test_rmsnorm(void **state)
+{
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+	uint64_t	seed = 11;
+	const int64_t n = 5,
+				d = 2051;
+	float	   *x = malloc(n * d * sizeof(float));
+	float	   *w = malloc(d * sizeof(float));
+	float	   *y = malloc(n * d * sizeof(float));
+	float	   *want = malloc(n * d * sizeof(float));
+	const float eps = 1e-5f;
+
+	fill(x, n * d, &seed, 3.0f);
+	fill(w, d, &seed, 2.0f);
+	for (int64_t r = 0; r < n; r++)
+	{
+		double		ss = 0.0;
+
+		for (int64_t i = 0; i < d; i++)
+			ss += (double) x[r * d + i] * x[r * d + i];
+		for (int64_t i = 0; i < d; i++)
+			want[r * d + i] = (float) (x[r * d + i] / sqrt(ss / d + eps) * w[i]);
+	}
+	be->rmsnorm(be, y, x, w, n, d, eps);
+	assert_true(norm_err(y, want, n * d) < 1e-6);
+	/* in place */
+	be->rmsnorm(be, x, x, w, n, d, eps);
+	assert_memory_equal(x, y, n * d * sizeof(float));
+	free(x);
+	free(w);
+	free(y);
+	free(want);
+	be->free(be);
+}
+
+/*
+ * swiglu vs double silu(g)*u: the SIMD exp is within ~2 ulp, so 1e-6
+ * relative per element (checked relative to each value, not the max).
+ */
+static void
+test_swiglu(void **state)
+{
+	for (int l = 0; l < N_LEVELS; l++)
+	{
+		lg_error	err;
+		lg_backend *be = lg_backend_cpu_new_level(1, levels[l], &err);
+		uint64_t	seed = 5;
+		const int64_t n = 5637;
+		float	   *g = malloc(n * sizeof(float));
+		float	   *u = malloc(n * sizeof(float));
+		float	   *g0 = malloc(n * sizeof(float));
+
+		if (be == NULL)
+			continue;
+		fill(g, n, &seed, 20.0f);
+		fill(u, n, &seed, 1.0f);
+		g[0] = -100.0f;			/* exp overflow path */
+		g[1] = 95.0f;
+		memcpy(g0, g, n * sizeof(float));
+		be->swiglu(be, g, u, n);
+		for (int64_t i = 0; i < n; i++)
+		{
+			double		x = g0[i];
+			double		want = x / (1.0 + exp(-x)) * u[i];
+
+			if (fabs(g[i] - want) > 1e-6 * fabs(want) + 1e-30)
+				fail_msg("swiglu %s [%lld]: x %g got %.9g want %.9g", levels[l], (long long) i,
+						 x, g[i], want);
+		}
+		free(g);
+		free(u);
+		free(g0);
+		be->free(be);
+	}
+}
+
+/* add and add_bias are exact. */
+static void
+test_add(void **state)
+{
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+	float		y[12],
+				x[12],
+				b[4];
+
+	for (int i = 0; i < 12; i++)
+	{
+		y[i] = (float) i;
+		x[i] = 0.5f * (float) i;
+	}
+	for (int i = 0; i < 4; i++)
+		b[i] = (float) (10 * i);
+	be->add(be, y, x, 12);
+	for (int i = 0; i < 12; i++)
+		assert_true(y[i] == 1.5f * (float) i);
+	be->add_bias(be, y, b, 3, 4);
+	for (int i = 0; i < 12; i++)
+		assert_true(y[i] == 1.5f * (float) i + (float) (10 * (i % 4)));
+	be->free(be);
+}
+
+/* kv_store: F16 is round-to-nearest-even (bit-equal to lg_f32_to_f16), F32 a copy. */
+static void
+test_kv_store(void **state)
+{
+	for (int l = 0; l < N_LEVELS; l++)
+	{
+		lg_error	err;
+		lg_backend *be = lg_backend_cpu_new_level(1, levels[l], &err);
+		uint64_t	seed = 9;
+		const int64_t n = 3,
+					d = 37;
+		float		x[3 * 37];
+		lg_f16		c16[10 * 37];
+		float		c32[10 * 37];
+
+		if (be == NULL)
+			continue;
+		fill(x, n * d, &seed, 100.0f);
+		x[0] = 1e-7f;			/* f16 subnormal */
+		x[1] = 70000.0f;		/* f16 overflow → inf */
+		be->kv_store(be, c16, LG_KV_F16, 4, x, n, d);
+		be->kv_store(be, c32, LG_KV_F32, 4, x, n, d);
+		for (int64_t i = 0; i < n * d; i++)
+		{
+			assert_int_equal(c16[4 * d + i], lg_f32_to_f16(x[i]));
+			assert_true(c32[4 * d + i] == x[i]);
+		}
+		be->free(be);
+	}
+}
+
+/* ---------------- rope ---------------- */
+
+/*
+ * RoPE in double straight from the formula: pair i (of n_rot/2) turns by
+ * pos * base^(-2i/n_rot) / ff[i], YaRN-mixed, times the magnitude factor.
+ */
+static void
+rope_formula(float *x, int64_t n, int32_t n_heads, int32_t hd, const int32_t *pos,
+			 const lg_rope_params *rp)
+{
+	float		corr[2];
+
+	lg_rope_yarn_corr_dims(rp->n_rot, rp->n_ctx_orig, rp->freq_base, rp->beta_fast, rp->beta_slow, corr);
+	for (int64_t r = 0; r < n; r++)
+		for (int32_t h = 0; h < n_heads; h++)
+		{
+			float	   *v = x + (r * n_heads + h) * hd;
+
+			for (int32_t i = 0; i < rp->n_rot / 2; i++)
+			{
+				double		ff = rp->freq_factors ? rp->freq_factors[i] : 1.0;
+				double		extrap = pos[r] * pow(rp->freq_base, -2.0 * i / rp->n_rot) / ff;
+				double		interp = rp->freq_scale * extrap;
+				double		theta = interp;
+				double		mscale = rp->attn_factor;
+				int			a = rp->style == LG_ROPE_NEOX ? i : 2 * i;
+				int			b = rp->style == LG_ROPE_NEOX ? i + rp->n_rot / 2 : 2 * i + 1;
+				double		x0 = v[a],
+							x1 = v[b];
+
+				if (rp->ext_factor != 0.0f)
+				{
+					double		y = (i - corr[0]) / fmax(0.001, corr[1] - corr[0]);
+					double		ramp = (1 - fmin(1, fmax(0, y))) * rp->ext_factor;
+
+					theta = interp * (1 - ramp) + extrap * ramp;
+					mscale *= 1.0 + 0.1 * log(1.0 / rp->freq_scale);
+				}
+				v[a] = (float) ((x0 * cos(theta) - x1 * sin(theta)) * mscale);
+				v[b] = (float) ((x0 * sin(theta) + x1 * cos(theta)) * mscale);
+			}
+		}
+}
+
+/*
+ * Both styles, partial rotation, freq_factors, YaRN.  ggml builds the angle
+ * by repeated float multiplication, so its error grows with position and
+ * pair index: about pos * n_rot/2 * 6e-8 rad.  Positions stay below 80
+ * here and the bound is 1e-4 of max|x|.
+ */
+static void
+test_rope(void **state)
+{
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+	const int32_t n_heads = 3,
+				hd = 64;
+	const int64_t n = 4;
+	int32_t		pos[4] = {0, 1, 17, 77};
+	float		ff[32];
+	uint64_t	seed = 13;
+
+	for (int i = 0; i < 32; i++)
+		ff[i] = 1.0f + (float) i / 8.0f;
+	for (int cfg = 0; cfg < 8; cfg++)
+	{
+		lg_rope_params rp;
+		float	   *x = malloc(n * n_heads * hd * sizeof(float));
+		float	   *want = malloc(n * n_heads * hd * sizeof(float));
+
+		memset(&rp, 0, sizeof(rp));
+		rp.style = (cfg & 1) ? LG_ROPE_NEOX : LG_ROPE_NORM;
+		rp.n_rot = (cfg & 2) ? 32 : hd;		/* partial rotation */
+		rp.freq_base = 10000.0f;
+		rp.freq_scale = 1.0f;
+		rp.attn_factor = 1.0f;
+		rp.n_ctx_orig = 4096;
+		rp.beta_fast = 32.0f;
+		rp.beta_slow = 1.0f;
+		if (cfg & 4)
+		{
+			/* YaRN with 4x linear scaling, and llama3-style freq factors */
+			rp.freq_scale = 0.25f;
+			rp.ext_factor = 1.0f;
+			rp.attn_factor = 1.1f;
+			rp.freq_base = 500000.0f;
+			rp.freq_factors = ff;
+		}
+		fill(x, n * n_heads * hd, &seed, 1.0f);
+		memcpy(want, x, n * n_heads * hd * sizeof(float));
+		rope_formula(want, n, n_heads, hd, pos, &rp);
+		be->rope(be, x, n, n_heads, hd, pos, &rp);
+		if (norm_err(x, want, n * n_heads * hd) > 1e-4)
+			fail_msg("rope cfg %d: err %.3g", cfg, norm_err(x, want, n * n_heads * hd));
+		/* the unrotated tail is untouched */
+		if (rp.n_rot < hd)
+			for (int64_t r = 0; r < n * n_heads; r++)
+				assert_memory_equal(x + r * hd + rp.n_rot, want + r * hd + rp.n_rot,
+									(hd - rp.n_rot) * sizeof(float));
+		free(x);
+		free(want);
+	}
+	be->free(be);
+}
+
+/* ---------------- attention ---------------- */
+
+/*
+ * Causal GQA attention in double from the cache contents (so an F16
+ * cache's rounding is included), with q rounded to f16 when the cache is
+ * F16, as the kernel (and ggml) do.
+ */
+static void
+attention_naive(float *out, const lg_attn_args *a)
+{
+	const int32_t D = a->head_dim;
+	const int64_t row = (int64_t) a->n_kv_heads * D;
+	double	   *p = malloc((size_t) a->kv_len * sizeof(double));
+
+	for (int64_t t = 0; t < a->n_tok; t++)
+		for (int32_t h = 0; h < a->n_heads; h++)
+		{
+			const int32_t g = h / (a->n_heads / a->n_kv_heads);
+			const float *q = a->q + (t * a->n_heads + h) * D;
+			const int64_t nv = a->pos0 + t + 1;
+			double		mx = -INFINITY,
+						sum = 0.0;
+
+			for (int64_t c = 0; c < nv; c++)
+			{
+				double		s = 0.0;
+
+				for (int32_t i = 0; i < D; i++)
+				{
+					double		kv,
+								qv;
+
+					if (a->kv_type == LG_KV_F16)
+					{
+						kv = lg_f16_to_f32(((const lg_f16 *) a->k_cache)[c * row + g * D + i]);
+						qv = lg_f16_to_f32(lg_f32_to_f16(q[i]));
+					}
+					else
+					{
+						kv = ((const float *) a->k_cache)[c * row + g * D + i];
+						qv = q[i];
+					}
+					s += kv * qv;
+				}
+				p[c] = s * a->scale;
+				mx = p[c] > mx ? p[c] : mx;
+			}
+			for (int64_t c = 0; c < nv; c++)
+			{
+				p[c] = exp(p[c] - mx);
+				sum += p[c];
+			}
+			for (int32_t i = 0; i < D; i++)
+			{
+				double		o = 0.0;
+
+				for (int64_t c = 0; c < nv; c++)
+				{
+					double		v = a->kv_type == LG_KV_F16
+						? lg_f16_to_f32(((const lg_f16 *) a->v_cache)[c * row + g * D + i])
+						: ((const float *) a->v_cache)[c * row + g * D + i];
+
+					o += p[c] * v;
+				}
+				out[(t * a->n_heads + h) * D + i] = (float) (o / sum);
+			}
+		}
+	free(p);
+}
+
+/*
+ * F32 and F16 caches, GQA 8/4 and 4/1 (and 32/4 at head_dim 128), 1, 3 and
+ * 17 tokens, pos0 0 and > 0 with kv_len past several 64-position tiles,
+ * and peaky scores (q scaled up) so the running max is rescaled.  Bound:
+ * 1e-5 of max|out| (float accumulation in the kernel; the cache and q
+ * rounding are in the naive version too).
+ */
+static void
+test_attention(void **state)
+{
+	static const struct
+	{
+		int32_t		nh,
+					nkv,
+					hd;
+	}			shapes[] = {{8, 4, 64}, {4, 1, 64}, {32, 4, 128}};
+	static const int64_t ntok_set[] = {1, 3, 17};
+	static const int64_t pos0_set[] = {0, 5, 200};
+	uint64_t	seed = 21;
+
+	for (int be_i = 0; be_i <= N_LEVELS; be_i++)
+	{
+		lg_error	err;
+		lg_backend *be = be_i == N_LEVELS ? lg_backend_cpu_new(2, 1, &err)
+			: lg_backend_cpu_new_level(be_i + 1, levels[be_i], &err);
+
+		if (be == NULL)
+			continue;
+		assert_int_equal(be->attn_scratch_floats(be, 17, 217, 32), 0);
+		for (int si = 0; si < 3; si++)
+			for (int kt = 0; kt < 2; kt++)
+				for (int it = 0; it < 3; it++)
+					for (int ip = 0; ip < 3; ip++)
+					{
+						const int32_t nh = shapes[si].nh,
+									nkv = shapes[si].nkv,
+									D = shapes[si].hd;
+						const int64_t n_tok = ntok_set[it],
+									pos0 = pos0_set[ip],
+									kv_len = pos0 + n_tok;
+						const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
+						float	   *kf = malloc(kv_len * nkv * D * sizeof(float));
+						float	   *vf = malloc(kv_len * nkv * D * sizeof(float));
+						float	   *q = malloc(n_tok * nh * D * sizeof(float));
+						float	   *out = malloc(n_tok * nh * D * sizeof(float));
+						float	   *want = malloc(n_tok * nh * D * sizeof(float));
+						void	   *kc = malloc(kv_len * nkv * D * sizeof(float));
+						void	   *vc = malloc(kv_len * nkv * D * sizeof(float));
+						lg_attn_args a;
+						double		e;
+
+						fill(kf, kv_len * nkv * D, &seed, 1.0f);
+						fill(vf, kv_len * nkv * D, &seed, 1.0f);
+						fill(q, n_tok * nh * D, &seed, ip == 2 ? 4.0f : 1.0f);
+						be->kv_store(be, kc, kv, 0, kf, kv_len, nkv * D);
+						be->kv_store(be, vc, kv, 0, vf, kv_len, nkv * D);
+						memset(&a, 0, sizeof(a));
+						a.out = out;
+						a.q = q;
+						a.k_cache = kc;
+						a.v_cache = vc;
+						a.kv_type = kv;
+						a.n_tok = n_tok;
+						a.pos0 = pos0;
+						a.kv_len = kv_len;
+						a.n_heads = nh;
+						a.n_kv_heads = nkv;
+						a.head_dim = D;
+						a.scale = 1.0f / sqrtf((float) D);
+						be->attention(be, &a);
+						attention_naive(want, &a);
+						e = norm_err(out, want, n_tok * nh * D);
+						if (e > 1e-5)
+							fail_msg("attention %s: heads %d/%d dim %d %s n_tok %lld pos0 %lld: err %.3g",
+									 lg_backend_cpu_kernels(be), nh, nkv, D, kv == LG_KV_F16 ? "f16" : "f32",
+									 (long long) n_tok, (long long) pos0, e);
+						free(kf);
+						free(vf);
+						free(q);
+						free(out);
+						free(want);
+						free(kc);
+						free(vc);
+					}
+		be->free(be);
+	}
+}
+
+/* ---------------- benchmark (LLAMAGPU_BENCH=1) ---------------- */
+
+/* Seconds on the monotonic clock. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/*
+ * Time of one call: the best of many, since this machine is shared and a
+ * mean mostly measures the neighbours.
+ */
+static double
+bench_best(lg_backend *be, float *y, const lg_tensor *w, const float *x, int64_t n)
+{
+	double		best = 1e30,
+				t0 = now_s();
+	int			iters = 0;
+
+	do
+	{
+		double		t = now_s();
+
+		be->matmul(be, y, w, x, n);
+		t = now_s() - t;
+		best = t < best ? t : best;
+		iters++;
+	} while (iters < 5 || (now_s() - t0 < 1.0 && iters < 2000));
+	return best;
+}
+
+/* Matvec GB/s of weights for a few types and shapes, 1 and 2 threads. */
+static void
+test_bench(void **state)
+{
+	static const lg_type types[] = {LG_TYPE_Q4_0, LG_TYPE_Q8_0, LG_TYPE_Q4_K, LG_TYPE_Q5_K, LG_TYPE_Q6_K,
+	LG_TYPE_F16};
+	static const int64_t shapes[][2] = {{2048, 5632}, {5632, 2048}, {4096, 14336}};
+	const char *env = getenv("LLAMAGPU_BENCH");
+	uint64_t	seed = 1;
+
+	if (env == NULL || *env == '\0' || *env == '0')
+	{
+		printf("SKIP: benchmark (set LLAMAGPU_BENCH=1)\n");
+		return;
+	}
+	for (int l = 0; l < N_LEVELS; l++)
+	{
+		lg_error	err;
+		lg_backend *be1 = lg_backend_cpu_new_level(1, levels[l], &err);
+		lg_backend *be2 = lg_backend_cpu_new_level(2, levels[l], &err);
+
+		if (be1 == NULL || be2 == NULL)
+			continue;
+		for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
+			for (int s = 0; s < 3; s++)
+			{
+				const int64_t cols = shapes[s][0],
+							rows = shapes[s][1];
+				lg_tensor	w;
+				void	   *data = make_weights(types[ti], rows, cols, &seed, &w);
+				float	   *x = malloc(cols * 64 * sizeof(float));
+				float	   *y = malloc(rows * 64 * sizeof(float));
+				double		bytes = (double) w.row_bytes * rows;
+				double		t1,
+							t2;
+
+				fill(x, cols * 64, &seed, 1.0f);
+				t1 = bench_best(be1, y, &w, x, 1);
+				t2 = bench_best(be2, y, &w, x, 1);
+				printf("BENCH %-6s %-5s %5lldx%-5lld n=1 : 1 thr %7.1f us %5.1f GB/s | 2 thr %7.1f us %5.1f GB/s\n",
+					   levels[l], lg_type_get(types[ti])->name, (long long) cols, (long long) rows,
+					   t1 * 1e6, bytes / t1 / 1e9, t2 * 1e6, bytes / t2 / 1e9);
+				if (s == 0)
+				{
+					t2 = bench_best(be2, y, &w, x, 64);
+					printf("BENCH %-6s %-5s %5lldx%-5lld n=64: 2 thr %7.1f us %5.1f GFLOP/s\n",
+						   levels[l], lg_type_get(types[ti])->name, (long long) cols, (long long) rows,
+						   t2 * 1e6, 2.0 * cols * rows * 64 / t2 / 1e9);
+				}
+				free(data);
+				free(x);
+				free(y);
+			}
+		be1->free(be1);
+		be2->free(be2);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_threadpool),
+		cmocka_unit_test(test_matmul),
+		cmocka_unit_test(test_matmul_errors),
+		cmocka_unit_test(test_get_rows),
+		cmocka_unit_test(test_rmsnorm),
+		cmocka_unit_test(test_swiglu),
+		cmocka_unit_test(test_add),
+		cmocka_unit_test(test_kv_store),
+		cmocka_unit_test(test_rope),
+		cmocka_unit_test(test_attention),
+		cmocka_unit_test(test_bench),
+	};
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	printf("CPU SIMD level: %s\n", lg_cpu_simd_level());
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
