@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh — install what is needed, build, and run every test:
 #   1. make check-engine         the engine's C tests (cmocka)
-#   2. scripts/fuzz.sh replay    the fuzz corpora, when that script exists
+#   1b. tests/cli/test_cli.py    the llamagpu tool end to end
+#   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
 #   4. pgTAP                     schema, roles, privileges (tests/pgtap/)
 #   5. prove                     cluster-level tests (tests/tap/)
@@ -40,10 +41,19 @@ fi
 if [ $rc -ne 0 ] && [ "$n_fail_bins" -eq 0 ]; then fail "make check-engine"; fi
 [ $rc -eq 0 ] && [ "$n_bins" -eq 0 ] && pass "make check-engine"
 
-# 2. fuzz corpora
-if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then
-	echo "== scripts/fuzz.sh replay"
-	if timeout 600 bash scripts/fuzz.sh replay; then pass "fuzz replay"; else fail "fuzz replay"; fi
+# 1b. the command-line tool end to end (stories260K against llama.cpp's records, synthetic
+#     models of every type, bad input); one result per test method
+echo "== tests/cli/test_cli.py"
+timeout 900 python3 tests/cli/test_cli.py -v 2>&1 | tee "$ROOT/build/test-cli.log"; rc=${PIPESTATUS[0]}
+while read -r t; do pass "cli $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. ok$/\1/p' "$ROOT/build/test-cli.log")
+while read -r t; do echo "SKIP: cli $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. skipped.*/\1/p' "$ROOT/build/test-cli.log")
+while read -r t; do fail "cli $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-cli.log" | sort -u)
+if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-cli.log"; then fail "tests/cli/test_cli.py"; fi
+
+# 2. fuzz targets: a short bounded fuzz run, then every corpus replayed under ASan+UBSan
+if [ -f scripts/fuzz.sh ]; then
+	echo "== scripts/fuzz.sh run ${LLAMAGPU_FUZZ_SECONDS:-45}"
+	if timeout 900 bash scripts/fuzz.sh run "${LLAMAGPU_FUZZ_SECONDS:-45}"; then pass "fuzz run and replay"; else fail "fuzz run and replay"; fi
 fi
 
 # 3-5 need the installed extension and a cluster
@@ -51,11 +61,15 @@ lg_install || { fail "make install"; echo "$passed passed, $failed failed"; exit
 lg_cluster_start test || { fail "cluster start"; echo "$passed passed, $failed failed"; exit 1; }
 trap lg_cluster_stop EXIT
 
-if [ -z "$LG_MODEL" ]; then
-	echo "SKIP: $LG_MODEL_MISSING: pg_regress, pgTAP and TAP tests need a model"
-else
-	# 3. pg_regress
-	echo "== pg_regress"
+# the tests below need the model; they say so and skip when it is absent
+skip_no_model() {
+	[ -n "$LG_MODEL" ] && return 1
+	echo "SKIP: $1: $LG_MODEL_MISSING"
+}
+
+# 3. pg_regress
+echo "== pg_regress"
+if ! skip_no_model "pg_regress"; then
 	rm -rf results regression.diffs regression.out
 	timeout 600 make -s installcheck PG_CONFIG="$PG_CONFIG" PGHOST="$LG_PGHOST" PGPORT="$LG_PGPORT" PGUSER=postgres 2>&1 |
 		tee "$ROOT/build/installcheck.log"
@@ -64,21 +78,23 @@ else
 	while read -r t; do fail "regress $t"; done < <(sed -n 's/^[ ]*\(test \)\{0,1\}\([a-z0-9_]*\)[ ]*\.\.\. FAILED.*/\2/p' <<<"$out")
 	if ! grep -q '\.\.\. ok\|\.\.\. FAILED' <<<"$out"; then fail "pg_regress did not run"; fi
 	[ -f regression.diffs ] && cat regression.diffs
+fi
 
-	# 4. pgTAP
-	echo "== pgTAP"
-	lg_psql postgres -c "DROP DATABASE IF EXISTS llamagpu_tap" -c "CREATE DATABASE llamagpu_tap" >/dev/null
-	lg_psql llamagpu_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION llamagpu" >/dev/null
-	for f in tests/pgtap/*.sql; do
-		if timeout 300 prove -v --exec "$LG_PSQL_CMD -d llamagpu_tap -v ON_ERROR_STOP=1 -X -q -t -A -v model_path=$LG_MODEL -f" "$f"; then
-			pass "pgtap $(basename "$f")"
-		else
-			fail "pgtap $(basename "$f")"
-		fi
-	done
+# 4. pgTAP (needs no model)
+echo "== pgTAP"
+lg_psql postgres -c "DROP DATABASE IF EXISTS llamagpu_tap" -c "CREATE DATABASE llamagpu_tap" >/dev/null
+lg_psql llamagpu_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION llamagpu" >/dev/null
+for f in tests/pgtap/*.sql; do
+	if timeout 300 prove -v --exec "$LG_PSQL_CMD -d llamagpu_tap -v ON_ERROR_STOP=1 -X -q -t -A -f" "$f"; then
+		pass "pgtap $(basename "$f")"
+	else
+		fail "pgtap $(basename "$f")"
+	fi
+done
 
-	# 5. cluster-level TAP tests, as the unprivileged user (their own clusters)
-	echo "== TAP"
+# 5. cluster-level TAP tests, as the unprivileged user (they make their own clusters)
+echo "== TAP"
+if ! skip_no_model "TAP tests"; then
 	for f in tests/tap/*.pl; do
 		if LG_TIMEOUT=300 lg_run_as_pg "cd '$LG_TMP/tap' && PATH='$LG_BINDIR:$PATH' PERL5LIB='$LG_PERL5LIB' \
 				PG_REGRESS='$LG_PG_REGRESS' TESTDIR='$LG_TMP/tap' LLAMAGPU_TEST_MODEL='$LG_MODEL' \

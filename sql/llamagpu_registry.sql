@@ -22,6 +22,10 @@ SELECT regress_error($$SELECT llm_register_model('text', '/tmp/llamagpu_regress_
 -- GGUF magic, then garbage: the engine rejects it
 COPY (SELECT 'GGUF' || repeat('x', 100)) TO '/tmp/llamagpu_regress_trunc.gguf';
 SELECT regress_error($$SELECT llm_register_model('trunc', '/tmp/llamagpu_regress_trunc.gguf')$$);
+-- a GGUF v3 header announcing more tensors than the file can hold
+SELECT lo_from_bytea(0, '\x474755460300000001000000000000000000000000000000'::bytea) AS lo \gset
+SELECT lo_export(:lo, '/tmp/llamagpu_regress_count.gguf'), lo_unlink(:lo);
+SELECT regress_error($$SELECT llm_register_model('count', '/tmp/llamagpu_regress_count.gguf')$$);
 -- a directory
 SELECT regress_error($$SELECT llm_register_model('dir', '/tmp')$$);
 -- bad options

@@ -54,3 +54,10 @@ SELECT llamagpu.llm_drop_model('admin_model');
 RESET ROLE;
 
 DROP ROLE regress_llm_nobody, regress_llm_alice, regress_llm_bob, regress_llm_admin;
+
+-- dropping and re-creating the extension keeps the (cluster-wide) roles
+DROP EXTENSION llamagpu;
+SELECT count(*) AS roles_kept FROM pg_roles WHERE rolname IN ('llm_user', 'llm_admin');
+CREATE EXTENSION llamagpu;
+SELECT pg_has_role('llm_admin', 'llm_user', 'MEMBER') AS admin_is_user;
+SELECT count(*) AS models FROM llamagpu.llm_models;

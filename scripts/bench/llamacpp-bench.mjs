@@ -21,7 +21,7 @@
 // evaluate(), but the sampler is skipped after the logits are produced.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 function parseArgs(argv) {
@@ -116,10 +116,9 @@ for (let r = -1; r < o.r; r++) {            // r = -1: warm-up
 
 // Version: node-llama-cpp reports the llama.cpp release tag it bundles; the
 // commit comes from the package's llama.cpp git bundle (HEAD line), if readable.
-const require = createRequire(import.meta.url);
 let commit = null, nlcVersion = null;
 try {
-    const pkgDir = path.dirname(require.resolve("node-llama-cpp/package.json"));
+    const pkgDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "node_modules", "node-llama-cpp");
     nlcVersion = JSON.parse(readFileSync(path.join(pkgDir, "package.json"), "utf8")).version;
     const head = readFileSync(path.join(pkgDir, "llama", "gitRelease.bundle")).subarray(0, 4096).toString("latin1");
     const m = head.match(/([0-9a-f]{40}) HEAD/);

@@ -50,6 +50,7 @@ serve_log(int level, const char *fmt, ...)
 	fprintf(stderr, "llamagpu serve[%d] %s: %s\n", (int) getpid(), names[level], line);
 }
 
+/* SIGTERM, SIGINT: leave the poll loop. */
 static void
 handle_stop(int sig)
 {
@@ -302,6 +303,7 @@ open_listener(const char *dir, char *path, size_t pathsize)
 	return fd;
 }
 
+/* The options of `llamagpu serve`. */
 static void
 usage(FILE *out)
 {
@@ -330,6 +332,7 @@ parse_nonneg(const char *s)
 	return (int) v;
 }
 
+/* `llamagpu serve`: set up the socket, then poll until told to stop. */
 int
 cmd_serve(int argc, char **argv)
 {

@@ -118,6 +118,7 @@ serve_frame_finish(serve_frame *f)
 	return true;
 }
 
+/* Free a frame's buffer. */
 void
 serve_frame_free(serve_frame *f)
 {
@@ -173,6 +174,7 @@ bad:
 	return false;
 }
 
+/* Free the field index (not the payload). */
 void
 serve_fields_free(serve_fields *f)
 {

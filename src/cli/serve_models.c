@@ -190,6 +190,7 @@ serve_kv_reserve(size_t bytes, atomic_bool *cancel)
 	return true;
 }
 
+/* Give back what serve_kv_reserve reserved, waking waiters. */
 void
 serve_kv_release(size_t bytes)
 {

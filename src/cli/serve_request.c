@@ -26,6 +26,7 @@ static pthread_mutex_t requests_lock = PTHREAD_MUTEX_INITIALIZER;
 static serve_request *requests;		/* running, for STATUS and CANCEL */
 static uint64_t next_seq = 1;
 
+/* Monotonic time, for durations and deadlines. */
 int64_t
 serve_now_us(void)
 {
@@ -35,6 +36,7 @@ serve_now_us(void)
 	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Wall-clock time, for start times shown by STATUS. */
 int64_t
 serve_wall_us(void)
 {
@@ -285,6 +287,18 @@ on_piece(void *arg, const char *piece, size_t len)
 			 atomic_load(&r->conn->closed));
 }
 
+/* Between layers of a prompt: stop when cancelled, timed out or the client left. */
+static bool
+should_abort(void *arg)
+{
+	gen_state  *g = arg;
+	serve_request *r = g->r;
+
+	if (r->deadline_us && serve_now_us() >= r->deadline_us)
+		g->timed_out = true;
+	return g->timed_out || atomic_load(&r->cancel) || atomic_load(&r->conn->closed);
+}
+
 /* Bytes of KV cache a context of n_ctx positions takes (f16 keys and values). */
 static size_t
 kv_bytes(const lg_model *m, int32_t n_ctx)
@@ -455,6 +469,7 @@ do_generate(serve_request *r, serve_model *sm)
 		goto done;
 	}
 
+	lg_context_set_abort(c, should_abort, &g);
 	atomic_store(&r->state, SERVE_STATE_PROMPT);
 	st = lg_generate(c, s, ids, (int32_t) n_ids, &gp, on_piece, &g, &res, &err);
 	if (g.timed_out)
@@ -462,7 +477,8 @@ do_generate(serve_request *r, serve_model *sm)
 						 atomic_load(&r->n_gen));
 	else if (g.peer_gone || atomic_load(&r->conn->closed))
 		serve_log(SERVE_LOG_DEBUG, "request %llu: client went away", (unsigned long long) r->seq);
-	else if (atomic_load(&r->cancel) || (st == LG_OK && res.finish == LG_FINISH_CANCELLED))
+	else if (atomic_load(&r->cancel) || st == LG_ERR_CANCELLED ||
+			 (st == LG_OK && res.finish == LG_FINISH_CANCELLED))
 		serve_send_error(r, LG_WIRE_CANCELLED, "the request was cancelled");
 	else if (st != LG_OK)
 		send_lg_error(r, &err);
@@ -557,14 +573,25 @@ do_detokenize(serve_request *r, serve_model *sm)
 			return;
 		}
 	}
-	need = lg_detokenize(vocab, ids, n, NULL, 0, true, false);
+	/*
+	 * llm_detokenize is the inverse of llm_tokenize: drop a leading BOS
+	 * ourselves and detokenize the rest as plain text, so SentencePiece's
+	 * added leading space goes too (llama.cpp's remove_special keeps it
+	 * when it removes BOS).  Other control tokens render as nothing.
+	 */
+	if (n > 0 && ids[0] == lg_vocab_bos(vocab))
+	{
+		memmove(ids, ids + 1, sizeof(ids[0]) * (n - 1));
+		n--;
+	}
+	need = lg_detokenize(vocab, ids, n, NULL, 0, false, false);
 	if (need < 0 || (text = malloc((size_t) need + 1)) == NULL)
 	{
 		serve_send_error(r, need < 0 ? LG_WIRE_RANGE : LG_WIRE_NOMEM, "cannot detokenize");
 		free(ids);
 		return;
 	}
-	lg_detokenize(vocab, ids, n, text, need, true, false);
+	lg_detokenize(vocab, ids, n, text, need + 1, false, false);
 	text[need] = '\0';
 	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
 	serve_frame_append(&f, "text", 5);
@@ -795,6 +822,7 @@ serve_requests_cancel(serve_conn *c, uint32_t id, bool any_id)
 	pthread_mutex_unlock(&requests_lock);
 }
 
+/* Cancel every request (shutdown). */
 void
 serve_requests_cancel_all(void)
 {
@@ -804,6 +832,7 @@ serve_requests_cancel_all(void)
 	pthread_mutex_unlock(&requests_lock);
 }
 
+/* Number of requests not yet finished. */
 int
 serve_requests_running(void)
 {

@@ -10,9 +10,12 @@
  */
 #include "backend_cpu_impl.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+static pthread_once_t lg_f16_table_once = PTHREAD_ONCE_INIT;
 
 typedef enum lg_simd_level
 {
@@ -89,7 +92,10 @@ lg_cpu_kernels_for(lg_cpu_kernels *k, lg_simd_level level, bool has_bf16)
 	lg_cpu_kernels_scalar(k);
 #ifndef LG_NO_X86_SIMD
 	if (level >= LG_SIMD_AVX2)
+	{
 		lg_cpu_kernels_avx2(k);
+		lg_cpu_kernels_attn_avx2(k);
+	}
 	if (level >= LG_SIMD_AVX512)
 		lg_cpu_kernels_avx512(k, has_bf16);
 #endif
@@ -108,6 +114,8 @@ lg_cpu_free(lg_backend *be)
 	{
 		lg_threadpool_free(ctx->tp);
 		free(ctx->wbuf);
+		free(ctx->attn_ws);
+		free(ctx->attn_part);
 		free(ctx);
 	}
 	free(be);
@@ -149,6 +157,8 @@ lg_backend_cpu_new_level(int n_threads, const char *level, lg_error *err)
 		want = (lg_simd_level) l;
 	}
 
+	pthread_once(&lg_f16_table_once, lg_f16_table_init);
+
 	be = (lg_backend *) calloc(1, sizeof(lg_backend));
 	ctx = (lg_cpu_ctx *) calloc(1, sizeof(lg_cpu_ctx));
 	if (be == NULL || ctx == NULL)
@@ -185,6 +195,13 @@ lg_backend_cpu_new_level(int n_threads, const char *level, lg_error *err)
 		return NULL;
 	}
 	ctx->n_threads = lg_threadpool_size(ctx->tp);
+	ctx->attn_ws = (float *) aligned_alloc(64, (size_t) ctx->n_threads * LG_ATTN_WS_BYTES);
+	if (ctx->attn_ws == NULL)
+	{
+		lg_cpu_free(be);
+		lg_error_set(err, LG_ERR_NOMEM, "out of memory creating the CPU backend");
+		return NULL;
+	}
 	return be;
 }
 

@@ -31,6 +31,35 @@ typedef void (*lg_dot_fn) (int64_t n, float *s, const void *w, const void *x);
 typedef void (*lg_dotn_fn) (int64_t n, int nc, float *s, const void *w,
 							const void *x, size_t x_stride);
 
+/*
+ * "q8p", a planar form of q8_0 activations some fast kernels take instead
+ * of q8_0 blocks: the same quants and scales (bit for bit what
+ * lg_quantize_row gives), laid out for SIMD, plus a per-block integer term
+ * c = bias * Σq that folds a weight type's fixed offset (q4_0's -8, q5_0's
+ * -16) into the integer dot:
+ *
+ *   int8  qs[cols]   | float d[cols/32] | int32 c[cols/32]
+ */
+static inline size_t
+lg_q8p_row_size(int64_t cols)
+{
+	return (size_t) cols + 8 * (size_t) (cols / LG_QK);
+}
+
+/* Fill a q8p row from floats (cols a multiple of 32); bias as above. */
+void		lg_q8p_prep(const float *x, void *dst, int64_t cols, int bias);
+#ifndef LG_NO_X86_SIMD
+/* The same, AVX2 (and bit-identical). */
+void		lg_q8p_prep_avx2(const float *x, void *dst, int64_t cols, int bias);
+#endif
+
+/* f16 → f32 for every half: a broadcast from here beats F16C in the dot loops. */
+extern float lg_f16_table[1 << 16];
+/* Fill lg_f16_table; backend_cpu.c calls it once. */
+void		lg_f16_table_init(void);
+
+typedef void (*lg_prep_fn) (const float *x, void *dst, int64_t cols);
+
 typedef struct lg_cpu_kernels
 {
 	const char *name;			/* "avx512", "avx2", "scalar", "reference" */
@@ -38,6 +67,8 @@ typedef struct lg_cpu_kernels
 
 	lg_dot_fn	dot[LG_TYPE_COUNT];	/* NULL: lg_vec_dot_ref */
 	lg_dotn_fn	dotn[LG_TYPE_COUNT];	/* NULL: loop over dot */
+	/* non-NULL: dot/dotn of this type take q8p activations made by it */
+	lg_prep_fn	prep[LG_TYPE_COUNT];
 
 	/* float helpers of attention and the conversions */
 	void		(*f32_to_f16) (const float *x, lg_f16 *y, int64_t n);
@@ -51,6 +82,17 @@ typedef struct lg_cpu_kernels
 	float		(*exp_sum) (int64_t n, float *x, float max);
 	/* g[i] = silu(g[i]) * u[i] */
 	void		(*swiglu) (int64_t n, float *g, const float *u);
+
+	/*
+	 * Attention inner loops over nc cache rows of d floats, ks/vs floats
+	 * apart: s[c] = (q · K[c]) * scale, and acc += Σ_c p[c] * V[c].
+	 */
+	void		(*attn_scores) (int64_t nc, int32_t d, const float *K, int64_t ks,
+								const float *q, float scale, float *s);
+	void		(*attn_accum) (int64_t nc, int32_t d, const float *V, int64_t vs,
+							   const float *p, float *acc);
+	/* dst[c][0..d) = src[c*ss ..] for nc f16 rows: a tile of the F16 cache */
+	void		(*attn_tile_f16) (int64_t nc, int32_t d, const lg_f16 *src, int64_t ss, float *dst);
 } lg_cpu_kernels;
 
 /* Fill k with the kernels of each level. */
@@ -58,8 +100,18 @@ void		lg_cpu_kernels_scalar(lg_cpu_kernels *k);
 void		lg_cpu_kernels_reference(lg_cpu_kernels *k);
 #ifndef LG_NO_X86_SIMD
 void		lg_cpu_kernels_avx2(lg_cpu_kernels *k);
+void		lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
 #endif
+
+/*
+ * Attention's per-thread workspace, allocated with the backend: an item's
+ * queries and accumulators for every head, its scores, and one tile of K
+ * and of V rows converted to f32 (see ops_cpu_attn.c).  It bounds
+ * n_heads × head_dim at LG_ATTN_WS_FLOATS / 4.
+ */
+#define LG_ATTN_WS_FLOATS	65536
+#define LG_ATTN_WS_BYTES	(LG_ATTN_WS_FLOATS * sizeof(float))
 
 /* The backend's state (lg_backend.ctx). */
 typedef struct lg_cpu_ctx
@@ -71,6 +123,12 @@ typedef struct lg_cpu_ctx
 	/* activations converted to a vec_dot_type; grown, never shrunk */
 	void	   *wbuf;
 	size_t		wbuf_size;
+
+	/* n_threads attention workspaces of LG_ATTN_WS_BYTES */
+	float	   *attn_ws;
+	/* split-KV partial results (M, S, acc per head and chunk); grown */
+	float	   *attn_part;
+	size_t		attn_part_floats;
 } lg_cpu_ctx;
 
 /*

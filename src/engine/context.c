@@ -154,6 +154,13 @@ lg_context_truncate(lg_context *c, int32_t pos, lg_error *err)
 	return LG_OK;
 }
 
+void
+lg_context_set_abort(lg_context *c, lg_abort_fn fn, void *arg)
+{
+	c->abort_fn = fn;
+	c->abort_arg = arg;
+}
+
 int32_t
 lg_context_pos(const lg_context *c)
 {

@@ -29,7 +29,16 @@ struct lg_context
 	float	   *hb2;			/* [n_batch][n_ff] up */
 	float	   *attn_scratch;
 	int32_t    *positions;		/* [n_batch] */
+	lg_abort_fn abort_fn;		/* polled between layers; may be NULL */
+	void	   *abort_arg;
 };
+
+/* True when the caller asked to stop (checked between layers and chunks). */
+static inline bool
+lg_context_aborted(const lg_context *c)
+{
+	return c->abort_fn != NULL && c->abort_fn(c->abort_arg);
+}
 
 /*
  * Run n (<= n_batch) tokens at positions pos..pos+n-1 through the model,

@@ -40,6 +40,9 @@ lg_forward_llama(lg_context *c, const lg_token *tokens, int32_t n,
 	{
 		const lg_layer *l = &m->layers[il];
 
+		if (lg_context_aborted(c))
+			return lg_error_set(err, LG_ERR_CANCELLED, "evaluation cancelled");
+
 		/* attention: xb = rmsnorm(x); q, k, v = xb·W (+ b); RoPE; cache k, v */
 		be->rmsnorm(be, c->xb, c->x, l->attn_norm.data, n, d, hp->rms_eps);
 		if ((st = be->matmul(be, c->q, &l->wq, c->xb, n)) != LG_OK ||

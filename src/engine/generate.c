@@ -118,6 +118,11 @@ lg_generate(lg_context *c, lg_sampler *s, const lg_token *prompt, int32_t n_prom
 		size_t		hold = 0;
 		int64_t		stop_at;
 
+		if (t == LG_TOKEN_NULL)
+		{
+			st = lg_error_set(err, LG_ERR_ARG, "every token is banned by the logit bias");
+			goto done;
+		}
 		if (lg_vocab_is_eog(v, t))
 		{
 			if (gp->include_eog)

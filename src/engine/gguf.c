@@ -555,6 +555,10 @@ gguf_parse(gguf_impl *gi, lg_error *err)
 	if (g->version == 1)
 		return lg_error_set(err, LG_ERR_UNSUPPORTED,
 							"GGUF version 1 is not supported; convert the model again with a current llama.cpp"), false;
+	/* a plausible future version is "not supported"; anything else is a corrupt header */
+	if (g->version > 255)
+		return lg_error_set(err, LG_ERR_FORMAT,
+							"invalid GGUF version %" PRIu32 " (versions 2 and 3 are supported)", g->version), false;
 	if (g->version > 3)
 		return lg_error_set(err, LG_ERR_UNSUPPORTED,
 							"GGUF version %" PRIu32 " is not supported (versions 2 and 3 are)", g->version), false;

@@ -195,13 +195,97 @@ dot_bf16(int64_t n, float *s, const void *vw, const void *vx)
 
 /* ---- 32-value blocks ---- */
 
-/* q8_0 · q8_0 */
+/*
+ * q8_0 and q4_0 weights take q8p activations (see backend_cpu_impl.h):
+ * the activation scale is a float already, the weight scale comes from
+ * lg_f16_table with a broadcast load, and for q4_0 the nibbles stay
+ * unsigned, the -8 riding in as c = -8*Σq added to the integer sum.
+ * These are the types of the hot matvecs, so every uop counts.
+ */
+
+/* One q4_0 block against a q8p block: integer dot plus c. */
+static inline __m256i
+q4p_block(const uint8_t *qs, const int8_t *qy, int32_t c)
+{
+	const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_32(qs),
+															 _mm256_loadu_si256((const __m256i *) qy)),
+										_mm256_set1_epi16(1));
+
+	return _mm256_add_epi32(p, _mm256_zextsi128_si256(_mm_cvtsi32_si128(c)));
+}
+
+/* q4_0 · q8p */
 static void
-dot_q8_0(int64_t n, float *s, const void *vw, const void *vx)
+dot_q4_0_p(int64_t n, float *s, const void *vw, const void *vx)
+{
+	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
+	const int64_t nb = n / LG_QK;
+	const int8_t *qy = (const int8_t *) vx;
+	const float *dy = (const float *) (qy + n);
+	const int32_t *cy = (const int32_t *) (dy + nb);
+	__m256		acc0 = _mm256_setzero_ps();
+	__m256		acc1 = _mm256_setzero_ps();
+	int64_t		i = 0;
+
+	for (; i + 2 <= nb; i += 2)
+	{
+		const __m256i p0 = q4p_block(x[i].qs, qy + i * LG_QK, cy[i]);
+		const __m256i p1 = q4p_block(x[i + 1].qs, qy + (i + 1) * LG_QK, cy[i + 1]);
+		const __m256 d0 = _mm256_mul_ps(_mm256_set1_ps(lg_f16_table[x[i].d]), _mm256_set1_ps(dy[i]));
+		const __m256 d1 = _mm256_mul_ps(_mm256_set1_ps(lg_f16_table[x[i + 1].d]), _mm256_set1_ps(dy[i + 1]));
+
+		acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
+	}
+	for (; i < nb; i++)
+	{
+		const __m256i p = q4p_block(x[i].qs, qy + i * LG_QK, cy[i]);
+		const __m256 d = _mm256_mul_ps(_mm256_set1_ps(lg_f16_table[x[i].d]), _mm256_set1_ps(dy[i]));
+
+		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
+	}
+	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* q4_0 weights against up to 4 q8p activation rows */
+static void
+dotn_q4_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
+{
+	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
+	const int64_t nb = n / LG_QK;
+	__m256		acc[LG_DOTN_MAX];
+
+	for (int c = 0; c < nc; c++)
+		acc[c] = _mm256_setzero_ps();
+	for (int64_t i = 0; i < nb; i++)
+	{
+		const __m256i q = nibbles_32(x[i].qs);
+		const __m256 dx = _mm256_set1_ps(lg_f16_table[x[i].d]);
+
+		for (int c = 0; c < nc; c++)
+		{
+			const int8_t *qy = (const int8_t *) vx + c * xs;
+			const float *dy = (const float *) (qy + n);
+			const int32_t *cy = (const int32_t *) (dy + nb);
+			__m256i		p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK))),
+											  _mm256_set1_epi16(1));
+
+			p = _mm256_add_epi32(p, _mm256_zextsi128_si256(_mm_cvtsi32_si128(cy[i])));
+			acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p), acc[c]);
+		}
+	}
+	for (int c = 0; c < nc; c++)
+		s[c] = hsum_ps(acc[c]);
+}
+
+/* q8_0 · q8p */
+static void
+dot_q8_0_p(int64_t n, float *s, const void *vw, const void *vx)
 {
 	const lg_block_q8_0 *x = (const lg_block_q8_0 *) vw;
-	const lg_block_q8_0 *y = (const lg_block_q8_0 *) vx;
 	const int64_t nb = n / LG_QK;
+	const int8_t *qy = (const int8_t *) vx;
+	const float *dy = (const float *) (qy + n);
 	__m256		acc0 = _mm256_setzero_ps();
 	__m256		acc1 = _mm256_setzero_ps();
 	int64_t		i = 0;
@@ -209,26 +293,29 @@ dot_q8_0(int64_t n, float *s, const void *vw, const void *vx)
 	for (; i + 2 <= nb; i += 2)
 	{
 		const __m256i p0 = dot_i8_epi32(_mm256_loadu_si256((const __m256i *) x[i].qs),
-										_mm256_loadu_si256((const __m256i *) y[i].qs));
+										_mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)));
 		const __m256i p1 = dot_i8_epi32(_mm256_loadu_si256((const __m256i *) x[i + 1].qs),
-										_mm256_loadu_si256((const __m256i *) y[i + 1].qs));
+										_mm256_loadu_si256((const __m256i *) (qy + (i + 1) * LG_QK)));
+		const __m256 d0 = _mm256_mul_ps(_mm256_set1_ps(lg_f16_table[x[i].d]), _mm256_set1_ps(dy[i]));
+		const __m256 d1 = _mm256_mul_ps(_mm256_set1_ps(lg_f16_table[x[i + 1].d]), _mm256_set1_ps(dy[i + 1]));
 
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+		acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
 	}
 	for (; i < nb; i++)
 	{
 		const __m256i p = dot_i8_epi32(_mm256_loadu_si256((const __m256i *) x[i].qs),
-									   _mm256_loadu_si256((const __m256i *) y[i].qs));
+									   _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)));
+		const __m256 d = _mm256_mul_ps(_mm256_set1_ps(lg_f16_table[x[i].d]), _mm256_set1_ps(dy[i]));
 
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
 	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-/* q8_0 weights against up to 4 q8_0 activation rows */
+/* q8_0 weights against up to 4 q8p activation rows */
 static void
-dotn_q8_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
+dotn_q8_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
 {
 	const lg_block_q8_0 *x = (const lg_block_q8_0 *) vw;
 	const int64_t nb = n / LG_QK;
@@ -240,81 +327,106 @@ dotn_q8_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs
 	{
 		const __m256i qx = _mm256_loadu_si256((const __m256i *) x[i].qs);
 		const __m256i ax = _mm256_sign_epi8(qx, qx);
-		const float dx = h2f(x[i].d);
+		const __m256 dx = _mm256_set1_ps(lg_f16_table[x[i].d]);
 
 		for (int c = 0; c < nc; c++)
 		{
-			const lg_block_q8_0 *y = (const lg_block_q8_0 *) ((const char *) vx + c * xs) + i;
-			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qx);
+			const int8_t *qy = (const int8_t *) vx + c * xs;
+			const float *dy = (const float *) (qy + n);
+			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)), qx);
 			const __m256i p = dot_u8_epi32(ax, sy);
 
-			acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y->d)), _mm256_cvtepi32_ps(p), acc[c]);
+			acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p), acc[c]);
 		}
 	}
 	for (int c = 0; c < nc; c++)
 		s[c] = hsum_ps(acc[c]);
 }
 
-/* q4_0 · q8_0: nibbles minus 8 */
-static void
-dot_q4_0(int64_t n, float *s, const void *vw, const void *vx)
+/*
+ * roundf() for 8 floats of magnitude < 2^23: round half away from zero,
+ * as ggml's reference q8_0 quantizer does (the SIMD one in ggml rounds
+ * half to even; we follow lg_quantize_row).  v - trunc(v) is exact here.
+ */
+static inline __m256
+round_half_away(__m256 v)
 {
-	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
-	const lg_block_q8_0 *y = (const lg_block_q8_0 *) vx;
-	const int64_t nb = n / LG_QK;
-	const __m256i off = _mm256_set1_epi8(8);
-	__m256		acc0 = _mm256_setzero_ps();
-	__m256		acc1 = _mm256_setzero_ps();
-	int64_t		i = 0;
+	const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+	const __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
+	const __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t));
+	const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
 
-	for (; i + 2 <= nb; i += 2)
-	{
-		const __m256i q0 = _mm256_sub_epi8(nibbles_32(x[i].qs), off);
-		const __m256i q1 = _mm256_sub_epi8(nibbles_32(x[i + 1].qs), off);
-		const __m256i p0 = dot_i8_epi32(q0, _mm256_loadu_si256((const __m256i *) y[i].qs));
-		const __m256i p1 = dot_i8_epi32(q1, _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
-
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
-	}
-	for (; i < nb; i++)
-	{
-		const __m256i q = _mm256_sub_epi8(nibbles_32(x[i].qs), off);
-		const __m256i p = dot_i8_epi32(q, _mm256_loadu_si256((const __m256i *) y[i].qs));
-
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
-	}
-	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
+	return _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(sign, _mm256_set1_ps(1.0f))));
 }
 
-/* q4_0 weights against up to 4 q8_0 activation rows */
-static void
-dotn_q4_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
+/*
+ * A q8p row (see backend_cpu_impl.h), bit for bit what lg_q8p_prep (and
+ * so lg_quantize_row's q8_0) gives: amax, d = amax/127, id = 1/d, q =
+ * roundf(x*id), the same IEEE operations in the same order.  It runs once
+ * per activation row of every matmul, so the scalar version's cost showed.
+ */
+void
+lg_q8p_prep_avx2(const float *x, void *dst, int64_t cols, int bias)
 {
-	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
-	const int64_t nb = n / LG_QK;
-	const __m256i off = _mm256_set1_epi8(8);
-	__m256		acc[LG_DOTN_MAX];
+	const int64_t nb = cols / LG_QK;
+	int8_t	   *qs = (int8_t *) dst;
+	float	   *dq = (float *) (qs + cols);
+	int32_t    *c = (int32_t *) (dq + nb);
+	const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
 
-	for (int c = 0; c < nc; c++)
-		acc[c] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < nb; i++)
 	{
-		const __m256i qx = _mm256_sub_epi8(nibbles_32(x[i].qs), off);
-		const __m256i ax = _mm256_sign_epi8(qx, qx);
-		const float dx = h2f(x[i].d);
+		const float *xb = x + i * LG_QK;
+		__m256		v0 = _mm256_loadu_ps(xb);
+		__m256		v1 = _mm256_loadu_ps(xb + 8);
+		__m256		v2 = _mm256_loadu_ps(xb + 16);
+		__m256		v3 = _mm256_loadu_ps(xb + 24);
+		__m256		m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, abs_mask), _mm256_and_ps(v1, abs_mask)),
+									  _mm256_max_ps(_mm256_and_ps(v2, abs_mask), _mm256_and_ps(v3, abs_mask)));
+		__m128		m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		float		amax;
+		float		d;
+		float		id;
+		lg_f16		dh;
+		__m256		vid;
+		__m256i		i0,
+					i1,
+					i2,
+					i3;
 
-		for (int c = 0; c < nc; c++)
-		{
-			const lg_block_q8_0 *y = (const lg_block_q8_0 *) ((const char *) vx + c * xs) + i;
-			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qx);
-			const __m256i p = dot_u8_epi32(ax, sy);
-
-			acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y->d)), _mm256_cvtepi32_ps(p), acc[c]);
-		}
+		m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+		m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+		amax = _mm_cvtss_f32(m4);
+		d = amax / ((1 << 7) - 1);
+		id = d != 0.0f ? 1.0f / d : 0.0f;
+		dh = (lg_f16) _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+		dq[i] = h2f(dh);
+		vid = _mm256_set1_ps(id);
+		i0 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v0, vid)));
+		i1 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v1, vid)));
+		i2 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v2, vid)));
+		i3 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v3, vid)));
+		c[i] = bias * hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+		/* packs work within 128-bit lanes; the permute puts the bytes back in order */
+		i0 = _mm256_packs_epi32(i0, i1);
+		i2 = _mm256_packs_epi32(i2, i3);
+		i0 = _mm256_packs_epi16(i0, i2);
+		i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+		_mm256_storeu_si256((__m256i *) (qs + i * LG_QK), i0);
 	}
-	for (int c = 0; c < nc; c++)
-		s[c] = hsum_ps(acc[c]);
+}
+
+/* q8p activations for q4_0 weights (c = -8*Σq) and q8_0 weights (c unused) */
+static void
+prep_q4_0(const float *x, void *dst, int64_t cols)
+{
+	lg_q8p_prep_avx2(x, dst, cols, -8);
+}
+
+static void
+prep_q8_0(const float *x, void *dst, int64_t cols)
+{
+	lg_q8p_prep_avx2(x, dst, cols, 0);
 }
 
 /* q4_1 · q8_1: d*q + m, the m part through q8_1's s = d*Σq */
@@ -731,16 +843,18 @@ lg_cpu_kernels_avx2(lg_cpu_kernels *k)
 	k->dot[LG_TYPE_F32] = dot_f32;
 	k->dot[LG_TYPE_F16] = dot_f16;
 	k->dot[LG_TYPE_BF16] = dot_bf16;
-	k->dot[LG_TYPE_Q8_0] = dot_q8_0;
-	k->dot[LG_TYPE_Q4_0] = dot_q4_0;
 	k->dot[LG_TYPE_Q4_1] = dot_q4_1;
 	k->dot[LG_TYPE_Q5_0] = dot_q5_0;
 	k->dot[LG_TYPE_Q5_1] = dot_q5_1;
 	k->dot[LG_TYPE_Q4_K] = dot_q4_K;
 	k->dot[LG_TYPE_Q5_K] = dot_q5_K;
 	k->dot[LG_TYPE_Q6_K] = dot_q6_K;
-	k->dotn[LG_TYPE_Q8_0] = dotn_q8_0;
-	k->dotn[LG_TYPE_Q4_0] = dotn_q4_0;
+	k->dot[LG_TYPE_Q8_0] = dot_q8_0_p;
+	k->dotn[LG_TYPE_Q8_0] = dotn_q8_0_p;
+	k->prep[LG_TYPE_Q8_0] = prep_q8_0;
+	k->dot[LG_TYPE_Q4_0] = dot_q4_0_p;
+	k->dotn[LG_TYPE_Q4_0] = dotn_q4_0_p;
+	k->prep[LG_TYPE_Q4_0] = prep_q4_0;
 	k->f32_to_f16 = avx2_f32_to_f16;
 	k->f16_to_f32 = avx2_f16_to_f32;
 	k->axpy_f32 = avx2_axpy_f32;

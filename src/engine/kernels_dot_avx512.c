@@ -183,13 +183,21 @@ dot_bf16_native(int64_t n, float *s, const void *vw, const void *vx)
 
 /* ---- 32-value blocks, VNNI ---- */
 
-/* q8_0 · q8_0 */
+/*
+ * q8_0 and q4_0 weights against q8p activations (see backend_cpu_impl.h).
+ * For q4_0 the unsigned nibbles go straight into vpdpbusd, whose
+ * accumulator starts as (c, 0, ..., 0) with c = -8*Σq: one instruction for
+ * the whole integer block dot.
+ */
+
+/* q8_0 · q8p */
 static void
-dot_q8_0(int64_t n, float *s, const void *vw, const void *vx)
+dot_q8_0_p(int64_t n, float *s, const void *vw, const void *vx)
 {
 	const lg_block_q8_0 *x = (const lg_block_q8_0 *) vw;
-	const lg_block_q8_0 *y = (const lg_block_q8_0 *) vx;
 	const int64_t nb = n / LG_QK;
+	const int8_t *qy = (const int8_t *) vx;
+	const float *dy = (const float *) (qy + n);
 	__m256		acc0 = _mm256_setzero_ps();
 	__m256		acc1 = _mm256_setzero_ps();
 	int64_t		i = 0;
@@ -197,26 +205,29 @@ dot_q8_0(int64_t n, float *s, const void *vw, const void *vx)
 	for (; i + 2 <= nb; i += 2)
 	{
 		const __m256i p0 = vnni_dot_i8(_mm256_loadu_si256((const __m256i *) x[i].qs),
-									   _mm256_loadu_si256((const __m256i *) y[i].qs));
+									   _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)));
 		const __m256i p1 = vnni_dot_i8(_mm256_loadu_si256((const __m256i *) x[i + 1].qs),
-									   _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
+									   _mm256_loadu_si256((const __m256i *) (qy + (i + 1) * LG_QK)));
+		const __m256 d0 = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[i].d]), _mm256_broadcast_ss(&dy[i]));
+		const __m256 d1 = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[i + 1].d]), _mm256_broadcast_ss(&dy[i + 1]));
 
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+		acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
 	}
 	for (; i < nb; i++)
 	{
 		const __m256i p = vnni_dot_i8(_mm256_loadu_si256((const __m256i *) x[i].qs),
-									  _mm256_loadu_si256((const __m256i *) y[i].qs));
+									  _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)));
+		const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[i].d]), _mm256_broadcast_ss(&dy[i]));
 
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
 	*s = hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
-/* q8_0 weights against up to 4 q8_0 activation rows */
+/* q8_0 weights against up to 4 q8p activation rows */
 static void
-dotn_q8_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
+dotn_q8_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
 {
 	const lg_block_q8_0 *x = (const lg_block_q8_0 *) vw;
 	const int64_t nb = n / LG_QK;
@@ -228,65 +239,66 @@ dotn_q8_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs
 	{
 		const __m256i qx = _mm256_loadu_si256((const __m256i *) x[i].qs);
 		const __m256i ax = _mm256_abs_epi8(qx);
-		const float dx = h2f(x[i].d);
+		const __m256 dx = _mm256_set1_ps(lg_f16_table[x[i].d]);
 
 		for (int c = 0; c < nc; c++)
 		{
-			const lg_block_q8_0 *y = (const lg_block_q8_0 *) ((const char *) vx + c * xs) + i;
-			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qx);
+			const int8_t *qy = (const int8_t *) vx + c * xs;
+			const float *dy = (const float *) (qy + n);
+			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)), qx);
 			const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
 
-			acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y->d)), _mm256_cvtepi32_ps(p), acc[c]);
+			acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p), acc[c]);
 		}
 	}
 	for (int c = 0; c < nc; c++)
 		s[c] = hsum_ps256(acc[c]);
 }
 
-/*
- * Σ (q - 8) * y for q4_0's unsigned nibbles: vpdpbusd takes q as u8
- * directly; the -8 is 8 * Σy, also one vpdpbusd.
- */
+/* One q4_0 block against a q8p block: Σ nibble*y + c in one vpdpbusd. */
 static inline __m256i
-q4_dot(__m256i q, __m256i y)
+q4p_block(const uint8_t *qs, const int8_t *qy, int32_t c)
 {
-	const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y);
-	const __m256i m = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), y);
-
-	return _mm256_sub_epi32(p, m);
+	return _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(c)), nibbles_32(qs),
+							   _mm256_loadu_si256((const __m256i *) qy));
 }
 
-/* q4_0 · q8_0 */
+/* q4_0 · q8p */
 static void
-dot_q4_0(int64_t n, float *s, const void *vw, const void *vx)
+dot_q4_0_p(int64_t n, float *s, const void *vw, const void *vx)
 {
 	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
-	const lg_block_q8_0 *y = (const lg_block_q8_0 *) vx;
 	const int64_t nb = n / LG_QK;
+	const int8_t *qy = (const int8_t *) vx;
+	const float *dy = (const float *) (qy + n);
+	const int32_t *cy = (const int32_t *) (dy + nb);
 	__m256		acc0 = _mm256_setzero_ps();
 	__m256		acc1 = _mm256_setzero_ps();
 	int64_t		i = 0;
 
 	for (; i + 2 <= nb; i += 2)
 	{
-		const __m256i p0 = q4_dot(nibbles_32(x[i].qs), _mm256_loadu_si256((const __m256i *) y[i].qs));
-		const __m256i p1 = q4_dot(nibbles_32(x[i + 1].qs), _mm256_loadu_si256((const __m256i *) y[i + 1].qs));
+		const __m256i p0 = q4p_block(x[i].qs, qy + i * LG_QK, cy[i]);
+		const __m256i p1 = q4p_block(x[i + 1].qs, qy + (i + 1) * LG_QK, cy[i + 1]);
+		const __m256 d0 = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[i].d]), _mm256_broadcast_ss(&dy[i]));
+		const __m256 d1 = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[i + 1].d]), _mm256_broadcast_ss(&dy[i + 1]));
 
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+		acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
 	}
 	for (; i < nb; i++)
 	{
-		const __m256i p = q4_dot(nibbles_32(x[i].qs), _mm256_loadu_si256((const __m256i *) y[i].qs));
+		const __m256i p = q4p_block(x[i].qs, qy + i * LG_QK, cy[i]);
+		const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[i].d]), _mm256_broadcast_ss(&dy[i]));
 
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
 	*s = hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
-/* q4_0 weights against up to 4 q8_0 activation rows */
+/* q4_0 weights against up to 4 q8p activation rows */
 static void
-dotn_q4_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
+dotn_q4_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
 {
 	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
 	const int64_t nb = n / LG_QK;
@@ -296,15 +308,18 @@ dotn_q4_0(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs
 		acc[c] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < nb; i++)
 	{
-		const __m256i qx = nibbles_32(x[i].qs);
-		const float dx = h2f(x[i].d);
+		const __m256i q = nibbles_32(x[i].qs);
+		const __m256 dx = _mm256_set1_ps(lg_f16_table[x[i].d]);
 
 		for (int c = 0; c < nc; c++)
 		{
-			const lg_block_q8_0 *y = (const lg_block_q8_0 *) ((const char *) vx + c * xs) + i;
-			const __m256i p = q4_dot(qx, _mm256_loadu_si256((const __m256i *) y->qs));
+			const int8_t *qy = (const int8_t *) vx + c * xs;
+			const float *dy = (const float *) (qy + n);
+			const int32_t *cy = (const int32_t *) (dy + nb);
+			const __m256i p = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(cy[i])), q,
+												  _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)));
 
-			acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y->d)), _mm256_cvtepi32_ps(p), acc[c]);
+			acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p), acc[c]);
 		}
 	}
 	for (int c = 0; c < nc; c++)
@@ -441,7 +456,10 @@ avx512_axpy_f16(int64_t n, float *y, const lg_f16 *x, float a)
 	}
 }
 
-/* Install the AVX-512 kernels over the AVX2 ones. */
+/*
+ * Install the AVX-512 kernels over the AVX2 ones.  q8_0/q4_0 keep the AVX2
+ * table's q8p prep: same format.
+ */
 void
 lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16)
 {
@@ -449,13 +467,13 @@ lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16)
 	k->dot[LG_TYPE_F32] = dot_f32;
 	k->dot[LG_TYPE_F16] = dot_f16;
 	k->dot[LG_TYPE_BF16] = has_bf16 ? dot_bf16_native : dot_bf16;
-	k->dot[LG_TYPE_Q8_0] = dot_q8_0;
-	k->dot[LG_TYPE_Q4_0] = dot_q4_0;
+	k->dot[LG_TYPE_Q8_0] = dot_q8_0_p;
+	k->dotn[LG_TYPE_Q8_0] = dotn_q8_0_p;
+	k->dot[LG_TYPE_Q4_0] = dot_q4_0_p;
+	k->dotn[LG_TYPE_Q4_0] = dotn_q4_0_p;
 	k->dot[LG_TYPE_Q4_1] = dot_q4_1;
 	k->dot[LG_TYPE_Q5_0] = dot_q5_0;
 	k->dot[LG_TYPE_Q5_1] = dot_q5_1;
-	k->dotn[LG_TYPE_Q8_0] = dotn_q8_0;
-	k->dotn[LG_TYPE_Q4_0] = dotn_q4_0;
 	k->f32_to_f16 = avx512_f32_to_f16;
 	k->f16_to_f32 = avx512_f16_to_f32;
 	k->axpy_f32 = avx512_axpy_f32;

@@ -102,6 +102,14 @@ int32_t		lg_context_n_ctx(const lg_context *c);
 const lg_model *lg_context_model(const lg_context *c);
 
 /*
+ * A function the context calls between layers and between prompt chunks;
+ * when it returns true, evaluation stops with LG_ERR_CANCELLED (the
+ * positions already written stay in the cache).  fn NULL removes it.
+ */
+typedef bool (*lg_abort_fn) (void *arg);
+void		lg_context_set_abort(lg_context *c, lg_abort_fn fn, void *arg);
+
+/*
  * Evaluate n tokens after the current position (split into n_batch chunks).
  * logits: NULL, or room for n_vocab floats (all_logits false: the last
  * token's) or n*n_vocab floats (all_logits true: every token's, in order).

@@ -4,14 +4,15 @@
  * The work is cut into items of (token, KV head, a few of the query heads
  * sharing that KV head), so each K and V row read from memory serves every
  * query head of its group.  An item walks the positions it may see in
- * tiles of LG_ATTN_TILE: scores for the tile, a running max and sum per
- * head (the "online" softmax of flash attention), then the V rows weighted
- * in.  Memory is a few KiB of stack per thread whatever kv_len is, so
+ * tiles: the tile's K rows converted to f32 once, scores for every head of
+ * the item, a running max and sum per head (the "online" softmax of flash
+ * attention), then the tile's V rows weighted in.  Memory is a fixed
+ * per-thread workspace allocated with the backend, whatever kv_len is, so
  * attn_scratch_floats is 0.
  *
  * With an F16 cache we follow ggml's CPU flash-attention path: q is
- * rounded to f16 and dotted with the f16 K rows (accumulating in float);
- * V is accumulated in float.
+ * rounded to f16 and dotted with the f16 K rows (products and sums in
+ * float); V is accumulated in float.
  */
 #include "backend_cpu_impl.h"
 
@@ -19,39 +20,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LG_ATTN_TILE		64		/* KV positions scored at a time */
+#define LG_ATTN_TILE		64		/* KV positions per tile, at most */
 #define LG_ATTN_MAX_GROUP	8		/* query heads per item */
-#define LG_ATTN_STACK_DIM	4096	/* heads × head_dim held on the stack */
 
 typedef struct lg_attn_job
 {
 	const lg_cpu_kernels *k;
 	const lg_attn_args *a;
+	float	   *ws;				/* n_threads workspaces of LG_ATTN_WS_BYTES */
 	int32_t		group;			/* query heads per KV head */
 	int32_t		gsub;			/* query heads per item */
 	int32_t		n_sub;			/* items per (token, KV head) */
+	int32_t		tile;			/* KV positions per tile */
 	int64_t		n_items;
 	_Alignas(64) atomic_int_fast64_t next;
 } lg_attn_job;
 
-/* q·k for one cache row: F16 (q already rounded) or F32, fast or reference. */
-static inline float
-lg_attn_dot(const lg_cpu_kernels *k, lg_kv_type kt, int32_t d, const void *krow, const void *q)
-{
-	float		s;
-	lg_type		t = kt == LG_KV_F16 ? LG_TYPE_F16 : LG_TYPE_F32;
-
-	if (!k->reference && k->dot[t] != NULL)
-		k->dot[t](d, &s, krow, q);
-	else
-		lg_vec_dot_ref(t, d, krow, q, &s);
-	return s;
-}
-
 /* One item: token t, KV head g, query heads h0..h0+nh-1, into out. */
 static void
-lg_attn_item(const lg_attn_job *job, int64_t t, int32_t g, int32_t h0, int32_t nh,
-			 float *acc, lg_f16 *q16)
+lg_attn_item(const lg_attn_job *job, int64_t t, int32_t g, int32_t h0, int32_t nh, float *ws)
 {
 	const lg_cpu_kernels *k = job->k;
 	const lg_attn_args *a = job->a;
@@ -60,10 +47,11 @@ lg_attn_item(const lg_attn_job *job, int64_t t, int32_t g, int32_t h0, int32_t n
 	const int64_t q_row = (int64_t) a->n_heads * D;
 	const int64_t n_valid = a->pos0 + t + 1 < a->kv_len ? a->pos0 + t + 1 : a->kv_len;
 	const bool	f16 = a->kv_type == LG_KV_F16;
-	const size_t esz = f16 ? sizeof(lg_f16) : sizeof(float);
-	const char *kbase = (const char *) a->k_cache + (size_t) g * D * esz;
-	const char *vbase = (const char *) a->v_cache + (size_t) g * D * esz;
-	const void *qh[LG_ATTN_MAX_GROUP];
+	const int32_t T = job->tile;
+	float	   *q32 = ws;
+	float	   *acc = ws + LG_ATTN_WS_FLOATS;
+	float	   *kt = ws + 2 * LG_ATTN_WS_FLOATS;
+	float	   *vt = ws + 3 * LG_ATTN_WS_FLOATS;
 	float		M[LG_ATTN_MAX_GROUP];
 	float		S[LG_ATTN_MAX_GROUP];
 	float		sc[LG_ATTN_MAX_GROUP][LG_ATTN_TILE];
@@ -74,28 +62,38 @@ lg_attn_item(const lg_attn_job *job, int64_t t, int32_t g, int32_t h0, int32_t n
 
 		if (f16)
 		{
-			k->f32_to_f16(q, q16 + (size_t) j * D, D);
-			qh[j] = q16 + (size_t) j * D;
+			/* round q to f16 as ggml does before its f16 dot (kt is free yet) */
+			k->f32_to_f16(q, (lg_f16 *) kt, D);
+			k->f16_to_f32((const lg_f16 *) kt, q32 + (size_t) j * D, D);
 		}
 		else
-			qh[j] = q;
+			memcpy(q32 + (size_t) j * D, q, (size_t) D * sizeof(float));
 		M[j] = -INFINITY;
 		S[j] = 0.0f;
 	}
 	memset(acc, 0, (size_t) nh * D * sizeof(float));
 
-	for (int64_t c0 = 0; c0 < n_valid; c0 += LG_ATTN_TILE)
+	for (int64_t c0 = 0; c0 < n_valid; c0 += T)
 	{
-		const int64_t nc = n_valid - c0 < LG_ATTN_TILE ? n_valid - c0 : LG_ATTN_TILE;
+		const int64_t nc = n_valid - c0 < T ? n_valid - c0 : T;
+		const float *K;
+		const float *V;
+		int64_t		ks;
 
-		/* scores: each K row once, for all heads of the group */
-		for (int64_t c = 0; c < nc; c++)
+		if (f16)
 		{
-			const char *krow = kbase + (size_t) ((c0 + c) * row) * esz;
-
-			for (int32_t j = 0; j < nh; j++)
-				sc[j][c] = lg_attn_dot(k, a->kv_type, D, krow, qh[j]) * a->scale;
+			k->attn_tile_f16(nc, D, (const lg_f16 *) a->k_cache + c0 * row + (int64_t) g * D,
+							 row, kt);
+			K = kt;
+			ks = D;
 		}
+		else
+		{
+			K = (const float *) a->k_cache + c0 * row + (int64_t) g * D;
+			ks = row;
+		}
+		for (int32_t j = 0; j < nh; j++)
+			k->attn_scores(nc, D, K, ks, q32 + (size_t) j * D, a->scale, sc[j]);
 
 		/* running max and sum; rescale what was accumulated under an older max */
 		for (int32_t j = 0; j < nh; j++)
@@ -118,19 +116,20 @@ lg_attn_item(const lg_attn_job *job, int64_t t, int32_t g, int32_t h0, int32_t n
 			S[j] += k->exp_sum(nc, sc[j], M[j]);
 		}
 
-		/* weighted V rows */
-		for (int64_t c = 0; c < nc; c++)
+		if (f16)
 		{
-			const char *vrow = vbase + (size_t) ((c0 + c) * row) * esz;
-
-			for (int32_t j = 0; j < nh; j++)
-			{
-				if (f16)
-					k->axpy_f16(D, acc + (size_t) j * D, (const lg_f16 *) vrow, sc[j][c]);
-				else
-					k->axpy_f32(D, acc + (size_t) j * D, (const float *) vrow, sc[j][c]);
-			}
+			k->attn_tile_f16(nc, D, (const lg_f16 *) a->v_cache + c0 * row + (int64_t) g * D,
+							 row, vt);
+			V = vt;
+			ks = D;
 		}
+		else
+		{
+			V = (const float *) a->v_cache + c0 * row + (int64_t) g * D;
+			ks = row;
+		}
+		for (int32_t j = 0; j < nh; j++)
+			k->attn_accum(nc, D, V, ks, sc[j], acc + (size_t) j * D);
 	}
 
 	for (int32_t j = 0; j < nh; j++)
@@ -149,29 +148,8 @@ lg_attn_task(void *arg, int ith, int nth)
 {
 	lg_attn_job *job = (lg_attn_job *) arg;
 	const lg_attn_args *a = job->a;
-	const int32_t D = a->head_dim;
-	const size_t need = (size_t) job->gsub * D;
-	float		acc_stack[LG_ATTN_STACK_DIM];
-	lg_f16		q16_stack[LG_ATTN_STACK_DIM];
-	float	   *acc = acc_stack;
-	lg_f16	   *q16 = q16_stack;
+	float	   *ws = job->ws + (size_t) ith * (LG_ATTN_WS_BYTES / sizeof(float));
 	int64_t		item = ith;
-
-	if (need > LG_ATTN_STACK_DIM)
-	{
-		/* a head_dim beyond any model we know of: heap, and NaN if even that fails */
-		acc = (float *) malloc(need * sizeof(float));
-		q16 = (lg_f16 *) malloc(need * sizeof(lg_f16));
-		if (acc == NULL || q16 == NULL)
-		{
-			free(acc);
-			free(q16);
-			if (ith == 0)
-				for (int64_t i = 0; i < a->n_tok * a->n_heads * (int64_t) D; i++)
-					a->out[i] = NAN;
-			return;
-		}
-	}
 
 	while (item < job->n_items)
 	{
@@ -185,14 +163,8 @@ lg_attn_task(void *arg, int ith, int nth)
 
 		if (nh > job->gsub)
 			nh = job->gsub;
-		lg_attn_item(job, t, g, h0, nh, acc, q16);
+		lg_attn_item(job, t, g, h0, nh, ws);
 		item = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-	}
-
-	if (acc != acc_stack)
-	{
-		free(acc);
-		free(q16);
 	}
 }
 
@@ -208,11 +180,21 @@ lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
 	if (a->n_tok <= 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 || a->head_dim <= 0 ||
 		a->n_heads % a->n_kv_heads != 0)
 		return;
+	if (a->head_dim > LG_ATTN_WS_FLOATS)
+	{
+		/* beyond any model we know of; loud rather than wrong */
+		for (int64_t i = 0; i < a->n_tok * a->n_heads * (int64_t) a->head_dim; i++)
+			a->out[i] = NAN;
+		return;
+	}
 
 	memset(&job, 0, sizeof(job));
 	job.k = &ctx->k;
 	job.a = a;
+	job.ws = ctx->attn_ws;
 	job.group = a->n_heads / a->n_kv_heads;
+	job.tile = LG_ATTN_WS_FLOATS / a->head_dim < LG_ATTN_TILE
+		? LG_ATTN_WS_FLOATS / a->head_dim : LG_ATTN_TILE;
 
 	/*
 	 * Split each group of query heads only as far as needed to give every
@@ -227,7 +209,7 @@ lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
 	job.gsub = (int32_t) ((job.group + n_sub - 1) / n_sub);
 	if (job.gsub > LG_ATTN_MAX_GROUP)
 		job.gsub = LG_ATTN_MAX_GROUP;
-	while (job.gsub > 1 && (int64_t) job.gsub * a->head_dim > LG_ATTN_STACK_DIM)
+	while (job.gsub > 1 && (int64_t) job.gsub * a->head_dim > LG_ATTN_WS_FLOATS)
 		job.gsub--;
 	job.n_sub = (job.group + job.gsub - 1) / job.gsub;
 	job.n_items = a->n_tok * a->n_kv_heads * job.n_sub;

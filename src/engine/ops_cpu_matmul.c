@@ -26,6 +26,7 @@ typedef struct lg_mm_job
 	lg_type		vt;				/* vec_dot_type */
 	lg_dot_fn	dot;			/* NULL: lg_vec_dot_ref */
 	lg_dotn_fn	dotn;			/* NULL: one token at a time */
+	lg_prep_fn	prep;			/* non-NULL: activations in q8p form */
 
 	const char *w;				/* rows of w_stride bytes */
 	size_t		w_stride;
@@ -104,8 +105,13 @@ lg_mm_convert_task(void *arg, int ith, int nth)
 	int64_t		r1 = r0 + per < job->n ? r0 + per : job->n;
 
 	for (int64_t r = r0; r < r1; r++)
-		lg_mm_convert_row(job->k, job->vt, job->xf + r * job->cols,
-						  job->xq + r * job->x_stride, job->cols);
+	{
+		if (job->prep != NULL)
+			job->prep(job->xf + r * job->cols, job->xq + r * job->x_stride, job->cols);
+		else
+			lg_mm_convert_row(job->k, job->vt, job->xf + r * job->cols,
+							  job->xq + r * job->x_stride, job->cols);
+	}
 }
 
 /* Compute one tile: weight rows [r0, r1) against tokens [t0, t1). */
@@ -262,6 +268,7 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 	job.vt = ti->vec_dot_type;
 	job.dot = ctx->k.reference ? NULL : ctx->k.dot[w->type];
 	job.dotn = ctx->k.reference ? NULL : ctx->k.dotn[w->type];
+	job.prep = ctx->k.reference ? NULL : ctx->k.prep[w->type];
 	job.w = (const char *) w->data;
 	job.w_stride = row_bytes;
 	job.xf = x;
@@ -281,7 +288,7 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 
 		if (vi->block_size == 0 || cols % vi->block_size != 0)
 			return LG_ERR_UNSUPPORTED;
-		job.x_stride = lg_row_size(job.vt, cols);
+		job.x_stride = job.prep != NULL ? lg_q8p_row_size(cols) : lg_row_size(job.vt, cols);
 		/* keep rows 64-byte aligned for the SIMD loads */
 		job.x_stride = (job.x_stride + 63) & ~(size_t) 63;
 		if ((size_t) n > SIZE_MAX / job.x_stride)

@@ -64,6 +64,7 @@ engine_conn_cleanup(void *arg)
 	}
 }
 
+/* Close the connection now (the engine takes it as the end of our requests). */
 void
 EngineClose(EngineConn *conn)
 {
@@ -78,6 +79,7 @@ EngineField(StringInfo buf, const char *key, const char *value)
 	appendBinaryStringInfo(buf, value, strlen(value) + 1);
 }
 
+/* Append an integer field. */
 void
 EngineFieldInt(StringInfo buf, const char *key, int64 value)
 {
@@ -87,6 +89,7 @@ EngineFieldInt(StringInfo buf, const char *key, int64 value)
 	EngineField(buf, key, num);
 }
 
+/* Append a float field, exactly (17 significant digits). */
 void
 EngineFieldFloat(StringInfo buf, const char *key, double value)
 {
@@ -121,6 +124,7 @@ EngineFrameForEach(EngineFrame *frame, const char *key,
 	}
 }
 
+/* EngineFrameForEach callback: remember the first value. */
 static void
 first_value(const char *value, void *arg)
 {
@@ -130,6 +134,7 @@ first_value(const char *value, void *arg)
 		*out = value;
 }
 
+/* The first value of key in the frame, or NULL. */
 const char *
 EngineFrameGet(EngineFrame *frame, const char *key)
 {
@@ -167,6 +172,7 @@ engine_write(EngineConn *conn, const char *data, size_t len)
 	}
 }
 
+/* Send one frame: header, then payload. */
 static void
 engine_send_frame(EngineConn *conn, char type, uint32 id, const char *payload, size_t len)
 {
@@ -191,6 +197,7 @@ engine_send_frame(EngineConn *conn, char type, uint32 id, const char *payload, s
 		engine_write(conn, payload, len);
 }
 
+/* Send a request with the next id; returns the id. */
 uint32
 EngineSendRequest(EngineConn *conn, char type, StringInfo fields)
 {
@@ -310,6 +317,7 @@ try_connect(EngineConn *conn)
 	return false;
 }
 
+/* Connect to the engine and say HELLO (see llamagpu.h). */
 EngineConn *
 EngineConnect(int wait_ms, bool missing_ok)
 {

@@ -162,6 +162,7 @@ LlamagpuSocketDir(void)
 	return dir;
 }
 
+/* The engine's socket: SOCKETDIR/engine.sock. */
 const char *
 LlamagpuSocketPath(void)
 {

@@ -35,6 +35,7 @@ llamagpu_shmem_startup(void)
 	LlamagpuShmemInit();
 }
 
+/* Attach to the shared state, creating it the first time. */
 void
 LlamagpuShmemInit(void)
 {

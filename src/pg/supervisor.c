@@ -57,6 +57,7 @@ LlamagpuSupervisorRegister(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* SIGTERM: stop the engine and exit. */
 static void
 handle_sigterm(SIGNAL_ARGS)
 {
@@ -67,6 +68,7 @@ handle_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+/* SIGCHLD: the engine may have exited; the main loop reaps it. */
 static void
 handle_sigchld(SIGNAL_ARGS)
 {
@@ -77,6 +79,7 @@ handle_sigchld(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
+/* Publish the engine's state in shared memory. */
 static void
 set_state(LlamagpuEngineState state, pid_t pid, bool started)
 {
@@ -264,6 +267,7 @@ stop_engine(void)
 	set_state(LLAMAGPU_ENGINE_STOPPED, 0, false);
 }
 
+/* On any exit of the supervisor, the engine goes too. */
 static void
 supervisor_exit(int code, Datum arg)
 {
@@ -277,6 +281,7 @@ llamagpu_supervisor_main(Datum main_arg)
 	TimestampTz next_start = 0;
 	TimestampTz last_start = 0;
 	int			delay_ms = 0;
+	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
@@ -290,9 +295,15 @@ llamagpu_supervisor_main(Datum main_arg)
 	SpinLockRelease(&llamagpu_shared->mutex);
 	before_shmem_exit(supervisor_exit, (Datum) 0);
 
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "llamagpu supervisor loop",
+									 ALLOCSET_DEFAULT_SIZES);
 	while (!got_sigterm)
 	{
 		long		timeout = 1000;
+
+		/* what one iteration allocates (argument vectors) goes with it */
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
 
 		if (got_sigchld && reap_engine(true))
 		{
@@ -316,15 +327,15 @@ llamagpu_supervisor_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			cmdline = argv_string(build_argv());
-			if (engine_pid > 0 && engine_cmdline && strcmp(cmdline, engine_cmdline) != 0)
+			if (engine_cmdline && strcmp(cmdline, engine_cmdline) != 0)
 			{
+				/* running, or waiting out a back-off: start afresh now */
 				ereport(LOG,
 						(errmsg("llamagpu engine settings changed; restarting the engine")));
 				stop_engine();
 				delay_ms = 0;
 				next_start = 0;
 			}
-			pfree(cmdline);
 		}
 
 		if (engine_pid <= 0)
@@ -352,6 +363,7 @@ llamagpu_supervisor_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 	}
 
+	MemoryContextSwitchTo(TopMemoryContext);
 	stop_engine();
 	proc_exit(0);
 }

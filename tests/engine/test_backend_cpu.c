@@ -325,6 +325,62 @@ test_matmul(void **state)
 			fast[l]->free(fast[l]);
 }
 
+/*
+ * The q8p activation form the fast q4_0/q8_0 kernels take must hold
+ * exactly lg_quantize_row's q8_0 quants and scales: compare the SIMD prep
+ * with the scalar one bit for bit, ties (x*id = k + 0.5) and all-zero,
+ * tiny and huge blocks included.
+ */
+static void
+test_q8p_prep(void **state)
+{
+	const int64_t cols = 32 * 12;
+	float	   *x = malloc(cols * sizeof(float));
+	size_t		sz = lg_q8p_row_size(cols);
+	char	   *a = malloc(sz);
+	char	   *b = malloc(sz);
+	uint64_t	seed = 77;
+
+	for (int round = 0; round < 200; round++)
+	{
+		fill(x, cols, &seed, round % 2 ? 1.0f : 300.0f);
+		/* block 0: amax 127 so id = 1 and halves are exact ties */
+		x[0] = 127.0f;
+		for (int j = 1; j < 32; j++)
+			x[j] = (float) (j - 16) + 0.5f;
+		for (int j = 32; j < 64; j++)
+			x[j] = 0.0f;		/* block 1: all zero */
+		for (int j = 64; j < 96; j++)
+			x[j] *= 1e-30f;		/* block 2: scale far below f16's range */
+		for (int j = 96; j < 128; j++)
+			x[j] *= 1e30f;		/* block 3: scale above it */
+		for (int bias = -16; bias <= 0; bias += 8)
+		{
+			lg_q8p_prep(x, a, cols, bias);
+#ifndef LG_NO_X86_SIMD
+			if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+			{
+				lg_q8p_prep_avx2(x, b, cols, bias);
+				assert_memory_equal(a, b, sz);
+			}
+#endif
+		}
+		/* and the quants are lg_quantize_row's */
+		for (int64_t i = 0; i < cols / 32; i++)
+		{
+			lg_block_q8_0 blk;
+
+			assert_true(lg_quantize_row(LG_TYPE_Q8_0, x + i * 32, &blk, 32));
+			assert_memory_equal(a + i * 32, blk.qs, 32);
+			assert_true(((float *) (a + cols))[i] == lg_f16_to_f32(blk.d) ||
+						(isnan(((float *) (a + cols))[i]) && isnan(lg_f16_to_f32(blk.d))));
+		}
+	}
+	free(x);
+	free(a);
+	free(b);
+}
+
 /* Bad shapes and types are refused, not computed. */
 static void
 test_matmul_errors(void **state)
@@ -901,6 +957,7 @@ main(void)
 		cmocka_unit_test(test_threadpool),
 		cmocka_unit_test(test_matmul),
 		cmocka_unit_test(test_matmul_errors),
+		cmocka_unit_test(test_q8p_prep),
 		cmocka_unit_test(test_get_rows),
 		cmocka_unit_test(test_rmsnorm),
 		cmocka_unit_test(test_swiglu),

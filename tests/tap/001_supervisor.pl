@@ -40,6 +40,23 @@ is($node->safe_psql('postgres', "SELECT llm_count_tokens('Once upon a time', 'st
 is($node->safe_psql('postgres', "SELECT restarts FROM llm_engine_status()"), '1', 'one restart counted');
 ok($node->log_contains('llamagpu engine settings changed; restarting the engine'), 'restart logged');
 
+# an engine that cannot start: back-off, a clear error, and recovery
+$node->safe_psql('postgres', "ALTER SYSTEM SET llamagpu.engine_path = '/nonexistent/llamagpu'");
+$node->reload;
+ok(wait_for($node, "SELECT state FROM llm_engine_status()", 'restarting'), 'missing engine binary: restarting');
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SET llamagpu.connect_timeout = '300ms'; SELECT llm_count_tokens('Once upon a time', 'stories')",
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($stderr, qr/57P03: llamagpu engine is not available/, '... calls fail with 57P03');
+ok($node->log_contains('could not execute "/nonexistent/llamagpu"'), '... exec failure logged');
+ok($node->log_contains('restarting the llamagpu engine in 200 ms'), '... with growing back-off');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET llamagpu.engine_path");
+$node->reload;
+$new = wait_engine_restart($node, 0, 40);
+ok($new > 0, 'engine back once the path is fixed');
+is($node->safe_psql('postgres', "SELECT llm_count_tokens('Once upon a time', 'stories')"),
+	'5', '... and answers');
+
 # the engine stops with the server, and starts with it again
 $node->stop('fast');
 ok(!kill(0, $new), 'engine stopped with the server');
