@@ -15,13 +15,16 @@
 #
 # usage: scripts/bench-cpu.sh [--types f16,q8_0,q4_0,q4_k_m] [--rounds N] [--reps N]
 #          [--threads N] [--quick] [--json OUT] [--ctx-sweep] [--sweep-type T]
-#          [--work-dir DIR] [--no-llamacpp]
-#   --quick       one round, generation (tg32) only
+#          [--work-dir DIR] [--no-llamacpp] [--llamagpu BIN]
+#   --quick       generation (tg32) only, one round unless --rounds is given
 #   --json OUT    also write the raw results (every run) and the summary to OUT
 #   --ctx-sweep   also run `llamagpu bench -p N -n 32` for N in 128 1024 4096 on
 #                 --sweep-type (default q4_0).  Note: our bench generates from an
 #                 empty cache, so this measures prompt processing over N tokens;
 #                 generation at depth N needs a `-d DEPTH` option (llama-bench's -d).
+#   --llamagpu    the llamagpu binary to measure (default bin/llamagpu, built
+#                 with `make engine` when missing); it is copied into the work
+#                 dir first, so a rebuild during the run cannot mix builds
 #   --work-dir    where models, triad and logs go (default build/bench, or
 #                 $LLAMAGPU_BENCH_DIR)
 # A script, not a test: numbers depend on the machine and on whatever else runs.
@@ -50,7 +53,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--types) TYPES=$2; shift 2 ;;
-	--rounds) ROUNDS=$2; shift 2 ;;
+	--rounds) ROUNDS=$2; ROUNDS_SET=1; shift 2 ;;
 	--reps) REPS=$2; shift 2 ;;
 	--threads) THREADS=$2; shift 2 ;;
 	--quick) QUICK=1; shift ;;
@@ -59,12 +62,13 @@ while [ $# -gt 0 ]; do
 	--sweep-type) SWEEP_TYPE=$2; shift 2 ;;
 	--work-dir) WORK=$2; shift 2 ;;
 	--no-llamacpp) NO_LLAMACPP=1; shift ;;
+	--llamagpu) LG=$(realpath "$2"); shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench-cpu.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
 if [ "$QUICK" = 1 ]; then
-	ROUNDS=1
+	[ "${ROUNDS_SET:-0}" = 1 ] || ROUNDS=1
 	NPROMPT=0
 fi
 case "$ROUNDS$REPS$THREADS" in *[!0-9]*) echo "bench-cpu.sh: --rounds/--reps/--threads take numbers" >&2; exit 2 ;; esac
@@ -109,6 +113,12 @@ if [ "$NO_LLAMACPP" = 0 ]; then
 	fi
 fi
 
+# Measure a private copy of the binary (others may rebuild bin/llamagpu meanwhile).
+cp "$LG" "$WORK/llamagpu.bin"
+LG_ID="$(sha256sum "$WORK/llamagpu.bin" | cut -c1-12), built $(date -u -r "$LG" '+%Y-%m-%d %H:%M UTC')"
+LG=$WORK/llamagpu.bin
+log "llamagpu binary: $LG_ID"
+
 # --- memory bandwidth -----------------------------------------------------
 if [ ! -x "$WORK/triad" ] || [ "$BENCHDIR/triad.c" -nt "$WORK/triad" ]; then
 	cc -O2 -march=native -pthread "$BENCHDIR/triad.c" -o "$WORK/triad"
@@ -146,10 +156,14 @@ run_one() {
 	tm=$WORK/run-$round-$t-$impl.time
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
 	if [ "$impl" = llamagpu ]; then
-		/usr/bin/time -v -o "$tm" "$LG" bench -m "$f" -p "$NPROMPT" -n "$NGEN" -t "$THREADS" -r "$REPS" --json >"$out"
+		/usr/bin/time -v -o "$tm" "$LG" bench -m "$f" -p "$NPROMPT" -n "$NGEN" -t "$THREADS" -r "$REPS" --json >"$out" || true
 	else
 		(cd "$BENCHDIR" && /usr/bin/time -v -o "$tm" node llamacpp-bench.mjs -m "$f" -p "$NPROMPT" -n "$NGEN" \
-			-t "$THREADS" -r "$REPS") >"$out"
+			-t "$THREADS" -r "$REPS") >"$out" || true
+	fi
+	if ! grep -q tg_tps "$out"; then
+		echo "   $impl $t round $round FAILED: $(grep -m1 'terminated by signal\|exit status' "$tm" || true); skipped" >&2
+		return 0
 	fi
 	rss=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$tm")
 	python3 - "$impl" "$t" "$round" "$f" "$rss" "$load" "$out" >>"$RUNS" <<'EOF'
@@ -187,7 +201,8 @@ if [ "$CTX_SWEEP" = 1 ]; then
 	for n in 128 1024 4096; do
 		log "ctx sweep: llamagpu bench $SWEEP_TYPE -p $n -n $NGEN -r $SWEEP_REPS"
 		load=$(cut -d' ' -f1-3 /proc/loadavg)
-		r=$("$LG" bench -m "$(model_file "$SWEEP_TYPE")" -p "$n" -n "$NGEN" -t "$THREADS" -r "$SWEEP_REPS" --json | tail -1)
+		r=$("$LG" bench -m "$(model_file "$SWEEP_TYPE")" -p "$n" -n "$NGEN" -t "$THREADS" -r "$SWEEP_REPS" --json | tail -1) || true
+		case "$r" in *tg_tps*) ;; *) echo "   -p $n FAILED; skipped" >&2; continue ;; esac
 		echo "{\"n_prompt\":$n,\"loadavg_before\":\"$load\",\"raw\":$r}" >>"$SWEEP"
 		echo "   $r" >&2
 	done
@@ -199,10 +214,10 @@ LLAMACPP_VERSION=
 for l in open(sys.argv[1]):
     r=json.loads(l)
     if r["impl"]=="llamacpp": print(r["raw"].get("version","")); break' "$RUNS")
-python3 - "$RUNS" "$SWEEP" "$TRIAD" "$JSON_OUT" "$LLAMACPP_VERSION" "$NPROMPT" "$NGEN" "$THREADS" <<'EOF'
+python3 - "$RUNS" "$SWEEP" "$TRIAD" "$JSON_OUT" "$LLAMACPP_VERSION" "$NPROMPT" "$NGEN" "$THREADS" "$LG_ID" <<'EOF'
 import json, statistics, struct, sys
 
-runs_path, sweep_path, triad_s, json_out, lc_version, npp, ntg, threads = sys.argv[1:]
+runs_path, sweep_path, triad_s, json_out, lc_version, npp, ntg, threads, lg_id = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path)]
 sweep = [json.loads(l) for l in open(sweep_path)]
 triad = json.loads(triad_s)
@@ -287,6 +302,7 @@ print()
 print(f"triad: best {triad['best_gbs']:.1f} GB/s, median {triad['median_gbs']:.1f} GB/s ({triad['threads']} threads)")
 if summary:
     print(f"\n## llamagpu vs llama.cpp, TinyLlama-1.1B shape, {threads} threads, medians of {max(r['rounds'] for r in summary)} rounds")
+    print(f"llamagpu: binary {lg_id}")
     if lc_version:
         print(f"llama.cpp: {lc_version}")
     print()
@@ -324,7 +340,7 @@ if sweep:
         print(f"| -p {s['n_prompt']} | {s['raw']['pp_tps']:.2f} | {s['raw']['tg_tps']:.2f} | {s['loadavg_before']} |")
 if json_out:
     with open(json_out, "w") as fh:
-        json.dump({"triad": triad, "llama_cpp_version": lc_version, "n_prompt": npp, "n_gen": ntg,
+        json.dump({"triad": triad, "llama_cpp_version": lc_version, "llamagpu_binary": lg_id, "n_prompt": npp, "n_gen": ntg,
                    "threads": int(threads), "summary": summary, "runs": runs, "ctx_sweep": sweep}, fh, indent=1)
     print(f"\nraw results: {json_out}")
 EOF

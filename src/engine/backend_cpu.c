@@ -7,6 +7,10 @@
  * any x86-64 and uses AVX-512 or AVX2 where present.  LLAMAGPU_CPU_SIMD
  * (avx512, avx2, scalar) caps the level, for benchmarks and to test the
  * lower levels on a bigger machine.
+ *
+ * A backend owns its thread pool and scratch buffers, so its operations
+ * must not be called from two threads at once; use one backend per
+ * concurrent user.
  */
 #include "backend_cpu_impl.h"
 

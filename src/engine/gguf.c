@@ -57,9 +57,8 @@ typedef struct reader
 	lg_error   *err;
 } reader;
 
-/* Bytes a scalar value of type t occupies; 0 for strings, arrays, bad types. */
-static size_t
-vtype_size(uint32_t t)
+size_t
+lg_gguf_vtype_size(uint32_t t)
 {
 	switch (t)
 	{
@@ -345,7 +344,7 @@ parse_kv(reader *r, lg_gguf_kv *kv, uint64_t idx)
 			}
 			return true;
 		}
-		sz = vtype_size(elem);
+		sz = lg_gguf_vtype_size(elem);
 		if (n > remaining(r) / sz)
 			return lg_error_set(r->err, LG_ERR_FORMAT,
 								"key '%s': array of %" PRIu64 " elements of %zu bytes cannot fit in the %zu bytes left in the file",
@@ -354,7 +353,7 @@ parse_kv(reader *r, lg_gguf_kv *kv, uint64_t idx)
 		return true;
 	}
 
-	sz = vtype_size(type);
+	sz = lg_gguf_vtype_size(type);
 	if (!need(r, sz, what))
 		return false;
 	{

@@ -115,6 +115,9 @@ bool		lg_gguf_get_cstr(const lg_gguf *g, const char *key, char *buf, size_t bufs
 /* An array's element type and length; false if key is missing or not an array. */
 bool		lg_gguf_get_arr(const lg_gguf *g, const char *key, lg_gguf_vtype *type, uint64_t *n);
 
+/* Bytes one scalar of value type t occupies; 0 for strings, arrays and unknown types. */
+size_t		lg_gguf_vtype_size(uint32_t t);
+
 /* Compare an lg_gguf_str with a C string. */
 bool		lg_gguf_str_eq(lg_gguf_str a, const char *b);
 

@@ -120,32 +120,6 @@ bytes_str(bytes *b, const char *s, uint64_t len)
 	bytes_put(b, s, (size_t) len);
 }
 
-/* Bytes of one scalar of value type t; 0 for strings, arrays and bad types. */
-static size_t
-scalar_size(uint32_t t)
-{
-	switch (t)
-	{
-		case LG_GGUF_UINT8:
-		case LG_GGUF_INT8:
-		case LG_GGUF_BOOL:
-			return 1;
-		case LG_GGUF_UINT16:
-		case LG_GGUF_INT16:
-			return 2;
-		case LG_GGUF_UINT32:
-		case LG_GGUF_INT32:
-		case LG_GGUF_FLOAT32:
-			return 4;
-		case LG_GGUF_UINT64:
-		case LG_GGUF_INT64:
-		case LG_GGUF_FLOAT64:
-			return 8;
-		default:
-			return 0;
-	}
-}
-
 /* Record the writer's first error and return status. */
 static lg_status
 writer_fail(lg_gguf_writer *w, lg_status status, const char *fmt, const char *name)
@@ -291,7 +265,7 @@ lg_status
 lg_gguf_writer_add_val(lg_gguf_writer *w, const char *key, lg_gguf_vtype type, const void *val)
 {
 	bytes		b = {0};
-	size_t		sz = scalar_size(type);
+	size_t		sz = lg_gguf_vtype_size(type);
 	uint8_t		le[8];
 
 	if (w == NULL || key == NULL || val == NULL)
@@ -350,7 +324,7 @@ lg_gguf_writer_add_arr(lg_gguf_writer *w, const char *key, lg_gguf_vtype elem_ty
 					   const void *data, uint64_t n)
 {
 	bytes		b = {0};
-	size_t		sz = scalar_size(elem_type);
+	size_t		sz = lg_gguf_vtype_size(elem_type);
 
 	if (w == NULL || key == NULL || (data == NULL && n > 0))
 		return LG_ERR_ARG;
@@ -428,7 +402,7 @@ lg_gguf_writer_copy_kv(lg_gguf_writer *w, const lg_gguf *src, const lg_gguf_kv *
 			}
 			else
 			{
-				sz = scalar_size(kv->arr_type);
+				sz = lg_gguf_vtype_size(kv->arr_type);
 				if (sz == 0 || kv->arr_n > SIZE_MAX / sz)
 					return writer_fail(w, LG_ERR_ARG, "key '%s': bad array", key);
 				bytes_put(&b, kv->arr_data, (size_t) kv->arr_n * sz);
@@ -452,7 +426,7 @@ lg_gguf_writer_copy_kv(lg_gguf_writer *w, const lg_gguf *src, const lg_gguf_kv *
 				break;
 			}
 		default:
-			sz = scalar_size(kv->type);
+			sz = lg_gguf_vtype_size(kv->type);
 			if (sz == 0)
 				return writer_fail(w, LG_ERR_ARG, "key '%s': bad value type", key);
 			for (size_t i = 0; i < sz; i++)

@@ -3,11 +3,12 @@
  * dot products and float helpers.
  *
  * Installed over the AVX2 table, replacing only what gains from AVX-512:
- * float dots and conversions at 512 bits, and the int8 block dots with
- * VNNI's vpdpbusd, which multiplies u8 by s8 and sums four products into
- * an int32 in one instruction (no 16-bit intermediate to saturate).  The
- * K-quant dots keep their AVX2 versions: their per-16/32 scales need the
- * 16-bit products anyway, and the matvec is memory bound.
+ * float dots, conversions and attention loops at 512 bits, and the int8
+ * block dots with VNNI's vpdpbusd, which multiplies u8 by s8 and sums four
+ * products into an int32 in one instruction (no 16-bit intermediate to
+ * saturate).  The K-quant dots keep their AVX2 versions: their per-16/32
+ * scales need the 16-bit products anyway.  The q8p activation prep is the
+ * AVX2 one (same format).
  */
 #include "backend_cpu_impl.h"
 
@@ -456,6 +457,110 @@ avx512_axpy_f16(int64_t n, float *y, const lg_f16 *x, float a)
 	}
 }
 
+/* ---- attention inner loops at 512 bits (see kernels_attn_avx2.c) ---- */
+
+/* The four horizontal sums of a0..a3, as one vector. */
+static inline __m128
+hsum4_512(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
+{
+	const __m256 b0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
+	const __m256 b1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
+	const __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
+	const __m256 b3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
+	const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+
+	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+/* s[c] = (q · K[c]) * scale for nc rows of d floats, ks apart. */
+static void
+avx512_attn_scores(int64_t nc, int32_t d, const float *K, int64_t ks,
+				   const float *q, float scale, float *s)
+{
+	int64_t		c = 0;
+
+	for (; c + 4 <= nc; c += 4)
+	{
+		const float *k0 = K + c * ks;
+		__m512		a0 = _mm512_setzero_ps();
+		__m512		a1 = _mm512_setzero_ps();
+		__m512		a2 = _mm512_setzero_ps();
+		__m512		a3 = _mm512_setzero_ps();
+
+		for (int32_t i = 0; i < d; i += 16)
+		{
+			const __mmask16 m = tail_mask(d - i);
+			const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+
+			a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + i), a0);
+			a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + ks + i), a1);
+			a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + 2 * ks + i), a2);
+			a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + 3 * ks + i), a3);
+		}
+		_mm_storeu_ps(s + c, _mm_mul_ps(hsum4_512(a0, a1, a2, a3), _mm_set1_ps(scale)));
+	}
+	for (; c < nc; c++)
+	{
+		const float *kr = K + c * ks;
+		__m512		a0 = _mm512_setzero_ps();
+
+		for (int32_t i = 0; i < d; i += 16)
+		{
+			const __mmask16 m = tail_mask(d - i);
+
+			a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, kr + i), a0);
+		}
+		s[c] = _mm_cvtss_f32(hsum4_512(a0, a0, a0, a0)) * scale;
+	}
+}
+
+/* acc += Σ_c p[c] * V[c] for nc rows of d floats, vs apart; 64 dims in registers. */
+static void
+avx512_attn_accum(int64_t nc, int32_t d, const float *V, int64_t vs,
+				  const float *p, float *acc)
+{
+	for (int32_t i0 = 0; i0 < d; i0 += 64)
+	{
+		const __mmask16 m0 = tail_mask(d - i0);
+		const __mmask16 m1 = d - i0 > 16 ? tail_mask(d - i0 - 16) : 0;
+		const __mmask16 m2 = d - i0 > 32 ? tail_mask(d - i0 - 32) : 0;
+		const __mmask16 m3 = d - i0 > 48 ? tail_mask(d - i0 - 48) : 0;
+		__m512		a0 = _mm512_maskz_loadu_ps(m0, acc + i0);
+		__m512		a1 = _mm512_maskz_loadu_ps(m1, acc + i0 + 16);
+		__m512		a2 = _mm512_maskz_loadu_ps(m2, acc + i0 + 32);
+		__m512		a3 = _mm512_maskz_loadu_ps(m3, acc + i0 + 48);
+
+		for (int64_t c = 0; c < nc; c++)
+		{
+			const float *vr = V + c * vs + i0;
+			const __m512 pc = _mm512_set1_ps(p[c]);
+
+			a0 = _mm512_fmadd_ps(pc, _mm512_maskz_loadu_ps(m0, vr), a0);
+			a1 = _mm512_fmadd_ps(pc, _mm512_maskz_loadu_ps(m1, vr + 16), a1);
+			a2 = _mm512_fmadd_ps(pc, _mm512_maskz_loadu_ps(m2, vr + 32), a2);
+			a3 = _mm512_fmadd_ps(pc, _mm512_maskz_loadu_ps(m3, vr + 48), a3);
+		}
+		_mm512_mask_storeu_ps(acc + i0, m0, a0);
+		_mm512_mask_storeu_ps(acc + i0 + 16, m1, a1);
+		_mm512_mask_storeu_ps(acc + i0 + 32, m2, a2);
+		_mm512_mask_storeu_ps(acc + i0 + 48, m3, a3);
+	}
+}
+
+/* A tile of nc f16 cache rows, ss halves apart, to packed f32. */
+static void
+avx512_attn_tile_f16(int64_t nc, int32_t d, const lg_f16 *src, int64_t ss, float *dst)
+{
+	if (ss == d)
+	{
+		/* whole rows: one contiguous run */
+		avx512_f16_to_f32(src, dst, nc * d);
+		return;
+	}
+	for (int64_t c = 0; c < nc; c++)
+		avx512_f16_to_f32(src + c * ss, dst + c * d, d);
+}
+
 /*
  * Install the AVX-512 kernels over the AVX2 ones.  q8_0/q4_0 keep the AVX2
  * table's q8p prep: same format.
@@ -478,4 +583,7 @@ lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16)
 	k->f16_to_f32 = avx512_f16_to_f32;
 	k->axpy_f32 = avx512_axpy_f32;
 	k->axpy_f16 = avx512_axpy_f16;
+	k->attn_scores = avx512_attn_scores;
+	k->attn_accum = avx512_attn_accum;
+	k->attn_tile_f16 = avx512_attn_tile_f16;
 }

@@ -125,11 +125,11 @@ lg_cpu_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t head_d
 	const int32_t n_rot = rp->n_rot;
 	const float theta_scale = powf(rp->freq_base, -2.0f / n_rot);
 	float		corr[2];
-	/* one (cos, sin) pair per rotated pair; head_dim is small (<= 512 in practice) */
-	float		cache_stack[1024];
-	float	   *cache = cache_stack;
+	/* (cos, sin) per rotated pair: thread 0's attention workspace is free now */
+	float	   *cache = lg_cpu_ctx_of(be)->attn_ws;
 
-	if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 != 0 || n_rot > 1024)
+	/* a malformed n_rot was refused when the model was loaded; do nothing */
+	if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 != 0 || n_rot > LG_ATTN_WS_FLOATS)
 		return;
 	lg_rope_yarn_corr_dims(n_rot, rp->n_ctx_orig, rp->freq_base,
 						   rp->beta_fast, rp->beta_slow, corr);

@@ -1,13 +1,18 @@
 /*
  * ops_cpu_attn.c — causal grouped-query attention over the KV cache.
  *
- * The work is cut into items of (token, KV head, a few of the query heads
- * sharing that KV head), so each K and V row read from memory serves every
- * query head of its group.  An item walks the positions it may see in
- * tiles: the tile's K rows converted to f32 once, scores for every head of
- * the item, a running max and sum per head (the "online" softmax of flash
- * attention), then the tile's V rows weighted in.  Memory is a fixed
- * per-thread workspace allocated with the backend, whatever kv_len is, so
+ * An item is one query token against one chunk of cache positions, for
+ * every head.  It walks the chunk in tiles: the tile's K rows (all KV
+ * heads: contiguous memory, so the hardware prefetchers stream it) are
+ * converted to f32 once, every query head scores them against its KV
+ * head's slice, a running max and sum per head is kept (the "online"
+ * softmax of flash attention), and the tile's V rows are weighted in.
+ *
+ * Prompts give one item per token.  Decoding has a single token, so its
+ * positions are split into chunks for the threads, each leaving a partial
+ * (max, sum, weighted V) per head that a final step combines, as ggml's
+ * split-KV path does.  Memory is a fixed per-thread workspace allocated
+ * with the backend plus the small partials buffer, whatever kv_len is, so
  * attn_scratch_floats is 0.
  *
  * With an F16 cache we follow ggml's CPU flash-attention path: q is
@@ -21,124 +26,130 @@
 #include <string.h>
 
 #define LG_ATTN_TILE		64		/* KV positions per tile, at most */
-#define LG_ATTN_MAX_GROUP	8		/* query heads per item */
 
 typedef struct lg_attn_job
 {
 	const lg_cpu_kernels *k;
 	const lg_attn_args *a;
-	float	   *ws;				/* n_threads workspaces of LG_ATTN_WS_BYTES */
+	float	   *ws;				/* n_threads workspaces of LG_ATTN_WS_FLOATS */
+	float	   *part;			/* [n_tok][n_chunks][n_heads][2 + head_dim] */
 	int32_t		group;			/* query heads per KV head */
-	int32_t		gsub;			/* query heads per item */
-	int32_t		n_sub;			/* items per (token, KV head) */
 	int32_t		tile;			/* KV positions per tile */
+	int64_t		chunk;			/* KV positions per chunk */
+	int64_t		n_chunks;		/* chunks per token */
 	int64_t		n_items;
 	_Alignas(64) atomic_int_fast64_t next;
 } lg_attn_job;
 
-/* One item: token t, KV head g, query heads h0..h0+nh-1, into out. */
+/* Token t against positions [chunk ch) of the cache, all heads. */
 static void
-lg_attn_item(const lg_attn_job *job, int64_t t, int32_t g, int32_t h0, int32_t nh, float *ws)
+lg_attn_item(const lg_attn_job *job, int64_t t, int64_t ch, float *ws)
 {
 	const lg_cpu_kernels *k = job->k;
 	const lg_attn_args *a = job->a;
 	const int32_t D = a->head_dim;
+	const int32_t nh = a->n_heads;
 	const int64_t row = (int64_t) a->n_kv_heads * D;	/* values per cache row */
-	const int64_t q_row = (int64_t) a->n_heads * D;
+	const int64_t q_row = (int64_t) nh * D;
 	const int64_t n_valid = a->pos0 + t + 1 < a->kv_len ? a->pos0 + t + 1 : a->kv_len;
+	const int64_t cs = ch * job->chunk;
+	const int64_t ce = cs + job->chunk < n_valid ? cs + job->chunk : n_valid;
 	const bool	f16 = a->kv_type == LG_KV_F16;
 	const int32_t T = job->tile;
 	float	   *q32 = ws;
-	float	   *acc = ws + LG_ATTN_WS_FLOATS;
-	float	   *kt = ws + 2 * LG_ATTN_WS_FLOATS;
-	float	   *vt = ws + 3 * LG_ATTN_WS_FLOATS;
-	float		M[LG_ATTN_MAX_GROUP];
-	float		S[LG_ATTN_MAX_GROUP];
-	float		sc[LG_ATTN_MAX_GROUP][LG_ATTN_TILE];
+	float	   *acc = q32 + q_row;
+	float	   *M = acc + q_row;
+	float	   *S = M + nh;
+	float	   *sc = S + nh;
+	float	   *kt = sc + (size_t) nh * T;
+	float	   *vt = kt + (size_t) T * row;
 
-	for (int32_t j = 0; j < nh; j++)
+	for (int32_t h = 0; h < nh; h++)
 	{
-		const float *q = a->q + t * q_row + (int64_t) (h0 + j) * D;
+		const float *q = a->q + t * q_row + (int64_t) h * D;
 
 		if (f16)
 		{
 			/* round q to f16 as ggml does before its f16 dot (kt is free yet) */
 			k->f32_to_f16(q, (lg_f16 *) kt, D);
-			k->f16_to_f32((const lg_f16 *) kt, q32 + (size_t) j * D, D);
+			k->f16_to_f32((const lg_f16 *) kt, q32 + (size_t) h * D, D);
 		}
 		else
-			memcpy(q32 + (size_t) j * D, q, (size_t) D * sizeof(float));
-		M[j] = -INFINITY;
-		S[j] = 0.0f;
+			memcpy(q32 + (size_t) h * D, q, (size_t) D * sizeof(float));
+		M[h] = -INFINITY;
+		S[h] = 0.0f;
 	}
-	memset(acc, 0, (size_t) nh * D * sizeof(float));
+	memset(acc, 0, (size_t) q_row * sizeof(float));
 
-	for (int64_t c0 = 0; c0 < n_valid; c0 += T)
+	for (int64_t c0 = cs; c0 < ce; c0 += T)
 	{
-		const int64_t nc = n_valid - c0 < T ? n_valid - c0 : T;
+		const int64_t nc = ce - c0 < T ? ce - c0 : T;
 		const float *K;
 		const float *V;
-		int64_t		ks;
 
 		if (f16)
 		{
-			k->attn_tile_f16(nc, D, (const lg_f16 *) a->k_cache + c0 * row + (int64_t) g * D,
-							 row, kt);
+			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->k_cache + c0 * row, row, kt);
 			K = kt;
-			ks = D;
 		}
 		else
-		{
-			K = (const float *) a->k_cache + c0 * row + (int64_t) g * D;
-			ks = row;
-		}
-		for (int32_t j = 0; j < nh; j++)
-			k->attn_scores(nc, D, K, ks, q32 + (size_t) j * D, a->scale, sc[j]);
+			K = (const float *) a->k_cache + c0 * row;
+		for (int32_t h = 0; h < nh; h++)
+			k->attn_scores(nc, D, K + (int64_t) (h / job->group) * D, row,
+						   q32 + (size_t) h * D, a->scale, sc + (size_t) h * T);
 
 		/* running max and sum; rescale what was accumulated under an older max */
-		for (int32_t j = 0; j < nh; j++)
+		for (int32_t h = 0; h < nh; h++)
 		{
-			float		m = sc[j][0];
+			float	   *sh = sc + (size_t) h * T;
+			float		m = sh[0];
 
 			for (int64_t c = 1; c < nc; c++)
-				m = sc[j][c] > m ? sc[j][c] : m;
-			if (m > M[j])
+				m = sh[c] > m ? sh[c] : m;
+			if (m > M[h])
 			{
-				if (M[j] != -INFINITY)
+				if (M[h] != -INFINITY)
 				{
-					const float f = expf(M[j] - m);
+					const float f = expf(M[h] - m);
 
-					k->scale_f32(D, acc + (size_t) j * D, f);
-					S[j] *= f;
+					k->scale_f32(D, acc + (size_t) h * D, f);
+					S[h] *= f;
 				}
-				M[j] = m;
+				M[h] = m;
 			}
-			S[j] += k->exp_sum(nc, sc[j], M[j]);
+			S[h] += k->exp_sum(nc, sh, M[h]);
 		}
 
 		if (f16)
 		{
-			k->attn_tile_f16(nc, D, (const lg_f16 *) a->v_cache + c0 * row + (int64_t) g * D,
-							 row, vt);
+			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->v_cache + c0 * row, row, vt);
 			V = vt;
-			ks = D;
+		}
+		else
+			V = (const float *) a->v_cache + c0 * row;
+		for (int32_t h = 0; h < nh; h++)
+			k->attn_accum(nc, D, V + (int64_t) (h / job->group) * D, row,
+						  sc + (size_t) h * T, acc + (size_t) h * D);
+	}
+
+	for (int32_t h = 0; h < nh; h++)
+	{
+		if (job->n_chunks == 1)
+		{
+			float	   *out = a->out + t * q_row + (int64_t) h * D;
+			const float inv = S[h] == 0.0f ? 0.0f : 1.0f / S[h];
+
+			for (int32_t i = 0; i < D; i++)
+				out[i] = acc[(size_t) h * D + i] * inv;
 		}
 		else
 		{
-			V = (const float *) a->v_cache + c0 * row + (int64_t) g * D;
-			ks = row;
+			float	   *p = job->part + ((t * job->n_chunks + ch) * nh + h) * (int64_t) (D + 2);
+
+			p[0] = M[h];
+			p[1] = S[h];
+			memcpy(p + 2, acc + (size_t) h * D, (size_t) D * sizeof(float));
 		}
-		for (int32_t j = 0; j < nh; j++)
-			k->attn_accum(nc, D, V, ks, sc[j], acc + (size_t) j * D);
-	}
-
-	for (int32_t j = 0; j < nh; j++)
-	{
-		float	   *out = a->out + t * q_row + (int64_t) (h0 + j) * D;
-		const float inv = S[j] == 0.0f ? 0.0f : 1.0f / S[j];
-
-		for (int32_t i = 0; i < D; i++)
-			out[i] = acc[(size_t) j * D + i] * inv;
 	}
 }
 
@@ -147,25 +158,70 @@ static void
 lg_attn_task(void *arg, int ith, int nth)
 {
 	lg_attn_job *job = (lg_attn_job *) arg;
-	const lg_attn_args *a = job->a;
-	float	   *ws = job->ws + (size_t) ith * (LG_ATTN_WS_BYTES / sizeof(float));
+	float	   *ws = job->ws + (size_t) ith * LG_ATTN_WS_FLOATS;
 	int64_t		item = ith;
 
 	while (item < job->n_items)
 	{
-		const int64_t per_tok = (int64_t) a->n_kv_heads * job->n_sub;
-		const int64_t t = a->n_tok - 1 - item / per_tok;
-		const int64_t rest = item % per_tok;
-		const int32_t g = (int32_t) (rest / job->n_sub);
-		const int32_t sub = (int32_t) (rest % job->n_sub);
-		const int32_t h0 = g * job->group + sub * job->gsub;
-		int32_t		nh = job->group - sub * job->gsub;
+		const int64_t t = job->a->n_tok - 1 - item / job->n_chunks;
 
-		if (nh > job->gsub)
-			nh = job->gsub;
-		lg_attn_item(job, t, g, h0, nh, ws);
+		lg_attn_item(job, t, item % job->n_chunks, ws);
 		item = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 	}
+}
+
+/* Combine the chunks' partials of each (token, head) into the output. */
+static void
+lg_attn_reduce(const lg_attn_job *job)
+{
+	const lg_attn_args *a = job->a;
+	const int32_t D = a->head_dim;
+
+	for (int64_t t = 0; t < a->n_tok; t++)
+		for (int32_t h = 0; h < a->n_heads; h++)
+		{
+			float	   *out = a->out + (t * a->n_heads + h) * (int64_t) D;
+			float		m = -INFINITY;
+			float		s = 0.0f;
+
+			for (int64_t ch = 0; ch < job->n_chunks; ch++)
+			{
+				const float *p = job->part + ((t * job->n_chunks + ch) * a->n_heads + h) * (int64_t) (D + 2);
+
+				if (p[1] != 0.0f && p[0] > m)
+					m = p[0];
+			}
+			memset(out, 0, (size_t) D * sizeof(float));
+			for (int64_t ch = 0; ch < job->n_chunks; ch++)
+			{
+				const float *p = job->part + ((t * job->n_chunks + ch) * a->n_heads + h) * (int64_t) (D + 2);
+				float		f;
+
+				if (p[1] == 0.0f)
+					continue;
+				f = expf(p[0] - m);
+				job->k->axpy_f32(D, out, p + 2, f);
+				s += p[1] * f;
+			}
+			job->k->scale_f32(D, out, s == 0.0f ? 0.0f : 1.0f / s);
+		}
+}
+
+/* Make sure the partials buffer holds n floats. */
+static bool
+lg_attn_reserve(lg_cpu_ctx *ctx, size_t n)
+{
+	float	   *p;
+
+	if (n <= ctx->attn_part_floats)
+		return true;
+	p = (float *) malloc(n * sizeof(float));
+	if (p == NULL)
+		return false;
+	free(ctx->attn_part);
+	ctx->attn_part = p;
+	ctx->attn_part_floats = n;
+	return true;
 }
 
 /* lg_backend.attention */
@@ -173,17 +229,26 @@ void
 lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
 {
 	lg_cpu_ctx *ctx = lg_cpu_ctx_of(be);
+	const int64_t q_row = (int64_t) a->n_heads * a->head_dim;
+	const int64_t row = (int64_t) a->n_kv_heads * a->head_dim;
 	lg_attn_job job;
-	int64_t		want;
-	int64_t		n_sub;
+	int64_t		tile;
 
 	if (a->n_tok <= 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 || a->head_dim <= 0 ||
-		a->n_heads % a->n_kv_heads != 0)
+		a->n_heads % a->n_kv_heads != 0 || a->kv_len <= 0)
 		return;
-	if (a->head_dim > LG_ATTN_WS_FLOATS)
+
+	/* tile: what fits the workspace next to q, acc, M and S of every head */
+	tile = (LG_ATTN_WS_FLOATS - 2 * q_row - 2 * (int64_t) a->n_heads) /
+		((int64_t) a->n_heads + 2 * row);
+	if (tile > LG_ATTN_TILE)
+		tile = LG_ATTN_TILE;
+	if (tile >= 8)
+		tile &= ~(int64_t) 3;
+	if (tile < 1 || 2 * q_row > LG_ATTN_WS_FLOATS / 2)
 	{
 		/* beyond any model we know of; loud rather than wrong */
-		for (int64_t i = 0; i < a->n_tok * a->n_heads * (int64_t) a->head_dim; i++)
+		for (int64_t i = 0; i < a->n_tok * q_row; i++)
 			a->out[i] = NAN;
 		return;
 	}
@@ -193,35 +258,42 @@ lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
 	job.a = a;
 	job.ws = ctx->attn_ws;
 	job.group = a->n_heads / a->n_kv_heads;
-	job.tile = LG_ATTN_WS_FLOATS / a->head_dim < LG_ATTN_TILE
-		? LG_ATTN_WS_FLOATS / a->head_dim : LG_ATTN_TILE;
+	job.tile = (int32_t) tile;
+	job.chunk = a->kv_len;
+	job.n_chunks = 1;
 
 	/*
-	 * Split each group of query heads only as far as needed to give every
-	 * thread a couple of items (decode has one token and few KV heads).
+	 * Few tokens: split the positions too, about four items per thread,
+	 * so decoding uses every core.  Chunks are whole tiles.
 	 */
-	want = 2 * (int64_t) ctx->n_threads;
-	n_sub = (want + a->n_tok * a->n_kv_heads - 1) / (a->n_tok * a->n_kv_heads);
-	if (n_sub < 1)
-		n_sub = 1;
-	if (n_sub > job.group)
-		n_sub = job.group;
-	job.gsub = (int32_t) ((job.group + n_sub - 1) / n_sub);
-	if (job.gsub > LG_ATTN_MAX_GROUP)
-		job.gsub = LG_ATTN_MAX_GROUP;
-	while (job.gsub > 1 && (int64_t) job.gsub * a->head_dim > LG_ATTN_WS_FLOATS)
-		job.gsub--;
-	job.n_sub = (job.group + job.gsub - 1) / job.gsub;
-	job.n_items = a->n_tok * a->n_kv_heads * job.n_sub;
+	if (a->n_tok < 2 * (int64_t) ctx->n_threads && a->kv_len >= 2 * tile && ctx->n_threads > 1)
+	{
+		int64_t		want = (4 * (int64_t) ctx->n_threads + a->n_tok - 1) / a->n_tok;
+		int64_t		chunk = (a->kv_len + want - 1) / want;
+		int64_t		n_chunks;
+
+		chunk = (chunk + tile - 1) / tile * tile;
+		n_chunks = (a->kv_len + chunk - 1) / chunk;
+		if (n_chunks > 1 &&
+			lg_attn_reserve(ctx, (size_t) (a->n_tok * n_chunks * a->n_heads * (a->head_dim + 2))))
+		{
+			job.chunk = chunk;
+			job.n_chunks = n_chunks;
+			job.part = ctx->attn_part;
+		}
+	}
+	job.n_items = a->n_tok * job.n_chunks;
 	atomic_init(&job.next, ctx->n_threads);
 
 	if (job.n_items == 1)
 		lg_attn_task(&job, 0, 1);
 	else
 		lg_threadpool_run(ctx->tp, lg_attn_task, &job);
+	if (job.n_chunks > 1)
+		lg_attn_reduce(&job);
 }
 
-/* lg_backend.attn_scratch_floats: none; attention uses bounded stack space. */
+/* lg_backend.attn_scratch_floats: none; attention has its own workspace. */
 size_t
 lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads)
 {

@@ -128,6 +128,14 @@ lg_mm_tile(const lg_mm_job *job, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 		const char *wr = job->w + (size_t) r * job->w_stride;
 		int64_t		t = t0;
 
+		if (job->n == 1)
+		{
+			const char *pf = wr + 2 * job->w_stride;
+
+			for (size_t o = 0; o < job->w_stride; o += 64)
+				__builtin_prefetch(pf + o, 0, 3);
+		}
+
 		if (job->dotn != NULL)
 		{
 			while (t1 - t >= 2)

@@ -3,14 +3,16 @@
  *
  * A job is published by bumping a generation counter; workers spin on it for
  * a short while (the next job of a decode step usually follows within
- * microseconds) and then sleep on a condition variable, so an idle engine
- * burns no CPU.  Completion is a countdown the caller spins on: it has just
- * done its own share of the same job, so the wait is short.
+ * microseconds) and then sleep on a futex (a condition variable off Linux),
+ * so an idle engine burns no CPU.  Completion is a countdown the caller
+ * spins on, briefly too (it has just done its own share of the same job),
+ * before it sleeps as well.  With more threads than CPUs nobody spins: a
+ * spinning thread would only keep a working one off its core.
  *
- * Memory ordering: fn/arg are written before the release increment of the
- * generation, and each worker reads them after an acquire load of it; each
- * worker's results are published by the release decrement of `pending`,
- * which the caller reads with acquire.
+ * Memory ordering: fn/arg are written before the (seq_cst, so release)
+ * increment of the generation, and each worker reads them after an acquire
+ * load of it; each worker's results are published by its decrement of
+ * `pending`, which the caller reads with acquire.
  */
 #include "threadpool.h"
 

@@ -771,8 +771,9 @@ attention_naive(float *out, const lg_attn_args *a)
 
 /*
  * F32 and F16 caches, GQA 8/4 and 4/1 (and 32/4 at head_dim 128), 1, 3 and
- * 17 tokens, pos0 0 and > 0 with kv_len past several 64-position tiles,
- * and peaky scores (q scaled up) so the running max is rescaled.  Bound:
+ * 17 tokens, pos0 0 and > 0 with kv_len past several 64-position tiles
+ * (and, for 1 and 3 tokens, split between threads), and peaky scores (q
+ * scaled up) so the running max is rescaled.  Bound:
  * 1e-5 of max|out| (float accumulation in the kernel; the cache and q
  * rounding are in the naive version too).
  */
@@ -786,14 +787,16 @@ test_attention(void **state)
 					hd;
 	}			shapes[] = {{8, 4, 64}, {4, 1, 64}, {32, 4, 128}};
 	static const int64_t ntok_set[] = {1, 3, 17};
-	static const int64_t pos0_set[] = {0, 5, 200};
+	/* 127 with 3 tokens: the last split chunk is empty for the first token */
+	static const int64_t pos0_set[] = {0, 5, 127, 200};
 	uint64_t	seed = 21;
 
 	for (int be_i = 0; be_i <= N_LEVELS; be_i++)
 	{
 		lg_error	err;
+		/* several threads everywhere: decode splits the positions between them */
 		lg_backend *be = be_i == N_LEVELS ? lg_backend_cpu_new(2, 1, &err)
-			: lg_backend_cpu_new_level(be_i + 1, levels[be_i], &err);
+			: lg_backend_cpu_new_level(be_i == 1 ? 3 : 2, levels[be_i], &err);
 
 		if (be == NULL)
 			continue;
@@ -801,7 +804,7 @@ test_attention(void **state)
 		for (int si = 0; si < 3; si++)
 			for (int kt = 0; kt < 2; kt++)
 				for (int it = 0; it < 3; it++)
-					for (int ip = 0; ip < 3; ip++)
+					for (int ip = 0; ip < 4; ip++)
 					{
 						const int32_t nh = shapes[si].nh,
 									nkv = shapes[si].nkv,
@@ -822,7 +825,7 @@ test_attention(void **state)
 
 						fill(kf, kv_len * nkv * D, &seed, 1.0f);
 						fill(vf, kv_len * nkv * D, &seed, 1.0f);
-						fill(q, n_tok * nh * D, &seed, ip == 2 ? 4.0f : 1.0f);
+						fill(q, n_tok * nh * D, &seed, ip == 3 ? 4.0f : 1.0f);
 						be->kv_store(be, kc, kv, 0, kf, kv_len, nkv * D);
 						be->kv_store(be, vc, kv, 0, vf, kv_len, nkv * D);
 						memset(&a, 0, sizeof(a));

@@ -18,28 +18,6 @@
 /* Longest first row dequantized: keeps each input's work bounded. */
 #define MAX_ROW 4096
 
-/* Bytes of one scalar array element. */
-static size_t
-elem_size(lg_gguf_vtype t)
-{
-	switch (t)
-	{
-		case LG_GGUF_UINT8:
-		case LG_GGUF_INT8:
-		case LG_GGUF_BOOL:
-			return 1;
-		case LG_GGUF_UINT16:
-		case LG_GGUF_INT16:
-			return 2;
-		case LG_GGUF_UINT32:
-		case LG_GGUF_INT32:
-		case LG_GGUF_FLOAT32:
-			return 4;
-		default:
-			return 8;
-	}
-}
-
 /* Fold bytes into a sink so the reads cannot be optimized away. */
 static volatile uint8_t sink;
 
@@ -159,8 +137,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		else if (kv->type == LG_GGUF_ARRAY)
 		{
-			check_inside(g, kv->arr_data, kv->arr_n * elem_size(kv->arr_type));
-			touch(kv->arr_data, kv->arr_n * elem_size(kv->arr_type));
+			check_inside(g, kv->arr_data, kv->arr_n * lg_gguf_vtype_size(kv->arr_type));
+			touch(kv->arr_data, kv->arr_n * lg_gguf_vtype_size(kv->arr_type));
 		}
 		use_getters(g, &kv->key);
 		if (w != NULL)
