@@ -15,7 +15,7 @@
 #
 # usage: scripts/bench-cpu.sh [--types f16,q8_0,q4_0,q4_k_m] [--rounds N] [--reps N]
 #          [--threads N] [--quick] [--json OUT] [--ctx-sweep] [--sweep-type T]
-#          [--work-dir DIR] [--no-llamacpp] [--llamagpu BIN]
+#          [--work-dir DIR] [--no-llamacpp] [--llamagpu BIN] [--from-runs RUNS.jsonl]
 #   --quick       generation (tg32) only, one round unless --rounds is given
 #   --json OUT    also write the raw results (every run) and the summary to OUT
 #   --ctx-sweep   also run `llamagpu bench -p N -n 32` for N in 128 1024 4096 on
@@ -25,6 +25,8 @@
 #   --llamagpu    the llamagpu binary to measure (default bin/llamagpu, built
 #                 with `make engine` when missing); it is copied into the work
 #                 dir first, so a rebuild during the run cannot mix builds
+#   --from-runs   measure nothing: summarize the per-run records (runs.jsonl in
+#                 the work dir) that an earlier, possibly interrupted, run left
 #   --work-dir    where models, triad and logs go (default build/bench, or
 #                 $LLAMAGPU_BENCH_DIR)
 # A script, not a test: numbers depend on the machine and on whatever else runs.
@@ -63,6 +65,7 @@ while [ $# -gt 0 ]; do
 	--work-dir) WORK=$2; shift 2 ;;
 	--no-llamacpp) NO_LLAMACPP=1; shift ;;
 	--llamagpu) LG=$(realpath "$2"); shift 2 ;;
+	--from-runs) FROM_RUNS=$(realpath "$2"); shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench-cpu.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -76,7 +79,16 @@ case "$ROUNDS$REPS$THREADS" in *[!0-9]*) echo "bench-cpu.sh: --rounds/--reps/--t
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 RUNS=$WORK/runs.jsonl
-: >"$RUNS"
+FROM_RUNS=${FROM_RUNS:-}
+if [ -n "$FROM_RUNS" ]; then
+	# summarize only: no building, no synth, no runs, no triad re-measure
+	# unless none was saved
+	[ "$FROM_RUNS" = "$RUNS" ] || cp "$FROM_RUNS" "$RUNS"
+	ROUNDS=0
+	CTX_SWEEP=0
+	NO_LLAMACPP=1
+fi
+[ -n "$FROM_RUNS" ] || : >"$RUNS"
 
 log() { echo "== $*" >&2; }
 
@@ -114,8 +126,14 @@ if [ "$NO_LLAMACPP" = 0 ]; then
 fi
 
 # Measure a private copy of the binary (others may rebuild bin/llamagpu meanwhile).
-cp "$LG" "$WORK/llamagpu.bin"
-LG_ID="$(sha256sum "$WORK/llamagpu.bin" | cut -c1-12), built $(date -u -r "$LG" '+%Y-%m-%d %H:%M UTC')"
+if [ -n "$FROM_RUNS" ]; then
+	LG_ID=$(cat "$WORK/llamagpu.id" 2>/dev/null || echo unknown)
+else
+	cp "$LG" "$WORK/llamagpu.bin.tmp"
+	mv -f "$WORK/llamagpu.bin.tmp" "$WORK/llamagpu.bin"
+	LG_ID="$(sha256sum "$WORK/llamagpu.bin" | cut -c1-12), built $(date -u -r "$LG" '+%Y-%m-%d %H:%M UTC')"
+	echo "$LG_ID" >"$WORK/llamagpu.id"
+fi
 LG=$WORK/llamagpu.bin
 log "llamagpu binary: $LG_ID"
 
@@ -123,8 +141,13 @@ log "llamagpu binary: $LG_ID"
 if [ ! -x "$WORK/triad" ] || [ "$BENCHDIR/triad.c" -nt "$WORK/triad" ]; then
 	cc -O2 -march=native -pthread "$BENCHDIR/triad.c" -o "$WORK/triad"
 fi
-log "triad ($THREADS threads)"
-TRIAD=$("$WORK/triad" "$THREADS" 256 12)
+if [ -n "$FROM_RUNS" ] && [ -s "$WORK/triad.json" ]; then
+	TRIAD=$(cat "$WORK/triad.json")
+else
+	log "triad ($THREADS threads)"
+	TRIAD=$("$WORK/triad" "$THREADS" 256 12)
+	echo "$TRIAD" >"$WORK/triad.json"
+fi
 echo "$TRIAD" >&2
 
 # --- models ---------------------------------------------------------------
@@ -140,7 +163,7 @@ SYNTH_TYPES=("${TYPE_LIST[@]}")
 [ "$CTX_SWEEP" = 1 ] && SYNTH_TYPES+=("$SWEEP_TYPE")
 for t in "${SYNTH_TYPES[@]}"; do
 	f=$(model_file "$t")
-	[ -s "$f" ] && continue
+	[ -s "$f" ] || [ -n "$FROM_RUNS" ] && continue
 	log "synth $t -> $f"
 	"$LG" synth --arch llama --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 \
 		"${VOCAB_ARGS[@]}" --type "$t" --seed 1 -t "$THREADS" -o "$f.tmp"
@@ -209,7 +232,10 @@ if [ "$CTX_SWEEP" = 1 ]; then
 fi
 
 # --- summary --------------------------------------------------------------
-LLAMACPP_VERSION=
+LLAMACPP_VERSION=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r=json.loads(l)
+    if r["impl"]=="llamacpp": print(r["raw"].get("version","")); break' "$RUNS")
 [ "$NO_LLAMACPP" = 0 ] && LLAMACPP_VERSION=$(python3 -c 'import json,sys
 for l in open(sys.argv[1]):
     r=json.loads(l)

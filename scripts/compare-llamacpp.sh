@@ -62,7 +62,8 @@ BIN="$WORK/llamagpu"
 
 family() {
 	case "$1" in
-	f32|f16|bf16) echo float ;;
+	f32) echo f32 ;;
+	f16|bf16) echo f16 ;;
 	q8_0) echo q8 ;;
 	*) echo quant ;;
 	esac
@@ -85,7 +86,7 @@ done
 if [ "$EXTRA" = 1 ]; then
 	tok="$LLAMAGPU_SHARED/fixtures/tokenizer"
 	if [ -f "$tok/ggml-vocab-llama-spm.gguf" ]; then
-		synth "llama-spm32k-f16" float "$WORK/llama-spm32k-f16.gguf" \
+		synth "llama-spm32k-f16" f16 "$WORK/llama-spm32k-f16.gguf" \
 			--arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 192 --tied \
 			--vocab-from "$tok/ggml-vocab-llama-spm.gguf" --type f16 --seed 7
 	fi
@@ -95,7 +96,7 @@ if [ "$EXTRA" = 1 ]; then
 			--vocab-from "$tok/ggml-vocab-gpt-2.gguf" --type q8_0 --seed 7
 	fi
 	st="$LLAMAGPU_SHARED/fixtures/models/stories260K.gguf"
-	[ -f "$st" ] && MODELS+=("stories260K:float:$st")
+	[ -f "$st" ] && MODELS+=("stories260K:f32:$st")
 fi
 
 echo "== comparing with llama.cpp (${#MODELS[@]} models)"

@@ -53,7 +53,14 @@ if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-cli.log"; th
 # 2. fuzz targets: a short bounded fuzz run, then every corpus replayed under ASan+UBSan
 if [ -f scripts/fuzz.sh ]; then
 	echo "== scripts/fuzz.sh run ${LLAMAGPU_FUZZ_SECONDS:-45}"
-	if timeout 900 bash scripts/fuzz.sh run "${LLAMAGPU_FUZZ_SECONDS:-45}"; then pass "fuzz run and replay"; else fail "fuzz run and replay"; fi
+	# libFuzzer prints a line per new input: keep that in a log, show its end on failure
+	if timeout 900 bash scripts/fuzz.sh run "${LLAMAGPU_FUZZ_SECONDS:-45}" >"$ROOT/build/fuzz.log" 2>&1; then
+		grep -E '^(==|replay|fuzz)' "$ROOT/build/fuzz.log" | tail -20
+		pass "fuzz run and replay"
+	else
+		tail -60 "$ROOT/build/fuzz.log"
+		fail "fuzz run and replay"
+	fi
 fi
 
 # 3-5 need the installed extension and a cluster

@@ -1,8 +1,9 @@
 /*
  * cmd_bench.c — `llamagpu bench`: prompt-processing and generation speed,
  * measured as llama.cpp's llama-bench does: pp = n_prompt random tokens in
- * one batch on an empty cache; tg = n_gen tokens one at a time from an empty
- * cache; one warm-up run, then the mean over -r repetitions.
+ * one batch; tg = n_gen tokens one at a time; both on a cache that holds
+ * -d DEPTH tokens first (0 by default: an empty cache), filled outside the
+ * timed part; one warm-up run, then the mean over -r repetitions.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,25 +24,39 @@ now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* One prompt-processing run; returns seconds or -1. */
-static double
-run_pp(lg_context *c, const lg_token *toks, int32_t n, float *logits, lg_error *err)
+/* Empty the cache, then fill depth positions (untimed); false on error. */
+static bool
+prefill(lg_context *c, const lg_token *depth_toks, int32_t depth, lg_error *err)
 {
-	double		t0 = now_s();
-
 	lg_context_reset(c);
+	return depth == 0 || lg_context_eval(c, depth_toks, depth, NULL, false, err) == LG_OK;
+}
+
+/* One prompt-processing run after the prefill; returns seconds or -1. */
+static double
+run_pp(lg_context *c, const lg_token *depth_toks, int32_t depth, const lg_token *toks, int32_t n,
+	   float *logits, lg_error *err)
+{
+	double		t0;
+
+	if (!prefill(c, depth_toks, depth, err))
+		return -1;
+	t0 = now_s();
 	if (lg_context_eval(c, toks, n, logits, false, err) != LG_OK)
 		return -1;
 	return now_s() - t0;
 }
 
-/* One generation run of n single-token steps; returns seconds or -1. */
+/* One generation run of n single-token steps after the prefill; returns seconds or -1. */
 static double
-run_tg(lg_context *c, const lg_token *toks, int32_t n, float *logits, lg_error *err)
+run_tg(lg_context *c, const lg_token *depth_toks, int32_t depth, const lg_token *toks, int32_t n,
+	   float *logits, lg_error *err)
 {
-	double		t0 = now_s();
+	double		t0;
 
-	lg_context_reset(c);
+	if (!prefill(c, depth_toks, depth, err))
+		return -1;
+	t0 = now_s();
 	for (int32_t i = 0; i < n; i++)
 		if (lg_context_eval(c, &toks[i], 1, logits, false, err) != LG_OK)
 			return -1;
@@ -66,7 +81,7 @@ int
 cmd_bench(int argc, char **argv)
 {
 	cli_model_opts o;
-	int64_t		n_prompt = 128, n_gen = 32, reps = 5;
+	int64_t		n_prompt = 128, n_gen = 32, reps = 5, depth = 0;
 	bool		json = false;
 	lg_model   *m;
 	lg_context *c;
@@ -96,9 +111,12 @@ cmd_bench(int argc, char **argv)
 			target = &n_gen;
 		else if (strcmp(argv[i], "-r") == 0 || strcmp(argv[i], "--repetitions") == 0)
 			target = &reps;
+		else if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--depth") == 0)
+			target = &depth;
 		else if (strcmp(argv[i], "--help") == 0)
 		{
-			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-t THREADS] [-r 5] [--kv f16|f32] [--json]\n");
+			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-d DEPTH] [-t THREADS] [-r 5] [--kv f16|f32] [--json]\n"
+				   "  -d DEPTH  tokens already in the KV cache before each test (untimed), as llama-bench -d\n");
 			return 0;
 		}
 		else
@@ -114,13 +132,13 @@ cmd_bench(int argc, char **argv)
 	if (n_prompt == 0 && n_gen == 0)
 		return cli_fail("bench", 2, "nothing to measure (-p and -n are both 0)");
 	if (o.n_ctx == 0)
-		o.n_ctx = (int32_t) (n_prompt > n_gen ? n_prompt : n_gen);
+		o.n_ctx = (int32_t) (depth + (n_prompt > n_gen ? n_prompt : n_gen));
 	if (o.n_batch == 0)
-		o.n_batch = n_prompt > 0 ? (int32_t) n_prompt : 1;
+		o.n_batch = n_prompt > 0 ? (int32_t) n_prompt : 512;
 	if (!cli_open_model("bench", &o, &m, &c))
 		return o.model ? 1 : 2;
 
-	toks = malloc(sizeof(lg_token) * (n_prompt + n_gen + 1));
+	toks = malloc(sizeof(lg_token) * (depth + n_prompt + n_gen + 1));
 	logits = malloc(sizeof(float) * m->hp.n_vocab);
 	pp_s = calloc(reps, sizeof(double));
 	tg_s = calloc(reps, sizeof(double));
@@ -129,7 +147,7 @@ cmd_bench(int argc, char **argv)
 		rc = cli_fail("bench", 1, "out of memory");
 		goto done;
 	}
-	for (int64_t i = 0; i < n_prompt + n_gen; i++)
+	for (int64_t i = 0; i < depth + n_prompt + n_gen; i++)
 	{
 		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
 		toks[i] = (lg_token) ((rng >> 33) % m->hp.n_vocab);
@@ -142,14 +160,14 @@ cmd_bench(int argc, char **argv)
 
 		if (n_prompt > 0)
 		{
-			if ((t = run_pp(c, toks, (int32_t) n_prompt, logits, &err)) < 0)
+			if ((t = run_pp(c, toks, (int32_t) depth, toks + depth, (int32_t) n_prompt, logits, &err)) < 0)
 				break;
 			if (r >= 0)
 				pp_s[r] = t;
 		}
 		if (n_gen > 0)
 		{
-			if ((t = run_tg(c, toks + n_prompt, (int32_t) n_gen, logits, &err)) < 0)
+			if ((t = run_tg(c, toks, (int32_t) depth, toks + depth + n_prompt, (int32_t) n_gen, logits, &err)) < 0)
 				break;
 			if (r >= 0)
 				tg_s[r] = t;
@@ -166,23 +184,25 @@ cmd_bench(int argc, char **argv)
 		stats(tg_s, (int) reps, (int32_t) n_gen, &tg_mean, &tg_sd);
 	if (json)
 		printf("{\"model\":\"%s\",\"file_type\":\"%s\",\"file_size\":%llu,\"n_params\":%lld,"
-			   "\"threads\":%d,\"simd\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"repetitions\":%lld,"
+			   "\"threads\":%d,\"simd\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"depth\":%lld,\"repetitions\":%lld,"
 			   "\"pp_tps\":%.3f,\"pp_stddev\":%.3f,\"tg_tps\":%.3f,\"tg_stddev\":%.3f}\n",
 			   lg_arch_name(m->hp.arch), m->hp.ftype_name, (unsigned long long) m->file_size,
 			   (long long) m->hp.n_params, o.threads, o.reference ? "reference" : lg_cpu_simd_level(),
 			   o.kv_type == LG_KV_F16 ? "f16" : "f32", (long long) n_prompt, (long long) n_gen,
-			   (long long) reps, pp_mean, pp_sd, tg_mean, tg_sd);
+			   (long long) depth, (long long) reps, pp_mean, pp_sd, tg_mean, tg_sd);
 	else
 	{
 		printf("| model | type | size | params | threads | test | t/s |\n|---|---|---:|---:|---:|---|---:|\n");
 		if (n_prompt > 0)
-			printf("| %s | %s | %.2f GiB | %.2f B | %d | pp%lld | %.2f ± %.2f |\n",
+			printf("| %s | %s | %.2f GiB | %.2f B | %d | pp%lld%s%.0lld | %.2f ± %.2f |\n",
 				   lg_arch_name(m->hp.arch), m->hp.ftype_name, m->file_size / 1073741824.0,
-				   m->hp.n_params / 1e9, o.threads, (long long) n_prompt, pp_mean, pp_sd);
+				   m->hp.n_params / 1e9, o.threads, (long long) n_prompt, depth ? " @ d" : "",
+				   (long long) depth, pp_mean, pp_sd);
 		if (n_gen > 0)
-			printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%lld | %.2f ± %.2f |\n",
+			printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%lld%s%.0lld | %.2f ± %.2f |\n",
 				   lg_arch_name(m->hp.arch), m->hp.ftype_name, m->file_size / 1073741824.0,
-				   m->hp.n_params / 1e9, o.threads, (long long) n_gen, tg_mean, tg_sd);
+				   m->hp.n_params / 1e9, o.threads, (long long) n_gen, depth ? " @ d" : "",
+				   (long long) depth, tg_mean, tg_sd);
 	}
 
 done:

@@ -101,7 +101,10 @@ lg_cpu_kernels_for(lg_cpu_kernels *k, lg_simd_level level, bool has_bf16)
 		lg_cpu_kernels_attn_avx2(k);
 	}
 	if (level >= LG_SIMD_AVX512)
+	{
 		lg_cpu_kernels_avx512(k, has_bf16);
+		lg_cpu_kernels_mv_avx512(k);
+	}
 #endif
 }
 

@@ -32,6 +32,24 @@ typedef void (*lg_dotn_fn) (int64_t n, int nc, float *s, const void *w,
 							const void *x, size_t x_stride);
 
 /*
+ * nr (1..LG_DOTR_MAX) weight rows w_stride bytes apart against one
+ * activation row: s[r] = w_r · x.  The matrix-vector (generation) kernel:
+ * the rows share the activation loads and stream from memory together.
+ */
+#define LG_DOTR_MAX 4
+typedef void (*lg_dotr_fn) (int64_t n, int nr, float *s, const void *w,
+							size_t w_stride, const void *x);
+
+/*
+ * nr (1..LG_DOTR_MAX) weight rows against nc (1..LG_DOTN_MAX) activation
+ * rows: s[r * LG_DOTN_MAX + c] = w_r · x_c.  The register-blocked kernel
+ * of prompt processing: each weight block decoded once for all tokens,
+ * each activation block loaded once for all rows.
+ */
+typedef void (*lg_dotrn_fn) (int64_t n, int nr, int nc, float *s, const void *w,
+							 size_t w_stride, const void *x, size_t x_stride);
+
+/*
  * "q8p", a planar form of q8_0 activations some fast kernels take instead
  * of q8_0 blocks: the same quants and scales (bit for bit what
  * lg_quantize_row gives), laid out for SIMD, plus a per-block integer term
@@ -67,6 +85,8 @@ typedef struct lg_cpu_kernels
 
 	lg_dot_fn	dot[LG_TYPE_COUNT];	/* NULL: lg_vec_dot_ref */
 	lg_dotn_fn	dotn[LG_TYPE_COUNT];	/* NULL: loop over dot */
+	lg_dotr_fn	dotr[LG_TYPE_COUNT];	/* NULL: one row at a time with dot */
+	lg_dotrn_fn dotrn[LG_TYPE_COUNT];	/* NULL: one row at a time with dotn */
 	/* non-NULL: dot/dotn of this type take q8p activations made by it */
 	lg_prep_fn	prep[LG_TYPE_COUNT];
 
@@ -102,6 +122,7 @@ void		lg_cpu_kernels_reference(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
+void		lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k);
 #endif
 
 /*

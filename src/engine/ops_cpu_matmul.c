@@ -26,6 +26,8 @@ typedef struct lg_mm_job
 	lg_type		vt;				/* vec_dot_type */
 	lg_dot_fn	dot;			/* NULL: lg_vec_dot_ref */
 	lg_dotn_fn	dotn;			/* NULL: one token at a time */
+	lg_dotr_fn	dotr;			/* NULL: one row at a time */
+	lg_dotrn_fn dotrn;			/* NULL: one row at a time with dotn */
 	lg_prep_fn	prep;			/* non-NULL: activations in q8p form */
 
 	const char *w;				/* rows of w_stride bytes */
@@ -121,20 +123,48 @@ lg_mm_tile(const lg_mm_job *job, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 	const int64_t rows = job->rows;
 	const int64_t cols = job->cols;
 	const size_t xs = job->x_stride;
-	float		s[LG_DOTN_MAX];
+	float		s[LG_DOTN_MAX > LG_DOTR_MAX ? LG_DOTN_MAX : LG_DOTR_MAX];
 
+	if (job->dotrn != NULL && t1 - t0 >= 2)
+	{
+		/* several tokens: blocks of rows × tokens accumulated in registers */
+		float		st[LG_DOTR_MAX * LG_DOTN_MAX];
+
+		for (int64_t r = r0; r < r1; r += LG_DOTR_MAX)
+		{
+			int			nr = r1 - r < LG_DOTR_MAX ? (int) (r1 - r) : LG_DOTR_MAX;
+
+			for (int64_t t = t0; t < t1; t += LG_DOTN_MAX)
+			{
+				int			nc = t1 - t < LG_DOTN_MAX ? (int) (t1 - t) : LG_DOTN_MAX;
+
+				job->dotrn(cols, nr, nc, st, job->w + (size_t) r * job->w_stride, job->w_stride,
+						   job->xq + (size_t) t * xs, xs);
+				for (int i = 0; i < nr; i++)
+					for (int c = 0; c < nc; c++)
+						job->y[(t + c) * rows + r + i] = st[i * LG_DOTN_MAX + c];
+			}
+		}
+		return;
+	}
+	if (job->dotr != NULL && t1 - t0 == 1)
+	{
+		/* one token: several rows at a time, sharing its activation */
+		for (int64_t r = r0; r < r1; r += LG_DOTR_MAX)
+		{
+			int			nr = r1 - r < LG_DOTR_MAX ? (int) (r1 - r) : LG_DOTR_MAX;
+
+			job->dotr(cols, nr, s, job->w + (size_t) r * job->w_stride, job->w_stride,
+					  job->xq + (size_t) t0 * xs);
+			for (int c = 0; c < nr; c++)
+				job->y[t0 * rows + r + c] = s[c];
+		}
+		return;
+	}
 	for (int64_t r = r0; r < r1; r++)
 	{
 		const char *wr = job->w + (size_t) r * job->w_stride;
 		int64_t		t = t0;
-
-		if (job->n == 1)
-		{
-			const char *pf = wr + 2 * job->w_stride;
-
-			for (size_t o = 0; o < job->w_stride; o += 64)
-				__builtin_prefetch(pf + o, 0, 3);
-		}
 
 		if (job->dotn != NULL)
 		{
@@ -276,6 +306,8 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 	job.vt = ti->vec_dot_type;
 	job.dot = ctx->k.reference ? NULL : ctx->k.dot[w->type];
 	job.dotn = ctx->k.reference ? NULL : ctx->k.dotn[w->type];
+	job.dotr = ctx->k.reference ? NULL : ctx->k.dotr[w->type];
+	job.dotrn = ctx->k.reference ? NULL : ctx->k.dotrn[w->type];
 	job.prep = ctx->k.reference ? NULL : ctx->k.prep[w->type];
 	job.w = (const char *) w->data;
 	job.w_stride = row_bytes;

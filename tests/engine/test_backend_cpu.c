@@ -326,6 +326,71 @@ test_matmul(void **state)
 }
 
 /*
+ * The multi-row kernels (rows × one token for generation, rows × tokens
+ * for prompts) at the best level with 2 and 3 threads: row blocks that end
+ * mid-group, token counts 1, 2, 3, 5, 17 (partial token groups) and the
+ * odd block counts of cols 32 and 96 (a lone block in the pair loops).
+ * Same bound as test_matmul: only float summation order differs.
+ */
+static void
+test_matmul_tiles(void **state)
+{
+	static const lg_type types[] = {LG_TYPE_Q4_0, LG_TYPE_Q8_0, LG_TYPE_F16, LG_TYPE_Q4_K};
+	static const int64_t rows_set[] = {1, 5, 7, 33, 130};
+	static const int64_t n_set[] = {1, 2, 3, 5, 17};
+	static const int64_t cols_set[] = {32, 96, 256, 2048};
+	lg_error	err;
+	lg_backend *ref = lg_backend_cpu_new(1, 1, &err);
+	uint64_t	seed = 7;
+
+	assert_non_null(ref);
+	for (int nth = 2; nth <= 3; nth++)
+	{
+		lg_backend *be = lg_backend_cpu_new(nth, 0, &err);
+
+		assert_non_null(be);
+		for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
+			for (int ic = 0; ic < 4; ic++)
+				for (int ir = 0; ir < 5; ir++)
+					for (int in = 0; in < 5; in++)
+					{
+						const int64_t cols = cols_set[ic];
+						const int64_t rows = rows_set[ir];
+						const int64_t n = n_set[in];
+						lg_tensor	w;
+						void	   *wdata;
+						float	   *x,
+								   *y_ref,
+								   *y;
+						double		e;
+
+						if (cols % lg_type_get(types[ti])->block_size != 0)
+							continue;
+						x = malloc((size_t) (n * cols) * sizeof(float));
+						y_ref = malloc((size_t) (n * rows) * sizeof(float));
+						y = malloc((size_t) (n * rows) * sizeof(float));
+						wdata = make_weights(types[ti], rows, cols, &seed, &w);
+						fill(x, n * cols, &seed, 1.0f);
+						assert_int_equal(ref->matmul(ref, y_ref, &w, x, n), LG_OK);
+						for (int64_t i = 0; i < n * rows; i++)
+							y[i] = NAN;
+						assert_int_equal(be->matmul(be, y, &w, x, n), LG_OK);
+						e = norm_err(y, y_ref, n * rows);
+						if (!(e <= 2e-5))
+							fail_msg("%s %d threads: rows %lld cols %lld n %lld: err %.3g > 2e-5",
+									 lg_type_get(types[ti])->name, nth, (long long) rows,
+									 (long long) cols, (long long) n, e);
+						free(wdata);
+						free(x);
+						free(y_ref);
+						free(y);
+					}
+		be->free(be);
+	}
+	ref->free(ref);
+}
+
+/*
  * The q8p activation form the fast q4_0/q8_0 kernels take must hold
  * exactly lg_quantize_row's q8_0 quants and scales: compare the SIMD prep
  * with the scalar one bit for bit, ties (x*id = k + 0.5) and all-zero,
@@ -959,6 +1024,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_threadpool),
 		cmocka_unit_test(test_matmul),
+		cmocka_unit_test(test_matmul_tiles),
 		cmocka_unit_test(test_matmul_errors),
 		cmocka_unit_test(test_q8p_prep),
 		cmocka_unit_test(test_get_rows),

@@ -1,0 +1,466 @@
+/*
+ * kernels_mv_avx512.c — multi-row kernels for AVX-512 with VNNI: several
+ * weight rows against one activation row (dotr: generation) and against
+ * several (dotrn: prompt processing).  Installed over the one-row dots of
+ * kernels_dot_avx512.c for Q4_0, Q8_0 and F16.
+ *
+ * Generation reads every weight once per token, so its loops are bound by
+ * memory, not arithmetic.  Two things matter:
+ *
+ * - Rows in flight.  Working on LG_DOTR_MAX rows at once keeps that many
+ *   independent load streams going and loads/converts the activation
+ *   block once for all of them.
+ * - Prefetch.  The mapped model sits in 4 KiB pages and the hardware
+ *   prefetchers stop at page boundaries, so each page would start with cold
+ *   misses.  While a group of rows is worked on, the loop prefetches the
+ *   next group's bytes (rows are contiguous) into L2, spread evenly over
+ *   its iterations so a few lines are requested at a time.  Measured on
+ *   weights far larger than L3: without the prefetch four rows at a time
+ *   are slower than one; with it, 1.3-1.6x faster.
+ *
+ * Prompt processing is bound by arithmetic: dotrn keeps a 4 rows × 4
+ * tokens tile of accumulators in registers, two blocks per 512-bit
+ * register, so each weight block is decoded once per four tokens and
+ * each activation block loaded once per four rows.
+ *
+ * The integer block dots give the same integers as the one-row kernels;
+ * only the order of the float accumulation differs.
+ */
+#include "backend_cpu_impl.h"
+
+#include <immintrin.h>
+
+/*
+ * The per-row loops must be unrolled so the accumulators and row pointers
+ * live in registers; -O2 alone keeps them in memory.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LG_UNROLL_ROWS _Pragma("GCC unroll 4")
+#elif defined(__clang__)
+#define LG_UNROLL_ROWS _Pragma("unroll")
+#else
+#define LG_UNROLL_ROWS
+#endif
+
+/*
+ * Prefetch state: bytes [next, end) of the following group are still to be
+ * requested; `end` advances by the group's bytes per loop iteration.
+ */
+typedef struct pf_cursor
+{
+	const char *base;
+	size_t		next;
+	size_t		end;
+} pf_cursor;
+
+/* One loop iteration's share of the next group: step bytes more. */
+static inline void
+pf_advance(pf_cursor *pf, size_t step)
+{
+	pf->end += step;
+	for (; pf->next < pf->end; pf->next += 64)
+		_mm_prefetch(pf->base + pf->next, _MM_HINT_T1);
+}
+
+/* The four horizontal sums of a0..a3, as one vector. */
+static inline __m128
+hsum4_256(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+	const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+
+	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+/* Store the first nr of the four sums. */
+static inline void
+store_sums(float *s, int nr, __m128 v)
+{
+	float		t[4];
+
+	_mm_storeu_ps(t, v);
+	for (int r = 0; r < nr; r++)
+		s[r] = t[r];
+}
+
+/*
+ * Row pointers of a group: rows past nr repeat the last one, so the loops
+ * below always run all LG_DOTR_MAX (fully unrolled, no branches) and only
+ * the first nr sums are kept.
+ */
+static inline void
+group_rows(const void *w, size_t ws, int nr, const char *rows[LG_DOTR_MAX])
+{
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+		rows[r] = (const char *) w + (size_t) (r < nr ? r : nr - 1) * ws;
+}
+
+/* 16 bytes of nibbles → 32 bytes 0..15, low nibbles first. */
+static inline __m256i
+nibbles_32(const uint8_t *p)
+{
+	const __m128i t = _mm_loadu_si128((const __m128i *) p);
+
+	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+/* q8_0 rows · one q8p row */
+static void
+dotr_q8_0_p(int64_t n, int nr, float *s, const void *w, size_t ws, const void *vx)
+{
+	const int64_t nb = n / LG_QK;
+	const int8_t *qy = (const int8_t *) vx;
+	const float *dy = (const float *) (qy + n);
+	const char *rows[LG_DOTR_MAX];
+	const lg_block_q8_0 *x[LG_DOTR_MAX];
+	__m256		acc[LG_DOTR_MAX];
+	pf_cursor	pf = {(const char *) w + (size_t) nr * ws, 0, 0};
+
+	group_rows(w, ws, nr, rows);
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		x[r] = (const lg_block_q8_0 *) rows[r];
+		acc[r] = _mm256_setzero_ps();
+	}
+	for (int64_t i = 0; i < nb; i++)
+	{
+		const __m256i y = _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK));
+		const __m256 d = _mm256_broadcast_ss(&dy[i]);
+
+		pf_advance(&pf, (size_t) nr * sizeof(lg_block_q8_0));
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const __m256i q = _mm256_loadu_si256((const __m256i *) x[r][i].qs);
+			/* vpdpbusd wants u8 × s8: |q| times y with q's sign */
+			const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q),
+												  _mm256_sign_epi8(y, q));
+			const __m256 dd = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[r][i].d]), d);
+
+			acc[r] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[r]);
+		}
+	}
+	store_sums(s, nr, hsum4_256(acc[0], acc[1], acc[2], acc[3]));
+}
+
+/*
+ * q4_0 rows · one q8p row: the unsigned nibbles go straight into vpdpbusd,
+ * whose accumulator starts as (c, 0, ..., 0) with c = -8·Σy (see
+ * backend_cpu_impl.h), shared by all rows.
+ */
+static void
+dotr_q4_0_p(int64_t n, int nr, float *s, const void *w, size_t ws, const void *vx)
+{
+	const int64_t nb = n / LG_QK;
+	const int8_t *qy = (const int8_t *) vx;
+	const float *dy = (const float *) (qy + n);
+	const int32_t *cy = (const int32_t *) (dy + nb);
+	const char *rows[LG_DOTR_MAX];
+	const lg_block_q4_0 *x[LG_DOTR_MAX];
+	__m256		acc[LG_DOTR_MAX];
+	pf_cursor	pf = {(const char *) w + (size_t) nr * ws, 0, 0};
+
+	group_rows(w, ws, nr, rows);
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		x[r] = (const lg_block_q4_0 *) rows[r];
+		acc[r] = _mm256_setzero_ps();
+	}
+	for (int64_t i = 0; i < nb; i++)
+	{
+		const __m256i y = _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK));
+		const __m256i c = _mm256_zextsi128_si256(_mm_cvtsi32_si128(cy[i]));
+		const __m256 d = _mm256_broadcast_ss(&dy[i]);
+
+		pf_advance(&pf, (size_t) nr * sizeof(lg_block_q4_0));
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const __m256i p = _mm256_dpbusd_epi32(c, nibbles_32(x[r][i].qs), y);
+			const __m256 dd = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[r][i].d]), d);
+
+			acc[r] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[r]);
+		}
+	}
+	store_sums(s, nr, hsum4_256(acc[0], acc[1], acc[2], acc[3]));
+}
+
+/* Mask of the first r (< 16) lanes, all 16 for r >= 16. */
+static inline __mmask16
+tail_mask(int64_t r)
+{
+	return r >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << r) - 1);
+}
+
+/* f16 rows · one f16 row: the activation converted once for all rows. */
+static void
+dotr_f16(int64_t n, int nr, float *s, const void *w, size_t ws, const void *vx)
+{
+	const lg_f16 *xh = (const lg_f16 *) vx;
+	const char *rows[LG_DOTR_MAX];
+	const lg_f16 *a[LG_DOTR_MAX];
+	__m512		acc[LG_DOTR_MAX];
+	pf_cursor	pf = {(const char *) w + (size_t) nr * ws, 0, 0};
+	int64_t		i = 0;
+
+	group_rows(w, ws, nr, rows);
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		a[r] = (const lg_f16 *) rows[r];
+		acc[r] = _mm512_setzero_ps();
+	}
+	for (; i + 16 <= n; i += 16)
+	{
+		const __m512 xv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (xh + i)));
+
+		pf_advance(&pf, (size_t) nr * 16 * sizeof(lg_f16));
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+			acc[r] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (a[r] + i))),
+									 xv, acc[r]);
+	}
+	if (i < n)
+	{
+		const __mmask16 m = tail_mask(n - i);
+		const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, xh + i));
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+			acc[r] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a[r] + i)), xv, acc[r]);
+	}
+	for (int r = 0; r < nr; r++)
+		s[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+/* ---- several rows × several tokens (prompt processing) ---- */
+
+/*
+ * These work on two blocks per 512-bit register: block i in the low 256
+ * bits, i + 1 in the high.  q8p keeps a row's quants contiguous, so one
+ * load brings both blocks of an activation.  Each weight pair is decoded
+ * once for LG_DOTN_MAX tokens and each activation pair loaded once for
+ * LG_DOTR_MAX rows: 16 accumulators, the rest of the registers for the
+ * decoded operands.
+ */
+
+/* Activation pair i, i+1 of a q8p row (only block i when `one`). */
+static inline __m512i
+y_pair(const int8_t *qy, int64_t i, bool one)
+{
+	return one ? _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)))
+		: _mm512_loadu_si512(qy + i * LG_QK);
+}
+
+/* (a ×8 | b ×8) */
+static inline __m512
+f_pair(float a, float b)
+{
+	return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* Sums of the 16 accumulators to s[r * LG_DOTN_MAX + c], the first nr × nc. */
+static inline void
+store_tile(float *s, int nr, int nc, __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
+{
+	for (int r = 0; r < nr; r++)
+		for (int c = 0; c < nc; c++)
+			s[r * LG_DOTN_MAX + c] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+/*
+ * Activation pointers of a tile: tokens past nc repeat the last one, as
+ * the rows do in group_rows.
+ */
+static inline void
+group_tokens(const void *x, size_t xs, int nc, const int8_t *tok[LG_DOTN_MAX])
+{
+	for (int c = 0; c < LG_DOTN_MAX; c++)
+		tok[c] = (const int8_t *) x + (size_t) (c < nc ? c : nc - 1) * xs;
+}
+
+/*
+ * q8_0 rows × q8p tokens.  vpdpbusd multiplies u8 by s8, so the activation
+ * goes in as y + 128 (a flip of its sign bit) and the weights as they are;
+ * each accumulator starts at -128·Σw of its block, computed once per row.
+ */
+static void
+dotrn_q8_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
+			 const void *x, size_t xs)
+{
+	const int64_t nb = n / LG_QK;
+	const char *rows[LG_DOTR_MAX];
+	const int8_t *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+	const __m512i flip = _mm512_set1_epi8((char) 0x80);
+
+	group_rows(w, ws, nr, rows);
+	group_tokens(x, xs, nc, tok);
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < nb; i += 2)
+	{
+		const bool	one = i + 1 == nb;
+		__m512i		q[LG_DOTR_MAX];
+		__m512i		c0[LG_DOTR_MAX];
+		__m512		dw[LG_DOTR_MAX];
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const lg_block_q8_0 *b = (const lg_block_q8_0 *) rows[r] + i;
+			const __m256i lo = _mm256_loadu_si256((const __m256i *) b[0].qs);
+
+			q[r] = one ? _mm512_zextsi256_si512(lo)
+				: _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+									 _mm256_loadu_si256((const __m256i *) b[1].qs), 1);
+			c0[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
+									 _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, q[r]));
+			dw[r] = f_pair(lg_f16_table[b[0].d], one ? 0.0f : lg_f16_table[b[1].d]);
+		}
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+		{
+			const float *dy = (const float *) (tok[c] + n);
+			const __m512i y = _mm512_xor_si512(y_pair(tok[c], i, one), flip);
+			const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
+
+			LG_UNROLL_ROWS
+			for (int r = 0; r < LG_DOTR_MAX; r++)
+			{
+				const __m512i p = _mm512_dpbusd_epi32(c0[r], y, q[r]);
+
+				acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(p), acc[r][c]);
+			}
+		}
+	}
+	store_tile(s, nr, nc, acc);
+}
+
+/* Nibble pair of q4_0 blocks b[0], b[1] (only b[0] when `one`), low nibbles first. */
+static inline __m512i
+nibbles_pair(const lg_block_q4_0 *b, bool one)
+{
+	__m512i		t = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) b[0].qs));
+
+	if (!one)
+		t = _mm512_inserti32x4(t, _mm_loadu_si128((const __m128i *) b[1].qs), 2);
+	/* 128-bit lanes (A, A, B, B), then the odd lanes shifted to the high nibbles */
+	t = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(2, 2, 0, 0));
+	t = _mm512_mask_srli_epi16(t, (__mmask32) 0xFF00FF00u, t, 4);
+	t = _mm512_and_si512(t, _mm512_set1_epi8(0x0F));
+	return one ? _mm512_zextsi256_si512(_mm512_castsi512_si256(t)) : t;
+}
+
+/*
+ * q4_0 rows × q8p tokens: unsigned nibbles times y, each accumulator
+ * starting at the token's c = -8·Σy of the block (lanes 0 and 8).
+ */
+static void
+dotrn_q4_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
+			 const void *x, size_t xs)
+{
+	const int64_t nb = n / LG_QK;
+	const char *rows[LG_DOTR_MAX];
+	const int8_t *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+
+	group_rows(w, ws, nr, rows);
+	group_tokens(x, xs, nc, tok);
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < nb; i += 2)
+	{
+		const bool	one = i + 1 == nb;
+		__m512i		q[LG_DOTR_MAX];
+		__m512		dw[LG_DOTR_MAX];
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const lg_block_q4_0 *b = (const lg_block_q4_0 *) rows[r] + i;
+
+			q[r] = nibbles_pair(b, one);
+			dw[r] = f_pair(lg_f16_table[b[0].d], one ? 0.0f : lg_f16_table[b[1].d]);
+		}
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+		{
+			const float *dy = (const float *) (tok[c] + n);
+			const int32_t *cy = (const int32_t *) (dy + nb);
+			const __m512i y = y_pair(tok[c], i, one);
+			const __m512i c0 = _mm512_maskz_expandloadu_epi32(one ? 0x0001 : 0x0101, cy + i);
+			const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
+
+			LG_UNROLL_ROWS
+			for (int r = 0; r < LG_DOTR_MAX; r++)
+			{
+				const __m512i p = _mm512_dpbusd_epi32(c0, q[r], y);
+
+				acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(p), acc[r][c]);
+			}
+		}
+	}
+	store_tile(s, nr, nc, acc);
+}
+
+/*
+ * f16 rows × f16 tokens: each 16-wide slice of a row or a token converted
+ * to floats once for the whole 4 × 4 tile.
+ */
+static void
+dotrn_f16(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
+		  const void *x, size_t xs)
+{
+	const char *rows[LG_DOTR_MAX];
+	const lg_f16 *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+
+	group_rows(w, ws, nr, rows);
+	for (int c = 0; c < LG_DOTN_MAX; c++)
+		tok[c] = (const lg_f16 *) ((const char *) x + (size_t) (c < nc ? c : nc - 1) * xs);
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	for (int64_t i = 0; i < n; i += 16)
+	{
+		const __mmask16 m = tail_mask(n - i);
+		__m512		a[LG_DOTR_MAX];
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+			a[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const lg_f16 *) rows[r] + i));
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+		{
+			const __m512 b = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, tok[c] + i));
+
+			LG_UNROLL_ROWS
+			for (int r = 0; r < LG_DOTR_MAX; r++)
+				acc[r][c] = _mm512_fmadd_ps(a[r], b, acc[r][c]);
+		}
+	}
+	store_tile(s, nr, nc, acc);
+}
+
+/*
+ * Install the multi-row kernels (the CPU has AVX-512 VNNI) over the
+ * AVX-512 table.  The q4_0/q8_0 ones read q8p activations, so they go in
+ * only where the table already converts those types' activations to q8p.
+ */
+void
+lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k)
+{
+	if (k->prep[LG_TYPE_Q8_0] != NULL)
+	{
+		k->dotr[LG_TYPE_Q8_0] = dotr_q8_0_p;
+		k->dotrn[LG_TYPE_Q8_0] = dotrn_q8_0_p;
+	}
+	if (k->prep[LG_TYPE_Q4_0] != NULL)
+	{
+		k->dotr[LG_TYPE_Q4_0] = dotr_q4_0_p;
+		k->dotrn[LG_TYPE_Q4_0] = dotrn_q4_0_p;
+	}
+	k->dotr[LG_TYPE_F16] = dotr_f16;
+	k->dotrn[LG_TYPE_F16] = dotrn_f16;
+}
