@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — install what is needed, build, and run every test:
 #   1. make check-engine         the engine's C tests (cmocka)
-#   1b. tests/cli/test_cli.py    the llamagpu tool end to end
+#   1b. tests/cli/test_cli.py    the llamagpu tool end to end (and 1c: again under ASan+UBSan)
 #   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
 #   4. pgTAP                     schema, roles, privileges (tests/pgtap/)
@@ -49,6 +49,24 @@ while read -r t; do pass "cli $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.
 while read -r t; do echo "SKIP: cli $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. skipped.*/\1/p' "$ROOT/build/test-cli.log")
 while read -r t; do fail "cli $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-cli.log" | sort -u)
 if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-cli.log"; then fail "tests/cli/test_cli.py"; fi
+
+# 1c. the same tests against a build with AddressSanitizer and UndefinedBehaviorSanitizer, so a
+#     memory error in a kernel or the tokenizer fails the run even where the output looks right
+echo "== tests/cli/test_cli.py, sanitized build"
+if make -s -j2 ENGINE_BUILD=build/asan CLI_BIN=build/asan/llamagpu \
+		ENGINE_CC="gcc -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		build/asan/llamagpu >"$ROOT/build/asan-build.log" 2>&1; then
+	if ASAN_OPTIONS=detect_leaks=1 LLAMAGPU_BIN="$ROOT/build/asan/llamagpu" timeout 900 \
+			python3 tests/cli/test_cli.py >"$ROOT/build/test-cli-asan.log" 2>&1; then
+		pass "cli under ASan+UBSan"
+	else
+		grep -E '^(FAIL|ERROR)|Sanitizer|runtime error' "$ROOT/build/test-cli-asan.log" | head -40
+		fail "cli under ASan+UBSan"
+	fi
+else
+	tail -20 "$ROOT/build/asan-build.log"
+	fail "sanitized build"
+fi
 
 # 2. fuzz targets: a short bounded fuzz run, then every corpus replayed under ASan+UBSan
 if [ -f scripts/fuzz.sh ]; then

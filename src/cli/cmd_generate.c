@@ -173,9 +173,21 @@ cmd_generate(int argc, char **argv)
 	if (!cli_open_model("generate", &o, &m, &c))
 		return 1;
 
+	/* a first guess at the token count; lg_tokenize says how many it really needs */
 	cap = (int64_t) strlen(prompt) + 16;
 	ids = malloc(sizeof(lg_token) * cap);
 	n_ids = ids ? lg_tokenize(m->vocab, prompt, strlen(prompt), true, true, ids, cap, &err) : -1;
+	if (n_ids > cap)
+	{
+		lg_token   *more = realloc(ids, sizeof(lg_token) * n_ids);
+
+		if (more != NULL)
+		{
+			ids = more;
+			cap = n_ids;
+			n_ids = lg_tokenize(m->vocab, prompt, strlen(prompt), true, true, ids, cap, &err);
+		}
+	}
 	s = n_ids > 0 ? lg_sampler_new(&sp, m->hp.n_vocab, &err) : NULL;
 	if (ids == NULL || n_ids < 0 || n_ids > cap)
 		rc = cli_fail("generate", 1, "cannot tokenize the prompt: %s", ids ? err.msg : "out of memory");

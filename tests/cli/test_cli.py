@@ -193,6 +193,29 @@ class Synthetic(unittest.TestCase):
                                          "--json").stdout)
                     self.assertEqual(len(gen["ids"]) if gen["finish_reason"] == "length" else 8, 8)
 
+    def test_long_prompt(self):
+        # a byte vocabulary needs more tokens than the prompt has bytes (3 per space)
+        prompt = "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 4
+        out = json.loads(run("generate", "-m", self.model("q8_0"), "-p", prompt, "-n", 4, "--temp", 0,
+                             "--json").stdout)
+        self.assertGreater(len(out["prompt_ids"]), len(prompt.encode()))
+        self.assertEqual(len(out["ids"]), 4)
+
+    def test_wide_attention_long_prompt(self):
+        # TinyLlama's attention layout (32 heads of 64, 4 KV heads) over a 96-token batch: the
+        # attention workspace and the thread split are sized from these, and the sanitized run
+        # of this file (scripts/test.sh) catches any overrun
+        path = os.path.join(self.tmp, "wide.gguf")
+        run("synth", "--arch", "llama", "--dim", 2048, "--layers", 1, "--heads", 32, "--kv-heads", 4,
+            "--ffn", 256, "--vocab-bytes", "--vocab-size", 512, "--type", "q4_0", "--seed", 3, "-o", path)
+        ids = ",".join(str(3 + (i * 37) % 256) for i in range(96))
+        fast = json.loads(run("eval", "-m", path, "--ids", ids, "--top", 3, "-t", 2, "--json").stdout)
+        ref = json.loads(run("eval", "-m", path, "--ids", ids, "--top", 3, "-t", 1, "--reference",
+                             "--json").stdout)
+        self.assertEqual(len(fast), 96)
+        worst = max(abs(a["logit"] - b["logit"]) for fa, fb in zip(fast, ref) for a, b in zip(fa, fb))
+        self.assertLess(worst, 0.05)
+
     def test_synth_is_deterministic(self):
         a = self.model("q4_0")
         b = os.path.join(self.tmp, "again.gguf")
