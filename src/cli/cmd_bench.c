@@ -32,33 +32,22 @@ prefill(lg_context *c, const lg_token *depth_toks, int32_t depth, lg_error *err)
 	return depth == 0 || lg_context_eval(c, depth_toks, depth, NULL, false, err) == LG_OK;
 }
 
-/* One prompt-processing run after the prefill; returns seconds or -1. */
+/*
+ * One timed run after the prefill: n tokens in one batch (prompt processing)
+ * or one at a time (generation).  Returns seconds, or -1 on error.
+ */
 static double
-run_pp(lg_context *c, const lg_token *depth_toks, int32_t depth, const lg_token *toks, int32_t n,
-	   float *logits, lg_error *err)
+timed_run(lg_context *c, const lg_token *depth_toks, int32_t depth, const lg_token *toks, int32_t n,
+		  bool one_at_a_time, float *logits, lg_error *err)
 {
+	int32_t		step = one_at_a_time ? 1 : n;
 	double		t0;
 
 	if (!prefill(c, depth_toks, depth, err))
 		return -1;
 	t0 = now_s();
-	if (lg_context_eval(c, toks, n, logits, false, err) != LG_OK)
-		return -1;
-	return now_s() - t0;
-}
-
-/* One generation run of n single-token steps after the prefill; returns seconds or -1. */
-static double
-run_tg(lg_context *c, const lg_token *depth_toks, int32_t depth, const lg_token *toks, int32_t n,
-	   float *logits, lg_error *err)
-{
-	double		t0;
-
-	if (!prefill(c, depth_toks, depth, err))
-		return -1;
-	t0 = now_s();
-	for (int32_t i = 0; i < n; i++)
-		if (lg_context_eval(c, &toks[i], 1, logits, false, err) != LG_OK)
+	for (int32_t i = 0; i < n; i += step)
+		if (lg_context_eval(c, toks + i, step, logits, false, err) != LG_OK)
 			return -1;
 	return now_s() - t0;
 }
@@ -160,14 +149,16 @@ cmd_bench(int argc, char **argv)
 
 		if (n_prompt > 0)
 		{
-			if ((t = run_pp(c, toks, (int32_t) depth, toks + depth, (int32_t) n_prompt, logits, &err)) < 0)
+			if ((t = timed_run(c, toks, (int32_t) depth, toks + depth, (int32_t) n_prompt, false,
+							   logits, &err)) < 0)
 				break;
 			if (r >= 0)
 				pp_s[r] = t;
 		}
 		if (n_gen > 0)
 		{
-			if ((t = run_tg(c, toks, (int32_t) depth, toks + depth + n_prompt, (int32_t) n_gen, logits, &err)) < 0)
+			if ((t = timed_run(c, toks, (int32_t) depth, toks + depth + n_prompt, (int32_t) n_gen, true,
+							   logits, &err)) < 0)
 				break;
 			if (r >= 0)
 				tg_s[r] = t;
