@@ -10,14 +10,7 @@
 
 #include <immintrin.h>
 
-/* The four horizontal sums of a0..a3, as one vector. */
-static inline __m128
-hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
-{
-	const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-
-	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-}
+#include "simd_x86.h"
 
 /* s[c] = (q · K[c]) * scale for nc rows of d floats, ks apart. */
 static void
@@ -55,7 +48,7 @@ avx2_attn_scores(int64_t nc, int32_t d, const float *K, int64_t ks,
 			a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * ks + i), a2);
 			a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * ks + i), a3);
 		}
-		_mm_storeu_ps(s + c, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+		_mm_storeu_ps(s + c, _mm_mul_ps(lg_hsum4_ps256(a0, a1, a2, a3), _mm_set1_ps(scale)));
 	}
 	for (; c < nc; c++)
 	{
@@ -65,7 +58,7 @@ avx2_attn_scores(int64_t nc, int32_t d, const float *K, int64_t ks,
 
 		for (int32_t i = 0; i < d; i += 8)
 			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kr + i), a0);
-		r = hsum4(a0, a0, a0, a0);
+		r = lg_hsum4_ps256(a0, a0, a0, a0);
 		s[c] = _mm_cvtss_f32(r) * scale;
 	}
 }

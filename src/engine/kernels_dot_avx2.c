@@ -13,23 +13,12 @@
 #include "backend_cpu_impl.h"
 
 #include <immintrin.h>
+
+#include "simd_x86.h"
 #include <math.h>
 #include <string.h>
 
 /* ---- helpers ---- */
-
-/* Sum of the 8 lanes. */
-static inline float
-hsum_ps(__m256 v)
-{
-	__m128		lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	__m128		sh = _mm_movehdup_ps(lo);
-
-	lo = _mm_add_ps(lo, sh);
-	sh = _mm_movehl_ps(sh, lo);
-	lo = _mm_add_ss(lo, sh);
-	return _mm_cvtss_f32(lo);
-}
 
 /* Sum of the 4 int32 lanes. */
 static inline int
@@ -119,7 +108,7 @@ dot_f32(int64_t n, float *s, const void *vw, const void *vx)
 	}
 	for (; i + 8 <= n; i += 8)
 		acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-	sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+	sum = lg_hsum_ps256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
 	for (; i < n; i++)
 		sum += a[i] * b[i];
 	*s = sum;
@@ -154,7 +143,7 @@ dot_f16(int64_t n, float *s, const void *vw, const void *vx)
 	}
 	for (; i + 8 <= n; i += 8)
 		acc0 = _mm256_fmadd_ps(load_f16(a + i), load_f16(b + i), acc0);
-	sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+	sum = lg_hsum_ps256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
 	for (; i < n; i++)
 		sum += h2f(a[i]) * h2f(b[i]);
 	*s = sum;
@@ -187,7 +176,7 @@ dot_bf16(int64_t n, float *s, const void *vw, const void *vx)
 	}
 	for (; i + 8 <= n; i += 8)
 		acc0 = _mm256_fmadd_ps(load_bf16(a + i), load_bf16(b + i), acc0);
-	sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+	sum = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 	for (; i < n; i++)
 		sum += lg_bf16_to_f32(a[i]) * lg_bf16_to_f32(b[i]);
 	*s = sum;
@@ -244,7 +233,7 @@ dot_q4_0_p(int64_t n, float *s, const void *vw, const void *vx)
 
 		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
-	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
+	*s = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
 /* q4_0 weights against up to 4 q8p activation rows */
@@ -275,7 +264,7 @@ dotn_q4_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t 
 		}
 	}
 	for (int c = 0; c < nc; c++)
-		s[c] = hsum_ps(acc[c]);
+		s[c] = lg_hsum_ps256(acc[c]);
 }
 
 /* q8_0 · q8p */
@@ -310,7 +299,7 @@ dot_q8_0_p(int64_t n, float *s, const void *vw, const void *vx)
 
 		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
-	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
+	*s = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
 /* q8_0 weights against up to 4 q8p activation rows */
@@ -340,7 +329,7 @@ dotn_q8_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t 
 		}
 	}
 	for (int c = 0; c < nc; c++)
-		s[c] = hsum_ps(acc[c]);
+		s[c] = lg_hsum_ps256(acc[c]);
 }
 
 /*
@@ -446,7 +435,7 @@ dot_q4_1(int64_t n, float *s, const void *vw, const void *vx)
 		summs += h2f(x[i].m) * h2f(y[i].s);
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
-	*s = hsum_ps(acc) + summs;
+	*s = lg_hsum_ps256(acc) + summs;
 }
 
 /* q5_0 · q8_0: the fifth bit from qh; value (nibble | bit<<4) - 16 */
@@ -467,7 +456,7 @@ dot_q5_0(int64_t n, float *s, const void *vw, const void *vx)
 
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
-	*s = hsum_ps(acc);
+	*s = lg_hsum_ps256(acc);
 }
 
 /* q5_1 · q8_1: value d*(nibble | bit<<4) + m */
@@ -489,7 +478,7 @@ dot_q5_1(int64_t n, float *s, const void *vw, const void *vx)
 		summs += h2f(x[i].m) * h2f(y[i].s);
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
-	*s = hsum_ps(acc) + summs;
+	*s = lg_hsum_ps256(acc) + summs;
 }
 
 /* ---- K-quants (256-value super-blocks against q8_K) ---- */
@@ -565,7 +554,7 @@ dot_q4_K(int64_t n, float *s, const void *vw, const void *vx)
 		}
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 	}
-	*s = hsum_ps(acc) - summ;
+	*s = lg_hsum_ps256(acc) - summ;
 }
 
 /* q5_K · q8_K: q4_K plus a fifth bit per value from qh */
@@ -612,7 +601,7 @@ dot_q5_K(int64_t n, float *s, const void *vw, const void *vx)
 		}
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 	}
-	*s = hsum_ps(acc) - summ;
+	*s = lg_hsum_ps256(acc) - summ;
 }
 
 /*
@@ -673,7 +662,7 @@ dot_q6_K(int64_t n, float *s, const void *vw, const void *vx)
 		}
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 	}
-	*s = hsum_ps(acc);
+	*s = lg_hsum_ps256(acc);
 }
 
 /* ---- float helpers ---- */
@@ -801,7 +790,7 @@ avx2_exp_sum(int64_t n, float *x, float max)
 		_mm256_storeu_ps(x + i, e);
 		acc = _mm256_add_ps(acc, e);
 	}
-	sum = hsum_ps(acc);
+	sum = lg_hsum_ps256(acc);
 	for (; i < n; i++)
 	{
 		const float e = expf(x[i] - max);

@@ -13,20 +13,9 @@
 #include "backend_cpu_impl.h"
 
 #include <immintrin.h>
+
+#include "simd_x86.h"
 #include <string.h>
-
-/* Sum of the 8 lanes. */
-static inline float
-hsum_ps256(__m256 v)
-{
-	__m128		lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	__m128		sh = _mm_movehdup_ps(lo);
-
-	lo = _mm_add_ps(lo, sh);
-	sh = _mm_movehl_ps(sh, lo);
-	lo = _mm_add_ss(lo, sh);
-	return _mm_cvtss_f32(lo);
-}
 
 /* One f16 to float. */
 static inline float
@@ -223,7 +212,7 @@ dot_q8_0_p(int64_t n, float *s, const void *vw, const void *vx)
 
 		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
-	*s = hsum_ps256(_mm256_add_ps(acc0, acc1));
+	*s = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
 /* q8_0 weights against up to 4 q8p activation rows */
@@ -253,7 +242,7 @@ dotn_q8_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t 
 		}
 	}
 	for (int c = 0; c < nc; c++)
-		s[c] = hsum_ps256(acc[c]);
+		s[c] = lg_hsum_ps256(acc[c]);
 }
 
 /* One q4_0 block against a q8p block: Σ nibble*y + c in one vpdpbusd. */
@@ -294,7 +283,7 @@ dot_q4_0_p(int64_t n, float *s, const void *vw, const void *vx)
 
 		acc0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc0);
 	}
-	*s = hsum_ps256(_mm256_add_ps(acc0, acc1));
+	*s = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
 /* q4_0 weights against up to 4 q8p activation rows */
@@ -324,7 +313,7 @@ dotn_q4_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t 
 		}
 	}
 	for (int c = 0; c < nc; c++)
-		s[c] = hsum_ps256(acc[c]);
+		s[c] = lg_hsum_ps256(acc[c]);
 }
 
 /* q4_1 · q8_1 */
@@ -345,7 +334,7 @@ dot_q4_1(int64_t n, float *s, const void *vw, const void *vx)
 		summs += h2f(x[i].m) * h2f(y[i].s);
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
-	*s = hsum_ps256(acc) + summs;
+	*s = lg_hsum_ps256(acc) + summs;
 }
 
 /* q5_0 · q8_0: (nibble | bit<<4) - 16 as u8 minus 16 * Σy */
@@ -367,7 +356,7 @@ dot_q5_0(int64_t n, float *s, const void *vw, const void *vx)
 
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
-	*s = hsum_ps256(acc);
+	*s = lg_hsum_ps256(acc);
 }
 
 /* q5_1 · q8_1 */
@@ -390,7 +379,7 @@ dot_q5_1(int64_t n, float *s, const void *vw, const void *vx)
 		summs += h2f(x[i].m) * h2f(y[i].s);
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
-	*s = hsum_ps256(acc) + summs;
+	*s = lg_hsum_ps256(acc) + summs;
 }
 
 /* ---- float helpers at 512 bits ---- */

@@ -30,6 +30,8 @@
 
 #include <immintrin.h>
 
+#include "simd_x86.h"
+
 /*
  * The per-row loops must be unrolled so the accumulators and row pointers
  * live in registers; -O2 alone keeps them in memory.
@@ -60,15 +62,6 @@ pf_advance(pf_cursor *pf, size_t step)
 	pf->end += step;
 	for (; pf->next < pf->end; pf->next += 64)
 		_mm_prefetch(pf->base + pf->next, _MM_HINT_T1);
-}
-
-/* The four horizontal sums of a0..a3, as one vector. */
-static inline __m128
-hsum4_256(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
-{
-	const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-
-	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 
 /* Store the first nr of the four sums. */
@@ -139,7 +132,7 @@ dotr_q8_0_p(int64_t n, int nr, float *s, const void *w, size_t ws, const void *v
 			acc[r] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[r]);
 		}
 	}
-	store_sums(s, nr, hsum4_256(acc[0], acc[1], acc[2], acc[3]));
+	store_sums(s, nr, lg_hsum4_ps256(acc[0], acc[1], acc[2], acc[3]));
 }
 
 /*
@@ -181,7 +174,7 @@ dotr_q4_0_p(int64_t n, int nr, float *s, const void *w, size_t ws, const void *v
 			acc[r] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[r]);
 		}
 	}
-	store_sums(s, nr, hsum4_256(acc[0], acc[1], acc[2], acc[3]));
+	store_sums(s, nr, lg_hsum4_ps256(acc[0], acc[1], acc[2], acc[3]));
 }
 
 /* Mask of the first r (< 16) lanes, all 16 for r >= 16. */
