@@ -57,5 +57,6 @@
 #define LG_WIRE_TIMEOUT			"timeout"	/* request timeout reached */
 #define LG_WIRE_PROTOCOL		"protocol"	/* malformed frame or field */
 #define LG_WIRE_NOT_FOUND		"not_found" /* model not loaded (unload) */
+#define LG_WIRE_BUSY			"busy"		/* the wait queue is full (max_queued) */
 
 #endif							/* LG_SERVE_PROTOCOL_H */

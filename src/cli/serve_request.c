@@ -61,6 +61,7 @@ status_wire_name(lg_status s)
 		case LG_ERR_RANGE: return LG_WIRE_RANGE;
 		case LG_ERR_CANCELLED: return LG_WIRE_CANCELLED;
 		case LG_ERR_INTERNAL: return LG_WIRE_INTERNAL;
+		case LG_ERR_BUSY: return LG_WIRE_BUSY;
 	}
 	return LG_WIRE_INTERNAL;
 }

@@ -42,6 +42,7 @@ lg_status_name(lg_status status)
 		case LG_ERR_RANGE: return "out of range";
 		case LG_ERR_CANCELLED: return "cancelled";
 		case LG_ERR_INTERNAL: return "internal error";
+		case LG_ERR_BUSY: return "busy";
 	}
 	return "unknown status";
 }

@@ -21,7 +21,8 @@ typedef enum lg_status
 	LG_ERR_ARG,			/* bad argument from the caller */
 	LG_ERR_RANGE,		/* value out of range (context full, id too big) */
 	LG_ERR_CANCELLED,	/* stopped by the caller */
-	LG_ERR_INTERNAL		/* a bug: an invariant did not hold */
+	LG_ERR_INTERNAL,	/* a bug: an invariant did not hold */
+	LG_ERR_BUSY			/* a queue or pool is full: try again later */
 } lg_status;
 
 #define LG_ERROR_MSG_LEN 512

@@ -86,6 +86,12 @@ typedef struct lg_context_params
 	int32_t		n_threads;		/* 0 = all CPUs */
 	lg_backend *backend;		/* NULL: the context creates a CPU backend it owns */
 	bool		reference;		/* with backend NULL: scalar reference kernels */
+	/*
+	 * A shared paged KV cache (kv_cache.h) for lg_context_eval_batch; not
+	 * owned.  NULL: the context makes a private cache of n_ctx positions
+	 * with one sequence in it, which lg_context_eval uses.
+	 */
+	struct lg_kv_cache *kv;
 } lg_context_params;
 
 typedef struct lg_context lg_context;
@@ -117,5 +123,32 @@ void		lg_context_set_abort(lg_context *c, lg_abort_fn fn, void *arg);
  */
 lg_status	lg_context_eval(lg_context *c, const lg_token *tokens, int32_t n,
 							float *logits, bool all_logits, lg_error *err);
+
+/*
+ * One sequence's share of a batch: n_tokens new tokens at positions
+ * kv->n_pos .. kv->n_pos + n_tokens - 1.  The caller has reserved blocks
+ * for them (lg_kv_seq_reserve).  want_logits asks for the last token's
+ * logits.
+ */
+typedef struct lg_batch_seq
+{
+	struct lg_kv_seq *kv;
+	const lg_token *tokens;
+	int32_t		n_tokens;
+	bool		want_logits;
+} lg_batch_seq;
+
+/*
+ * Evaluate several sequences' tokens in one forward pass: the matrix
+ * products run over all tokens together, attention per sequence over its
+ * own blocks.  The context must have been made with params.kv (the cache
+ * the sequences' blocks belong to); the total of n_tokens must be at most
+ * n_batch.  logits receives one n_vocab row per sequence with want_logits,
+ * in order.  On success each kv->n_pos advances by its n_tokens (the
+ * caller then calls lg_kv_seq_commit).  On error nothing advances.
+ */
+lg_status	lg_context_eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
+								  float *logits, lg_error *err);
+int32_t		lg_context_n_batch(const lg_context *c);
 
 #endif							/* LG_MODEL_H */
