@@ -83,6 +83,16 @@ int32_t		lg_kv_cache_available(const lg_kv_cache *kv);
 void		lg_kv_cache_clear_prefix(lg_kv_cache *kv);
 
 /*
+ * The hash that keys a full block: parent is the chain hash of the blocks
+ * before it (0 for the first), tokens its block_size tokens.  Lookups also
+ * compare the stored tokens and the parent block, so the hash only picks
+ * the bucket: a collision is slower, never wrong.
+ */
+typedef uint64_t (*lg_kv_hash_fn) (uint64_t parent, const lg_token *tokens, int32_t n);
+/* Replace the hash before any block is hashed (tests force collisions with it); NULL restores the default. */
+void		lg_kv_cache_set_hash_fn(lg_kv_cache *kv, lg_kv_hash_fn fn);
+
+/*
  * Layer il's storage: [n_blocks][block_size][n_head_kv * head_dim] values
  * of the cache's type.  Position p of a sequence is row
  * blocks[p / bs] * bs + p % bs.
