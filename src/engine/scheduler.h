@@ -43,7 +43,12 @@ typedef struct lg_sched_params
 	int32_t		max_seqs;		/* running sequences at most; 0 = 64 */
 	int32_t		max_queued;		/* waiting requests at most; 0 = 256 */
 	int32_t		n_ctx;			/* positions per sequence at most; 0 = min(n_ctx_train, 4096) */
-	lg_kv_cache_params kv;		/* the pool (block size, budget, prefix cache) */
+	/*
+	 * The pool (block size, budget, prefix cache).  n_blocks and max_bytes
+	 * both 0: room for max_seqs sequences of n_ctx positions.
+	 */
+	lg_kv_cache_params kv;
+	int32_t		aging_ms;		/* waiting this long raises the effective priority by 1; 0 = 1000 */
 	int32_t		n_threads;		/* CPU backend threads; 0 = all CPUs */
 	lg_backend *backend;		/* NULL: a CPU backend the scheduler owns */
 } lg_sched_params;
@@ -82,6 +87,7 @@ typedef struct lg_sched_request
 	const lg_sampler_params *sampling;
 	lg_generate_params gen;		/* max_tokens, stops (copied), include_eog */
 	int32_t		priority;		/* higher is sooner; 0 is normal */
+	int32_t		n_ctx;			/* positions at most; 0 (or more than the scheduler's) = the scheduler's */
 	lg_piece_fn on_piece;		/* streamed text; return false to cancel; may be NULL */
 	lg_sched_done_fn on_done;	/* called exactly once, also on failure and cancel */
 	void	   *arg;
