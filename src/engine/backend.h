@@ -17,7 +17,7 @@
 #include "lg_error.h"
 #include "lg_types.h"
 
-#define LG_BACKEND_VERSION 1
+#define LG_BACKEND_VERSION 2
 
 typedef struct lg_tensor
 {
@@ -56,16 +56,21 @@ typedef enum lg_kv_type
 } lg_kv_type;
 
 /*
- * One layer's attention input.  K and V caches hold rows of
- * n_kv_heads*head_dim values per position (F16 or F32, kv_type), for
- * positions 0..kv_len-1 of one sequence.
+ * One layer's attention input, over one sequence of a paged KV cache
+ * (kv_cache.h).  The layer's K and V pools hold rows of
+ * n_kv_heads*head_dim values (F16 or F32, kv_type) in blocks of block_size
+ * positions; the sequence's position p is pool row
+ * block_table[p / block_size] * block_size + p % block_size, for
+ * p in 0..kv_len-1.
  */
 typedef struct lg_attn_args
 {
 	float	   *out;			/* [n_tok][n_heads*head_dim] */
 	const float *q;				/* [n_tok][n_heads*head_dim], RoPE applied */
-	const void *k_cache;		/* [kv_len][n_kv_heads*head_dim] */
+	const void *k_cache;		/* the layer's K pool: [n_blocks][block_size][n_kv_heads*head_dim] */
 	const void *v_cache;
+	const int32_t *block_table;	/* the sequence's blocks, ceil(kv_len / block_size) of them */
+	int32_t		block_size;
 	lg_kv_type	kv_type;
 	int64_t		n_tok;			/* queries; query i sits at position pos0 + i */
 	int64_t		pos0;
@@ -96,8 +101,12 @@ struct lg_backend
 	/* in place on x[n][n_heads*head_dim]; row i at position pos[i] */
 	void		(*rope) (lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t head_dim,
 						 const int32_t *pos, const lg_rope_params *rp);
-	/* copy n rows of d floats into a KV cache (converting to kv_type) at row pos0 */
-	void		(*kv_store) (lg_backend *be, void *cache, lg_kv_type kv_type, int64_t pos0,
+	/*
+	 * copy n rows of d floats (converting to kv_type) to positions
+	 * pos0..pos0+n-1 of a sequence in a paged pool (as in lg_attn_args)
+	 */
+	void		(*kv_store) (lg_backend *be, void *cache, lg_kv_type kv_type,
+							 const int32_t *block_table, int32_t block_size, int64_t pos0,
 							 const float *x, int64_t n, int64_t d);
 	/* causal softmax attention; see lg_attn_args */
 	void		(*attention) (lg_backend *be, const lg_attn_args *a);

@@ -167,7 +167,8 @@ void		lg_cpu_rmsnorm(lg_backend *be, float *y, const float *x, const float *w,
 						   int64_t n, int64_t d, float eps);
 void		lg_cpu_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t head_dim,
 						const int32_t *pos, const lg_rope_params *rp);
-void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type, int64_t pos0,
+void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
+							const int32_t *block_table, int32_t block_size, int64_t pos0,
 							const float *x, int64_t n, int64_t d);
 void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a);
 size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);

@@ -1,6 +1,8 @@
 /*
- * context.c — an inference context: one sequence's KV cache, the scratch
- * buffers of the forward pass, and the backend that computes it.
+ * context.c — an inference context: the scratch buffers of the forward
+ * pass, the backend that computes it, and the KV cache it writes: a
+ * private paged cache holding one sequence (lg_context_eval), or a shared
+ * one whose sequences the caller manages (lg_context_eval_batch).
  */
 #include "context.h"
 
@@ -39,7 +41,6 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	lg_context_params dp;
 	int64_t		kv_dim = (int64_t) hp->n_head_kv * hp->head_dim;
 	int64_t		q_dim = (int64_t) hp->n_head * hp->head_dim;
-	size_t		kv_elt;
 	bool		ok = true;
 
 	if (p == NULL)
@@ -52,6 +53,11 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 		lg_error_set(err, LG_ERR_ARG, "invalid context parameters");
 		return NULL;
 	}
+	if (p->kv && !lg_kv_cache_fits(p->kv, m))
+	{
+		lg_error_set(err, LG_ERR_ARG, "the KV cache was made for a model of another shape");
+		return NULL;
+	}
 	c = calloc(1, sizeof(lg_context));
 	if (c == NULL)
 	{
@@ -61,9 +67,9 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	c->model = m;
 	c->n_ctx = p->n_ctx > 0 ? p->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
 	c->n_batch = p->n_batch > 0 ? p->n_batch : 512;
-	if (c->n_batch > c->n_ctx)
+	/* a private cache's one sequence cannot take more rows than it holds */
+	if (p->kv == NULL && c->n_batch > c->n_ctx)
 		c->n_batch = c->n_ctx;
-	c->kv_type = p->kv_type;
 	if (p->backend)
 		c->be = p->backend;
 	else
@@ -74,13 +80,28 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 		c->own_be = true;
 	}
 
-	kv_elt = c->kv_type == LG_KV_F16 ? sizeof(lg_f16) : sizeof(float);
-	c->k_cache = alloc_zero(hp->n_layer, sizeof(void *), &ok);
-	c->v_cache = alloc_zero(hp->n_layer, sizeof(void *), &ok);
-	for (int il = 0; ok && il < hp->n_layer; il++)
+	if (p->kv)
 	{
-		c->k_cache[il] = alloc_zero((size_t) c->n_ctx * kv_dim, kv_elt, &ok);
-		c->v_cache[il] = alloc_zero((size_t) c->n_ctx * kv_dim, kv_elt, &ok);
+		c->kv = p->kv;
+		c->kv_type = lg_kv_cache_type(p->kv);
+	}
+	else
+	{
+		/* blocks 0, 1, 2, ... in order: one contiguous run, as a flat cache */
+		lg_kv_cache_params kp = {
+			.block_size = LG_KV_BLOCK_SIZE_DEFAULT,
+			.n_blocks = (c->n_ctx + LG_KV_BLOCK_SIZE_DEFAULT - 1) / LG_KV_BLOCK_SIZE_DEFAULT,
+			.type = p->kv_type,
+		};
+
+		c->kv_type = p->kv_type;
+		c->kv = lg_kv_cache_new(m, &kp, err);
+		if (c->kv == NULL)
+			goto fail;
+		c->own_kv = true;
+		lg_kv_seq_init(&c->seq);
+		if (lg_kv_seq_reserve(c->kv, &c->seq, c->n_ctx, err) != LG_OK)
+			goto fail;
 	}
 	c->x = alloc_zero((size_t) c->n_batch * hp->n_embd, sizeof(float), &ok);
 	c->xb = alloc_zero((size_t) c->n_batch * hp->n_embd, sizeof(float), &ok);
@@ -91,8 +112,12 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	c->hb = alloc_zero((size_t) c->n_batch * hp->n_ff, sizeof(float), &ok);
 	c->hb2 = alloc_zero((size_t) c->n_batch * hp->n_ff, sizeof(float), &ok);
 	c->positions = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
+	c->btokens = alloc_zero(c->n_batch, sizeof(lg_token), &ok);
+	c->bseqs = alloc_zero(c->n_batch, sizeof(lg_fwd_seq), &ok);
+	c->out_rows = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
 	if (ok && c->be->attn_scratch_floats)
 	{
+		/* the whole batch's queries against a sequence as long as n_ctx */
 		size_t		n = c->be->attn_scratch_floats(c->be, c->n_batch, c->n_ctx, hp->n_head);
 
 		if (n > 0)
@@ -100,8 +125,8 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	}
 	if (!ok)
 	{
-		lg_error_set(err, LG_ERR_NOMEM, "out of memory for a context of %d positions (%.1f MiB of KV cache)",
-					 c->n_ctx, 2.0 * hp->n_layer * c->n_ctx * kv_dim * kv_elt / (1024.0 * 1024.0));
+		lg_error_set(err, LG_ERR_NOMEM, "out of memory for the scratch buffers of a context of %d rows",
+					 c->n_batch);
 		goto fail;
 	}
 	return c;
@@ -116,14 +141,11 @@ lg_context_free(lg_context *c)
 {
 	if (c == NULL)
 		return;
-	if (c->k_cache)
-		for (int il = 0; il < c->model->hp.n_layer; il++)
-			free(c->k_cache[il]);
-	if (c->v_cache)
-		for (int il = 0; il < c->model->hp.n_layer; il++)
-			free(c->v_cache[il]);
-	free(c->k_cache);
-	free(c->v_cache);
+	if (c->own_kv && c->kv)
+	{
+		lg_kv_seq_release(c->kv, &c->seq);
+		lg_kv_cache_free(c->kv);
+	}
 	free(c->x);
 	free(c->xb);
 	free(c->q);
@@ -133,6 +155,9 @@ lg_context_free(lg_context *c)
 	free(c->hb);
 	free(c->hb2);
 	free(c->positions);
+	free(c->btokens);
+	free(c->bseqs);
+	free(c->out_rows);
 	free(c->attn_scratch);
 	if (c->own_be && c->be)
 		c->be->free(c->be);
@@ -142,15 +167,17 @@ lg_context_free(lg_context *c)
 void
 lg_context_reset(lg_context *c)
 {
-	c->pos = 0;
+	c->seq.n_pos = 0;
 }
 
 lg_status
 lg_context_truncate(lg_context *c, int32_t pos, lg_error *err)
 {
-	if (pos < 0 || pos > c->pos)
-		return lg_error_set(err, LG_ERR_RANGE, "cannot truncate a sequence of %d tokens to %d", c->pos, pos);
-	c->pos = pos;
+	if (pos < 0 || pos > c->seq.n_pos)
+		return lg_error_set(err, LG_ERR_RANGE, "cannot truncate a sequence of %d tokens to %d",
+							c->seq.n_pos, pos);
+	/* the private cache shares no block, so later positions are simply rewritten */
+	c->seq.n_pos = pos;
 	return LG_OK;
 }
 
@@ -164,7 +191,7 @@ lg_context_set_abort(lg_context *c, lg_abort_fn fn, void *arg)
 int32_t
 lg_context_pos(const lg_context *c)
 {
-	return c->pos;
+	return c->seq.n_pos;
 }
 
 int32_t
@@ -173,10 +200,27 @@ lg_context_n_ctx(const lg_context *c)
 	return c->n_ctx;
 }
 
+int32_t
+lg_context_n_batch(const lg_context *c)
+{
+	return c->n_batch;
+}
+
 const lg_model *
 lg_context_model(const lg_context *c)
 {
 	return c->model;
+}
+
+/* LG_ERR_RANGE naming the first of n tokens outside the vocabulary. */
+static lg_status
+check_tokens(const lg_hparams *hp, const lg_token *tokens, int32_t n, lg_error *err)
+{
+	for (int32_t i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+			return lg_error_set(err, LG_ERR_RANGE, "token id %d is out of range (vocabulary has %d tokens)",
+								tokens[i], hp->n_vocab);
+	return LG_OK;
 }
 
 lg_status
@@ -187,33 +231,101 @@ lg_context_eval(lg_context *c, const lg_token *tokens, int32_t n,
 	lg_forward_fn forward = forward_fns[hp->arch];
 	lg_status	st;
 
+	if (!c->own_kv)
+		return lg_error_set(err, LG_ERR_ARG,
+							"a context on a shared KV cache evaluates with lg_context_eval_batch");
 	if (n <= 0)
 		return lg_error_set(err, LG_ERR_ARG, "no tokens to evaluate");
-	if (n > c->n_ctx - c->pos)
+	if (n > c->n_ctx - c->seq.n_pos)
 		return lg_error_set(err, LG_ERR_RANGE,
 							"%d tokens do not fit in the context (%d of %d positions used)",
-							n, c->pos, c->n_ctx);
-	for (int32_t i = 0; i < n; i++)
-		if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
-			return lg_error_set(err, LG_ERR_RANGE, "token id %d is out of range (vocabulary has %d tokens)",
-								tokens[i], hp->n_vocab);
+							n, c->seq.n_pos, c->n_ctx);
+	if ((st = check_tokens(hp, tokens, n, err)) != LG_OK)
+		return st;
 
 	for (int32_t done = 0; done < n;)
 	{
 		int32_t		chunk = n - done < c->n_batch ? n - done : c->n_batch;
 		bool		last = done + chunk == n;
 		float	   *out = NULL;
+		lg_fwd_seq	fs = {.kv = &c->seq, .row0 = 0, .n = chunk};
+		lg_fwd_batch b = {.tokens = tokens + done, .n = chunk, .seqs = &fs, .n_seqs = 1,
+		.out_rows = c->out_rows};
 
 		/* logits of every row go to their place; the last row's only at the end */
 		if (logits && all_logits)
+		{
 			out = logits + (size_t) done * hp->n_vocab;
+			for (int32_t i = 0; i < chunk; i++)
+				c->out_rows[i] = i;
+			b.n_out = chunk;
+		}
 		else if (logits && last)
+		{
 			out = logits;
-		st = forward(c, tokens + done, chunk, out, all_logits, err);
+			c->out_rows[0] = chunk - 1;
+			b.n_out = 1;
+		}
+		st = forward(c, &b, out, err);
 		if (st != LG_OK)
 			return st;
-		c->pos += chunk;
+		c->seq.n_pos += chunk;
 		done += chunk;
 	}
+	return LG_OK;
+}
+
+lg_status
+lg_context_eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
+					  float *logits, lg_error *err)
+{
+	const lg_hparams *hp = &c->model->hp;
+	const int32_t bs = lg_kv_cache_block_size(c->kv);
+	lg_fwd_batch b = {.tokens = c->btokens, .seqs = c->bseqs, .n_seqs = n_seqs,
+	.out_rows = c->out_rows};
+	lg_status	st;
+
+	if (c->own_kv)
+		return lg_error_set(err, LG_ERR_ARG,
+							"lg_context_eval_batch needs a context made with a shared KV cache");
+	if (seqs == NULL || n_seqs <= 0)
+		return lg_error_set(err, LG_ERR_ARG, "no sequences to evaluate");
+
+	/* check everything before computing anything: on error nothing moves */
+	for (int32_t s = 0; s < n_seqs; s++)
+	{
+		const lg_batch_seq *bq = &seqs[s];
+
+		if (bq->kv == NULL || bq->tokens == NULL || bq->n_tokens <= 0)
+			return lg_error_set(err, LG_ERR_ARG, "batch sequence %d has no tokens or no KV sequence", s);
+		if (bq->n_tokens > c->n_batch - b.n)
+			return lg_error_set(err, LG_ERR_RANGE, "a batch of more than %d tokens (the context's n_batch)",
+								c->n_batch);
+		if (bq->n_tokens > c->n_ctx - bq->kv->n_pos)
+			return lg_error_set(err, LG_ERR_RANGE,
+								"batch sequence %d: %d tokens do not fit (%d of %d positions used)",
+								s, bq->n_tokens, bq->kv->n_pos, c->n_ctx);
+		if ((int64_t) bq->kv->n_blocks * bs < (int64_t) bq->kv->n_pos + bq->n_tokens)
+			return lg_error_set(err, LG_ERR_ARG,
+								"batch sequence %d: blocks for %d positions are not reserved",
+								s, bq->kv->n_pos + bq->n_tokens);
+		for (int32_t t = 0; t < s; t++)
+			if (seqs[t].kv == bq->kv)
+				return lg_error_set(err, LG_ERR_ARG, "batch sequences %d and %d share a KV sequence", t, s);
+		if ((st = check_tokens(hp, bq->tokens, bq->n_tokens, err)) != LG_OK)
+			return st;
+
+		memcpy(c->btokens + b.n, bq->tokens, (size_t) bq->n_tokens * sizeof(lg_token));
+		c->bseqs[s] = (lg_fwd_seq) {.kv = bq->kv, .row0 = b.n, .n = bq->n_tokens};
+		b.n += bq->n_tokens;
+		if (bq->want_logits)
+			c->out_rows[b.n_out++] = b.n - 1;
+	}
+
+	st = forward_fns[hp->arch] (c, &b, logits, err);
+	if (st != LG_OK)
+		return st;
+	for (int32_t s = 0; s < n_seqs; s++)
+		seqs[s].kv->n_pos += seqs[s].n_tokens;
 	return LG_OK;
 }

@@ -5,19 +5,39 @@
 #ifndef LG_CONTEXT_H
 #define LG_CONTEXT_H
 
+#include "kv_cache.h"
 #include "model.h"
+
+/* One sequence's rows of a forward batch (its rows are contiguous). */
+typedef struct lg_fwd_seq
+{
+	lg_kv_seq  *kv;				/* block table; the rows go to positions kv->n_pos.. */
+	int32_t		row0;			/* first row in the batch */
+	int32_t		n;				/* rows */
+} lg_fwd_seq;
+
+/* What one forward call computes: n tokens of n_seqs sequences. */
+typedef struct lg_fwd_batch
+{
+	const lg_token *tokens;		/* [n] */
+	int32_t		n;				/* <= n_batch */
+	const lg_fwd_seq *seqs;		/* [n_seqs], rows in order */
+	int32_t		n_seqs;
+	const int32_t *out_rows;	/* [n_out] rows whose logits are wanted, increasing */
+	int32_t		n_out;
+} lg_fwd_batch;
 
 struct lg_context
 {
 	const lg_model *model;
 	lg_backend *be;
 	bool		own_be;
-	int32_t		n_ctx;			/* positions the KV cache holds */
+	int32_t		n_ctx;			/* positions one sequence may hold */
 	int32_t		n_batch;		/* rows of the scratch buffers */
-	int32_t		pos;			/* tokens already in the cache */
 	lg_kv_type	kv_type;
-	void	  **k_cache;		/* [n_layer] -> [n_ctx][n_head_kv*head_dim] */
-	void	  **v_cache;
+	lg_kv_cache *kv;			/* paged K/V of every layer */
+	bool		own_kv;			/* a private cache: seq is its only sequence */
+	lg_kv_seq	seq;			/* lg_context_eval's sequence (own_kv only) */
 	/* scratch, n_batch rows each */
 	float	   *x;				/* [n_batch][n_embd] residual stream */
 	float	   *xb;				/* [n_batch][n_embd] normed input / block output */
@@ -28,7 +48,10 @@ struct lg_context
 	float	   *hb;				/* [n_batch][n_ff] gate */
 	float	   *hb2;			/* [n_batch][n_ff] up */
 	float	   *attn_scratch;
-	int32_t    *positions;		/* [n_batch] */
+	int32_t    *positions;		/* [n_batch] each row's position in its sequence */
+	lg_token   *btokens;		/* [n_batch] a batch's tokens, gathered */
+	lg_fwd_seq *bseqs;			/* [n_batch] a batch's sequences */
+	int32_t    *out_rows;		/* [n_batch] rows whose logits are wanted */
 	lg_abort_fn abort_fn;		/* polled between layers; may be NULL */
 	void	   *abort_arg;
 };
@@ -41,14 +64,14 @@ lg_context_aborted(const lg_context *c)
 }
 
 /*
- * Run n (<= n_batch) tokens at positions pos..pos+n-1 through the model,
- * writing their K/V to the cache.  logits: NULL, the last row's n_vocab
- * logits (all false) or n rows (all true).  Does not advance pos.
+ * Run a batch through the model: each sequence's rows at positions
+ * kv->n_pos.., writing their K/V to its blocks (reserved by the caller).
+ * logits: NULL or n_out rows of n_vocab, for b->out_rows in order.  Does
+ * not advance any n_pos.
  */
-typedef lg_status (*lg_forward_fn) (lg_context *c, const lg_token *tokens, int32_t n,
-									float *logits, bool all, lg_error *err);
+typedef lg_status (*lg_forward_fn) (lg_context *c, const lg_fwd_batch *b,
+									float *logits, lg_error *err);
 
-lg_status	lg_forward_llama(lg_context *c, const lg_token *tokens, int32_t n,
-							 float *logits, bool all, lg_error *err);
+lg_status	lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err);
 
 #endif							/* LG_CONTEXT_H */

@@ -6,44 +6,53 @@
  * differences are data (the bias tensors exist, hp.rope.style says NEOX), so
  * one straight-line function serves both.  An architecture whose layer has
  * a different structure gets its own forward_<arch>.c.
+ *
+ * A call evaluates a batch: the rows of several sequences go through the
+ * norms, matrix products and feed-forward together; only RoPE (each row's
+ * own position), the KV store and attention (each sequence's own blocks)
+ * see the sequences apart.
  */
 #include "context.h"
 
 #include <math.h>
 
 lg_status
-lg_forward_llama(lg_context *c, const lg_token *tokens, int32_t n,
-				 float *logits, bool all, lg_error *err)
+lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err)
 {
 	const lg_model *m = c->model;
 	const lg_hparams *hp = &m->hp;
 	lg_backend *be = c->be;
+	const int32_t n = b->n;
+	const int32_t bs = lg_kv_cache_block_size(c->kv);
 	int64_t		d = hp->n_embd;
 	int64_t		q_dim = (int64_t) hp->n_head * hp->head_dim;
 	int64_t		kv_dim = (int64_t) hp->n_head_kv * hp->head_dim;
 	lg_status	st;
 	lg_attn_args a = {
-		.out = c->att, .q = c->q, .kv_type = c->kv_type,
-		.n_tok = n, .pos0 = c->pos, .kv_len = c->pos + n,
+		.kv_type = c->kv_type, .block_size = bs,
 		.n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
 		.scale = 1.0f / sqrtf((float) hp->head_dim), .scratch = c->attn_scratch,
 	};
 
-	for (int32_t i = 0; i < n; i++)
-		c->positions[i] = c->pos + i;
+	/* each row's position in its own sequence, for RoPE */
+	for (int32_t s = 0; s < b->n_seqs; s++)
+		for (int32_t i = 0; i < b->seqs[s].n; i++)
+			c->positions[b->seqs[s].row0 + i] = b->seqs[s].kv->n_pos + i;
 
 	/* x[n][d] = token embeddings */
-	if ((st = be->get_rows(be, c->x, &m->tok_embd, tokens, n)) != LG_OK)
+	if ((st = be->get_rows(be, c->x, &m->tok_embd, b->tokens, n)) != LG_OK)
 		return lg_error_set(err, st, "embedding lookup failed");
 
 	for (int il = 0; il < hp->n_layer; il++)
 	{
 		const lg_layer *l = &m->layers[il];
+		void	   *k_pool = lg_kv_cache_k(c->kv, il);
+		void	   *v_pool = lg_kv_cache_v(c->kv, il);
 
 		if (lg_context_aborted(c))
 			return lg_error_set(err, LG_ERR_CANCELLED, "evaluation cancelled");
 
-		/* attention: xb = rmsnorm(x); q, k, v = xb·W (+ b); RoPE; cache k, v */
+		/* attention: xb = rmsnorm(x); q, k, v = xb·W (+ b); RoPE, all rows at once */
 		be->rmsnorm(be, c->xb, c->x, l->attn_norm.data, n, d, hp->rms_eps);
 		if ((st = be->matmul(be, c->q, &l->wq, c->xb, n)) != LG_OK ||
 			(st = be->matmul(be, c->k, &l->wk, c->xb, n)) != LG_OK ||
@@ -57,13 +66,31 @@ lg_forward_llama(lg_context *c, const lg_token *tokens, int32_t n,
 			be->add_bias(be, c->v, l->bv.data, n, kv_dim);
 		be->rope(be, c->q, n, hp->n_head, hp->head_dim, c->positions, &hp->rope);
 		be->rope(be, c->k, n, hp->n_head_kv, hp->head_dim, c->positions, &hp->rope);
-		be->kv_store(be, c->k_cache[il], c->kv_type, c->pos, c->k, n, kv_dim);
-		be->kv_store(be, c->v_cache[il], c->kv_type, c->pos, c->v, n, kv_dim);
 
-		/* att = softmax(q·kᵀ·scale, causal)·v over positions 0..pos+n-1; x += att·Wo */
-		a.k_cache = c->k_cache[il];
-		a.v_cache = c->v_cache[il];
-		be->attention(be, &a);
+		/*
+		 * per sequence: cache its k, v in its blocks; its rows' att =
+		 * softmax(q·kᵀ·scale, causal)·v over its positions 0..n_pos+n-1
+		 */
+		for (int32_t s = 0; s < b->n_seqs; s++)
+		{
+			const lg_fwd_seq *fs = &b->seqs[s];
+
+			be->kv_store(be, k_pool, c->kv_type, fs->kv->blocks, bs, fs->kv->n_pos,
+						 c->k + fs->row0 * kv_dim, fs->n, kv_dim);
+			be->kv_store(be, v_pool, c->kv_type, fs->kv->blocks, bs, fs->kv->n_pos,
+						 c->v + fs->row0 * kv_dim, fs->n, kv_dim);
+			a.out = c->att + fs->row0 * q_dim;
+			a.q = c->q + fs->row0 * q_dim;
+			a.k_cache = k_pool;
+			a.v_cache = v_pool;
+			a.block_table = fs->kv->blocks;
+			a.n_tok = fs->n;
+			a.pos0 = fs->kv->n_pos;
+			a.kv_len = fs->kv->n_pos + fs->n;
+			be->attention(be, &a);
+		}
+
+		/* x += att·Wo */
 		if ((st = be->matmul(be, c->xb, &l->wo, c->att, n)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: attention output failed", il);
 		be->add(be, c->x, c->xb, n * d);
@@ -79,16 +106,13 @@ lg_forward_llama(lg_context *c, const lg_token *tokens, int32_t n,
 		be->add(be, c->x, c->xb, n * d);
 	}
 
-	if (logits == NULL)
+	if (logits == NULL || b->n_out == 0)
 		return LG_OK;
-	/* logits = rmsnorm(x)·Woutput, for every row or only the last */
-	{
-		const float *rows = all ? c->x : c->x + (n - 1) * d;
-		int64_t		n_out = all ? n : 1;
-
-		be->rmsnorm(be, c->xb, rows, m->output_norm.data, n_out, d, hp->rms_eps);
-		if ((st = be->matmul(be, logits, &m->output, c->xb, n_out)) != LG_OK)
-			return lg_error_set(err, st, "output projection failed");
-	}
+	/* logits = rmsnorm(x)·Woutput for the rows asked: gathered, one product */
+	for (int32_t i = 0; i < b->n_out; i++)
+		be->rmsnorm(be, c->xb + i * d, c->x + b->out_rows[i] * d, m->output_norm.data,
+					1, d, hp->rms_eps);
+	if ((st = be->matmul(be, logits, &m->output, c->xb, b->n_out)) != LG_OK)
+		return lg_error_set(err, st, "output projection failed");
 	return LG_OK;
 }

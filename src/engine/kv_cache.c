@@ -33,6 +33,7 @@ struct lg_kv_cache
 	int32_t		block_size;
 	int32_t		n_blocks;
 	int32_t		n_layer;
+	int64_t		kv_dim;			/* values per position and layer: n_head_kv * head_dim */
 	lg_kv_type	type;
 	bool		prefix_cache;
 	void	  **k;				/* [n_layer] -> [n_blocks][block_size][kv_dim] */
@@ -180,6 +181,7 @@ lg_kv_cache_new(const struct lg_model *m, const lg_kv_cache_params *p, lg_error 
 	kv->block_size = bs;
 	kv->n_blocks = (int32_t) n_blocks;
 	kv->n_layer = m->hp.n_layer;
+	kv->kv_dim = (int64_t) m->hp.n_head_kv * m->hp.head_dim;
 	kv->type = p->type;
 	kv->prefix_cache = p->prefix_cache;
 	kv->hash_fn = kv_hash_default;
@@ -281,6 +283,12 @@ lg_kv_type
 lg_kv_cache_type(const lg_kv_cache *kv)
 {
 	return kv->type;
+}
+
+bool
+lg_kv_cache_fits(const lg_kv_cache *kv, const struct lg_model *m)
+{
+	return kv->n_layer == m->hp.n_layer && kv->kv_dim == (int64_t) m->hp.n_head_kv * m->hp.head_dim;
 }
 
 int32_t

@@ -77,6 +77,8 @@ void		lg_kv_cache_free(lg_kv_cache *kv);
 void		lg_kv_cache_stats(const lg_kv_cache *kv, lg_kv_stats *out);
 int32_t		lg_kv_cache_block_size(const lg_kv_cache *kv);
 lg_kv_type	lg_kv_cache_type(const lg_kv_cache *kv);
+/* Whether kv's blocks have m's shape (layers, KV heads, head size). */
+bool		lg_kv_cache_fits(const lg_kv_cache *kv, const struct lg_model *m);
 /* Blocks a reserve can get now: free plus evictable cached blocks. */
 int32_t		lg_kv_cache_available(const lg_kv_cache *kv);
 /* Drop every cached (unreferenced) block from the prefix cache. */

@@ -176,17 +176,36 @@ lg_cpu_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t head_d
 	}
 }
 
-/* lg_backend.kv_store: rows pos0.. of the cache = x (f16: round to nearest even). */
+/*
+ * lg_backend.kv_store: positions pos0.. of the sequence = x (f16: round to
+ * nearest even), one run of rows per block (or per stretch of consecutive
+ * blocks).
+ */
 void
-lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type, int64_t pos0,
+lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
+				const int32_t *block_table, int32_t block_size, int64_t pos0,
 				const float *x, int64_t n, int64_t d)
 {
 	lg_cpu_ctx *ctx = lg_cpu_ctx_of(be);
 
-	if (kv_type == LG_KV_F32)
-		memcpy((float *) cache + pos0 * d, x, (size_t) (n * d) * sizeof(float));
-	else
-		ctx->k.f32_to_f16(x, (lg_f16 *) cache + pos0 * d, n * d);
+	for (int64_t i = 0; i < n;)
+	{
+		const int64_t p = pos0 + i;
+		const int64_t bi = p / block_size;
+		const int64_t row = (int64_t) block_table[bi] * block_size + p % block_size;
+		int64_t		nr = block_size - p % block_size;
+
+		/* consecutive blocks are one run: a private cache is a single copy */
+		for (int64_t b = bi; nr < n - i && block_table[b + 1] == block_table[b] + 1; b++)
+			nr += block_size;
+		if (nr > n - i)
+			nr = n - i;
+		if (kv_type == LG_KV_F32)
+			memcpy((float *) cache + row * d, x + i * d, (size_t) (nr * d) * sizeof(float));
+		else
+			ctx->k.f32_to_f16(x + i * d, (lg_f16 *) cache + row * d, nr * d);
+		i += nr;
+	}
 }
 
 /* lg_backend.swiglu: g = silu(g) * u. */

@@ -1,5 +1,5 @@
 /*
- * ops_cpu_attn.c — causal grouped-query attention over the KV cache.
+ * ops_cpu_attn.c — causal grouped-query attention over a paged KV cache.
  *
  * An item is one query token against one chunk of cache positions, for
  * every head.  It walks the chunk in tiles: the tile's K rows (all KV
@@ -11,9 +11,11 @@
  * Prompts give one item per token.  Decoding has a single token, so its
  * positions are split into chunks for the threads, each leaving a partial
  * (max, sum, weighted V) per head that a final step combines, as ggml's
- * split-KV path does.  Memory is a fixed per-thread workspace allocated
- * with the backend plus the small partials buffer, whatever kv_len is, so
- * attn_scratch_floats is 0.
+ * split-KV path does.  Tiles follow the sequence's block table: a tile
+ * stops at the end of a block unless the next block is the next one in
+ * the pool, so its rows are always equally spaced.  Memory is a fixed
+ * per-thread workspace allocated with the backend plus the small partials
+ * buffer, whatever kv_len is, so attn_scratch_floats is 0.
  *
  * With an F16 cache we follow ggml's CPU flash-attention path: q is
  * rounded to f16 and dotted with the f16 K rows (products and sums in
@@ -40,6 +42,29 @@ typedef struct lg_attn_job
 	int64_t		n_items;
 	_Alignas(64) atomic_int_fast64_t next;
 } lg_attn_job;
+
+/*
+ * The pool row of position p and, in *nc, how many positions from p on
+ * (at most max) lie in consecutive pool rows: to the end of p's block, or
+ * further while the next blocks follow it in the pool.  A tile never
+ * crosses a gap in the block table; a private cache (blocks 0, 1, 2, ...)
+ * is one run, so its tiles are those of a flat cache.
+ */
+static inline int64_t
+lg_attn_run(const lg_attn_args *a, int64_t p, int64_t max, int64_t *nc)
+{
+	const int32_t bs = a->block_size;
+	int64_t		bi = p / bs;
+	int64_t		n = bs - p % bs;
+
+	while (n < max && a->block_table[bi + 1] == a->block_table[bi] + 1)
+	{
+		n += bs;
+		bi++;
+	}
+	*nc = n < max ? n : max;
+	return (int64_t) a->block_table[p / bs] * bs + p % bs;
+}
 
 /* Token t against positions [chunk ch) of the cache, all heads. */
 static void
@@ -81,19 +106,19 @@ lg_attn_item(const lg_attn_job *job, int64_t t, int64_t ch, float *ws)
 	}
 	memset(acc, 0, (size_t) q_row * sizeof(float));
 
-	for (int64_t c0 = cs; c0 < ce; c0 += T)
+	for (int64_t c0 = cs, nc; c0 < ce; c0 += nc)
 	{
-		const int64_t nc = ce - c0 < T ? ce - c0 : T;
+		const int64_t r0 = lg_attn_run(a, c0, ce - c0 < T ? ce - c0 : T, &nc) * row;
 		const float *K;
 		const float *V;
 
 		if (f16)
 		{
-			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->k_cache + c0 * row, row, kt);
+			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->k_cache + r0, row, kt);
 			K = kt;
 		}
 		else
-			K = (const float *) a->k_cache + c0 * row;
+			K = (const float *) a->k_cache + r0;
 		for (int32_t h = 0; h < nh; h++)
 			k->attn_scores(nc, D, K + (int64_t) (h / job->group) * D, row,
 						   q32 + (size_t) h * D, a->scale, sc + (size_t) h * T);
@@ -122,11 +147,11 @@ lg_attn_item(const lg_attn_job *job, int64_t t, int64_t ch, float *ws)
 
 		if (f16)
 		{
-			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->v_cache + c0 * row, row, vt);
+			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->v_cache + r0, row, vt);
 			V = vt;
 		}
 		else
-			V = (const float *) a->v_cache + c0 * row;
+			V = (const float *) a->v_cache + r0;
 		for (int32_t h = 0; h < nh; h++)
 			k->attn_accum(nc, D, V + (int64_t) (h / job->group) * D, row,
 						  sc + (size_t) h * T, acc + (size_t) h * D);
@@ -235,7 +260,8 @@ lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
 	int64_t		tile;
 
 	if (a->n_tok <= 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 || a->head_dim <= 0 ||
-		a->n_heads % a->n_kv_heads != 0 || a->kv_len <= 0)
+		a->n_heads % a->n_kv_heads != 0 || a->kv_len <= 0 || a->block_size <= 0 ||
+		a->block_table == NULL)
 		return;
 
 	/* tile: what fits the workspace next to q, acc, M and S of every head */

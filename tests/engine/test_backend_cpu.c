@@ -628,10 +628,18 @@ test_add(void **state)
 	be->free(be);
 }
 
-/* kv_store: F16 is round-to-nearest-even (bit-equal to lg_f32_to_f16), F32 a copy. */
+/*
+ * kv_store: F16 is round-to-nearest-even (bit-equal to lg_f32_to_f16), F32
+ * a copy; rows land where the block table says, including across a block
+ * boundary and a gap (blocks 2 | 0 | 1 of 2 positions: 1 and 0 are not
+ * consecutive, 0 and 1 are).
+ */
 static void
 test_kv_store(void **state)
 {
+	static const int32_t flat[] = {0, 1, 2, 3, 4};
+	static const int32_t paged[] = {2, 0, 1, 4, 3};
+
 	for (int l = 0; l < N_LEVELS; l++)
 	{
 		lg_error	err;
@@ -648,13 +656,31 @@ test_kv_store(void **state)
 		fill(x, n * d, &seed, 100.0f);
 		x[0] = 1e-7f;			/* f16 subnormal */
 		x[1] = 70000.0f;		/* f16 overflow → inf */
-		be->kv_store(be, c16, LG_KV_F16, 4, x, n, d);
-		be->kv_store(be, c32, LG_KV_F32, 4, x, n, d);
+		be->kv_store(be, c16, LG_KV_F16, flat, 2, 4, x, n, d);
+		be->kv_store(be, c32, LG_KV_F32, flat, 2, 4, x, n, d);
 		for (int64_t i = 0; i < n * d; i++)
 		{
 			assert_int_equal(c16[4 * d + i], lg_f32_to_f16(x[i]));
 			assert_true(c32[4 * d + i] == x[i]);
 		}
+		/* positions 1, 2, 3: block 2 row 1, then block 0 rows 0-1 */
+		memset(c16, 0, sizeof(c16));
+		memset(c32, 0, sizeof(c32));
+		be->kv_store(be, c16, LG_KV_F16, paged, 2, 1, x, n, d);
+		be->kv_store(be, c32, LG_KV_F32, paged, 2, 1, x, n, d);
+		for (int64_t r = 0; r < n; r++)
+		{
+			const int64_t p = 1 + r;
+			const int64_t row = paged[p / 2] * 2 + p % 2;
+
+			for (int64_t i = 0; i < d; i++)
+			{
+				assert_int_equal(c16[row * d + i], lg_f32_to_f16(x[r * d + i]));
+				assert_true(c32[row * d + i] == x[r * d + i]);
+			}
+		}
+		for (int64_t i = 0; i < 3 * d; i++)		/* rows 2-4 (block 1, block 2 row 0) untouched */
+			assert_true(c32[2 * d + i] == 0.0f);
 		be->free(be);
 	}
 }
@@ -775,6 +801,7 @@ static void
 attention_naive(float *out, const lg_attn_args *a)
 {
 	const int32_t D = a->head_dim;
+	const int32_t bs = a->block_size;
 	const int64_t row = (int64_t) a->n_kv_heads * D;
 	double	   *p = malloc((size_t) a->kv_len * sizeof(double));
 
@@ -789,6 +816,7 @@ attention_naive(float *out, const lg_attn_args *a)
 
 			for (int64_t c = 0; c < nv; c++)
 			{
+				const int64_t r = (int64_t) a->block_table[c / bs] * bs + c % bs;
 				double		s = 0.0;
 
 				for (int32_t i = 0; i < D; i++)
@@ -798,12 +826,12 @@ attention_naive(float *out, const lg_attn_args *a)
 
 					if (a->kv_type == LG_KV_F16)
 					{
-						kv = lg_f16_to_f32(((const lg_f16 *) a->k_cache)[c * row + g * D + i]);
+						kv = lg_f16_to_f32(((const lg_f16 *) a->k_cache)[r * row + g * D + i]);
 						qv = lg_f16_to_f32(lg_f32_to_f16(q[i]));
 					}
 					else
 					{
-						kv = ((const float *) a->k_cache)[c * row + g * D + i];
+						kv = ((const float *) a->k_cache)[r * row + g * D + i];
 						qv = q[i];
 					}
 					s += kv * qv;
@@ -822,9 +850,10 @@ attention_naive(float *out, const lg_attn_args *a)
 
 				for (int64_t c = 0; c < nv; c++)
 				{
+					const int64_t r = (int64_t) a->block_table[c / bs] * bs + c % bs;
 					double		v = a->kv_type == LG_KV_F16
-						? lg_f16_to_f32(((const lg_f16 *) a->v_cache)[c * row + g * D + i])
-						: ((const float *) a->v_cache)[c * row + g * D + i];
+						? lg_f16_to_f32(((const lg_f16 *) a->v_cache)[r * row + g * D + i])
+						: ((const float *) a->v_cache)[r * row + g * D + i];
 
 					o += p[c] * v;
 				}
@@ -838,7 +867,9 @@ attention_naive(float *out, const lg_attn_args *a)
  * F32 and F16 caches, GQA 8/4 and 4/1 (and 32/4 at head_dim 128), 1, 3 and
  * 17 tokens, pos0 0 and > 0 with kv_len past several 64-position tiles
  * (and, for 1 and 3 tokens, split between threads), and peaky scores (q
- * scaled up) so the running max is rescaled.  Bound:
+ * scaled up) so the running max is rescaled; the cache flat (blocks 0, 1,
+ * 2, ... of 16) and paged (blocks of 16 or 5 in reverse order with a gap
+ * between each).  Bound:
  * 1e-5 of max|out| (float accumulation in the kernel; the cache and q
  * rounding are in the naive version too).
  */
@@ -870,57 +901,68 @@ test_attention(void **state)
 			for (int kt = 0; kt < 2; kt++)
 				for (int it = 0; it < 3; it++)
 					for (int ip = 0; ip < 4; ip++)
-					{
-						const int32_t nh = shapes[si].nh,
-									nkv = shapes[si].nkv,
-									D = shapes[si].hd;
-						const int64_t n_tok = ntok_set[it],
-									pos0 = pos0_set[ip],
-									kv_len = pos0 + n_tok;
-						const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
-						float	   *kf = malloc(kv_len * nkv * D * sizeof(float));
-						float	   *vf = malloc(kv_len * nkv * D * sizeof(float));
-						float	   *q = malloc(n_tok * nh * D * sizeof(float));
-						float	   *out = malloc(n_tok * nh * D * sizeof(float));
-						float	   *want = malloc(n_tok * nh * D * sizeof(float));
-						void	   *kc = malloc(kv_len * nkv * D * sizeof(float));
-						void	   *vc = malloc(kv_len * nkv * D * sizeof(float));
-						lg_attn_args a;
-						double		e;
+						for (int lay = 0; lay < 3; lay++)
+						{
+							const int32_t nh = shapes[si].nh,
+										nkv = shapes[si].nkv,
+										D = shapes[si].hd;
+							const int64_t n_tok = ntok_set[it],
+										pos0 = pos0_set[ip],
+										kv_len = pos0 + n_tok;
+							const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
+							const int32_t bs = lay == 2 ? 5 : 16;
+							const int64_t nb = (kv_len + bs - 1) / bs;
+							/* paged: 2 pool blocks per table entry, the table reversed */
+							const int64_t pool_rows = (lay == 0 ? nb : 2 * nb) * bs;
+							int32_t    *table = malloc(nb * sizeof(int32_t));
+							float	   *kf = malloc(kv_len * nkv * D * sizeof(float));
+							float	   *vf = malloc(kv_len * nkv * D * sizeof(float));
+							float	   *q = malloc(n_tok * nh * D * sizeof(float));
+							float	   *out = malloc(n_tok * nh * D * sizeof(float));
+							float	   *want = malloc(n_tok * nh * D * sizeof(float));
+							void	   *kc = calloc(pool_rows * nkv * D, sizeof(float));
+							void	   *vc = calloc(pool_rows * nkv * D, sizeof(float));
+							lg_attn_args a;
+							double		e;
 
-						fill(kf, kv_len * nkv * D, &seed, 1.0f);
-						fill(vf, kv_len * nkv * D, &seed, 1.0f);
-						fill(q, n_tok * nh * D, &seed, ip == 3 ? 4.0f : 1.0f);
-						be->kv_store(be, kc, kv, 0, kf, kv_len, nkv * D);
-						be->kv_store(be, vc, kv, 0, vf, kv_len, nkv * D);
-						memset(&a, 0, sizeof(a));
-						a.out = out;
-						a.q = q;
-						a.k_cache = kc;
-						a.v_cache = vc;
-						a.kv_type = kv;
-						a.n_tok = n_tok;
-						a.pos0 = pos0;
-						a.kv_len = kv_len;
-						a.n_heads = nh;
-						a.n_kv_heads = nkv;
-						a.head_dim = D;
-						a.scale = 1.0f / sqrtf((float) D);
-						be->attention(be, &a);
-						attention_naive(want, &a);
-						e = norm_err(out, want, n_tok * nh * D);
-						if (e > 1e-5)
-							fail_msg("attention %s: heads %d/%d dim %d %s n_tok %lld pos0 %lld: err %.3g",
-									 lg_backend_cpu_kernels(be), nh, nkv, D, kv == LG_KV_F16 ? "f16" : "f32",
-									 (long long) n_tok, (long long) pos0, e);
-						free(kf);
-						free(vf);
-						free(q);
-						free(out);
-						free(want);
-						free(kc);
-						free(vc);
-					}
+							for (int64_t b = 0; b < nb; b++)
+								table[b] = lay == 0 ? (int32_t) b : (int32_t) (2 * (nb - 1 - b) + 1);
+							fill(kf, kv_len * nkv * D, &seed, 1.0f);
+							fill(vf, kv_len * nkv * D, &seed, 1.0f);
+							fill(q, n_tok * nh * D, &seed, ip == 3 ? 4.0f : 1.0f);
+							be->kv_store(be, kc, kv, table, bs, 0, kf, kv_len, nkv * D);
+							be->kv_store(be, vc, kv, table, bs, 0, vf, kv_len, nkv * D);
+							memset(&a, 0, sizeof(a));
+							a.out = out;
+							a.q = q;
+							a.k_cache = kc;
+							a.v_cache = vc;
+							a.block_table = table;
+							a.block_size = bs;
+							a.kv_type = kv;
+							a.n_tok = n_tok;
+							a.pos0 = pos0;
+							a.kv_len = kv_len;
+							a.n_heads = nh;
+							a.n_kv_heads = nkv;
+							a.head_dim = D;
+							a.scale = 1.0f / sqrtf((float) D);
+							be->attention(be, &a);
+							attention_naive(want, &a);
+							e = norm_err(out, want, n_tok * nh * D);
+							if (e > 1e-5)
+								fail_msg("attention %s: heads %d/%d dim %d %s n_tok %lld pos0 %lld block %d %s: err %.3g",
+										 lg_backend_cpu_kernels(be), nh, nkv, D, kv == LG_KV_F16 ? "f16" : "f32",
+										 (long long) n_tok, (long long) pos0, bs, lay == 0 ? "flat" : "paged", e);
+							free(table);
+							free(kf);
+							free(vf);
+							free(q);
+							free(out);
+							free(want);
+							free(kc);
+							free(vc);
+						}
 		be->free(be);
 	}
 }
