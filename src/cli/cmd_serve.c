@@ -5,9 +5,11 @@
  * It listens on DIR/engine.sock, DIR being a directory only its owner can
  * open (0700).  The main thread polls the listening socket and every
  * connection, reads frames, and hands each request to a worker thread
- * (serve_request.c); a closed connection or a CANCEL frame marks requests
- * cancelled, which their generation loop notices after the next token.
- * SIGTERM or SIGINT stops it: requests are cancelled, the socket removed.
+ * (serve_request.c); generations go on to the model's scheduler thread
+ * (serve_models.c).  A closed connection, a CANCEL frame or a passed
+ * timeout_ms cancels requests, which their scheduler drops before its next
+ * step.  SIGTERM or SIGINT stops it: requests are cancelled, the socket
+ * removed.
  */
 #include "cli.h"
 #include "serve.h"
@@ -311,11 +313,18 @@ usage(FILE *out)
 			"usage: llamagpu serve --socket-dir DIR [options]\n"
 			"  --socket-dir DIR         listen on DIR/" LG_PROTO_SOCKET_NAME " (DIR is made mode 0700)\n"
 			"  --model-dir DIR          directory of model files (informational)\n"
-			"  --threads N              threads per running request (0: all CPUs)\n"
-			"  --kv-cache-size MB       KV cache budget for all requests (0: unlimited)\n"
-			"  --ctx-size N             context positions per request (0: the model's, at most 4096)\n"
+			"  --threads N              threads per loaded model (0: all CPUs)\n"
+			"  --ctx-size N             positions per sequence at most (0: the model's, at most 4096)\n"
+			"  --kv-cache-size MB       each loaded model's KV block pool (0: room for --max-seqs\n"
+			"                           sequences of --ctx-size positions)\n"
+			"  --kv-block-size N        positions per KV block (default 32)\n"
+			"  --max-batch-tokens N     tokens per batched step (default 512)\n"
+			"  --max-seqs N             generations running at once per model (default 64)\n"
+			"  --max-queued N           generations waiting per model; more are refused with\n"
+			"                           status busy (default 256)\n"
+			"  --no-prefix-cache        do not share the KV blocks of common prompt prefixes\n"
 			"  --log-level LEVEL        error, warning, info or debug\n"
-			"  --debug-token-delay-ms N sleep N ms after each token (tests)\n");
+			"  --debug-token-delay-ms N sleep N ms after each scheduler step (tests)\n");
 }
 
 /* Parse a non-negative int option; -1 if invalid. */
@@ -344,6 +353,11 @@ cmd_serve(int argc, char **argv)
 		{"ctx-size", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"debug-token-delay-ms", required_argument, NULL, 'd'},
+		{"max-batch-tokens", required_argument, NULL, 'B'},
+		{"max-queued", required_argument, NULL, 'Q'},
+		{"max-seqs", required_argument, NULL, 'S'},
+		{"kv-block-size", required_argument, NULL, 'K'},
+		{"no-prefix-cache", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -356,6 +370,11 @@ cmd_serve(int argc, char **argv)
 	int			opt;
 
 	serve_opts.log_level = SERVE_LOG_INFO;
+	serve_opts.max_batch_tokens = 512;
+	serve_opts.max_queued = 256;
+	serve_opts.max_seqs = 64;
+	serve_opts.kv_block_size = LG_KV_BLOCK_SIZE_DEFAULT;
+	serve_opts.prefix_cache = true;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
 	{
@@ -369,6 +388,15 @@ cmd_serve(int argc, char **argv)
 								opt == 't' ? "threads" : opt == 'k' ? "kv-cache-size" :
 								opt == 'c' ? "ctx-size" : "debug-token-delay-ms");
 		}
+		if (opt == 'B' || opt == 'Q' || opt == 'S' || opt == 'K')
+		{
+			/* these have no "0 = default": a count of at least 1 */
+			v = parse_nonneg(optarg);
+			if (v < 1)
+				return cli_fail("serve", 2, "invalid value \"%s\" for --%s (a positive integer)", optarg,
+								opt == 'B' ? "max-batch-tokens" : opt == 'Q' ? "max-queued" :
+								opt == 'S' ? "max-seqs" : "kv-block-size");
+		}
 		switch (opt)
 		{
 			case 's': serve_opts.socket_dir = optarg; break;
@@ -377,6 +405,11 @@ cmd_serve(int argc, char **argv)
 			case 'k': serve_opts.kv_cache_mb = v; break;
 			case 'c': serve_opts.ctx_size = v; break;
 			case 'd': serve_opts.token_delay_ms = v; break;
+			case 'B': serve_opts.max_batch_tokens = v; break;
+			case 'Q': serve_opts.max_queued = v; break;
+			case 'S': serve_opts.max_seqs = v; break;
+			case 'K': serve_opts.kv_block_size = v; break;
+			case 'P': serve_opts.prefix_cache = false; break;
 			case 'l':
 				if (strcmp(optarg, "error") == 0)
 					serve_opts.log_level = SERVE_LOG_ERROR;
@@ -421,8 +454,11 @@ cmd_serve(int argc, char **argv)
 	listen_fd = open_listener(serve_opts.socket_dir, sockpath, sizeof(sockpath));
 	if (listen_fd < 0)
 		return 1;
-	serve_log(SERVE_LOG_INFO, "listening on %s (threads %d, kv cache %d MB)",
-			  sockpath, serve_opts.threads, serve_opts.kv_cache_mb);
+	serve_log(SERVE_LOG_INFO, "listening on %s (threads %d, kv cache %d MB per model, "
+			  "batch %d tokens, %d sequences, queue %d, blocks of %d, prefix cache %s)",
+			  sockpath, serve_opts.threads, serve_opts.kv_cache_mb, serve_opts.max_batch_tokens,
+			  serve_opts.max_seqs, serve_opts.max_queued, serve_opts.kv_block_size,
+			  serve_opts.prefix_cache ? "on" : "off");
 
 	while (!stop_requested)
 	{
@@ -438,7 +474,9 @@ cmd_serve(int argc, char **argv)
 			pfds[i + 2].fd = conns[i]->fd;
 			pfds[i + 2].events = POLLIN | POLLRDHUP;
 		}
-		n = poll(pfds, (nfds_t) nconns + 2, 1000);
+		/* a short timeout: deadlines of queued requests are checked here */
+		n = poll(pfds, (nfds_t) nconns + 2, 100);
+		serve_requests_expire();
 		if (n < 0)
 		{
 			if (errno == EINTR)
@@ -499,7 +537,7 @@ cmd_serve(int argc, char **argv)
 	serve_requests_cancel_all();
 	close(listen_fd);
 	unlink(sockpath);
-	/* give workers a moment to free their contexts */
+	/* give the schedulers a moment to end their requests */
 	for (int i = 0; i < 200 && serve_requests_running() > 0; i++)
 		usleep(10000);
 	return 0;

@@ -1,9 +1,11 @@
 /*
  * serve.h — the engine server behind `llamagpu serve`: connections, requests
  * and the table of loaded models.  The main thread runs a poll loop that
- * accepts connections, reads frames and handles cancellation; every request
- * runs on a worker thread of its own, sharing the loaded lg_model and owning
- * one lg_context (its KV cache) while it generates.
+ * accepts connections, reads frames and handles cancellation and timeouts.
+ * Each request starts on a short-lived worker thread (parsing, tokenizing,
+ * loading the model); a generation is then submitted to the model's
+ * scheduler (scheduler.h), whose one thread per loaded model runs every
+ * generation of that model in shared batches and streams their replies.
  */
 #ifndef LG_SERVE_H
 #define LG_SERVE_H
@@ -16,6 +18,7 @@
 
 #include "lg_error.h"
 #include "model.h"
+#include "scheduler.h"
 #include "serve_protocol.h"
 
 /* Settings from the command line, fixed for the life of the process. */
@@ -23,9 +26,14 @@ typedef struct serve_options
 {
 	const char *socket_dir;
 	const char *model_dir;
-	int			threads;		/* per running request; 0 = all CPUs */
-	int			kv_cache_mb;	/* budget for all KV caches together; 0 = unlimited */
-	int			ctx_size;		/* default context per request; 0 = model's, at most 4096 */
+	int			threads;		/* per loaded model's scheduler; 0 = all CPUs */
+	int			kv_cache_mb;	/* each model's KV block pool; 0 = max_seqs sequences of ctx_size */
+	int			ctx_size;		/* positions per sequence at most; 0 = model's, at most 4096 */
+	int			max_batch_tokens;	/* tokens per scheduler step */
+	int			max_queued;		/* waiting generations per model */
+	int			max_seqs;		/* running generations per model */
+	int			kv_block_size;	/* positions per KV block */
+	bool		prefix_cache;	/* share KV blocks of common prompt prefixes */
 	int			log_level;		/* SERVE_LOG_* */
 	int			token_delay_ms; /* test hook: sleep after each token */
 } serve_options;
@@ -95,6 +103,8 @@ typedef enum serve_state
 	SERVE_STATE_DONE
 } serve_state;
 
+struct serve_model;
+
 typedef struct serve_request
 {
 	uint64_t	seq;			/* server-wide id, shown by STATUS */
@@ -103,7 +113,13 @@ typedef struct serve_request
 	serve_conn *conn;
 	char	   *payload;		/* owned; fields point into it */
 	serve_fields fields;
-	atomic_bool cancel;			/* CANCEL frame or closed connection */
+	atomic_bool cancel;			/* CANCEL frame, closed connection, timeout, unload */
+	atomic_bool timed_out;		/* timeout_ms passed */
+	atomic_bool unloaded;		/* cancelled because its model was unloaded */
+	atomic_int	refs;			/* the worker thread's, plus the scheduler's while submitted */
+	struct serve_model *sm;		/* the model it holds a reference on, or NULL */
+	_Atomic uint64_t sched_id;	/* its id in sm's scheduler; 0 until submitted */
+	bool		peer_gone;		/* a send failed (scheduler thread only) */
 	atomic_int	state;
 	atomic_int	n_prompt;
 	atomic_int	n_gen;
@@ -129,6 +145,10 @@ bool		serve_request_start(serve_request *r);
 /* Mark every running request of conn (and id, unless any_id) cancelled. */
 void		serve_requests_cancel(serve_conn *c, uint32_t id, bool any_id);
 void		serve_requests_cancel_all(void);
+/* Cancel every request using model m (it is being unloaded). */
+void		serve_requests_cancel_model(struct serve_model *m);
+/* Time out the requests whose timeout_ms passed, queued ones included. */
+void		serve_requests_expire(void);
 int			serve_requests_running(void);
 
 int64_t		serve_now_us(void);		/* monotonic */
@@ -141,6 +161,9 @@ typedef struct serve_model
 	char		name[64];
 	char	   *path;
 	lg_model   *model;
+	lg_sched   *sched;			/* its generations; stepped by its own thread */
+	int32_t		n_ctx;			/* the scheduler's positions per sequence */
+	atomic_bool stop;			/* tells the scheduler thread to free everything and end */
 	int			refs;			/* requests using it */
 	bool		listed;			/* still in the table (false: free at last release) */
 	struct serve_model *next;
@@ -151,10 +174,7 @@ serve_model *serve_model_acquire(const char *name, const char *path, lg_error *e
 void		serve_model_release(serve_model *m);
 /* Unload name (now, or when its last request ends); false if not loaded. */
 bool		serve_model_unload(const char *name);
+/* One "model" and one "sched" field per loaded model (STATUS). */
 void		serve_models_describe(serve_frame *f);
-
-/* KV cache budget: reserve bytes, waiting while others hold it; false if it can never fit. */
-bool		serve_kv_reserve(size_t bytes, atomic_bool *cancel);
-void		serve_kv_release(size_t bytes);
 
 #endif							/* LG_SERVE_H */

@@ -1,8 +1,9 @@
 /*
- * serve_models.c — the engine server's table of loaded models and its KV
- * cache budget.  A model is loaded once, on the first request that names
- * it, and shared by every request; unloading waits for the requests that
- * use it.
+ * serve_models.c — the engine server's table of loaded models.  A model is
+ * loaded once, on the first request that names it, and shared by every
+ * request.  Each loaded model has a scheduler (continuous batching over one
+ * KV block pool, scheduler.h) and one thread that steps it; that thread
+ * frees the model when it has been unloaded and its last request is done.
  */
 #include "serve.h"
 
@@ -10,22 +11,91 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t models_lock = PTHREAD_MUTEX_INITIALIZER;
 static serve_model *models;
 
-static pthread_mutex_t kv_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t kv_cond = PTHREAD_COND_INITIALIZER;
-static size_t kv_used;
-
-/* Free a model no longer listed nor used. */
-static void
-model_free(serve_model *m)
+/*
+ * The scheduler thread: step while there is work, sleep when there is not.
+ * When told to stop (the model is unlisted and unused) it frees the
+ * scheduler and the model itself, so a request ending on this very thread
+ * can drop the last reference.
+ */
+static void *
+sched_main(void *arg)
 {
+	serve_model *m = arg;
+
+	while (!atomic_load(&m->stop))
+	{
+		lg_error	err = {0};
+		bool		busy = false;
+
+		if (!lg_sched_wait(m->sched, 100))
+			continue;
+		if (lg_sched_step(m->sched, &busy, &err) != LG_OK)
+			serve_log(SERVE_LOG_ERROR, "model \"%s\": scheduler step failed: %s", m->name, err.msg);
+		if (busy && serve_opts.token_delay_ms > 0)
+			usleep((useconds_t) serve_opts.token_delay_ms * 1000);	/* test hook: a slow model */
+	}
+	lg_sched_free(m->sched);
 	serve_log(SERVE_LOG_INFO, "unloaded model \"%s\"", m->name);
 	lg_model_free(m->model);
 	free(m->path);
 	free(m);
+	return NULL;
+}
+
+/* Free a model no longer listed nor used: its scheduler thread does it. */
+static void
+model_free(serve_model *m)
+{
+	atomic_store(&m->stop, true);
+}
+
+/* Make m's scheduler and start its thread; false with err set. */
+static bool
+model_start(serve_model *m, lg_error *err)
+{
+	lg_sched_params sp;
+	lg_sched_stats st;
+	pthread_attr_t attr;
+	pthread_t	th;
+	int			rc;
+
+	lg_sched_params_default(&sp);
+	sp.max_batch_tokens = serve_opts.max_batch_tokens;
+	sp.max_seqs = serve_opts.max_seqs;
+	sp.max_queued = serve_opts.max_queued;
+	sp.n_ctx = serve_opts.ctx_size;
+	sp.n_threads = serve_opts.threads;
+	sp.kv.block_size = serve_opts.kv_block_size;
+	sp.kv.prefix_cache = serve_opts.prefix_cache;
+	sp.kv.max_bytes = (int64_t) serve_opts.kv_cache_mb * 1024 * 1024;
+	m->sched = lg_sched_new(m->model, &sp, err);
+	if (m->sched == NULL)
+		return false;
+	m->n_ctx = sp.n_ctx > 0 ? sp.n_ctx :
+		(m->model->hp.n_ctx_train > 0 && m->model->hp.n_ctx_train < 4096 ? m->model->hp.n_ctx_train : 4096);
+	lg_sched_stats_get(m->sched, &st);
+	serve_log(SERVE_LOG_INFO, "model \"%s\": %d KV blocks of %d positions (%.1f MB), %d positions per sequence",
+			  m->name, (int) st.kv.n_blocks, (int) st.kv.block_size,
+			  (double) lg_kv_block_bytes(m->model, st.kv.block_size, LG_KV_F16) * st.kv.n_blocks / (1024.0 * 1024.0),
+			  (int) m->n_ctx);
+	atomic_init(&m->stop, false);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, sched_main, m);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+	{
+		lg_sched_free(m->sched);
+		m->sched = NULL;
+		lg_error_set(err, LG_ERR_NOMEM, "cannot start a scheduler thread");
+		return false;
+	}
+	return true;
 }
 
 /* Take m out of the table (caller holds models_lock). */
@@ -98,6 +168,14 @@ serve_model_acquire(const char *name, const char *path, lg_error *err)
 	}
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	m->model = lm;
+	if (!model_start(m, err))
+	{
+		free(m->path);
+		free(m);
+		lg_model_free(lm);
+		pthread_mutex_unlock(&models_lock);
+		return NULL;
+	}
 	m->refs = 1;
 	m->listed = true;
 	m->next = models;
@@ -120,7 +198,7 @@ serve_model_release(serve_model *m)
 		model_free(m);
 }
 
-/* Unload name now, or when the requests using it end. */
+/* Unload name: cancel its generations; it is freed when the last request ends. */
 bool
 serve_model_unload(const char *name)
 {
@@ -136,6 +214,8 @@ serve_model_unload(const char *name)
 			model_unlist(m);
 			if (m->refs == 0)
 				model_free(m);
+			else
+				serve_requests_cancel_model(m);
 			break;
 		}
 	}
@@ -143,61 +223,28 @@ serve_model_unload(const char *name)
 	return found;
 }
 
-/* One "model" field per loaded model: name \t path \t requests. */
+/* One "model" field (name, path, requests) and one "sched" field (docs/protocol.md) per loaded model. */
 void
 serve_models_describe(serve_frame *f)
 {
 	pthread_mutex_lock(&models_lock);
 	for (serve_model *m = models; m != NULL; m = m->next)
 		serve_frame_fieldf(f, "model", "%s\t%s\t%d", m->name, m->path, m->refs);
+	for (serve_model *m = models; m != NULL; m = m->next)
+	{
+		lg_sched_stats st;
+
+		lg_sched_stats_get(m->sched, &st);
+		serve_frame_fieldf(f, "sched",
+						   "%s\t%d\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%d\t%d\t%d\t%d\t%lld\t%lld",
+						   m->name, (int) st.n_queued, (int) st.n_running,
+						   (long long) st.n_submitted, (long long) st.n_finished, (long long) st.n_rejected,
+						   (long long) st.n_steps, (long long) st.n_batch_tokens,
+						   (long long) st.n_prompt_tokens, (long long) st.n_gen_tokens,
+						   (long long) st.n_preemptions, (int) st.max_batch_tokens,
+						   (int) st.kv.block_size, (int) st.kv.n_blocks, (int) st.kv.n_used,
+						   (int) st.kv.n_cached, (long long) st.kv.prefix_lookup_tokens,
+						   (long long) st.kv.prefix_hit_tokens);
+	}
 	pthread_mutex_unlock(&models_lock);
-}
-
-/*
- * Reserve bytes of the KV cache budget, waiting while running requests hold
- * it.  False when the request alone exceeds the budget or is cancelled.
- */
-bool
-serve_kv_reserve(size_t bytes, atomic_bool *cancel)
-{
-	size_t		budget = (size_t) serve_opts.kv_cache_mb * 1024 * 1024;
-
-	if (budget == 0)
-		return true;
-	if (bytes > budget)
-		return false;
-	pthread_mutex_lock(&kv_lock);
-	while (kv_used + bytes > budget && !atomic_load(cancel))
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000)
-		{
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&kv_cond, &kv_lock, &ts);
-	}
-	if (atomic_load(cancel))
-	{
-		pthread_mutex_unlock(&kv_lock);
-		return false;
-	}
-	kv_used += bytes;
-	pthread_mutex_unlock(&kv_lock);
-	return true;
-}
-
-/* Give back what serve_kv_reserve reserved, waking waiters. */
-void
-serve_kv_release(size_t bytes)
-{
-	if (serve_opts.kv_cache_mb == 0)
-		return;
-	pthread_mutex_lock(&kv_lock);
-	kv_used -= bytes;
-	pthread_cond_broadcast(&kv_cond);
-	pthread_mutex_unlock(&kv_lock);
 }

@@ -1,9 +1,13 @@
 /*
- * serve_request.c — the engine server's requests: one worker thread per
- * request.  Generation shares the loaded model and owns an lg_context (its
- * KV cache) until it ends, is cancelled, or times out; lg_generate's
- * per-token callback streams the piece and checks for cancellation, so a
- * cancelled sequence is freed after at most one more token.
+ * serve_request.c — the engine server's requests.  Each starts on a worker
+ * thread of its own, which parses it, loads the model if needed and, for
+ * TOKENIZE, INSPECT and the like, answers.  A GENERATE is tokenized there
+ * and submitted to the model's scheduler; the worker then ends, and the
+ * scheduler thread streams PIECE frames (on_piece) and sends END or ERROR
+ * (on_done).  A request is freed when both have let go of it (refs).
+ * Cancellation (CANCEL, a closed connection, timeout_ms, unloading) goes to
+ * the scheduler, which drops the request between two steps, queued or
+ * running.
  */
 #include "serve.h"
 
@@ -244,19 +248,13 @@ request_model(serve_request *r)
 
 /* ---- generation ---- */
 
-typedef struct gen_state
-{
-	serve_request *r;
-	bool		timed_out;
-	bool		peer_gone;
-} gen_state;
+static void request_put(serve_request *r);
 
 /* After every token: stream the piece, count, and decide whether to go on. */
 static bool
 on_piece(void *arg, const char *piece, size_t len)
 {
-	gen_state  *g = arg;
-	serve_request *r = g->r;
+	serve_request *r = arg;
 
 	if (atomic_load(&r->state) != SERVE_STATE_GENERATING)
 	{
@@ -264,93 +262,115 @@ on_piece(void *arg, const char *piece, size_t len)
 		atomic_store(&r->state, SERVE_STATE_GENERATING);
 	}
 	atomic_fetch_add(&r->n_gen, 1);
-	if (len > 0)
+	if (len > 0 && !r->peer_gone)
 	{
 		serve_frame f = {0};
 
 		serve_frame_begin(&f, LG_FRAME_PIECE, r->id);
 		serve_frame_append(&f, piece, len);
 		if (!serve_conn_send(r->conn, &f))
-			g->peer_gone = true;
+			r->peer_gone = true;
 		serve_frame_free(&f);
 	}
-	if (serve_opts.token_delay_ms > 0)
-	{
-		/* test hook: a slow model, sleeping in short steps so cancel stays prompt */
-		int64_t		until = serve_now_us() + (int64_t) serve_opts.token_delay_ms * 1000;
-
-		while (serve_now_us() < until && !atomic_load(&r->cancel))
-			usleep(1000);
-	}
 	if (r->deadline_us && serve_now_us() >= r->deadline_us)
-		g->timed_out = true;
-	return !(g->peer_gone || g->timed_out || atomic_load(&r->cancel) ||
+		atomic_store(&r->timed_out, true);
+	return !(r->peer_gone || atomic_load(&r->timed_out) || atomic_load(&r->cancel) ||
 			 atomic_load(&r->conn->closed));
 }
 
-/* Between layers of a prompt: stop when cancelled, timed out or the client left. */
-static bool
-should_abort(void *arg)
-{
-	gen_state  *g = arg;
-	serve_request *r = g->r;
-
-	if (r->deadline_us && serve_now_us() >= r->deadline_us)
-		g->timed_out = true;
-	return g->timed_out || atomic_load(&r->cancel) || atomic_load(&r->conn->closed);
-}
-
-/* Bytes of KV cache a context of n_ctx positions takes (f16 keys and values). */
-static size_t
-kv_bytes(const lg_model *m, int32_t n_ctx)
-{
-	const lg_hparams *hp = &m->hp;
-
-	return (size_t) 2 * 2 * (size_t) hp->n_layer * (size_t) n_ctx *
-		(size_t) hp->n_head_kv * (size_t) hp->head_dim;
-}
-
-/* GENERATE: prompt, sampler settings, stop strings; streams PIECE frames and an END. */
+/* Admitted (prompt evaluation starts) or preempted back to the queue. */
 static void
+on_state(void *arg, bool running)
+{
+	serve_request *r = arg;
+
+	atomic_store(&r->state, running ? SERVE_STATE_PROMPT : SERVE_STATE_QUEUED);
+}
+
+/* The generation ended: send END or ERROR, then let go of the request. */
+static void
+on_done(void *arg, const lg_sched_result *res)
+{
+	serve_request *r = arg;
+
+	if (atomic_load(&r->timed_out))
+		serve_send_error(r, LG_WIRE_TIMEOUT, "the request timed out after %d tokens",
+						 atomic_load(&r->n_gen));
+	else if (r->peer_gone || atomic_load(&r->conn->closed))
+		serve_log(SERVE_LOG_DEBUG, "request %llu: client went away", (unsigned long long) r->seq);
+	else if (res->status == LG_OK && res->finish == LG_FINISH_CANCELLED)
+		serve_send_error(r, LG_WIRE_CANCELLED, "%s", atomic_load(&r->unloaded) ?
+						 "the request was cancelled: its model was unloaded" :
+						 "the request was cancelled");
+	else if (res->status != LG_OK)
+		send_lg_error(r, &res->err);
+	else
+	{
+		serve_frame f = {0};
+
+		serve_frame_begin(&f, LG_FRAME_END, r->id);
+		serve_frame_field(&f, "finish", lg_finish_reason_name(res->finish));
+		serve_frame_fieldf(&f, "n_prompt", "%d", (int) res->n_prompt);
+		serve_frame_fieldf(&f, "n_gen", "%d", (int) res->n_ids);
+		serve_frame_fieldf(&f, "t_prompt_ms", "%.3f", res->t_prompt_ms);
+		serve_frame_fieldf(&f, "t_gen_ms", "%.3f", res->t_gen_ms);
+		serve_frame_fieldf(&f, "n_cached", "%d", (int) res->n_cached);
+		serve_frame_fieldf(&f, "n_preempted", "%d", (int) res->n_preempted);
+		serve_frame_fieldf(&f, "t_queue_ms", "%.3f", res->t_queue_ms);
+		serve_frame_fieldf(&f, "t_first_ms", "%.3f", res->t_first_ms);
+		serve_conn_send(r->conn, &f);
+		serve_frame_free(&f);
+	}
+	atomic_store(&r->state, SERVE_STATE_DONE);
+	request_put(r);
+}
+
+/*
+ * GENERATE: prompt, sampler settings, stop strings; submits to the model's
+ * scheduler.  True when submitted: on_done answers (and the scheduler holds
+ * a reference on r until then).
+ */
+static bool
 do_generate(serve_request *r, serve_model *sm)
 {
 	const lg_model *m = sm->model;
 	const char *prompt = serve_fields_get(&r->fields, "prompt");
 	lg_sampler_params sp;
-	lg_context_params cp;
-	lg_generate_params gp = {0};
-	lg_generate_result res = {0};
+	lg_sched_request sr;
 	lg_error	err = {0};
 	lg_logit_bias *bias = NULL;
 	const char **stops = NULL;
 	lg_token   *ids = NULL;
 	int64_t		n_ids = 0;
-	lg_sampler *s = NULL;
-	lg_context *c = NULL;
-	size_t		kv = 0;
 	long long	v;
 	int32_t		n_ctx;
-	gen_state	g = {r, false, false};
+	uint64_t	sched_id = 0;
+	bool		submitted = false;
 	lg_status	st;
 
+	memset(&sr, 0, sizeof(sr));
 	if (prompt == NULL)
 	{
 		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks a prompt");
-		return;
+		return false;
 	}
 
 	lg_sampler_params_default(&sp);
 	v = 256;
 	if (!field_int(r, "max_tokens", 1, INT32_MAX, &v))
-		return;
-	gp.max_tokens = (int32_t) v;
+		return false;
+	sr.gen.max_tokens = (int32_t) v;
+	v = 0;
+	if (!field_int(r, "priority", -1000000, 1000000, &v))
+		return false;
+	sr.priority = (int32_t) v;
 	v = sp.top_k;
 	if (!field_int(r, "top_k", INT32_MIN, INT32_MAX, &v))
-		return;
+		return false;
 	sp.top_k = (int32_t) v;
 	v = sp.penalty_last_n;
 	if (!field_int(r, "penalty_last_n", -1, INT32_MAX, &v))
-		return;
+		return false;
 	sp.penalty_last_n = (int32_t) v;
 	if (!field_float(r, "temperature", &sp.temperature) ||
 		!field_float(r, "top_p", &sp.top_p) ||
@@ -359,7 +379,7 @@ do_generate(serve_request *r, serve_model *sm)
 		!field_float(r, "repeat_penalty", &sp.repeat_penalty) ||
 		!field_float(r, "presence_penalty", &sp.presence_penalty) ||
 		!field_float(r, "frequency_penalty", &sp.frequency_penalty))
-		return;
+		return false;
 	if (serve_fields_get(&r->fields, "seed"))
 	{
 		const char *sv = serve_fields_get(&r->fields, "seed");
@@ -370,7 +390,7 @@ do_generate(serve_request *r, serve_model *sm)
 		if (errno != 0 || end == sv || *end != '\0')
 		{
 			serve_send_error(r, LG_WIRE_ARG, "invalid value for seed: \"%s\"", sv);
-			return;
+			return false;
 		}
 		sp.has_seed = true;
 	}
@@ -386,7 +406,7 @@ do_generate(serve_request *r, serve_model *sm)
 	for (int i = 0; i < r->fields.n; i++)
 	{
 		if (strcmp(r->fields.keys[i], "stop") == 0)
-			stops[gp.n_stops++] = r->fields.values[i];
+			stops[sr.gen.n_stops++] = r->fields.values[i];
 		else if (strcmp(r->fields.keys[i], "logit_bias") == 0)
 		{
 			const char *bv = r->fields.values[i];
@@ -413,7 +433,7 @@ do_generate(serve_request *r, serve_model *sm)
 			sp.n_logit_bias++;
 		}
 	}
-	gp.stops = stops;
+	sr.gen.stops = stops;
 	sp.logit_bias = bias;
 	if (lg_sampler_params_check(&sp, &err) != LG_OK)
 	{
@@ -426,15 +446,11 @@ do_generate(serve_request *r, serve_model *sm)
 		goto done;
 	atomic_store(&r->n_prompt, (int) n_ids);
 
-	/* the context: the request's size, else the server's, else the model's (at most 4096) */
-	v = serve_opts.ctx_size;
+	/* the context: the request's size, else the server's, at most the scheduler's */
+	v = 0;
 	if (!field_int(r, "n_ctx", 0, INT32_MAX, &v))
 		goto done;
-	n_ctx = (int32_t) v;
-	if (n_ctx <= 0)
-		n_ctx = m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
-	if (n_ctx <= 0)
-		n_ctx = 4096;
+	n_ctx = v > 0 && v < sm->n_ctx ? (int32_t) v : sm->n_ctx;
 	if (n_ids >= n_ctx)
 	{
 		serve_send_error(r, LG_WIRE_CONTEXT,
@@ -443,71 +459,37 @@ do_generate(serve_request *r, serve_model *sm)
 		goto done;
 	}
 
-	kv = kv_bytes(m, n_ctx);
-	if (!serve_kv_reserve(kv, &r->cancel))
+	sr.prompt = ids;
+	sr.n_prompt = (int32_t) n_ids;
+	sr.n_ctx = n_ctx;
+	sr.sampling = &sp;
+	sr.on_piece = on_piece;
+	sr.on_done = on_done;
+	sr.on_state = on_state;
+	sr.arg = r;
+	/* the scheduler's reference, taken first: on_done may run before submit returns */
+	atomic_fetch_add(&r->refs, 1);
+	st = lg_sched_submit(sm->sched, &sr, &sched_id, &err);
+	if (st != LG_OK)
 	{
-		if (!atomic_load(&r->cancel))
-			serve_send_error(r, LG_WIRE_NOMEM,
-							 "a context of %d positions needs %zu MB of KV cache, more than --kv-cache-size (%d MB)",
-							 (int) n_ctx, kv >> 20, serve_opts.kv_cache_mb);
-		kv = 0;
+		atomic_fetch_sub(&r->refs, 1);
+		if (st == LG_ERR_BUSY)
+			serve_send_error(r, LG_WIRE_BUSY, "%s", err.msg);
+		else
+			send_lg_error(r, &err);
 		goto done;
 	}
-
-	s = lg_sampler_new(&sp, m->hp.n_vocab, &err);
-	if (s == NULL)
-	{
-		send_lg_error(r, &err);
-		goto done;
-	}
-	lg_context_params_default(&cp);
-	cp.n_ctx = n_ctx;
-	cp.n_threads = serve_opts.threads;
-	c = lg_context_new(m, &cp, &err);
-	if (c == NULL)
-	{
-		send_lg_error(r, &err);
-		goto done;
-	}
-
-	lg_context_set_abort(c, should_abort, &g);
-	atomic_store(&r->state, SERVE_STATE_PROMPT);
-	st = lg_generate(c, s, ids, (int32_t) n_ids, &gp, on_piece, &g, &res, &err);
-	if (g.timed_out)
-		serve_send_error(r, LG_WIRE_TIMEOUT, "the request timed out after %d tokens",
-						 atomic_load(&r->n_gen));
-	else if (g.peer_gone || atomic_load(&r->conn->closed))
-		serve_log(SERVE_LOG_DEBUG, "request %llu: client went away", (unsigned long long) r->seq);
-	else if (atomic_load(&r->cancel) || st == LG_ERR_CANCELLED ||
-			 (st == LG_OK && res.finish == LG_FINISH_CANCELLED))
-		serve_send_error(r, LG_WIRE_CANCELLED, "the request was cancelled");
-	else if (st != LG_OK)
-		send_lg_error(r, &err);
-	else
-	{
-		serve_frame f = {0};
-
-		serve_frame_begin(&f, LG_FRAME_END, r->id);
-		serve_frame_field(&f, "finish", lg_finish_reason_name(res.finish));
-		serve_frame_fieldf(&f, "n_prompt", "%d", (int) res.n_prompt);
-		serve_frame_fieldf(&f, "n_gen", "%d", (int) res.n_ids);
-		serve_frame_fieldf(&f, "t_prompt_ms", "%.3f", res.t_prompt_ms);
-		serve_frame_fieldf(&f, "t_gen_ms", "%.3f", res.t_gen_ms);
-		serve_conn_send(r->conn, &f);
-		serve_frame_free(&f);
-	}
-	lg_generate_result_free(&res);
+	submitted = true;
+	atomic_store(&r->sched_id, sched_id);
+	/* a cancel that came before the id was known did not reach the scheduler */
+	if (atomic_load(&r->cancel))
+		lg_sched_cancel(sm->sched, sched_id);
 
 done:
-	if (c)
-		lg_context_free(c);
-	if (kv)
-		serve_kv_release(kv);
-	if (s)
-		lg_sampler_free(s);
 	free(ids);
 	free(stops);
 	free(bias);
+	return submitted;
 }
 
 /* TOKENIZE: text [, add_special] -> tokens "1,2,3", n. */
@@ -684,6 +666,30 @@ copy_label(char *dst, size_t size, const char *src)
 			*p = ' ';
 }
 
+/* Drop a reference to r; the last one unlists and frees it. */
+static void
+request_put(serve_request *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	pthread_mutex_lock(&requests_lock);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		requests = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	pthread_mutex_unlock(&requests_lock);
+
+	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
+	if (r->sm)
+		serve_model_release(r->sm);
+	serve_conn_release(r->conn);
+	serve_fields_free(&r->fields);
+	free(r->payload);
+	free(r);
+}
+
 /* The worker thread. */
 static void *
 request_main(void *arg)
@@ -700,6 +706,10 @@ request_main(void *arg)
 			sm = request_model(r);
 			if (sm == NULL)
 				break;
+			/* published under the lock: the cancel paths read it */
+			pthread_mutex_lock(&requests_lock);
+			r->sm = sm;
+			pthread_mutex_unlock(&requests_lock);
 			if (r->type == LG_FRAME_GENERATE)
 				do_generate(r, sm);
 			else if (r->type == LG_FRAME_TOKENIZE)
@@ -715,7 +725,6 @@ request_main(void *arg)
 				serve_conn_send(r->conn, &f);
 				serve_frame_free(&f);
 			}
-			serve_model_release(sm);
 			break;
 		case LG_FRAME_UNLOAD:
 			{
@@ -743,21 +752,7 @@ request_main(void *arg)
 			serve_send_error(r, LG_WIRE_PROTOCOL, "unknown frame type %d", r->type);
 			break;
 	}
-
-	pthread_mutex_lock(&requests_lock);
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		requests = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	pthread_mutex_unlock(&requests_lock);
-
-	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
-	serve_conn_release(r->conn);
-	serve_fields_free(&r->fields);
-	free(r->payload);
-	free(r);
+	request_put(r);
 	return NULL;
 }
 
@@ -771,9 +766,15 @@ serve_request_start(serve_request *r)
 	const char *s;
 
 	atomic_init(&r->cancel, false);
+	atomic_init(&r->timed_out, false);
+	atomic_init(&r->unloaded, false);
+	atomic_init(&r->refs, 1);
+	atomic_init(&r->sched_id, 0);
 	atomic_init(&r->state, SERVE_STATE_QUEUED);
 	atomic_init(&r->n_prompt, 0);
 	atomic_init(&r->n_gen, 0);
+	r->sm = NULL;
+	r->peer_gone = false;
 	r->start_us = serve_wall_us();
 	copy_label(r->role, sizeof(r->role), serve_fields_get(&r->fields, "role"));
 	copy_label(r->model, sizeof(r->model), serve_fields_get(&r->fields, "model"));
@@ -812,6 +813,18 @@ serve_request_start(serve_request *r)
 	return true;
 }
 
+/* Mark q cancelled and tell its scheduler, if it was submitted (requests_lock held). */
+static void
+cancel_locked(serve_request *q)
+{
+	uint64_t	id;
+
+	atomic_store(&q->cancel, true);
+	id = atomic_load(&q->sched_id);
+	if (id != 0 && q->sm != NULL)
+		lg_sched_cancel(q->sm->sched, id);
+}
+
 /* Cancel conn's request id (or all of conn's requests). */
 void
 serve_requests_cancel(serve_conn *c, uint32_t id, bool any_id)
@@ -819,7 +832,7 @@ serve_requests_cancel(serve_conn *c, uint32_t id, bool any_id)
 	pthread_mutex_lock(&requests_lock);
 	for (serve_request *q = requests; q != NULL; q = q->next)
 		if (q->conn == c && (any_id || q->id == id))
-			atomic_store(&q->cancel, true);
+			cancel_locked(q);
 	pthread_mutex_unlock(&requests_lock);
 }
 
@@ -829,7 +842,39 @@ serve_requests_cancel_all(void)
 {
 	pthread_mutex_lock(&requests_lock);
 	for (serve_request *q = requests; q != NULL; q = q->next)
-		atomic_store(&q->cancel, true);
+		cancel_locked(q);
+	pthread_mutex_unlock(&requests_lock);
+}
+
+/* Cancel the requests that use m (it is being unloaded). */
+void
+serve_requests_cancel_model(serve_model *m)
+{
+	pthread_mutex_lock(&requests_lock);
+	for (serve_request *q = requests; q != NULL; q = q->next)
+	{
+		if (q->sm != m)
+			continue;
+		atomic_store(&q->unloaded, true);
+		cancel_locked(q);
+	}
+	pthread_mutex_unlock(&requests_lock);
+}
+
+/* Time out requests past their deadline, waiting in a queue or running. */
+void
+serve_requests_expire(void)
+{
+	int64_t		now = serve_now_us();
+
+	pthread_mutex_lock(&requests_lock);
+	for (serve_request *q = requests; q != NULL; q = q->next)
+	{
+		if (q->deadline_us == 0 || now < q->deadline_us || atomic_load(&q->timed_out))
+			continue;
+		atomic_store(&q->timed_out, true);
+		cancel_locked(q);
+	}
 	pthread_mutex_unlock(&requests_lock);
 }
 

@@ -66,7 +66,9 @@ typedef struct sched_seq
 	lg_stream	stream;
 	lg_piece_fn on_piece;
 	lg_sched_done_fn on_done;
+	lg_sched_state_fn on_state;
 	void	   *arg;
+	bool		reported_running;	/* the last on_state said running */
 	int32_t		n_cached;		/* prefix-cache hit at the first admission */
 	int32_t		n_preempted;
 	double		t_submit;
@@ -76,6 +78,7 @@ typedef struct sched_seq
 	/* this step's share of the batch */
 	int32_t		n_step;
 	struct sched_seq *next_done;
+	struct sched_seq *next_preempted;	/* preempted during this step's planning */
 } sched_seq;
 
 struct lg_sched
@@ -96,6 +99,7 @@ struct lg_sched
 	int32_t		n_run;
 	uint64_t	next_id;
 	int64_t		admit_counter;
+	sched_seq  *preempted;		/* this step's, for on_state after the lock */
 	lg_sched_stats stats;		/* counters; n_queued/n_running filled on read */
 
 	/* the stepping thread's scratch */
@@ -316,7 +320,7 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 							(int) r->n_prompt, (int) n_ctx);
 	need_blocks = (r->n_prompt + s->block_size - 1) / s->block_size;
 	if (need_blocks > s->stats.kv.n_blocks)
-		return lg_error_set(err, LG_ERR_RANGE,
+		return lg_error_set(err, LG_ERR_NOMEM,
 							"the prompt has %d tokens, the KV cache pool holds %d (%d blocks of %d)",
 							(int) r->n_prompt, (int) (s->stats.kv.n_blocks * s->block_size),
 							(int) s->stats.kv.n_blocks, (int) s->block_size);
@@ -338,6 +342,7 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 	q->n_tokens = r->n_prompt;
 	q->on_piece = r->on_piece;
 	q->on_done = r->on_done;
+	q->on_state = r->on_state;
 	q->arg = r->arg;
 	q->gp = r->gen;
 	q->gp.max_tokens = max_tokens;
@@ -487,6 +492,11 @@ preempt(lg_sched *s, int32_t i)
 	q->preempted = true;
 	q->n_preempted++;
 	s->stats.n_preemptions++;
+	if (q->reported_running)
+	{
+		q->next_preempted = s->preempted;
+		s->preempted = q;
+	}
 	s->queue[s->n_queue++] = q;	/* cap_queue leaves room for every running one */
 }
 
@@ -785,6 +795,7 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 {
 	sched_seq  *cancelled = NULL;
 	sched_seq  *failed = NULL;
+	sched_seq  *preempted;
 	lg_error	e;
 	int32_t		nb;
 	int32_t		row = 0;
@@ -792,8 +803,32 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 
 	pthread_mutex_lock(&s->lock);
 	*busy = s->n_queue > 0 || s->n_run > 0;
+	s->preempted = NULL;
 	nb = plan_step(s, &cancelled, &failed);
+	preempted = s->preempted;
 	pthread_mutex_unlock(&s->lock);
+
+	/*
+	 * State changes, outside the lock.  Only this thread frees sequences,
+	 * so a preempted one waiting in the queue is still there to report.
+	 */
+	for (sched_seq *q = preempted; q != NULL; q = q->next_preempted)
+	{
+		if (q->on_state && q->reported_running)
+			q->on_state(q->arg, false);
+		q->reported_running = false;
+	}
+	for (int32_t i = 0; i < nb; i++)
+	{
+		sched_seq  *q = s->owners[i];
+
+		if (!q->reported_running)
+		{
+			q->reported_running = true;
+			if (q->on_state)
+				q->on_state(q->arg, true);
+		}
+	}
 
 	while (cancelled)
 	{

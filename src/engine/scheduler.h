@@ -75,6 +75,8 @@ typedef struct lg_sched_result
 } lg_sched_result;
 
 typedef void (*lg_sched_done_fn) (void *arg, const lg_sched_result *res);
+/* A request was admitted (running true) or preempted back to the queue (false). */
+typedef void (*lg_sched_state_fn) (void *arg, bool running);
 
 typedef struct lg_sched_request
 {
@@ -90,6 +92,7 @@ typedef struct lg_sched_request
 	int32_t		n_ctx;			/* positions at most; 0 (or more than the scheduler's) = the scheduler's */
 	lg_piece_fn on_piece;		/* streamed text; return false to cancel; may be NULL */
 	lg_sched_done_fn on_done;	/* called exactly once, also on failure and cancel */
+	lg_sched_state_fn on_state; /* may be NULL; for monitoring */
 	void	   *arg;
 } lg_sched_request;
 
@@ -120,8 +123,9 @@ void		lg_sched_free(lg_sched *s);
 /*
  * Queue a request.  *id (may be NULL) names it for lg_sched_cancel.
  * LG_ERR_BUSY when the wait queue is full, LG_ERR_RANGE when the prompt
- * cannot fit n_ctx, LG_ERR_ARG for bad settings: on_done is NOT called
- * then, the error is the return value.
+ * cannot fit n_ctx (or has a token outside the vocabulary), LG_ERR_NOMEM
+ * when it cannot fit the whole KV pool, LG_ERR_ARG for bad settings:
+ * on_done is NOT called then, the error is the return value.
  */
 lg_status	lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *err);
 /* Cancel a queued or running request (on_done follows, from step). */

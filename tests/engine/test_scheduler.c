@@ -675,7 +675,7 @@ test_bad_requests(void **state)
 	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_ERR_RANGE);
 	assert_non_null(strstr(err.msg, "context"));
 	r.n_prompt = 100;			/* fits n_ctx, not the pool */
-	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_ERR_RANGE);
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_ERR_NOMEM);
 	assert_non_null(strstr(err.msg, "pool"));
 	r.n_prompt = 10;
 	ids[3] = model->hp.n_vocab;
