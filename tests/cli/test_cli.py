@@ -9,10 +9,14 @@ with a visible message when the fixtures are absent.
 import json
 import math
 import os
+import select
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -270,6 +274,257 @@ class BadInput(unittest.TestCase):
         self.assertFails("eval", "-m", STORIES, "--ids", "1,99999", "--json", code=1)
         self.assertFails("detokenize", "-m", STORIES, "--jsonl", stdin=b"[1, 99999]\n", code=1)
         self.assertFails("tokenize", "-m", STORIES, "--jsonl", stdin=b'"unterminated\n', code=1)
+
+
+class EngineServer:
+    """A `llamagpu serve` process on a private socket directory, and a framed client (docs/protocol.md)."""
+
+    def __init__(self, *options):
+        self.dir = tempfile.mkdtemp(prefix="llamagpu-serve-")
+        self.sock_path = os.path.join(self.dir, "sock", "engine.sock")
+        self.proc = subprocess.Popen([BIN, "serve", "--socket-dir", os.path.dirname(self.sock_path),
+                                      "--threads", "1", "--log-level", "warning", *map(str, options)],
+                                     stderr=subprocess.PIPE)
+        for _ in range(500):
+            if os.path.exists(self.sock_path):
+                break
+            if self.proc.poll() is not None:
+                raise AssertionError("serve exited: %s" % self.proc.stderr.read().decode(errors="replace"))
+            time.sleep(0.01)
+        else:
+            self.stop()
+            raise AssertionError("serve never listened")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def connect(self):
+        c = EngineConn(self.sock_path)
+        c.send("H", 0, protocol="1", client="test_cli")
+        reply = c.read()
+        assert reply[0] == "H", reply
+        return c
+
+
+class EngineConn:
+    """One connection: send frames, read frames (type, id, fields or raw text)."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.buf = b""
+        self.texts = {}   # streamed text per request id, until collected
+
+    def close(self):
+        self.s.close()
+
+    def send(self, typ, rid, fields=(), **kw):
+        payload = b"".join(k.encode() + b"\0" + str(v).encode() + b"\0"
+                           for k, v in list(fields) + list(kw.items()))
+        self.s.sendall(struct.pack(">IBI", len(payload), ord(typ), rid) + payload)
+
+    def read(self, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            if len(self.buf) >= 9:
+                n, typ, rid = struct.unpack(">IBI", self.buf[:9])
+                if len(self.buf) >= 9 + n:
+                    payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
+                    typ = chr(typ)
+                    if typ == "P":
+                        return typ, rid, payload.decode()
+                    parts = payload.split(b"\0")[:-1]
+                    fields = {}
+                    for k, v in zip(parts[0::2], parts[1::2]):
+                        fields.setdefault(k.decode(), []).append(v.decode())
+                    return typ, rid, {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
+            left = deadline - time.time()
+            if left <= 0 or not select.select([self.s], [], [], left)[0]:
+                raise AssertionError("no reply within %d s" % timeout)
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise AssertionError("the server closed the connection")
+            self.buf += chunk
+
+    def collect(self, ids, timeout=120):
+        """Read until every id in ids has ended: {id: (text, final frame type, final fields)}."""
+        done = {}
+        while len(done) < len(ids):
+            typ, rid, body = self.read(timeout)
+            if typ == "P":
+                self.texts[rid] = self.texts.get(rid, "") + body
+            elif rid in ids and rid not in done:
+                done[rid] = (typ, body)
+        return {i: (self.texts.pop(i, ""), done[i][0], done[i][1]) for i in ids}
+
+    def status(self, rid=9999):
+        self.send("S", rid)
+        while True:
+            typ, got, body = self.read()
+            if got == rid:
+                assert typ == "R", body
+                return body
+
+
+def as_list(v):
+    return v if isinstance(v, list) else ([] if v is None else [v])
+
+
+class ServeBatching(unittest.TestCase):
+    """`llamagpu serve` runs concurrent generations of a model in shared batches."""
+
+    PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben went to the park. They", "One day, a big",
+               "Tom had a red ball", "There was a girl named", "The sun was", "Mom said"]
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+
+    def gen_fields(self, prompt, **extra):
+        f = {"model": "stories", "path": STORIES, "prompt": prompt, "max_tokens": 48, "temperature": 0}
+        f.update(extra)
+        return f
+
+    def one_by_one(self, conn, reqs):
+        out = {}
+        for rid, f in reqs.items():
+            conn.send("G", rid, **f)
+            out.update(conn.collect([rid]))
+        return out
+
+    def test_concurrent_equals_single(self):
+        srv = EngineServer()
+        try:
+            conn = srv.connect()
+            greedy = {i + 1: self.gen_fields(p, max_tokens=30 + 5 * i) for i, p in enumerate(self.PROMPTS)}
+            seeded = {i + 101: self.gen_fields(p, temperature=1.0, seed=40 + i) for i, p in enumerate(self.PROMPTS)}
+            for reqs in (greedy, seeded):
+                alone = self.one_by_one(conn, reqs)
+                for rid, f in reqs.items():
+                    conn.send("G", rid, **f)
+                together = conn.collect(list(reqs))
+                for rid in reqs:
+                    with self.subTest(request=rid):
+                        self.assertEqual(alone[rid][1], "E", alone[rid][2])
+                        self.assertEqual(together[rid][1], "E", together[rid][2])
+                        self.assertEqual(together[rid][0], alone[rid][0])
+                        self.assertEqual(together[rid][2]["n_gen"], alone[rid][2]["n_gen"])
+                        for key in ("n_cached", "n_preempted", "t_queue_ms", "t_first_ms"):
+                            self.assertIn(key, together[rid][2])
+            # the server's greedy text is the CLI's (lg_generate)
+            cli = json.loads(run("generate", "-m", STORIES, "-p", self.PROMPTS[0], "-n", 30, "--temp", 0,
+                                 "--json").stdout)
+            self.assertEqual(alone[101][1], "E")
+            self.assertEqual(self.one_by_one(conn, {1: greedy[1]})[1][0], cli["text"])
+            st = conn.status()
+            sched = as_list(st.get("sched"))
+            self.assertEqual(len(sched), 1)
+            cols = sched[0].split("\t")
+            self.assertEqual(len(cols), 18)
+            self.assertEqual(cols[0], "stories")
+            nums = list(map(int, cols[1:]))
+            queued, running, submitted, finished, rejected, steps, batch_tokens, prompt_tokens, gen_tokens = nums[:9]
+            self.assertEqual((queued, running, rejected), (0, 0, 0))
+            self.assertEqual(submitted, finished)
+            self.assertEqual(submitted, 8 + 8 + 8 + 8 + 1)
+            self.assertGreater(steps, 0)
+            self.assertGreaterEqual(batch_tokens, prompt_tokens)
+            self.assertGreater(gen_tokens, 0)
+            self.assertEqual(nums[10], 512)   # max_batch_tokens
+            self.assertEqual(nums[11], 32)    # kv block size
+            self.assertEqual(nums[13], 0)     # blocks in use: none, all requests ended
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_prefix_cache_hits(self):
+        srv = EngineServer("--kv-block-size", 16)
+        try:
+            conn = srv.connect()
+            prefix = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. "
+                      "One day, she saw a big red ball in the park. ")
+            first = self.one_by_one(conn, {1: self.gen_fields(prefix + "She")})[1]
+            second = self.one_by_one(conn, {2: self.gen_fields(prefix + "She")})[2]
+            self.assertEqual(first[2]["n_cached"], "0")
+            self.assertGreaterEqual(int(second[2]["n_cached"]), 32)
+            self.assertEqual(first[0], second[0])
+            cols = as_list(conn.status().get("sched"))[0].split("\t")
+            self.assertEqual(int(cols[17]), int(second[2]["n_cached"]))   # prefix_hit_tokens
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_busy_cancel_timeout_unload(self):
+        srv = EngineServer("--max-queued", 1, "--max-seqs", 1, "--debug-token-delay-ms", 40)
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, **self.gen_fields("Once upon a time", max_tokens=200))
+            typ, rid, body = conn.read()      # the first piece: request 1 holds the only slot
+            self.assertEqual((typ, rid), ("P", 1))
+            conn.texts[1] = body
+            conn.send("G", 2, **self.gen_fields("The little dog"))
+            time.sleep(0.2)
+            conn.send("G", 3, **self.gen_fields("The sun was"))
+            got = conn.collect([3], timeout=10)[3]
+            self.assertEqual(got[1], "X")
+            self.assertEqual(got[2]["status"], "busy")
+            st = conn.status()
+            states = sorted(r.split("\t")[4] for r in as_list(st.get("request")))
+            self.assertEqual(states, ["generating", "queued"])
+            cols = as_list(st.get("sched"))[0].split("\t")
+            self.assertEqual(cols[1:6], ["1", "1", "2", "0", "1"])   # queued running submitted finished rejected
+            # cancel the queued one, then the running one
+            conn.send("C", 2)
+            got = conn.collect([2], timeout=10)[2]
+            self.assertEqual((got[1], got[2]["status"]), ("X", "cancelled"))
+            conn.send("C", 1)
+            got = conn.collect([1], timeout=10)[1]
+            self.assertEqual((got[1], got[2]["status"]), ("X", "cancelled"))
+            self.assertLess(len(got[0]), 200 * 8)
+            # a timeout while waiting in the queue
+            conn.send("G", 4, **self.gen_fields("Once upon a time", max_tokens=200))
+            self.assertEqual(conn.read()[:2], ("P", 4))
+            conn.send("G", 5, **self.gen_fields("The little dog", timeout_ms=300))
+            got = conn.collect([5], timeout=10)[5]
+            self.assertEqual((got[1], got[2]["status"], got[0]), ("X", "timeout", ""))
+            # unloading the model ends its running request
+            conn.send("U", 6, model="stories")
+            res = conn.collect([4, 6], timeout=10)
+            self.assertEqual(res[6][2]["unloaded"], "1")
+            self.assertEqual((res[4][1], res[4][2]["status"]), ("X", "cancelled"))
+            self.assertIn("unloaded", res[4][2]["message"])
+            # it loads again on the next request
+            conn.send("G", 7, **self.gen_fields("The sun was", max_tokens=3))
+            self.assertEqual(conn.collect([7], timeout=30)[7][1], "E")
+            # a closed connection cancels its requests; the server goes on
+            conn.send("G", 8, **self.gen_fields("Once upon a time", max_tokens=200))
+            conn.read()
+            conn.close()
+            conn = srv.connect()
+            for _ in range(100):
+                cols = as_list(conn.status().get("sched"))[0].split("\t")
+                if cols[2] == "0":
+                    break
+                time.sleep(0.05)
+            self.assertEqual(cols[1:3], ["0", "0"])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_bad_options(self):
+        for opt in ("--max-batch-tokens", "--max-queued", "--max-seqs", "--kv-block-size"):
+            with self.subTest(option=opt):
+                p = run("serve", "--socket-dir", "/nonexistent/x", opt, 0, check=False)
+                self.assertEqual(p.returncode, 2)
+                self.assertIn(opt[2:], p.stderr.decode())
 
 
 if __name__ == "__main__":
