@@ -120,6 +120,7 @@ typedef struct serve_request
 	struct serve_model *sm;		/* the model it holds a reference on, or NULL */
 	_Atomic uint64_t sched_id;	/* its id in sm's scheduler; 0 until submitted */
 	bool		peer_gone;		/* a send failed (scheduler thread only) */
+	bool		unlisted;		/* out of the request list (under its lock) */
 	atomic_int	state;
 	atomic_int	n_prompt;
 	atomic_int	n_gen;

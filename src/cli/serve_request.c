@@ -249,6 +249,7 @@ request_model(serve_request *r)
 /* ---- generation ---- */
 
 static void request_put(serve_request *r);
+static void request_unlist(serve_request *r);
 
 /* After every token: stream the piece, count, and decide whether to go on. */
 static bool
@@ -293,6 +294,8 @@ on_done(void *arg, const lg_sched_result *res)
 {
 	serve_request *r = arg;
 
+	/* gone from STATUS before the client hears the end */
+	request_unlist(r);
 	if (atomic_load(&r->timed_out))
 		serve_send_error(r, LG_WIRE_TIMEOUT, "the request timed out after %d tokens",
 						 atomic_load(&r->n_gen));
@@ -666,20 +669,31 @@ copy_label(char *dst, size_t size, const char *src)
 			*p = ' ';
 }
 
+/* Take r out of the list STATUS and the cancel paths walk (once). */
+static void
+request_unlist(serve_request *r)
+{
+	pthread_mutex_lock(&requests_lock);
+	if (!r->unlisted)
+	{
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			requests = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+		r->unlisted = true;
+	}
+	pthread_mutex_unlock(&requests_lock);
+}
+
 /* Drop a reference to r; the last one unlists and frees it. */
 static void
 request_put(serve_request *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
-	pthread_mutex_lock(&requests_lock);
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		requests = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	pthread_mutex_unlock(&requests_lock);
+	request_unlist(r);
 
 	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
 	if (r->sm)
@@ -775,6 +789,7 @@ serve_request_start(serve_request *r)
 	atomic_init(&r->n_gen, 0);
 	r->sm = NULL;
 	r->peer_gone = false;
+	r->unlisted = false;
 	r->start_us = serve_wall_us();
 	copy_label(r->role, sizeof(r->role), serve_fields_get(&r->fields, "role"));
 	copy_label(r->model, sizeof(r->model), serve_fields_get(&r->fields, "model"));
