@@ -910,7 +910,7 @@ test_attention(void **state)
 										pos0 = pos0_set[ip],
 										kv_len = pos0 + n_tok;
 							const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
-							const int32_t bs = lay == 2 ? 5 : 16;
+							const int32_t bs = lay == 2 ? 4 : 16;
 							const int64_t nb = (kv_len + bs - 1) / bs;
 							/* paged: 2 pool blocks per table entry, the table reversed */
 							const int64_t pool_rows = (lay == 0 ? nb : 2 * nb) * bs;
