@@ -340,7 +340,7 @@ class EngineConn:
                     payload, self.buf = self.buf[9:9 + n], self.buf[9 + n:]
                     typ = chr(typ)
                     if typ == "P":
-                        return typ, rid, payload.decode()
+                        return typ, rid, payload.decode(errors="surrogateescape")
                     parts = payload.split(b"\0")[:-1]
                     fields = {}
                     for k, v in zip(parts[0::2], parts[1::2]):
