@@ -89,6 +89,7 @@ struct lg_sched
 	lg_context *ctx;
 	int32_t		n_vocab;
 	int32_t		block_size;
+	int32_t		n_blocks;		/* the pool's, fixed (read without the lock) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -230,6 +231,7 @@ lg_sched_new(const lg_model *m, const lg_sched_params *params, lg_error *err)
 	}
 	s->stats.max_batch_tokens = p.max_batch_tokens;
 	lg_kv_cache_stats(s->kv, &s->stats.kv);
+	s->n_blocks = s->stats.kv.n_blocks;
 	return s;
 }
 
@@ -319,11 +321,11 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 		return lg_error_set(err, LG_ERR_RANGE, "the prompt has %d tokens, the context holds %d",
 							(int) r->n_prompt, (int) n_ctx);
 	need_blocks = (r->n_prompt + s->block_size - 1) / s->block_size;
-	if (need_blocks > s->stats.kv.n_blocks)
+	if (need_blocks > s->n_blocks)
 		return lg_error_set(err, LG_ERR_NOMEM,
 							"the prompt has %d tokens, the KV cache pool holds %d (%d blocks of %d)",
-							(int) r->n_prompt, (int) (s->stats.kv.n_blocks * s->block_size),
-							(int) s->stats.kv.n_blocks, (int) s->block_size);
+							(int) r->n_prompt, (int) (s->n_blocks * s->block_size),
+							(int) s->n_blocks, (int) s->block_size);
 
 	q = calloc(1, sizeof(*q));
 	if (q == NULL)
@@ -523,7 +525,7 @@ pool_too_small(lg_sched *s, int32_t n_pos, lg_error *e)
 {
 	lg_error_set(e, LG_ERR_NOMEM,
 				 "the KV cache pool (%d blocks of %d positions) cannot hold a sequence of %d positions",
-				 (int) s->stats.kv.n_blocks, (int) s->block_size, (int) n_pos);
+				 (int) s->n_blocks, (int) s->block_size, (int) n_pos);
 }
 
 /*

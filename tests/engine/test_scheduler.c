@@ -53,6 +53,8 @@ typedef struct outcome
 	int			done_order;		/* 1 for the first request to finish */
 	int			cancel_after;	/* on_piece returns false after this many calls (0: never) */
 	int			n_pieces;
+	int			n_admitted;		/* on_state(true) calls */
+	int			n_requeued;		/* on_state(false) calls */
 } outcome;
 
 static int	done_counter;
@@ -69,6 +71,19 @@ on_piece(void *arg, const char *piece, size_t len)
 	o->streamed_len += len;
 	o->n_pieces++;
 	return o->cancel_after == 0 || o->n_pieces < o->cancel_after;
+}
+
+/* Count admissions and preemptions; they must alternate, starting admitted. */
+static void
+on_state(void *arg, bool running)
+{
+	outcome    *o = arg;
+
+	if (running)
+		o->n_admitted++;
+	else
+		o->n_requeued++;
+	assert_int_equal(o->n_admitted, o->n_requeued + (running ? 1 : 0));
 }
 
 /* Record the result (valid during the call only, so copy it). */
@@ -91,6 +106,10 @@ on_done(void *arg, const lg_sched_result *res)
 	o->n_cached = res->n_cached;
 	o->n_preempted = res->n_preempted;
 	o->done_order = ++done_counter;
+	/* the timings are ordered: queued, then the first token, then the rest */
+	assert_true(res->t_queue_ms >= 0 && res->t_prompt_ms >= 0 && res->t_gen_ms >= 0);
+	if (res->n_ids > 0)
+		assert_true(res->t_first_ms >= res->t_queue_ms);
 }
 
 /* Tokenize with BOS into ids (room for 512). */
@@ -205,6 +224,7 @@ submit(lg_sched *s, const char *text, uint64_t seed, int32_t max_tokens, int32_t
 	r.priority = priority;
 	r.on_piece = on_piece;
 	r.on_done = on_done;
+	r.on_state = on_state;
 	r.arg = o;
 	lg_error_clear(&err);
 	return lg_sched_submit(s, &r, id, &err);
@@ -307,6 +327,8 @@ run_together_vs_alone(uint64_t seed_base, int32_t block_size, int32_t n_blocks, 
 	{
 		assert_same(&got[i], &want[i]);
 		preempted += got[i].n_preempted;
+		assert_int_equal(got[i].n_requeued, got[i].n_preempted);
+		assert_int_equal(got[i].n_admitted, got[i].n_preempted + 1);
 	}
 	lg_sched_stats_get(s, &st);
 	assert_int_equal(st.n_preemptions, preempted);
