@@ -519,6 +519,31 @@ class ServeBatching(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_priority(self):
+        srv = EngineServer("--max-seqs", 1, "--debug-token-delay-ms", 10)
+        try:
+            conn = srv.connect()
+            # 60 tokens of at least 10 ms: request 1 holds the only slot while 2 and 3 arrive
+            conn.send("G", 1, **self.gen_fields("Once upon a time", max_tokens=60))
+            self.assertEqual(conn.read()[:2], ("P", 1))
+            conn.send("G", 2, **self.gen_fields("The little dog", max_tokens=5))
+            time.sleep(0.1)
+            conn.send("G", 3, **self.gen_fields("The sun was", max_tokens=5, priority=5))
+            time.sleep(0.1)
+            order = []
+            while len(order) < 3:
+                typ, rid, body = conn.read()
+                if typ != "P":
+                    self.assertEqual(typ, "E", body)
+                    order.append(rid)
+            self.assertEqual(order, [1, 3, 2])
+            conn.send("G", 4, **self.gen_fields("x", priority="high"))
+            got = conn.collect([4])[4]
+            self.assertEqual((got[1], got[2]["status"]), ("X", "arg"))
+            conn.close()
+        finally:
+            srv.stop()
+
     def test_bad_options(self):
         for opt in ("--max-batch-tokens", "--max-queued", "--max-seqs", "--kv-block-size"):
             with self.subTest(option=opt):
