@@ -14,7 +14,8 @@
  *   1. every running sequence that decodes: one token;
  *   2. every running sequence that prefills: a chunk, within the budget;
  *   3. admissions from the wait queue, best effective priority first,
- *      while the budget, max_seqs and the pool allow.
+ *      while the budget, max_seqs and the pool allow (none in a step that
+ *      preempted).
  * Blocks are reserved before the forward pass.  When a running sequence
  * cannot get one, the lowest-ranked running sequence is preempted — the
  * sequence itself when it is the lowest — so the highest-ranked always
@@ -673,6 +674,7 @@ static int32_t
 plan_step(lg_sched *s, sched_seq **cancelled, sched_seq **failed)
 {
 	int32_t		budget = s->p.max_batch_tokens;
+	int64_t		preemptions_before = s->stats.n_preemptions;
 	int32_t		granted = 0;
 	int32_t		nb = 0;
 	double		now = now_ms();
@@ -731,8 +733,13 @@ plan_step(lg_sched *s, sched_seq **cancelled, sched_seq **failed)
 		}
 	}
 
-	/* admissions, best effective priority first */
-	while (budget > 0 && s->n_run < s->p.max_seqs && s->n_queue > 0)
+	/*
+	 * Admissions, best effective priority first — but not in a step that
+	 * had to preempt: the pool is short, and admitting now would only
+	 * preempt again next step.
+	 */
+	while (budget > 0 && s->n_run < s->p.max_seqs && s->n_queue > 0 &&
+		   s->stats.n_preemptions == preemptions_before)
 	{
 		int32_t		k = best_queued(s, now);
 		int32_t		got;
