@@ -108,8 +108,12 @@ struct lg_backend
 	void		(*kv_store) (lg_backend *be, void *cache, lg_kv_type kv_type,
 							 const int32_t *block_table, int32_t block_size, int64_t pos0,
 							 const float *x, int64_t n, int64_t d);
-	/* causal softmax attention; see lg_attn_args */
-	void		(*attention) (lg_backend *be, const lg_attn_args *a);
+	/*
+	 * causal softmax attention of n_seqs sequences (a[0..n_seqs), each
+	 * with its own queries, output, positions and block table; see
+	 * lg_attn_args), computed together so short ones share the threads
+	 */
+	void		(*attention) (lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 	/* floats of scratch attention needs for (n_tok, kv_len, n_heads) */
 	size_t		(*attn_scratch_floats) (lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
 	/* g[i] = silu(g[i]) * u[i] for n values */

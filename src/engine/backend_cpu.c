@@ -123,6 +123,7 @@ lg_cpu_free(lg_backend *be)
 		free(ctx->wbuf);
 		free(ctx->attn_ws);
 		free(ctx->attn_part);
+		free(ctx->attn_seqs);
 		free(ctx);
 	}
 	free(be);

@@ -150,6 +150,9 @@ typedef struct lg_cpu_ctx
 	/* split-KV partial results (M, S, acc per head and chunk); grown */
 	float	   *attn_part;
 	size_t		attn_part_floats;
+	/* attention's per-sequence plans (ops_cpu_attn.c); grown */
+	void	   *attn_seqs;
+	int32_t		attn_seqs_cap;
 } lg_cpu_ctx;
 
 /*
@@ -170,7 +173,7 @@ void		lg_cpu_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t 
 void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 							const int32_t *block_table, int32_t block_size, int64_t pos0,
 							const float *x, int64_t n, int64_t d);
-void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a);
+void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
 void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n);
 void		lg_cpu_add(lg_backend *be, float *y, const float *x, int64_t n);

@@ -115,6 +115,7 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	c->btokens = alloc_zero(c->n_batch, sizeof(lg_token), &ok);
 	c->bseqs = alloc_zero(c->n_batch, sizeof(lg_fwd_seq), &ok);
 	c->out_rows = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
+	c->attn_args = alloc_zero(c->n_batch, sizeof(lg_attn_args), &ok);
 	if (ok && c->be->attn_scratch_floats)
 	{
 		/* the whole batch's queries against a sequence as long as n_ctx */
@@ -158,6 +159,7 @@ lg_context_free(lg_context *c)
 	free(c->btokens);
 	free(c->bseqs);
 	free(c->out_rows);
+	free(c->attn_args);
 	free(c->attn_scratch);
 	if (c->own_be && c->be)
 		c->be->free(c->be);

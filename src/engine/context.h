@@ -52,6 +52,7 @@ struct lg_context
 	lg_token   *btokens;		/* [n_batch] a batch's tokens, gathered */
 	lg_fwd_seq *bseqs;			/* [n_batch] a batch's sequences */
 	int32_t    *out_rows;		/* [n_batch] rows whose logits are wanted */
+	lg_attn_args *attn_args;	/* [n_batch] one layer's attention, per sequence */
 	lg_abort_fn abort_fn;		/* polled between layers; may be NULL */
 	void	   *abort_arg;
 };

@@ -28,7 +28,7 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 	int64_t		q_dim = (int64_t) hp->n_head * hp->head_dim;
 	int64_t		kv_dim = (int64_t) hp->n_head_kv * hp->head_dim;
 	lg_status	st;
-	lg_attn_args a = {
+	const lg_attn_args a0 = {
 		.kv_type = c->kv_type, .block_size = bs,
 		.n_heads = hp->n_head, .n_kv_heads = hp->n_head_kv, .head_dim = hp->head_dim,
 		.scale = 1.0f / sqrtf((float) hp->head_dim), .scratch = c->attn_scratch,
@@ -70,25 +70,28 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 		/*
 		 * per sequence: cache its k, v in its blocks; its rows' att =
 		 * softmax(q·kᵀ·scale, causal)·v over its positions 0..n_pos+n-1
+		 * (all sequences in one attention call)
 		 */
 		for (int32_t s = 0; s < b->n_seqs; s++)
 		{
 			const lg_fwd_seq *fs = &b->seqs[s];
+			lg_attn_args *a = &c->attn_args[s];
 
 			be->kv_store(be, k_pool, c->kv_type, fs->kv->blocks, bs, fs->kv->n_pos,
 						 c->k + fs->row0 * kv_dim, fs->n, kv_dim);
 			be->kv_store(be, v_pool, c->kv_type, fs->kv->blocks, bs, fs->kv->n_pos,
 						 c->v + fs->row0 * kv_dim, fs->n, kv_dim);
-			a.out = c->att + fs->row0 * q_dim;
-			a.q = c->q + fs->row0 * q_dim;
-			a.k_cache = k_pool;
-			a.v_cache = v_pool;
-			a.block_table = fs->kv->blocks;
-			a.n_tok = fs->n;
-			a.pos0 = fs->kv->n_pos;
-			a.kv_len = fs->kv->n_pos + fs->n;
-			be->attention(be, &a);
+			*a = a0;
+			a->out = c->att + fs->row0 * q_dim;
+			a->q = c->q + fs->row0 * q_dim;
+			a->k_cache = k_pool;
+			a->v_cache = v_pool;
+			a->block_table = fs->kv->blocks;
+			a->n_tok = fs->n;
+			a->pos0 = fs->kv->n_pos;
+			a->kv_len = fs->kv->n_pos + fs->n;
 		}
+		be->attention(be, c->attn_args, b->n_seqs);
 
 		/* x += att·Wo */
 		if ((st = be->matmul(be, c->xb, &l->wo, c->att, n)) != LG_OK)

@@ -29,16 +29,27 @@
 
 #define LG_ATTN_TILE		64		/* KV positions per tile, at most */
 
-typedef struct lg_attn_job
+/* One sequence's share of an attention call. */
+typedef struct lg_attn_seq
 {
-	const lg_cpu_kernels *k;
 	const lg_attn_args *a;
-	float	   *ws;				/* n_threads workspaces of LG_ATTN_WS_FLOATS */
-	float	   *part;			/* [n_tok][n_chunks][n_heads][2 + head_dim] */
+	float	   *part;			/* [n_tok][n_chunks][n_heads][2 + head_dim] or NULL */
+	size_t		part_off;		/* where part goes in the partials buffer */
 	int32_t		group;			/* query heads per KV head */
 	int32_t		tile;			/* KV positions per tile */
 	int64_t		chunk;			/* KV positions per chunk */
 	int64_t		n_chunks;		/* chunks per token */
+	int64_t		item0;			/* its first item in the call */
+	int64_t		n_items;		/* n_tok * n_chunks; 0 when the shapes are unusable */
+} lg_attn_seq;
+
+/* An attention call: the items of every sequence, taken by the threads in turn. */
+typedef struct lg_attn_job
+{
+	const lg_cpu_kernels *k;
+	float	   *ws;				/* n_threads workspaces of LG_ATTN_WS_FLOATS */
+	const lg_attn_seq *seqs;
+	int32_t		n_seqs;
 	int64_t		n_items;
 	_Alignas(64) atomic_int_fast64_t next;
 } lg_attn_job;
@@ -66,11 +77,10 @@ lg_attn_run(const lg_attn_args *a, int64_t p, int64_t max, int64_t *nc)
 	return (int64_t) a->block_table[p / bs] * bs + p % bs;
 }
 
-/* Token t against positions [chunk ch) of the cache, all heads. */
+/* Token t of a sequence against positions [chunk ch) of its cache, all heads. */
 static void
-lg_attn_item(const lg_attn_job *job, int64_t t, int64_t ch, float *ws)
+lg_attn_item(const lg_cpu_kernels *k, const lg_attn_seq *job, int64_t t, int64_t ch, float *ws)
 {
-	const lg_cpu_kernels *k = job->k;
 	const lg_attn_args *a = job->a;
 	const int32_t D = a->head_dim;
 	const int32_t nh = a->n_heads;
@@ -178,26 +188,36 @@ lg_attn_item(const lg_attn_job *job, int64_t t, int64_t ch, float *ws)
 	}
 }
 
-/* Thread body: take items, latest tokens (the longest rows) first. */
+/*
+ * Thread body: take items in order; within a sequence, latest tokens (the
+ * longest rows) first.  Items only grow, so a thread's sequence cursor
+ * only moves forward.
+ */
 static void
 lg_attn_task(void *arg, int ith, int nth)
 {
 	lg_attn_job *job = (lg_attn_job *) arg;
 	float	   *ws = job->ws + (size_t) ith * LG_ATTN_WS_FLOATS;
 	int64_t		item = ith;
+	int32_t		s = 0;
 
 	while (item < job->n_items)
 	{
-		const int64_t t = job->a->n_tok - 1 - item / job->n_chunks;
+		const lg_attn_seq *sj;
+		int64_t		local;
 
-		lg_attn_item(job, t, item % job->n_chunks, ws);
+		while (item >= job->seqs[s].item0 + job->seqs[s].n_items)
+			s++;
+		sj = &job->seqs[s];
+		local = item - sj->item0;
+		lg_attn_item(job->k, sj, sj->a->n_tok - 1 - local / sj->n_chunks, local % sj->n_chunks, ws);
 		item = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 	}
 }
 
-/* Combine the chunks' partials of each (token, head) into the output. */
+/* Combine the chunks' partials of each (token, head) of a sequence into its output. */
 static void
-lg_attn_reduce(const lg_attn_job *job)
+lg_attn_reduce(const lg_cpu_kernels *k, const lg_attn_seq *job)
 {
 	const lg_attn_args *a = job->a;
 	const int32_t D = a->head_dim;
@@ -225,10 +245,10 @@ lg_attn_reduce(const lg_attn_job *job)
 				if (p[1] == 0.0f)
 					continue;
 				f = expf(p[0] - m);
-				job->k->axpy_f32(D, out, p + 2, f);
+				k->axpy_f32(D, out, p + 2, f);
 				s += p[1] * f;
 			}
-			job->k->scale_f32(D, out, s == 0.0f ? 0.0f : 1.0f / s);
+			k->scale_f32(D, out, s == 0.0f ? 0.0f : 1.0f / s);
 		}
 }
 
@@ -249,20 +269,41 @@ lg_attn_reserve(lg_cpu_ctx *ctx, size_t n)
 	return true;
 }
 
-/* lg_backend.attention */
-void
-lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
+/* Make sure the per-sequence job table holds n entries. */
+static bool
+lg_attn_reserve_seqs(lg_cpu_ctx *ctx, int32_t n)
 {
-	lg_cpu_ctx *ctx = lg_cpu_ctx_of(be);
+	void	   *p;
+
+	if (n <= ctx->attn_seqs_cap)
+		return true;
+	p = malloc((size_t) n * sizeof(lg_attn_seq));
+	if (p == NULL)
+		return false;
+	free(ctx->attn_seqs);
+	ctx->attn_seqs = p;
+	ctx->attn_seqs_cap = n;
+	return true;
+}
+
+/*
+ * Plan one sequence: its tile, and its item count (0 when its shapes are
+ * unusable).  Returns false when the heads do not fit the workspace: the
+ * output is set to NaN then, loud rather than wrong.
+ */
+static bool
+lg_attn_plan(const lg_attn_args *a, lg_attn_seq *sj)
+{
 	const int64_t q_row = (int64_t) a->n_heads * a->head_dim;
 	const int64_t row = (int64_t) a->n_kv_heads * a->head_dim;
-	lg_attn_job job;
 	int64_t		tile;
 
+	memset(sj, 0, sizeof(*sj));
+	sj->a = a;
 	if (a->n_tok <= 0 || a->n_heads <= 0 || a->n_kv_heads <= 0 || a->head_dim <= 0 ||
 		a->n_heads % a->n_kv_heads != 0 || a->kv_len <= 0 || a->block_size <= 0 ||
 		a->block_table == NULL)
-		return;
+		return true;
 
 	/* tile: what fits the workspace next to q, acc, M and S of every head */
 	tile = (LG_ATTN_WS_FLOATS - 2 * q_row - 2 * (int64_t) a->n_heads) /
@@ -273,50 +314,122 @@ lg_cpu_attention(lg_backend *be, const lg_attn_args *a)
 		tile &= ~(int64_t) 3;
 	if (tile < 1 || 2 * q_row > LG_ATTN_WS_FLOATS / 2)
 	{
-		/* beyond any model we know of; loud rather than wrong */
+		/* beyond any model we know of */
 		for (int64_t i = 0; i < a->n_tok * q_row; i++)
 			a->out[i] = NAN;
+		return false;
+	}
+	sj->group = a->n_heads / a->n_kv_heads;
+	sj->tile = (int32_t) tile;
+	sj->chunk = a->kv_len;
+	sj->n_chunks = 1;
+	sj->n_items = a->n_tok;
+	return true;
+}
+
+/*
+ * Few tokens in the whole call: split sj's positions too, about four
+ * items per thread, so decoding uses every core.  Chunks are whole tiles.
+ * The partials go at *part_used floats into the partials buffer (sized
+ * afterwards, see lg_cpu_attention).
+ */
+static void
+lg_attn_split(const lg_cpu_ctx *ctx, lg_attn_seq *sj, size_t *part_used)
+{
+	const lg_attn_args *a = sj->a;
+	int64_t		want = (4 * (int64_t) ctx->n_threads + a->n_tok - 1) / a->n_tok;
+	int64_t		chunk = (a->kv_len + want - 1) / want;
+	int64_t		n_chunks;
+
+	chunk = (chunk + sj->tile - 1) / sj->tile * sj->tile;
+	n_chunks = (a->kv_len + chunk - 1) / chunk;
+	if (n_chunks <= 1)
 		return;
+	sj->chunk = chunk;
+	sj->n_chunks = n_chunks;
+	sj->n_items = a->n_tok * n_chunks;
+	/* an offset for now: the buffer is sized once every sequence is planned */
+	sj->part_off = *part_used;
+	*part_used += (size_t) (a->n_tok * n_chunks * a->n_heads * (a->head_dim + 2));
+}
+
+/*
+ * lg_backend.attention: every sequence's items in one parallel run, so a
+ * batch of short decodes keeps all threads busy.
+ */
+void
+lg_cpu_attention(lg_backend *be, const lg_attn_args *args, int32_t n_seqs)
+{
+	lg_cpu_ctx *ctx = lg_cpu_ctx_of(be);
+	lg_attn_seq one;
+	lg_attn_seq *seqs = &one;
+	lg_attn_job job;
+	int64_t		total_tok = 0;
+	size_t		part_used = 0;
+
+	if (n_seqs <= 0)
+		return;
+	if (n_seqs > 1 && !lg_attn_reserve_seqs(ctx, n_seqs))
+	{
+		/* no table: one sequence at a time still gives the right answer */
+		for (int32_t s = 0; s < n_seqs; s++)
+			lg_cpu_attention(be, &args[s], 1);
+		return;
+	}
+	if (n_seqs > 1)
+		seqs = (lg_attn_seq *) ctx->attn_seqs;
+
+	for (int32_t s = 0; s < n_seqs; s++)
+	{
+		lg_attn_plan(&args[s], &seqs[s]);
+		total_tok += seqs[s].n_items;
+	}
+	if (total_tok < 2 * (int64_t) ctx->n_threads && ctx->n_threads > 1)
+		for (int32_t s = 0; s < n_seqs; s++)
+			if (seqs[s].n_items > 0 && args[s].kv_len >= 2 * (int64_t) seqs[s].tile)
+				lg_attn_split(ctx, &seqs[s], &part_used);
+	if (part_used > 0)
+	{
+		bool		ok = lg_attn_reserve(ctx, part_used);
+
+		for (int32_t s = 0; s < n_seqs; s++)
+		{
+			if (seqs[s].n_chunks <= 1)
+				continue;
+			if (ok)
+				seqs[s].part = ctx->attn_part + seqs[s].part_off;
+			else
+			{
+				/* no room for partials: unsplit, slower but right */
+				seqs[s].chunk = args[s].kv_len;
+				seqs[s].n_chunks = 1;
+				seqs[s].n_items = args[s].n_tok;
+				seqs[s].part = NULL;
+			}
+		}
 	}
 
 	memset(&job, 0, sizeof(job));
 	job.k = &ctx->k;
-	job.a = a;
 	job.ws = ctx->attn_ws;
-	job.group = a->n_heads / a->n_kv_heads;
-	job.tile = (int32_t) tile;
-	job.chunk = a->kv_len;
-	job.n_chunks = 1;
-
-	/*
-	 * Few tokens: split the positions too, about four items per thread,
-	 * so decoding uses every core.  Chunks are whole tiles.
-	 */
-	if (a->n_tok < 2 * (int64_t) ctx->n_threads && a->kv_len >= 2 * tile && ctx->n_threads > 1)
+	job.seqs = seqs;
+	job.n_seqs = n_seqs;
+	for (int32_t s = 0; s < n_seqs; s++)
 	{
-		int64_t		want = (4 * (int64_t) ctx->n_threads + a->n_tok - 1) / a->n_tok;
-		int64_t		chunk = (a->kv_len + want - 1) / want;
-		int64_t		n_chunks;
-
-		chunk = (chunk + tile - 1) / tile * tile;
-		n_chunks = (a->kv_len + chunk - 1) / chunk;
-		if (n_chunks > 1 &&
-			lg_attn_reserve(ctx, (size_t) (a->n_tok * n_chunks * a->n_heads * (a->head_dim + 2))))
-		{
-			job.chunk = chunk;
-			job.n_chunks = n_chunks;
-			job.part = ctx->attn_part;
-		}
+		seqs[s].item0 = job.n_items;
+		job.n_items += seqs[s].n_items;
 	}
-	job.n_items = a->n_tok * job.n_chunks;
+	if (job.n_items == 0)
+		return;
 	atomic_init(&job.next, ctx->n_threads);
 
 	if (job.n_items == 1)
 		lg_attn_task(&job, 0, 1);
 	else
 		lg_threadpool_run(ctx->tp, lg_attn_task, &job);
-	if (job.n_chunks > 1)
-		lg_attn_reduce(&job);
+	for (int32_t s = 0; s < n_seqs; s++)
+		if (seqs[s].n_chunks > 1)
+			lg_attn_reduce(&ctx->k, &seqs[s]);
 }
 
 /* lg_backend.attn_scratch_floats: none; attention has its own workspace. */

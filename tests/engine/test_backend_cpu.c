@@ -947,7 +947,7 @@ test_attention(void **state)
 							a.n_kv_heads = nkv;
 							a.head_dim = D;
 							a.scale = 1.0f / sqrtf((float) D);
-							be->attention(be, &a);
+							be->attention(be, &a, 1);
 							attention_naive(want, &a);
 							e = norm_err(out, want, n_tok * nh * D);
 							if (e > 1e-5)
@@ -963,6 +963,105 @@ test_attention(void **state)
 							free(kc);
 							free(vc);
 						}
+		be->free(be);
+	}
+}
+
+/*
+ * Several sequences in one attention call, their blocks interleaved in one
+ * pool (sequence s holds pool blocks s, s + n, s + 2n, ...): a set of two
+ * decodes with long caches (few tokens in all: both split between
+ * threads) and a mixed set of decodes and prompt chunks.  Each must equal
+ * its naive attention, as alone.
+ */
+static void
+test_attention_batch(void **state)
+{
+	static const struct
+	{
+		int			n;
+		int64_t		n_tok[4];
+		int64_t		pos0[4];
+	}			sets[] = {
+		{2, {1, 1}, {200, 130}},
+		{4, {1, 17, 3, 1}, {200, 5, 127, 0}},
+	};
+	const int32_t nh = 8,
+				nkv = 2,
+				D = 64;
+	uint64_t	seed = 33;
+
+	for (int be_i = 0; be_i < N_LEVELS; be_i++)
+	{
+		lg_error	err;
+		lg_backend *be = lg_backend_cpu_new_level(be_i == 1 ? 3 : 2, levels[be_i], &err);
+
+		if (be == NULL)
+			continue;
+		for (int si = 0; si < 2; si++)
+			for (int kt = 0; kt < 2; kt++)
+				for (int bsi = 0; bsi < 2; bsi++)
+				{
+					const int	n = sets[si].n;
+					const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
+					const int32_t bs = bsi == 0 ? 16 : 5;
+					const int64_t nb_max = (217 + bs - 1) / bs;
+					const int64_t pool_rows = (int64_t) n * nb_max * bs;
+					void	   *kc = calloc(pool_rows * nkv * D, sizeof(float));
+					void	   *vc = calloc(pool_rows * nkv * D, sizeof(float));
+					lg_attn_args a[4];
+					int32_t    *table[4];
+					float	   *q[4],
+							   *out[4],
+							   *want[4];
+
+					memset(a, 0, sizeof(a));
+					for (int s = 0; s < n; s++)
+					{
+						const int64_t n_tok = sets[si].n_tok[s],
+									kv_len = sets[si].pos0[s] + n_tok;
+						float	   *kf = malloc(kv_len * nkv * D * sizeof(float));
+						float	   *vf = malloc(kv_len * nkv * D * sizeof(float));
+
+						table[s] = malloc(nb_max * sizeof(int32_t));
+						for (int64_t b = 0; b < nb_max; b++)
+							table[s][b] = (int32_t) (s + n * b);
+						q[s] = malloc(n_tok * nh * D * sizeof(float));
+						out[s] = malloc(n_tok * nh * D * sizeof(float));
+						want[s] = malloc(n_tok * nh * D * sizeof(float));
+						fill(kf, kv_len * nkv * D, &seed, 1.0f);
+						fill(vf, kv_len * nkv * D, &seed, 1.0f);
+						fill(q[s], n_tok * nh * D, &seed, 2.0f);
+						be->kv_store(be, kc, kv, table[s], bs, 0, kf, kv_len, nkv * D);
+						be->kv_store(be, vc, kv, table[s], bs, 0, vf, kv_len, nkv * D);
+						free(kf);
+						free(vf);
+						a[s] = (lg_attn_args) {
+							.out = out[s], .q = q[s], .k_cache = kc, .v_cache = vc,
+							.block_table = table[s], .block_size = bs, .kv_type = kv,
+							.n_tok = n_tok, .pos0 = sets[si].pos0[s], .kv_len = kv_len,
+							.n_heads = nh, .n_kv_heads = nkv, .head_dim = D,
+							.scale = 1.0f / sqrtf((float) D),
+						};
+					}
+					be->attention(be, a, n);
+					for (int s = 0; s < n; s++)
+					{
+						double		e;
+
+						attention_naive(want[s], &a[s]);
+						e = norm_err(out[s], want[s], a[s].n_tok * nh * D);
+						if (e > 1e-5)
+							fail_msg("batched attention %s: set %d seq %d %s block %d: err %.3g",
+									 lg_backend_cpu_kernels(be), si, s, kv == LG_KV_F16 ? "f16" : "f32", bs, e);
+						free(table[s]);
+						free(q[s]);
+						free(out[s]);
+						free(want[s]);
+					}
+					free(kc);
+					free(vc);
+				}
 		be->free(be);
 	}
 }
@@ -1074,6 +1173,7 @@ main(void)
 		cmocka_unit_test(test_swiglu),
 		cmocka_unit_test(test_add),
 		cmocka_unit_test(test_kv_store),
+		cmocka_unit_test(test_attention_batch),
 		cmocka_unit_test(test_rope),
 		cmocka_unit_test(test_attention),
 		cmocka_unit_test(test_bench),
