@@ -4,6 +4,11 @@
  * one batch; tg = n_gen tokens one at a time; both on a cache that holds
  * -d DEPTH tokens first (0 by default: an empty cache), filled outside the
  * timed part; one warm-up run, then the mean over -r repetitions.
+ *
+ * -s SEQS (> 1) measures batched generation instead, as llama-batched-bench
+ * does: SEQS sequences on one paged KV cache, each holding DEPTH tokens,
+ * generate n_gen tokens each, one lg_context_eval_batch of SEQS tokens per
+ * step; t/s counts every sequence's tokens.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +18,7 @@
 
 #include "cli.h"
 #include "cli_args.h"
+#include "kv_cache.h"
 
 /* Seconds on the monotonic clock. */
 static double
@@ -52,6 +58,73 @@ timed_run(lg_context *c, const lg_token *depth_toks, int32_t depth, const lg_tok
 	return now_s() - t0;
 }
 
+/*
+ * One timed batched run: release every sequence, fill depth positions of
+ * each (untimed, a sequence per call), then n_gen steps that each evaluate
+ * one token of every sequence together.  Returns seconds, or -1 on error.
+ */
+static double
+timed_batched(lg_context *c, lg_kv_cache *kv, lg_kv_seq *seqs, lg_batch_seq *b, int32_t n_seqs,
+			  const lg_token *toks, int32_t depth, int32_t n_gen, float *logits, lg_error *err)
+{
+	double		t0;
+
+	for (int32_t s = 0; s < n_seqs; s++)
+	{
+		lg_kv_seq_release(kv, &seqs[s]);
+		if (lg_kv_seq_reserve(kv, &seqs[s], depth + n_gen, err) != LG_OK)
+			return -1;
+		for (int32_t done = 0; done < depth;)
+		{
+			int32_t		n = depth - done < lg_context_n_batch(c) ? depth - done : lg_context_n_batch(c);
+
+			b[0] = (lg_batch_seq) {.kv = &seqs[s], .tokens = toks + done, .n_tokens = n};
+			if (lg_context_eval_batch(c, b, 1, NULL, err) != LG_OK)
+				return -1;
+			done += n;
+		}
+	}
+	t0 = now_s();
+	for (int32_t i = 0; i < n_gen; i++)
+	{
+		for (int32_t s = 0; s < n_seqs; s++)
+			b[s] = (lg_batch_seq) {.kv = &seqs[s], .tokens = toks + depth + (i + s) % n_gen,
+			.n_tokens = 1, .want_logits = true};
+		if (lg_context_eval_batch(c, b, n_seqs, logits, err) != LG_OK)
+			return -1;
+	}
+	return now_s() - t0;
+}
+
+/*
+ * The context of a batched run: a paged cache with room for n_seqs
+ * sequences of n_pos positions, and a context on it.  false on error
+ * (reported).
+ */
+static bool
+open_batched(const lg_model *m, const cli_model_opts *o, int32_t n_seqs, int32_t n_pos,
+			 lg_kv_cache **kv, lg_context **c)
+{
+	lg_kv_cache_params kp = {.type = o->kv_type};
+	lg_context_params cp;
+	lg_error	err;
+
+	kp.n_blocks = n_seqs * ((n_pos + LG_KV_BLOCK_SIZE_DEFAULT - 1) / LG_KV_BLOCK_SIZE_DEFAULT);
+	*kv = lg_kv_cache_new(m, &kp, &err);
+	if (*kv == NULL)
+		return cli_fail("bench", 1, "%s", err.msg), false;
+	lg_context_params_default(&cp);
+	cp.n_ctx = n_pos;
+	cp.n_batch = o->n_batch > n_seqs ? o->n_batch : (n_seqs > 512 ? n_seqs : 512);
+	cp.n_threads = o->threads;
+	cp.reference = o->reference;
+	cp.kv = *kv;
+	*c = lg_context_new(m, &cp, &err);
+	if (*c == NULL)
+		return cli_fail("bench", 1, "%s", err.msg), false;
+	return true;
+}
+
 /* Mean and standard deviation of tokens/s over reps runs. */
 static void
 stats(const double *secs, int reps, int32_t n_tok, double *mean, double *sd)
@@ -70,13 +143,16 @@ int
 cmd_bench(int argc, char **argv)
 {
 	cli_model_opts o;
-	int64_t		n_prompt = 128, n_gen = 32, reps = 5, depth = 0;
+	int64_t		n_prompt = 128, n_gen = 32, reps = 5, depth = 0, n_seqs = 1;
 	bool		json = false;
 	lg_model   *m;
-	lg_context *c;
-	lg_token   *toks;
-	float	   *logits;
-	double	   *pp_s, *tg_s, pp_mean = 0, pp_sd = 0, tg_mean = 0, tg_sd = 0;
+	lg_context *c = NULL;
+	lg_kv_cache *kv = NULL;
+	lg_kv_seq  *seqs = NULL;
+	lg_batch_seq *bseqs = NULL;
+	lg_token   *toks = NULL;
+	float	   *logits = NULL;
+	double	   *pp_s = NULL, *tg_s = NULL, pp_mean = 0, pp_sd = 0, tg_mean = 0, tg_sd = 0;
 	uint64_t	rng = 42;
 	lg_error	err;
 	int			rc = 0;
@@ -102,10 +178,13 @@ cmd_bench(int argc, char **argv)
 			target = &reps;
 		else if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--depth") == 0)
 			target = &depth;
+		else if (strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--seqs") == 0)
+			target = &n_seqs;
 		else if (strcmp(argv[i], "--help") == 0)
 		{
-			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-d DEPTH] [-t THREADS] [-r 5] [--kv f16|f32] [--json]\n"
-				   "  -d DEPTH  tokens already in the KV cache before each test (untimed), as llama-bench -d\n");
+			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-d DEPTH] [-s SEQS] [-t THREADS] [-r 5] [--kv f16|f32] [--json]\n"
+				   "  -d DEPTH  tokens already in the KV cache before each test (untimed), as llama-bench -d\n"
+				   "  -s SEQS   generation of SEQS sequences batched together (tg only; t/s of all of them)\n");
 			return 0;
 		}
 		else
@@ -114,9 +193,15 @@ cmd_bench(int argc, char **argv)
 		{
 			if ((val = cli_value("bench", argc, argv, &i)) == NULL)
 				return 2;
-			if (!cli_parse_i64(val, target == &reps ? 1 : 0, 1 << 20, target))
+			if (!cli_parse_i64(val, target == &reps || target == &n_seqs ? 1 : 0, 1 << 20, target))
 				return cli_fail("bench", 2, "invalid value \"%s\" for %s", val, argv[i - 1]);
 		}
+	}
+	if (n_seqs > 1)
+	{
+		if (n_gen == 0)
+			return cli_fail("bench", 2, "-s measures generation: -n must be above 0");
+		n_prompt = 0;
 	}
 	if (n_prompt == 0 && n_gen == 0)
 		return cli_fail("bench", 2, "nothing to measure (-p and -n are both 0)");
@@ -124,14 +209,21 @@ cmd_bench(int argc, char **argv)
 		o.n_ctx = (int32_t) (depth + (n_prompt > n_gen ? n_prompt : n_gen));
 	if (o.n_batch == 0)
 		o.n_batch = n_prompt > 0 ? (int32_t) n_prompt : 512;
-	if (!cli_open_model("bench", &o, &m, &c))
+	if (!cli_open_model("bench", &o, &m, n_seqs > 1 ? NULL : &c))
 		return o.model ? 1 : 2;
+	if (n_seqs > 1 && !open_batched(m, &o, (int32_t) n_seqs, (int32_t) (depth + n_gen), &kv, &c))
+	{
+		rc = 1;
+		goto done;
+	}
 
 	toks = malloc(sizeof(lg_token) * (depth + n_prompt + n_gen + 1));
-	logits = malloc(sizeof(float) * m->hp.n_vocab);
+	logits = malloc(sizeof(float) * m->hp.n_vocab * n_seqs);
 	pp_s = calloc(reps, sizeof(double));
 	tg_s = calloc(reps, sizeof(double));
-	if (!toks || !logits || !pp_s || !tg_s)
+	seqs = calloc(n_seqs, sizeof(lg_kv_seq));
+	bseqs = calloc(n_seqs, sizeof(lg_batch_seq));
+	if (!toks || !logits || !pp_s || !tg_s || !seqs || !bseqs)
 	{
 		rc = cli_fail("bench", 1, "out of memory");
 		goto done;
@@ -155,7 +247,15 @@ cmd_bench(int argc, char **argv)
 			if (r >= 0)
 				pp_s[r] = t;
 		}
-		if (n_gen > 0)
+		if (n_gen > 0 && n_seqs > 1)
+		{
+			if ((t = timed_batched(c, kv, seqs, bseqs, (int32_t) n_seqs, toks, (int32_t) depth,
+								   (int32_t) n_gen, logits, &err)) < 0)
+				break;
+			if (r >= 0)
+				tg_s[r] = t;
+		}
+		else if (n_gen > 0)
 		{
 			if ((t = timed_run(c, toks, (int32_t) depth, toks + depth + n_prompt, (int32_t) n_gen, true,
 							   logits, &err)) < 0)
@@ -172,15 +272,15 @@ cmd_bench(int argc, char **argv)
 	if (n_prompt > 0)
 		stats(pp_s, (int) reps, (int32_t) n_prompt, &pp_mean, &pp_sd);
 	if (n_gen > 0)
-		stats(tg_s, (int) reps, (int32_t) n_gen, &tg_mean, &tg_sd);
+		stats(tg_s, (int) reps, (int32_t) (n_gen * n_seqs), &tg_mean, &tg_sd);
 	if (json)
 		printf("{\"model\":\"%s\",\"file_type\":\"%s\",\"file_size\":%llu,\"n_params\":%lld,"
-			   "\"threads\":%d,\"simd\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"depth\":%lld,\"repetitions\":%lld,"
+			   "\"threads\":%d,\"simd\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"depth\":%lld,\"seqs\":%lld,\"repetitions\":%lld,"
 			   "\"pp_tps\":%.3f,\"pp_stddev\":%.3f,\"tg_tps\":%.3f,\"tg_stddev\":%.3f}\n",
 			   lg_arch_name(m->hp.arch), m->hp.ftype_name, (unsigned long long) m->file_size,
 			   (long long) m->hp.n_params, o.threads, o.reference ? "reference" : lg_cpu_simd_level(),
 			   o.kv_type == LG_KV_F16 ? "f16" : "f32", (long long) n_prompt, (long long) n_gen,
-			   (long long) depth, (long long) reps, pp_mean, pp_sd, tg_mean, tg_sd);
+			   (long long) depth, (long long) n_seqs, (long long) reps, pp_mean, pp_sd, tg_mean, tg_sd);
 	else
 	{
 		printf("| model | type | size | params | threads | test | t/s |\n|---|---|---:|---:|---:|---|---:|\n");
@@ -190,18 +290,25 @@ cmd_bench(int argc, char **argv)
 				   m->hp.n_params / 1e9, o.threads, (long long) n_prompt, depth ? " @ d" : "",
 				   (long long) depth, pp_mean, pp_sd);
 		if (n_gen > 0)
-			printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%lld%s%.0lld | %.2f ± %.2f |\n",
+			printf("| %s | %s | %.2f GiB | %.2f B | %d | tg%lld%s%.0lld%s%.0lld | %.2f ± %.2f |\n",
 				   lg_arch_name(m->hp.arch), m->hp.ftype_name, m->file_size / 1073741824.0,
 				   m->hp.n_params / 1e9, o.threads, (long long) n_gen, depth ? " @ d" : "",
-				   (long long) depth, tg_mean, tg_sd);
+				   (long long) depth, n_seqs > 1 ? " x" : "", (long long) (n_seqs > 1 ? n_seqs : 0),
+				   tg_mean, tg_sd);
 	}
 
 done:
+	if (kv)
+		for (int64_t i = 0; seqs && i < n_seqs; i++)
+			lg_kv_seq_release(kv, &seqs[i]);
+	free(seqs);
+	free(bseqs);
 	free(toks);
 	free(logits);
 	free(pp_s);
 	free(tg_s);
 	lg_context_free(c);
+	lg_kv_cache_free(kv);
 	lg_model_free(m);
 	return rc;
 }
