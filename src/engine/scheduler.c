@@ -267,6 +267,10 @@ seq_finish(lg_sched *s, sched_seq *q, lg_status st, const lg_error *e)
 	}
 	if (q->kv.n_blocks > 0)
 		lg_kv_seq_release(s->kv, &q->kv);
+	/* whoever hears of the end and asks for stats must see the blocks freed */
+	pthread_mutex_lock(&s->lock);
+	lg_kv_cache_stats(s->kv, &s->stats.kv);
+	pthread_mutex_unlock(&s->lock);
 	q->on_done(q->arg, &res);
 	seq_free(q);
 }

@@ -282,14 +282,17 @@ class EngineServer:
     def __init__(self, *options):
         self.dir = tempfile.mkdtemp(prefix="llamagpu-serve-")
         self.sock_path = os.path.join(self.dir, "sock", "engine.sock")
+        # $LLAMAGPU_TEST_SERVE_LOG: append the server's stderr there (sanitizer reports)
+        log = os.environ.get("LLAMAGPU_TEST_SERVE_LOG")
         self.proc = subprocess.Popen([BIN, "serve", "--socket-dir", os.path.dirname(self.sock_path),
                                       "--threads", "1", "--log-level", "warning", *map(str, options)],
-                                     stderr=subprocess.PIPE)
+                                     stderr=open(log, "ab") if log else subprocess.PIPE)
         for _ in range(500):
             if os.path.exists(self.sock_path):
                 break
             if self.proc.poll() is not None:
-                raise AssertionError("serve exited: %s" % self.proc.stderr.read().decode(errors="replace"))
+                raise AssertionError("serve exited: %s" % (self.proc.stderr.read().decode(errors="replace")
+                                                           if self.proc.stderr else "see the log"))
             time.sleep(0.01)
         else:
             self.stop()
@@ -303,7 +306,8 @@ class EngineServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stderr.close()
+        if self.proc.stderr:
+            self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def connect(self):
