@@ -65,12 +65,20 @@ handle_stop(int sig)
 	errno = save;
 }
 
-/* Send a whole frame under the connection's write lock. */
+/*
+ * Queue a whole frame on the connection: what the socket takes now is sent
+ * at once, the rest waits in the connection's output buffer for the poll
+ * loop to flush (POLLOUT).  Sending never blocks, so a client that stops
+ * reading cannot stall the scheduler thread that streams to every client;
+ * one that lets SERVE_OUT_MAX bytes pile up is disconnected (its requests
+ * are cancelled).  False if the peer is gone.
+ */
 bool
 serve_conn_send(serve_conn *c, serve_frame *f)
 {
 	size_t		off = 0;
 	bool		ok = true;
+	bool		wake = false;
 
 	if (!serve_frame_finish(f))
 	{
@@ -80,12 +88,15 @@ serve_conn_send(serve_conn *c, serve_frame *f)
 	if (atomic_load(&c->closed))
 		return false;
 	pthread_mutex_lock(&c->write_lock);
-	while (off < f->len)
+	/* frames already waiting go first */
+	while (c->olen == 0 && off < f->len)
 	{
-		ssize_t		n = send(c->fd, f->data + off, f->len - off, MSG_NOSIGNAL);
+		ssize_t		n = send(c->fd, f->data + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
 		if (n <= 0)
 		{
 			atomic_store(&c->closed, true);
@@ -94,6 +105,79 @@ serve_conn_send(serve_conn *c, serve_frame *f)
 		}
 		off += (size_t) n;
 	}
+	if (ok && off < f->len)
+	{
+		size_t		rest = f->len - off;
+
+		if (c->olen + rest > SERVE_OUT_MAX)
+		{
+			serve_log(SERVE_LOG_WARNING, "a client read nothing of %zu bytes of replies; disconnecting it",
+					  c->olen + rest);
+			atomic_store(&c->closed, true);
+			ok = false;
+		}
+		else
+		{
+			if (c->olen + rest > c->ocap)
+			{
+				size_t		cap = c->ocap ? c->ocap : 65536;
+				char	   *p;
+
+				while (cap < c->olen + rest)
+					cap *= 2;
+				p = realloc(c->obuf, cap);
+				if (p == NULL)
+				{
+					atomic_store(&c->closed, true);
+					pthread_mutex_unlock(&c->write_lock);
+					return false;
+				}
+				c->obuf = p;
+				c->ocap = cap;
+			}
+			memcpy(c->obuf + c->olen, f->data + off, rest);
+			wake = c->olen == 0;
+			c->olen += rest;
+			atomic_store(&c->pending, true);
+		}
+	}
+	pthread_mutex_unlock(&c->write_lock);
+	if (wake)
+	{
+		ssize_t		rc = write(wake_pipe[1], "w", 1);	/* poll for POLLOUT now */
+
+		(void) rc;
+	}
+	return ok;
+}
+
+/* Send what the output buffer holds, as far as the socket takes it; false if the peer is gone. */
+static bool
+conn_flush(serve_conn *c)
+{
+	size_t		off = 0;
+	bool		ok = true;
+
+	pthread_mutex_lock(&c->write_lock);
+	while (off < c->olen)
+	{
+		ssize_t		n = send(c->fd, c->obuf + off, c->olen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0)
+		{
+			atomic_store(&c->closed, true);
+			ok = false;
+			break;
+		}
+		off += (size_t) n;
+	}
+	memmove(c->obuf, c->obuf + off, c->olen - off);
+	c->olen -= off;
+	atomic_store(&c->pending, c->olen > 0);
 	pthread_mutex_unlock(&c->write_lock);
 	return ok;
 }
@@ -107,6 +191,7 @@ serve_conn_release(serve_conn *c)
 	close(c->fd);
 	pthread_mutex_destroy(&c->write_lock);
 	free(c->rbuf);
+	free(c->obuf);
 	free(c);
 }
 
@@ -440,6 +525,9 @@ cmd_serve(int argc, char **argv)
 		return cli_fail("serve", 1, "cannot create a pipe: %s", strerror(errno));
 	fcntl(wake_pipe[0], F_SETFD, FD_CLOEXEC);
 	fcntl(wake_pipe[1], F_SETFD, FD_CLOEXEC);
+	/* it is drained by the poll loop and written from any thread: never block on it */
+	fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = handle_stop;
 	sigemptyset(&sa.sa_mask);
@@ -472,7 +560,7 @@ cmd_serve(int argc, char **argv)
 		for (int i = 0; i < nconns; i++)
 		{
 			pfds[i + 2].fd = conns[i]->fd;
-			pfds[i + 2].events = POLLIN | POLLRDHUP;
+			pfds[i + 2].events = POLLIN | POLLRDHUP | (atomic_load(&conns[i]->pending) ? POLLOUT : 0);
 		}
 		/* a short timeout: deadlines of queued requests are checked here */
 		n = poll(pfds, (nfds_t) nconns + 2, 100);
@@ -484,6 +572,13 @@ cmd_serve(int argc, char **argv)
 			serve_log(SERVE_LOG_ERROR, "poll failed: %s", strerror(errno));
 			break;
 		}
+		if (pfds[0].revents & POLLIN)
+		{
+			char		drain[256];
+
+			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
+				;				/* a wake-up: the next poll includes POLLOUT */
+		}
 		if (pfds[1].revents & POLLIN)
 		{
 			int			fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -491,18 +586,16 @@ cmd_serve(int argc, char **argv)
 			if (fd >= 0)
 			{
 				serve_conn *c = calloc(1, sizeof(*c));
-				struct timeval tv = {10, 0};
 
 				if (c == NULL)
 					close(fd);
 				else
 				{
-					/* a client that stops reading must not block a worker forever */
-					setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 					c->fd = fd;
 					pthread_mutex_init(&c->write_lock, NULL);
 					atomic_init(&c->refs, 1);
 					atomic_init(&c->closed, false);
+					atomic_init(&c->pending, false);
 					conns[nconns++] = c;
 				}
 			}
@@ -513,11 +606,16 @@ cmd_serve(int argc, char **argv)
 			short		rev = pfds[i + 2].revents;
 			serve_conn *c = conns[i];
 
-			if (rev == 0)
-				continue;
-			if ((rev & POLLIN) && conn_read(c) && !(rev & (POLLHUP | POLLERR)))
-				continue;
-			if (!(rev & POLLIN) && !(rev & (POLLHUP | POLLERR | POLLRDHUP)))
+			/* closed by a failed send, or for not reading its replies */
+			bool		gone = atomic_load(&c->closed);
+
+			if (!gone && (rev & POLLOUT))
+				gone = !conn_flush(c);
+			if (!gone && (rev & POLLIN))
+				gone = !conn_read(c) || (rev & (POLLHUP | POLLERR));
+			else if (!gone)
+				gone = (rev & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
+			if (!gone)
 				continue;
 			/* the peer closed (or broke) the connection: stop its requests */
 			atomic_store(&c->closed, true);

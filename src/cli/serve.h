@@ -83,10 +83,17 @@ const char *serve_fields_get(const serve_fields *f, const char *key);
 
 /* ---- connections and requests (cmd_serve.c, serve_request.c) ---- */
 
+/* Replies a connection may leave unread before it is disconnected. */
+#define SERVE_OUT_MAX ((size_t) 2 * LG_PROTO_MAX_PAYLOAD)
+
 typedef struct serve_conn
 {
 	int			fd;
-	pthread_mutex_t write_lock;
+	pthread_mutex_t write_lock;	/* guards the output buffer and the socket's sends */
+	char	   *obuf;			/* replies the socket did not take yet */
+	size_t		olen;
+	size_t		ocap;
+	atomic_bool pending;		/* olen > 0: the poll loop waits for POLLOUT */
 	atomic_int	refs;			/* the poll loop's plus one per running request */
 	atomic_bool closed;			/* the peer went away */
 	bool		hello;			/* handshake done */
@@ -135,7 +142,7 @@ typedef struct serve_request
 } serve_request;
 
 void		serve_conn_release(serve_conn *c);
-/* Send a finished frame; false if the peer is gone. */
+/* Send a finished frame without blocking (the rest is queued); false if the peer is gone. */
 bool		serve_conn_send(serve_conn *c, serve_frame *f);
 /* Send an ERROR frame with status and message. */
 void		serve_send_error(serve_request *r, const char *status, const char *fmt, ...)

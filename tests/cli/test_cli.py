@@ -548,6 +548,34 @@ class ServeBatching(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_client_not_reading(self):
+        """A connection that does not read its replies must not stall the others; its replies wait."""
+        srv = EngineServer()
+        try:
+            slow = srv.connect()
+            n, max_tokens = 16, 1500
+            f = self.gen_fields("Once upon a time", max_tokens=max_tokens, logit_bias="2:-inf")
+            for rid in range(1, n + 1):
+                slow.send("G", rid, **f)
+            time.sleep(0.5)
+            fast = srv.connect()
+            t0 = time.time()
+            fast.send("G", 1, **self.gen_fields("The little dog", max_tokens=20))
+            got = fast.collect([1], timeout=60)[1]
+            self.assertEqual(got[1], "E", got[2])
+            self.assertLess(time.time() - t0, 8.0)
+            # everything the slow one was sent is still there, in order
+            res = slow.collect(list(range(1, n + 1)), timeout=300)
+            for rid in range(1, n + 1):
+                self.assertEqual(res[rid][1], "E", res[rid][2])
+                self.assertEqual(res[rid][2]["n_gen"], str(max_tokens))
+                self.assertEqual(res[rid][0], res[1][0])
+            self.assertGreater(len(res[1][0]), max_tokens)
+            slow.close()
+            fast.close()
+        finally:
+            srv.stop()
+
     def test_bad_options(self):
         for opt in ("--max-batch-tokens", "--max-queued", "--max-seqs", "--kv-block-size"):
             with self.subTest(option=opt):
