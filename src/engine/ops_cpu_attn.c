@@ -11,9 +11,11 @@
  * Prompts give one item per token.  Decoding has a single token, so its
  * positions are split into chunks for the threads, each leaving a partial
  * (max, sum, weighted V) per head that a final step combines, as ggml's
- * split-KV path does.  Tiles follow the sequence's block table: a tile
- * stops at the end of a block unless the next block is the next one in
- * the pool, so its rows are always equally spaced.  Memory is a fixed
+ * split-KV path does.  Positions go through the sequence's block table:
+ * an F16 tile is converted to f32 anyway, so its rows are gathered from
+ * as many blocks as it spans and tiles are those of a flat cache; an F32
+ * tile is used in place, so it stops at the end of a block unless the
+ * next block is the next one in the pool.  Memory is a fixed
  * per-thread workspace allocated with the backend plus the small partials
  * buffer, whatever kv_len is, so attn_scratch_floats is 0.
  *
@@ -77,6 +79,23 @@ lg_attn_run(const lg_attn_args *a, int64_t p, int64_t max, int64_t *nc)
 	return (int64_t) a->block_table[p / bs] * bs + p % bs;
 }
 
+/*
+ * Positions c0..c0+nc-1 of an F16 pool converted to packed f32 rows in
+ * dst, one run of consecutive pool rows at a time: the copy gathers
+ * across blocks, so F16 tiles are full-size whatever the block layout.
+ */
+static void
+lg_attn_gather_f16(const lg_cpu_kernels *k, const lg_attn_args *a, const void *pool,
+				   int64_t c0, int64_t nc, int64_t row, float *dst)
+{
+	for (int64_t j = 0, n; j < nc; j += n)
+	{
+		const int64_t r = lg_attn_run(a, c0 + j, nc - j, &n);
+
+		k->attn_tile_f16(n, (int32_t) row, (const lg_f16 *) pool + r * row, row, dst + j * row);
+	}
+}
+
 /* Token t of a sequence against positions [chunk ch) of its cache, all heads. */
 static void
 lg_attn_item(const lg_cpu_kernels *k, const lg_attn_seq *job, int64_t t, int64_t ch, float *ws)
@@ -118,17 +137,22 @@ lg_attn_item(const lg_cpu_kernels *k, const lg_attn_seq *job, int64_t t, int64_t
 
 	for (int64_t c0 = cs, nc; c0 < ce; c0 += nc)
 	{
-		const int64_t r0 = lg_attn_run(a, c0, ce - c0 < T ? ce - c0 : T, &nc) * row;
+		const int64_t want = ce - c0 < T ? ce - c0 : T;
+		int64_t		r0 = 0;
 		const float *K;
 		const float *V;
 
 		if (f16)
 		{
-			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->k_cache + r0, row, kt);
+			nc = want;
+			lg_attn_gather_f16(k, a, a->k_cache, c0, nc, row, kt);
 			K = kt;
 		}
 		else
+		{
+			r0 = lg_attn_run(a, c0, want, &nc) * row;
 			K = (const float *) a->k_cache + r0;
+		}
 		for (int32_t h = 0; h < nh; h++)
 			k->attn_scores(nc, D, K + (int64_t) (h / job->group) * D, row,
 						   q32 + (size_t) h * D, a->scale, sc + (size_t) h * T);
@@ -157,7 +181,7 @@ lg_attn_item(const lg_cpu_kernels *k, const lg_attn_seq *job, int64_t t, int64_t
 
 		if (f16)
 		{
-			k->attn_tile_f16(nc, (int32_t) row, (const lg_f16 *) a->v_cache + r0, row, vt);
+			lg_attn_gather_f16(k, a, a->v_cache, c0, nc, row, vt);
 			V = vt;
 		}
 		else
