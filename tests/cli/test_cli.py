@@ -311,7 +311,15 @@ class EngineServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def connect(self):
-        c = EngineConn(self.sock_path)
+        # the socket file appears at bind(), a moment before listen()
+        for attempt in range(100):
+            try:
+                c = EngineConn(self.sock_path)
+                break
+            except ConnectionRefusedError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.01)
         c.send("H", 0, protocol="1", client="test_cli")
         reply = c.read()
         assert reply[0] == "H", reply
