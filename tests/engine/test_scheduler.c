@@ -7,7 +7,10 @@
  */
 #include "test_util.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include "generate.h"
 #include "model.h"
@@ -721,27 +724,38 @@ test_too_long_for_pool_fails(void **state)
 {
 	static outcome got[2];
 	lg_sched_params p = params(16, 4, true);	/* 64 positions */
-	lg_sched   *s;
+	lg_sampler_params sp = sampling(0);
+	lg_logit_bias no_eos = {2, -INFINITY};	/* stories260K's EOS: run until the pool is full */
+	lg_sched_request r;
 	lg_token	ids[512];
+	lg_error	err;
+	lg_sched   *s;
 
 	if (model == NULL)
 		skip();
 	s = new_sched(&p);
 	memset(got, 0, sizeof(got));
-	assert_int_equal(submit(s, prompts[0], 0, 200, 0, &got[0], NULL), LG_OK);
+	sp.logit_bias = &no_eos;
+	sp.n_logit_bias = 1;
+	memset(&r, 0, sizeof(r));
+	r.n_prompt = tokenize(prompts[0], ids);
+	r.prompt = ids;
+	r.sampling = &sp;
+	r.gen.max_tokens = 200;
+	r.on_piece = on_piece;
+	r.on_done = on_done;
+	r.arg = &got[0];
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_OK);
 	assert_int_equal(submit(s, prompts[1], 0, 5, 0, &got[1], NULL), LG_OK);
 	run_all(s);
 	assert_int_equal(got[0].n_done, 1);
-	/* it may also end early, at an end-of-generation token */
-	if (got[0].status == LG_OK)
-		assert_true(got[0].n_ids + tokenize(prompts[0], ids) <= 64);
-	else
-	{
-		assert_int_equal(got[0].status, LG_ERR_NOMEM);
-		assert_non_null(strstr(got[0].errmsg, "KV cache pool"));
-	}
+	assert_int_equal(got[0].status, LG_ERR_NOMEM);
+	assert_non_null(strstr(got[0].errmsg, "KV cache pool (4 blocks of 16 positions)"));
+	/* it ran until the pool was full: every position but the last sampled token's */
+	assert_int_equal(got[0].n_ids, 64 - r.n_prompt + 1);
 	assert_int_equal(got[1].n_done, 1);
 	assert_int_equal(got[1].status, LG_OK);
+	assert_int_equal(got[1].n_ids, 5);
 	finish_sched(s);
 }
 
@@ -762,6 +776,71 @@ test_wait(void **state)
 	assert_true(lg_sched_wait(s, 10000));
 	run_all(s);
 	assert_false(lg_sched_wait(s, 1));
+	finish_sched(s);
+}
+
+/* For the threads test: a producer that submits and cancels while the test steps. */
+#define N_THREADED 40
+static outcome threaded_got[N_THREADED];
+static atomic_int threaded_submitted;
+
+/* Submit N_THREADED requests, cancelling every fifth shortly after, asking for stats too. */
+static void *
+producer_main(void *arg)
+{
+	lg_sched   *s = arg;
+
+	for (int i = 0; i < N_THREADED; i++)
+	{
+		uint64_t	id = 0;
+		lg_sched_stats st;
+
+		assert_int_equal(submit(s, prompts[i % N_PROMPTS], (uint64_t) i, 8 + i % 13, i % 3,
+								&threaded_got[i], &id), LG_OK);
+		atomic_fetch_add(&threaded_submitted, 1);
+		if (i % 5 == 4)
+			lg_sched_cancel(s, id);
+		lg_sched_stats_get(s, &st);
+		assert_int_equal(st.n_submitted, st.n_finished + st.n_queued + st.n_running);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/* Submit, cancel and stats from another thread while this one waits and steps. */
+static void
+test_threads(void **state)
+{
+	lg_sched_params p = params(16, 24, true);	/* small pool: preemption too */
+	lg_sched   *s;
+	pthread_t	th;
+	lg_error	err;
+
+	if (model == NULL)
+		skip();
+	s = new_sched(&p);
+	memset(threaded_got, 0, sizeof(threaded_got));
+	atomic_store(&threaded_submitted, 0);
+	assert_int_equal(pthread_create(&th, NULL, producer_main, s), 0);
+	for (;;)
+	{
+		lg_sched_stats st;
+		bool		busy = false;
+
+		if (lg_sched_wait(s, 20))
+			assert_int_equal(lg_sched_step(s, &busy, &err), LG_OK);
+		lg_sched_stats_get(s, &st);
+		if (atomic_load(&threaded_submitted) == N_THREADED && st.n_finished == N_THREADED)
+			break;
+	}
+	pthread_join(th, NULL);
+	for (int i = 0; i < N_THREADED; i++)
+	{
+		assert_int_equal(threaded_got[i].n_done, 1);
+		assert_int_equal(threaded_got[i].status, LG_OK);
+		if (i % 5 != 4)
+			assert_int_not_equal(threaded_got[i].finish, LG_FINISH_CANCELLED);
+	}
 	finish_sched(s);
 }
 
@@ -810,6 +889,7 @@ main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_too_long_for_pool_fails),
 		cmocka_unit_test(test_wait),
+		cmocka_unit_test(test_threads),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
