@@ -11,10 +11,11 @@ use LlamagpuTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# stories260K: one block of 32 positions is 40 kB of f16 K and V, so 2 MB is
-# a pool of 51 blocks, 1632 positions (its context is 2048)
+# stories260K: one block of 32 positions is 20 kB of f16 K and V (5 layers,
+# 4 KV heads of 8), so 1 MB is a pool of 51 blocks, 1632 positions (its
+# context is 2048)
 my $node = llamagpu_node('kv',
-	"llamagpu.kv_cache_size = '2MB'\n"
+	"llamagpu.kv_cache_size = '1MB'\n"
 	  . "llamagpu.engine_options = '--debug-token-delay-ms 20 --max-seqs 1'\n");
 my $model = $ENV{LLAMAGPU_TEST_MODEL};
 
