@@ -344,6 +344,10 @@ cmd_serve(int argc, char **argv)
 		{"ctx-size", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"debug-token-delay-ms", required_argument, NULL, 'd'},
+		/* accepted and ignored until the batching scheduler lands */
+		{"max-batch-tokens", required_argument, NULL, 'B'},
+		{"max-queued", required_argument, NULL, 'Q'},
+		{"no-prefix-cache", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -377,6 +381,10 @@ cmd_serve(int argc, char **argv)
 			case 'k': serve_opts.kv_cache_mb = v; break;
 			case 'c': serve_opts.ctx_size = v; break;
 			case 'd': serve_opts.token_delay_ms = v; break;
+			case 'B':
+			case 'Q':
+			case 'P':
+				break;
 			case 'l':
 				if (strcmp(optarg, "error") == 0)
 					serve_opts.log_level = SERVE_LOG_ERROR;
