@@ -3,10 +3,15 @@
  */
 #include "llamagpu.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,6 +54,28 @@ LlamagpuShmemInit(void)
 		SpinLockInit(&llamagpu_shared->mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * The owner of table llamagpu.relname (InvalidOid if there is none): the
+ * extension's own tables are written as their owner, never as the user.
+ */
+Oid
+LlamagpuRelationOwner(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("llamagpu", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(rel))
+		return InvalidOid;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 /*
