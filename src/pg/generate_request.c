@@ -161,11 +161,15 @@ add_options(GenerateRequest *req, Jsonb *options, int *cache)
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("option \"priority\" must be a number")));
 			x = jsonb_number(&v);
-			check_float_arg("priority", x, -PRIORITY_LIMIT, PRIORITY_LIMIT);
 			if (x != floor(x))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("option \"priority\" must be an integer")));
+			if (x < -PRIORITY_LIMIT || x > PRIORITY_LIMIT)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("priority must be between %d and %d", -PRIORITY_LIMIT, PRIORITY_LIMIT),
+						 errdetail("The value given was %.0f.", x)));
 			EngineFieldInt(&req->other_fields, "priority", (int64) x);
 			continue;
 		}

@@ -1,0 +1,86 @@
+-- The response cache: greedy requests only, keyed by model file, prompt and
+-- settings; hits counted; writes skipped where the transaction may not write.
+\pset format unaligned
+SET llamagpu.default_model = 'stories';
+SELECT llm_cache_clear() >= 0 AS cleared;
+SHOW llamagpu.response_cache;
+
+-- off by default: nothing is stored
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0);
+SELECT count(*) AS cached FROM llamagpu.response_cache;
+
+-- the option turns it on for one call; the second identical call is a hit
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0, options => '{"cache": true}');
+SELECT count(*) AS cached, sum(hits) AS hits FROM llamagpu.response_cache;
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0, options => '{"cache": true}');
+SELECT model, hits, output, last_used >= created_at AS used_after_created FROM llamagpu.response_cache;
+
+-- the setting turns it on for the session
+SET llamagpu.response_cache = on;
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0);
+SELECT hits FROM llamagpu.response_cache;
+-- other settings, another prompt, another model are other keys
+SELECT llm_generate('Once upon a time', max_tokens => 9, temperature => 0);
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0, stop => ARRAY['girl']);
+SELECT llm_generate('Lily', max_tokens => 8, temperature => 0);
+SELECT llm_generate('Once upon a time', model => 'stories_ctx16', max_tokens => 8, temperature => 0);
+SELECT count(*) AS cached, sum(hits) AS hits FROM llamagpu.response_cache;
+-- option names in another order are the same key
+SELECT llm_generate('Lily', max_tokens => 8, temperature => 0, options => '{"min_p": 0.1, "repeat_penalty": 1.1}');
+SELECT llm_generate('Lily', max_tokens => 8, temperature => 0, options => '{"repeat_penalty": 1.1, "min_p": 0.1}');
+SELECT count(*) AS cached, sum(hits) AS hits FROM llamagpu.response_cache;
+
+-- never for sampling: a non-greedy request is neither stored nor answered from the cache
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0.7, seed => 1) =
+	   llm_generate('Once upon a time', max_tokens => 8, temperature => 0.7, seed => 1) AS same_seed_same_text;
+SELECT llm_generate('Once upon a time', max_tokens => 8, seed => 1, options => '{"cache": true}') IS NOT NULL AS generated;
+SELECT count(*) AS cached FROM llamagpu.response_cache;
+-- "cache": false wins over the setting
+SELECT llm_generate('A new prompt', max_tokens => 8, temperature => 0, options => '{"cache": false}');
+SELECT count(*) AS cached FROM llamagpu.response_cache WHERE output = (SELECT llm_generate('A new prompt', max_tokens => 8, temperature => 0, options => '{"cache": false}'));
+
+-- the batch function uses it per element
+SELECT ord, output FROM llm_generate_batch(ARRAY['Once upon a time', 'Tom', NULL], max_tokens => 8, temperature => 0);
+SELECT output, hits FROM llamagpu.response_cache WHERE model = 'stories' AND output IN (
+	SELECT output FROM llm_generate_batch(ARRAY['Once upon a time', 'Tom'], max_tokens => 8, temperature => 0, options => '{"cache": false}'))
+ORDER BY output;
+
+-- a read-only transaction reads the cache but does not write it
+BEGIN TRANSACTION READ ONLY;
+SELECT llm_generate('Read only', max_tokens => 4, temperature => 0);
+SELECT llm_generate('Once upon a time', max_tokens => 8, temperature => 0);
+COMMIT;
+SELECT count(*) AS stored_read_only FROM llamagpu.response_cache WHERE output = (
+	SELECT llm_generate('Read only', max_tokens => 4, temperature => 0, options => '{"cache": false}'));
+-- a parallel worker reads the cache but does not write it
+SET force_parallel_mode = on;
+SELECT llm_generate('In parallel', max_tokens => 4, temperature => 0);
+RESET force_parallel_mode;
+SELECT count(*) AS stored_in_parallel FROM llamagpu.response_cache WHERE output = (
+	SELECT llm_generate('In parallel', max_tokens => 4, temperature => 0, options => '{"cache": false}'));
+
+-- a rolled back transaction takes its cache rows with it
+BEGIN;
+SELECT llm_generate('Rolled back', max_tokens => 4, temperature => 0);
+ROLLBACK;
+SELECT count(*) AS kept_after_rollback FROM llamagpu.response_cache WHERE output = (
+	SELECT llm_generate('Rolled back', max_tokens => 4, temperature => 0, options => '{"cache": false}'));
+
+-- users cannot read or write the cache table, nor clear it; llm_admin can
+CREATE ROLE regress_cache_user IN ROLE llm_user;
+CREATE ROLE regress_cache_admin IN ROLE llm_admin;
+SELECT llm_grant_model('stories', 'regress_cache_user');
+SET ROLE regress_cache_user;
+SELECT regress_error($$SELECT count(*) FROM llamagpu.response_cache$$);
+SELECT regress_error($$INSERT INTO llamagpu.response_cache (key, model, output) VALUES ('\x00', 'stories', 'planted')$$);
+SELECT regress_error($$SELECT llamagpu.llm_cache_clear()$$);
+-- but their greedy calls are answered from it
+SELECT llamagpu.llm_generate('Once upon a time', 'stories', max_tokens => 8, temperature => 0);
+SET ROLE regress_cache_admin;
+SELECT count(*) > 0 AS admin_reads FROM llamagpu.response_cache;
+SELECT llamagpu.llm_cache_clear() AS deleted;
+RESET ROLE;
+SELECT count(*) AS after_clear FROM llamagpu.response_cache;
+SELECT llm_revoke_model('stories', 'regress_cache_user');
+DROP ROLE regress_cache_user, regress_cache_admin;
+RESET llamagpu.response_cache;
