@@ -33,6 +33,10 @@ typedef struct BatchRun
 	int			n;
 	int			current;		/* the item an error is about, or -1 */
 	const char *what;			/* names the items in error contexts */
+	uint32		first_id;		/* the id of the first request sent */
+	int		   *by_id;			/* item index of request first_id + i */
+	int			n_sent;
+	int			cap_sent;
 } BatchRun;
 
 /* Requests in flight per batch: 64, and never more than the engine queues. */
@@ -52,14 +56,33 @@ batch_error_context(void *arg)
 		errcontext("%s %d", run->what, run->current + 1);
 }
 
-/* The item a reply is for (binary search would do; ids grow with the index only without retries). */
+/* The item in flight that a reply is for, or NULL (a late reply to something cancelled). */
 static BatchItem *
 find_item(BatchRun *run, uint32 id)
 {
-	for (int i = 0; i < run->n; i++)
-		if (run->items[i].state == BATCH_ITEM_SENT && run->items[i].id == id)
-			return &run->items[i];
-	return NULL;
+	uint32		i = id - run->first_id;
+	BatchItem  *it;
+
+	if (run->n_sent == 0 || i >= (uint32) run->n_sent)
+		return NULL;
+	it = &run->items[run->by_id[i]];
+	return it->state == BATCH_ITEM_SENT && it->id == id ? it : NULL;
+}
+
+/* Remember which item request id is for (ids are consecutive on a connection). */
+static void
+remember_id(BatchRun *run, uint32 id, int index)
+{
+	if (run->n_sent == 0)
+		run->first_id = id;
+	if (run->n_sent == run->cap_sent)
+	{
+		run->cap_sent = Max(64, run->cap_sent * 2);
+		run->by_id = run->by_id ? repalloc(run->by_id, sizeof(int) * run->cap_sent) :
+			palloc(sizeof(int) * run->cap_sent);
+	}
+	Assert(id - run->first_id == (uint32) run->n_sent);
+	run->by_id[run->n_sent++] = index;
 }
 
 /* Send CANCEL for everything in flight (while an error unwinds). */
@@ -84,6 +107,7 @@ send_pending(BatchRun *run, GenerateRequest *req, int *next, int *in_flight, int
 		{
 			GenerateRequestPayload(req, it->prompt, &payload);
 			it->id = EngineSendRequest(run->conn, LG_FRAME_GENERATE, &payload);
+			remember_id(run, it->id, *next);
 			it->state = BATCH_ITEM_SENT;
 			resetStringInfo(&it->output);
 			(*in_flight)++;
