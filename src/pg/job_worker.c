@@ -287,16 +287,17 @@ run_batch(Job *job)
 	{
 		bool		isnull;
 
-		ret = SPI_execute(psprintf("SELECT count(*) FROM %s AS s", job->source_sql), true, 1);
+		ret = SPI_execute(psprintf("SELECT count(*) FROM %s AS s WHERE s.%s IS NOT NULL",
+								   job->source_sql, idq), true, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 		total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 
-	/* the next rows in id order */
-	sql = psprintf("SELECT s.%s::text, (%s)::text FROM %s AS s %s ORDER BY s.%s LIMIT %d",
-				   idq, job->prompt, job->source_sql,
-				   job->last_id ? psprintf("WHERE s.%s > CAST($1 AS %s)", idq, job->id_type) : "",
+	/* the next rows in id order (a row without an id cannot be written back) */
+	sql = psprintf("SELECT s.%s::text, (%s)::text FROM %s AS s WHERE s.%s IS NOT NULL %s ORDER BY s.%s LIMIT %d",
+				   idq, job->prompt, job->source_sql, idq,
+				   job->last_id ? psprintf("AND s.%s > CAST($1 AS %s)", idq, job->id_type) : "",
 				   idq, batch_size);
 	types[0] = TEXTOID;
 	values[0] = job->last_id ? CStringGetTextDatum(job->last_id) : (Datum) 0;
