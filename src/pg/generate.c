@@ -69,38 +69,20 @@ build_generate_request(FunctionCallInfo fcinfo, GenerateRequest *req)
 	return prompt;
 }
 
-/* llm_generate(prompt, model, max_tokens, ...) RETURNS text */
+/*
+ * llm_generate(prompt, model, max_tokens, ...) RETURNS text: a batch of one,
+ * so that it shares the response cache, the resubmission when the engine is
+ * busy, and the cancellation with llm_generate_batch.
+ */
 Datum
 llm_generate(PG_FUNCTION_ARGS)
 {
 	GenerateRequest req;
-	StringInfoData payload;
-	StringInfoData out;
-	EngineConn *conn;
-	uint32		id;
-	char	   *prompt;
-	uint8		key[32];
+	BatchItem	item = {0};
 
-	prompt = build_generate_request(fcinfo, &req);
-	if (req.use_cache)
-	{
-		char	   *hit;
-
-		ResponseCacheKey(&req, prompt, key);
-		hit = ResponseCacheLookup(&req, key);
-		if (hit)
-			PG_RETURN_TEXT_P(LlamagpuTextFromUtf8(hit, strlen(hit)));
-	}
-	GenerateRequestPayload(&req, prompt, &payload);
-	conn = EngineConnect(llamagpu_connect_timeout, false);
-	id = EngineSendRequest(conn, LG_FRAME_GENERATE, &payload);
-	initStringInfo(&out);
-	while (next_piece(conn, id, &out))
-		;
-	EngineClose(conn);
-	if (req.use_cache)
-		ResponseCacheStore(&req, key, out.data, out.len);
-	PG_RETURN_TEXT_P(piece_text(&out));
+	item.prompt = build_generate_request(fcinfo, &req);
+	GenerateBatchRun(&req, &item, 1, 1, true, NULL);
+	PG_RETURN_TEXT_P(LlamagpuTextFromUtf8(item.output.data, item.output.len));
 }
 
 typedef struct StreamState

@@ -52,7 +52,7 @@ batch_error_context(void *arg)
 {
 	BatchRun   *run = arg;
 
-	if (run->current >= 0)
+	if (run->current >= 0 && run->what)
 		errcontext("%s %d", run->what, run->current + 1);
 }
 

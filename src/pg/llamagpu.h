@@ -214,8 +214,8 @@ typedef struct BatchItem
 /*
  * Generate every item on one connection, at most `window` requests in
  * flight.  raise_errors: the first failure is raised (naming its item with
- * `what`), and everything in flight is cancelled; otherwise failures stay in
- * the items.  The response cache is used as req says.
+ * `what` unless NULL), and everything in flight is cancelled; otherwise
+ * failures stay in the items.  The response cache is used as req says.
  */
 void		GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n,
 							 int window, bool raise_errors, const char *what);

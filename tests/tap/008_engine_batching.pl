@@ -42,6 +42,14 @@ like(slurp_file($log), qr/^urgent\t7$/m, 'priority is sent');
 $node->safe_psql('postgres', "SELECT llm_generate('plain', 'stories')");
 like(slurp_file($log), qr/^plain\t$/m, 'no priority, no field');
 
+# llm_generate waits out busy replies too; the stream function reports them
+is($node->safe_psql('postgres', "SELECT llm_generate('busy single', 'stories')"), 'echo: busy single',
+	'llm_generate resubmits when the engine is busy');
+is(scalar(() = slurp_file($log) =~ /^busy single\t/mg), 3, '... after two busy replies');
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT * FROM llm_generate_stream('busy stream', 'stories')", extra_params => ['-v', 'VERBOSITY=verbose']);
+like($stderr, qr/53000: llamagpu engine is busy/, 'llm_generate_stream reports busy');
+
 # a table job through the busy engine: every row once
 $node->safe_psql('postgres', qq{
 	CREATE TABLE src (id int PRIMARY KEY, p text);

@@ -3,8 +3,9 @@
 # of docs/protocol.md with the behaviour of the continuous-batching engine
 # the extension must cope with: a small wait queue that answers X
 # status=busy when full, STATUS `sched` lines, and the new END fields.
-# A GENERATE answers "echo: PROMPT" after a short delay; every request's
-# prompt and priority are appended to DIR/requests.log.
+# A GENERATE answers "echo: PROMPT" after a short delay; a prompt starting
+# with "busy" is answered busy the first two times; every request's prompt
+# and priority are appended to DIR/requests.log.
 #
 #   fake_engine.pl serve --socket-dir DIR [any other options, ignored]
 use strict;
@@ -31,6 +32,7 @@ $SIG{TERM} = sub { unlink $path; exit 0; };
 $SIG{PIPE} = 'IGNORE';
 
 my %stat = (submitted => 0, finished => 0, rejected => 0);
+my %seen;    # prompt -> times received
 my %buf;     # fileno -> read buffer
 my %sock;    # fileno -> socket
 my @queue;   # waiting: [fileno, id, prompt]
@@ -67,7 +69,7 @@ sub handle
 		open(my $log, '>>', "$dir/requests.log");
 		print $log "$f->{prompt}\t" . ($f->{priority} // '') . "\n";
 		close $log;
-		if (@queue >= $queue_max)
+		if (@queue >= $queue_max || ($f->{prompt} =~ /^busy/ && ++$seen{ $f->{prompt} } <= 2))
 		{
 			$stat{rejected}++;
 			send_to($fd, frame('X', $id, fields('status', 'busy', 'message', 'the wait queue is full')));
