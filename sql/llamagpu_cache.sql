@@ -81,6 +81,34 @@ SELECT count(*) > 0 AS admin_reads FROM llamagpu.response_cache;
 SELECT llamagpu.llm_cache_clear() AS deleted;
 RESET ROLE;
 SELECT count(*) AS after_clear FROM llamagpu.response_cache;
+
+-- the extension writes its tables as their owner, with search_path
+-- pg_catalog: a user's operators never run with the owner's privileges
+CREATE ROLE regress_cache_evil IN ROLE llm_user;
+SELECT llm_grant_model('stories', 'regress_cache_evil');
+CREATE SCHEMA regress_evil AUTHORIZATION regress_cache_evil;
+SET ROLE regress_cache_evil;
+CREATE FUNCTION regress_evil.eq(bytea, bytea) RETURNS boolean LANGUAGE plpgsql AS
+	$$BEGIN
+		IF current_user <> 'regress_cache_evil' THEN RAISE NOTICE 'user operator ran as %', current_user; END IF;
+		RETURN $1 OPERATOR(pg_catalog.=) $2;
+	END$$;
+CREATE OPERATOR regress_evil.= (LEFTARG = bytea, RIGHTARG = bytea, FUNCTION = regress_evil.eq);
+CREATE FUNCTION regress_evil.eqt(text, text) RETURNS boolean LANGUAGE plpgsql AS
+	$$BEGIN
+		IF current_user <> 'regress_cache_evil' THEN RAISE NOTICE 'user operator ran as %', current_user; END IF;
+		RETURN $1 OPERATOR(pg_catalog.=) $2;
+	END$$;
+CREATE OPERATOR regress_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.eqt);
+SET search_path = regress_evil, pg_catalog, llamagpu;
+SELECT llm_generate('Once upon a time', 'stories', max_tokens => 8, temperature => 0, options => '{"cache": true}');
+SELECT llm_generate('Evil', 'stories', max_tokens => 2, temperature => 0, options => '{"cache": true}');
+SELECT public.regress_error($$SELECT llm_job_pause('nope')$$);
+RESET ROLE;
+RESET search_path;
+SET search_path = public, llamagpu;
+DROP SCHEMA regress_evil CASCADE;
+SELECT llm_revoke_model('stories', 'regress_cache_evil');
 SELECT llm_revoke_model('stories', 'regress_cache_user');
-DROP ROLE regress_cache_user, regress_cache_admin;
+DROP ROLE regress_cache_user, regress_cache_admin, regress_cache_evil;
 RESET llamagpu.response_cache;

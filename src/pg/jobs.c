@@ -477,9 +477,7 @@ llm_job_create(PG_FUNCTION_ARGS)
 	int			ret;
 	int64		id;
 	bool		isnull;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
+	LlamagpuActAs save;
 	Oid			types[14] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID};
 	Datum		values[14];
@@ -534,7 +532,6 @@ llm_job_create(PG_FUNCTION_ARGS)
 	}
 
 	/* the row is written as the extension's tables' owner: users only read it */
-	owner = LlamagpuRelationOwner("llm_jobs");
 	values[0] = CStringGetTextDatum(name);
 	values[1] = ObjectIdGetDatum(GetUserId());
 	values[2] = CStringGetTextDatum(source);
@@ -552,8 +549,7 @@ llm_job_create(PG_FUNCTION_ARGS)
 	memset(nulls, ' ', sizeof(nulls));
 	nulls[11] = options ? ' ' : 'n';
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	LlamagpuActAsOwner("llm_jobs", &save);
 	ret = SPI_execute_with_args("SELECT 1 FROM llamagpu.llm_jobs WHERE name = $1",
 								1, types, values, NULL, false, 1);
 	if (ret == SPI_OK_SELECT && SPI_processed > 0)
@@ -569,7 +565,7 @@ llm_job_create(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into llm_jobs: %s", SPI_result_code_string(ret));
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SetUserIdAndSecContext(save_userid, save_sec);
+	LlamagpuActAsUser(&save);
 	SPI_finish();
 
 	wake_worker_at_commit();
@@ -586,24 +582,21 @@ job_transition(FunctionCallInfo fcinfo, const char *const *from, const char *to,
 	char	   *name = required_arg(fcinfo, 0, "job name");
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	Oid			owner = LlamagpuRelationOwner("llm_jobs");
 	Oid			job_owner;
 	Oid			admin = get_role_oid("llm_admin", true);
 	char	   *state;
 	bool		isnull;
 	bool		allowed = false;
-	Oid			save_userid;
-	int			save_sec;
+	LlamagpuActAs save;
 	int			ret;
 
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	LlamagpuActAsOwner("llm_jobs", &save);
 	/* the row lock orders us after a batch the worker is committing */
 	ret = SPI_execute_with_args("SELECT owner, state FROM llamagpu.llm_jobs WHERE name = $1 FOR UPDATE",
 								1, types, values, NULL, false, 1);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	LlamagpuActAsUser(&save);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -637,7 +630,7 @@ job_transition(FunctionCallInfo fcinfo, const char *const *from, const char *to,
 					 errmsg("cannot %s job \"%s\" because it is %s", verb, name, state)));
 	}
 
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	LlamagpuActAsOwner("llm_jobs", &save);
 	if (to == NULL)
 		ret = SPI_execute_with_args("DELETE FROM llamagpu.llm_jobs WHERE name = $1",
 									1, types, values, NULL, false, 0);
@@ -649,7 +642,7 @@ job_transition(FunctionCallInfo fcinfo, const char *const *from, const char *to,
 									"WHERE name = $1",
 									2, types, values, NULL, false, 0);
 	}
-	SetUserIdAndSecContext(save_userid, save_sec);
+	LlamagpuActAsUser(&save);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 	SPI_finish();

@@ -10,6 +10,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -76,6 +77,38 @@ LlamagpuRelationOwner(const char *relname)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
+}
+
+/*
+ * Act as the owner of the extension's table relname, with search_path
+ * pg_catalog: the extension's tables are written as their owner (a
+ * superuser), and a user's search_path must not let a function or operator
+ * of theirs run with those privileges.  LlamagpuActAsUser undoes it (an
+ * ERROR undoes it too, with the transaction or subtransaction).
+ */
+void
+LlamagpuActAsOwner(const char *relname, LlamagpuActAs *save)
+{
+	Oid			owner = LlamagpuRelationOwner(relname);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"llamagpu.%s\" does not exist", relname),
+				 errhint("Create the extension in this database: CREATE EXTENSION llamagpu.")));
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	save->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(owner, save->sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Back to the user LlamagpuActAsOwner saved. */
+void
+LlamagpuActAsUser(LlamagpuActAs *save)
+{
+	SetUserIdAndSecContext(save->userid, save->sec);
+	AtEOXact_GUC(true, save->nestlevel);
 }
 
 /*

@@ -79,6 +79,18 @@ extern LlamagpuShared *llamagpu_shared;
 void		LlamagpuShmemInit(void);
 /* The owner of table llamagpu.relname, or InvalidOid. */
 Oid			LlamagpuRelationOwner(const char *relname);
+
+/* What LlamagpuActAsOwner changed. */
+typedef struct LlamagpuActAs
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} LlamagpuActAs;
+
+/* Become the owner of llamagpu.relname, search_path pg_catalog; and back. */
+void		LlamagpuActAsOwner(const char *relname, LlamagpuActAs *save);
+void		LlamagpuActAsUser(LlamagpuActAs *save);
 void		LlamagpuSupervisorRegister(void);
 PGDLLEXPORT void llamagpu_supervisor_main(Datum main_arg);
 

@@ -88,17 +88,14 @@ cache_try_lock(const uint8 *key)
 static char *
 cache_exec(const char *sql, int nargs, Oid *types, Datum *values, bool read_only)
 {
-	Oid			owner = LlamagpuRelationOwner("response_cache");
-	Oid			save_userid;
-	int			save_sec;
+	LlamagpuActAs save;
 	char	   *result = NULL;
 	MemoryContext outer = CurrentMemoryContext;
 	int			ret;
 
-	if (!OidIsValid(owner))
+	if (!OidIsValid(LlamagpuRelationOwner("response_cache")))
 		return NULL;
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	LlamagpuActAsOwner("response_cache", &save);
 	SPI_connect();
 	ret = SPI_execute_with_args(sql, nargs, types, values, NULL, read_only, 1);
 	if (ret < 0)
@@ -111,7 +108,7 @@ cache_exec(const char *sql, int nargs, Oid *types, Datum *values, bool read_only
 			result = MemoryContextStrdup(outer, v);
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	LlamagpuActAsUser(&save);
 	return result;
 }
 
@@ -143,7 +140,7 @@ ResponseCacheLookup(GenerateRequest *req, const uint8 *key)
 	output = LlamagpuUtf8FromText(cstring_to_text(output));
 	if (cache_writable() && cache_try_lock(key))
 		(void) cache_exec("UPDATE llamagpu.response_cache "
-						  "SET hits = hits + 1, last_used = pg_catalog.now() WHERE key = $1",
+						  "SET hits = hits + 1, last_used = now() WHERE key = $1",
 						  1, types, values, false);
 	return output;
 }
