@@ -40,7 +40,8 @@
 #include "utils/syscache.h"
 #include "utils/wait_event.h"
 
-#define ENGINE_RETRY_MS		1000
+#define RETRY_MIN_MS		1000	/* first wait after a transient failure */
+#define RETRY_MAX_MS		30000	/* the wait doubles up to this */
 
 typedef enum JobStep
 {
@@ -536,6 +537,7 @@ llamagpu_job_worker_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext loop_cxt;
+	int			retry_ms = RETRY_MIN_MS;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -593,9 +595,13 @@ llamagpu_job_worker_main(Datum main_arg)
 		}
 		else if (step == JOB_STEP_WAIT)
 		{
+			/* the engine is away: wait longer each time, so a long outage does not flood the log */
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 ENGINE_RETRY_MS, PG_WAIT_EXTENSION);
+							 retry_ms, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
+			retry_ms = Min(retry_ms * 2, RETRY_MAX_MS);
 		}
+		else
+			retry_ms = RETRY_MIN_MS;
 	}
 }
