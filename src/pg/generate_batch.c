@@ -191,10 +191,11 @@ batch_loop(BatchRun *run, GenerateRequest *req, int window, bool raise_errors)
 						busy_pause = busy_pause ? busy_pause : BUSY_PAUSE_MIN_MS;
 						break;
 					}
-					if (raise_errors)
-						EngineReportError(&frame);
+					/* it is over in the engine: no CANCEL for it while the error unwinds */
 					it->state = BATCH_ITEM_FAILED;
 					it->error = frame;
+					if (raise_errors)
+						EngineReportError(&frame);
 					left--;
 					break;
 				}

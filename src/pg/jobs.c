@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -167,9 +168,13 @@ LlamagpuJobWorkerEnsure(Oid dboid)
 void
 LlamagpuJobWorkersRelaunch(void)
 {
-	DIR		   *dir = AllocateDir(JOB_MARKER_DIR);
+	DIR		   *dir;
 	struct dirent *de;
 
+	/* a standby (a base backup copies the markers) runs the jobs once promoted */
+	if (RecoveryInProgress())
+		return;
+	dir = AllocateDir(JOB_MARKER_DIR);
 	if (dir == NULL)
 		return;
 	while ((de = ReadDirExtended(dir, JOB_MARKER_DIR, LOG)) != NULL)
