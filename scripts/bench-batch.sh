@@ -116,7 +116,7 @@ SELECT FROM llamagpu.llm_register_model('bench', '$LG_TMP/models/bench.gguf');
 SQL
 
 # --- prompts ----------------------------------------------------------------
-# ~45 words (~60 tokens) from a fixed word list, different for every row
+# ~55 words (~60 tokens with a Llama vocabulary) from a fixed word list, different for every row
 psql_q <<SQL
 CREATE TABLE words (w text[]);
 INSERT INTO words VALUES ('{the,small,river,green,house,because,every,morning,teacher,quickly,mountain,
@@ -126,7 +126,7 @@ INSERT INTO words VALUES ('{the,small,river,green,house,because,every,morning,te
 CREATE TABLE prompts (id int PRIMARY KEY, p text, out text);
 INSERT INTO prompts (id, p)
 SELECT i, 'Item ' || i || ': ' || (SELECT string_agg(w[1 + (i * 7 + k * 13 + k * k) % 40], ' ' ORDER BY k)
-								   FROM words, generate_series(1, 45) k)
+								   FROM words, generate_series(1, 55) k)
 FROM generate_series(1, $N) i;
 CREATE TABLE prompts_shared (id int PRIMARY KEY, p text, out text);
 INSERT INTO prompts_shared
