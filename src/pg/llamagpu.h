@@ -250,6 +250,8 @@ void		ResponseCacheStore(GenerateRequest *req, const uint8 *key, const char *out
 
 /* A job's options jsonb as llm_generate's arguments, and its batch size. */
 void		JobOptionsToArgs(Jsonb *options, const char *model, GenerateArgs *args, int *batch_size);
+/* Have the job worker of this database started (or woken) when the transaction commits. */
+void		LlamagpuJobWakeAtCommit(void);
 /* Start (or wake) the job worker of a database. */
 void		LlamagpuJobWorkerEnsure(Oid dboid);
 /* Launch the job workers of databases with active jobs (supervisor start). */
