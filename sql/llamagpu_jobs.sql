@@ -67,6 +67,29 @@ SELECT rows_total, rows_done, rows_failed FROM llm_stat_jobs WHERE name = 'query
 SELECT id, job_out.summary = llm_generate('Once ' || upper(body), 'stories', max_tokens => 4, temperature => 0) AS right_output
 FROM job_out JOIN job_docs USING (id) ORDER BY id;
 
+-- a value the target refuses fails that row only (each row is written in a
+-- subtransaction); the value is assigned, not cast: too long for varchar(n) is an error
+CREATE TABLE job_short (id int PRIMARY KEY, out varchar(9));
+SELECT llm_job_create('short', $$VALUES (1, 'Once upon a time'), (2, 'x'), (3, 'Lily')$$, 'column1',
+					  $$column2$$, 'job_short', 'out', 'stories', '{"max_tokens": 3, "temperature": 0}');
+ALTER TABLE job_short RENAME COLUMN id TO column1;
+SELECT llm_job_create('short', $$VALUES (1, 'Once upon a time'), (2, 'x'), (3, 'Lily')$$, 'column1',
+					  $$column2$$, 'job_short', 'out', 'stories', '{"max_tokens": 3, "temperature": 0}') > 0 AS created;
+SELECT job_wait('short');
+SELECT rows_done, rows_failed FROM llm_stat_jobs WHERE name = 'short';
+SELECT row_id, sqlstate, error FROM llm_job_failures WHERE job = 'short' ORDER BY row_id;
+SELECT column1, out, out = llm_generate(p, 'stories', max_tokens => 3, temperature => 0) AS right_output
+FROM job_short JOIN (VALUES (1, 'Once upon a time'), (2, 'x'), (3, 'Lily')) v(column1, p) USING (column1)
+ORDER BY column1;
+-- a jsonb target takes only JSON
+CREATE TABLE job_json (column1 int, out jsonb);
+SELECT llm_job_create('json', $$VALUES (1, 'Once upon a time')$$, 'column1', 'column2', 'job_json', 'out', 'stories',
+					  '{"max_tokens": 6, "temperature": 0}') > 0 AS created;
+SELECT job_wait('json');
+SELECT row_id, sqlstate, error FROM llm_job_failures WHERE job = 'json';
+SELECT llm_job_drop('short'), llm_job_drop('json');
+DROP TABLE job_short, job_json;
+
 -- state changes
 SELECT regress_error($$SELECT llm_job_pause('docs')$$);
 SELECT regress_error($$SELECT llm_job_resume('docs')$$);

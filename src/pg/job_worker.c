@@ -34,7 +34,9 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "parser/parse_type.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -197,9 +199,15 @@ pick_job(void)
 	return job;
 }
 
-/* Write one output to the target, in a subtransaction: false (and row->error) if refused. */
+/*
+ * Write one output to the target, in a subtransaction: false (and
+ * row->error) if refused.  The text goes through the target type's input
+ * function and then an assignment, as an INSERT of a literal would: a value
+ * too long for varchar(n) is an error, not silently cut as a cast would.
+ */
 static bool
-write_row(SPIPlanPtr update, SPIPlanPtr insert, JobRow *row, BatchItem *item)
+write_row(SPIPlanPtr update, SPIPlanPtr insert, Oid typinput, Oid typioparam,
+		  JobRow *row, BatchItem *item)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -207,12 +215,17 @@ write_row(SPIPlanPtr update, SPIPlanPtr insert, JobRow *row, BatchItem *item)
 	bool		ok = true;
 
 	values[0] = CStringGetTextDatum(row->row_id);
-	values[1] = PointerGetDatum(LlamagpuTextFromUtf8(item->output.data, item->output.len));
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		int			ret = SPI_execute_plan(update, values, NULL, false, 0);
+		int			ret;
+
+		values[1] = OidInputFunctionCall(typinput,
+										 text_to_cstring(LlamagpuTextFromUtf8(item->output.data,
+																			  item->output.len)),
+										 typioparam, -1);
+		ret = SPI_execute_plan(update, values, NULL, false, 0);
 
 		if (ret == SPI_OK_UPDATE && SPI_processed == 0)
 			ret = SPI_execute_plan(insert, values, NULL, false, 0);
@@ -267,6 +280,10 @@ run_batch(Job *job)
 	int			save_sec;
 	SPIPlanPtr	update;
 	SPIPlanPtr	insert;
+	Oid			target_type;
+	int32		target_typmod;
+	Oid			typinput;
+	Oid			typioparam;
 	int			ret;
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
@@ -332,14 +349,17 @@ run_batch(Job *job)
 		/* generate; a lost engine raises here and the whole batch is redone */
 		GenerateBatchRun(&req, items, n, Min(batch_size, GenerateBatchWindow()), false, "row");
 
+		/* the output as a value of the target column's type (typmod applied on assignment) */
+		parseTypeString(job->target_type, &target_type, &target_typmod, false);
+		getTypeInputInfo(target_type, &typinput, &typioparam);
 		types[0] = TEXTOID;
-		types[1] = TEXTOID;
-		update = SPI_prepare(psprintf("UPDATE %s SET %s = CAST($2 AS %s) WHERE %s = CAST($1 AS %s)",
+		types[1] = target_type;
+		update = SPI_prepare(psprintf("UPDATE %s SET %s = $2 WHERE %s = CAST($1 AS %s)",
 									  job->target_table, quote_identifier(job->target_column),
-									  job->target_type, idq, job->id_type), 2, types);
-		insert = SPI_prepare(psprintf("INSERT INTO %s (%s, %s) VALUES (CAST($1 AS %s), CAST($2 AS %s))",
+									  idq, job->id_type), 2, types);
+		insert = SPI_prepare(psprintf("INSERT INTO %s (%s, %s) VALUES (CAST($1 AS %s), $2)",
 									  job->target_table, idq, quote_identifier(job->target_column),
-									  job->id_type, job->target_type), 2, types);
+									  job->id_type), 2, types);
 		if (update == NULL || insert == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		for (int i = 0; i < n; i++)
@@ -349,7 +369,8 @@ run_batch(Job *job)
 				continue;
 			if (items[i].state == BATCH_ITEM_FAILED)
 				rows[i].error = EngineErrorText(&items[i].error, &rows[i].sqlstate);
-			else if (items[i].state == BATCH_ITEM_DONE && write_row(update, insert, &rows[i], &items[i]))
+			else if (items[i].state == BATCH_ITEM_DONE &&
+					 write_row(update, insert, typinput, typioparam, &rows[i], &items[i]))
 				tokens += items[i].n_gen;
 		}
 	}
