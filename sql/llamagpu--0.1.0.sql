@@ -218,6 +218,8 @@ CREATE TABLE response_cache (
 	last_used		timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE response_cache IS 'answers to greedy requests, reused when the same request comes again';
+-- llamagpu.response_cache_max_rows evicts the least recently used
+CREATE INDEX response_cache_last_used ON response_cache (last_used);
 
 CREATE FUNCTION llm_cache_clear() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'llm_cache_clear'

@@ -66,6 +66,18 @@ ROLLBACK;
 SELECT count(*) AS kept_after_rollback FROM llamagpu.response_cache WHERE output = (
 	SELECT llm_generate('Rolled back', max_tokens => 4, temperature => 0, options => '{"cache": false}'));
 
+-- a size limit keeps the most recently used rows
+SELECT llm_cache_clear() > 0 AS cleared;
+SET llamagpu.response_cache_max_rows = 2;
+SELECT llm_generate('One', max_tokens => 2, temperature => 0) IS NOT NULL,
+	   llm_generate('Two', max_tokens => 2, temperature => 0) IS NOT NULL;
+SELECT llm_generate('One', max_tokens => 2, temperature => 0) IS NOT NULL AS one_used_again;
+SELECT llm_generate('Three', max_tokens => 2, temperature => 0) IS NOT NULL;
+SELECT count(*) AS kept, sum(hits) AS hits FROM llamagpu.response_cache;
+SELECT output = llm_generate('One', max_tokens => 2, temperature => 0, options => '{"cache": false}') AS one_kept
+FROM llamagpu.response_cache ORDER BY last_used LIMIT 1;
+RESET llamagpu.response_cache_max_rows;
+
 -- users cannot read or write the cache table, nor clear it; llm_admin can
 CREATE ROLE regress_cache_user IN ROLE llm_user;
 CREATE ROLE regress_cache_admin IN ROLE llm_admin;

@@ -23,6 +23,7 @@ char	   *llamagpu_engine_options = NULL;
 int			llamagpu_max_batch_tokens = 512;
 int			llamagpu_max_queued_requests = 256;
 bool		llamagpu_response_cache = false;
+int			llamagpu_response_cache_max_rows = 0;
 
 static char default_engine_path[MAXPGPATH];
 
@@ -162,6 +163,14 @@ LlamagpuGucInit(void)
 							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.response_cache_max_rows",
+							"Most rows kept in llamagpu.response_cache; the least recently used go first.",
+							"0 means no limit.  Each store then reads up to this many index entries.",
+							&llamagpu_response_cache_max_rows,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llamagpu");
 }

@@ -33,6 +33,7 @@ extern char *llamagpu_engine_options;
 extern int	llamagpu_max_batch_tokens;
 extern int	llamagpu_max_queued_requests;
 extern bool llamagpu_response_cache;
+extern int	llamagpu_response_cache_max_rows;
 
 void		LlamagpuGucInit(void);
 /* The engine's socket path (DIR/engine.sock) from llamagpu.socket_directory. */

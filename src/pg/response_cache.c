@@ -13,7 +13,8 @@
  * standby).  They must also never make a session wait: two sessions caching
  * the same key would otherwise queue on the row (or deadlock, inserting keys
  * in opposite orders).  A non-blocking lock on the key decides who writes;
- * the loser skips the write (a hit then goes uncounted).
+ * the loser skips the write (a hit then goes uncounted).  Hit counts and
+ * evictions skip rows another transaction holds, for the same reason.
  */
 #include "llamagpu.h"
 
@@ -140,7 +141,9 @@ ResponseCacheLookup(GenerateRequest *req, const uint8 *key)
 	output = LlamagpuUtf8FromText(cstring_to_text(output));
 	if (cache_writable() && cache_try_lock(key))
 		(void) cache_exec("UPDATE llamagpu.response_cache "
-						  "SET hits = hits + 1, last_used = now() WHERE key = $1",
+						  "SET hits = hits + 1, last_used = clock_timestamp() "
+						  "WHERE key = (SELECT key FROM llamagpu.response_cache WHERE key = $1 "
+						  "             FOR UPDATE SKIP LOCKED)",
 						  1, types, values, false);
 	return output;
 }
@@ -157,9 +160,21 @@ ResponseCacheStore(GenerateRequest *req, const uint8 *key, const char *output, i
 	values[0] = key_datum(key);
 	values[1] = CStringGetTextDatum(req->model->name);
 	values[2] = PointerGetDatum(LlamagpuTextFromUtf8(output, len));
-	(void) cache_exec("INSERT INTO llamagpu.response_cache (key, model, output) "
-					  "VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+	(void) cache_exec("INSERT INTO llamagpu.response_cache (key, model, output, created_at, last_used) "
+					  "VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp()) ON CONFLICT (key) DO NOTHING",
 					  3, types, values, false);
+
+	/* over the limit: the least recently used go, skipping rows others hold */
+	if (llamagpu_response_cache_max_rows > 0)
+	{
+		Oid			itypes[1] = {INT4OID};
+		Datum		ivalues[1] = {Int32GetDatum(llamagpu_response_cache_max_rows)};
+
+		(void) cache_exec("DELETE FROM llamagpu.response_cache WHERE key IN ("
+						  " SELECT key FROM llamagpu.response_cache ORDER BY last_used DESC OFFSET $1"
+						  " FOR UPDATE SKIP LOCKED)",
+						  1, itypes, ivalues, false);
+	}
 }
 
 /* llm_cache_clear() RETURNS bigint: delete every cached response. */

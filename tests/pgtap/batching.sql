@@ -1,7 +1,7 @@
 -- pgTAP: the objects of batching (llm_generate_batch, table jobs, the
 -- response cache, llm_stat_engine), their privileges and settings.
 BEGIN;
-SELECT plan(57);
+SELECT plan(59);
 
 -- llm_generate_batch: llm_generate's arguments and defaults, after the array
 SELECT has_function('llamagpu', 'llm_generate_batch',
@@ -86,6 +86,8 @@ SELECT is(current_setting('llamagpu.max_batch_tokens'), '512', 'max_batch_tokens
 SELECT is(current_setting('llamagpu.max_queued_requests'), '256', 'max_queued_requests default');
 SELECT is(current_setting('llamagpu.response_cache'), 'off', 'response_cache default off');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'llamagpu.response_cache'), 'user', 'response_cache is USERSET');
+SELECT is(current_setting('llamagpu.response_cache_max_rows'), '0', 'response_cache_max_rows default: no limit');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'llamagpu.response_cache_max_rows'), 'superuser', 'response_cache_max_rows is SUSET');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'llamagpu.max_batch_tokens'), 'sighup', 'max_batch_tokens is SIGHUP');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'llamagpu.max_queued_requests'), 'sighup', 'max_queued_requests is SIGHUP');
 SELECT matches((SELECT short_desc FROM pg_settings WHERE name = 'llamagpu.kv_cache_size'),
