@@ -67,8 +67,17 @@ CREATE FUNCTION llm_generate(prompt text, model text DEFAULT NULL, max_tokens in
 							 stop text[] DEFAULT NULL, options jsonb DEFAULT NULL)
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'llm_generate'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+	LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION llm_generate IS 'generate a continuation of prompt with a registered model';
+
+CREATE FUNCTION llm_generate_batch(prompts text[], model text DEFAULT NULL, max_tokens int DEFAULT 256,
+								   temperature float8 DEFAULT 0.8, top_p float8 DEFAULT 0.95,
+								   top_k int DEFAULT 40, seed bigint DEFAULT NULL,
+								   stop text[] DEFAULT NULL, options jsonb DEFAULT NULL)
+	RETURNS TABLE (ord int, output text)
+	AS 'MODULE_PATHNAME', 'llm_generate_batch'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION llm_generate_batch IS 'generate for every prompt of an array at once; one row per element, in order';
 
 CREATE FUNCTION llm_generate_stream(prompt text, model text DEFAULT NULL, max_tokens int DEFAULT 256,
 									temperature float8 DEFAULT 0.8, top_p float8 DEFAULT 0.95,
@@ -175,6 +184,155 @@ CREATE FUNCTION llm_engine_status(OUT pid int, OUT state text, OUT restarts int,
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION llm_engine_status IS 'the engine process as its supervisor sees it';
 
+CREATE FUNCTION llm_stat_engine_internal(
+	OUT model text, OUT path text, OUT requests bigint,
+	OUT queued bigint, OUT running bigint, OUT submitted bigint, OUT finished bigint,
+	OUT rejected bigint, OUT steps bigint, OUT batch_tokens bigint, OUT prompt_tokens bigint,
+	OUT gen_tokens bigint, OUT preemptions bigint, OUT max_batch_tokens bigint,
+	OUT kv_block_size bigint, OUT kv_blocks_total bigint, OUT kv_blocks_used bigint,
+	OUT kv_blocks_cached bigint, OUT prefix_lookup_tokens bigint, OUT prefix_hit_tokens bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'llm_stat_engine_internal'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW llm_stat_engine AS
+	SELECT model, path, requests, queued, running, submitted, finished, rejected,
+		   steps, batch_tokens, prompt_tokens, gen_tokens,
+		   CASE WHEN steps > 0 AND max_batch_tokens > 0
+				THEN batch_tokens::float8 / (steps * max_batch_tokens) END AS avg_batch_fill,
+		   max_batch_tokens, kv_block_size, kv_blocks_used, kv_blocks_cached, kv_blocks_total,
+		   preemptions, prefix_lookup_tokens, prefix_hit_tokens,
+		   CASE WHEN prefix_lookup_tokens > 0
+				THEN prefix_hit_tokens::float8 / prefix_lookup_tokens END AS prefix_hit_rate
+	FROM @extschema@.llm_stat_engine_internal();
+COMMENT ON VIEW llm_stat_engine IS 'one row per model loaded in the engine, with its scheduler counters';
+
+-- The response cache (opt-in: option "cache" or llamagpu.response_cache).
+-- Written only by the extension, as the table's owner.
+CREATE TABLE response_cache (
+	key				bytea PRIMARY KEY,		-- sha256 of model identity, prompt and settings
+	model			text NOT NULL,
+	output			text NOT NULL,
+	hits			bigint NOT NULL DEFAULT 0,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	last_used		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE response_cache IS 'answers to greedy requests, reused when the same request comes again';
+-- llamagpu.response_cache_max_rows evicts the least recently used
+CREATE INDEX response_cache_last_used ON response_cache (last_used);
+
+CREATE FUNCTION llm_cache_clear() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'llm_cache_clear'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION llm_cache_clear IS 'delete every cached response; returns how many';
+
+-- Table jobs: a background worker per database generates for every row of
+-- a source and writes the outputs to a target column (see docs/batching-sql.md).
+CREATE TABLE llm_jobs (
+	id				bigserial PRIMARY KEY,
+	name			text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.:-]{1,63}$'),
+	owner			oid NOT NULL,			-- the role the job runs as
+	source			text NOT NULL,			-- as given: a table name or a query
+	source_sql		text NOT NULL,			-- the FROM item it became
+	id_column		text NOT NULL,
+	id_type			text NOT NULL,			-- the id's type, to read last_id back
+	prompt			text NOT NULL,			-- SQL expression over the source's columns
+	target_table	text NOT NULL,			-- schema-qualified, quoted
+	target_column	text NOT NULL,
+	target_type		text NOT NULL,
+	model			text,
+	options			jsonb,
+	search_path		text NOT NULL,			-- the creator's, for the source and prompt
+	state			text NOT NULL DEFAULT 'running'
+					CHECK (state IN ('running', 'paused', 'cancelled', 'done', 'failed')),
+	last_id			text,					-- the last row done, in id order; NULL: none yet
+	rows_total		bigint,
+	rows_done		bigint NOT NULL DEFAULT 0,
+	rows_failed		bigint NOT NULL DEFAULT 0,
+	tokens			bigint NOT NULL DEFAULT 0,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	started_at		timestamptz,
+	updated_at		timestamptz,
+	finished_at		timestamptz,
+	last_error		text
+);
+COMMENT ON TABLE llm_jobs IS 'table jobs; see llm_job_create()';
+
+CREATE TABLE llm_job_failures (
+	job_id			bigint NOT NULL REFERENCES llm_jobs (id) ON DELETE CASCADE,
+	job				text NOT NULL,
+	owner			oid NOT NULL,
+	row_id			text NOT NULL,
+	sqlstate		text NOT NULL,
+	error			text NOT NULL,
+	failed_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (job_id, row_id)
+);
+COMMENT ON TABLE llm_job_failures IS 'rows a table job could not generate or write, with the error';
+
+-- Whether the current user may see (and manage) a job of owner: a member of
+-- owner or of llm_admin.  A dropped owner's jobs are left to llm_admin.
+CREATE FUNCTION llm_job_visible(owner oid) RETURNS boolean
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT pg_has_role('llm_admin', 'MEMBER') OR
+		   CASE WHEN EXISTS (SELECT FROM pg_roles r WHERE r.oid = $1)
+				THEN pg_has_role($1, 'MEMBER') ELSE false END
+$$;
+
+ALTER TABLE llm_jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE llm_job_failures ENABLE ROW LEVEL SECURITY;
+CREATE POLICY llm_jobs_owner ON llm_jobs FOR SELECT
+	USING (@extschema@.llm_job_visible(owner));
+CREATE POLICY llm_job_failures_owner ON llm_job_failures FOR SELECT
+	USING (@extschema@.llm_job_visible(owner));
+GRANT SELECT ON llm_jobs, llm_job_failures TO llm_user;
+
+CREATE VIEW llm_stat_jobs AS
+	SELECT j.name, j.state, j.owner::regrole AS owner,
+		   j.rows_total, j.rows_done, j.rows_failed,
+		   CASE WHEN j.state IN ('done', 'cancelled') THEN 0
+				ELSE greatest(j.rows_total - j.rows_done - j.rows_failed, 0) END AS rows_pending,
+		   j.tokens, r.rate,
+		   CASE WHEN j.state = 'running' AND r.rate > 0
+				THEN pg_catalog.make_interval(secs => greatest(j.rows_total - j.rows_done - j.rows_failed, 0) / r.rate)
+		   END AS eta,
+		   j.started_at AS started, j.updated_at AS updated, j.finished_at AS finished,
+		   j.last_error, j.id
+	FROM @extschema@.llm_jobs j,
+		 LATERAL (SELECT CASE WHEN j.updated_at > j.started_at
+							  THEN (j.rows_done + j.rows_failed) /
+								   extract(epoch FROM j.updated_at - j.started_at)::float8
+						 END AS rate) r
+	WHERE @extschema@.llm_job_visible(j.owner);
+COMMENT ON VIEW llm_stat_jobs IS 'progress of the table jobs the current user may see';
+
+CREATE FUNCTION llm_job_create(name text, source text, id_column text, prompt text,
+							   target_table text, target_column text,
+							   model text DEFAULT NULL, options jsonb DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'llm_job_create'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION llm_job_create IS 'start a background job that generates for every row of source';
+CREATE FUNCTION llm_job_pause(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'llm_job_pause'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION llm_job_resume(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'llm_job_resume'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION llm_job_cancel(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'llm_job_cancel'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION llm_job_drop(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'llm_job_drop'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION llm_job_drop IS 'forget a job that is not running, with its failures';
+
+SELECT pg_catalog.pg_extension_config_dump('llm_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_job_failures', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_jobs_id_seq', '');
+
 -- Privileges: nothing that runs a model is executable by PUBLIC.
 REVOKE ALL ON FUNCTION
 	llm_generate(text, text, int, float8, float8, int, bigint, text[], jsonb),
@@ -183,20 +341,31 @@ REVOKE ALL ON FUNCTION
 	llm_register_model(text, text, jsonb), llm_load_model(text), llm_unload_model(text),
 	llm_drop_model(text), llm_grant_model(text, regrole), llm_grant_model(text),
 	llm_revoke_model(text, regrole), llm_revoke_model(text),
-	llm_stat_activity_internal(), llm_engine_status()
+	llm_stat_activity_internal(), llm_engine_status(),
+	llm_generate_batch(text[], text, int, float8, float8, int, bigint, text[], jsonb),
+	llm_stat_engine_internal(), llm_cache_clear(),
+	llm_job_create(text, text, text, text, text, text, text, jsonb), llm_job_pause(text),
+	llm_job_resume(text), llm_job_cancel(text), llm_job_drop(text)
 	FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
 	llm_generate(text, text, int, float8, float8, int, bigint, text[], jsonb),
 	llm_generate_stream(text, text, int, float8, float8, int, bigint, text[], jsonb),
 	llm_tokenize(text, text), llm_detokenize(int[], text), llm_count_tokens(text, text),
-	llm_stat_activity_internal()
+	llm_stat_activity_internal(),
+	llm_generate_batch(text[], text, int, float8, float8, int, bigint, text[], jsonb),
+	llm_stat_engine_internal(),
+	llm_job_create(text, text, text, text, text, text, text, jsonb), llm_job_pause(text),
+	llm_job_resume(text), llm_job_cancel(text), llm_job_drop(text)
 	TO llm_user;
 
 GRANT EXECUTE ON FUNCTION
 	llm_register_model(text, text, jsonb), llm_load_model(text), llm_unload_model(text),
 	llm_drop_model(text), llm_grant_model(text, regrole), llm_grant_model(text),
-	llm_revoke_model(text, regrole), llm_revoke_model(text), llm_engine_status()
+	llm_revoke_model(text, regrole), llm_revoke_model(text), llm_engine_status(),
+	llm_cache_clear()
 	TO llm_admin;
 
-GRANT SELECT ON llm_stat_activity TO llm_user;
+GRANT SELECT ON llm_stat_activity, llm_stat_engine, llm_stat_jobs TO llm_user;
+REVOKE ALL ON response_cache FROM PUBLIC;
+GRANT SELECT, DELETE ON response_cache TO llm_admin;

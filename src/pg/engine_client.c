@@ -38,6 +38,7 @@ struct EngineConn
 	WaitEventSet *wes;
 	int			sock_pos;		/* position of the engine socket in wes */
 	uint32		next_id;
+	bool		write_partial;	/* a frame was cut short: the stream is unusable */
 	TimestampTz client_checked; /* when the client connection was last checked */
 	char	   *rbuf;
 	size_t		rlen;
@@ -161,6 +162,8 @@ engine_write(EngineConn *conn, const char *data, size_t len)
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		{
+			/* an interrupt here leaves half a frame behind */
+			conn->write_partial = true;
 			(void) WaitLatchOrSocket(MyLatch,
 									 WL_LATCH_SET | WL_SOCKET_WRITEABLE | WL_EXIT_ON_PM_DEATH,
 									 conn->sock, -1, PG_WAIT_EXTENSION);
@@ -170,6 +173,7 @@ engine_write(EngineConn *conn, const char *data, size_t len)
 		}
 		EngineReportLost();
 	}
+	conn->write_partial = false;
 }
 
 /* Send one frame: header, then payload. */
@@ -195,6 +199,27 @@ engine_send_frame(EngineConn *conn, char type, uint32 id, const char *payload, s
 	engine_write(conn, (const char *) hdr, sizeof(hdr));
 	if (len > 0)
 		engine_write(conn, payload, len);
+}
+
+/*
+ * Ask the engine to stop request id, without waiting: used while an ERROR
+ * unwinds, so it must neither block nor raise.  Closing the connection
+ * cancels everything anyway; this only makes it explicit and immediate.
+ */
+void
+EngineCancelNoWait(EngineConn *conn, uint32 id)
+{
+	unsigned char hdr[LG_PROTO_HEADER_SIZE] = {0};
+
+	if (conn->sock == PGINVALID_SOCKET || conn->write_partial)
+		return;
+	hdr[4] = (unsigned char) LG_FRAME_CANCEL;
+	hdr[5] = (unsigned char) (id >> 24);
+	hdr[6] = (unsigned char) (id >> 16);
+	hdr[7] = (unsigned char) (id >> 8);
+	hdr[8] = (unsigned char) id;
+	if (send(conn->sock, hdr, sizeof(hdr), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(hdr))
+		conn->write_partial = true;
 }
 
 /* Send a request with the next id; returns the id. */
@@ -238,13 +263,32 @@ take_frame(EngineConn *conn, EngineFrame *frame)
 void
 EngineReadFrame(EngineConn *conn, EngineFrame *frame)
 {
+	(void) EngineReadFrameTimeout(conn, frame, -1);
+}
+
+/* Wait up to timeout_ms (-1: forever) for the next frame; false on timeout. */
+bool
+EngineReadFrameTimeout(EngineConn *conn, EngineFrame *frame, int timeout_ms)
+{
+	TimestampTz deadline = timeout_ms >= 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms) : 0;
+
 	for (;;)
 	{
 		WaitEvent	event;
 		ssize_t		n;
+		long		wait_ms = CLIENT_CHECK_INTERVAL_MS;
 
 		if (take_frame(conn, frame))
-			return;
+			return true;
+		if (timeout_ms >= 0)
+		{
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+			if (left <= 0)
+				return false;
+			wait_ms = Min(wait_ms, left);
+		}
 
 		if (conn->rcap - conn->rlen < 8192)
 		{
@@ -275,7 +319,7 @@ EngineReadFrame(EngineConn *conn, EngineFrame *frame)
 				CHECK_FOR_INTERRUPTS();
 			}
 		}
-		if (WaitEventSetWait(conn->wes, CLIENT_CHECK_INTERVAL_MS, &event, 1, PG_WAIT_EXTENSION) < 1)
+		if (WaitEventSetWait(conn->wes, wait_ms, &event, 1, PG_WAIT_EXTENSION) < 1)
 			continue;
 		if (event.events & WL_LATCH_SET)
 		{

@@ -55,6 +55,9 @@ static const EngineErrorMap engine_errors[] = {
 	{LG_WIRE_NOT_FOUND, ERRCODE_UNDEFINED_OBJECT,
 		"model is not loaded",
 	NULL},
+	{LG_WIRE_BUSY, ERRCODE_INSUFFICIENT_RESOURCES,
+		"llamagpu engine is busy",
+	"Retry later, or raise llamagpu.max_queued_requests."},
 };
 
 /* The engine's one-line message as a detail sentence. */
@@ -72,22 +75,42 @@ as_sentence(const char *message)
 	return s;
 }
 
+/* The table entry for an ERROR frame's status; NULL if unknown. */
+static const EngineErrorMap *
+error_map(const char *status)
+{
+	for (int i = 0; i < lengthof(engine_errors); i++)
+		if (status && strcmp(status, engine_errors[i].status) == 0)
+			return &engine_errors[i];
+	return NULL;
+}
+
+/*
+ * An ERROR frame as SQLSTATE and one line of text ("message: detail"), for
+ * callers that record a failure instead of raising it (table jobs).
+ */
+char *
+EngineErrorText(EngineFrame *frame, int *sqlstate)
+{
+	const char *status = EngineFrameGet(frame, "status");
+	const char *message = EngineFrameGet(frame, "message");
+	const EngineErrorMap *map = error_map(status);
+
+	*sqlstate = map ? map->sqlstate : ERRCODE_INTERNAL_ERROR;
+	return psprintf("%s%s%s",
+					map ? map->message : "llamagpu engine failed",
+					message && message[0] ? ": " : "",
+					message ? message : "");
+}
+
 /* Raise the ERROR an engine ERROR frame describes. */
 void
 EngineReportError(EngineFrame *frame)
 {
 	const char *status = EngineFrameGet(frame, "status");
 	const char *message = as_sentence(EngineFrameGet(frame, "message"));
-	const EngineErrorMap *map = NULL;
+	const EngineErrorMap *map = error_map(status);
 
-	for (int i = 0; i < lengthof(engine_errors); i++)
-	{
-		if (status && strcmp(status, engine_errors[i].status) == 0)
-		{
-			map = &engine_errors[i];
-			break;
-		}
-	}
 	if (map == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

@@ -1,279 +1,17 @@
 /*
  * generate.c — llm_generate and llm_generate_stream: check the arguments,
  * send a GENERATE request, and collect (or return one by one) the pieces the
- * engine streams back.
+ * engine streams back.  llm_generate answers from the response cache when
+ * the request asks for it (see response_cache.c).
  */
 #include "llamagpu.h"
 
-#include <math.h>
-
-#include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/numeric.h"
 
 PG_FUNCTION_INFO_V1(llm_generate);
 PG_FUNCTION_INFO_V1(llm_generate_stream);
-
-#define MAX_TOKENS_LIMIT	1048576
-#define MAX_STOPS			16
-
-/* A sampler option carried in the options jsonb. */
-typedef struct GenerateOption
-{
-	const char *name;
-	bool		is_int;
-	double		min;
-	double		max;
-} GenerateOption;
-
-static const GenerateOption generate_options[] = {
-	{"min_p", false, 0, 1},
-	{"typical_p", false, 0, 1},
-	{"repeat_penalty", false, 0, 100},
-	{"presence_penalty", false, -100, 100},
-	{"frequency_penalty", false, -100, 100},
-	{"penalty_last_n", true, -1, 1048576},
-};
-
-#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias"
-
-/* Error out unless x is a number in [min, max]. */
-static void
-check_float_arg(const char *name, double x, double min, double max)
-{
-	if (isnan(x))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be NaN", name)));
-	if (x < min || x > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between %g and %g", name, min, max),
-				 errdetail("The value given was %g.", x)));
-}
-
-/* A jsonb number as a double. */
-static double
-jsonb_number(JsonbValue *v)
-{
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-											  NumericGetDatum(v->val.numeric)));
-}
-
-/* logit_bias: {"token id": bias, ...} */
-static void
-add_logit_bias(StringInfo req, JsonbValue *obj)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (obj->type != jbvBinary || !JsonContainerIsObject(obj->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("option \"logit_bias\" must be a JSON object"),
-				 errhint("Map token ids to biases, e.g. {\"13\": -100}.")));
-	it = JsonbIteratorInit(obj->val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *key;
-		char	   *end;
-		long		id;
-		double		bias;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
-		errno = 0;
-		id = strtol(key, &end, 10);
-		if (errno != 0 || end == key || *end != '\0' || id < 0 || id > PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid token id \"%s\" in option \"logit_bias\"", key)));
-		JsonbIteratorNext(&it, &v, true);
-		if (v.type != jbvNumeric)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("bias for token %ld in option \"logit_bias\" must be a number", id)));
-		bias = jsonb_number(&v);
-		check_float_arg("logit_bias", bias, -1e9, 1e9);
-		appendStringInfoString(req, "logit_bias");
-		appendStringInfoChar(req, '\0');
-		appendStringInfo(req, "%ld:%.9g", id, bias);
-		appendStringInfoChar(req, '\0');
-	}
-}
-
-/* Check the options jsonb and add its settings to the request. */
-static void
-add_options(StringInfo req, Jsonb *options)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object"),
-				 errhint("Valid options are: " OPTION_NAMES ".")));
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *key;
-		const GenerateOption *opt = NULL;
-		double		x;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
-		/* skipNested: a nested container comes back whole, as jbvBinary */
-		JsonbIteratorNext(&it, &v, true);
-		if (strcmp(key, "logit_bias") == 0)
-		{
-			add_logit_bias(req, &v);
-			continue;
-		}
-		for (int i = 0; i < lengthof(generate_options); i++)
-			if (strcmp(key, generate_options[i].name) == 0)
-				opt = &generate_options[i];
-		if (opt == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unrecognized option \"%s\"", key),
-					 errhint("Valid options are: " OPTION_NAMES ".")));
-		if (v.type != jbvNumeric)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("option \"%s\" must be a number", key)));
-		x = jsonb_number(&v);
-		check_float_arg(key, x, opt->min, opt->max);
-		if (opt->is_int)
-		{
-			if (x != floor(x))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATATYPE_MISMATCH),
-						 errmsg("option \"%s\" must be an integer", key)));
-			EngineFieldInt(req, key, (int64) x);
-		}
-		else
-			EngineFieldFloat(req, key, x);
-	}
-}
-
-/*
- * Check the arguments shared by llm_generate and llm_generate_stream and
- * build the GENERATE request.
- */
-static void
-build_generate_request(FunctionCallInfo fcinfo, StringInfo req)
-{
-	char	   *prompt;
-	LlamagpuModel *model;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("prompt must not be null")));
-	prompt = LlamagpuUtf8FromText(PG_GETARG_TEXT_PP(0));
-	if (prompt[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_ZERO_LENGTH_CHARACTER_STRING),
-				 errmsg("prompt must not be empty")));
-
-	initStringInfo(req);
-	EngineField(req, "prompt", prompt);
-
-	/* NULL for a setting means its default */
-	if (!PG_ARGISNULL(2))
-	{
-		int32		max_tokens = PG_GETARG_INT32(2);
-
-		if (max_tokens < 1 || max_tokens > MAX_TOKENS_LIMIT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_tokens must be between 1 and %d", MAX_TOKENS_LIMIT),
-					 errdetail("The value given was %d.", max_tokens)));
-		EngineFieldInt(req, "max_tokens", max_tokens);
-	}
-	if (!PG_ARGISNULL(3))
-	{
-		double		t = PG_GETARG_FLOAT8(3);
-
-		check_float_arg("temperature", t, 0, 100);
-		EngineFieldFloat(req, "temperature", t);
-	}
-	if (!PG_ARGISNULL(4))
-	{
-		double		p = PG_GETARG_FLOAT8(4);
-
-		check_float_arg("top_p", p, 0, 1);
-		EngineFieldFloat(req, "top_p", p);
-	}
-	if (!PG_ARGISNULL(5))
-	{
-		int32		k = PG_GETARG_INT32(5);
-
-		if (k < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("top_k must not be negative"),
-					 errhint("0 disables top-k sampling.")));
-		EngineFieldInt(req, "top_k", k);
-	}
-	if (!PG_ARGISNULL(6))
-	{
-		char		num[32];
-
-		/* the engine's seed is 64 unsigned bits: a negative bigint wraps */
-		snprintf(num, sizeof(num), UINT64_FORMAT, (uint64) PG_GETARG_INT64(6));
-		EngineField(req, "seed", num);
-	}
-	if (!PG_ARGISNULL(7))
-	{
-		ArrayType  *stops = PG_GETARG_ARRAYTYPE_P(7);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(stops, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		if (n > MAX_STOPS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many stop strings"),
-					 errdetail("%d stop strings were given, the limit is %d.", n, MAX_STOPS)));
-		for (int i = 0; i < n; i++)
-		{
-			char	   *s;
-
-			if (nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("stop strings must not be null")));
-			s = LlamagpuUtf8FromText(DatumGetTextPP(elems[i]));
-			if (s[0] == '\0')
-				ereport(ERROR,
-						(errcode(ERRCODE_ZERO_LENGTH_CHARACTER_STRING),
-						 errmsg("stop strings must not be empty")));
-			EngineField(req, "stop", s);
-		}
-	}
-	if (!PG_ARGISNULL(8))
-		add_options(req, PG_GETARG_JSONB_P(8));
-
-	model = LlamagpuModelLookup(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)), true);
-	LlamagpuModelFields(req, model);
-	EngineFieldInt(req, "backend_pid", MyProcPid);
-	EngineField(req, "role", GetUserNameFromId(GetUserId(), false));
-	if (llamagpu_request_timeout > 0)
-		EngineFieldInt(req, "timeout_ms", llamagpu_request_timeout);
-}
 
 /*
  * Wait for the next piece of request id: true with the text appended to out,
@@ -314,23 +52,37 @@ piece_text(StringInfo s)
 	return LlamagpuTextFromUtf8(s->data, s->len);
 }
 
-/* llm_generate(prompt, model, max_tokens, ...) RETURNS text */
+/* Check llm_generate's arguments and build the request for its prompt. */
+static char *
+build_generate_request(FunctionCallInfo fcinfo, GenerateRequest *req)
+{
+	GenerateArgs args;
+	char	   *prompt;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("prompt must not be null")));
+	prompt = GeneratePromptUtf8(PG_GETARG_TEXT_PP(0));
+	GenerateArgsFromCall(fcinfo, 1, &args);
+	GenerateRequestBuild(&args, req);
+	return prompt;
+}
+
+/*
+ * llm_generate(prompt, model, max_tokens, ...) RETURNS text: a batch of one,
+ * so that it shares the response cache, the resubmission when the engine is
+ * busy, and the cancellation with llm_generate_batch.
+ */
 Datum
 llm_generate(PG_FUNCTION_ARGS)
 {
-	StringInfoData req;
-	StringInfoData out;
-	EngineConn *conn;
-	uint32		id;
+	GenerateRequest req;
+	BatchItem	item = {0};
 
-	build_generate_request(fcinfo, &req);
-	conn = EngineConnect(llamagpu_connect_timeout, false);
-	id = EngineSendRequest(conn, LG_FRAME_GENERATE, &req);
-	initStringInfo(&out);
-	while (next_piece(conn, id, &out))
-		;
-	EngineClose(conn);
-	PG_RETURN_TEXT_P(piece_text(&out));
+	item.prompt = build_generate_request(fcinfo, &req);
+	GenerateBatchRun(&req, &item, 1, 1, true, NULL);
+	PG_RETURN_TEXT_P(LlamagpuTextFromUtf8(item.output.data, item.output.len));
 }
 
 typedef struct StreamState
@@ -376,17 +128,20 @@ llm_generate_stream(PG_FUNCTION_ARGS)
 	if (SRF_IS_FIRSTCALL())
 	{
 		MemoryContext oldcxt;
-		StringInfoData req;
+		GenerateRequest req;
+		StringInfoData payload;
+		char	   *prompt;
 
 		funcctx = SRF_FIRSTCALL_INIT();
 		/* the connection lives (and is closed) with the SRF's memory */
 		oldcxt = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		build_generate_request(fcinfo, &req);
+		prompt = build_generate_request(fcinfo, &req);
+		GenerateRequestPayload(&req, prompt, &payload);
 		st = palloc0(sizeof(StreamState));
 		initStringInfo(&st->pending);
 		st->conn = EngineConnect(llamagpu_connect_timeout, false);
-		EngineFieldInt(&req, "stream", 1);
-		st->id = EngineSendRequest(st->conn, LG_FRAME_GENERATE, &req);
+		EngineFieldInt(&payload, "stream", 1);
+		st->id = EngineSendRequest(st->conn, LG_FRAME_GENERATE, &payload);
 		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(oldcxt);
 	}

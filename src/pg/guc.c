@@ -20,6 +20,10 @@ int			llamagpu_request_timeout = 0;
 int			llamagpu_connect_timeout = 10000;
 int			llamagpu_log_level = 2;
 char	   *llamagpu_engine_options = NULL;
+int			llamagpu_max_batch_tokens = 512;
+int			llamagpu_max_queued_requests = 256;
+bool		llamagpu_response_cache = false;
+int			llamagpu_response_cache_max_rows = 0;
 
 static char default_engine_path[MAXPGPATH];
 
@@ -73,7 +77,7 @@ LlamagpuGucInit(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("llamagpu.kv_cache_size",
-							"Memory the engine may use for the KV caches of all running requests.",
+							"Size of each loaded model's pool of KV cache blocks, shared by its running sequences.",
 							"0 means no limit.  Requests that do not fit wait for others to finish.",
 							&llamagpu_kv_cache_size,
 							1024, 0, INT_MAX / 2,
@@ -135,6 +139,38 @@ LlamagpuGucInit(void)
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.max_batch_tokens",
+							"Most tokens the engine evaluates in one batched step of a model.",
+							"Prompt tokens and one token per generating sequence share this budget.",
+							&llamagpu_max_batch_tokens,
+							512, 1, 1048576,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.max_queued_requests",
+							"Most requests waiting to run per model before the engine answers busy.",
+							"llm_generate_batch and table jobs keep fewer than this in flight, and retry on busy.",
+							&llamagpu_max_queued_requests,
+							256, 1, 1048576,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("llamagpu.response_cache",
+							 "Answer greedy requests from llamagpu.response_cache when possible.",
+							 "The option \"cache\" of a call overrides this.",
+							 &llamagpu_response_cache,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.response_cache_max_rows",
+							"Most rows kept in llamagpu.response_cache; the least recently used go first.",
+							"0 means no limit.  Each store then reads up to this many index entries.",
+							&llamagpu_response_cache_max_rows,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llamagpu");
 }

@@ -3,10 +3,16 @@
  */
 #include "llamagpu.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,6 +55,60 @@ LlamagpuShmemInit(void)
 		SpinLockInit(&llamagpu_shared->mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * The owner of table llamagpu.relname (InvalidOid if there is none): the
+ * extension's own tables are written as their owner, never as the user.
+ */
+Oid
+LlamagpuRelationOwner(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("llamagpu", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(rel))
+		return InvalidOid;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Act as the owner of the extension's table relname, with search_path
+ * pg_catalog: the extension's tables are written as their owner (a
+ * superuser), and a user's search_path must not let a function or operator
+ * of theirs run with those privileges.  LlamagpuActAsUser undoes it (an
+ * ERROR undoes it too, with the transaction or subtransaction).
+ */
+void
+LlamagpuActAsOwner(const char *relname, LlamagpuActAs *save)
+{
+	Oid			owner = LlamagpuRelationOwner(relname);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"llamagpu.%s\" does not exist", relname),
+				 errhint("Create the extension in this database: CREATE EXTENSION llamagpu.")));
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	save->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(owner, save->sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Back to the user LlamagpuActAsOwner saved. */
+void
+LlamagpuActAsUser(LlamagpuActAs *save)
+{
+	SetUserIdAndSecContext(save->userid, save->sec);
+	AtEOXact_GUC(true, save->nestlevel);
 }
 
 /*

@@ -11,6 +11,8 @@
 #include "lib/stringinfo.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "serve_protocol.h"
@@ -28,6 +30,10 @@ extern int	llamagpu_request_timeout;
 extern int	llamagpu_connect_timeout;
 extern int	llamagpu_log_level;
 extern char *llamagpu_engine_options;
+extern int	llamagpu_max_batch_tokens;
+extern int	llamagpu_max_queued_requests;
+extern bool llamagpu_response_cache;
+extern int	llamagpu_response_cache_max_rows;
 
 void		LlamagpuGucInit(void);
 /* The engine's socket path (DIR/engine.sock) from llamagpu.socket_directory. */
@@ -45,6 +51,19 @@ typedef enum LlamagpuEngineState
 	LLAMAGPU_ENGINE_STOPPING
 } LlamagpuEngineState;
 
+/* How many databases may run table jobs at the same time. */
+#define LLAMAGPU_MAX_JOB_WORKERS 16
+
+/* The job worker of one database (jobs.c). */
+typedef struct LlamagpuJobSlot
+{
+	Oid			dboid;			/* InvalidOid: free */
+	pid_t		pid;			/* 0 while starting */
+	Latch	   *latch;			/* the worker's latch, once it runs */
+	uint64		requests;		/* bumped by every create/resume */
+	TimestampTz launched_at;
+} LlamagpuJobSlot;
+
 typedef struct LlamagpuShared
 {
 	slock_t		mutex;
@@ -53,11 +72,26 @@ typedef struct LlamagpuShared
 	LlamagpuEngineState state;
 	int			restarts;		/* times the engine was started after the first */
 	TimestampTz started_at;
+	LlamagpuJobSlot jobs[LLAMAGPU_MAX_JOB_WORKERS];	/* under mutex */
 } LlamagpuShared;
 
 extern LlamagpuShared *llamagpu_shared;
 
 void		LlamagpuShmemInit(void);
+/* The owner of table llamagpu.relname, or InvalidOid. */
+Oid			LlamagpuRelationOwner(const char *relname);
+
+/* What LlamagpuActAsOwner changed. */
+typedef struct LlamagpuActAs
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} LlamagpuActAs;
+
+/* Become the owner of llamagpu.relname, search_path pg_catalog; and back. */
+void		LlamagpuActAsOwner(const char *relname, LlamagpuActAs *save);
+void		LlamagpuActAsUser(LlamagpuActAs *save);
 void		LlamagpuSupervisorRegister(void);
 PGDLLEXPORT void llamagpu_supervisor_main(Datum main_arg);
 
@@ -84,6 +118,10 @@ void		EngineClose(EngineConn *conn);
 uint32		EngineSendRequest(EngineConn *conn, char type, StringInfo fields);
 /* Wait for the next frame (interruptible); errors on a lost connection. */
 void		EngineReadFrame(EngineConn *conn, EngineFrame *frame);
+/* The same, giving up after timeout_ms (-1: never); false on timeout. */
+bool		EngineReadFrameTimeout(EngineConn *conn, EngineFrame *frame, int timeout_ms);
+/* Send CANCEL for request id if that can be done at once; never raises. */
+void		EngineCancelNoWait(EngineConn *conn, uint32 id);
 /* Send a request and wait for its RESULT; ERROR frames become ereports. */
 void		EngineCall(EngineConn *conn, char type, StringInfo fields, EngineFrame *result);
 
@@ -101,6 +139,8 @@ void		EngineFrameForEach(EngineFrame *frame, const char *key,
 
 /* Raise the ERROR an engine ERROR frame describes. */
 void		EngineReportError(EngineFrame *frame) pg_attribute_noreturn();
+/* An ERROR frame as a SQLSTATE and one line of text (not raised). */
+char	   *EngineErrorText(EngineFrame *frame, int *sqlstate);
 /* Raise the ERROR for a lost engine connection. */
 void		EngineReportLost(void) pg_attribute_noreturn();
 
@@ -111,6 +151,7 @@ typedef struct LlamagpuModel
 	char	   *name;
 	char	   *path;
 	int			context_size;	/* from the model's options; 0 = engine default */
+	char	   *sha256;			/* the file's identity, for the response cache */
 } LlamagpuModel;
 
 /*
@@ -120,6 +161,107 @@ typedef struct LlamagpuModel
 LlamagpuModel *LlamagpuModelLookup(const char *name, bool check_usage);
 /* Add the fields naming model to a request. */
 void		LlamagpuModelFields(StringInfo buf, LlamagpuModel *model);
+
+/* ---- generation requests (generate_request.c) ---- */
+
+/* The arguments llm_generate takes after the prompt; has_x false = NULL. */
+typedef struct GenerateArgs
+{
+	char	   *model;			/* NULL: llamagpu.default_model */
+	bool		has_max_tokens;
+	int32		max_tokens;
+	bool		has_temperature;
+	double		temperature;
+	bool		has_top_p;
+	double		top_p;
+	bool		has_top_k;
+	int32		top_k;
+	bool		has_seed;
+	int64		seed;
+	ArrayType  *stop;			/* text[] or NULL */
+	Jsonb	   *options;		/* or NULL */
+} GenerateArgs;
+
+/* A checked GENERATE request, less its prompt. */
+typedef struct GenerateRequest
+{
+	LlamagpuModel *model;
+	StringInfoData key_fields;	/* what decides the output: the cache key covers these */
+	StringInfoData other_fields;	/* model path, monitoring, priority, timeout */
+	bool		greedy;			/* temperature 0 */
+	bool		use_cache;		/* answer from and store in the response cache */
+} GenerateRequest;
+
+/* Arguments model.. options of llm_generate-like functions, from argument first on. */
+void		GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args);
+/* Check the arguments, look up the model, build the request. */
+void		GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req);
+/* A prompt argument as UTF-8, checked (not empty). */
+char	   *GeneratePromptUtf8(text *prompt);
+/* The GENERATE payload for one prompt (UTF-8). */
+void		GenerateRequestPayload(GenerateRequest *req, const char *prompt, StringInfo out);
+
+/* ---- pipelined generation of many prompts (generate_batch.c) ---- */
+
+typedef enum BatchItemState
+{
+	BATCH_ITEM_SKIP,			/* NULL prompt: no request */
+	BATCH_ITEM_PENDING,			/* to be sent (again, after busy) */
+	BATCH_ITEM_SENT,
+	BATCH_ITEM_DONE,
+	BATCH_ITEM_FAILED			/* error holds the engine's ERROR frame */
+} BatchItemState;
+
+typedef struct BatchItem
+{
+	const char *prompt;			/* UTF-8; NULL: skipped */
+	BatchItemState state;
+	uint32		id;
+	StringInfoData output;		/* UTF-8 as the engine sent it */
+	EngineFrame error;
+	int64		n_gen;
+	bool		cached;			/* answered from the response cache */
+	uint8		key[32];		/* response cache key, when the request uses the cache */
+} BatchItem;
+
+/*
+ * Generate every item on one connection, at most `window` requests in
+ * flight.  raise_errors: the first failure is raised (naming its item with
+ * `what` unless NULL), and everything in flight is cancelled; otherwise
+ * failures stay in the items.  The response cache is used as req says.
+ */
+void		GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n,
+							 int window, bool raise_errors, const char *what);
+/* Requests in flight per batch: 64, and never more than the engine queues. */
+int			GenerateBatchWindow(void);
+
+/* ---- response cache (response_cache.c) ---- */
+
+/* The cache key of one request (sha256 of a canonical form). */
+void		ResponseCacheKey(GenerateRequest *req, const char *prompt, uint8 *key);
+/* The cached output (UTF-8) for key, or NULL; counts the hit. */
+char	   *ResponseCacheLookup(GenerateRequest *req, const uint8 *key);
+/* Store an output, when this transaction may write. */
+void		ResponseCacheStore(GenerateRequest *req, const uint8 *key, const char *output, int len);
+
+/* ---- table jobs (jobs.c, job_worker.c) ---- */
+
+#define JOB_BATCH_SIZE_DEFAULT	32
+#define JOB_BATCH_SIZE_MAX		1024
+
+/* A job's options jsonb as llm_generate's arguments, and its batch size. */
+void		JobOptionsToArgs(Jsonb *options, const char *model, GenerateArgs *args, int *batch_size);
+/* Have the job worker of this database started (or woken) when the transaction commits. */
+void		LlamagpuJobWakeAtCommit(void);
+/* Start (or wake) the job worker of a database. */
+void		LlamagpuJobWorkerEnsure(Oid dboid);
+/* Launch the job workers of databases with active jobs (supervisor start). */
+void		LlamagpuJobWorkersRelaunch(void);
+/* The marker file of a database with active jobs. */
+void		LlamagpuJobMarkerPath(Oid dboid, char *path, size_t size);
+/* Create the marker (a failure only warns). */
+void		LlamagpuJobMarkerWrite(Oid dboid);
+PGDLLEXPORT void llamagpu_job_worker_main(Datum main_arg);
 
 /* ---- text (utf8.c) ---- */
 

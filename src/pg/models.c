@@ -32,7 +32,8 @@ static const char *const lookup_sql =
 "    SELECT 1 FROM llamagpu.llm_model_grants g"
 "    WHERE g.model = m.name AND (g.grantee = 0 OR EXISTS ("
 "      SELECT 1 FROM pg_catalog.pg_roles r"
-"      WHERE r.oid = g.grantee AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))))"
+"      WHERE r.oid = g.grantee AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))), "
+"  m.sha256"
 " FROM llamagpu.llm_models m WHERE m.name = $1";
 
 /* context_size from a model's options (a JSON object as text). */
@@ -103,6 +104,7 @@ LlamagpuModelLookup(const char *name, bool check_usage)
 	model->path = MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	options = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	model->context_size = options_context_size(options);
+	model->sha256 = MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
 	SPI_finish();
 	return model;
 }

@@ -33,6 +33,7 @@
 #define RESTART_DELAY_MAX_MS	30000
 #define STABLE_RUN_MS			10000	/* a run this long resets the back-off */
 #define STOP_GRACE_MS			5000
+#define JOB_CHECK_MS			5000	/* how often job workers are checked */
 
 static volatile sig_atomic_t got_sigterm = false;
 static volatile sig_atomic_t got_sigchld = false;
@@ -117,6 +118,10 @@ build_argv(void)
 	args = lappend(args, psprintf("%d", llamagpu_kv_cache_size));
 	args = lappend(args, pstrdup("--ctx-size"));
 	args = lappend(args, psprintf("%d", llamagpu_context_size));
+	args = lappend(args, pstrdup("--max-batch-tokens"));
+	args = lappend(args, psprintf("%d", llamagpu_max_batch_tokens));
+	args = lappend(args, pstrdup("--max-queued"));
+	args = lappend(args, psprintf("%d", llamagpu_max_queued_requests));
 	args = lappend(args, pstrdup("--log-level"));
 	args = lappend(args, pstrdup(LlamagpuLogLevelName(llamagpu_log_level)));
 	if (llamagpu_model_dir && llamagpu_model_dir[0])
@@ -280,6 +285,7 @@ llamagpu_supervisor_main(Datum main_arg)
 {
 	TimestampTz next_start = 0;
 	TimestampTz last_start = 0;
+	TimestampTz jobs_checked = 0;
 	int			delay_ms = 0;
 	MemoryContext loop_cxt;
 
@@ -336,6 +342,13 @@ llamagpu_supervisor_main(Datum main_arg)
 				delay_ms = 0;
 				next_start = 0;
 			}
+		}
+
+		/* databases with active jobs get their worker (after a restart too) */
+		if (TimestampDifferenceExceeds(jobs_checked, GetCurrentTimestamp(), JOB_CHECK_MS))
+		{
+			jobs_checked = GetCurrentTimestamp();
+			LlamagpuJobWorkersRelaunch();
 		}
 
 		if (engine_pid <= 0)

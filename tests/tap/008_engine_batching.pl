@@ -1,0 +1,68 @@
+# The extension against an engine with continuous batching's behaviour (a
+# fake one, tests/tap/lib/fake_engine.pl): a full wait queue answers busy,
+# and llm_generate_batch and table jobs wait and resubmit instead of
+# failing; STATUS `sched` lines feed llm_stat_engine; priority reaches the
+# engine.
+use strict;
+use warnings;
+use FindBin;
+use File::Basename qw(dirname);
+use lib "$FindBin::RealBin/lib";
+use LlamagpuTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $fake = "$FindBin::RealBin/lib/fake_engine.pl";
+my $node = llamagpu_node('fake', "llamagpu.engine_path = '$fake'\n");
+my $sockdir = dirname($node->safe_psql('postgres', 'SELECT socket FROM llm_engine_status()'));
+my $log = "$sockdir/requests.log";
+
+# 30 prompts, a window of 64, an engine that takes 5 at a time: busy replies, then retries
+my $prompts = "ARRAY(SELECT 'p' || i FROM generate_series(1, 30) i)";
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(ord || '=' || output, ',' ORDER BY ord) = string_agg(ord || '=echo: p' || ord, ',' ORDER BY ord)
+	FROM llm_generate_batch($prompts, 'stories', temperature => 0)}),
+	't', 'every output of a batch arrives, in order, though the engine was busy');
+my @lines = split /\n/, slurp_file($log);
+cmp_ok(scalar(@lines), '>', 30, sprintf('... after resubmitting (%d requests for 30 prompts)', scalar(@lines)));
+cmp_ok($node->safe_psql('postgres', "SELECT rejected FROM llm_stat_engine"), '>', 0, '... the engine counted busy replies');
+
+# the scheduler's counters
+is($node->safe_psql('postgres', qq{
+	SELECT model || ' ' || submitted || ' ' || finished || ' ' || steps || ' ' || batch_tokens || ' ' ||
+		   avg_batch_fill || ' ' || kv_blocks_used || '/' || kv_blocks_cached || '/' || kv_blocks_total || ' ' ||
+		   preemptions || ' ' || prefix_hit_rate || ' ' || max_batch_tokens || ' ' || kv_block_size
+	FROM llm_stat_engine}),
+	'fake 30 30 10 2560 0.5 40/25/100 3 0.25 512 16', 'llm_stat_engine from the sched line');
+
+# priority reaches the engine
+$node->safe_psql('postgres',
+	"SELECT llm_generate('urgent', 'stories', options => '{\"priority\": 7}')");
+like(slurp_file($log), qr/^urgent\t7$/m, 'priority is sent');
+$node->safe_psql('postgres', "SELECT llm_generate('plain', 'stories')");
+like(slurp_file($log), qr/^plain\t$/m, 'no priority, no field');
+
+# llm_generate waits out busy replies too; the stream function reports them
+is($node->safe_psql('postgres', "SELECT llm_generate('busy single', 'stories')"), 'echo: busy single',
+	'llm_generate resubmits when the engine is busy');
+is(scalar(() = slurp_file($log) =~ /^busy single\t/mg), 3, '... after two busy replies');
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT * FROM llm_generate_stream('busy stream', 'stories')", extra_params => ['-v', 'VERBOSITY=verbose']);
+like($stderr, qr/53000: llamagpu engine is busy/, 'llm_generate_stream reports busy');
+
+# a table job through the busy engine: every row once
+$node->safe_psql('postgres', qq{
+	CREATE TABLE src (id int PRIMARY KEY, p text);
+	INSERT INTO src SELECT i, 'row' || i FROM generate_series(1, 45) i;
+	CREATE TABLE dst (id int PRIMARY KEY, out text);
+	SELECT llm_job_create('fake', 'src', 'id', 'p', 'dst', 'out', 'stories',
+						  '{"temperature": 0, "batch_size": 20, "priority": -1}')});
+ok(wait_for($node, "SELECT state FROM llm_stat_jobs WHERE name = 'fake'", 'done', 30), 'job done');
+is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE out = 'echo: ' || p) FROM dst JOIN src USING (id)"),
+	'45', 'every row written, with its output');
+is($node->safe_psql('postgres', "SELECT rows_done || '/' || rows_failed FROM llm_stat_jobs WHERE name = 'fake'"),
+	'45/0', 'busy replies are not failures');
+like(slurp_file($log), qr/^row1\t-1$/m, 'the job sends its priority');
+
+$node->stop;
+done_testing();
