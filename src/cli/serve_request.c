@@ -50,6 +50,8 @@ serve_wall_us(void)
 	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void request_unlist(serve_request *r);
+
 /* Wire name of an engine status. */
 static const char *
 status_wire_name(lg_status s)
@@ -82,6 +84,8 @@ serve_send_error(serve_request *r, const char *status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	serve_log(SERVE_LOG_DEBUG, "request %llu: %s: %s", (unsigned long long) r->seq, status, msg);
+	/* an error ends the request: gone from STATUS before the client hears it */
+	request_unlist(r);
 	serve_frame_begin(&f, LG_FRAME_ERROR, r->id);
 	serve_frame_field(&f, "status", status);
 	serve_frame_field(&f, "message", msg);
