@@ -160,6 +160,14 @@ engine_options() {
 	psql_q -c "SELECT llm_load_model('bench')" >/dev/null
 }
 
+# start a run from a freshly loaded model: an empty prefix cache (an earlier
+# run's prompts must not make a later one look fast) and zeroed counters
+cold() { psql_q -c "SELECT llm_unload_model('bench')" -c "SELECT llm_load_model('bench')" >/dev/null; }
+# share of the shared instruction's prompt work the prefix cache skipped:
+# prefix-hit tokens / (prompts x instruction tokens)
+prefix_skipped() { psql_q -c "SELECT coalesce(round(prefix_hit_tokens::numeric / ($N * $((STOK - PTOK))), 3)::text, 'n/a')
+							  FROM llm_stat_engine WHERE model = 'bench'" || echo n/a; }
+
 RESULTS=()
 # record NAME SECONDS [NOTE]
 record() {
@@ -176,17 +184,20 @@ psql_q -c "SELECT llm_load_model('bench')" >/dev/null
 psql_q -c "SELECT llm_generate(p, $GEN) FROM prompts WHERE id = 1" >/dev/null
 
 # (a) sequential
+cold
 t0=$(now)
 psql_q -c "UPDATE prompts SET out = llm_generate(p, $GEN)"
 record "(a) sequential llm_generate" "$(since "$t0")"
 
 # (b) one batch
+cold
 t0=$(now)
 psql_q -c "SELECT count(*) FROM llm_generate_batch((SELECT array_agg(p ORDER BY id) FROM prompts), $GEN)" >/dev/null
 record "(b) llm_generate_batch" "$(since "$t0")" "engine: hit rate/batch fill $(engine_stat)"
 
 # (c) a table job
 psql_q -c "UPDATE prompts SET out = NULL" >/dev/null
+cold
 t0=$(now)
 psql_q -c "SELECT llm_job_create('bench', 'prompts', 'id', 'p', 'prompts', 'out', 'bench',
 		   '{\"max_tokens\": $MAX_TOKENS, \"temperature\": 0, \"batch_size\": $BATCH_SIZE, \"logit_bias\": {\"2\": -100}}')" >/dev/null
@@ -201,6 +212,7 @@ INSERT INTO ttft SELECT extract(epoch FROM min(t) - statement_timestamp()) * 100
 FROM (SELECT llm_generate_stream(p, $GEN) AS piece, clock_timestamp() AS t FROM prompts WHERE id = :id) s;
 SQL
 [ "$(id -u)" -eq 0 ] && chown postgres: "$LG_TMP/client.sql"
+cold
 t0=$(now)
 PGB=$("$LG_BINDIR/pgbench" -h "$LG_PGHOST" -p "$LG_PGPORT" -U postgres -n -c "$CLIENTS" -j "$CLIENTS" \
 	-t $((N / CLIENTS)) -f "$LG_TMP/client.sql" postgres 2>&1) || { echo "$PGB" >&2; exit 1; }
@@ -215,9 +227,11 @@ record "(d) $CLIENTS pgbench clients" "$secs" "latency ${LAT} ms, TTFT p50/p95 $
 TOTAL=$SAVE_TOTAL
 
 # (e) a shared ~200-token instruction, prefix cache on and off
+cold
 t0=$(now)
 psql_q -c "SELECT count(*) FROM llm_generate_batch((SELECT array_agg(p ORDER BY id) FROM prompts_shared), $GEN)" >/dev/null
-record "(e) batch, shared prefix, prefix cache" "$(since "$t0")" "engine: hit rate/batch fill $(engine_stat)"
+record "(e) batch, shared prefix, prefix cache" "$(since "$t0")" \
+	"engine: hit rate/batch fill $(engine_stat); instruction work skipped $(prefix_skipped)"
 if engine_options '--no-prefix-cache'; then
 	t0=$(now)
 	psql_q -c "SELECT count(*) FROM llm_generate_batch((SELECT array_agg(p ORDER BY id) FROM prompts_shared), $GEN)" >/dev/null
