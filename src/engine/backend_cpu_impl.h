@@ -123,6 +123,7 @@ void		lg_cpu_kernels_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
 void		lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k);
+void		lg_cpu_kernels_mvk_avx512(lg_cpu_kernels *k);
 #endif
 
 /*

@@ -30,62 +30,8 @@
 
 #include <immintrin.h>
 
+#include "kernels_mv_avx512.h"
 #include "simd_x86.h"
-
-/*
- * The per-row loops must be unrolled so the accumulators and row pointers
- * live in registers; -O2 alone keeps them in memory.
- */
-#if defined(__GNUC__) && !defined(__clang__)
-#define LG_UNROLL_ROWS _Pragma("GCC unroll 4")
-#elif defined(__clang__)
-#define LG_UNROLL_ROWS _Pragma("unroll")
-#else
-#define LG_UNROLL_ROWS
-#endif
-
-/*
- * Prefetch state: bytes [next, end) of the following group are still to be
- * requested; `end` advances by the group's bytes per loop iteration.
- */
-typedef struct pf_cursor
-{
-	const char *base;
-	size_t		next;
-	size_t		end;
-} pf_cursor;
-
-/* One loop iteration's share of the next group: step bytes more. */
-static inline void
-pf_advance(pf_cursor *pf, size_t step)
-{
-	pf->end += step;
-	for (; pf->next < pf->end; pf->next += 64)
-		_mm_prefetch(pf->base + pf->next, _MM_HINT_T1);
-}
-
-/* Store the first nr of the four sums. */
-static inline void
-store_sums(float *s, int nr, __m128 v)
-{
-	float		t[4];
-
-	_mm_storeu_ps(t, v);
-	for (int r = 0; r < nr; r++)
-		s[r] = t[r];
-}
-
-/*
- * Row pointers of a group: rows past nr repeat the last one, so the loops
- * below always run all LG_DOTR_MAX (fully unrolled, no branches) and only
- * the first nr sums are kept.
- */
-static inline void
-group_rows(const void *w, size_t ws, int nr, const char *rows[LG_DOTR_MAX])
-{
-	for (int r = 0; r < LG_DOTR_MAX; r++)
-		rows[r] = (const char *) w + (size_t) (r < nr ? r : nr - 1) * ws;
-}
 
 /* 16 bytes of nibbles → 32 bytes 0..15, low nibbles first. */
 static inline __m256i
@@ -250,26 +196,6 @@ f_pair(float a, float b)
 	return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
 }
 
-/* Sums of the 16 accumulators to s[r * LG_DOTN_MAX + c], the first nr × nc. */
-static inline void
-store_tile(float *s, int nr, int nc, __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
-{
-	for (int r = 0; r < nr; r++)
-		for (int c = 0; c < nc; c++)
-			s[r * LG_DOTN_MAX + c] = _mm512_reduce_add_ps(acc[r][c]);
-}
-
-/*
- * Activation pointers of a tile: tokens past nc repeat the last one, as
- * the rows do in group_rows.
- */
-static inline void
-group_tokens(const void *x, size_t xs, int nc, const int8_t *tok[LG_DOTN_MAX])
-{
-	for (int c = 0; c < LG_DOTN_MAX; c++)
-		tok[c] = (const int8_t *) x + (size_t) (c < nc ? c : nc - 1) * xs;
-}
-
 /*
  * q8_0 rows × q8p tokens.  vpdpbusd multiplies u8 by s8, so the activation
  * goes in as y + 128 (a flip of its sign bit) and the weights as they are;
@@ -281,7 +207,7 @@ dotrn_q8_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 {
 	const int64_t nb = n / LG_QK;
 	const char *rows[LG_DOTR_MAX];
-	const int8_t *tok[LG_DOTN_MAX];
+	const char *tok[LG_DOTN_MAX];
 	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
 	const __m512i flip = _mm512_set1_epi8((char) 0x80);
 
@@ -314,7 +240,7 @@ dotrn_q8_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 		for (int c = 0; c < LG_DOTN_MAX; c++)
 		{
 			const float *dy = (const float *) (tok[c] + n);
-			const __m512i y = _mm512_xor_si512(y_pair(tok[c], i, one), flip);
+			const __m512i y = _mm512_xor_si512(y_pair((const int8_t *) tok[c], i, one), flip);
 			const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
 
 			LG_UNROLL_ROWS
@@ -354,7 +280,7 @@ dotrn_q4_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 {
 	const int64_t nb = n / LG_QK;
 	const char *rows[LG_DOTR_MAX];
-	const int8_t *tok[LG_DOTN_MAX];
+	const char *tok[LG_DOTN_MAX];
 	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
 
 	group_rows(w, ws, nr, rows);
@@ -381,7 +307,7 @@ dotrn_q4_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 		{
 			const float *dy = (const float *) (tok[c] + n);
 			const int32_t *cy = (const int32_t *) (dy + nb);
-			const __m512i y = y_pair(tok[c], i, one);
+			const __m512i y = y_pair((const int8_t *) tok[c], i, one);
 			const __m512i c0 = _mm512_maskz_expandloadu_epi32(one ? 0x0001 : 0x0101, cy + i);
 			const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
 

@@ -335,7 +335,7 @@ test_matmul(void **state)
 static void
 test_matmul_tiles(void **state)
 {
-	static const lg_type types[] = {LG_TYPE_Q4_0, LG_TYPE_Q8_0, LG_TYPE_F16, LG_TYPE_Q4_K};
+	static const lg_type types[] = {LG_TYPE_Q4_0, LG_TYPE_Q8_0, LG_TYPE_F16, LG_TYPE_Q4_K, LG_TYPE_Q6_K};
 	static const int64_t rows_set[] = {1, 5, 7, 33, 130};
 	static const int64_t n_set[] = {1, 2, 3, 5, 17};
 	static const int64_t cols_set[] = {32, 96, 256, 2048};
