@@ -93,12 +93,22 @@ lg_hsum4_ps512(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 /*
  * Sums of a tile's accumulators to s[r * LG_DOTN_MAX + c], the first
  * nr × nc: four at a time, a row's four tokens sharing the reduction.
+ * Every accumulator is read with a constant index: one read through a
+ * variable row makes GCC keep the whole tile in memory and store it back
+ * every iteration of the caller's loop.
  */
 static inline void
 store_tile(float *s, int nr, int nc, __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
 {
+	float		t[LG_DOTR_MAX][LG_DOTN_MAX];
+
+	_mm_storeu_ps(t[0], lg_hsum4_ps512(acc[0][0], acc[0][1], acc[0][2], acc[0][3]));
+	_mm_storeu_ps(t[1], lg_hsum4_ps512(acc[1][0], acc[1][1], acc[1][2], acc[1][3]));
+	_mm_storeu_ps(t[2], lg_hsum4_ps512(acc[2][0], acc[2][1], acc[2][2], acc[2][3]));
+	_mm_storeu_ps(t[3], lg_hsum4_ps512(acc[3][0], acc[3][1], acc[3][2], acc[3][3]));
 	for (int r = 0; r < nr; r++)
-		store_sums(s + r * LG_DOTN_MAX, nc, lg_hsum4_ps512(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+		for (int c = 0; c < nc; c++)
+			s[r * LG_DOTN_MAX + c] = t[r][c];
 }
 
 #endif							/* LG_KERNELS_MV_AVX512_H */

@@ -91,12 +91,16 @@ LG_INLINE void
 q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 		  const char *const tok[LG_DOTN_MAX], __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX], pf_cursor *pf)
 {
+	LG_UNROLL_ROWS
 	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		LG_UNROLL_ROWS
 		for (int c = 0; c < NC; c++)
 			acc[r][c] = _mm512_setzero_ps();
+	}
 	for (int64_t i = 0; i < nb; i++)
 	{
-		__m512i		sb[LG_DOTR_MAX];	/* the 16 scale/min bytes, in every lane */
+		_Alignas(16) uint8_t sm[LG_DOTR_MAX][16];	/* k4_scales of each row */
 		__m512		dw[LG_DOTR_MAX];
 		__m512		mn[LG_DOTR_MAX];	/* dmin·min_j, lanes 0..7 */
 		__m512		dy[LG_DOTN_MAX];
@@ -109,13 +113,11 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 		for (int r = 0; r < LG_DOTR_MAX; r++)
 		{
 			const lg_block_q4_K *b = (const lg_block_q4_K *) rows[r] + i;
-			uint8_t		sm[16];
 			__m256		m;
 
-			k4_scales(b->scales, sm);
-			sb[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) sm));
+			k4_scales(b->scales, sm[r]);
 			dw[r] = _mm512_set1_ps(lg_f16_table[b->d]);
-			m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm + 8))));
+			m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm[r] + 8))));
 			mn[r] = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(lg_f16_table[b->dmin])));
 		}
 		LG_UNROLL_ROWS
@@ -142,7 +144,8 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 			for (int r = 0; r < LG_DOTR_MAX; r++)
 			{
 				q[r] = k4_chunk((const lg_block_q4_K *) rows[r] + i, j);
-				sc[r] = _mm512_shuffle_epi8(sb[r], ctrl);
+				/* from memory: a broadcast load, and no register held across chunks */
+				sc[r] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_load_si128((const __m128i *) sm[r])), ctrl);
 			}
 			LG_UNROLL_ROWS
 			for (int c = 0; c < NC; c++)
@@ -212,9 +215,13 @@ q6_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 {
 	const __m512i ctrl = k6_scale_ctrl();
 
+	LG_UNROLL_ROWS
 	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		LG_UNROLL_ROWS
 		for (int c = 0; c < NC; c++)
 			acc[r][c] = _mm512_setzero_ps();
+	}
 	for (int64_t i = 0; i < nb; i++)
 	{
 		_Alignas(32) int16_t sc16[LG_DOTR_MAX][16];
