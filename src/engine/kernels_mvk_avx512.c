@@ -101,10 +101,6 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 	for (int64_t i = 0; i < nb; i++)
 	{
 		_Alignas(16) uint8_t sm[LG_DOTR_MAX][16];	/* k4_scales of each row */
-		__m512		dw[LG_DOTR_MAX];
-		__m512		mn[LG_DOTR_MAX];	/* dmin·min_j, lanes 0..7 */
-		__m512		dy[LG_DOTN_MAX];
-		__m512		bs[LG_DOTN_MAX];	/* d·(bsum of sub-block j), lanes 0..7 */
 		__m512i		sumi[LG_DOTR_MAX][LG_DOTN_MAX];
 
 		if (pf != NULL)
@@ -112,26 +108,7 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 		LG_UNROLL_ROWS
 		for (int r = 0; r < LG_DOTR_MAX; r++)
 		{
-			const lg_block_q4_K *b = (const lg_block_q4_K *) rows[r] + i;
-			__m256		m;
-
-			k4_scales(b->scales, sm[r]);
-			dw[r] = _mm512_set1_ps(lg_f16_table[b->d]);
-			m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm[r] + 8))));
-			mn[r] = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(lg_f16_table[b->dmin])));
-		}
-		LG_UNROLL_ROWS
-		for (int c = 0; c < NC; c++)
-		{
-			const lg_block_q8_K *y = (const lg_block_q8_K *) tok[c] + i;
-			const __m256i s = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y->bsums),
-												_mm256_set1_epi16(1));
-
-			dy[c] = _mm512_set1_ps(y->d);
-			bs[c] = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm512_castps512_ps256(dy[c])));
-			LG_UNROLL_ROWS
-			for (int r = 0; r < LG_DOTR_MAX; r++)
-				sumi[r][c] = _mm512_setzero_si512();
+			k4_scales(((const lg_block_q4_K *) rows[r] + i)->scales, sm[r]);
 		}
 		LG_UNROLL_ROWS
 		for (int j = 0; j < LG_QK_K / 64; j++)
@@ -155,17 +132,45 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 
 				LG_UNROLL_ROWS
 				for (int r = 0; r < LG_DOTR_MAX; r++)
-					sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(q[r], yv), sc[r]);
+				{
+					const __m512i p = _mm512_maddubs_epi16(q[r], yv);
+
+					/* the first chunk starts the sum: no zeroed register to copy */
+					sumi[r][c] = j == 0 ? _mm512_madd_epi16(p, sc[r]) : _mm512_dpwssd_epi32(sumi[r][c], p, sc[r]);
+				}
 			}
 		}
+		/*
+		 * The float scales only now: set up before the chunks they held 16
+		 * registers through them, and the integer sums were spilled.
+		 */
+		__m512		dy[LG_DOTN_MAX];
+		__m512		bs[LG_DOTN_MAX];	/* d·(bsum of sub-block j), lanes 0..7 */
+
 		LG_UNROLL_ROWS
 		for (int c = 0; c < NC; c++)
 		{
+			const lg_block_q8_K *y = (const lg_block_q8_K *) tok[c] + i;
+			const __m256i s = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y->bsums),
+												_mm256_set1_epi16(1));
+
+			dy[c] = _mm512_set1_ps(y->d);
+			bs[c] = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm512_castps512_ps256(dy[c])));
+		}
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const lg_block_q4_K *b = (const lg_block_q4_K *) rows[r] + i;
+			const __m512 dw = _mm512_set1_ps(lg_f16_table[b->d]);
+			const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm[r] + 8))));
+			/* dmin·min_j, lanes 0..7 */
+			const __m512 mn = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(lg_f16_table[b->dmin])));
+
 			LG_UNROLL_ROWS
-			for (int r = 0; r < LG_DOTR_MAX; r++)
+			for (int c = 0; c < NC; c++)
 			{
-				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][c]), _mm512_mul_ps(dw[r], dy[c]), acc[r][c]);
-				acc[r][c] = _mm512_fnmadd_ps(mn[r], bs[c], acc[r][c]);
+				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][c]), _mm512_mul_ps(dw, dy[c]), acc[r][c]);
+				acc[r][c] = _mm512_fnmadd_ps(mn, bs[c], acc[r][c]);
 			}
 		}
 	}
@@ -225,9 +230,6 @@ q6_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 	for (int64_t i = 0; i < nb; i++)
 	{
 		_Alignas(32) int16_t sc16[LG_DOTR_MAX][16];
-		__m512i		msc[LG_DOTR_MAX];	/* -32·scale_g, 16 int16 in the low half */
-		__m512		dw[LG_DOTR_MAX];
-		__m512		dy[LG_DOTN_MAX];
 		__m512i		sumi[LG_DOTR_MAX][LG_DOTN_MAX];
 
 		if (pf != NULL)
@@ -236,22 +238,24 @@ q6_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 		for (int r = 0; r < LG_DOTR_MAX; r++)
 		{
 			const lg_block_q6_K *b = (const lg_block_q6_K *) rows[r] + i;
-			const __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) b->scales));
 
-			_mm256_store_si256((__m256i *) sc16[r], s);
-			msc[r] = _mm512_zextsi256_si512(_mm256_mullo_epi16(s, _mm256_set1_epi16(-32)));
-			dw[r] = _mm512_set1_ps(lg_f16_table[b->d]);
+			_mm256_store_si256((__m256i *) sc16[r],
+							   _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) b->scales)));
 		}
+		/* each sum starts at -32·Σ_g scale_g·bsum_g (scales times -32 fit int16) */
 		LG_UNROLL_ROWS
-		for (int c = 0; c < NC; c++)
+		for (int r = 0; r < LG_DOTR_MAX; r++)
 		{
-			const lg_block_q8_K *y = (const lg_block_q8_K *) tok[c] + i;
-			const __m512i bsum = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) y->bsums));
+			const __m512i msc = _mm512_zextsi256_si512(_mm256_mullo_epi16(_mm256_load_si256((const __m256i *) sc16[r]),
+																		  _mm256_set1_epi16(-32)));
 
-			dy[c] = _mm512_set1_ps(y->d);
 			LG_UNROLL_ROWS
-			for (int r = 0; r < LG_DOTR_MAX; r++)
-				sumi[r][c] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), msc[r], bsum);
+			for (int c = 0; c < NC; c++)
+			{
+				const lg_block_q8_K *y = (const lg_block_q8_K *) tok[c] + i;
+
+				sumi[r][c] = _mm512_madd_epi16(msc, _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) y->bsums)));
+			}
 		}
 		LG_UNROLL_ROWS
 		for (int j = 0; j < LG_QK_K / 64; j++)
@@ -279,12 +283,19 @@ q6_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 					sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(q[r], yv), sc[r]);
 			}
 		}
+		/* the float scales only now, as in q4_K_tile */
 		LG_UNROLL_ROWS
-		for (int c = 0; c < NC; c++)
+		for (int r = 0; r < LG_DOTR_MAX; r++)
 		{
+			const __m512 dw = _mm512_set1_ps(lg_f16_table[((const lg_block_q6_K *) rows[r] + i)->d]);
+
 			LG_UNROLL_ROWS
-			for (int r = 0; r < LG_DOTR_MAX; r++)
-				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][c]), _mm512_mul_ps(dw[r], dy[c]), acc[r][c]);
+			for (int c = 0; c < NC; c++)
+			{
+				const __m512 dy = _mm512_set1_ps(((const lg_block_q8_K *) tok[c] + i)->d);
+
+				acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r][c]), _mm512_mul_ps(dw, dy), acc[r][c]);
+			}
 		}
 	}
 }
