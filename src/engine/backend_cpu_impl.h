@@ -77,6 +77,8 @@ extern float lg_f16_table[1 << 16];
 void		lg_f16_table_init(void);
 
 typedef void (*lg_prep_fn) (const float *x, void *dst, int64_t cols);
+/* Bytes of one activation row in a prep's form. */
+typedef size_t (*lg_prep_size_fn) (int64_t cols);
 
 typedef struct lg_cpu_kernels
 {
@@ -87,8 +89,13 @@ typedef struct lg_cpu_kernels
 	lg_dotn_fn	dotn[LG_TYPE_COUNT];	/* NULL: loop over dot */
 	lg_dotr_fn	dotr[LG_TYPE_COUNT];	/* NULL: one row at a time with dot */
 	lg_dotrn_fn dotrn[LG_TYPE_COUNT];	/* NULL: one row at a time with dotn */
-	/* non-NULL: dot/dotn of this type take q8p activations made by it */
+	/*
+	 * non-NULL: every dot of this type takes activations in a form of the
+	 * table's own (q8p for q4_0/q8_0, f16-rounded f32 for f16 at avx512),
+	 * made by prep, prep_size bytes a row
+	 */
 	lg_prep_fn	prep[LG_TYPE_COUNT];
+	lg_prep_size_fn prep_size[LG_TYPE_COUNT];
 
 	/* float helpers of attention and the conversions */
 	void		(*f32_to_f16) (const float *x, lg_f16 *y, int64_t n);

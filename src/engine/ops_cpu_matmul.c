@@ -28,7 +28,7 @@ typedef struct lg_mm_job
 	lg_dotn_fn	dotn;			/* NULL: one token at a time */
 	lg_dotr_fn	dotr;			/* NULL: one row at a time */
 	lg_dotrn_fn dotrn;			/* NULL: one row at a time with dotn */
-	lg_prep_fn	prep;			/* non-NULL: activations in q8p form */
+	lg_prep_fn	prep;			/* non-NULL: activations in the table's form */
 
 	const char *w;				/* rows of w_stride bytes */
 	size_t		w_stride;
@@ -328,7 +328,7 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 
 		if (vi->block_size == 0 || cols % vi->block_size != 0)
 			return LG_ERR_UNSUPPORTED;
-		job.x_stride = job.prep != NULL ? lg_q8p_row_size(cols) : lg_row_size(job.vt, cols);
+		job.x_stride = job.prep != NULL ? ctx->k.prep_size[w->type] (cols) : lg_row_size(job.vt, cols);
 		/* keep rows 64-byte aligned for the SIMD loads */
 		job.x_stride = (job.x_stride + 63) & ~(size_t) 63;
 		if ((size_t) n > SIZE_MAX / job.x_stride)
