@@ -122,6 +122,7 @@ lg_cpu_free(lg_backend *be)
 	{
 		lg_threadpool_free(ctx->tp);
 		free(ctx->wbuf);
+		free(ctx->ubuf);
 		free(ctx->attn_ws);
 		free(ctx->attn_part);
 		free(ctx);

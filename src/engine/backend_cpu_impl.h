@@ -77,8 +77,16 @@ extern float lg_f16_table[1 << 16];
 void		lg_f16_table_init(void);
 
 typedef void (*lg_prep_fn) (const float *x, void *dst, int64_t cols);
-/* Bytes of one activation row in a prep's form. */
+/* Bytes of one activation row in a prep's form (or weight row in an unpack's). */
 typedef size_t (*lg_prep_size_fn) (int64_t cols);
+
+/*
+ * Decode nr weight rows of n values, w_stride bytes apart, into dst in a
+ * form of the table's own, rows unpack_size(n) bytes apart.  Prompt
+ * processing does it once per tile of rows, then runs dotrn_u on that form
+ * for every group of tokens instead of decoding the rows again each time.
+ */
+typedef void (*lg_unpack_fn) (int64_t n, int nr, const void *w, size_t w_stride, void *dst);
 
 typedef struct lg_cpu_kernels
 {
@@ -96,6 +104,10 @@ typedef struct lg_cpu_kernels
 	 */
 	lg_prep_fn	prep[LG_TYPE_COUNT];
 	lg_prep_size_fn prep_size[LG_TYPE_COUNT];
+	/* non-NULL: dotrn_u takes weight rows unpack made (see lg_unpack_fn) */
+	lg_unpack_fn unpack[LG_TYPE_COUNT];
+	lg_prep_size_fn unpack_size[LG_TYPE_COUNT];
+	lg_dotrn_fn dotrn_u[LG_TYPE_COUNT];
 
 	/* float helpers of attention and the conversions */
 	void		(*f32_to_f16) (const float *x, lg_f16 *y, int64_t n);
@@ -152,6 +164,9 @@ typedef struct lg_cpu_ctx
 	/* activations converted to a vec_dot_type; grown, never shrunk */
 	void	   *wbuf;
 	size_t		wbuf_size;
+	/* n_threads slices of unpacked weight rows (lg_unpack_fn); grown */
+	void	   *ubuf;
+	size_t		ubuf_size;
 
 	/* n_threads attention workspaces of LG_ATTN_WS_BYTES */
 	float	   *attn_ws;

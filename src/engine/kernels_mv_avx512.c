@@ -387,6 +387,112 @@ dotrn_q4_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 }
 
 /*
+ * q4_0 rows unpacked for prompt processing (lg_unpack_fn): per pair of
+ * blocks, the 64 nibbles as bytes in nibbles_pair's order, then the two
+ * scales as 16 floats (f_pair's order): 128 bytes, ready to load.  An odd
+ * last block is paired with a zero block of scale 0.  Decoding a row
+ * group took a quarter of the tile's instructions, and without this a
+ * row was decoded again for every 4 tokens.
+ */
+#define Q4_0U_PAIR_BYTES 128
+
+/* Bytes of an unpacked q4_0 row of n values. */
+static size_t
+unpack_q4_0_size(int64_t n)
+{
+	return (size_t) ((n / LG_QK + 1) / 2) * Q4_0U_PAIR_BYTES;
+}
+
+/* Unpack nr q4_0 rows (see above). */
+static void
+unpack_q4_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
+{
+	const int64_t nb = n / LG_QK;
+	const size_t us = unpack_q4_0_size(n);
+
+	for (int r = 0; r < nr; r++)
+	{
+		const lg_block_q4_0 *b = (const lg_block_q4_0 *) ((const char *) w + (size_t) r * ws);
+		char	   *u = (char *) dst + (size_t) r * us;
+		int64_t		i = 0;
+
+		for (; i + 2 <= nb; i += 2, u += Q4_0U_PAIR_BYTES)
+		{
+			_mm512_store_si512(u, nibbles_pair(b + i, false));
+			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], lg_f16_table[b[i + 1].d]));
+		}
+		if (i < nb)
+		{
+			_mm512_store_si512(u, nibbles_pair(b + i, true));
+			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], 0.0f));
+		}
+	}
+}
+
+/* One step of the unpacked q4_0 tile, as q4_0_tile_step. */
+LG_INLINE void
+q4_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_DOTR_MAX],
+				const char *const tok[LG_DOTN_MAX], __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
+{
+	const int64_t nb = n / LG_QK;
+	__m512i		q[LG_DOTR_MAX];
+	__m512		dw[LG_DOTR_MAX];
+
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		const char *u = rows[r] + (size_t) (i / 2) * Q4_0U_PAIR_BYTES;
+
+		q[r] = _mm512_load_si512(u);
+		dw[r] = _mm512_load_ps(u + 64);
+	}
+	LG_UNROLL_ROWS
+	for (int c = 0; c < LG_DOTN_MAX; c++)
+	{
+		const float *dy = (const float *) (tok[c] + n);
+		const int32_t *cy = (const int32_t *) (dy + nb);
+		const __m512i y = y_pair((const int8_t *) tok[c], i, one);
+		const __m512i c0 = _mm512_maskz_expandloadu_epi32(one ? 0x0001 : 0x0101, cy + i);
+		const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const __m512i p = _mm512_dpbusd_epi32(c0, q[r], y);
+
+			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(p), acc[r][c]);
+		}
+	}
+}
+
+/* Unpacked q4_0 rows × q8p tokens (lg_cpu_kernels.dotrn_u). */
+static void
+dotrn_q4_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
+			 const void *x, size_t xs)
+{
+	const int64_t nb = n / LG_QK;
+	const char *rows[LG_DOTR_MAX];
+	const char *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+	int64_t		i = 0;
+
+	group_rows(w, ws, nr, rows);
+	group_tokens(x, xs, nc, tok);
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	}
+	for (; i + 2 <= nb; i += 2)
+		q4_0u_tile_step(n, i, false, rows, tok, acc);
+	if (i < nb)
+		q4_0u_tile_step(n, i, true, rows, tok, acc);
+	store_tile(s, nr, nc, acc);
+}
+
+/*
  * One step of q4_0 rows · one q8p row: blocks i, i+1 (only i when `one`)
  * of every row, both in one 512-bit register as in the tiles.
  */
@@ -505,6 +611,9 @@ lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k)
 	{
 		k->dotr[LG_TYPE_Q4_0] = dotr_q4_0_p;
 		k->dotrn[LG_TYPE_Q4_0] = dotrn_q4_0_p;
+		k->unpack[LG_TYPE_Q4_0] = unpack_q4_0;
+		k->unpack_size[LG_TYPE_Q4_0] = unpack_q4_0_size;
+		k->dotrn_u[LG_TYPE_Q4_0] = dotrn_q4_0_u;
 	}
 	k->prep[LG_TYPE_F16] = prep_f16;
 	k->prep_size[LG_TYPE_F16] = prep_f16_size;
