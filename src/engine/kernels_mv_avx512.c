@@ -390,17 +390,25 @@ dotrn_q4_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
  * q4_0 rows unpacked for prompt processing (lg_unpack_fn): per pair of
  * blocks, the 64 nibbles as bytes in nibbles_pair's order, then the two
  * scales as 16 floats (f_pair's order): 128 bytes, ready to load.  An odd
- * last block is paired with a zero block of scale 0.  Decoding a row
+ * last block is paired with a zero block of scale 0.  After the pairs, the
+ * row's nb scales once more, packed (see dotrn_q4_0_u).  Decoding a row
  * group took a quarter of the tile's instructions, and without this a
  * row was decoded again for every 4 tokens.
  */
 #define Q4_0U_PAIR_BYTES 128
 
-/* Bytes of an unpacked q4_0 row of n values. */
+/* Offset of the packed scales in an unpacked q4_0 row of n values. */
+static inline size_t
+unpack_q4_0_scales(int64_t n)
+{
+	return (size_t) ((n / LG_QK + 1) / 2) * Q4_0U_PAIR_BYTES;
+}
+
+/* Bytes of an unpacked q4_0 row of n values (a multiple of 64). */
 static size_t
 unpack_q4_0_size(int64_t n)
 {
-	return (size_t) ((n / LG_QK + 1) / 2) * Q4_0U_PAIR_BYTES;
+	return unpack_q4_0_scales(n) + (((size_t) (n / LG_QK) * sizeof(float) + 63) & ~(size_t) 63);
 }
 
 /* Unpack nr q4_0 rows (see above). */
@@ -414,6 +422,7 @@ unpack_q4_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
 	{
 		const lg_block_q4_0 *b = (const lg_block_q4_0 *) ((const char *) w + (size_t) r * ws);
 		char	   *u = (char *) dst + (size_t) r * us;
+		float	   *dw = (float *) (u + unpack_q4_0_scales(n));
 		int64_t		i = 0;
 
 		for (; i + 2 <= nb; i += 2, u += Q4_0U_PAIR_BYTES)
@@ -426,15 +435,34 @@ unpack_q4_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
 			_mm512_store_si512(u, nibbles_pair(b + i, true));
 			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], 0.0f));
 		}
+		for (i = 0; i < nb; i++)
+			dw[i] = lg_f16_table[b[i].d];
 	}
 }
 
-/* One step of the unpacked q4_0 tile, as q4_0_tile_step. */
+/*
+ * vpdpbusd into a fresh zero: GCC would copy one zeroed register for each
+ * use, a move per row and token; vpxord of a register with itself is a
+ * zeroing idiom the core resolves without an execution port.
+ */
+static inline __m512i
+dpbusd_z(__m512i u8, __m512i s8)
+{
+	__m512i		r;
+
+	__asm__("vpxord %0, %0, %0\n\tvpdpbusd %2, %1, %0" : "=&v"(r) : "v"(u8), "v"(s8));
+	return r;
+}
+
+/*
+ * One step of the unpacked q4_0 tile, as q4_0_tile_step but without the
+ * -8·Σy start value: each vpdpbusd needed its own copy of it, and
+ * dotrn_q4_0_u adds that term for all blocks at the end instead.
+ */
 LG_INLINE void
 q4_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_DOTR_MAX],
 				const char *const tok[LG_DOTN_MAX], __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
 {
-	const int64_t nb = n / LG_QK;
 	__m512i		q[LG_DOTR_MAX];
 	__m512		dw[LG_DOTR_MAX];
 
@@ -450,22 +478,20 @@ q4_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_
 	for (int c = 0; c < LG_DOTN_MAX; c++)
 	{
 		const float *dy = (const float *) (tok[c] + n);
-		const int32_t *cy = (const int32_t *) (dy + nb);
 		const __m512i y = y_pair((const int8_t *) tok[c], i, one);
-		const __m512i c0 = _mm512_maskz_expandloadu_epi32(one ? 0x0001 : 0x0101, cy + i);
 		const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
 
 		LG_UNROLL_ROWS
 		for (int r = 0; r < LG_DOTR_MAX; r++)
-		{
-			const __m512i p = _mm512_dpbusd_epi32(c0, q[r], y);
-
-			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(p), acc[r][c]);
-		}
+			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(dpbusd_z(q[r], y)), acc[r][c]);
 	}
 }
 
-/* Unpacked q4_0 rows × q8p tokens (lg_cpu_kernels.dotrn_u). */
+/*
+ * Unpacked q4_0 rows × q8p tokens (lg_cpu_kernels.dotrn_u): Σ_b dw·dy·Σ
+ * nibble·y from the tile steps, then Σ_b dw·(dy·c) with c = -8·Σy, 16
+ * blocks a vector, from the packed scales.
+ */
 static void
 dotrn_q4_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 			 const void *x, size_t xs)
@@ -489,6 +515,30 @@ dotrn_q4_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 		q4_0u_tile_step(n, i, false, rows, tok, acc);
 	if (i < nb)
 		q4_0u_tile_step(n, i, true, rows, tok, acc);
+	for (int64_t b = 0; b < nb; b += 16)
+	{
+		const __mmask16 m = tail_mask(nb - b);
+		__m512		e[LG_DOTN_MAX];
+
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+		{
+			const float *dy = (const float *) (tok[c] + n);
+			const int32_t *cy = (const int32_t *) (dy + nb);
+
+			e[c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + b),
+								 _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, cy + b)));
+		}
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const __m512 dw = _mm512_maskz_loadu_ps(m, (const float *) (rows[r] + unpack_q4_0_scales(n)) + b);
+
+			LG_UNROLL_ROWS
+			for (int c = 0; c < LG_DOTN_MAX; c++)
+				acc[r][c] = _mm512_fmadd_ps(dw, e[c], acc[r][c]);
+		}
+	}
 	store_tile(s, nr, nc, acc);
 }
 
