@@ -69,6 +69,8 @@ void		lg_q8p_prep(const float *x, void *dst, int64_t cols, int bias);
 #ifndef LG_NO_X86_SIMD
 /* The same, AVX2 (and bit-identical). */
 void		lg_q8p_prep_avx2(const float *x, void *dst, int64_t cols, int bias);
+/* A q8_K row, bit for bit lg_quantize_row's (AVX-512; cols a multiple of 256). */
+void		lg_q8K_prep_avx512(const float *x, void *dst, int64_t cols);
 #endif
 
 /* f16 → f32 for every half: a broadcast from here beats F16C in the dot loops. */

@@ -452,6 +452,60 @@ test_q8p_prep(void **state)
 }
 
 /* Bad shapes and types are refused, not computed. */
+/*
+ * The AVX-512 q8_K activation prep of the K-quant types must give exactly
+ * lg_quantize_row's q8_K blocks: ties of iscale·x (round half to even),
+ * an all-zero block, tiny and huge blocks, and +m / -m both present (the
+ * first of them sets the sign of the scale).
+ */
+static void
+test_q8K_prep(void **state)
+{
+	const int64_t cols = 256 * 6;
+	const size_t sz = lg_row_size(LG_TYPE_Q8_K, cols);
+	float	   *x = malloc(cols * sizeof(float));
+	char	   *a = malloc(sz);
+	char	   *b = malloc(sz);
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new_level(1, "avx512", &err);
+	uint64_t	seed = 78;
+
+	if (be == NULL)
+	{
+		printf("SKIP: q8_K prep needs AVX-512\n");
+		free(x);
+		free(a);
+		free(b);
+		return;
+	}
+	be->free(be);
+	for (int round = 0; round < 200; round++)
+	{
+		fill(x, cols, &seed, round % 2 ? 1.0f : 300.0f);
+		/* block 0: max -127 so iscale = 1 and the halves are exact ties */
+		x[0] = -127.0f;
+		for (int j = 1; j < 256; j++)
+			x[j] = (float) (j % 200 - 100) + 0.5f;
+		for (int j = 256; j < 512; j++)
+			x[j] = 0.0f;		/* block 1: all zero */
+		for (int j = 512; j < 768; j++)
+			x[j] *= 1e-30f;		/* block 2: tiny */
+		for (int j = 768; j < 1024; j++)
+			x[j] *= 1e30f;		/* block 3: huge */
+		/* block 4: +m first, then -m: the first one wins */
+		x[1024 + round % 200] = 500.0f;
+		x[1024 + 200 + round % 50] = -500.0f;
+		assert_true(lg_quantize_row(LG_TYPE_Q8_K, x, a, cols));
+#ifndef LG_NO_X86_SIMD
+		lg_q8K_prep_avx512(x, b, cols);
+#endif
+		assert_memory_equal(a, b, sz);
+	}
+	free(x);
+	free(a);
+	free(b);
+}
+
 static void
 test_matmul_errors(void **state)
 {
@@ -1032,6 +1086,7 @@ main(void)
 		cmocka_unit_test(test_matmul_tiles),
 		cmocka_unit_test(test_matmul_errors),
 		cmocka_unit_test(test_q8p_prep),
+		cmocka_unit_test(test_q8K_prep),
 		cmocka_unit_test(test_get_rows),
 		cmocka_unit_test(test_rmsnorm),
 		cmocka_unit_test(test_swiglu),
