@@ -83,12 +83,22 @@ k4_chunk(const lg_block_q4_K *b, int j)
 }
 
 /*
+ * Q4_K rows unpacked for prompt processing (lg_unpack_fn): per super-block,
+ * each chunk's quants as bytes (k4_chunk) and its scales as int16 (the
+ * shuffle of q4_K_tile), 128 bytes a chunk; then dmin·min_j as 8 floats
+ * and d as a float, padded to 64 bytes.  576 bytes per 256 values, ready
+ * to load, where the tile otherwise decoded each row again for every 4
+ * tokens.
+ */
+#define K4U_BLOCK_BYTES 576
+
+/*
  * Q4_K rows × NC Q8_K tokens (NC 1 or 4, a constant once inlined):
  * acc[r][c] collects w_r · x_c.  With pf, the next row group is
  * prefetched as the loop goes (generation).
  */
 LG_INLINE void
-q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
+q4_K_tile(int64_t nb, const int NC, const bool unpacked, const char *const rows[LG_DOTR_MAX],
 		  const char *const tok[LG_DOTN_MAX], __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX], pf_cursor *pf)
 {
 	LG_UNROLL_ROWS
@@ -106,7 +116,7 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 		if (pf != NULL)
 			pf_advance(pf, LG_DOTR_MAX * sizeof(lg_block_q4_K));
 		LG_UNROLL_ROWS
-		for (int r = 0; r < LG_DOTR_MAX; r++)
+		for (int r = 0; r < LG_DOTR_MAX && !unpacked; r++)
 		{
 			k4_scales(((const lg_block_q4_K *) rows[r] + i)->scales, sm[r]);
 		}
@@ -120,6 +130,14 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 			LG_UNROLL_ROWS
 			for (int r = 0; r < LG_DOTR_MAX; r++)
 			{
+				if (unpacked)
+				{
+					const char *u = rows[r] + (size_t) i * K4U_BLOCK_BYTES + 128 * j;
+
+					q[r] = _mm512_load_si512(u);
+					sc[r] = _mm512_load_si512(u + 64);
+					continue;
+				}
 				q[r] = k4_chunk((const lg_block_q4_K *) rows[r] + i, j);
 				/* from memory: a broadcast load, and no register held across chunks */
 				sc[r] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_load_si128((const __m128i *) sm[r])), ctrl);
@@ -160,11 +178,24 @@ q4_K_tile(int64_t nb, const int NC, const char *const rows[LG_DOTR_MAX],
 		LG_UNROLL_ROWS
 		for (int r = 0; r < LG_DOTR_MAX; r++)
 		{
-			const lg_block_q4_K *b = (const lg_block_q4_K *) rows[r] + i;
-			const __m512 dw = _mm512_set1_ps(lg_f16_table[b->d]);
-			const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm[r] + 8))));
-			/* dmin·min_j, lanes 0..7 */
-			const __m512 mn = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(lg_f16_table[b->dmin])));
+			__m512		dw;
+			__m512		mn;		/* dmin·min_j, lanes 0..7 */
+
+			if (unpacked)
+			{
+				const char *u = rows[r] + (size_t) i * K4U_BLOCK_BYTES + 512;
+
+				mn = _mm512_zextps256_ps512(_mm256_load_ps((const float *) u));
+				dw = _mm512_set1_ps(*(const float *) (u + 32));
+			}
+			else
+			{
+				const lg_block_q4_K *b = (const lg_block_q4_K *) rows[r] + i;
+				const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm[r] + 8))));
+
+				dw = _mm512_set1_ps(lg_f16_table[b->d]);
+				mn = _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(lg_f16_table[b->dmin])));
+			}
 
 			LG_UNROLL_ROWS
 			for (int c = 0; c < NC; c++)
@@ -317,7 +348,7 @@ dotr_q4_K(int64_t n, int nr, float *s, const void *w, size_t ws, const void *x)
 	pf_cursor	pf = {(const char *) w + (size_t) nr * ws, 0, 0};
 
 	group_rows(w, ws, nr, rows);
-	q4_K_tile(n / LG_QK_K, 1, rows, tok, acc, &pf);
+	q4_K_tile(n / LG_QK_K, 1, false, rows, tok, acc, &pf);
 	store_rows(s, nr, acc);
 }
 
@@ -331,7 +362,59 @@ dotrn_q4_K(int64_t n, int nr, int nc, float *s, const void *w, size_t ws, const 
 
 	group_rows(w, ws, nr, rows);
 	group_tokens(x, xs, nc, tok);
-	q4_K_tile(n / LG_QK_K, LG_DOTN_MAX, rows, tok, acc, NULL);
+	q4_K_tile(n / LG_QK_K, LG_DOTN_MAX, false, rows, tok, acc, NULL);
+	store_tile(s, nr, nc, acc);
+}
+
+/* Bytes of an unpacked Q4_K row of n values. */
+static size_t
+unpack_q4_K_size(int64_t n)
+{
+	return (size_t) (n / LG_QK_K) * K4U_BLOCK_BYTES;
+}
+
+/* Unpack nr Q4_K rows (see K4U_BLOCK_BYTES). */
+static void
+unpack_q4_K(int64_t n, int nr, const void *w, size_t ws, void *dst)
+{
+	const int64_t nb = n / LG_QK_K;
+
+	for (int r = 0; r < nr; r++)
+	{
+		const lg_block_q4_K *b = (const lg_block_q4_K *) ((const char *) w + (size_t) r * ws);
+		char	   *u = (char *) dst + (size_t) r * unpack_q4_K_size(n);
+
+		for (int64_t i = 0; i < nb; i++, u += K4U_BLOCK_BYTES)
+		{
+			_Alignas(16) uint8_t sm[16];
+			__m256		m;
+
+			k4_scales(b[i].scales, sm);
+			for (int j = 0; j < LG_QK_K / 64; j++)
+			{
+				_mm512_store_si512(u + 128 * j, k4_chunk(b + i, j));
+				_mm512_store_si512(u + 128 * j + 64,
+								   _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_load_si128((const __m128i *) sm)),
+													   k4_scale_ctrl(j)));
+			}
+			m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (sm + 8))));
+			_mm512_store_ps(u + 512, _mm512_zextps256_ps512(_mm256_mul_ps(m, _mm256_set1_ps(lg_f16_table[b[i].dmin]))));
+			*(float *) (u + 544) = lg_f16_table[b[i].d];
+		}
+	}
+}
+
+/* Unpacked Q4_K rows × q8_K tokens (lg_cpu_kernels.dotrn_u). */
+static void
+dotrn_q4_K_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws, const void *x, size_t xs)
+{
+	const char *rows[LG_DOTR_MAX];
+	const char *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+
+	group_rows(w, ws, nr, rows);
+	group_tokens(x, xs, nc, tok);
+	q4_K_tile(n / LG_QK_K, LG_DOTN_MAX, true, rows, tok, acc, NULL);
 	store_tile(s, nr, nc, acc);
 }
 
@@ -439,6 +522,9 @@ lg_cpu_kernels_mvk_avx512(lg_cpu_kernels *k)
 		}
 	k->dotr[LG_TYPE_Q4_K] = dotr_q4_K;
 	k->dotrn[LG_TYPE_Q4_K] = dotrn_q4_K;
+	k->unpack[LG_TYPE_Q4_K] = unpack_q4_K;
+	k->unpack_size[LG_TYPE_Q4_K] = unpack_q4_K_size;
+	k->dotrn_u[LG_TYPE_Q4_K] = dotrn_q4_K_u;
 	k->dotr[LG_TYPE_Q6_K] = dotr_q6_K;
 	k->dotrn[LG_TYPE_Q6_K] = dotrn_q6_K;
 }
