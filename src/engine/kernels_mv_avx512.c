@@ -543,6 +543,126 @@ dotrn_q4_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 }
 
 /*
+ * q8_0 rows unpacked the same way (the layout of unpack_q4_0): per pair of
+ * blocks, their 64 quants then the two scales as 16 floats; after the
+ * pairs, -128·Σq·d of each block.  The tile feeds the tokens to vpdpbusd
+ * as y + 128 (unsigned), which adds 128·Σq per block; that term comes off
+ * once per 16 blocks at the end.  Decoding a row pair took four
+ * instructions of the plain tile's step, plus a copy of -128·Σq for each
+ * token.
+ */
+
+/* Unpack nr q8_0 rows (see above). */
+static void
+unpack_q8_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
+{
+	const int64_t nb = n / LG_QK;
+	const size_t us = unpack_q4_0_size(n);
+
+	for (int r = 0; r < nr; r++)
+	{
+		const lg_block_q8_0 *b = (const lg_block_q8_0 *) ((const char *) w + (size_t) r * ws);
+		char	   *u = (char *) dst + (size_t) r * us;
+		float	   *corr = (float *) (u + unpack_q4_0_scales(n));
+
+		for (int64_t i = 0; i < nb; i += 2, u += Q4_0U_PAIR_BYTES)
+		{
+			const bool	one = i + 1 == nb;
+			const __m256i lo = _mm256_loadu_si256((const __m256i *) b[i].qs);
+
+			_mm512_store_si512(u, one ? _mm512_zextsi256_si512(lo)
+							   : _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+													_mm256_loadu_si256((const __m256i *) b[i + 1].qs), 1));
+			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], one ? 0.0f : lg_f16_table[b[i + 1].d]));
+		}
+		for (int64_t i = 0; i < nb; i++)
+		{
+			int			sq = 0;
+
+			for (int j = 0; j < LG_QK; j++)
+				sq += b[i].qs[j];
+			corr[i] = (float) (-128 * sq) * lg_f16_table[b[i].d];
+		}
+	}
+}
+
+/* One step of the unpacked q8_0 tile, as q4_0u_tile_step with y + 128. */
+LG_INLINE void
+q8_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_DOTR_MAX],
+				const char *const tok[LG_DOTN_MAX], __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
+{
+	const __m512i flip = _mm512_set1_epi8((char) 0x80);
+	__m512i		q[LG_DOTR_MAX];
+	__m512		dw[LG_DOTR_MAX];
+
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		const char *u = rows[r] + (size_t) (i / 2) * Q4_0U_PAIR_BYTES;
+
+		q[r] = _mm512_load_si512(u);
+		dw[r] = _mm512_load_ps(u + 64);
+	}
+	LG_UNROLL_ROWS
+	for (int c = 0; c < LG_DOTN_MAX; c++)
+	{
+		const float *dy = (const float *) (tok[c] + n);
+		const __m512i y = _mm512_xor_si512(y_pair((const int8_t *) tok[c], i, one), flip);
+		const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(dpbusd_z(y, q[r])), acc[r][c]);
+	}
+}
+
+/* Unpacked q8_0 rows × q8p tokens (lg_cpu_kernels.dotrn_u). */
+static void
+dotrn_q8_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
+			 const void *x, size_t xs)
+{
+	const int64_t nb = n / LG_QK;
+	const char *rows[LG_DOTR_MAX];
+	const char *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+	int64_t		i = 0;
+
+	group_rows(w, ws, nr, rows);
+	group_tokens(x, xs, nc, tok);
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	}
+	for (; i + 2 <= nb; i += 2)
+		q8_0u_tile_step(n, i, false, rows, tok, acc);
+	if (i < nb)
+		q8_0u_tile_step(n, i, true, rows, tok, acc);
+	/* Σ_b dy·(-128·Σq·dw), 16 blocks a vector */
+	for (int64_t b = 0; b < nb; b += 16)
+	{
+		const __mmask16 m = tail_mask(nb - b);
+		__m512		dy[LG_DOTN_MAX];
+
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			dy[c] = _mm512_maskz_loadu_ps(m, (const float *) (tok[c] + n) + b);
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+		{
+			const __m512 corr = _mm512_maskz_loadu_ps(m, (const float *) (rows[r] + unpack_q4_0_scales(n)) + b);
+
+			LG_UNROLL_ROWS
+			for (int c = 0; c < LG_DOTN_MAX; c++)
+				acc[r][c] = _mm512_fmadd_ps(corr, dy[c], acc[r][c]);
+		}
+	}
+	store_tile(s, nr, nc, acc);
+}
+
+/*
  * One step of q4_0 rows · one q8p row: blocks i, i+1 (only i when `one`)
  * of every row, both in one 512-bit register as in the tiles.
  */
@@ -656,6 +776,9 @@ lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k)
 	{
 		k->dotr[LG_TYPE_Q8_0] = dotr_q8_0_p;
 		k->dotrn[LG_TYPE_Q8_0] = dotrn_q8_0_p;
+		k->unpack[LG_TYPE_Q8_0] = unpack_q8_0;
+		k->unpack_size[LG_TYPE_Q8_0] = unpack_q4_0_size;
+		k->dotrn_u[LG_TYPE_Q8_0] = dotrn_q8_0_u;
 	}
 	if (k->prep[LG_TYPE_Q4_0] != NULL)
 	{
