@@ -569,19 +569,17 @@ unpack_q8_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
 		{
 			const bool	one = i + 1 == nb;
 			const __m256i lo = _mm256_loadu_si256((const __m256i *) b[i].qs);
+			const __m512i q = one ? _mm512_zextsi256_si512(lo)
+				: _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+									 _mm256_loadu_si256((const __m256i *) b[i + 1].qs), 1);
+			/* Σq of each block: ones times q, lanes 0..7 and 8..15 */
+			const __m512i sq = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q);
 
-			_mm512_store_si512(u, one ? _mm512_zextsi256_si512(lo)
-							   : _mm512_inserti64x4(_mm512_castsi256_si512(lo),
-													_mm256_loadu_si256((const __m256i *) b[i + 1].qs), 1));
+			_mm512_store_si512(u, q);
 			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], one ? 0.0f : lg_f16_table[b[i + 1].d]));
-		}
-		for (int64_t i = 0; i < nb; i++)
-		{
-			int			sq = 0;
-
-			for (int j = 0; j < LG_QK; j++)
-				sq += b[i].qs[j];
-			corr[i] = (float) (-128 * sq) * lg_f16_table[b[i].d];
+			corr[i] = (float) (-128 * _mm512_mask_reduce_add_epi32(0x00FF, sq)) * lg_f16_table[b[i].d];
+			if (!one)
+				corr[i + 1] = (float) (-128 * _mm512_mask_reduce_add_epi32(0xFF00, sq)) * lg_f16_table[b[i + 1].d];
 		}
 	}
 }
