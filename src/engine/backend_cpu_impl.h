@@ -127,9 +127,10 @@ void		lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k);
 
 /*
  * Attention's per-thread workspace, allocated with the backend: an item's
- * queries and accumulators for every head, its scores, and one tile of K
- * and of V rows converted to f32 (see ops_cpu_attn.c).  It bounds
- * n_heads × head_dim at LG_ATTN_WS_FLOATS / 4.
+ * queries and accumulators for every head, its scores, one tile of K and
+ * of V rows in f32, and a chunk's partial and the running fold of every
+ * head (see ops_cpu_attn.c).  It bounds n_heads × head_dim at about
+ * LG_ATTN_WS_FLOATS / 4 (a 64-head × 128 model still gets 12-row tiles).
  */
 #define LG_ATTN_WS_FLOATS	65536
 #define LG_ATTN_WS_BYTES	(LG_ATTN_WS_FLOATS * sizeof(float))
