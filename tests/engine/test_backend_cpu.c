@@ -1066,6 +1066,166 @@ test_attention_batch(void **state)
 	}
 }
 
+/*
+ * Block table of sequence s of n_seq sharing a pool: blocks s, s + n_seq,
+ * s + 2 n_seq, ... (flat when n_seq is 1), so the same logical cache lies
+ * in different pool rows.
+ */
+static void
+attn_fill_table(int32_t *table, int64_t nb, int s, int n_seq)
+{
+	for (int64_t b = 0; b < nb; b++)
+		table[b] = (int32_t) (s + (int64_t) n_seq * b);
+}
+
+/*
+ * Batch invariance (docs/batching.md): every token's attention output is
+ * bitwise the same whether it is computed alone (one token, one thread,
+ * its own flat cache of 16-position blocks) or as part of a call with
+ * several sequences, prompt chunks and decodes mixed, 1 or 2 threads, the
+ * cache in blocks of 5 interleaved with the other sequences' in one pool.
+ * Depths cross the 256-position chunk (several chunks, split between
+ * threads when few tokens are in the call) and the last tile is partial.
+ */
+static void
+test_attention_invariant(void **state)
+{
+	static const struct
+	{
+		int			n;
+		int64_t		n_tok[3];
+		int64_t		pos0[3];
+	}			sets[] = {
+		{1, {1}, {700}},		/* one decode: split between threads */
+		{2, {1, 1}, {255, 520}},	/* two decodes, one at a chunk's end */
+		{3, {1, 9, 3}, {300, 250, 0}},	/* mixed, a prompt across a chunk boundary */
+		{1, {20}, {500}},		/* a prompt chunk: one item per token */
+	};
+	const int32_t nh = 8,
+				nkv = 2,
+				D = 64;
+	const int64_t row = (int64_t) nkv * D;
+
+	for (int be_i = 0; be_i < N_LEVELS; be_i++)
+	{
+		lg_error	err;
+		lg_backend *one = lg_backend_cpu_new_level(1, levels[be_i], &err);
+		lg_backend *two = lg_backend_cpu_new_level(2, levels[be_i], &err);
+
+		if (one == NULL || two == NULL)
+		{
+			if (one)
+				one->free(one);
+			if (two)
+				two->free(two);
+			continue;
+		}
+		for (int si = 0; si < 4; si++)
+			for (int kt = 0; kt < 2; kt++)
+				for (int nt = 0; nt < 2; nt++)
+				{
+					const int	n = sets[si].n;
+					const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
+					lg_backend *be = nt == 0 ? one : two;
+					const int32_t bs = 5;
+					int64_t		kv_max = 0;
+					uint64_t	seed = 77 + si;
+					lg_attn_args a[3];
+					int32_t    *table[3];
+					float	   *kf[3],
+							   *vf[3],
+							   *q[3],
+							   *out[3];
+					void	   *kc,
+							   *vc;
+
+					for (int s = 0; s < n; s++)
+						if (sets[si].pos0[s] + sets[si].n_tok[s] > kv_max)
+							kv_max = sets[si].pos0[s] + sets[si].n_tok[s];
+					{
+						const int64_t nb_max = (kv_max + bs - 1) / bs;
+
+						kc = calloc((size_t) (n * nb_max * bs * row), sizeof(float));
+						vc = calloc((size_t) (n * nb_max * bs * row), sizeof(float));
+						memset(a, 0, sizeof(a));
+						for (int s = 0; s < n; s++)
+						{
+							const int64_t n_tok = sets[si].n_tok[s],
+										kv_len = sets[si].pos0[s] + n_tok;
+
+							table[s] = malloc(nb_max * sizeof(int32_t));
+							attn_fill_table(table[s], nb_max, s, n);
+							kf[s] = malloc(kv_len * row * sizeof(float));
+							vf[s] = malloc(kv_len * row * sizeof(float));
+							q[s] = malloc(n_tok * nh * D * sizeof(float));
+							out[s] = malloc(n_tok * nh * D * sizeof(float));
+							fill(kf[s], kv_len * row, &seed, 1.0f);
+							fill(vf[s], kv_len * row, &seed, 1.0f);
+							/* peaky, so later tiles and chunks raise the max */
+							fill(q[s], n_tok * nh * D, &seed, 3.0f);
+							be->kv_store(be, kc, kv, table[s], bs, 0, kf[s], kv_len, row);
+							be->kv_store(be, vc, kv, table[s], bs, 0, vf[s], kv_len, row);
+							a[s] = (lg_attn_args) {
+								.out = out[s], .q = q[s], .k_cache = kc, .v_cache = vc,
+								.block_table = table[s], .block_size = bs, .kv_type = kv,
+								.n_tok = n_tok, .pos0 = sets[si].pos0[s], .kv_len = kv_len,
+								.n_heads = nh, .n_kv_heads = nkv, .head_dim = D,
+								.scale = 1.0f / sqrtf((float) D),
+							};
+						}
+					}
+					be->attention(be, a, n);
+
+					/* each token alone: one token, one thread, a flat cache of its own */
+					for (int s = 0; s < n; s++)
+					{
+						const int64_t kv_len = a[s].kv_len;
+						const int64_t nb = (kv_len + 15) / 16;
+						int32_t    *ft = malloc(nb * sizeof(int32_t));
+						void	   *fk = calloc((size_t) (nb * 16 * row), sizeof(float));
+						void	   *fv = calloc((size_t) (nb * 16 * row), sizeof(float));
+						float	   *o1 = malloc(nh * D * sizeof(float));
+
+						attn_fill_table(ft, nb, 0, 1);
+						one->kv_store(one, fk, kv, ft, 16, 0, kf[s], kv_len, row);
+						one->kv_store(one, fv, kv, ft, 16, 0, vf[s], kv_len, row);
+						for (int64_t t = 0; t < a[s].n_tok; t++)
+						{
+							lg_attn_args b = a[s];
+
+							b.out = o1;
+							b.q = q[s] + t * nh * D;
+							b.k_cache = fk;
+							b.v_cache = fv;
+							b.block_table = ft;
+							b.block_size = 16;
+							b.n_tok = 1;
+							b.pos0 = a[s].pos0 + t;
+							b.kv_len = b.pos0 + 1;
+							one->attention(one, &b, 1);
+							if (memcmp(o1, out[s] + t * nh * D, nh * D * sizeof(float)) != 0)
+								fail_msg("attention not batch-invariant %s: set %d seq %d token %lld (pos %lld) %s %d threads",
+										 lg_backend_cpu_kernels(be), si, s, (long long) t,
+										 (long long) b.pos0, kv == LG_KV_F16 ? "f16" : "f32", nt + 1);
+						}
+						free(ft);
+						free(fk);
+						free(fv);
+						free(o1);
+						free(table[s]);
+						free(kf[s]);
+						free(vf[s]);
+						free(q[s]);
+						free(out[s]);
+					}
+					free(kc);
+					free(vc);
+				}
+		one->free(one);
+		two->free(two);
+	}
+}
+
 /* ---------------- benchmark (LLAMAGPU_BENCH=1) ---------------- */
 
 /* Seconds on the monotonic clock. */
@@ -1176,6 +1336,7 @@ main(void)
 		cmocka_unit_test(test_attention_batch),
 		cmocka_unit_test(test_rope),
 		cmocka_unit_test(test_attention),
+		cmocka_unit_test(test_attention_invariant),
 		cmocka_unit_test(test_bench),
 	};
 
