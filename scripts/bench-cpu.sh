@@ -18,10 +18,10 @@
 #          [--work-dir DIR] [--no-llamacpp] [--llamagpu BIN] [--from-runs RUNS.jsonl]
 #   --quick       generation (tg32) only, one round unless --rounds is given
 #   --json OUT    also write the raw results (every run) and the summary to OUT
-#   --ctx-sweep   also run `llamagpu bench -p N -n 32` for N in 128 1024 4096 on
-#                 --sweep-type (default q4_0).  Note: our bench generates from an
-#                 empty cache, so this measures prompt processing over N tokens;
-#                 generation at depth N needs a `-d DEPTH` option (llama-bench's -d).
+#   --ctx-sweep   also run `llamagpu bench -p 128 -n 32 -d N` for N in 128 1024
+#                 4096 on --sweep-type (default q4_0): prompt processing and
+#                 generation after N tokens already in the cache (llama-bench's
+#                 -d), i.e. attention over a long context
 #   --llamagpu    the llamagpu binary to measure (default bin/llamagpu, built
 #                 with `make engine` when missing); it is copied into the work
 #                 dir first, so a rebuild during the run cannot mix builds
@@ -222,11 +222,12 @@ SWEEP=$WORK/sweep.jsonl
 : >"$SWEEP"
 if [ "$CTX_SWEEP" = 1 ]; then
 	for n in 128 1024 4096; do
-		log "ctx sweep: llamagpu bench $SWEEP_TYPE -p $n -n $NGEN -r $SWEEP_REPS"
+		log "ctx sweep: llamagpu bench $SWEEP_TYPE -p $NPROMPT -n $NGEN -d $n -r $SWEEP_REPS"
 		load=$(cut -d' ' -f1-3 /proc/loadavg)
-		r=$("$LG" bench -m "$(model_file "$SWEEP_TYPE")" -p "$n" -n "$NGEN" -t "$THREADS" -r "$SWEEP_REPS" --json | tail -1) || true
-		case "$r" in *tg_tps*) ;; *) echo "   -p $n FAILED; skipped" >&2; continue ;; esac
-		echo "{\"n_prompt\":$n,\"loadavg_before\":\"$load\",\"raw\":$r}" >>"$SWEEP"
+		r=$("$LG" bench -m "$(model_file "$SWEEP_TYPE")" -p "$NPROMPT" -n "$NGEN" -d "$n" -c $((n + NPROMPT + NGEN + 16)) \
+			-t "$THREADS" -r "$SWEEP_REPS" --json | tail -1) || true
+		case "$r" in *tg_tps*) ;; *) echo "   -d $n FAILED; skipped" >&2; continue ;; esac
+		echo "{\"depth\":$n,\"loadavg_before\":\"$load\",\"raw\":$r}" >>"$SWEEP"
 		echo "   $r" >&2
 	done
 fi
@@ -360,10 +361,10 @@ if loads:
     l1 = [float(x.split()[0]) for x in loads]
     print(f"\nload average (1 min) before each run: min {min(l1):.2f}, median {statistics.median(l1):.2f}, max {max(l1):.2f}")
 if sweep:
-    print("\n| llamagpu, " + sweep[0]["raw"]["file_type"] + " | pp t/s | tg t/s (empty cache) | load |")
+    print(f"\n| llamagpu, " + sweep[0]["raw"]["file_type"] + f" | pp{npp} t/s at depth | tg{ntg} t/s at depth | load |")
     print("|---|---:|---:|---|")
     for s in sweep:
-        print(f"| -p {s['n_prompt']} | {s['raw']['pp_tps']:.2f} | {s['raw']['tg_tps']:.2f} | {s['loadavg_before']} |")
+        print(f"| -d {s['depth']} | {s['raw']['pp_tps']:.2f} | {s['raw']['tg_tps']:.2f} | {s['loadavg_before']} |")
 if json_out:
     with open(json_out, "w") as fh:
         json.dump({"triad": triad, "llama_cpp_version": lc_version, "llamagpu_binary": lg_id, "n_prompt": npp, "n_gen": ntg,

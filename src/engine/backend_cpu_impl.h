@@ -69,6 +69,8 @@ void		lg_q8p_prep(const float *x, void *dst, int64_t cols, int bias);
 #ifndef LG_NO_X86_SIMD
 /* The same, AVX2 (and bit-identical). */
 void		lg_q8p_prep_avx2(const float *x, void *dst, int64_t cols, int bias);
+/* A q8_K row, bit for bit lg_quantize_row's (AVX-512; cols a multiple of 256). */
+void		lg_q8K_prep_avx512(const float *x, void *dst, int64_t cols);
 #endif
 
 /* f16 → f32 for every half: a broadcast from here beats F16C in the dot loops. */
@@ -77,6 +79,16 @@ extern float lg_f16_table[1 << 16];
 void		lg_f16_table_init(void);
 
 typedef void (*lg_prep_fn) (const float *x, void *dst, int64_t cols);
+/* Bytes of one activation row in a prep's form (or weight row in an unpack's). */
+typedef size_t (*lg_prep_size_fn) (int64_t cols);
+
+/*
+ * Decode nr weight rows of n values, w_stride bytes apart, into dst in a
+ * form of the table's own, rows unpack_size(n) bytes apart.  Prompt
+ * processing does it once per tile of rows, then runs dotrn_u on that form
+ * for every group of tokens instead of decoding the rows again each time.
+ */
+typedef void (*lg_unpack_fn) (int64_t n, int nr, const void *w, size_t w_stride, void *dst);
 
 typedef struct lg_cpu_kernels
 {
@@ -87,8 +99,17 @@ typedef struct lg_cpu_kernels
 	lg_dotn_fn	dotn[LG_TYPE_COUNT];	/* NULL: loop over dot */
 	lg_dotr_fn	dotr[LG_TYPE_COUNT];	/* NULL: one row at a time with dot */
 	lg_dotrn_fn dotrn[LG_TYPE_COUNT];	/* NULL: one row at a time with dotn */
-	/* non-NULL: dot/dotn of this type take q8p activations made by it */
+	/*
+	 * non-NULL: every dot of this type takes activations in a form of the
+	 * table's own (q8p for q4_0/q8_0, f16-rounded f32 for f16 at avx512),
+	 * made by prep, prep_size bytes a row
+	 */
 	lg_prep_fn	prep[LG_TYPE_COUNT];
+	lg_prep_size_fn prep_size[LG_TYPE_COUNT];
+	/* non-NULL: dotrn_u takes weight rows unpack made (see lg_unpack_fn) */
+	lg_unpack_fn unpack[LG_TYPE_COUNT];
+	lg_prep_size_fn unpack_size[LG_TYPE_COUNT];
+	lg_dotrn_fn dotrn_u[LG_TYPE_COUNT];
 
 	/* float helpers of attention and the conversions */
 	void		(*f32_to_f16) (const float *x, lg_f16 *y, int64_t n);
@@ -123,6 +144,7 @@ void		lg_cpu_kernels_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
 void		lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k);
+void		lg_cpu_kernels_mvk_avx512(lg_cpu_kernels *k);
 #endif
 
 /*
@@ -145,6 +167,9 @@ typedef struct lg_cpu_ctx
 	/* activations converted to a vec_dot_type; grown, never shrunk */
 	void	   *wbuf;
 	size_t		wbuf_size;
+	/* n_threads slices of unpacked weight rows (lg_unpack_fn); grown */
+	void	   *ubuf;
+	size_t		ubuf_size;
 
 	/* n_threads attention workspaces of LG_ATTN_WS_BYTES */
 	float	   *attn_ws;

@@ -841,9 +841,11 @@ lg_cpu_kernels_avx2(lg_cpu_kernels *k)
 	k->dot[LG_TYPE_Q8_0] = dot_q8_0_p;
 	k->dotn[LG_TYPE_Q8_0] = dotn_q8_0_p;
 	k->prep[LG_TYPE_Q8_0] = prep_q8_0;
+	k->prep_size[LG_TYPE_Q8_0] = lg_q8p_row_size;
 	k->dot[LG_TYPE_Q4_0] = dot_q4_0_p;
 	k->dotn[LG_TYPE_Q4_0] = dotn_q4_0_p;
 	k->prep[LG_TYPE_Q4_0] = prep_q4_0;
+	k->prep_size[LG_TYPE_Q4_0] = lg_q8p_row_size;
 	k->f32_to_f16 = avx2_f32_to_f16;
 	k->f16_to_f32 = avx2_f16_to_f32;
 	k->axpy_f32 = avx2_axpy_f32;

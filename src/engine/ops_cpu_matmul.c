@@ -18,6 +18,8 @@
 #define LG_MM_X_TILE_BYTES	(256 * 1024)
 /* Weight rows of a tile when there are several tokens. */
 #define LG_MM_ROWS_MULTI	16
+/* Tokens a tile needs before its rows are unpacked once (lg_unpack_fn). */
+#define LG_MM_UNPACK_MIN	8
 
 typedef struct lg_mm_job
 {
@@ -28,7 +30,11 @@ typedef struct lg_mm_job
 	lg_dotn_fn	dotn;			/* NULL: one token at a time */
 	lg_dotr_fn	dotr;			/* NULL: one row at a time */
 	lg_dotrn_fn dotrn;			/* NULL: one row at a time with dotn */
-	lg_prep_fn	prep;			/* non-NULL: activations in q8p form */
+	lg_prep_fn	prep;			/* non-NULL: activations in the table's form */
+	lg_unpack_fn unpack;		/* non-NULL: tiles unpack their rows for dotrn_u */
+	lg_dotrn_fn dotrn_u;
+	char	   *ubuf;			/* unpack_stride * rb bytes per thread */
+	size_t		unpack_stride;
 
 	const char *w;				/* rows of w_stride bytes */
 	size_t		w_stride;
@@ -116,9 +122,9 @@ lg_mm_convert_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Compute one tile: weight rows [r0, r1) against tokens [t0, t1). */
+/* Compute one tile, on thread ith: weight rows [r0, r1) against tokens [t0, t1). */
 static void
-lg_mm_tile(const lg_mm_job *job, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
+lg_mm_tile(const lg_mm_job *job, int ith, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 {
 	const int64_t rows = job->rows;
 	const int64_t cols = job->cols;
@@ -129,7 +135,20 @@ lg_mm_tile(const lg_mm_job *job, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 	{
 		/* several tokens: blocks of rows × tokens accumulated in registers */
 		float		st[LG_DOTR_MAX * LG_DOTN_MAX];
+		lg_dotrn_fn dotrn = job->dotrn;
+		const char *w = job->w + (size_t) r0 * job->w_stride;
+		size_t		ws = job->w_stride;
 
+		if (job->unpack != NULL && t1 - t0 >= LG_MM_UNPACK_MIN)
+		{
+			/* decode the rows once for all the tile's token groups */
+			char	   *u = job->ubuf + (size_t) ith * (size_t) job->rb * job->unpack_stride;
+
+			job->unpack(cols, (int) (r1 - r0), w, ws, u);
+			dotrn = job->dotrn_u;
+			w = u;
+			ws = job->unpack_stride;
+		}
 		for (int64_t r = r0; r < r1; r += LG_DOTR_MAX)
 		{
 			int			nr = r1 - r < LG_DOTR_MAX ? (int) (r1 - r) : LG_DOTR_MAX;
@@ -138,8 +157,7 @@ lg_mm_tile(const lg_mm_job *job, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 			{
 				int			nc = t1 - t < LG_DOTN_MAX ? (int) (t1 - t) : LG_DOTN_MAX;
 
-				job->dotrn(cols, nr, nc, st, job->w + (size_t) r * job->w_stride, job->w_stride,
-						   job->xq + (size_t) t * xs, xs);
+				dotrn(cols, nr, nc, st, w + (size_t) (r - r0) * ws, ws, job->xq + (size_t) t * xs, xs);
 				for (int i = 0; i < nr; i++)
 					for (int c = 0; c < nc; c++)
 						job->y[(t + c) * rows + r + i] = st[i * LG_DOTN_MAX + c];
@@ -207,29 +225,29 @@ lg_mm_compute_task(void *arg, int ith, int nth)
 		int64_t		t0 = it * job->tb;
 		int64_t		t1 = t0 + job->tb < job->n ? t0 + job->tb : job->n;
 
-		lg_mm_tile(job, r0, r1, t0, t1);
+		lg_mm_tile(job, ith, r0, r1, t0, t1);
 		tile = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 	}
 }
 
-/* Make sure the conversion buffer holds size bytes. */
+/* Make sure the scratch buffer *buf (of *cur bytes) holds size bytes. */
 static bool
-lg_cpu_reserve(lg_cpu_ctx *ctx, size_t size)
+lg_cpu_reserve_buf(void **buf, size_t *cur, size_t size)
 {
 	void	   *p;
 
-	if (size <= ctx->wbuf_size)
+	if (size <= *cur)
 		return true;
 	/* grow geometrically so prompts of rising length don't realloc each time */
-	if (size < ctx->wbuf_size * 3 / 2)
-		size = ctx->wbuf_size * 3 / 2;
+	if (size < *cur * 3 / 2)
+		size = *cur * 3 / 2;
 	size = (size + 4095) & ~(size_t) 4095;
 	p = aligned_alloc(64, size);
 	if (p == NULL)
 		return false;
-	free(ctx->wbuf);
-	ctx->wbuf = p;
-	ctx->wbuf_size = size;
+	free(*buf);
+	*buf = p;
+	*cur = size;
 	return true;
 }
 
@@ -309,6 +327,8 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 	job.dotr = ctx->k.reference ? NULL : ctx->k.dotr[w->type];
 	job.dotrn = ctx->k.reference ? NULL : ctx->k.dotrn[w->type];
 	job.prep = ctx->k.reference ? NULL : ctx->k.prep[w->type];
+	job.unpack = ctx->k.reference || job.dotrn == NULL ? NULL : ctx->k.unpack[w->type];
+	job.dotrn_u = ctx->k.dotrn_u[w->type];
 	job.w = (const char *) w->data;
 	job.w_stride = row_bytes;
 	job.xf = x;
@@ -328,12 +348,12 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 
 		if (vi->block_size == 0 || cols % vi->block_size != 0)
 			return LG_ERR_UNSUPPORTED;
-		job.x_stride = job.prep != NULL ? lg_q8p_row_size(cols) : lg_row_size(job.vt, cols);
+		job.x_stride = job.prep != NULL ? ctx->k.prep_size[w->type] (cols) : lg_row_size(job.vt, cols);
 		/* keep rows 64-byte aligned for the SIMD loads */
 		job.x_stride = (job.x_stride + 63) & ~(size_t) 63;
 		if ((size_t) n > SIZE_MAX / job.x_stride)
 			return LG_ERR_NOMEM;
-		if (!lg_cpu_reserve(ctx, job.x_stride * (size_t) n))
+		if (!lg_cpu_reserve_buf(&ctx->wbuf, &ctx->wbuf_size, job.x_stride * (size_t) n))
 			return LG_ERR_NOMEM;
 		job.xq = (char *) ctx->wbuf;
 		if (n >= 2 * (int64_t) ctx->n_threads && n * cols >= 32768)
@@ -344,8 +364,20 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 
 	lg_mm_plan(&job, ctx->n_threads);
 	atomic_init(&job.next, ctx->n_threads);
+	if (job.unpack != NULL && job.tb >= LG_MM_UNPACK_MIN)
+	{
+		size_t		need;
+
+		job.unpack_stride = ctx->k.unpack_size[w->type] (cols);
+		need = job.unpack_stride * (size_t) job.rb * (size_t) ctx->n_threads;
+		if (!lg_cpu_reserve_buf(&ctx->ubuf, &ctx->ubuf_size, need))
+			return LG_ERR_NOMEM;
+		job.ubuf = (char *) ctx->ubuf;
+	}
+	else
+		job.unpack = NULL;
 	if (job.n_tiles == 1)
-		lg_mm_tile(&job, 0, rows, 0, n);
+		lg_mm_tile(&job, 0, 0, rows, 0, n);
 	else
 		lg_threadpool_run(ctx->tp, lg_mm_compute_task, &job);
 	return LG_OK;

@@ -328,16 +328,18 @@ test_matmul(void **state)
 /*
  * The multi-row kernels (rows × one token for generation, rows × tokens
  * for prompts) at the best level with 2 and 3 threads: row blocks that end
- * mid-group, token counts 1, 2, 3, 5, 17 (partial token groups) and the
- * odd block counts of cols 32 and 96 (a lone block in the pair loops).
+ * mid-group, token counts 1, 2, 3, 5, 11, 17 (partial token groups; from
+ * 8 tokens a tile unpacks its q4_0 rows first), 130 at cols 2048 (more
+ * than one block of tokens, each unpacking the rows again) and the odd
+ * block counts of cols 32 and 96 (a lone block in the pair loops).
  * Same bound as test_matmul: only float summation order differs.
  */
 static void
 test_matmul_tiles(void **state)
 {
-	static const lg_type types[] = {LG_TYPE_Q4_0, LG_TYPE_Q8_0, LG_TYPE_F16, LG_TYPE_Q4_K};
+	static const lg_type types[] = {LG_TYPE_Q4_0, LG_TYPE_Q8_0, LG_TYPE_F16, LG_TYPE_Q4_K, LG_TYPE_Q6_K};
 	static const int64_t rows_set[] = {1, 5, 7, 33, 130};
-	static const int64_t n_set[] = {1, 2, 3, 5, 17};
+	static const int64_t n_set[] = {1, 2, 3, 5, 11, 17, 130};
 	static const int64_t cols_set[] = {32, 96, 256, 2048};
 	lg_error	err;
 	lg_backend *ref = lg_backend_cpu_new(1, 1, &err);
@@ -352,7 +354,7 @@ test_matmul_tiles(void **state)
 		for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
 			for (int ic = 0; ic < 4; ic++)
 				for (int ir = 0; ir < 5; ir++)
-					for (int in = 0; in < 5; in++)
+					for (int in = 0; in < 7; in++)
 					{
 						const int64_t cols = cols_set[ic];
 						const int64_t rows = rows_set[ir];
@@ -365,6 +367,9 @@ test_matmul_tiles(void **state)
 						double		e;
 
 						if (cols % lg_type_get(types[ti])->block_size != 0)
+							continue;
+						/* 130 tokens only where they split into token blocks */
+						if (n == 130 && (cols != 2048 || rows != 33))
 							continue;
 						x = malloc((size_t) (n * cols) * sizeof(float));
 						y_ref = malloc((size_t) (n * rows) * sizeof(float));
@@ -447,6 +452,60 @@ test_q8p_prep(void **state)
 }
 
 /* Bad shapes and types are refused, not computed. */
+/*
+ * The AVX-512 q8_K activation prep of the K-quant types must give exactly
+ * lg_quantize_row's q8_K blocks: ties of iscale·x (round half to even),
+ * an all-zero block, tiny and huge blocks, and +m / -m both present (the
+ * first of them sets the sign of the scale).
+ */
+static void
+test_q8K_prep(void **state)
+{
+	const int64_t cols = 256 * 6;
+	const size_t sz = lg_row_size(LG_TYPE_Q8_K, cols);
+	float	   *x = malloc(cols * sizeof(float));
+	char	   *a = malloc(sz);
+	char	   *b = malloc(sz);
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new_level(1, "avx512", &err);
+	uint64_t	seed = 78;
+
+	if (be == NULL)
+	{
+		printf("SKIP: q8_K prep needs AVX-512\n");
+		free(x);
+		free(a);
+		free(b);
+		return;
+	}
+	be->free(be);
+	for (int round = 0; round < 200; round++)
+	{
+		fill(x, cols, &seed, round % 2 ? 1.0f : 300.0f);
+		/* block 0: max -127 so iscale = 1 and the halves are exact ties */
+		x[0] = -127.0f;
+		for (int j = 1; j < 256; j++)
+			x[j] = (float) (j % 200 - 100) + 0.5f;
+		for (int j = 256; j < 512; j++)
+			x[j] = 0.0f;		/* block 1: all zero */
+		for (int j = 512; j < 768; j++)
+			x[j] *= 1e-30f;		/* block 2: tiny */
+		for (int j = 768; j < 1024; j++)
+			x[j] *= 1e30f;		/* block 3: huge */
+		/* block 4: +m first, then -m: the first one wins */
+		x[1024 + round % 200] = 500.0f;
+		x[1024 + 200 + round % 50] = -500.0f;
+		assert_true(lg_quantize_row(LG_TYPE_Q8_K, x, a, cols));
+#ifndef LG_NO_X86_SIMD
+		lg_q8K_prep_avx512(x, b, cols);
+#endif
+		assert_memory_equal(a, b, sz);
+	}
+	free(x);
+	free(a);
+	free(b);
+}
+
 static void
 test_matmul_errors(void **state)
 {
@@ -1328,6 +1387,7 @@ main(void)
 		cmocka_unit_test(test_matmul_tiles),
 		cmocka_unit_test(test_matmul_errors),
 		cmocka_unit_test(test_q8p_prep),
+		cmocka_unit_test(test_q8K_prep),
 		cmocka_unit_test(test_get_rows),
 		cmocka_unit_test(test_rmsnorm),
 		cmocka_unit_test(test_swiglu),
