@@ -1027,6 +1027,78 @@ test_attention(void **state)
 }
 
 /*
+ * Batch invariance (docs/batching.md): for every weight type and SIMD
+ * level, the output of (row, token) is bitwise the same whatever the
+ * number of tokens n in the call (1: the matvec kernels; more: the tile
+ * kernels, from 8 the unpacked rows) and over 1 or 2 threads, compared
+ * with memcmp against that token alone on one thread.  37 rows end
+ * mid-group.  Every failing case is printed before the test fails.
+ */
+static void
+test_matmul_invariant(void **state)
+{
+	static const int64_t n_set[] = {1, 2, 3, 4, 5, 8, 13, 17, 64};
+	const int64_t rows = 37,
+				cols = 512;
+	const int64_t n_max = 64;
+	int			bad = 0;
+
+	for (int lv = 0; lv < N_LEVELS; lv++)
+	{
+		lg_error	err;
+		lg_backend *one = lg_backend_cpu_new_level(1, levels[lv], &err);
+		lg_backend *two = lg_backend_cpu_new_level(2, levels[lv], &err);
+
+		if (one == NULL || two == NULL)
+		{
+			if (one)
+				one->free(one);
+			if (two)
+				two->free(two);
+			continue;
+		}
+		for (size_t ti = 0; ti < sizeof(mm_cases) / sizeof(mm_cases[0]); ti++)
+		{
+			uint64_t	seed = 91 + ti;
+			lg_tensor	w;
+			void	   *wdata = make_weights(mm_cases[ti].type, rows, cols, &seed, &w);
+			float	   *x = malloc((size_t) (n_max * cols) * sizeof(float));
+			float	   *alone = malloc((size_t) (n_max * rows) * sizeof(float));
+			float	   *y = malloc((size_t) (n_max * rows) * sizeof(float));
+
+			fill(x, n_max * cols, &seed, 1.0f);
+			for (int64_t t = 0; t < n_max; t++)
+				assert_int_equal(one->matmul(one, alone + t * rows, &w, x + t * cols, 1), LG_OK);
+			for (int nt = 0; nt < 2; nt++)
+				for (size_t ni = 0; ni < sizeof(n_set) / sizeof(n_set[0]); ni++)
+				{
+					const int64_t n = n_set[ni];
+					lg_backend *be = nt == 0 ? one : two;
+
+					assert_int_equal(be->matmul(be, y, &w, x, n), LG_OK);
+					for (int64_t t = 0; t < n; t++)
+						if (memcmp(y + t * rows, alone + t * rows, (size_t) rows * sizeof(float)) != 0)
+						{
+							printf("matmul not batch-invariant: %s %s, %d threads, n %lld, token %lld\n",
+								   levels[lv], lg_type_get(mm_cases[ti].type)->name, nt + 1,
+								   (long long) n, (long long) t);
+							bad++;
+							break;
+						}
+				}
+			free(wdata);
+			free(x);
+			free(alone);
+			free(y);
+		}
+		one->free(one);
+		two->free(two);
+	}
+	if (bad > 0)
+		fail_msg("%d matmul cases differ from the token alone", bad);
+}
+
+/*
  * Several sequences in one attention call, their blocks interleaved in one
  * pool (sequence s holds pool blocks s, s + n, s + 2n, ...): a set of two
  * decodes with long caches (few tokens in all: both split between
@@ -1397,6 +1469,7 @@ main(void)
 		cmocka_unit_test(test_rope),
 		cmocka_unit_test(test_attention),
 		cmocka_unit_test(test_attention_invariant),
+		cmocka_unit_test(test_matmul_invariant),
 		cmocka_unit_test(test_bench),
 	};
 
