@@ -201,7 +201,7 @@ void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 							const float *x, int64_t n, int64_t d);
 void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
-void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n);
+void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n, int64_t d);
 void		lg_cpu_add(lg_backend *be, float *y, const float *x, int64_t n);
 void		lg_cpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64_t d);
 

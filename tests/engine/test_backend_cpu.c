@@ -623,6 +623,8 @@ test_rmsnorm(void **state)
 /*
  * swiglu vs double silu(g)*u: the SIMD exp is within ~2 ulp, so 1e-6
  * relative per element (checked relative to each value, not the max).
+ * Then batch invariance: 9 rows of 172 (stories260K's n_ff, not a whole
+ * number of vectors) in one call, each bitwise the row alone.
  */
 static void
 test_swiglu(void **state)
@@ -644,7 +646,7 @@ test_swiglu(void **state)
 		g[0] = -100.0f;			/* exp overflow path */
 		g[1] = 95.0f;
 		memcpy(g0, g, n * sizeof(float));
-		be->swiglu(be, g, u, n);
+		be->swiglu(be, g, u, 1, n);
 		for (int64_t i = 0; i < n; i++)
 		{
 			double		x = g0[i];
@@ -653,6 +655,17 @@ test_swiglu(void **state)
 			if (fabs(g[i] - want) > 1e-6 * fabs(want) + 1e-30)
 				fail_msg("swiglu %s [%lld]: x %g got %.9g want %.9g", levels[l], (long long) i,
 						 x, g[i], want);
+		}
+		memcpy(g, g0, 9 * 172 * sizeof(float));
+		be->swiglu(be, g, u, 9, 172);
+		for (int64_t r = 0; r < 9; r++)
+		{
+			float		one[172];
+
+			memcpy(one, g0 + r * 172, sizeof(one));
+			be->swiglu(be, one, u + r * 172, 1, 172);
+			if (memcmp(one, g + r * 172, sizeof(one)) != 0)
+				fail_msg("swiglu %s not batch-invariant: row %lld", levels[l], (long long) r);
 		}
 		free(g);
 		free(u);
@@ -1038,8 +1051,9 @@ static void
 test_matmul_invariant(void **state)
 {
 	static const int64_t n_set[] = {1, 2, 3, 4, 5, 8, 13, 17, 64};
-	const int64_t rows = 37,
-				cols = 512;
+	/* float weights also at the odd widths of stories260K (64, 172): tails */
+	static const int64_t cols_set[] = {512, 64, 172};
+	const int64_t rows = 37;
 	const int64_t n_max = 64;
 	int			bad = 0;
 
@@ -1058,13 +1072,22 @@ test_matmul_invariant(void **state)
 			continue;
 		}
 		for (size_t ti = 0; ti < sizeof(mm_cases) / sizeof(mm_cases[0]); ti++)
+			for (int ic = 0; ic < 3; ic++)
 		{
+			const int64_t cols = cols_set[ic];
 			uint64_t	seed = 91 + ti;
 			lg_tensor	w;
-			void	   *wdata = make_weights(mm_cases[ti].type, rows, cols, &seed, &w);
-			float	   *x = malloc((size_t) (n_max * cols) * sizeof(float));
-			float	   *alone = malloc((size_t) (n_max * rows) * sizeof(float));
-			float	   *y = malloc((size_t) (n_max * rows) * sizeof(float));
+			void	   *wdata;
+			float	   *x,
+					   *alone,
+					   *y;
+
+			if (cols % lg_type_get(mm_cases[ti].type)->block_size != 0)
+				continue;
+			wdata = make_weights(mm_cases[ti].type, rows, cols, &seed, &w);
+			x = malloc((size_t) (n_max * cols) * sizeof(float));
+			alone = malloc((size_t) (n_max * rows) * sizeof(float));
+			y = malloc((size_t) (n_max * rows) * sizeof(float));
 
 			fill(x, n_max * cols, &seed, 1.0f);
 			for (int64_t t = 0; t < n_max; t++)
@@ -1079,9 +1102,9 @@ test_matmul_invariant(void **state)
 					for (int64_t t = 0; t < n; t++)
 						if (memcmp(y + t * rows, alone + t * rows, (size_t) rows * sizeof(float)) != 0)
 						{
-							printf("matmul not batch-invariant: %s %s, %d threads, n %lld, token %lld\n",
-								   levels[lv], lg_type_get(mm_cases[ti].type)->name, nt + 1,
-								   (long long) n, (long long) t);
+							printf("matmul not batch-invariant: %s %s cols %lld, %d threads, n %lld, token %lld\n",
+								   levels[lv], lg_type_get(mm_cases[ti].type)->name, (long long) cols,
+								   nt + 1, (long long) n, (long long) t);
 							bad++;
 							break;
 						}
@@ -1232,13 +1255,16 @@ test_attention_invariant(void **state)
 		{3, {1, 9, 3}, {300, 250, 0}},	/* mixed, a prompt across a chunk boundary */
 		{1, {20}, {500}},		/* a prompt chunk: one item per token */
 	};
-	const int32_t nh = 8,
-				nkv = 2,
-				D = 64;
-	const int64_t row = (int64_t) nkv * D;
+	/* 8 heads of 64 (GQA 4), and stories260K's 8 heads of 8 (GQA 2) */
+	static const int32_t shapes[2][3] = {{8, 2, 64}, {8, 4, 8}};
 
 	for (int be_i = 0; be_i < N_LEVELS; be_i++)
+		for (int sh = 0; sh < 2; sh++)
 	{
+		const int32_t nh = shapes[sh][0],
+					nkv = shapes[sh][1],
+					D = shapes[sh][2];
+		const int64_t row = (int64_t) nkv * D;
 		lg_error	err;
 		lg_backend *one = lg_backend_cpu_new_level(1, levels[be_i], &err);
 		lg_backend *two = lg_backend_cpu_new_level(2, levels[be_i], &err);
