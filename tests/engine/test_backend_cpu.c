@@ -1071,10 +1071,11 @@ test_matmul_invariant(void **state)
 				two->free(two);
 			continue;
 		}
-		for (size_t ti = 0; ti < sizeof(mm_cases) / sizeof(mm_cases[0]); ti++)
-			for (int ic = 0; ic < 3; ic++)
+		/* every weight type at every width */
+		for (size_t ci = 0; ci < 3 * sizeof(mm_cases) / sizeof(mm_cases[0]); ci++)
 		{
-			const int64_t cols = cols_set[ic];
+			const size_t ti = ci / 3;
+			const int64_t cols = cols_set[ci % 3];
 			uint64_t	seed = 91 + ti;
 			lg_tensor	w;
 			void	   *wdata;
@@ -1258,9 +1259,11 @@ test_attention_invariant(void **state)
 	/* 8 heads of 64 (GQA 4), and stories260K's 8 heads of 8 (GQA 2) */
 	static const int32_t shapes[2][3] = {{8, 2, 64}, {8, 4, 8}};
 
-	for (int be_i = 0; be_i < N_LEVELS; be_i++)
-		for (int sh = 0; sh < 2; sh++)
+	/* every level with each shape */
+	for (int ls = 0; ls < 2 * N_LEVELS; ls++)
 	{
+		const int	be_i = ls / 2,
+					sh = ls % 2;
 		const int32_t nh = shapes[sh][0],
 					nkv = shapes[sh][1],
 					D = shapes[sh][2];
