@@ -116,8 +116,12 @@ struct lg_backend
 	void		(*attention) (lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 	/* floats of scratch attention needs for (n_tok, kv_len, n_heads) */
 	size_t		(*attn_scratch_floats) (lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
-	/* g[i] = silu(g[i]) * u[i] for n values */
-	void		(*swiglu) (lg_backend *be, float *g, const float *u, int64_t n);
+	/*
+	 * g[i] = silu(g[i]) * u[i] for n rows of d values, row by row (as
+	 * ggml): which of a row's values take the vector loop and which the
+	 * tail depends on d only, not on the rows in the batch
+	 */
+	void		(*swiglu) (lg_backend *be, float *g, const float *u, int64_t n, int64_t d);
 	/* y[i] += x[i] */
 	void		(*add) (lg_backend *be, float *y, const float *x, int64_t n);
 	/* y[r][c] += b[c] for n rows of d (biases) */

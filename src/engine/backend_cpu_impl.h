@@ -149,9 +149,10 @@ void		lg_cpu_kernels_mvk_avx512(lg_cpu_kernels *k);
 
 /*
  * Attention's per-thread workspace, allocated with the backend: an item's
- * queries and accumulators for every head, its scores, and one tile of K
- * and of V rows converted to f32 (see ops_cpu_attn.c).  It bounds
- * n_heads × head_dim at LG_ATTN_WS_FLOATS / 4.
+ * queries and accumulators for every head, its scores, one tile of K and
+ * of V rows in f32, and a chunk's partial and the running fold of every
+ * head (see ops_cpu_attn.c).  It bounds n_heads × head_dim at about
+ * LG_ATTN_WS_FLOATS / 4 (a 64-head × 128 model still gets 12-row tiles).
  */
 #define LG_ATTN_WS_FLOATS	65536
 #define LG_ATTN_WS_BYTES	(LG_ATTN_WS_FLOATS * sizeof(float))
@@ -200,7 +201,7 @@ void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 							const float *x, int64_t n, int64_t d);
 void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
-void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n);
+void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n, int64_t d);
 void		lg_cpu_add(lg_backend *be, float *y, const float *x, int64_t n);
 void		lg_cpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64_t d);
 

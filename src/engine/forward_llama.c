@@ -103,7 +103,7 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 		if ((st = be->matmul(be, c->hb, &l->ffn_gate, c->xb, n)) != LG_OK ||
 			(st = be->matmul(be, c->hb2, &l->ffn_up, c->xb, n)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: feed-forward failed", il);
-		be->swiglu(be, c->hb, c->hb2, n * hp->n_ff);
+		be->swiglu(be, c->hb, c->hb2, n, hp->n_ff);
 		if ((st = be->matmul(be, c->xb, &l->ffn_down, c->hb, n)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: feed-forward output failed", il);
 		be->add(be, c->x, c->xb, n * d);

@@ -236,16 +236,20 @@ dot_q4_0_p(int64_t n, float *s, const void *vw, const void *vx)
 	*s = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
-/* q4_0 weights against up to 4 q8p activation rows */
+/*
+ * q4_0 weights against up to 4 q8p activation rows; each row's sum is
+ * dot_q4_0_p's to the bit (even blocks in one accumulator, odd in the
+ * other), so a token's output does not depend on the batch.
+ */
 static void
 dotn_q4_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
 {
 	const lg_block_q4_0 *x = (const lg_block_q4_0 *) vw;
 	const int64_t nb = n / LG_QK;
-	__m256		acc[LG_DOTN_MAX];
+	__m256		acc[2][LG_DOTN_MAX];
 
 	for (int c = 0; c < nc; c++)
-		acc[c] = _mm256_setzero_ps();
+		acc[0][c] = acc[1][c] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < nb; i++)
 	{
 		const __m256i q = nibbles_32(x[i].qs);
@@ -260,11 +264,12 @@ dotn_q4_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t 
 											  _mm256_set1_epi16(1));
 
 			p = _mm256_add_epi32(p, _mm256_zextsi128_si256(_mm_cvtsi32_si128(cy[i])));
-			acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p), acc[c]);
+			acc[i & 1][c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p),
+											acc[i & 1][c]);
 		}
 	}
 	for (int c = 0; c < nc; c++)
-		s[c] = lg_hsum_ps256(acc[c]);
+		s[c] = lg_hsum_ps256(_mm256_add_ps(acc[0][c], acc[1][c]));
 }
 
 /* q8_0 · q8p */
@@ -302,16 +307,16 @@ dot_q8_0_p(int64_t n, float *s, const void *vw, const void *vx)
 	*s = lg_hsum_ps256(_mm256_add_ps(acc0, acc1));
 }
 
-/* q8_0 weights against up to 4 q8p activation rows */
+/* q8_0 weights against up to 4 q8p activation rows, summed as dot_q8_0_p does */
 static void
 dotn_q8_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t xs)
 {
 	const lg_block_q8_0 *x = (const lg_block_q8_0 *) vw;
 	const int64_t nb = n / LG_QK;
-	__m256		acc[LG_DOTN_MAX];
+	__m256		acc[2][LG_DOTN_MAX];
 
 	for (int c = 0; c < nc; c++)
-		acc[c] = _mm256_setzero_ps();
+		acc[0][c] = acc[1][c] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < nb; i++)
 	{
 		const __m256i qx = _mm256_loadu_si256((const __m256i *) x[i].qs);
@@ -325,11 +330,12 @@ dotn_q8_0_p(int64_t n, int nc, float *s, const void *vw, const void *vx, size_t 
 			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) (qy + i * LG_QK)), qx);
 			const __m256i p = dot_u8_epi32(ax, sy);
 
-			acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p), acc[c]);
+			acc[i & 1][c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy[i])), _mm256_cvtepi32_ps(p),
+											acc[i & 1][c]);
 		}
 	}
 	for (int c = 0; c < nc; c++)
-		s[c] = lg_hsum_ps256(acc[c]);
+		s[c] = lg_hsum_ps256(_mm256_add_ps(acc[0][c], acc[1][c]));
 }
 
 /*

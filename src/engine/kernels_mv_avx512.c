@@ -24,8 +24,12 @@
  * register, so each weight block is decoded once per four tokens and
  * each activation block loaded once per four rows.
  *
- * The integer block dots give the same integers as the one-row kernels;
- * only the order of the float accumulation differs.
+ * Every path sums a (row, token) the same way, to the bit: the same
+ * integer in each 32-bit lane of a block pair, the same float
+ * accumulation (two blocks per 512-bit register, then lg_hsum4_ps512),
+ * whether the token is decoded alone (dotr), in a tile (dotrn) or in a
+ * tile of unpacked rows (dotrn_u), so batching never changes a token's
+ * output (docs/batching.md, test_matmul_invariant).
  */
 /*
  * At -O2 GCC 12 keeps the 4 × 4 tiles' accumulators in memory and stores
@@ -58,45 +62,6 @@ nibbles_32(const uint8_t *p)
 	const __m128i t = _mm_loadu_si128((const __m128i *) p);
 
 	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-}
-
-/* q8_0 rows · one q8p row */
-static void
-dotr_q8_0_p(int64_t n, int nr, float *s, const void *w, size_t ws, const void *vx)
-{
-	const int64_t nb = n / LG_QK;
-	const int8_t *qy = (const int8_t *) vx;
-	const float *dy = (const float *) (qy + n);
-	const char *rows[LG_DOTR_MAX];
-	const lg_block_q8_0 *x[LG_DOTR_MAX];
-	__m256		acc[LG_DOTR_MAX];
-	pf_cursor	pf = {(const char *) w + (size_t) nr * ws, 0, 0};
-
-	group_rows(w, ws, nr, rows);
-	for (int r = 0; r < LG_DOTR_MAX; r++)
-	{
-		x[r] = (const lg_block_q8_0 *) rows[r];
-		acc[r] = _mm256_setzero_ps();
-	}
-	for (int64_t i = 0; i < nb; i++)
-	{
-		const __m256i y = _mm256_loadu_si256((const __m256i *) (qy + i * LG_QK));
-		const __m256 d = _mm256_broadcast_ss(&dy[i]);
-
-		pf_advance(&pf, (size_t) nr * sizeof(lg_block_q8_0));
-		LG_UNROLL_ROWS
-		for (int r = 0; r < LG_DOTR_MAX; r++)
-		{
-			const __m256i q = _mm256_loadu_si256((const __m256i *) x[r][i].qs);
-			/* vpdpbusd wants u8 × s8: |q| times y with q's sign */
-			const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q),
-												  _mm256_sign_epi8(y, q));
-			const __m256 dd = _mm256_mul_ps(_mm256_broadcast_ss(&lg_f16_table[x[r][i].d]), d);
-
-			acc[r] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), acc[r]);
-		}
-	}
-	store_sums(s, nr, lg_hsum4_ps256(acc[0], acc[1], acc[2], acc[3]));
 }
 
 /* Mask of the first r (< 16) lanes, all 16 for r >= 16. */
@@ -390,25 +355,17 @@ dotrn_q4_0_p(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
  * q4_0 rows unpacked for prompt processing (lg_unpack_fn): per pair of
  * blocks, the 64 nibbles as bytes in nibbles_pair's order, then the two
  * scales as 16 floats (f_pair's order): 128 bytes, ready to load.  An odd
- * last block is paired with a zero block of scale 0.  After the pairs, the
- * row's nb scales once more, packed (see dotrn_q4_0_u).  Decoding a row
+ * last block is paired with a zero block of scale 0.  Decoding a row
  * group took a quarter of the tile's instructions, and without this a
  * row was decoded again for every 4 tokens.
  */
 #define Q4_0U_PAIR_BYTES 128
 
-/* Offset of the packed scales in an unpacked q4_0 row of n values. */
-static inline size_t
-unpack_q4_0_scales(int64_t n)
-{
-	return (size_t) ((n / LG_QK + 1) / 2) * Q4_0U_PAIR_BYTES;
-}
-
 /* Bytes of an unpacked q4_0 row of n values (a multiple of 64). */
 static size_t
 unpack_q4_0_size(int64_t n)
 {
-	return unpack_q4_0_scales(n) + (((size_t) (n / LG_QK) * sizeof(float) + 63) & ~(size_t) 63);
+	return (size_t) ((n / LG_QK + 1) / 2) * Q4_0U_PAIR_BYTES;
 }
 
 /* Unpack nr q4_0 rows (see above). */
@@ -422,7 +379,6 @@ unpack_q4_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
 	{
 		const lg_block_q4_0 *b = (const lg_block_q4_0 *) ((const char *) w + (size_t) r * ws);
 		char	   *u = (char *) dst + (size_t) r * us;
-		float	   *dw = (float *) (u + unpack_q4_0_scales(n));
 		int64_t		i = 0;
 
 		for (; i + 2 <= nb; i += 2, u += Q4_0U_PAIR_BYTES)
@@ -435,29 +391,16 @@ unpack_q4_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
 			_mm512_store_si512(u, nibbles_pair(b + i, true));
 			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], 0.0f));
 		}
-		for (i = 0; i < nb; i++)
-			dw[i] = lg_f16_table[b[i].d];
 	}
 }
 
 /*
- * vpdpbusd into a fresh zero: GCC would copy one zeroed register for each
- * use, a move per row and token; vpxord of a register with itself is a
- * zeroing idiom the core resolves without an execution port.
- */
-static inline __m512i
-dpbusd_z(__m512i u8, __m512i s8)
-{
-	__m512i		r;
-
-	__asm__("vpxord %0, %0, %0\n\tvpdpbusd %2, %1, %0" : "=&v"(r) : "v"(u8), "v"(s8));
-	return r;
-}
-
-/*
- * One step of the unpacked q4_0 tile, as q4_0_tile_step but without the
- * -8·Σy start value: each vpdpbusd needed its own copy of it, and
- * dotrn_q4_0_u adds that term for all blocks at the end instead.
+ * One step of the unpacked q4_0 tile, as q4_0_tile_step: each vpdpbusd
+ * starts at the token's -8·Σy of the block, so every lane holds the very
+ * integer the plain tile and dotr_q4_0_p hold and a token's sum does not
+ * depend on the path (docs/batching.md).  Adding that term once per 16
+ * blocks at the end instead was a little faster but summed in another
+ * order.
  */
 LG_INLINE void
 q4_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_DOTR_MAX],
@@ -478,20 +421,19 @@ q4_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_
 	for (int c = 0; c < LG_DOTN_MAX; c++)
 	{
 		const float *dy = (const float *) (tok[c] + n);
+		const int32_t *cy = (const int32_t *) (dy + n / LG_QK);
 		const __m512i y = y_pair((const int8_t *) tok[c], i, one);
+		const __m512i c0 = _mm512_maskz_expandloadu_epi32(one ? 0x0001 : 0x0101, cy + i);
 		const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
 
 		LG_UNROLL_ROWS
 		for (int r = 0; r < LG_DOTR_MAX; r++)
-			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(dpbusd_z(q[r], y)), acc[r][c]);
+			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c0, q[r], y)),
+										acc[r][c]);
 	}
 }
 
-/*
- * Unpacked q4_0 rows × q8p tokens (lg_cpu_kernels.dotrn_u): Σ_b dw·dy·Σ
- * nibble·y from the tile steps, then Σ_b dw·(dy·c) with c = -8·Σy, 16
- * blocks a vector, from the packed scales.
- */
+/* Unpacked q4_0 rows × q8p tokens (lg_cpu_kernels.dotrn_u). */
 static void
 dotrn_q4_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 			 const void *x, size_t xs)
@@ -515,91 +457,75 @@ dotrn_q4_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 		q4_0u_tile_step(n, i, false, rows, tok, acc);
 	if (i < nb)
 		q4_0u_tile_step(n, i, true, rows, tok, acc);
-	for (int64_t b = 0; b < nb; b += 16)
-	{
-		const __mmask16 m = tail_mask(nb - b);
-		__m512		e[LG_DOTN_MAX];
-
-		LG_UNROLL_ROWS
-		for (int c = 0; c < LG_DOTN_MAX; c++)
-		{
-			const float *dy = (const float *) (tok[c] + n);
-			const int32_t *cy = (const int32_t *) (dy + nb);
-
-			e[c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + b),
-								 _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, cy + b)));
-		}
-		LG_UNROLL_ROWS
-		for (int r = 0; r < LG_DOTR_MAX; r++)
-		{
-			const __m512 dw = _mm512_maskz_loadu_ps(m, (const float *) (rows[r] + unpack_q4_0_scales(n)) + b);
-
-			LG_UNROLL_ROWS
-			for (int c = 0; c < LG_DOTN_MAX; c++)
-				acc[r][c] = _mm512_fmadd_ps(dw, e[c], acc[r][c]);
-		}
-	}
-	store_tile(s, nr, nc, acc);
+store_tile(s, nr, nc, acc);
 }
 
 /*
- * q8_0 rows unpacked the same way (the layout of unpack_q4_0): per pair of
- * blocks, their 64 quants then the two scales as 16 floats; after the
- * pairs, -128·Σq·d of each block.  The tile feeds the tokens to vpdpbusd
- * as y + 128 (unsigned), which adds 128·Σq per block; that term comes off
- * once per 16 blocks at the end.  Decoding a row pair took four
- * instructions of the plain tile's step, plus a copy of -128·Σq for each
- * token.
+ * q8_0 rows unpacked the same way: per pair of blocks, their 64 quants,
+ * the two scales as 16 floats, then the tile's start values -128·Σq of
+ * each group of 4 quants as 16 int32 (192 bytes).  The tile feeds the
+ * tokens to vpdpbusd as y + 128 (unsigned), which adds 128·Σq; starting
+ * from those values takes it off in every lane, so each lane holds the
+ * integer dotr_q8_0_p's does and a token's sum does not depend on the
+ * path (docs/batching.md).  Decoding a row pair took four instructions
+ * of the plain tile's step.
  */
+#define Q8_0U_PAIR_BYTES 192
+
+/* Bytes of an unpacked q8_0 row of n values (a multiple of 64). */
+static size_t
+unpack_q8_0_size(int64_t n)
+{
+	return (size_t) ((n / LG_QK + 1) / 2) * Q8_0U_PAIR_BYTES;
+}
 
 /* Unpack nr q8_0 rows (see above). */
 static void
 unpack_q8_0(int64_t n, int nr, const void *w, size_t ws, void *dst)
 {
 	const int64_t nb = n / LG_QK;
-	const size_t us = unpack_q4_0_size(n);
+	const size_t us = unpack_q8_0_size(n);
+	const __m512i flip = _mm512_set1_epi8((char) 0x80);
 
 	for (int r = 0; r < nr; r++)
 	{
 		const lg_block_q8_0 *b = (const lg_block_q8_0 *) ((const char *) w + (size_t) r * ws);
 		char	   *u = (char *) dst + (size_t) r * us;
-		float	   *corr = (float *) (u + unpack_q4_0_scales(n));
 
-		for (int64_t i = 0; i < nb; i += 2, u += Q4_0U_PAIR_BYTES)
+		for (int64_t i = 0; i < nb; i += 2, u += Q8_0U_PAIR_BYTES)
 		{
 			const bool	one = i + 1 == nb;
 			const __m256i lo = _mm256_loadu_si256((const __m256i *) b[i].qs);
 			const __m512i q = one ? _mm512_zextsi256_si512(lo)
 				: _mm512_inserti64x4(_mm512_castsi256_si512(lo),
 									 _mm256_loadu_si256((const __m256i *) b[i + 1].qs), 1);
-			/* Σq of each block: ones times q, lanes 0..7 and 8..15 */
-			const __m512i sq = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q);
 
 			_mm512_store_si512(u, q);
 			_mm512_store_ps(u + 64, f_pair(lg_f16_table[b[i].d], one ? 0.0f : lg_f16_table[b[i + 1].d]));
-			corr[i] = (float) (-128 * _mm512_mask_reduce_add_epi32(0x00FF, sq)) * lg_f16_table[b[i].d];
-			if (!one)
-				corr[i + 1] = (float) (-128 * _mm512_mask_reduce_add_epi32(0xFF00, sq)) * lg_f16_table[b[i + 1].d];
+			_mm512_store_si512(u + 128, _mm512_sub_epi32(_mm512_setzero_si512(),
+														 _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, q)));
 		}
 	}
 }
 
-/* One step of the unpacked q8_0 tile, as q4_0u_tile_step with y + 128. */
+/* One step of the unpacked q8_0 tile: q8_0_tile_step's, the row decoded already. */
 LG_INLINE void
 q8_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_DOTR_MAX],
 				const char *const tok[LG_DOTN_MAX], __m512 acc[LG_DOTR_MAX][LG_DOTN_MAX])
 {
 	const __m512i flip = _mm512_set1_epi8((char) 0x80);
 	__m512i		q[LG_DOTR_MAX];
+	__m512i		c0[LG_DOTR_MAX];
 	__m512		dw[LG_DOTR_MAX];
 
 	LG_UNROLL_ROWS
 	for (int r = 0; r < LG_DOTR_MAX; r++)
 	{
-		const char *u = rows[r] + (size_t) (i / 2) * Q4_0U_PAIR_BYTES;
+		const char *u = rows[r] + (size_t) (i / 2) * Q8_0U_PAIR_BYTES;
 
 		q[r] = _mm512_load_si512(u);
 		dw[r] = _mm512_load_ps(u + 64);
+		c0[r] = _mm512_load_si512(u + 128);
 	}
 	LG_UNROLL_ROWS
 	for (int c = 0; c < LG_DOTN_MAX; c++)
@@ -610,7 +536,8 @@ q8_0u_tile_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_
 
 		LG_UNROLL_ROWS
 		for (int r = 0; r < LG_DOTR_MAX; r++)
-			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(dpbusd_z(y, q[r])), acc[r][c]);
+			acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c0[r], y, q[r])),
+										acc[r][c]);
 	}
 }
 
@@ -638,26 +565,63 @@ dotrn_q8_0_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 		q8_0u_tile_step(n, i, false, rows, tok, acc);
 	if (i < nb)
 		q8_0u_tile_step(n, i, true, rows, tok, acc);
-	/* Σ_b dy·(-128·Σq·dw), 16 blocks a vector */
-	for (int64_t b = 0; b < nb; b += 16)
-	{
-		const __mmask16 m = tail_mask(nb - b);
-		__m512		dy[LG_DOTN_MAX];
-
-		LG_UNROLL_ROWS
-		for (int c = 0; c < LG_DOTN_MAX; c++)
-			dy[c] = _mm512_maskz_loadu_ps(m, (const float *) (tok[c] + n) + b);
-		LG_UNROLL_ROWS
-		for (int r = 0; r < LG_DOTR_MAX; r++)
-		{
-			const __m512 corr = _mm512_maskz_loadu_ps(m, (const float *) (rows[r] + unpack_q4_0_scales(n)) + b);
-
-			LG_UNROLL_ROWS
-			for (int c = 0; c < LG_DOTN_MAX; c++)
-				acc[r][c] = _mm512_fmadd_ps(corr, dy[c], acc[r][c]);
-		}
-	}
 	store_tile(s, nr, nc, acc);
+}
+
+/*
+ * One step of q8_0 rows · one q8p row: blocks i, i+1 (only i when `one`)
+ * of every row in one 512-bit register, the integers and the float
+ * accumulation exactly q8_0_tile_step's, so a token's sums are the same
+ * whether it is decoded alone or in a prompt tile (docs/batching.md).
+ */
+LG_INLINE void
+q8_0_rows_step(int64_t n, int64_t i, const bool one, const char *const rows[LG_DOTR_MAX],
+			   const int8_t *qy, __m512 acc[LG_DOTR_MAX])
+{
+	const __m512i flip = _mm512_set1_epi8((char) 0x80);
+	const float *dy = (const float *) (qy + n);
+	const __m512i y = _mm512_xor_si512(y_pair(qy, i, one), flip);
+	const __m512 d = f_pair(dy[i], one ? 0.0f : dy[i + 1]);
+
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		const lg_block_q8_0 *b = (const lg_block_q8_0 *) rows[r] + i;
+		const __m256i lo = _mm256_loadu_si256((const __m256i *) b[0].qs);
+		const __m512i q = one ? _mm512_zextsi256_si512(lo)
+			: _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+								 _mm256_loadu_si256((const __m256i *) b[1].qs), 1);
+		const __m512i c0 = _mm512_sub_epi32(_mm512_setzero_si512(),
+											_mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, q));
+		const __m512 dw = f_pair(lg_f16_table[b[0].d], one ? 0.0f : lg_f16_table[b[1].d]);
+		const __m512i p = _mm512_dpbusd_epi32(c0, y, q);
+
+		acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, d), _mm512_cvtepi32_ps(p), acc[r]);
+	}
+}
+
+/* q8_0 rows · one q8p row, two blocks a step (q8_0_rows_step). */
+static void
+dotr_q8_0_p(int64_t n, int nr, float *s, const void *w, size_t ws, const void *vx)
+{
+	const int64_t nb = n / LG_QK;
+	const char *rows[LG_DOTR_MAX];
+	__m512		acc[LG_DOTR_MAX];
+	pf_cursor	pf = {(const char *) w + (size_t) nr * ws, 0, 0};
+	int64_t		i = 0;
+
+	group_rows(w, ws, nr, rows);
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+		acc[r] = _mm512_setzero_ps();
+	for (; i + 2 <= nb; i += 2)
+	{
+		pf_advance(&pf, (size_t) nr * 2 * sizeof(lg_block_q8_0));
+		q8_0_rows_step(n, i, false, rows, (const int8_t *) vx, acc);
+	}
+	if (i < nb)
+		q8_0_rows_step(n, i, true, rows, (const int8_t *) vx, acc);
+	store_sums(s, nr, lg_hsum4_ps512(acc[0], acc[1], acc[2], acc[3]));
 }
 
 /*
@@ -775,7 +739,7 @@ lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k)
 		k->dotr[LG_TYPE_Q8_0] = dotr_q8_0_p;
 		k->dotrn[LG_TYPE_Q8_0] = dotrn_q8_0_p;
 		k->unpack[LG_TYPE_Q8_0] = unpack_q8_0;
-		k->unpack_size[LG_TYPE_Q8_0] = unpack_q4_0_size;
+		k->unpack_size[LG_TYPE_Q8_0] = unpack_q8_0_size;
 		k->dotrn_u[LG_TYPE_Q8_0] = dotrn_q8_0_u;
 	}
 	if (k->prep[LG_TYPE_Q4_0] != NULL)

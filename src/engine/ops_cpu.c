@@ -208,11 +208,17 @@ lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 	}
 }
 
-/* lg_backend.swiglu: g = silu(g) * u. */
+/*
+ * lg_backend.swiglu: g = silu(g) * u, a row at a time so that a value's
+ * result (vector loop or scalar tail) never depends on the batch.
+ */
 void
-lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n)
+lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n, int64_t d)
 {
-	lg_cpu_ctx_of(be)->k.swiglu(n, g, u);
+	const lg_cpu_kernels *k = &lg_cpu_ctx_of(be)->k;
+
+	for (int64_t r = 0; r < n; r++)
+		k->swiglu(d, g + r * d, u + r * d);
 }
 
 /* lg_backend.add: y += x. */

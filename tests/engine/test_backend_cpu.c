@@ -623,6 +623,8 @@ test_rmsnorm(void **state)
 /*
  * swiglu vs double silu(g)*u: the SIMD exp is within ~2 ulp, so 1e-6
  * relative per element (checked relative to each value, not the max).
+ * Then batch invariance: 9 rows of 172 (stories260K's n_ff, not a whole
+ * number of vectors) in one call, each bitwise the row alone.
  */
 static void
 test_swiglu(void **state)
@@ -644,7 +646,7 @@ test_swiglu(void **state)
 		g[0] = -100.0f;			/* exp overflow path */
 		g[1] = 95.0f;
 		memcpy(g0, g, n * sizeof(float));
-		be->swiglu(be, g, u, n);
+		be->swiglu(be, g, u, 1, n);
 		for (int64_t i = 0; i < n; i++)
 		{
 			double		x = g0[i];
@@ -653,6 +655,17 @@ test_swiglu(void **state)
 			if (fabs(g[i] - want) > 1e-6 * fabs(want) + 1e-30)
 				fail_msg("swiglu %s [%lld]: x %g got %.9g want %.9g", levels[l], (long long) i,
 						 x, g[i], want);
+		}
+		memcpy(g, g0, 9 * 172 * sizeof(float));
+		be->swiglu(be, g, u, 9, 172);
+		for (int64_t r = 0; r < 9; r++)
+		{
+			float		one[172];
+
+			memcpy(one, g0 + r * 172, sizeof(one));
+			be->swiglu(be, one, u + r * 172, 1, 172);
+			if (memcmp(one, g + r * 172, sizeof(one)) != 0)
+				fail_msg("swiglu %s not batch-invariant: row %lld", levels[l], (long long) r);
 		}
 		free(g);
 		free(u);
@@ -1027,6 +1040,89 @@ test_attention(void **state)
 }
 
 /*
+ * Batch invariance (docs/batching.md): for every weight type and SIMD
+ * level, the output of (row, token) is bitwise the same whatever the
+ * number of tokens n in the call (1: the matvec kernels; more: the tile
+ * kernels, from 8 the unpacked rows) and over 1 or 2 threads, compared
+ * with memcmp against that token alone on one thread.  37 rows end
+ * mid-group.  Every failing case is printed before the test fails.
+ */
+static void
+test_matmul_invariant(void **state)
+{
+	static const int64_t n_set[] = {1, 2, 3, 4, 5, 8, 13, 17, 64};
+	/* float weights also at the odd widths of stories260K (64, 172): tails */
+	static const int64_t cols_set[] = {512, 64, 172};
+	const int64_t rows = 37;
+	const int64_t n_max = 64;
+	int			bad = 0;
+
+	for (int lv = 0; lv < N_LEVELS; lv++)
+	{
+		lg_error	err;
+		lg_backend *one = lg_backend_cpu_new_level(1, levels[lv], &err);
+		lg_backend *two = lg_backend_cpu_new_level(2, levels[lv], &err);
+
+		if (one == NULL || two == NULL)
+		{
+			if (one)
+				one->free(one);
+			if (two)
+				two->free(two);
+			continue;
+		}
+		/* every weight type at every width */
+		for (size_t ci = 0; ci < 3 * sizeof(mm_cases) / sizeof(mm_cases[0]); ci++)
+		{
+			const size_t ti = ci / 3;
+			const int64_t cols = cols_set[ci % 3];
+			uint64_t	seed = 91 + ti;
+			lg_tensor	w;
+			void	   *wdata;
+			float	   *x,
+					   *alone,
+					   *y;
+
+			if (cols % lg_type_get(mm_cases[ti].type)->block_size != 0)
+				continue;
+			wdata = make_weights(mm_cases[ti].type, rows, cols, &seed, &w);
+			x = malloc((size_t) (n_max * cols) * sizeof(float));
+			alone = malloc((size_t) (n_max * rows) * sizeof(float));
+			y = malloc((size_t) (n_max * rows) * sizeof(float));
+
+			fill(x, n_max * cols, &seed, 1.0f);
+			for (int64_t t = 0; t < n_max; t++)
+				assert_int_equal(one->matmul(one, alone + t * rows, &w, x + t * cols, 1), LG_OK);
+			for (int nt = 0; nt < 2; nt++)
+				for (size_t ni = 0; ni < sizeof(n_set) / sizeof(n_set[0]); ni++)
+				{
+					const int64_t n = n_set[ni];
+					lg_backend *be = nt == 0 ? one : two;
+
+					assert_int_equal(be->matmul(be, y, &w, x, n), LG_OK);
+					for (int64_t t = 0; t < n; t++)
+						if (memcmp(y + t * rows, alone + t * rows, (size_t) rows * sizeof(float)) != 0)
+						{
+							printf("matmul not batch-invariant: %s %s cols %lld, %d threads, n %lld, token %lld\n",
+								   levels[lv], lg_type_get(mm_cases[ti].type)->name, (long long) cols,
+								   nt + 1, (long long) n, (long long) t);
+							bad++;
+							break;
+						}
+				}
+			free(wdata);
+			free(x);
+			free(alone);
+			free(y);
+		}
+		one->free(one);
+		two->free(two);
+	}
+	if (bad > 0)
+		fail_msg("%d matmul cases differ from the token alone", bad);
+}
+
+/*
  * Several sequences in one attention call, their blocks interleaved in one
  * pool (sequence s holds pool blocks s, s + n, s + 2n, ...): a set of two
  * decodes with long caches (few tokens in all: both split between
@@ -1122,6 +1218,171 @@ test_attention_batch(void **state)
 					free(vc);
 				}
 		be->free(be);
+	}
+}
+
+/*
+ * Block table of sequence s of n_seq sharing a pool: blocks s, s + n_seq,
+ * s + 2 n_seq, ... (flat when n_seq is 1), so the same logical cache lies
+ * in different pool rows.
+ */
+static void
+attn_fill_table(int32_t *table, int64_t nb, int s, int n_seq)
+{
+	for (int64_t b = 0; b < nb; b++)
+		table[b] = (int32_t) (s + (int64_t) n_seq * b);
+}
+
+/*
+ * Batch invariance (docs/batching.md): every token's attention output is
+ * bitwise the same whether it is computed alone (one token, one thread,
+ * its own flat cache of 16-position blocks) or as part of a call with
+ * several sequences, prompt chunks and decodes mixed, 1 or 2 threads, the
+ * cache in blocks of 5 interleaved with the other sequences' in one pool.
+ * Depths cross the 256-position chunk (several chunks, split between
+ * threads when few tokens are in the call) and the last tile is partial.
+ */
+static void
+test_attention_invariant(void **state)
+{
+	static const struct
+	{
+		int			n;
+		int64_t		n_tok[3];
+		int64_t		pos0[3];
+	}			sets[] = {
+		{1, {1}, {700}},		/* one decode: split between threads */
+		{2, {1, 1}, {255, 520}},	/* two decodes, one at a chunk's end */
+		{3, {1, 9, 3}, {300, 250, 0}},	/* mixed, a prompt across a chunk boundary */
+		{1, {20}, {500}},		/* a prompt chunk: one item per token */
+	};
+	/* 8 heads of 64 (GQA 4), and stories260K's 8 heads of 8 (GQA 2) */
+	static const int32_t shapes[2][3] = {{8, 2, 64}, {8, 4, 8}};
+
+	/* every level with each shape */
+	for (int ls = 0; ls < 2 * N_LEVELS; ls++)
+	{
+		const int	be_i = ls / 2,
+					sh = ls % 2;
+		const int32_t nh = shapes[sh][0],
+					nkv = shapes[sh][1],
+					D = shapes[sh][2];
+		const int64_t row = (int64_t) nkv * D;
+		lg_error	err;
+		lg_backend *one = lg_backend_cpu_new_level(1, levels[be_i], &err);
+		lg_backend *two = lg_backend_cpu_new_level(2, levels[be_i], &err);
+
+		if (one == NULL || two == NULL)
+		{
+			if (one)
+				one->free(one);
+			if (two)
+				two->free(two);
+			continue;
+		}
+		for (int si = 0; si < 4; si++)
+			for (int kt = 0; kt < 2; kt++)
+				for (int nt = 0; nt < 2; nt++)
+				{
+					const int	n = sets[si].n;
+					const lg_kv_type kv = kt == 0 ? LG_KV_F32 : LG_KV_F16;
+					lg_backend *be = nt == 0 ? one : two;
+					const int32_t bs = 5;
+					int64_t		kv_max = 0;
+					uint64_t	seed = 77 + si;
+					lg_attn_args a[3];
+					int32_t    *table[3];
+					float	   *kf[3],
+							   *vf[3],
+							   *q[3],
+							   *out[3];
+					void	   *kc,
+							   *vc;
+
+					for (int s = 0; s < n; s++)
+						if (sets[si].pos0[s] + sets[si].n_tok[s] > kv_max)
+							kv_max = sets[si].pos0[s] + sets[si].n_tok[s];
+					{
+						const int64_t nb_max = (kv_max + bs - 1) / bs;
+
+						kc = calloc((size_t) (n * nb_max * bs * row), sizeof(float));
+						vc = calloc((size_t) (n * nb_max * bs * row), sizeof(float));
+						memset(a, 0, sizeof(a));
+						for (int s = 0; s < n; s++)
+						{
+							const int64_t n_tok = sets[si].n_tok[s],
+										kv_len = sets[si].pos0[s] + n_tok;
+
+							table[s] = malloc(nb_max * sizeof(int32_t));
+							attn_fill_table(table[s], nb_max, s, n);
+							kf[s] = malloc(kv_len * row * sizeof(float));
+							vf[s] = malloc(kv_len * row * sizeof(float));
+							q[s] = malloc(n_tok * nh * D * sizeof(float));
+							out[s] = malloc(n_tok * nh * D * sizeof(float));
+							fill(kf[s], kv_len * row, &seed, 1.0f);
+							fill(vf[s], kv_len * row, &seed, 1.0f);
+							/* peaky, so later tiles and chunks raise the max */
+							fill(q[s], n_tok * nh * D, &seed, 3.0f);
+							be->kv_store(be, kc, kv, table[s], bs, 0, kf[s], kv_len, row);
+							be->kv_store(be, vc, kv, table[s], bs, 0, vf[s], kv_len, row);
+							a[s] = (lg_attn_args) {
+								.out = out[s], .q = q[s], .k_cache = kc, .v_cache = vc,
+								.block_table = table[s], .block_size = bs, .kv_type = kv,
+								.n_tok = n_tok, .pos0 = sets[si].pos0[s], .kv_len = kv_len,
+								.n_heads = nh, .n_kv_heads = nkv, .head_dim = D,
+								.scale = 1.0f / sqrtf((float) D),
+							};
+						}
+					}
+					be->attention(be, a, n);
+
+					/* each token alone: one token, one thread, a flat cache of its own */
+					for (int s = 0; s < n; s++)
+					{
+						const int64_t kv_len = a[s].kv_len;
+						const int64_t nb = (kv_len + 15) / 16;
+						int32_t    *ft = malloc(nb * sizeof(int32_t));
+						void	   *fk = calloc((size_t) (nb * 16 * row), sizeof(float));
+						void	   *fv = calloc((size_t) (nb * 16 * row), sizeof(float));
+						float	   *o1 = malloc(nh * D * sizeof(float));
+
+						attn_fill_table(ft, nb, 0, 1);
+						one->kv_store(one, fk, kv, ft, 16, 0, kf[s], kv_len, row);
+						one->kv_store(one, fv, kv, ft, 16, 0, vf[s], kv_len, row);
+						for (int64_t t = 0; t < a[s].n_tok; t++)
+						{
+							lg_attn_args b = a[s];
+
+							b.out = o1;
+							b.q = q[s] + t * nh * D;
+							b.k_cache = fk;
+							b.v_cache = fv;
+							b.block_table = ft;
+							b.block_size = 16;
+							b.n_tok = 1;
+							b.pos0 = a[s].pos0 + t;
+							b.kv_len = b.pos0 + 1;
+							one->attention(one, &b, 1);
+							if (memcmp(o1, out[s] + t * nh * D, nh * D * sizeof(float)) != 0)
+								fail_msg("attention not batch-invariant %s: set %d seq %d token %lld (pos %lld) %s %d threads",
+										 lg_backend_cpu_kernels(be), si, s, (long long) t,
+										 (long long) b.pos0, kv == LG_KV_F16 ? "f16" : "f32", nt + 1);
+						}
+						free(ft);
+						free(fk);
+						free(fv);
+						free(o1);
+						free(table[s]);
+						free(kf[s]);
+						free(vf[s]);
+						free(q[s]);
+						free(out[s]);
+					}
+					free(kc);
+					free(vc);
+				}
+		one->free(one);
+		two->free(two);
 	}
 }
 
@@ -1236,6 +1497,8 @@ main(void)
 		cmocka_unit_test(test_attention_batch),
 		cmocka_unit_test(test_rope),
 		cmocka_unit_test(test_attention),
+		cmocka_unit_test(test_attention_invariant),
+		cmocka_unit_test(test_matmul_invariant),
 		cmocka_unit_test(test_bench),
 	};
 
