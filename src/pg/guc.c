@@ -69,7 +69,7 @@ LlamagpuGucInit(void)
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("llamagpu.threads",
-							"Threads the engine uses for each running request.",
+							"Threads each loaded model's batched steps use in the engine.",
 							"0 means one per CPU.",
 							&llamagpu_threads,
 							0, 0, 1024,
@@ -78,7 +78,7 @@ LlamagpuGucInit(void)
 
 	DefineCustomIntVariable("llamagpu.kv_cache_size",
 							"Size of each loaded model's pool of KV cache blocks, shared by its running sequences.",
-							"0 means no limit.  Requests that do not fit wait for others to finish.",
+							"0 means room for 64 sequences (the engine's --max-seqs) of the context size.  When the pool is full, generations wait or are preempted and recomputed.",
 							&llamagpu_kv_cache_size,
 							1024, 0, INT_MAX / 2,
 							PGC_SIGHUP, GUC_UNIT_MB,
