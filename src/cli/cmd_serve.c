@@ -66,6 +66,32 @@ handle_stop(int sig)
 }
 
 /*
+ * Send data[*off..len) without blocking, advancing *off by what the socket
+ * took; false (and the connection marked closed) if the peer is gone.
+ * Caller holds write_lock.
+ */
+static bool
+send_some(serve_conn *c, const char *data, size_t len, size_t *off)
+{
+	while (*off < len)
+	{
+		ssize_t		n = send(c->fd, data + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (n <= 0)
+		{
+			atomic_store(&c->closed, true);
+			return false;
+		}
+		*off += (size_t) n;
+	}
+	return true;
+}
+
+/*
  * Queue a whole frame on the connection: what the socket takes now is sent
  * at once, the rest waits in the connection's output buffer for the poll
  * loop to flush (POLLOUT).  Sending never blocks, so a client that stops
@@ -89,22 +115,8 @@ serve_conn_send(serve_conn *c, serve_frame *f)
 		return false;
 	pthread_mutex_lock(&c->write_lock);
 	/* frames already waiting go first */
-	while (c->olen == 0 && off < f->len)
-	{
-		ssize_t		n = send(c->fd, f->data + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0)
-		{
-			atomic_store(&c->closed, true);
-			ok = false;
-			break;
-		}
-		off += (size_t) n;
-	}
+	if (c->olen == 0)
+		ok = send_some(c, f->data, f->len, &off);
 	if (ok && off < f->len)
 	{
 		size_t		rest = f->len - off;
@@ -159,22 +171,7 @@ conn_flush(serve_conn *c)
 	bool		ok = true;
 
 	pthread_mutex_lock(&c->write_lock);
-	while (off < c->olen)
-	{
-		ssize_t		n = send(c->fd, c->obuf + off, c->olen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0)
-		{
-			atomic_store(&c->closed, true);
-			ok = false;
-			break;
-		}
-		off += (size_t) n;
-	}
+	ok = send_some(c, c->obuf, c->olen, &off);
 	memmove(c->obuf, c->obuf + off, c->olen - off);
 	c->olen -= off;
 	atomic_store(&c->pending, c->olen > 0);
