@@ -14,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include "kernels_mv_avx512.h"
 #include "simd_x86.h"
 #include <string.h>
 
@@ -448,19 +449,6 @@ avx512_axpy_f16(int64_t n, float *y, const lg_f16 *x, float a)
 
 /* ---- attention inner loops at 512 bits (see kernels_attn_avx2.c) ---- */
 
-/* The four horizontal sums of a0..a3, as one vector. */
-static inline __m128
-hsum4_512(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
-{
-	const __m256 b0 = _mm256_add_ps(_mm512_castps512_ps256(a0), _mm512_extractf32x8_ps(a0, 1));
-	const __m256 b1 = _mm256_add_ps(_mm512_castps512_ps256(a1), _mm512_extractf32x8_ps(a1, 1));
-	const __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(a2), _mm512_extractf32x8_ps(a2, 1));
-	const __m256 b3 = _mm256_add_ps(_mm512_castps512_ps256(a3), _mm512_extractf32x8_ps(a3, 1));
-	const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
-
-	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-}
-
 /* s[c] = (q · K[c]) * scale for nc rows of d floats, ks apart. */
 static void
 avx512_attn_scores(int64_t nc, int32_t d, const float *K, int64_t ks,
@@ -486,7 +474,7 @@ avx512_attn_scores(int64_t nc, int32_t d, const float *K, int64_t ks,
 			a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + 2 * ks + i), a2);
 			a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + 3 * ks + i), a3);
 		}
-		_mm_storeu_ps(s + c, _mm_mul_ps(hsum4_512(a0, a1, a2, a3), _mm_set1_ps(scale)));
+		_mm_storeu_ps(s + c, _mm_mul_ps(lg_hsum4_ps512(a0, a1, a2, a3), _mm_set1_ps(scale)));
 	}
 	for (; c < nc; c++)
 	{
@@ -499,7 +487,7 @@ avx512_attn_scores(int64_t nc, int32_t d, const float *K, int64_t ks,
 
 			a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, kr + i), a0);
 		}
-		s[c] = _mm_cvtss_f32(hsum4_512(a0, a0, a0, a0)) * scale;
+		s[c] = _mm_cvtss_f32(lg_hsum4_ps512(a0, a0, a0, a0)) * scale;
 	}
 }
 
