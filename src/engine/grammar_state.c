@@ -420,11 +420,24 @@ lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b, lg_gsta
 	{
 		if ((b & 0xC0) != 0x80)
 			return;				/* a character cut short: invalid */
+		/*
+		 * Overlong forms and surrogates are invalid UTF-8 (RFC 3629): C1 BB
+		 * must not pass for "{".  The second byte of a 3-byte character is
+		 * the one with left 2 and fewer than 16 value bits so far.
+		 */
+		if (in->partial_left == 2 && in->partial_value < 16 &&
+			((in->partial_value == 0 && b < 0xA0) || (in->partial_value == 0xD && b >= 0xA0)))
+			return;
+		if (in->partial_left == 3 &&
+			((in->partial_value == 0 && b < 0x90) || (in->partial_value == 4 && b >= 0x90)))
+			return;
 		val = (in->partial_value << 6) | (b & 0x3F);
 		left = in->partial_left - 1;
 	}
 	else if (b < 0x80)
 		val = b, left = 0;
+	else if (b == 0xC0 || b == 0xC1 || b >= 0xF5)
+		return;					/* lead bytes of overlong or out-of-range characters */
 	else if ((b & 0xE0) == 0xC0)
 		val = b & 0x1F, left = 1;
 	else if ((b & 0xF0) == 0xE0)
@@ -437,6 +450,15 @@ lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b, lg_gsta
 	{
 		uint32_t	lo = val << (6 * left),
 					hi = lo | ((1u << (6 * left)) - 1);
+
+		/* at the lead byte, the shortest form bounds the range (no overlong forms) */
+		if (in->partial_left == 0)
+		{
+			uint32_t	min = left == 1 ? 0x80 : left == 2 ? 0x800 : 0x10000;
+
+			lo = lo < min ? min : lo;
+			hi = hi > 0x10FFFF ? 0x10FFFF : hi;
+		}
 
 		for (uint32_t i = 0; i < in->n_stacks; i++)
 		{

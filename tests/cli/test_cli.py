@@ -592,5 +592,253 @@ class ServeBatching(unittest.TestCase):
                 self.assertIn(opt[2:], p.stderr.decode())
 
 
+# A GBNF grammar and the Python regular expression of the same language.
+PERSON_GBNF = r'''
+root ::= "{" ws "\"name\":" ws name ws "," ws "\"age\":" ws age ws "}"
+name ::= "\"" [a-z]{1,12} "\""
+age  ::= [1-9] [0-9]?
+ws   ::= [ ]?
+'''
+PERSON_RE = r'\{ ?"name": ?"[a-z]{1,12}" ?, ?"age": ?[1-9][0-9]? ?\}'
+LIST_GBNF = 'root ::= item ("," item){2}\nitem ::= "cat" | "dog" | "bird"\n'
+LIST_RE = r'(cat|dog|bird)(,(cat|dog|bird)){2}'
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 10},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 3},
+    },
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+WEATHER_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "maxLength": 12},
+            "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"], "additionalProperties": False}}},
+    {"type": "function", "function": {
+        "name": "add", "description": "Add two integers",
+        "parameters": {"type": "object", "properties": {
+            "a": {"type": "integer", "minimum": 0, "maximum": 999},
+            "b": {"type": "integer", "minimum": 0, "maximum": 999}},
+            "required": ["a", "b"], "additionalProperties": False}}},
+]
+TEMPLATES = os.path.join(SHARED, "fixtures", "chat-templates")
+
+
+def try_jsonschema():
+    try:
+        import jsonschema
+        return jsonschema
+    except ImportError:
+        return None
+
+
+class Structured(unittest.TestCase):
+    """Constrained decoding (GBNF, JSON Schema), chat templates and tool calls, CLI and server."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+        cls.tmp = tempfile.mkdtemp(prefix="llamagpu-structured-")
+        cls.files = {}
+        for name, text in (("person.gbnf", PERSON_GBNF), ("list.gbnf", LIST_GBNF),
+                           ("person.schema.json", json.dumps(PERSON_SCHEMA)),
+                           ("bad.gbnf", 'root ::= "a" missing\n'),
+                           ("unsupported.schema.json", json.dumps(
+                               {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}))):
+            path = os.path.join(cls.tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            cls.files[name] = path
+        cls.synth = None
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def synth_model(self):
+        """A random model with the real Llama 2 vocabulary (32k) and Hermes' tool-use template."""
+        if Structured.synth is None:
+            vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+            tmpl = os.path.join(TEMPLATES, "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja")
+            need(vocab)
+            need(tmpl)
+            path = os.path.join(self.tmp, "synth-hermes.gguf")
+            run("synth", "--arch", "llama", "--dim", 64, "--layers", 2, "--heads", 4, "--ffn", 128,
+                "--vocab-from", vocab, "--chat-template", tmpl, "--type", "f32", "--seed", 5, "--ctx", 4096,
+                "-o", path)
+            Structured.synth = path
+        return Structured.synth
+
+    def generate(self, model, *args):
+        return json.loads(run("generate", "-m", model, "--json", *args).stdout)
+
+    def test_cli_gbnf(self):
+        for model in (STORIES, self.synth_model()):
+            for gname, regex in (("person.gbnf", PERSON_RE), ("list.gbnf", LIST_RE)):
+                for seed in (1, 2, 3, 4):
+                    with self.subTest(model=os.path.basename(model), grammar=gname, seed=seed):
+                        out = self.generate(model, "-p", "Once upon a time", "-n", 60, "--temp", 1.0,
+                                            "--seed", seed, "--grammar-file", self.files[gname])
+                        self.assertRegex(out["text"], "^" + regex + "$")
+                        # the grammar is complete and nothing can follow: it stops by itself
+                        self.assertEqual(out["finish_reason"], "stop")
+
+    def test_cli_json_schema(self):
+        js = try_jsonschema()
+        for model in (STORIES, self.synth_model()):
+            for compact in (False, True):
+                for seed in (1, 2, 3):
+                    with self.subTest(model=os.path.basename(model), compact=compact, seed=seed):
+                        args = ["-p", "Once upon a time", "-n", 120, "--temp", 1.0, "--seed", seed,
+                                "--json-schema", self.files["person.schema.json"], "--json-strict"]
+                        if compact:
+                            args.append("--json-compact")
+                        out = self.generate(model, *args)
+                        if out["finish_reason"] == "length":
+                            continue   # a random model may write a long string; the text is a prefix
+                        value = json.loads(out["text"])
+                        self.assertIsInstance(value, dict)
+                        self.assertIn("name", value)
+                        self.assertIn("age", value)
+                        if compact:
+                            self.assertEqual(out["text"], json.dumps(value, separators=(",", ":"),
+                                                                     ensure_ascii=False))
+                        if js:
+                            js.validate(value, PERSON_SCHEMA)
+
+    def test_cli_errors(self):
+        p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["bad.gbnf"], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("missing", p.stderr.decode())
+        p = run("generate", "-m", STORIES, "-p", "x", "--json-schema", self.files["unsupported.schema.json"],
+                check=False)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("uniqueItems", err)
+        self.assertIn("#/properties/tags", err)
+        p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["list.gbnf"],
+                "--json-schema", self.files["person.schema.json"], check=False)
+        self.assertEqual(p.returncode, 2)
+        p = run("generate", "-m", STORIES, "-p", "x", "--chat", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("chat template", p.stderr.decode())
+
+    def test_cli_dead_end(self):
+        # WordPiece has no byte fallback: no token can write \x01, and generation must fail, not hang
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-bert-bge.gguf")
+        need(vocab)
+        path = os.path.join(self.tmp, "bert.gguf")
+        run("synth", "--arch", "llama", "--dim", 32, "--layers", 1, "--heads", 2, "--ffn", 64,
+            "--vocab-from", vocab, "--type", "f32", "--seed", 1, "-o", path)
+        gram = os.path.join(self.tmp, "dead.gbnf")
+        with open(gram, "w") as f:
+            f.write('root ::= [a-z]{1,3} "\\x01"\n')
+        p = run("generate", "-m", path, "-p", "hello", "-n", 50, "--grammar-file", gram, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("dead end", p.stderr.decode())
+
+    def serve_generate(self, conn, reqs):
+        for rid, f in reqs.items():
+            conn.send("G", rid, **f)
+        return conn.collect(list(reqs))
+
+    def test_serve_grammars_batched(self):
+        js = try_jsonschema()
+        srv = EngineServer("--max-seqs", 16)
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "prompt": "Once upon a time", "max_tokens": 120,
+                    "temperature": 1.0}
+            reqs = {}
+            for i in range(4):
+                reqs[10 + i] = dict(base, seed=i, grammar=PERSON_GBNF)
+                reqs[20 + i] = dict(base, seed=i, grammar=LIST_GBNF)
+                reqs[30 + i] = dict(base, seed=i, json_schema=json.dumps(PERSON_SCHEMA), json_strict=1)
+                reqs[40 + i] = dict(base, seed=i, max_tokens=20)
+            together = self.serve_generate(conn, reqs)
+            for rid, (text, typ, fields) in together.items():
+                with self.subTest(request=rid):
+                    self.assertEqual(typ, "E", fields)
+                    if rid < 20:
+                        self.assertRegex(text, "^" + PERSON_RE + "$")
+                        self.assertEqual(fields["finish"], "stop")
+                    elif rid < 30:
+                        self.assertRegex(text, "^" + LIST_RE + "$")
+                        self.assertEqual(fields["finish"], "stop")
+                    elif rid < 40 and fields["finish"] == "stop":
+                        value = json.loads(text)
+                        if js:
+                            js.validate(value, PERSON_SCHEMA)
+            # alone, each gives the same text (seeded): batching changes nothing
+            for rid in (10, 21, 32):
+                alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
+                self.assertEqual(alone[0], together[rid][0])
+            # the server's constrained text is the CLI's (lg_generate)
+            cli = self.generate(STORIES, "-p", "Once upon a time", "-n", 120, "--temp", 1.0, "--seed", 0,
+                                "--grammar-file", self.files["person.gbnf"])
+            self.assertEqual(cli["text"], together[10][0])
+            # the grammars were compiled once each: three entries, the rest hits
+            cache = conn.status()["grammar_cache"].split("\t")
+            self.assertEqual(int(cache[0]), 3)
+            self.assertGreaterEqual(int(cache[1]), 12)
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_serve_preemption_keeps_grammar(self):
+        # a pool too small for all of them at once: sequences are preempted and recomputed,
+        # and each still follows its grammar and gives its text alone
+        srv = EngineServer("--kv-block-size", 16, "--kv-cache-size", 1, "--ctx-size", 256)
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "max_tokens": 100, "temperature": 1.0}
+            reqs = {i + 1: dict(base, prompt=ServeBatching.PROMPTS[i % 8], seed=i,
+                                grammar=PERSON_GBNF if i % 2 else LIST_GBNF) for i in range(8)}
+            together = self.serve_generate(conn, reqs)
+            preempted = 0
+            for rid, (text, typ, fields) in together.items():
+                self.assertEqual(typ, "E", fields)
+                self.assertRegex(text, "^" + (PERSON_RE if (rid - 1) % 2 else LIST_RE) + "$")
+                preempted += int(fields["n_preempted"])
+                alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
+                self.assertEqual(alone[0], text)
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_serve_errors(self):
+        srv = EngineServer()
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "prompt": "Hi", "max_tokens": 8}
+            cases = {
+                1: (dict(base, grammar='root ::= "a" missing\n'), "grammar"),
+                2: (dict(base, json_schema=json.dumps({"type": "array", "uniqueItems": True})), "unsupported"),
+                3: (dict(base, grammar=LIST_GBNF, json_schema="{}"), "arg"),
+                4: (dict(base, tools=json.dumps(WEATHER_TOOLS)), "arg"),
+                5: (dict(base, json_schema="{not json"), "grammar"),
+                6: (dict(base, json_compact="yes", json_schema="{}"), "arg"),
+                7: (dict(base, prompt="", messages='[{"role":"user","content":"hi"}]'), "template"),
+            }
+            out = self.serve_generate(conn, {rid: f for rid, (f, _) in cases.items()})
+            for rid, (f, status) in cases.items():
+                with self.subTest(case=rid):
+                    text, typ, fields = out[rid]
+                    self.assertEqual(typ, "X", fields)
+                    self.assertEqual(fields["status"], status, fields)
+            self.assertIn("missing", out[1][2]["message"])
+            self.assertTrue(out[1][2]["detail"].startswith("line "), out[1][2])
+            self.assertIn("uniqueItems", out[2][2]["message"])
+            self.assertIn("hint", out[7][2])
+            conn.close()
+        finally:
+            srv.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
