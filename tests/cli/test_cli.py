@@ -791,22 +791,27 @@ class Structured(unittest.TestCase):
             srv.stop()
 
     def test_serve_preemption_keeps_grammar(self):
-        # a pool too small for all of them at once: sequences are preempted and recomputed,
-        # and each still follows its grammar and gives its text alone
-        srv = EngineServer("--kv-block-size", 16, "--kv-cache-size", 1, "--ctx-size", 256)
+        # long constrained outputs from 12 requests do not fit the pool (1 MB, about 1600 positions)
+        # at once: sequences are preempted and recomputed, and each still follows its grammar and
+        # gives the text it gives alone (the matcher is kept, the recomputed tokens not re-sampled)
+        long_gbnf = 'root ::= line{10}\nline ::= [a-z ]{20,40} "\\n"\n'
+        long_re = r'([a-z ]{20,40}\n){10}'
+        srv = EngineServer("--kv-block-size", 16, "--kv-cache-size", 1, "--ctx-size", 1024)
         try:
             conn = srv.connect()
-            base = {"model": "stories", "path": STORIES, "max_tokens": 100, "temperature": 1.0}
-            reqs = {i + 1: dict(base, prompt=ServeBatching.PROMPTS[i % 8], seed=i,
-                                grammar=PERSON_GBNF if i % 2 else LIST_GBNF) for i in range(8)}
+            base = {"model": "stories", "path": STORIES, "max_tokens": 600, "temperature": 1.0}
+            reqs = {i + 1: dict(base, prompt=ServeBatching.PROMPTS[i % 8], seed=i, grammar=long_gbnf)
+                    for i in range(12)}
             together = self.serve_generate(conn, reqs)
             preempted = 0
             for rid, (text, typ, fields) in together.items():
                 self.assertEqual(typ, "E", fields)
-                self.assertRegex(text, "^" + (PERSON_RE if (rid - 1) % 2 else LIST_RE) + "$")
+                self.assertRegex(text, "^" + long_re + "$")
                 preempted += int(fields["n_preempted"])
+            self.assertGreater(preempted, 0)
+            for rid in (1, 6, 12):
                 alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
-                self.assertEqual(alone[0], text)
+                self.assertEqual(alone[0], together[rid][0])
             conn.close()
         finally:
             srv.stop()
