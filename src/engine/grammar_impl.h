@@ -103,6 +103,7 @@ typedef struct lg_gstate
 	uint32_t	cap_stacks;
 	uint32_t	partial_value;	/* bits of the code point decoded so far */
 	int8_t		partial_left;	/* continuation bytes still expected (0: none) */
+	int8_t		partial_total;	/* length of the partial character's whole sequence */
 	bool		escaped;		/* escape mode: a stack ran past its bottom */
 	bool		overflow;		/* a limit was hit while building it */
 	/* dedup table: stack indices + 1, 0 = empty slot */

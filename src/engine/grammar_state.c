@@ -20,7 +20,8 @@
  * byte opens a partial character, kept in the state (a token may end in the
  * middle of a character); a stack survives a partial character while its top
  * class contains some code point starting with those bits.  Invalid
- * sequences reject.
+ * sequences reject, and so (stricter than llama.cpp) do overlong forms,
+ * surrogates and code points past U+10FFFF, so output is always valid UTF-8.
  *
  * Escape mode serves the mask cache (grammar_mask.c): the stacks are the top
  * part of a longer stack, and popping the last frame is not "complete" but
@@ -69,6 +70,7 @@ lg_gstate_clear(lg_gstate *s)
 	s->n_stacks = 0;
 	s->partial_value = 0;
 	s->partial_left = 0;
+	s->partial_total = 0;
 	s->escaped = false;
 	s->overflow = false;
 }
@@ -196,6 +198,7 @@ lg_gstate_copy(lg_gstate *dst, const lg_gstate *src)
 			return false;
 	dst->partial_value = src->partial_value;
 	dst->partial_left = src->partial_left;
+	dst->partial_total = src->partial_total;
 	dst->escaped = src->escaped;
 	return true;
 }
@@ -412,54 +415,43 @@ lg_gstate_start(const lg_grammar *g, lg_gstate *s)
 void
 lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b, lg_gstate *out, bool escape_mode)
 {
-	uint32_t	val;
-	int			left;
+	uint32_t	val,
+				minv,
+				maxv;
+	int			left,
+				total;
 
 	lg_gstate_clear(out);
 	if (in->partial_left > 0)
 	{
 		if ((b & 0xC0) != 0x80)
 			return;				/* a character cut short: invalid */
-		/*
-		 * Overlong forms and surrogates are invalid UTF-8 (RFC 3629): C1 BB
-		 * must not pass for "{".  The second byte of a 3-byte character is
-		 * the one with left 2 and fewer than 16 value bits so far.
-		 */
-		if (in->partial_left == 2 && in->partial_value < 16 &&
-			((in->partial_value == 0 && b < 0xA0) || (in->partial_value == 0xD && b >= 0xA0)))
-			return;
-		if (in->partial_left == 3 &&
-			((in->partial_value == 0 && b < 0x90) || (in->partial_value == 4 && b >= 0x90)))
-			return;
 		val = (in->partial_value << 6) | (b & 0x3F);
 		left = in->partial_left - 1;
+		total = in->partial_total;
 	}
 	else if (b < 0x80)
-		val = b, left = 0;
-	else if (b == 0xC0 || b == 0xC1 || b >= 0xF5)
-		return;					/* lead bytes of overlong or out-of-range characters */
-	else if ((b & 0xE0) == 0xC0)
-		val = b & 0x1F, left = 1;
+		val = b, left = 0, total = 1;
+	else if (b >= 0xC2 && b < 0xE0)
+		val = b & 0x1F, left = 1, total = 2;
 	else if ((b & 0xF0) == 0xE0)
-		val = b & 0x0F, left = 2;
-	else if ((b & 0xF8) == 0xF0)
-		val = b & 0x07, left = 3;
+		val = b & 0x0F, left = 2, total = 3;
+	else if (b >= 0xF0 && b < 0xF5)
+		val = b & 0x07, left = 3, total = 4;
 	else
-		return;					/* a continuation byte without a lead, or 0xF8..0xFF */
+		return;					/* a continuation byte without a lead, C0, C1, F5..FF */
+	/* stricter than llama.cpp: overlong forms, surrogates and code points past U+10FFFF reject */
+	minv = total == 1 ? 0 : total == 2 ? 0x80 : total == 3 ? 0x800 : 0x10000;
+	maxv = total == 1 ? 0x7F : total == 2 ? 0x7FF : total == 3 ? 0xFFFF : 0x10FFFF;
 	if (left > 0)
 	{
 		uint32_t	lo = val << (6 * left),
 					hi = lo | ((1u << (6 * left)) - 1);
 
-		/* at the lead byte, the shortest form bounds the range (no overlong forms) */
-		if (in->partial_left == 0)
-		{
-			uint32_t	min = left == 1 ? 0x80 : left == 2 ? 0x800 : 0x10000;
-
-			lo = lo < min ? min : lo;
-			hi = hi > 0x10FFFF ? 0x10FFFF : hi;
-		}
-
+		lo = lo < minv ? minv : lo;
+		hi = hi > maxv ? maxv : hi;
+		if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF))
+			return;
 		for (uint32_t i = 0; i < in->n_stacks; i++)
 		{
 			const lg_gframe *f = in->frames + in->off[i];
@@ -470,8 +462,11 @@ lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b, lg_gsta
 		}
 		out->partial_value = val;
 		out->partial_left = (int8_t) left;
+		out->partial_total = (int8_t) total;
 		return;
 	}
+	if (val < minv || val > maxv || (val >= 0xD800 && val <= 0xDFFF))
+		return;
 	for (uint32_t i = 0; i < in->n_stacks; i++)
 	{
 		const lg_gframe *f = in->frames + in->off[i];
