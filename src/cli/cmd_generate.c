@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chat.h"
 #include "chat_template.h"
@@ -117,8 +118,22 @@ typedef struct gen_structured
 	const char *tools;			/* --tools JSON */
 	const char *tool_choice;	/* --tool-choice */
 	const char *template_file;	/* --chat-template */
+	bool		print_grammar;	/* --print-grammar: show the compiled grammar, generate nothing */
 	lg_chat_format format;		/* of the template, once rendered */
+	lg_buf		gbnf;			/* the grammar's text, once compiled */
+	double		compile_us;		/* schema or tools to GBNF */
+	double		parse_us;		/* GBNF to a grammar */
 } gen_structured;
+
+/* Microseconds on the monotonic clock. */
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
 
 /* A whole file into b (NUL-terminated); false after printing why. */
 static bool
@@ -214,13 +229,15 @@ done:
  * (*failed true).
  */
 static lg_grammar *
-load_constraint(const gen_structured *gs, bool *failed)
+load_constraint(gen_structured *gs, bool *failed)
 {
 	lg_buf		src;
-	lg_buf		gbnf;
+	lg_buf	   *gbnf = &gs->gbnf;
 	lg_error	err;
+	double		t0;
 	lg_grammar *g = NULL;
 	bool		constrained = true;
+	lg_status	st;
 	const char *what = gs->grammar_file ? "grammar" : gs->schema_file ? "JSON schema" : "tools";
 
 	*failed = false;
@@ -228,11 +245,10 @@ load_constraint(const gen_structured *gs, bool *failed)
 		return NULL;
 	*failed = true;
 	lg_buf_init(&src);
-	lg_buf_init(&gbnf);
 	lg_error_clear(&err);
 	if (gs->grammar_file)
 	{
-		if (!read_file(gs->grammar_file, &gbnf))
+		if (!read_file(gs->grammar_file, gbnf))
 			goto done;
 	}
 	else if (gs->schema_file)
@@ -241,7 +257,10 @@ load_constraint(const gen_structured *gs, bool *failed)
 
 		if (!read_file(gs->schema_file, &src))
 			goto done;
-		if (lg_json_schema_to_gbnf(src.data, src.len, &o, &gbnf, &err) != LG_OK)
+		t0 = now_us();
+		st = lg_json_schema_to_gbnf(src.data, src.len, &o, gbnf, &err);
+		gs->compile_us = now_us() - t0;
+		if (st != LG_OK)
 		{
 			cli_fail("generate", 1, "invalid %s: %s", what, err.msg);
 			goto done;
@@ -254,7 +273,10 @@ load_constraint(const gen_structured *gs, bool *failed)
 			.tool_choice = gs->tool_choice, .compact = gs->compact, .strict = gs->strict,
 		};
 
-		if (lg_chat_build_grammar(&cp, &gbnf, &constrained, &err) != LG_OK)
+		t0 = now_us();
+		st = lg_chat_build_grammar(&cp, gbnf, &constrained, &err);
+		gs->compile_us = now_us() - t0;
+		if (st != LG_OK)
 		{
 			cli_fail("generate", 1, "invalid %s: %s", what, err.msg);
 			goto done;
@@ -265,15 +287,57 @@ load_constraint(const gen_structured *gs, bool *failed)
 			goto done;
 		}
 	}
-	g = lg_grammar_parse(gbnf.data, gbnf.len, &err);
+	t0 = now_us();
+	g = lg_grammar_parse(gbnf->data, gbnf->len, &err);
+	gs->parse_us = now_us() - t0;
 	if (g == NULL)
 		cli_fail("generate", 1, "invalid %s: %s", what, err.msg);
 	else
 		*failed = false;
 done:
 	lg_buf_free(&src);
-	lg_buf_free(&gbnf);
 	return g;
+}
+
+/* --print-grammar: the compiled grammar (and with json its timings); no model is needed. */
+static int
+print_grammar(gen_structured *gs, bool json)
+{
+	lg_buf		src;
+	lg_grammar *g;
+	bool		failed = false;
+
+	if (gs->template_file != NULL)
+	{
+		lg_buf_init(&src);
+		if (!read_file(gs->template_file, &src))
+			return 1;
+		gs->format = lg_chat_detect_format(src.data, src.len);
+		lg_buf_free(&src);
+	}
+	g = load_constraint(gs, &failed);
+	if (failed)
+	{
+		lg_buf_free(&gs->gbnf);
+		return 1;
+	}
+	if (json)
+	{
+		lg_buf		b;
+
+		lg_buf_init(&b);
+		lg_buf_append(&b, "{\"gbnf\":", 8);
+		lg_buf_append_json_str(&b, gs->gbnf.data ? gs->gbnf.data : "", gs->gbnf.len);
+		lg_buf_appendf(&b, ",\"chat_format\":\"%s\",\"compile_us\":%.1f,\"parse_us\":%.1f}\n",
+					   lg_chat_format_name(gs->format), gs->compile_us, gs->parse_us);
+		fwrite(b.data, 1, b.len, stdout);
+		lg_buf_free(&b);
+	}
+	else if (gs->gbnf.data)
+		fwrite(gs->gbnf.data, 1, gs->gbnf.len, stdout);
+	lg_grammar_free(g);
+	lg_buf_free(&gs->gbnf);
+	return 0;
 }
 
 /* One structured-output option; 1 consumed, 0 not one, -1 error. */
@@ -289,6 +353,8 @@ structured_opt(gen_structured *gs, int argc, char **argv, int *i)
 		return gs->strict = true, 1;
 	if (strcmp(a, "--chat") == 0)
 		return gs->chat = true, 1;
+	if (strcmp(a, "--print-grammar") == 0)
+		return gs->print_grammar = true, 1;
 	if (strcmp(a, "--grammar-file") == 0)
 		dst = &gs->grammar_file;
 	else if (strcmp(a, "--json-schema") == 0)
@@ -382,6 +448,8 @@ cmd_generate(int argc, char **argv)
 				   "         [--grammar-file FILE | --json-schema FILE [--json-compact] [--json-strict]]\n"
 				   "         [--chat [--messages JSON] [--chat-template FILE] [--tools JSON]\n"
 				   "          [--tool-choice auto|none|required|NAME]]\n"
+				   "  --print-grammar prints the GBNF a --json-schema or --tools (with --chat-template)\n"
+				   "  compiles to (with --json: and the compile and parse times) and generates nothing\n"
 				   "  --temp 0 is greedy; defaults: -n 128 --temp 0.8 --top-k 40 --top-p 0.95 --min-p 0.05\n");
 			return 0;
 		}
@@ -396,6 +464,8 @@ cmd_generate(int argc, char **argv)
 		return cli_fail("generate", 2, "give either --grammar-file or --json-schema, not both");
 	if ((gs.grammar_file || gs.schema_file) && gs.tools)
 		return cli_fail("generate", 2, "--grammar-file and --json-schema cannot be combined with --tools");
+	if (gs.print_grammar)
+		return print_grammar(&gs, json);
 	if (prompt == NULL && gs.messages == NULL)
 		return cli_fail("generate", 2, "no prompt given (use -p TEXT)");
 	if (prompt != NULL && gs.messages != NULL)
@@ -514,6 +584,7 @@ cmd_generate(int argc, char **argv)
 	lg_grammar_matcher_free(matcher);
 	lg_grammar_vocab_free(gvocab);
 	lg_grammar_free(grammar);
+	lg_buf_free(&gs.gbnf);
 	lg_buf_free(&chat_text);
 	lg_sampler_free(s);
 	free(ids);
