@@ -554,13 +554,14 @@ parse_count(parser *p, uint32_t *out)
 }
 
 /*
- * Replace the item out->v[item..] by a REPEAT of it.  One rule reference is
+ * Replace the item at rule's body[item..] by a REPEAT of it.  One rule reference is
  * repeated as it is; anything else moves into a generated rule first.
  */
 static bool
-make_repeat(parser *p, elem_vec *out, uint32_t item, uint32_t owner, uint32_t min, uint32_t max)
+make_repeat(parser *p, uint32_t rule, uint32_t item, uint32_t owner, uint32_t min, uint32_t max)
 {
 	uint32_t	child;
+	elem_vec   *out = &p->rules[rule].body;
 
 	if (out->n - item == 1 && out->v[item].type == LG_GE_REF)
 		child = out->v[item].value;
@@ -568,8 +569,10 @@ make_repeat(parser *p, elem_vec *out, uint32_t item, uint32_t owner, uint32_t mi
 	{
 		elem_vec   *body;
 
+		/* generated_rule may move p->rules: take the pointers again after it */
 		if ((child = generated_rule(p, owner)) == UINT32_MAX)
 			return false;
+		out = &p->rules[rule].body;
 		body = &p->rules[child].body;
 		if (!grow((void **) &body->v, &body->cap, out->n - item, sizeof(lg_gelem)))
 			return fail_nomem(p);
@@ -681,7 +684,7 @@ parse_sequence(parser *p, uint32_t rule, uint32_t owner, bool nested, int depth)
 				if (max < min)
 					return fail_at(p, at, LG_ERR_FORMAT, "bad repetition bounds {%u,%u}: maximum below minimum", min, max);
 			}
-			if (!make_repeat(p, &p->rules[rule].body, item, owner, min, max))
+			if (!make_repeat(p, rule, item, owner, min, max))
 				return false;
 		}
 		else

@@ -155,7 +155,7 @@ add_stack(lg_gstate *s, const lg_gframe *f, uint32_t n)
 		s->len = o;
 		s->cap_stacks = nc;
 	}
-	if (s->n_frames + n > s->cap_frames)
+	if (s->frames == NULL || s->n_frames + n > s->cap_frames)
 	{
 		uint32_t	nc = s->cap_frames ? s->cap_frames : 64;
 		lg_gframe  *nf;
