@@ -199,9 +199,10 @@ js_prim(js_ctx *c, unsigned p)
 		c->prims |= JS_P_OBJECT | JS_P_ARRAY | JS_P_STRING | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
 	if (p & (JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY))
 		c->prims |= JS_P_STRING | JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
-	if (p == JS_P_STRING)
+	/* what value/object/array pulled in needs its own helpers too */
+	if (c->prims & JS_P_STRING)
 		c->prims |= JS_P_CHAR;
-	if (p == JS_P_NUMBER || p == JS_P_INTEGER)
+	if (c->prims & (JS_P_NUMBER | JS_P_INTEGER))
 		c->prims |= JS_P_DIGITS;
 	if ((c->prims & (JS_P_OBJECT | JS_P_ARRAY)) && !c->compact)
 		c->prims |= JS_P_WS;
