@@ -198,7 +198,7 @@ def main():
             results[label] = (single, batched)
             if extra:
                 for rid, (text, typ, fields) in out.items():
-                    if not text.startswith("{\""):
+                    if not text.startswith("{") or '"title"' not in text:
                         raise SystemExit("request %d: output is not the schema's JSON: %r" % (rid, text[:80]))
         conn.close()
     finally:
