@@ -188,7 +188,7 @@ render_chat(gen_structured *gs, const lg_model *m, const char *prompt, lg_buf *t
 	gs->format = lg_chat_detect_format(tsrc, strlen(tsrc));
 	if (gs->messages == NULL)
 	{
-		if (!lg_buf_append(&msgs, "[{\"role\":\"user\",\"content\":", 29) ||
+		if (!lg_buf_append(&msgs, "[{\"role\":\"user\",\"content\":", 26) ||
 			!lg_buf_append_json_str(&msgs, prompt, strlen(prompt)) || !lg_buf_append(&msgs, "}]", 2))
 			goto done;
 	}

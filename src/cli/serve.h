@@ -187,6 +187,8 @@ void		serve_grammar_cache_clear(void);
 
 /* ---- structured output and chat (serve_structured.c) ---- */
 
+/* Mark r a chat (messages) and find its template's tool-call format. */
+void		serve_chat_detect(serve_request *r, struct serve_model *sm);
 /*
  * The text to tokenize for a GENERATE: prompt, or messages rendered with the
  * chat template into buf (*chat: parse special tokens; *add_bos: add BOS).

@@ -407,10 +407,12 @@ do_generate(serve_request *r, serve_model *sm)
 
 	memset(&sr, 0, sizeof(sr));
 	lg_buf_init(&rendered);
+	/* the constraint first: bad tools are reported before the template runs on them */
+	serve_chat_detect(r, sm);
+	if (!serve_generate_constraint(r, sm, &sr))
+		goto done;
 	prompt = serve_generate_prompt(r, sm, &rendered, &chat, &add_bos);
 	if (prompt == NULL)
-		goto done;
-	if (!serve_generate_constraint(r, sm, &sr))
 		goto done;
 
 	lg_sampler_params_default(&sp);

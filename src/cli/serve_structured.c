@@ -118,6 +118,20 @@ token_text(const lg_vocab *v, lg_token t, char *buf, size_t size)
 }
 
 /*
+ * Whether r is a chat (it has messages), and the tool-call format of the
+ * template it will be rendered with, so its tools can be checked and
+ * compiled before the template runs.
+ */
+void
+serve_chat_detect(serve_request *r, serve_model *sm)
+{
+	const char *t = template_source(r, sm);
+
+	r->chat = serve_fields_get(&r->fields, "messages") != NULL;
+	r->chat_format = (int) lg_chat_detect_format(t, t ? strlen(t) : 0);
+}
+
+/*
  * The text to tokenize for a GENERATE: its prompt, or its messages rendered
  * with the chat template into buf (*chat true: special tokens are parsed,
  * and BOS is added only when the template did not write it).  NULL with the
@@ -204,8 +218,6 @@ serve_generate_prompt(serve_request *r, serve_model *sm, lg_buf *buf, bool *chat
 	*chat = true;
 	/* templates like Llama 3's write BOS themselves: a second one would hurt */
 	*add_bos = !(bos[0] != '\0' && strncmp(buf->data, bos, strlen(bos)) == 0);
-	r->chat = true;
-	r->chat_format = (int) lg_chat_detect_format(template_source(r, sm), strlen(template_source(r, sm)));
 	return buf->data;
 }
 

@@ -742,6 +742,113 @@ class Structured(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("dead end", p.stderr.decode())
 
+    def test_cli_chat_tools(self):
+        js = try_jsonschema()
+        model = self.synth_model()
+        tools = json.dumps(WEATHER_TOOLS)
+        for choice in ("required", "add", "auto"):
+            for seed in (1, 2, 3):
+                with self.subTest(choice=choice, seed=seed):
+                    out = self.generate(model, "--chat", "-p", "What is the weather in Paris?", "--tools", tools,
+                                        "--tool-choice", choice, "-n", 300, "--temp", 1.0, "--seed", seed)
+                    self.assertEqual(out["chat_format"], "hermes")
+                    msg = out["message"]
+                    self.assertEqual(msg["role"], "assistant")
+                    if choice == "auto" and "tool_calls" not in msg:
+                        self.assertNotIn("<tool_call>", msg["content"])
+                        continue
+                    if out["finish_reason"] == "length":
+                        continue   # cut short: the text is a prefix of a call
+                    self.assertEqual(out["finish_reason"], "tool_calls")
+                    self.assertGreaterEqual(len(msg["tool_calls"]), 1)
+                    for call in msg["tool_calls"]:
+                        self.assertTrue(call["id"].startswith("call_"))
+                        self.assertEqual(call["type"], "function")
+                        name = call["function"]["name"]
+                        if choice == "add":
+                            self.assertEqual(name, "add")
+                        params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                                  if t["function"]["name"] == name][0]
+                        args = json.loads(call["function"]["arguments"])
+                        if js:
+                            js.validate(args, params)
+                        self.assertEqual(sorted(args), sorted(params["required"]))
+
+    def test_serve_chat(self):
+        js = try_jsonschema()
+        model = self.synth_model()
+        srv = EngineServer("--max-seqs", 8)
+        try:
+            conn = srv.connect()
+            messages = json.dumps([{"role": "system", "content": "You are helpful."},
+                                   {"role": "user", "content": "What is 2 + 3, and the weather in Oslo?"}])
+            base = {"model": "hermes", "path": model, "messages": messages, "max_tokens": 300,
+                    "temperature": 1.0}
+            reqs = {}
+            for i in range(3):
+                reqs[1 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="required")
+                reqs[11 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="get_weather")
+                reqs[21 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="none",
+                                    response_format=json.dumps(
+                    {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}}))
+                # the Hermes tool-use template needs tools; "none" shows them and leaves the answer free
+                reqs[31 + i] = dict(base, seed=i, max_tokens=16, tools=json.dumps(WEATHER_TOOLS), tool_choice="none")
+            out = self.serve_generate(conn, reqs)
+            n_calls = 0
+            for rid, (text, typ, fields) in sorted(out.items()):
+                with self.subTest(request=rid):
+                    self.assertEqual(typ, "E", fields)
+                    msg = json.loads(fields["message"])
+                    self.assertEqual(msg["role"], "assistant")
+                    if rid < 30 and fields["finish"] == "length":
+                        continue
+                    if rid < 20:
+                        self.assertEqual(fields["finish"], "tool_calls")
+                        self.assertIsNone(msg["content"])
+                        for call in msg["tool_calls"]:
+                            n_calls += 1
+                            name = call["function"]["name"]
+                            if rid > 10:
+                                self.assertEqual(name, "get_weather")
+                            params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                                      if t["function"]["name"] == name][0]
+                            args = json.loads(call["function"]["arguments"])
+                            if js:
+                                js.validate(args, params)
+                    elif rid < 30:
+                        self.assertEqual(fields["finish"], "stop")
+                        value = json.loads(msg["content"])
+                        if js:
+                            js.validate(value, PERSON_SCHEMA)
+                    else:
+                        self.assertEqual(msg["content"], text)
+                        self.assertNotIn("tool_calls", msg)
+            self.assertGreater(n_calls, 0)
+            # the template is rendered with special tokens parsed: the prompt is the CLI's
+            cli = self.generate(model, "--chat", "--messages", messages, "-n", 16, "--temp", 1.0, "--seed", 0,
+                                "--tools", json.dumps(WEATHER_TOOLS), "--tool-choice", "none")
+            self.assertEqual(cli["text"], out[31][0])
+            # a request's own template overrides the model's; a bad one is status template
+            own = self.serve_generate(conn, {
+                41: dict(base, max_tokens=4, chat_template="{% for m in messages %}{{ m.content }}\n{% endfor %}"),
+                42: dict(base, max_tokens=4, chat_template="{% for m in messages %}{{ m.content }"),
+                43: dict(base, max_tokens=4, chat_template="{{ raise_exception('no system messages') }}"),
+                44: dict(base, max_tokens=4, prompt="also a prompt"),
+                45: dict(base, tools="[{}]"),
+                46: dict(base, tools=json.dumps(WEATHER_TOOLS), tool_choice="nosuch"),
+            })
+            self.assertEqual(own[41][1], "E", own[41][2])
+            self.assertEqual(own[42][2]["status"], "template")
+            self.assertEqual(own[43][2]["status"], "template")
+            self.assertIn("no system messages", own[43][2]["message"])
+            self.assertEqual(own[44][2]["status"], "arg")
+            self.assertEqual(own[45][2]["status"], "arg")
+            self.assertEqual(own[46][2]["status"], "arg")
+            self.assertIn("nosuch", own[46][2]["message"])
+            conn.close()
+        finally:
+            srv.stop()
+
     def serve_generate(self, conn, reqs):
         for rid, f in reqs.items():
             conn.send("G", rid, **f)
