@@ -574,10 +574,13 @@ make_repeat(parser *p, uint32_t rule, uint32_t item, uint32_t owner, uint32_t mi
 			return false;
 		out = &p->rules[rule].body;
 		body = &p->rules[child].body;
-		if (!grow((void **) &body->v, &body->cap, out->n - item, sizeof(lg_gelem)))
-			return fail_nomem(p);
-		memcpy(body->v, out->v + item, (out->n - item) * sizeof(lg_gelem));
-		body->n = out->n - item;
+		if (out->n > item)
+		{
+			if (!grow((void **) &body->v, &body->cap, out->n - item, sizeof(lg_gelem)))
+				return fail_nomem(p);
+			memcpy(body->v, out->v + item, (out->n - item) * sizeof(lg_gelem));
+			body->n = out->n - item;
+		}
 	}
 	out->n = item;
 	return push_elem(p, out, LG_GE_REPEAT, child, min, max);
@@ -800,6 +803,11 @@ compute_nullable(parser *p, bool *nullable)
 
 			if (nullable[r])
 				continue;
+			if (b->n == 0)
+			{
+				nullable[r] = changed = true;	/* an empty body */
+				continue;
+			}
 			for (uint32_t i = 0; i <= b->n; i++)
 				if (i == b->n || b->v[i].type == LG_GE_ALT)
 				{
