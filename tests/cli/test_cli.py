@@ -25,6 +25,10 @@ SHARED = os.environ.get("LLAMAGPU_SHARED", os.path.join(ROOT, "..", "shared"))
 STORIES = os.path.join(SHARED, "fixtures", "models", "stories260K.gguf")
 STORIES_REF = os.path.join(SHARED, "fixtures", "refs", "stories260K.greedy.json")
 VOCAB_DIR = os.path.join(SHARED, "fixtures", "tokenizer")
+GBNF_DIR = os.path.join(SHARED, "fixtures", "gbnf")
+LLAMA_VOCAB = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+PERSON_GBNF = os.path.join(ROOT, "tests", "engine", "grammar", "person.gbnf")
+PERSON_JSON = os.path.join(ROOT, "tests", "engine", "grammar", "person.json")
 
 
 def run(*args, stdin=None, check=True):
@@ -274,6 +278,105 @@ class BadInput(unittest.TestCase):
         self.assertFails("eval", "-m", STORIES, "--ids", "1,99999", "--json", code=1)
         self.assertFails("detokenize", "-m", STORIES, "--jsonl", stdin=b"[1, 99999]\n", code=1)
         self.assertFails("tokenize", "-m", STORIES, "--jsonl", stdin=b'"unterminated\n', code=1)
+
+
+class Grammar(unittest.TestCase):
+    """`llamagpu grammar check|bench`: GBNF parsing, byte- and token-level checks, mask timing."""
+
+    def grammar_file(self, d, text):
+        path = os.path.join(d, "g.gbnf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_fixture_grammars_parse(self):
+        need(GBNF_DIR)
+        files = sorted(f for f in os.listdir(GBNF_DIR) if f.endswith(".gbnf"))
+        self.assertTrue(files)
+        for name in files:
+            with self.subTest(grammar=name):
+                out = run("grammar", "check", "--gbnf", os.path.join(GBNF_DIR, name)).stdout.decode()
+                self.assertRegex(out, r"^grammar ok: \d+ rules, \d+ elements\n$")
+
+    def test_check_text(self):
+        need(GBNF_DIR)
+        json_gbnf = os.path.join(GBNF_DIR, "json.gbnf")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a": [1, "x", true]}')
+        self.assertEqual(p.stdout.decode(), "bytes: accepted\n")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a":\n tru}', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout.decode(), "bytes: rejected at byte 10 (line 2, column 5)\n")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a": [1', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("incomplete", p.stdout.decode())
+        with tempfile.TemporaryDirectory() as d:
+            text = os.path.join(d, "t.json")
+            with open(text, "w") as f:
+                f.write('{"k": "v"}\n')
+            self.assertEqual(run("grammar", "check", "--gbnf", json_gbnf, "--file", text).stdout.decode(),
+                             "bytes: accepted\n")
+
+    def test_check_tokens(self):
+        need(LLAMA_VOCAB)
+        out = run("grammar", "check", "--gbnf", PERSON_GBNF, "--file", PERSON_JSON, "-m", LLAMA_VOCAB).stdout.decode()
+        self.assertEqual(out.splitlines()[0], "bytes: accepted")
+        self.assertRegex(out.splitlines()[1], r"^tokens: accepted, \d+ tokens, end of generation allowed$")
+        with open(PERSON_JSON) as f:
+            bad = f.read().replace('"pending-review"', '"on-holiday"')
+        p = run("grammar", "check", "--gbnf", PERSON_GBNF, "--text", bad, "-m", LLAMA_VOCAB, check=False)
+        self.assertEqual(p.returncode, 1)
+        lines = p.stdout.decode().splitlines()
+        self.assertTrue(lines[0].startswith("bytes: rejected at byte %d " % bad.index("on-holiday")), lines)
+        self.assertRegex(lines[1], r'^tokens: rejected at token \d+ of \d+ \(id \d+, ".*"\)$')
+
+    def test_bad_grammars(self):
+        with tempfile.TemporaryDirectory() as d:
+            for text, msg in (('root ::= foo\n', "line 1, column 10: undefined rule foo"),
+                              ('root ::= "abc\n', "line 1, column 10: unterminated string literal"),
+                              ('x ::= "a"\n', "missing root rule"),
+                              ('root ::= "a"{3,1}\n', "bad repetition bounds"),
+                              ('root ::= root "a"\n', "left recursion in rule root")):
+                with self.subTest(grammar=text):
+                    p = run("grammar", "check", "--gbnf", self.grammar_file(d, text), check=False)
+                    self.assertEqual(p.returncode, 1)
+                    err = p.stderr.decode().strip()
+                    self.assertEqual(len(err.splitlines()), 1, err)
+                    self.assertTrue(err.startswith("llamagpu grammar check: "), err)
+                    self.assertIn(msg, err)
+            p = run("grammar", "check", "--gbnf", os.path.join(d, "missing.gbnf"), check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("cannot open", p.stderr.decode())
+
+    def test_arguments(self):
+        for args in (("grammar",), ("grammar", "frobnicate"), ("grammar", "check"),
+                     ("grammar", "check", "--gbnf", "x", "--text", "a", "--file", "b"),
+                     ("grammar", "bench", "--gbnf", "x"), ("grammar", "check", "--gbnf"),
+                     ("grammar", "bench", "--gbnf", "x", "-m", "y", "--tokens", "0"),
+                     ("grammar", "check", "--gbnf", "x", "--bogus", "1")):
+            with self.subTest(args=args):
+                p = run(*args, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertTrue(p.stderr.decode().startswith("llamagpu grammar"), p.stderr)
+
+    def test_bench_json(self):
+        need(LLAMA_VOCAB)
+        out = json.loads(run("grammar", "bench", "--gbnf", PERSON_GBNF, "--text", PERSON_JSON,
+                             "-m", LLAMA_VOCAB, "--json").stdout)
+        self.assertEqual(out["vocab"], 32000)
+        self.assertGreater(out["tokens"], 20)
+        for name in ("cold", "warm"):
+            self.assertEqual(out[name]["steps"], out["tokens"] + 1)
+            self.assertEqual(out[name]["wide_steps"] + out[name]["narrow_steps"], out[name]["steps"])
+            self.assertGreater(out[name]["p50_us"], 0)
+            self.assertLessEqual(out[name]["p50_us"], out[name]["p99_us"])
+            self.assertLessEqual(out[name]["p99_us"], out[name]["max_us"])
+        self.assertGreater(out["cache"]["entries"], 0)
+        self.assertEqual(out["cache"]["entries"], out["cache"]["misses"])
+        self.assertGreater(out["cache"]["hits"], out["cache"]["misses"])
+        # a random walk through allowed tokens when no text is given
+        walk = json.loads(run("grammar", "bench", "--gbnf", PERSON_GBNF, "-m", LLAMA_VOCAB,
+                              "--tokens", 40, "--seed", 3, "--json").stdout)
+        self.assertGreater(walk["tokens"], 0)
 
 
 class EngineServer:
