@@ -696,16 +696,16 @@ class ServeBatching(unittest.TestCase):
 
 
 # A GBNF grammar and the Python regular expression of the same language.
-PERSON_GBNF = r'''
+ST_PERSON_GBNF = r'''
 root ::= "{" ws "\"name\":" ws name ws "," ws "\"age\":" ws age ws "}"
 name ::= "\"" [a-z]{1,12} "\""
 age  ::= [1-9] [0-9]?
 ws   ::= [ ]?
 '''
-PERSON_RE = r'\{ ?"name": ?"[a-z]{1,12}" ?, ?"age": ?[1-9][0-9]? ?\}'
-LIST_GBNF = 'root ::= item ("," item){2}\nitem ::= "cat" | "dog" | "bird"\n'
-LIST_RE = r'(cat|dog|bird)(,(cat|dog|bird)){2}'
-PERSON_SCHEMA = {
+ST_PERSON_RE = r'\{ ?"name": ?"[a-z]{1,12}" ?, ?"age": ?[1-9][0-9]? ?\}'
+ST_LIST_GBNF = 'root ::= item ("," item){2}\nitem ::= "cat" | "dog" | "bird"\n'
+ST_LIST_RE = r'(cat|dog|bird)(,(cat|dog|bird)){2}'
+ST_PERSON_SCHEMA = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "maxLength": 10},
@@ -715,7 +715,7 @@ PERSON_SCHEMA = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
-WEATHER_TOOLS = [
+ST_WEATHER_TOOLS = [
     {"type": "function", "function": {
         "name": "get_weather", "description": "The weather in a city",
         "parameters": {"type": "object", "properties": {
@@ -729,7 +729,7 @@ WEATHER_TOOLS = [
             "b": {"type": "integer", "minimum": 0, "maximum": 999, "description": "A term"}},
             "required": ["a", "b"], "additionalProperties": False}}},
 ]
-TEMPLATES = os.path.join(SHARED, "fixtures", "chat-templates")
+ST_TEMPLATES = os.path.join(SHARED, "fixtures", "chat-templates")
 
 
 def try_jsonschema():
@@ -748,8 +748,8 @@ class Structured(unittest.TestCase):
         need(STORIES)
         cls.tmp = tempfile.mkdtemp(prefix="llamagpu-structured-")
         cls.files = {}
-        for name, text in (("person.gbnf", PERSON_GBNF), ("list.gbnf", LIST_GBNF),
-                           ("person.schema.json", json.dumps(PERSON_SCHEMA)),
+        for name, text in (("person.gbnf", ST_PERSON_GBNF), ("list.gbnf", ST_LIST_GBNF),
+                           ("person.schema.json", json.dumps(ST_PERSON_SCHEMA)),
                            ("bad.gbnf", 'root ::= "a" missing\n'),
                            ("unsupported.schema.json", json.dumps(
                                {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}))):
@@ -767,7 +767,7 @@ class Structured(unittest.TestCase):
         """A random model with the real Llama 2 vocabulary (32k) and Hermes' tool-use template."""
         if Structured.synth is None:
             vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
-            tmpl = os.path.join(TEMPLATES, "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja")
+            tmpl = os.path.join(ST_TEMPLATES, "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja")
             need(vocab)
             need(tmpl)
             path = os.path.join(self.tmp, "synth-hermes.gguf")
@@ -782,7 +782,7 @@ class Structured(unittest.TestCase):
 
     def test_cli_gbnf(self):
         for model in (STORIES, self.synth_model()):
-            for gname, regex in (("person.gbnf", PERSON_RE), ("list.gbnf", LIST_RE)):
+            for gname, regex in (("person.gbnf", ST_PERSON_RE), ("list.gbnf", ST_LIST_RE)):
                 for seed in (1, 2, 3, 4):
                     with self.subTest(model=os.path.basename(model), grammar=gname, seed=seed):
                         out = self.generate(model, "-p", "Once upon a time", "-n", 60, "--temp", 1.0,
@@ -812,7 +812,7 @@ class Structured(unittest.TestCase):
                             self.assertEqual(out["text"], json.dumps(value, separators=(",", ":"),
                                                                      ensure_ascii=False))
                         if js:
-                            js.validate(value, PERSON_SCHEMA)
+                            js.validate(value, ST_PERSON_SCHEMA)
 
     def test_cli_errors(self):
         p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["bad.gbnf"], check=False)
@@ -848,7 +848,7 @@ class Structured(unittest.TestCase):
     def test_cli_chat_tools(self):
         js = try_jsonschema()
         model = self.synth_model()
-        tools = json.dumps(WEATHER_TOOLS)
+        tools = json.dumps(ST_WEATHER_TOOLS)
         for choice in ("required", "add", "auto"):
             for seed in (1, 2, 3):
                 with self.subTest(choice=choice, seed=seed):
@@ -870,7 +870,7 @@ class Structured(unittest.TestCase):
                         name = call["function"]["name"]
                         if choice == "add":
                             self.assertEqual(name, "add")
-                        params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                        params = [t["function"]["parameters"] for t in ST_WEATHER_TOOLS
                                   if t["function"]["name"] == name][0]
                         args = json.loads(call["function"]["arguments"])
                         if js:
@@ -890,9 +890,9 @@ class Structured(unittest.TestCase):
                  ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "command-r"),
                  ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", "deepseek-r1"),
                  ("google-gemma-2-2b-it.jinja", "generic")]
-        tools = json.dumps(WEATHER_TOOLS)
+        tools = json.dumps(ST_WEATHER_TOOLS)
         for tmpl, fmt in cases:
-            path = os.path.join(TEMPLATES, tmpl)
+            path = os.path.join(ST_TEMPLATES, tmpl)
             need(path)
             model = os.path.join(self.tmp, fmt + ".gguf")
             run("synth", "--arch", "llama", "--dim", 32, "--layers", 1, "--heads", 2, "--ffn", 64,
@@ -910,7 +910,7 @@ class Structured(unittest.TestCase):
                     for call in out["message"]["tool_calls"]:
                         calls += 1
                         name = call["function"]["name"]
-                        params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                        params = [t["function"]["parameters"] for t in ST_WEATHER_TOOLS
                                   if t["function"]["name"] == name][0]
                         args = json.loads(call["function"]["arguments"])
                         if js:
@@ -930,13 +930,13 @@ class Structured(unittest.TestCase):
                     "temperature": 1.0}
             reqs = {}
             for i in range(3):
-                reqs[1 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="required")
-                reqs[11 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="get_weather")
-                reqs[21 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="none",
+                reqs[1 + i] = dict(base, seed=i, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="required")
+                reqs[11 + i] = dict(base, seed=i, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="get_weather")
+                reqs[21 + i] = dict(base, seed=i, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="none",
                                     response_format=json.dumps(
-                    {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}}))
+                    {"type": "json_schema", "json_schema": {"name": "person", "schema": ST_PERSON_SCHEMA}}))
                 # the Hermes tool-use template needs tools; "none" shows them and leaves the answer free
-                reqs[31 + i] = dict(base, seed=i, max_tokens=16, tools=json.dumps(WEATHER_TOOLS), tool_choice="none")
+                reqs[31 + i] = dict(base, seed=i, max_tokens=16, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="none")
             out = self.serve_generate(conn, reqs)
             n_calls = 0
             for rid, (text, typ, fields) in sorted(out.items()):
@@ -954,7 +954,7 @@ class Structured(unittest.TestCase):
                             name = call["function"]["name"]
                             if rid > 10:
                                 self.assertEqual(name, "get_weather")
-                            params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                            params = [t["function"]["parameters"] for t in ST_WEATHER_TOOLS
                                       if t["function"]["name"] == name][0]
                             args = json.loads(call["function"]["arguments"])
                             if js:
@@ -963,14 +963,14 @@ class Structured(unittest.TestCase):
                         self.assertEqual(fields["finish"], "stop")
                         value = json.loads(msg["content"])
                         if js:
-                            js.validate(value, PERSON_SCHEMA)
+                            js.validate(value, ST_PERSON_SCHEMA)
                     else:
                         self.assertEqual(msg["content"], text)
                         self.assertNotIn("tool_calls", msg)
             self.assertGreater(n_calls, 0)
             # the template is rendered with special tokens parsed: the prompt is the CLI's
             cli = self.generate(model, "--chat", "--messages", messages, "-n", 16, "--temp", 1.0, "--seed", 0,
-                                "--tools", json.dumps(WEATHER_TOOLS), "--tool-choice", "none")
+                                "--tools", json.dumps(ST_WEATHER_TOOLS), "--tool-choice", "none")
             self.assertEqual(cli["text"], out[31][0])
             # a request's own template overrides the model's; a bad one is status template
             own = self.serve_generate(conn, {
@@ -979,7 +979,7 @@ class Structured(unittest.TestCase):
                 43: dict(base, max_tokens=4, chat_template="{{ raise_exception('no system messages') }}"),
                 44: dict(base, max_tokens=4, prompt="also a prompt"),
                 45: dict(base, tools="[{}]"),
-                46: dict(base, tools=json.dumps(WEATHER_TOOLS), tool_choice="nosuch"),
+                46: dict(base, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="nosuch"),
             })
             self.assertEqual(own[41][1], "E", own[41][2])
             self.assertEqual(own[42][2]["status"], "template")
@@ -1007,24 +1007,24 @@ class Structured(unittest.TestCase):
                     "temperature": 1.0}
             reqs = {}
             for i in range(4):
-                reqs[10 + i] = dict(base, seed=i, grammar=PERSON_GBNF)
-                reqs[20 + i] = dict(base, seed=i, grammar=LIST_GBNF)
-                reqs[30 + i] = dict(base, seed=i, json_schema=json.dumps(PERSON_SCHEMA), json_strict=1)
+                reqs[10 + i] = dict(base, seed=i, grammar=ST_PERSON_GBNF)
+                reqs[20 + i] = dict(base, seed=i, grammar=ST_LIST_GBNF)
+                reqs[30 + i] = dict(base, seed=i, json_schema=json.dumps(ST_PERSON_SCHEMA), json_strict=1)
                 reqs[40 + i] = dict(base, seed=i, max_tokens=20)
             together = self.serve_generate(conn, reqs)
             for rid, (text, typ, fields) in together.items():
                 with self.subTest(request=rid):
                     self.assertEqual(typ, "E", fields)
                     if rid < 20:
-                        self.assertRegex(text, "^" + PERSON_RE + "$")
+                        self.assertRegex(text, "^" + ST_PERSON_RE + "$")
                         self.assertEqual(fields["finish"], "stop")
                     elif rid < 30:
-                        self.assertRegex(text, "^" + LIST_RE + "$")
+                        self.assertRegex(text, "^" + ST_LIST_RE + "$")
                         self.assertEqual(fields["finish"], "stop")
                     elif rid < 40 and fields["finish"] == "stop":
                         value = json.loads(text)
                         if js:
-                            js.validate(value, PERSON_SCHEMA)
+                            js.validate(value, ST_PERSON_SCHEMA)
             # alone, each gives the same text (seeded): batching changes nothing
             for rid in (10, 21, 32):
                 alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
@@ -1075,8 +1075,8 @@ class Structured(unittest.TestCase):
             cases = {
                 1: (dict(base, grammar='root ::= "a" missing\n'), "grammar"),
                 2: (dict(base, json_schema=json.dumps({"type": "array", "uniqueItems": True})), "unsupported"),
-                3: (dict(base, grammar=LIST_GBNF, json_schema="{}"), "arg"),
-                4: (dict(base, tools=json.dumps(WEATHER_TOOLS)), "arg"),
+                3: (dict(base, grammar=ST_LIST_GBNF, json_schema="{}"), "arg"),
+                4: (dict(base, tools=json.dumps(ST_WEATHER_TOOLS)), "arg"),
                 5: (dict(base, json_schema="{not json"), "grammar"),
                 6: (dict(base, json_compact="yes", json_schema="{}"), "arg"),
                 7: (dict(base, prompt="", messages='[{"role":"user","content":"hi"}]'), "template"),
