@@ -486,9 +486,13 @@ read_tool_choice(const char *choice, int *mode, const char **name, lg_json_node 
 	return LG_OK;
 }
 
-/* response_format: NULL or {"type": "text"} → *schema NULL; json_object; json_schema. */
+/*
+ * response_format: NULL or {"type": "text"} → *json false; json_object;
+ * json_schema (whose "strict": true sets *strict, as OpenAI's does).
+ */
 static lg_status
-read_response_format(const lg_json_node *rf, const lg_json_node **schema, bool *json, lg_error *err)
+read_response_format(const lg_json_node *rf, const lg_json_node **schema, bool *json, bool *strict,
+					 lg_error *err)
 {
 	const char *type;
 
@@ -508,7 +512,11 @@ read_response_format(const lg_json_node *rf, const lg_json_node **schema, bool *
 	{
 		const lg_json_node *js = lg_json_get(rf, "json_schema");
 
+		const lg_json_node *st = lg_json_get(js, "strict");
+
 		*schema = lg_json_get(js, "schema");
+		if (st != NULL && st->kind == LG_JSON_BOOL && st->boolean)
+			*strict = true;
 		if (*schema == NULL || (*schema)->kind != LG_JSON_OBJECT)
 			return lg_error_set(err, LG_ERR_ARG,
 								"response_format json_schema needs {\"json_schema\": {\"schema\": {...}}}");
@@ -531,6 +539,7 @@ lg_chat_build_grammar(const lg_chat_grammar_params *p, lg_buf *out, bool *constr
 	const char *only = NULL;
 	const lg_json_node *resp_schema = NULL;
 	bool		resp_json = false;
+	bool		resp_strict;
 	uint32_t	marker[CHAT_MAX_MARKER];
 	int			k;
 	lg_buf		b;
@@ -564,7 +573,8 @@ lg_chat_build_grammar(const lg_chat_grammar_params *p, lg_buf *out, bool *constr
 			goto done;
 		}
 	}
-	if ((st = read_response_format(rf_doc, &resp_schema, &resp_json, err)) != LG_OK)
+	resp_strict = p->strict;
+	if ((st = read_response_format(rf_doc, &resp_schema, &resp_json, &resp_strict, err)) != LG_OK)
 		goto done;
 	if ((mode == 2 || mode == 3) && n_tools == 0)
 	{
@@ -595,7 +605,7 @@ lg_chat_build_grammar(const lg_chat_grammar_params *p, lg_buf *out, bool *constr
 	/* the response format's grammar, start rule resp-root */
 	if (resp_json)
 	{
-		st = schema_rules(&b, resp_schema, "{\"type\": \"object\"}", "resp-", p->compact, p->strict, err);
+		st = schema_rules(&b, resp_schema, "{\"type\": \"object\"}", "resp-", p->compact, resp_strict, err);
 		if (st != LG_OK)
 		{
 			char		msg[LG_ERROR_MSG_LEN];

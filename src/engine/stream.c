@@ -147,10 +147,17 @@ lg_stream_feed(lg_stream *st, lg_token t, lg_piece_fn on_piece, void *arg, lg_er
 	}
 	st->ids[st->n_ids++] = t;
 	plen = lg_token_to_piece(st->vocab, t, piece, sizeof(piece), true);
-	if (plen > (int32_t) sizeof(piece))
-		plen = 0;				/* no real token is this long; drop rather than truncate */
-	if (plen > 0 && !lg_buf_append(&st->text, piece, plen))
+	if (plen > 0 && plen <= (int32_t) sizeof(piece) && !lg_buf_append(&st->text, piece, plen))
 		return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+	if (plen > (int32_t) sizeof(piece))
+	{
+		/* a rare long token: whole, since a grammar saw all of its bytes */
+		if (!lg_buf_reserve(&st->text, (size_t) plen))
+			return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+		lg_token_to_piece(st->vocab, t, st->text.data + st->text.len, plen, true);
+		st->text.len += (size_t) plen;
+		st->text.data[st->text.len] = '\0';
+	}
 
 	/* a stop string ends the text where it starts; otherwise hold back any partial match */
 	stop_at = gp->n_stops > 0 ? lg_stop_find(st->text.data, st->text.len, gp->stops, gp->n_stops, &hold) : -1;

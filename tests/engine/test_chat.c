@@ -302,6 +302,19 @@ test_grammar_none_and_response_format(void **state)
 	assert_false(accepts_prefix(g, "{\"ok\": 1"));
 	lg_grammar_free(g);
 
+	/* OpenAI's "strict": true closes objects; without it other keys are allowed, as JSON Schema says */
+	g = build(LG_CHAT_HERMES, "none",
+			  "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"strict\": true, \"schema\": "
+			  "{\"type\": \"object\", \"properties\": {\"ok\": {\"type\": \"boolean\"}}, \"required\": [\"ok\"]}}}");
+	assert_true(accepts(g, "{\"ok\": true}"));
+	assert_false(accepts_prefix(g, "{\"ok\": true, \"x\""));
+	lg_grammar_free(g);
+	g = build(LG_CHAT_HERMES, "none",
+			  "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"schema\": "
+			  "{\"type\": \"object\", \"properties\": {\"ok\": {\"type\": \"boolean\"}}, \"required\": [\"ok\"]}}}");
+	assert_true(accepts(g, "{\"ok\": true, \"x\": 1}"));
+	lg_grammar_free(g);
+
 	/* auto with a response format: a call, or the response */
 	g = build(LG_CHAT_HERMES, "auto", "{\"type\": \"json_object\"}");
 	assert_true(accepts(g, samples[0].weather));
