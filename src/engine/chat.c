@@ -767,6 +767,18 @@ call_from_object(const lg_json_node *o, const char *name_key, const char *args_k
 	return true;
 }
 
+/* Free the n calls found so far: the answer did not parse after all (returns -1). */
+static int
+calls_fail(chat_call *calls, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(calls[i].name);
+		lg_json_node_free(calls[i].args);
+	}
+	return -1;
+}
+
 /* Calls after the marker (the cursor is just past it); the count, or -1 if they do not parse. */
 static int
 scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
@@ -779,17 +791,19 @@ scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
 		bool		ok = false;
 
 		if (n == max)
-			return -1;
+			return calls_fail(calls, n);
 		switch (f)
 		{
 			case LG_CHAT_HERMES:
 				scan_ws(c);
 				o = scan_json(c);
-				ok = o && call_from_object(o, "name", "arguments", &calls[n]) && scan_lit(c, "</tool_call>", true);
+				ok = o && call_from_object(o, "name", "arguments", &calls[n]);
 				lg_json_node_free(o);
 				if (!ok)
-					return -1;
+					return calls_fail(calls, n);
 				n++;
+				if (!scan_lit(c, "</tool_call>", true))
+					return calls_fail(calls, n);
 				if (!scan_lit(c, "<tool_call>", true))
 					return n;
 				continue;
@@ -799,21 +813,21 @@ scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
 					const char *gt = memchr(c->s + start, '>', c->len - start);
 
 					if (gt == NULL || gt == c->s + start)
-						return -1;
+						return calls_fail(calls, n);
 					c->pos = (size_t) (gt - c->s) + 1;
 					scan_ws(c);
 					o = scan_json(c);
 					if (o == NULL || o->kind != LG_JSON_OBJECT || !scan_lit(c, "</function>", true))
 					{
 						lg_json_node_free(o);
-						return -1;
+						return calls_fail(calls, n);
 					}
 					calls[n].name = strndup(c->s + start, (size_t) (gt - (c->s + start)));
 					calls[n].args = o;
 					if (calls[n].name == NULL)
 					{
 						lg_json_node_free(o);
-						return -1;
+						return calls_fail(calls, n);
 					}
 					n++;
 					if (!scan_lit(c, "<function=", true))
@@ -827,28 +841,28 @@ scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
 
 					if (!scan_lit(c, DS_CALL_BEGIN, true) || !scan_lit(c, "function", false) ||
 						!scan_lit(c, DS_SEP, false))
-						return n > 0 && scan_lit(c, DS_CALLS_END, true) ? n : -1;
+						return n > 0 && scan_lit(c, DS_CALLS_END, true) ? n : calls_fail(calls, n);
 					start = c->pos;
 					nl = memchr(c->s + start, '\n', c->len - start);
 					if (nl == NULL || nl == c->s + start)
-						return -1;
+						return calls_fail(calls, n);
 					c->pos = (size_t) (nl - c->s);
 					if (!scan_lit(c, "```json", true))
-						return -1;
+						return calls_fail(calls, n);
 					scan_ws(c);
 					o = scan_json(c);
 					if (o == NULL || o->kind != LG_JSON_OBJECT || !scan_lit(c, "```", true) ||
 						!scan_lit(c, DS_CALL_END, true))
 					{
 						lg_json_node_free(o);
-						return -1;
+						return calls_fail(calls, n);
 					}
 					calls[n].name = strndup(c->s + start, (size_t) (nl - (c->s + start)));
 					calls[n].args = o;
 					if (calls[n].name == NULL)
 					{
 						lg_json_node_free(o);
-						return -1;
+						return calls_fail(calls, n);
 					}
 					n++;
 					continue;
@@ -860,26 +874,26 @@ scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
 					const char *args_key = f == LG_CHAT_MISTRAL ? "arguments" : "parameters";
 
 					if (f == LG_CHAT_COMMAND_R && !scan_lit(c, "```json", true))
-						return -1;
+						return calls_fail(calls, n);
 					scan_ws(c);
 					o = scan_json(c);
 					if (o == NULL || o->kind != LG_JSON_ARRAY || o->n == 0 || o->n > (size_t) max)
 					{
 						lg_json_node_free(o);
-						return -1;
+						return calls_fail(calls, n);
 					}
 					for (size_t i = 0; i < o->n; i++)
 					{
 						if (!call_from_object(o->items[i], name_key, args_key, &calls[n]))
 						{
 							lg_json_node_free(o);
-							return -1;
+							return calls_fail(calls, n);
 						}
 						n++;
 					}
 					lg_json_node_free(o);
 					if (f == LG_CHAT_COMMAND_R && !scan_lit(c, "```", true))
-						return -1;
+						return calls_fail(calls, n);
 					return n;
 				}
 			case LG_CHAT_LLAMA3:
@@ -888,7 +902,7 @@ scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
 				o = scan_json(c);
 				ok = o && call_from_object(o, "name", "parameters", &calls[n]);
 				lg_json_node_free(o);
-				return ok ? 1 : -1;
+				return ok ? 1 : calls_fail(calls, n);
 			case LG_CHAT_GENERIC:
 			default:
 				{
@@ -900,7 +914,7 @@ scan_calls(lg_chat_format f, chat_scan *c, chat_call *calls, int max)
 					tc = lg_json_get(o, "tool_call");
 					ok = tc && call_from_object(tc, "name", "arguments", &calls[n]);
 					lg_json_node_free(o);
-					return ok ? 1 : -1;
+					return ok ? 1 : calls_fail(calls, n);
 				}
 		}
 	}
