@@ -192,6 +192,7 @@ def main():
         prompts = ["Write a JSON object about item %d:" % i for i in range(a.batch)]
         serve_rate(conn, model, {1: dict(base, prompt="warm up", max_tokens=8)})
         results = {}
+        lengths = {}
         # alternate the two, --reps times, and keep each one's best: a shared machine's noise
         # (other processes) only ever slows a run down
         for rep in range(a.reps):
@@ -201,6 +202,7 @@ def main():
                                                         for i in range(a.batch)})
                 best = results.get(label, (0, 0))
                 results[label] = (max(best[0], single), max(best[1], batched))
+                lengths[label] = statistics.mean(int(f["n_gen"]) for _, _, f in out.values())
                 if extra:
                     for rid, (text, typ, fields) in out.items():
                         if not text.startswith("{") or '"title"' not in text:
@@ -213,7 +215,7 @@ def main():
     print("(best of %d alternating runs each)" % a.reps)
     print("%-14s %14s %22s" % ("", "single tok/s", "batched x%d tok/s" % a.batch))
     for label, (single, batched) in results.items():
-        print("%-14s %14.1f %22.1f" % (label, single, batched))
+        print("%-14s %14.1f %22.1f   (%.0f tokens per batched request)" % (label, single, batched, lengths[label]))
     u, s = results["unconstrained"], results["json_schema"]
     print("%-14s %13.0f%% %21.0f%%" % ("ratio", 100 * s[0] / u[0], 100 * s[1] / u[1]))
 
