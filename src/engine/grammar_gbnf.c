@@ -445,7 +445,8 @@ finish_class(parser *p, bool negated)
 	lg_gclass  *c;
 	uint32_t	n = 0;
 
-	qsort(p->tmp, p->n_tmp / 2, 2 * sizeof(uint32_t), cmp_range);
+	if (p->n_tmp > 0)
+		qsort(p->tmp, p->n_tmp / 2, 2 * sizeof(uint32_t), cmp_range);
 	for (uint32_t i = 0; i < p->n_tmp; i += 2)
 	{
 		if (n > 0 && p->tmp[i] <= p->tmp[2 * (n - 1) + 1] + 1)
@@ -483,7 +484,8 @@ finish_class(parser *p, bool negated)
 	c->first = p->n_ranges / 2;
 	c->n = n;
 	c->negated = negated;
-	memcpy(p->ranges + p->n_ranges, p->tmp, 2 * n * sizeof(uint32_t));
+	if (n > 0)
+		memcpy(p->ranges + p->n_ranges, p->tmp, 2 * n * sizeof(uint32_t));
 	p->n_ranges += 2 * n;
 	for (uint32_t cp = 0; cp < 128; cp++)
 	{
