@@ -807,10 +807,8 @@ parse_rules(parser *p)
 		skip_space(p, true);
 		if (!parse_alternatives(p, r, r, false, 0))
 			return false;
-		if (peek(p) == '\r')
-			p->pos++;
-		if (peek(p) == '\n')
-			p->pos++;
+		if (peek(p) == '\r' || peek(p) == '\n')
+			p->pos++;			/* skip_space below takes the \n of a \r\n */
 		else if (peek(p) != -1)
 		{
 			int			c = peek(p);

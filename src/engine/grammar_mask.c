@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LG_GCACHE_MAX_BYTES ((size_t) 256 << 20)	/* per (grammar, vocabulary) */
+#define LG_GCACHE_MAX_BYTES ((size_t) 64 << 20)	/* per (grammar, vocabulary) */
 #define SEG_MAX 64				/* frames in a segment at most */
 /*
  * When a segment holds a repetition whose count matters (a finite maximum,
