@@ -1058,7 +1058,7 @@ nomem:
 }
 
 lg_grammar *
-lg_grammar_parse(const char *gbnf, size_t len, lg_error *err)
+lg_grammar_compile(const char *gbnf, size_t len, lg_error *err)
 {
 	parser		p;
 	lg_grammar *g = NULL;
@@ -1127,7 +1127,7 @@ done:
 }
 
 void
-lg_grammar_free(lg_grammar *g)
+lg_grammar_destroy(lg_grammar *g)
 {
 	if (g == NULL)
 		return;
@@ -1139,6 +1139,7 @@ lg_grammar_free(lg_grammar *g)
 	free(g->classes);
 	free(g->ranges);
 	free(g->names);
+	free(g->src);
 	free(g);
 }
 

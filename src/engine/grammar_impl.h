@@ -83,6 +83,14 @@ struct lg_grammar
 	/* Token-split caches, one per grammar vocabulary used with this grammar. */
 	pthread_mutex_t cache_lock;
 	lg_gcache  *caches;
+
+	/* Sharing by text (grammar_registry.c), under the registry's lock. */
+	char	   *src;
+	size_t		src_len;
+	uint64_t	src_hash;
+	uint32_t	refs;			/* lg_grammar_parse results not yet freed */
+	lg_grammar *reg_prev;		/* most recently used first */
+	lg_grammar *reg_next;
 };
 
 typedef struct lg_gframe
@@ -192,7 +200,12 @@ bool		lg_gclass_match(const lg_grammar *g, uint32_t cls, uint32_t cp);
 lg_gstate  *lg_gstate_run_bytes(const lg_grammar *g, const lg_gstate *s, const char *p, size_t n,
 								lg_gstate *a, lg_gstate *b);
 
+/* grammar_gbnf.c: parse into a new grammar; free one */
+lg_grammar *lg_grammar_compile(const char *gbnf, size_t len, lg_error *err);
+void		lg_grammar_destroy(lg_grammar *g);
+
 /* grammar_mask.c */
 void		lg_gcache_free_all(lg_grammar *g);
+size_t		lg_gcache_bytes(lg_grammar *g);	/* memory its caches hold */
 
 #endif							/* LG_GRAMMAR_IMPL_H */

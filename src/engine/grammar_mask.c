@@ -373,6 +373,18 @@ lg_gcache_free_all(lg_grammar *g)
 	g->caches = NULL;
 }
 
+size_t
+lg_gcache_bytes(lg_grammar *g)
+{
+	size_t		n = 0;
+
+	pthread_mutex_lock(&g->cache_lock);
+	for (lg_gcache *c = g->caches; c != NULL; c = c->next)
+		n += c->bytes;
+	pthread_mutex_unlock(&g->cache_lock);
+	return n;
+}
+
 /* Free an entry that was not inserted. */
 static void
 entry_free(gentry *e)
@@ -792,9 +804,18 @@ lg_grammar_matcher_cache_stats(const lg_grammar_matcher *m, lg_grammar_cache_sta
 	lg_gcache  *c = m->cache;
 
 	memset(st, 0, sizeof(*st));
-	if (c == NULL)
+	st->recent_hits = m->recent_hits;
+	if (m->gv == NULL)
 		return;
 	pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
+	/* a matcher that has not made a mask yet has not looked its cache up */
+	for (c = m->g->caches; c != NULL && c->vocab_id != m->gv->id; c = c->next)
+		;
+	if (c == NULL)
+	{
+		pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+		return;
+	}
 	st->entries = c->n_entries;
 	st->bytes = c->bytes;
 	st->hits = c->hits;
@@ -802,5 +823,4 @@ lg_grammar_matcher_cache_stats(const lg_grammar_matcher *m, lg_grammar_cache_sta
 	st->uncertain_checks = c->unc_checks;
 	st->slow_fills = c->slow_fills;
 	pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
-	st->recent_hits = m->recent_hits;
 }

@@ -763,6 +763,53 @@ test_shared_cache_threads(void **state)
 	free(src);
 }
 
+/* Parsing the same text again shares the grammar and its warm caches; idle ones are bounded. */
+static void
+test_registry(void **state)
+{
+	const char *text = "root ::= \"{\" [a-z]* \"}\"";
+	lg_grammar *a,
+			   *b;
+	lg_grammar_matcher *m;
+	lg_grammar_cache_stats st;
+	uint64_t	mask[500];
+
+	(void) state;
+	if (!load_vocab())
+		skip();
+	lg_grammar_drop_idle();
+	a = parse_ok(text);
+	b = parse_ok(text);
+	assert_ptr_equal(a, b);
+	m = lg_grammar_matcher_new(a, gvocab, NULL);
+	lg_grammar_matcher_fill_mask(m, mask);
+	lg_grammar_matcher_free(m);
+	lg_grammar_free(a);
+	lg_grammar_free(b);
+	/* unreferenced but kept: the next parse finds the cache built above */
+	a = parse_ok(text);
+	m = lg_grammar_matcher_new(a, gvocab, NULL);
+	lg_grammar_matcher_cache_stats(m, &st);
+	assert_true(st.entries > 0);
+	lg_grammar_matcher_free(m);
+	lg_grammar_free(a);
+	/* more idle grammars than kept: the oldest goes */
+	for (int i = 0; i < LG_GRAMMAR_KEEP_IDLE + 2; i++)
+	{
+		char		other[64];
+
+		snprintf(other, sizeof(other), "root ::= \"%d\"", i);
+		lg_grammar_free(parse_ok(other));
+	}
+	a = parse_ok(text);
+	m = lg_grammar_matcher_new(a, gvocab, NULL);
+	lg_grammar_matcher_cache_stats(m, &st);
+	assert_int_equal(st.entries, 0);
+	lg_grammar_matcher_free(m);
+	lg_grammar_free(a);
+	lg_grammar_drop_idle();
+}
+
 /* accept_token: out-of-range ids and tokens with no bytes are refused, state unchanged. */
 static void
 test_accept_token_edges(void **state)
@@ -794,6 +841,7 @@ static int
 teardown_all(void **state)
 {
 	(void) state;
+	lg_grammar_drop_idle();
 	lg_grammar_vocab_free(gvocab);
 	lg_vocab_free(vocab);
 	gvocab = NULL;
@@ -819,6 +867,7 @@ main(void)
 		cmocka_unit_test(test_mask_equals_bruteforce),
 		cmocka_unit_test(test_mask_schema_like),
 		cmocka_unit_test(test_shared_cache_threads),
+		cmocka_unit_test(test_registry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown_all);
