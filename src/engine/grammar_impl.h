@@ -113,6 +113,7 @@ typedef struct lg_gstate
 	int8_t		partial_left;	/* continuation bytes still expected (0: none) */
 	int8_t		partial_total;	/* length of the partial character's whole sequence */
 	bool		escaped;		/* escape mode: a stack ran past its bottom */
+	uint32_t	expand_left;	/* expansion steps left while building it (LG_GRAMMAR_MAX_EXPAND) */
 	bool		overflow;		/* a limit was hit while building it */
 	/* dedup table: stack indices + 1, 0 = empty slot */
 	uint32_t   *hash_slots;
@@ -183,9 +184,6 @@ bool		lg_gstate_copy(lg_gstate *dst, const lg_gstate *src);
 bool		lg_gstate_push_stack(lg_gstate *s, const lg_gframe *f, uint32_t n);
 /* Stacks of the start: the root rule expanded. */
 bool		lg_gstate_start(const lg_grammar *g, lg_gstate *s);
-/* Expand one stack given bottom first (its top frame's pos may be any element) into out. */
-void		lg_gstate_expand_stack(const lg_grammar *g, lg_gstate *out, const lg_gframe *frames,
-								   uint32_t n, bool escape_mode);
 /* Consume one byte: out = in after b.  escape_mode: running past a stack's bottom sets out->escaped. */
 void		lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b,
 								lg_gstate *out, bool escape_mode);

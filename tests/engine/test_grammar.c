@@ -437,6 +437,26 @@ test_runtime_limits(void **state)
 	free(s);
 	lg_grammar_free(g);
 
+	/* nested repetitions of a nullable body branch exponentially: refused within a bound */
+	{
+		char		src[256];
+		lg_error	err;
+		lg_grammar_matcher *m;
+
+		snprintf(src, sizeof(src), "root ::= (\"a\"?)%.*s \"b\"", 60,
+				 "++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
+		g = parse_ok(src);
+		m = lg_grammar_matcher_new(g, NULL, &err);
+		if (m == NULL)
+			assert_int_equal(err.status, LG_ERR_RANGE);
+		else
+		{
+			assert_false(lg_grammar_matcher_accept_bytes(m, "aab", 3));
+			lg_grammar_matcher_free(m);
+		}
+		lg_grammar_free(g);
+	}
+
 	/* exponentially many derivations, few distinct stacks */
 	g = parse_ok("root ::= (\"a\" | \"a\" | [a-c])* \"b\"");
 	s = malloc(2001);
