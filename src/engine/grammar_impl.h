@@ -141,6 +141,8 @@ struct lg_grammar_vocab
 	uint32_t   *piece_off;		/* token t's bytes: pieces[piece_off[t] .. piece_off[t + 1]) */
 	char	   *pieces;
 	bool	   *is_eog;
+	int32_t    *eog;			/* the end-of-generation tokens */
+	uint32_t	n_eog;
 	uint32_t	max_len;		/* longest piece in bytes */
 	lg_gtrie_node *nodes;		/* node 0 is the root */
 	uint32_t	n_nodes;

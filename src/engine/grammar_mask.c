@@ -326,9 +326,8 @@ set_eog(const lg_grammar_matcher *m, uint64_t *mask)
 {
 	if (!lg_gstate_complete(&m->state))
 		return;
-	for (int32_t t = 0; t < m->gv->n_tokens; t++)
-		if (m->gv->is_eog[t])
-			mask[t >> 6] |= 1ULL << (t & 63);
+	for (uint32_t i = 0; i < m->gv->n_eog; i++)
+		mask[m->gv->eog[i] >> 6] |= 1ULL << (m->gv->eog[i] & 63);
 }
 
 void
