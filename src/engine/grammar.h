@@ -31,6 +31,7 @@
 /* Runtime limits: a step exceeding one is refused (the text is rejected). */
 #define LG_GRAMMAR_MAX_DEPTH  1024			/* frames on one stack */
 #define LG_GRAMMAR_MAX_STACKS 16384			/* stacks alive at once (ambiguity) */
+#define LG_GRAMMAR_MAX_EXPAND 200000		/* expansion steps for one byte (nested nullable repetitions) */
 
 typedef struct lg_grammar lg_grammar;	/* immutable after parse; shared read-only by threads */
 
@@ -38,9 +39,21 @@ typedef struct lg_grammar lg_grammar;	/* immutable after parse; shared read-only
  * GBNF as llama.cpp's grammars/README.md defines it; start rule "root".
  * Errors: LG_ERR_FORMAT, message "line L, column C: ..." (undefined rule
  * names it, etc.).
+ *
+ * Grammars are shared by text: parsing a text that a live or recently freed
+ * grammar has returns that grammar again (reference counted), with the
+ * token-mask caches it has built, so requests that repeat a schema start
+ * warm.  lg_grammar_free releases one reference; up to
+ * LG_GRAMMAR_KEEP_IDLE unreferenced grammars (LG_GRAMMAR_KEEP_BYTES of
+ * caches in all) stay for reuse, least recently used dropped first.
  */
 lg_grammar *lg_grammar_parse(const char *gbnf, size_t len, lg_error *err);
 void		lg_grammar_free(lg_grammar *g);
+/* Drop every unreferenced grammar kept for reuse (tests, benchmarks of cold caches). */
+void		lg_grammar_drop_idle(void);
+
+#define LG_GRAMMAR_KEEP_IDLE  16
+#define LG_GRAMMAR_KEEP_BYTES ((size_t) 256 << 20)
 /* Number of rules (named and generated) and elements, for diagnostics. */
 void		lg_grammar_size(const lg_grammar *g, size_t *n_rules, size_t *n_elems);
 

@@ -83,6 +83,14 @@ struct lg_grammar
 	/* Token-split caches, one per grammar vocabulary used with this grammar. */
 	pthread_mutex_t cache_lock;
 	lg_gcache  *caches;
+
+	/* Sharing by text (grammar_registry.c), under the registry's lock. */
+	char	   *src;
+	size_t		src_len;
+	uint64_t	src_hash;
+	uint32_t	refs;			/* lg_grammar_parse results not yet freed */
+	lg_grammar *reg_prev;		/* most recently used first */
+	lg_grammar *reg_next;
 };
 
 typedef struct lg_gframe
@@ -105,6 +113,7 @@ typedef struct lg_gstate
 	int8_t		partial_left;	/* continuation bytes still expected (0: none) */
 	int8_t		partial_total;	/* length of the partial character's whole sequence */
 	bool		escaped;		/* escape mode: a stack ran past its bottom */
+	uint32_t	expand_left;	/* expansion steps left while building it (LG_GRAMMAR_MAX_EXPAND) */
 	bool		overflow;		/* a limit was hit while building it */
 	/* dedup table: stack indices + 1, 0 = empty slot */
 	uint32_t   *hash_slots;
@@ -132,6 +141,8 @@ struct lg_grammar_vocab
 	uint32_t   *piece_off;		/* token t's bytes: pieces[piece_off[t] .. piece_off[t + 1]) */
 	char	   *pieces;
 	bool	   *is_eog;
+	int32_t    *eog;			/* the end-of-generation tokens */
+	uint32_t	n_eog;
 	uint32_t	max_len;		/* longest piece in bytes */
 	lg_gtrie_node *nodes;		/* node 0 is the root */
 	uint32_t	n_nodes;
@@ -175,9 +186,6 @@ bool		lg_gstate_copy(lg_gstate *dst, const lg_gstate *src);
 bool		lg_gstate_push_stack(lg_gstate *s, const lg_gframe *f, uint32_t n);
 /* Stacks of the start: the root rule expanded. */
 bool		lg_gstate_start(const lg_grammar *g, lg_gstate *s);
-/* Expand one stack given bottom first (its top frame's pos may be any element) into out. */
-void		lg_gstate_expand_stack(const lg_grammar *g, lg_gstate *out, const lg_gframe *frames,
-								   uint32_t n, bool escape_mode);
 /* Consume one byte: out = in after b.  escape_mode: running past a stack's bottom sets out->escaped. */
 void		lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b,
 								lg_gstate *out, bool escape_mode);
@@ -192,7 +200,12 @@ bool		lg_gclass_match(const lg_grammar *g, uint32_t cls, uint32_t cp);
 lg_gstate  *lg_gstate_run_bytes(const lg_grammar *g, const lg_gstate *s, const char *p, size_t n,
 								lg_gstate *a, lg_gstate *b);
 
+/* grammar_gbnf.c: parse into a new grammar; free one */
+lg_grammar *lg_grammar_compile(const char *gbnf, size_t len, lg_error *err);
+void		lg_grammar_destroy(lg_grammar *g);
+
 /* grammar_mask.c */
 void		lg_gcache_free_all(lg_grammar *g);
+size_t		lg_gcache_bytes(lg_grammar *g);	/* memory its caches hold */
 
 #endif							/* LG_GRAMMAR_IMPL_H */

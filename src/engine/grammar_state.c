@@ -36,6 +36,7 @@ void
 lg_gstate_init(lg_gstate *s)
 {
 	memset(s, 0, sizeof(*s));
+	s->expand_left = LG_GRAMMAR_MAX_EXPAND;
 }
 
 void
@@ -73,6 +74,7 @@ lg_gstate_clear(lg_gstate *s)
 	s->partial_total = 0;
 	s->escaped = false;
 	s->overflow = false;
+	s->expand_left = LG_GRAMMAR_MAX_EXPAND;
 }
 
 /* Hash of a stack's frames. */
@@ -200,6 +202,7 @@ lg_gstate_copy(lg_gstate *dst, const lg_gstate *src)
 	dst->partial_left = src->partial_left;
 	dst->partial_total = src->partial_total;
 	dst->escaped = src->escaped;
+	dst->overflow = src->overflow;
 	return true;
 }
 
@@ -271,6 +274,13 @@ expand(expand_ctx *x, uint32_t n, uint32_t lo)
 
 	if (x->out->overflow)
 		return;
+	if (x->out->expand_left == 0)
+	{
+		/* nested repetitions of nullable bodies can branch exponentially: a limit, not a hang */
+		x->out->overflow = true;
+		return;
+	}
+	x->out->expand_left--;
 	if (n == 0)
 	{
 		if (x->escape_mode)
@@ -387,13 +397,6 @@ expand_copy(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n,
 	x.w = out->work;
 	x.escape_mode = escape_mode;
 	expand(&x, n, lo);
-}
-
-void
-lg_gstate_expand_stack(const lg_grammar *g, lg_gstate *out, const lg_gframe *frames, uint32_t n,
-					   bool escape_mode)
-{
-	expand_copy(g, out, frames, n, n > 0 ? n - 1 : 0, escape_mode);
 }
 
 bool

@@ -166,6 +166,14 @@ lg_grammar_vocab_new(const lg_vocab *v, lg_error *err)
 			gv->order[n_sorted++] = t;
 	}
 	gv->piece_off[n] = (uint32_t) len;
+	for (int32_t t = 0; t < n; t++)
+		gv->n_eog += gv->is_eog[t];
+	if ((gv->eog = malloc(((size_t) gv->n_eog + 1) * sizeof(int32_t))) == NULL)
+		goto nomem;
+	gv->n_eog = 0;
+	for (int32_t t = 0; t < n; t++)
+		if (gv->is_eog[t])
+			gv->eog[gv->n_eog++] = t;
 	sort_gv = gv;
 	qsort(gv->order, n_sorted, sizeof(int32_t), cmp_piece);
 	sort_gv = NULL;
@@ -189,6 +197,7 @@ lg_grammar_vocab_free(lg_grammar_vocab *gv)
 	free(gv->piece_off);
 	free(gv->pieces);
 	free(gv->is_eog);
+	free(gv->eog);
 	free(gv->nodes);
 	free(gv->order);
 	free(gv);

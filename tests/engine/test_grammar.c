@@ -7,6 +7,7 @@
  */
 #include "test_util.h"
 
+#include <dirent.h>
 #include <pthread.h>
 
 #include "gguf.h"
@@ -145,38 +146,49 @@ test_fixture_grammars(void **state)
 	}
 }
 
-/* The rest of the fixture directory: every *.gbnf there parses (new fixtures are covered). */
+/* Every *.gbnf in the fixture directory parses and can start (new fixtures are covered too). */
 static void
 test_all_fixture_files_parse(void **state)
 {
-	static const char *names[] = {"arithmetic", "c", "chess", "english", "japanese", "json", "json_arr", "list"};
 	char		path[4096];
-	char		rel[512];
+	char		dir[4096];
+	DIR		   *d;
+	struct dirent *de;
+	int			n = 0;
 
 	(void) state;
 	if (lg_test_fixture(path, "fixtures/gbnf/json.gbnf") == NULL)
 		skip();
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	snprintf(dir, sizeof(dir), "%.*s", (int) (strrchr(path, '/') - path), path);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
 	{
-		size_t		len;
+		size_t		len = strlen(de->d_name);
+		char		file[8192];
 		char	   *src;
 		lg_error	err;
 		lg_grammar *g;
 		lg_grammar_matcher *m;
 
-		snprintf(rel, sizeof(rel), "fixtures/gbnf/%s.gbnf", names[i]);
-		assert_non_null(lg_test_fixture(path, rel));
-		src = slurp(path, &len);
+		if (len < 6 || strcmp(de->d_name + len - 5, ".gbnf") != 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", dir, de->d_name);
+		src = slurp(file, &len);
+		assert_non_null(src);
 		g = lg_grammar_parse(src, len, &err);
 		if (g == NULL)
-			fail_msg("%s: %s", names[i], err.msg);
+			fail_msg("%s: %s", de->d_name, err.msg);
 		m = lg_grammar_matcher_new(g, NULL, &err);
 		assert_non_null(m);
 		assert_true(lg_grammar_matcher_can_continue(m));
 		lg_grammar_matcher_free(m);
 		lg_grammar_free(g);
 		free(src);
+		n++;
 	}
+	closedir(d);
+	assert_true(n >= 8);
 }
 
 typedef struct error_case
@@ -276,6 +288,14 @@ test_syntax(void **state)
 	expect(g, "hi\t\"\\\n[]\xe2\x82\xac\xc3\xa9", COMPLETE);	/* . takes U+20AC, class takes é */
 	expect(g, "hi\t\"\\\n[]!D", REJECTED);
 	expect(g, "x", PREFIX);
+	lg_grammar_free(g);
+
+	/* CR LF and lone CR line ends, [^] (anything) */
+	g = parse_ok("root ::= a\r\n  | b\ra ::= [^]\r\nb ::= \"b\" \"c\"\r\n");
+	expect(g, "\xe2\x82\xac", COMPLETE);
+	expect(g, "bc", COMPLETE);
+	expect(g, "b", COMPLETE);	/* [^] takes it too */
+	expect(g, "bcd", REJECTED);
 	lg_grammar_free(g);
 
 	/* an empty alternative and the empty literal */
@@ -428,6 +448,32 @@ test_runtime_limits(void **state)
 	assert_int_equal(feed(g, s, n), REJECTED);
 	free(s);
 	lg_grammar_free(g);
+
+	/* 200 nested repetitions of a nullable body: each byte's expansion work is bounded */
+	{
+		char		src[512];
+		lg_error	err;
+		lg_grammar_matcher *m;
+		bool		ok;
+
+		snprintf(src, sizeof(src), "root ::= (\"c\"? \"d\"?){3,5}%.*s \"e\"", 200,
+				 "++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++"
+				 "++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
+		g = parse_ok(src);
+		m = lg_grammar_matcher_new(g, NULL, &err);
+		if (m == NULL)
+			assert_int_equal(err.status, LG_ERR_RANGE);
+		else
+		{
+			/* within the limits the answer is right; past them the text is refused */
+			ok = lg_grammar_matcher_accept_bytes(m, "cdcdcdcdcde", 11);
+			if (ok)
+				assert_true(lg_grammar_matcher_is_complete(m));
+			assert_false(lg_grammar_matcher_accept_bytes(m, "x", 1));
+			lg_grammar_matcher_free(m);
+		}
+		lg_grammar_free(g);
+	}
 
 	/* exponentially many derivations, few distinct stacks */
 	g = parse_ok("root ::= (\"a\" | \"a\" | [a-c])* \"b\"");
@@ -755,6 +801,53 @@ test_shared_cache_threads(void **state)
 	free(src);
 }
 
+/* Parsing the same text again shares the grammar and its warm caches; idle ones are bounded. */
+static void
+test_registry(void **state)
+{
+	const char *text = "root ::= \"{\" [a-z]* \"}\"";
+	lg_grammar *a,
+			   *b;
+	lg_grammar_matcher *m;
+	lg_grammar_cache_stats st;
+	uint64_t	mask[500];
+
+	(void) state;
+	if (!load_vocab())
+		skip();
+	lg_grammar_drop_idle();
+	a = parse_ok(text);
+	b = parse_ok(text);
+	assert_ptr_equal(a, b);
+	m = lg_grammar_matcher_new(a, gvocab, NULL);
+	lg_grammar_matcher_fill_mask(m, mask);
+	lg_grammar_matcher_free(m);
+	lg_grammar_free(a);
+	lg_grammar_free(b);
+	/* unreferenced but kept: the next parse finds the cache built above */
+	a = parse_ok(text);
+	m = lg_grammar_matcher_new(a, gvocab, NULL);
+	lg_grammar_matcher_cache_stats(m, &st);
+	assert_true(st.entries > 0);
+	lg_grammar_matcher_free(m);
+	lg_grammar_free(a);
+	/* more idle grammars than kept: the oldest goes */
+	for (int i = 0; i < LG_GRAMMAR_KEEP_IDLE + 2; i++)
+	{
+		char		other[64];
+
+		snprintf(other, sizeof(other), "root ::= \"%d\"", i);
+		lg_grammar_free(parse_ok(other));
+	}
+	a = parse_ok(text);
+	m = lg_grammar_matcher_new(a, gvocab, NULL);
+	lg_grammar_matcher_cache_stats(m, &st);
+	assert_int_equal(st.entries, 0);
+	lg_grammar_matcher_free(m);
+	lg_grammar_free(a);
+	lg_grammar_drop_idle();
+}
+
 /* accept_token: out-of-range ids and tokens with no bytes are refused, state unchanged. */
 static void
 test_accept_token_edges(void **state)
@@ -786,6 +879,7 @@ static int
 teardown_all(void **state)
 {
 	(void) state;
+	lg_grammar_drop_idle();
 	lg_grammar_vocab_free(gvocab);
 	lg_vocab_free(vocab);
 	gvocab = NULL;
@@ -811,6 +905,7 @@ main(void)
 		cmocka_unit_test(test_mask_equals_bruteforce),
 		cmocka_unit_test(test_mask_schema_like),
 		cmocka_unit_test(test_shared_cache_threads),
+		cmocka_unit_test(test_registry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown_all);
