@@ -651,6 +651,10 @@ cmd_grammar(int argc, char **argv)
 		return grammar_check(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "bench") == 0)
 		return grammar_bench(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "gbnf") == 0)
+		return grammar_gbnf(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "schema-batch") == 0)
+		return grammar_schema_batch(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--help") == 0)
 	{
 		printf("usage: llamagpu grammar check|bench --gbnf FILE ... (llamagpu grammar check --help)\n");

@@ -195,16 +195,6 @@ js_prim(js_ctx *c, unsigned p)
 	int			i = __builtin_ctz(p);
 
 	c->prims |= p;
-	if (p == JS_P_VALUE)
-		c->prims |= JS_P_OBJECT | JS_P_ARRAY | JS_P_STRING | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
-	if (p & (JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY))
-		c->prims |= JS_P_STRING | JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
-	if (p == JS_P_STRING)
-		c->prims |= JS_P_CHAR;
-	if (p == JS_P_NUMBER || p == JS_P_INTEGER)
-		c->prims |= JS_P_DIGITS;
-	if ((c->prims & (JS_P_OBJECT | JS_P_ARRAY)) && !c->compact)
-		c->prims |= JS_P_WS;
 	snprintf(buf[i], sizeof(buf[i]), "%s%s", c->prefix, js_prim_names[i]);
 	return buf[i];
 }
@@ -230,8 +220,18 @@ js_emit_prims(js_ctx *c, lg_buf *out)
 	unsigned	u = c->prims;
 	bool		ok = true;
 
+	/* the primitives the used ones refer to */
+	if (u & (JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY))
+		u |= JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY | JS_P_STRING | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
+	if (u & JS_P_STRING)
+		u |= JS_P_CHAR;
+	if (u & JS_P_NUMBER)
+		u |= JS_P_DIGITS;
+	if (c->compact)
+		u &= ~JS_P_WS;
+	else if (u & (JS_P_OBJECT | JS_P_ARRAY))
+		u |= JS_P_WS;
 	snprintf(w, sizeof(w), "%s", c->compact ? "" : js_ws(c));
-	u = c->prims;
 
 	/*
 	 * Whitespace: none, one space, or one newline and up to 40 spaces or
@@ -815,29 +815,38 @@ js_oneof_disjoint(js_ctx *c, const lg_json_node **br, size_t n, const char *path
 					continue;
 				if (common == JS_T_OBJ)
 				{
-					lg_json_node *props = js_node_new(c, LG_JSON_OBJECT, 1);
+					lg_json_node *props;
 					lg_json_node *forbid;
 					const lg_json_node *parts[2];
 					size_t		victim;
 
-					if ((k = js_distinct_required(a, b)) != NULL)
-						victim = i;
-					else if ((k = js_distinct_required(b, a)) != NULL)
-						victim = j;
-					else
+					/*
+					 * Each side must lack a name the other requires: then an
+					 * output of either fails the other's "required".
+					 */
+					const char *kj = js_distinct_required(a, b);	/* forbidden in i */
+					const char *ki = js_distinct_required(b, a);	/* forbidden in j */
+
+					if (kj == NULL || ki == NULL)
 						goto overlap;
-					if (props == NULL || (forbid = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
-						return false;
-					props->keys[0] = (char *) k;
-					props->key_lens[0] = strlen(k);
-					props->items[0] = (lg_json_node *) &js_false_node;
-					forbid->keys[0] = (char *) "properties";
-					forbid->key_lens[0] = 10;
-					forbid->items[0] = props;
-					parts[0] = br[victim];
-					parts[1] = forbid;
-					if ((br[victim] = js_merge(c, parts, 2, path)) == NULL)
-						return false;
+					for (int side = 0; side < 2; side++)
+					{
+						victim = side == 0 ? i : j;
+						k = side == 0 ? kj : ki;
+						props = js_node_new(c, LG_JSON_OBJECT, 1);
+						if (props == NULL || (forbid = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
+							return false;
+						props->keys[0] = (char *) k;
+						props->key_lens[0] = strlen(k);
+						props->items[0] = (lg_json_node *) &js_false_node;
+						forbid->keys[0] = (char *) "properties";
+						forbid->key_lens[0] = 10;
+						forbid->items[0] = props;
+						parts[0] = br[victim];
+						parts[1] = forbid;
+						if ((br[victim] = js_merge(c, parts, 2, path)) == NULL)
+							return false;
+					}
 					continue;
 				}
 			}
