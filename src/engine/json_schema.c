@@ -359,7 +359,7 @@ static bool
 js_check_unsupported(js_ctx *c, const lg_json_node *s, const char *path)
 {
 	static const char *const never[] = {
-		"not", "dependentSchemas", "contains", "propertyNames", "unevaluatedProperties",
+		"not", "contains", "propertyNames", "unevaluatedProperties",
 		"unevaluatedItems", "$recursiveRef", "$dynamicRef", NULL
 	};
 
@@ -379,8 +379,6 @@ js_check_unsupported(js_ctx *c, const lg_json_node *s, const char *path)
 		}
 		if (strcmp(k, "if") == 0 && (lg_json_get(s, "then") || lg_json_get(s, "else")) && !js_trivial(v))
 			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"if\" at %s", path);
-		if (strcmp(k, "dependentRequired") == 0 && v->kind == LG_JSON_OBJECT && v->n > 0)
-			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"%s\" at %s", k, path);
 		if (strcmp(k, "uniqueItems") == 0 && v->kind == LG_JSON_BOOL && v->boolean)
 		{
 			const lg_json_node *mx = lg_json_get(s, "maxItems");
@@ -660,6 +658,8 @@ js_deref(js_ctx *c, const lg_json_node *s, const char *path)
 
 /* ---- combinators ---- */
 
+static bool js_obviously_empty(const lg_json_node *s);
+
 /* True when the schema has validation keywords other than those in skip. */
 static bool
 js_has_constraints(const lg_json_node *s, const char *skip)
@@ -917,8 +917,8 @@ js_alternatives(js_ctx *c, const lg_json_node *s, const char *kw, const char *pa
 		char	   *bp = js_path_i(path, kw, i);
 		const char *name;
 
-		/* a branch that accepts nothing (false) is left out, not an error */
-		if (br[i]->kind == LG_JSON_BOOL && !br[i]->boolean)
+		/* a branch that accepts nothing is left out, not an error */
+		if (js_obviously_empty(br[i]))
 		{
 			free(bp);
 			continue;
@@ -1043,6 +1043,137 @@ js_typed_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	return ok;
 }
 
+/* True when an object schema plainly accepts nothing: a required name whose schema is false. */
+static bool
+js_obviously_empty(const lg_json_node *s)
+{
+	const lg_json_node *props, *req;
+
+	if (s->kind == LG_JSON_BOOL)
+		return !s->boolean;
+	if (s->kind != LG_JSON_OBJECT)
+		return false;
+	props = lg_json_get(s, "properties");
+	req = js_required(s);
+	for (size_t i = 0; props && props->kind == LG_JSON_OBJECT && i < props->n; i++)
+		if (props->items[i]->kind == LG_JSON_BOOL && !props->items[i]->boolean && js_req_has(req, props->keys[i]))
+			return true;
+	return false;
+}
+
+#define JS_MAX_DEPS 6			/* dependencies turned into alternatives; more stay in js_object_expr */
+
+/*
+ * dependencies / dependentRequired / dependentSchemas: "if a is present,
+ * then B" is anyOf [a absent, B holds (with a present)].  A required
+ * trigger makes B unconditional; B already required is no constraint.
+ * The alternatives of several dependencies multiply (allOf of anyOfs);
+ * beyond JS_MAX_DEPS js_object_expr's cruder rule (never write the
+ * trigger) applies.  Returns s itself when there is nothing to rewrite.
+ */
+static const lg_json_node *
+js_rewrite_deps(js_ctx *c, const lg_json_node *s, const char *path)
+{
+	static const char *const kws[] = {"dependencies", "dependentRequired", "dependentSchemas"};
+	const lg_json_node *req = js_required(s);
+	const lg_json_node *alts[JS_MAX_DEPS];
+	const lg_json_node *uncond[3 * JS_MAX_DEPS + 1];
+	size_t		na = 0, nu = 0, total = 0;
+
+	for (int k = 0; k < 3; k++)
+	{
+		const lg_json_node *d = lg_json_get(s, kws[k]);
+
+		for (size_t i = 0; d && d->kind == LG_JSON_OBJECT && i < d->n; i++)
+			total++;
+	}
+	if (total > JS_MAX_DEPS && (lg_json_get(s, "dependentRequired") || lg_json_get(s, "dependentSchemas")))
+		return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"dependentRequired\" at %s: more than %d dependencies", path, JS_MAX_DEPS), NULL;
+	if (total == 0 || total > JS_MAX_DEPS)
+		return s;
+	for (int k = 0; k < 3; k++)
+	{
+		const lg_json_node *d = lg_json_get(s, kws[k]);
+
+		if (d && d->kind != LG_JSON_OBJECT)
+			return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not an object", kws[k], path), NULL;
+		for (size_t i = 0; d && i < d->n; i++)
+		{
+			const lg_json_node *dv = d->items[i];
+			const char *a = d->keys[i];
+			lg_json_node *then;
+
+			if (dv->kind == LG_JSON_ARRAY)
+			{
+				bool		all = true;
+
+				for (size_t j = 0; j < dv->n; j++)
+				{
+					if (dv->items[j]->kind != LG_JSON_STRING)
+						return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s holds a non-string", kws[k], path), NULL;
+					all &= js_req_has(req, dv->items[j]->str);
+				}
+				if (all)
+					continue;
+				if ((then = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
+					return NULL;
+				then->keys[0] = (char *) "required";
+				then->key_lens[0] = 8;
+				then->items[0] = (lg_json_node *) dv;
+			}
+			else if (dv->kind == LG_JSON_OBJECT || dv->kind == LG_JSON_BOOL)
+			{
+				if (js_trivial(dv))
+					continue;
+				then = (lg_json_node *) dv;
+			}
+			else
+				return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s: \"%s\" is not an array or schema", kws[k], path, a), NULL;
+			if (js_req_has(req, a))
+			{
+				uncond[nu++] = then;
+				continue;
+			}
+			{
+				/* {"anyOf": [{"properties": {a: false}}, then]} */
+				lg_json_node *props = js_node_new(c, LG_JSON_OBJECT, 1);
+				lg_json_node *absent = js_node_new(c, LG_JSON_OBJECT, 1);
+				lg_json_node *list = js_node_new(c, LG_JSON_ARRAY, 2);
+				lg_json_node *any = js_node_new(c, LG_JSON_OBJECT, 1);
+
+				if (any == NULL || list == NULL || absent == NULL || props == NULL)
+					return NULL;
+				props->keys[0] = (char *) a;
+				props->key_lens[0] = strlen(a);
+				props->items[0] = (lg_json_node *) &js_false_node;
+				absent->keys[0] = (char *) "properties";
+				absent->key_lens[0] = 10;
+				absent->items[0] = props;
+				list->items[0] = absent;
+				list->items[1] = then;
+				any->keys[0] = (char *) "anyOf";
+				any->key_lens[0] = 5;
+				any->items[0] = list;
+				alts[na++] = any;
+			}
+		}
+	}
+	{
+		const char *drop[3] = {kws[0], kws[1], kws[2]};
+		const lg_json_node *parts[1 + 4 * JS_MAX_DEPS];
+		size_t		np = 0;
+
+		parts[np++] = js_without(c, s, drop, 3);
+		if (parts[0] == NULL)
+			return NULL;
+		for (size_t i = 0; i < nu; i++)
+			parts[np++] = uncond[i];
+		for (size_t i = 0; i < na; i++)
+			parts[np++] = alts[i];
+		return js_merge(c, parts, np, path);
+	}
+}
+
 /* The body of a schema node's rule. */
 static bool
 js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
@@ -1097,6 +1228,19 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		if (name == NULL)
 			return false;
 		return lg_buf_append(out, name, strlen(name)) || js_oom(c);
+	}
+	if (lg_json_get(s, "dependencies") || lg_json_get(s, "dependentRequired") || lg_json_get(s, "dependentSchemas"))
+	{
+		const lg_json_node *r = js_rewrite_deps(c, s, path);
+
+		if (r == NULL)
+			return false;
+		if (r != s)
+		{
+			const char *name = js_visit(c, r, path);
+
+			return name && (lg_buf_append(out, name, strlen(name)) || js_oom(c));
+		}
 	}
 	if (lg_json_get(s, "anyOf"))
 		return js_alternatives(c, s, "anyOf", path, out);
