@@ -461,11 +461,13 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	bool		extra_any;
 	const lg_json_node *extra_schema = NULL;
 	lg_buf		extra;
+	lg_buf		other_key;
 	char		hint[64];
 	const char *last = strrchr(path, '/');
 
 	snprintf(hint, sizeof(hint), "%s", last && last[1] ? last + 1 : "root");
 	lg_buf_init(&extra);
+	lg_buf_init(&other_key);
 	if (props && props->kind != LG_JSON_OBJECT)
 		return js_fail(c, LG_ERR_FORMAT, "\"properties\" at %s is not an object", path);
 	if (req && req->kind != LG_JSON_ARRAY)
@@ -546,8 +548,31 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	 * "not matching this pattern", so with patterns only pattern-named extras
 	 * are written (a subset).
 	 */
-	if (pp && pp->n > 0)
-		extra_any = false;
+	if (pp && pp->n > 0 && extra_any)
+	{
+		/*
+		 * One pattern of a simple form has a complement we can write: other
+		 * names are those it does not match (the declared names must all
+		 * match it, so none is written twice).
+		 */
+		bool		all_match = pp->n == 1;
+
+		for (size_t i = 0; i < n && all_match; i++)
+			all_match = js_pattern_matches(pp->keys[0], items[i].name);
+		lg_buf_init(&other_key);
+		if (all_match)
+		{
+			lg_error	cerr;
+
+			lg_buf_append(&other_key, "\"\\\"\" ", 5);
+			if (lg_regex_complement_gbnf(pp->keys[0], strlen(pp->keys[0]), js_prim(c, JS_P_CHARL), &other_key, &cerr) == LG_OK)
+				lg_buf_append(&other_key, " \"\\\"\"", 5);
+			else
+				lg_buf_free(&other_key);
+		}
+		if (other_key.data == NULL)
+			extra_any = false;
+	}
 	/* each declared name: its schema, with patternProperties and the extra schema applied */
 	for (size_t i = 0; i < n; i++)
 	{
@@ -636,7 +661,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	/* one extra member: other-name : additional schema | pattern-name : pattern schema */
 	if (extra_any)
 	{
-		const char *kr = js_other_key(c, items, n, hint);
+		const char *kr = other_key.data ? js_rule_add(c, "other-key", other_key.data) : js_other_key(c, items, n, hint);
 		const char *vr;
 		char	   *ap_path = js_path(path, "additionalProperties");
 
@@ -768,6 +793,7 @@ done:
 	free(q.done);
 	free(items);
 	lg_buf_free(&extra);
+	lg_buf_free(&other_key);
 	return ok && c->st == LG_OK;
 }
 

@@ -119,6 +119,11 @@ test_objects(void **state)
 	/* patternProperties */
 	check("{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
 		  GOOD("{\"x-a\":1,\"x-\":2}", "{}"), BAD("{\"y\":1}", "{\"x-a\":\"s\"}"));
+	/* other names next to one simple pattern: those it does not match */
+	check("{\"patternProperties\":{\"^[a-z]+$\":{\"type\":\"integer\"}}}",
+		  GOOD("{\"ab\":1,\"Xy\":\"s\",\"\":null}"), BAD("{\"ab\":\"s\"}"));
+	check("{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}}}",
+		  GOOD("{\"x-a\":1,\"y\":\"s\",\"x\":\"t\",\"xy\":[]}"), BAD("{\"x-a\":\"s\"}", "{\"x-\":\"s\"}"));
 	/* min/maxProperties */
 	check("{\"type\":\"object\",\"minProperties\":1,\"maxProperties\":2}",
 		  GOOD("{\"a\":1}", "{\"a\":1,\"b\":2}"), BAD("{}", "{\"a\":1,\"b\":2,\"c\":3}"));
