@@ -261,9 +261,8 @@ schema_batch_line(const char *line, size_t len, const lg_vocab *v, const lg_gram
 			/* the compiler wrote GBNF the parser refuses: a bug of ours */
 			char		msg[LG_ERROR_MSG_LEN];
 
-			snprintf(msg, sizeof(msg), "generated GBNF does not parse: %s", err.msg);
-			snprintf(err.msg, sizeof(err.msg), "%s", msg);
-			st = LG_ERR_INTERNAL;
+			snprintf(msg, sizeof(msg), "%s", err.msg);
+			st = lg_error_set(&err, LG_ERR_INTERNAL, "generated GBNF does not parse: %.400s", msg);
 		}
 	}
 	t2 = schema_now_us();

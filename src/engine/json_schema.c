@@ -354,12 +354,23 @@ js_trivial(const lg_json_node *v)
 	return true;
 }
 
+/* A schema that accepts nothing: false, or the common spelling {"not": {}}. */
+const lg_json_node *
+js_norm(const lg_json_node *s)
+{
+	const lg_json_node *n;
+
+	if (s && s->kind == LG_JSON_OBJECT && (n = lg_json_get(s, "not")) != NULL && js_trivial(n))
+		return &js_false_node;
+	return s;
+}
+
 /* Keywords we recognise but cannot enforce: an error unless trivially satisfied. */
 static bool
 js_check_unsupported(js_ctx *c, const lg_json_node *s, const char *path)
 {
 	static const char *const never[] = {
-		"not", "contains", "propertyNames", "unevaluatedProperties",
+		"contains", "propertyNames", "unevaluatedProperties",
 		"unevaluatedItems", "$recursiveRef", "$dynamicRef", NULL
 	};
 
@@ -1055,8 +1066,10 @@ js_obviously_empty(const lg_json_node *s)
 		return false;
 	props = lg_json_get(s, "properties");
 	req = js_required(s);
+	if (js_norm(s) != s)
+		return true;
 	for (size_t i = 0; props && props->kind == LG_JSON_OBJECT && i < props->n; i++)
-		if (props->items[i]->kind == LG_JSON_BOOL && !props->items[i]->boolean && js_req_has(req, props->keys[i]))
+		if (js_norm(props->items[i])->kind == LG_JSON_BOOL && !js_norm(props->items[i])->boolean && js_req_has(req, props->keys[i]))
 			return true;
 	return false;
 }
@@ -1174,6 +1187,117 @@ js_rewrite_deps(js_ctx *c, const lg_json_node *s, const char *path)
 	}
 }
 
+/* A one-member object {key: v}. */
+static lg_json_node *
+js_obj1(js_ctx *c, const char *key, const lg_json_node *v)
+{
+	lg_json_node *o = js_node_new(c, LG_JSON_OBJECT, 1);
+
+	if (o)
+	{
+		o->keys[0] = (char *) key;
+		o->key_lens[0] = strlen(key);
+		o->items[0] = (lg_json_node *) v;
+	}
+	return o;
+}
+
+/*
+ * "not" as a positive schema, for the forms that have one: not a type
+ * (the other types), not required (one of the names absent), not anyOf
+ * (none of them), not allOf (one of them fails).  Others: unsupported.
+ */
+static const lg_json_node *
+js_not(js_ctx *c, const lg_json_node *n, const char *path, int depth)
+{
+	const char *only = NULL;
+	size_t		nv = 0;
+
+	n = n ? js_deref(c, n, path) : NULL;
+	if (n == NULL || depth > 8)
+		return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at %s", path), NULL;
+	if (n->kind == LG_JSON_BOOL)
+		return n->boolean ? &js_false_node : &js_true_node;
+	if (n->kind != LG_JSON_OBJECT)
+		return js_fail(c, LG_ERR_FORMAT, "\"not\" at %s is not a schema", path), NULL;
+	for (size_t i = 0; i < n->n; i++)
+		if (!js_is_annotation(n->keys[i]))
+		{
+			only = n->keys[i];
+			nv++;
+		}
+	if (nv == 0)
+		return &js_false_node;
+	if (nv == 1 && strcmp(only, "type") == 0)
+	{
+		unsigned	m = js_types(n);
+		unsigned	rest = JS_T_ALL & ~m;
+		static const char *const names[] = {"null", "boolean", "integer", "number", "string", "array", "object"};
+		lg_json_node *arr;
+		size_t		k = 0;
+
+		if ((m & JS_T_INT) && !(m & JS_T_NUM))
+			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at %s: not integer", path), NULL;
+		if (rest & JS_T_NUM)
+			rest &= ~JS_T_INT;
+		if ((arr = js_node_new(c, LG_JSON_ARRAY, 7)) == NULL)
+			return NULL;
+		for (int i = 0; i < 7; i++)
+			if (rest & (1u << i))
+			{
+				lg_json_node *t = js_node_new(c, LG_JSON_STRING, 0);
+
+				if (t == NULL)
+					return NULL;
+				t->str = (char *) names[i];
+				t->str_len = strlen(names[i]);
+				arr->items[k++] = t;
+			}
+		arr->n = k;
+		if (k == 0)
+			return &js_false_node;
+		return js_obj1(c, "type", arr);
+	}
+	if (nv == 1 && strcmp(only, "required") == 0)
+	{
+		const lg_json_node *r = lg_json_get(n, "required");
+		lg_json_node *list;
+
+		if (r->kind != LG_JSON_ARRAY)
+			return js_fail(c, LG_ERR_FORMAT, "\"required\" at %s is not an array", path), NULL;
+		if (r->n == 0)
+			return &js_false_node;
+		if ((list = js_node_new(c, LG_JSON_ARRAY, r->n)) == NULL)
+			return NULL;
+		for (size_t i = 0; i < r->n; i++)
+		{
+			lg_json_node *props;
+
+			if (r->items[i]->kind != LG_JSON_STRING)
+				return js_fail(c, LG_ERR_FORMAT, "\"required\" at %s holds a non-string", path), NULL;
+			props = js_obj1(c, r->items[i]->str, &js_false_node);
+			if (props == NULL || (list->items[i] = js_obj1(c, "properties", props)) == NULL)
+				return NULL;
+		}
+		return js_obj1(c, "anyOf", list);
+	}
+	if (nv == 1 && (strcmp(only, "anyOf") == 0 || strcmp(only, "allOf") == 0))
+	{
+		const lg_json_node *l = lg_json_get(n, only);
+		lg_json_node *list;
+
+		if (l->kind != LG_JSON_ARRAY || l->n == 0)
+			return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a non-empty array", only, path), NULL;
+		if ((list = js_node_new(c, LG_JSON_ARRAY, l->n)) == NULL)
+			return NULL;
+		for (size_t i = 0; i < l->n; i++)
+			if ((list->items[i] = (lg_json_node *) js_not(c, l->items[i], path, depth + 1)) == NULL)
+				return NULL;
+		return js_obj1(c, strcmp(only, "anyOf") == 0 ? "allOf" : "anyOf", list);
+	}
+	return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at %s", path), NULL;
+}
+
 /* The body of a schema node's rule. */
 static bool
 js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
@@ -1187,6 +1311,8 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	}
 	if (s->kind != LG_JSON_OBJECT)
 		return js_fail(c, LG_ERR_FORMAT, "schema at %s is not an object or boolean", path);
+	if (js_norm(s) != s)
+		return js_fail(c, LG_ERR_UNSUPPORTED, "schema at %s accepts no value (not {})", path);
 	if (!js_check_unsupported(c, s, path))
 		return false;
 	if (lg_json_get(s, "$ref"))
@@ -1228,6 +1354,25 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		if (name == NULL)
 			return false;
 		return lg_buf_append(out, name, strlen(name)) || js_oom(c);
+	}
+	if (lg_json_get(s, "not"))
+	{
+		const char *drop[1] = {"not"};
+		const lg_json_node *parts[2];
+		const lg_json_node *m;
+		const char *name;
+		char	   *np = js_path(path, "not");
+
+		if (np == NULL)
+			return js_oom(c);
+		parts[0] = js_without(c, s, drop, 1);
+		parts[1] = parts[0] ? js_not(c, lg_json_get(s, "not"), np, 0) : NULL;
+		free(np);
+		if (parts[1] == NULL)
+			return false;
+		m = js_merge(c, parts, 2, path);
+		name = m ? js_visit(c, m, path) : NULL;
+		return name && (lg_buf_append(out, name, strlen(name)) || js_oom(c));
 	}
 	if (lg_json_get(s, "dependencies") || lg_json_get(s, "dependentRequired") || lg_json_get(s, "dependentSchemas"))
 	{

@@ -451,7 +451,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 {
 	const lg_json_node *props = lg_json_get(s, "properties");
 	const lg_json_node *req = lg_json_get(s, "required");
-	const lg_json_node *ap = lg_json_get(s, "additionalProperties");
+	const lg_json_node *ap = js_norm(lg_json_get(s, "additionalProperties"));
 	const lg_json_node *pp = lg_json_get(s, "patternProperties");
 	const lg_json_node *deps = lg_json_get(s, "dependencies");
 	js_item    *items = NULL;
@@ -600,6 +600,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			else
 				sch = ap ? ap : &js_true_node;
 		}
+		sch = js_norm(sch);
 		it->schema = sch;
 		if (sch->kind == LG_JSON_BOOL && !sch->boolean)
 			it->forbidden = true;
@@ -692,7 +693,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			c->nest--;
 			goto done;
 		}
-		if (pp->items[p]->kind == LG_JSON_BOOL && !pp->items[p]->boolean)
+		if (js_norm(pp->items[p])->kind == LG_JSON_BOOL && !js_norm(pp->items[p])->boolean)
 		{
 			free(pp3);
 			continue;
@@ -832,6 +833,7 @@ js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		rest = items;
 	if (rest == NULL)
 		rest = &js_true_node;
+	rest = js_norm(rest);
 	if (rest->kind != LG_JSON_BOOL && rest->kind != LG_JSON_OBJECT)
 		return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a schema", rest_kw, path);
 	k = tuple ? tuple->n : 0;
@@ -847,7 +849,7 @@ js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	{
 		char	   *p = js_path_i(path, prefix ? "prefixItems" : "items", i);
 
-		if (tuple->items[i]->kind == LG_JSON_BOOL && !tuple->items[i]->boolean)
+		if (js_norm(tuple->items[i])->kind == LG_JSON_BOOL && !js_norm(tuple->items[i])->boolean)
 		{
 			/* element i can never be written: the array stops before it */
 			free(p);

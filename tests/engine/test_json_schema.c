@@ -318,7 +318,12 @@ test_unsupported(void **state)
 	expect_error("{\"properties\":{\"tags\":{\"type\":\"array\",\"uniqueItems\":true}}}", LG_ERR_UNSUPPORTED,
 				 "unsupported keyword \"uniqueItems\" at #/properties/tags");
 	check("{\"type\":\"array\",\"uniqueItems\":false}", GOOD("[1,1]"), NULL);
-	expect_error("{\"items\":{\"not\":{\"type\":\"null\"}}}", LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at #/items");
+	expect_error("{\"items\":{\"not\":{\"pattern\":\"a\"}}}", LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at #/items/not");
+	/* the forms of "not" that have a positive equivalent */
+	check("{\"not\":{\"type\":[\"string\",\"number\"]}}", GOOD("null", "[1]", "{}", "true"), BAD("\"s\"", "1", "1.5"));
+	check("{\"properties\":{\"a\":{},\"b\":{}},\"not\":{\"required\":[\"a\",\"b\"]}}", GOOD("{\"a\":1}", "{\"b\":1}", "{}"), BAD("{\"a\":1,\"b\":2}"));
+	check("{\"properties\":{\"a\":{},\"b\":{}},\"not\":{\"anyOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}}", GOOD("{}", "{\"c\":1}"), BAD("{\"a\":1}", "{\"b\":1}"));
+	check("{\"properties\":{\"x\":{\"not\":{}}},\"additionalProperties\":{\"type\":\"integer\"}}", GOOD("{\"y\":1}", "{}"), BAD("{\"x\":1}"));
 	expect_error("{\"if\":{\"type\":\"string\"},\"then\":{\"maxLength\":1}}", LG_ERR_UNSUPPORTED, "\"if\" at #");
 	expect_error("{\"type\":\"array\",\"contains\":{\"type\":\"integer\"}}", LG_ERR_UNSUPPORTED, "\"contains\"");
 	expect_error("{\"propertyNames\":{\"maxLength\":3}}", LG_ERR_UNSUPPORTED, "\"propertyNames\"");
