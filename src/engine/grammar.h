@@ -87,6 +87,7 @@ typedef struct lg_grammar_cache_stats
 	uint64_t	misses;			/* positions computed (a vocabulary walk each) */
 	uint64_t	uncertain_checks;	/* tokens checked against a full stack */
 	uint64_t	slow_fills;		/* masks computed by a full walk (partial UTF-8 pending, cache full) */
+	uint64_t	recent_hits;	/* this matcher: masks reused because the state repeated exactly */
 } lg_grammar_cache_stats;
 
 void		lg_grammar_matcher_cache_stats(const lg_grammar_matcher *m, lg_grammar_cache_stats *st);

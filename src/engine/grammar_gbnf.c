@@ -56,6 +56,9 @@ typedef struct parser
 	char	   *names;
 	size_t		names_len;
 	size_t		names_cap;
+	uint32_t   *name_slots;		/* open addressing: named rule index + 1, 0 = empty */
+	uint32_t	name_cap;
+	uint32_t	n_named;
 	lg_gclass  *classes;
 	uint32_t	n_classes;
 	uint32_t	cap_classes;
@@ -229,18 +232,63 @@ new_rule(parser *p, uint32_t name, uint32_t owner, bool generated)
 	return p->n_rules++;
 }
 
+/* FNV-1a hash of a name. */
+static uint32_t
+name_hash(const char *s, size_t n)
+{
+	uint32_t	h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t) s[i]) * 16777619u;
+	return h;
+}
+
+/* Grow the name table to cap slots (a power of two) and reinsert the named rules. */
+static bool
+rehash_names(parser *p, uint32_t cap)
+{
+	uint32_t   *slots = calloc(cap, sizeof(uint32_t));
+
+	if (slots == NULL)
+		return false;
+	for (uint32_t r = 0; r < p->n_rules; r++)
+	{
+		const char *rn;
+		uint32_t	h;
+
+		if (p->rules[r].generated)
+			continue;
+		rn = p->names + p->rules[r].name;
+		for (h = name_hash(rn, strlen(rn)) & (cap - 1); slots[h] != 0; h = (h + 1) & (cap - 1))
+			;
+		slots[h] = r + 1;
+	}
+	free(p->name_slots);
+	p->name_slots = slots;
+	p->name_cap = cap;
+	return true;
+}
+
 /* The named rule s[0..n), created (undefined) if new; UINT32_MAX on error. */
 static uint32_t
 lookup_rule(parser *p, const char *s, size_t n)
 {
-	uint32_t	name;
+	uint32_t	name,
+				r,
+				h;
 
-	for (uint32_t i = 0; i < p->n_rules; i++)
+	if (p->n_named * 2 + 2 > p->name_cap &&
+		!rehash_names(p, p->name_cap ? p->name_cap * 2 : 256))
 	{
-		const char *rn = p->names + p->rules[i].name;
+		fail_nomem(p);
+		return UINT32_MAX;
+	}
+	for (h = name_hash(s, n) & (p->name_cap - 1); p->name_slots[h] != 0; h = (h + 1) & (p->name_cap - 1))
+	{
+		const char *rn = p->names + p->rules[p->name_slots[h] - 1].name;
 
-		if (!p->rules[i].generated && strlen(rn) == n && memcmp(rn, s, n) == 0)
-			return i;
+		if (strncmp(rn, s, n) == 0 && rn[n] == '\0')
+			return p->name_slots[h] - 1;
 	}
 	name = add_name(p, s, n);
 	if (name == UINT32_MAX)
@@ -248,7 +296,11 @@ lookup_rule(parser *p, const char *s, size_t n)
 		fail_nomem(p);
 		return UINT32_MAX;
 	}
-	return new_rule(p, name, 0, false);
+	if ((r = new_rule(p, name, 0, false)) == UINT32_MAX)
+		return UINT32_MAX;
+	p->name_slots[h] = r + 1;
+	p->n_named++;
+	return r;
 }
 
 /* A generated rule for a group or repetition body inside rule owner. */
@@ -574,10 +626,13 @@ make_repeat(parser *p, uint32_t rule, uint32_t item, uint32_t owner, uint32_t mi
 			return false;
 		out = &p->rules[rule].body;
 		body = &p->rules[child].body;
-		if (!grow((void **) &body->v, &body->cap, out->n - item, sizeof(lg_gelem)))
-			return fail_nomem(p);
-		memcpy(body->v, out->v + item, (out->n - item) * sizeof(lg_gelem));
-		body->n = out->n - item;
+		if (out->n > item)
+		{
+			if (!grow((void **) &body->v, &body->cap, out->n - item, sizeof(lg_gelem)))
+				return fail_nomem(p);
+			memcpy(body->v, out->v + item, (out->n - item) * sizeof(lg_gelem));
+			body->n = out->n - item;
+		}
 	}
 	out->n = item;
 	return push_elem(p, out, LG_GE_REPEAT, child, min, max);
@@ -800,6 +855,11 @@ compute_nullable(parser *p, bool *nullable)
 
 			if (nullable[r])
 				continue;
+			if (b->n == 0)
+			{
+				nullable[r] = changed = true;	/* an empty body */
+				continue;
+			}
 			for (uint32_t i = 0; i <= b->n; i++)
 				if (i == b->n || b->v[i].type == LG_GE_ALT)
 				{
@@ -1058,6 +1118,7 @@ done:
 		free(p.rules[r].body.v);
 	free(p.rules);
 	free(p.names);
+	free(p.name_slots);
 	free(p.classes);
 	free(p.ranges);
 	free(p.tmp);

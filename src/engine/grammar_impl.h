@@ -138,6 +138,16 @@ struct lg_grammar_vocab
 	int32_t    *order;			/* tokens in trie order */
 };
 
+/* A recent mask and the exact state it was computed for (the matcher's own small cache). */
+typedef struct lg_grecent
+{
+	uint64_t	hash;
+	lg_gstate	state;			/* a copy; n_stacks 0 and unused when hash is 0 */
+	uint64_t   *mask;
+} lg_grecent;
+
+#define LG_GRAMMAR_RECENT 4
+
 /* One sequence's state and its scratch space. */
 struct lg_grammar_matcher
 {
@@ -151,6 +161,9 @@ struct lg_grammar_matcher
 	uint32_t	n_levels;
 	lg_gcache  *cache;			/* the (grammar, vocabulary) cache, found on first fill_mask */
 	uint64_t   *bits;			/* scratch mask */
+	lg_grecent	recent[LG_GRAMMAR_RECENT];	/* masks of the last states (a string's content repeats) */
+	uint32_t	recent_next;
+	uint64_t	recent_hits;
 };
 
 /* grammar_state.c */

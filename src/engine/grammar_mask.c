@@ -29,6 +29,10 @@
  * freed; past LG_GCACHE_MAX_BYTES new splits are computed, used and dropped.
  * A state waiting for the rest of a UTF-8 character takes the slow way (only
  * continuation-byte tokens survive the first byte, so it is cheap).
+ *
+ * In front of all that, each matcher keeps the masks of its last few exact
+ * states: inside a string the state after a token is usually the state
+ * before it, and a copy of 4 KiB beats recombining the split.
  */
 #include "grammar_impl.h"
 
@@ -442,22 +446,118 @@ segment_key(const lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, lg_gfra
 	return n - b;
 }
 
-/* Whether token t is accepted from the single stack f[0..n). */
-static bool
-check_token(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, int32_t t)
+/*
+ * Check the uncertain tokens unc[0..n_unc) (in trie order: sorted by their
+ * bytes) against the full stack f[0..n), setting the bits of those accepted.
+ * Consecutive tokens share prefixes, so the state after a shared prefix is
+ * kept per depth (the walk's levels) and reused; a prefix that died is
+ * remembered as an empty level.
+ */
+static uint64_t
+check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t *unc, uint32_t n_unc,
+				uint64_t *mask)
 {
 	const lg_grammar_vocab *gv = m->gv;
-	lg_gstate  *one = &m->levels[0];
+	const char *prev = NULL;
+	uint32_t	prev_len = 0,
+				valid = 0;		/* levels[0..valid] hold the states after prev's first bytes */
+	uint64_t	checks = 0;
 
-	lg_gstate_clear(one);
-	if (!lg_gstate_push_stack(one, f, n))
-		return false;
-	return lg_gstate_run_bytes(m->g, one, gv->pieces + gv->piece_off[t],
-							   gv->piece_off[t + 1] - gv->piece_off[t], &m->levels[1], &m->levels[2]) != NULL;
+	lg_gstate_clear(&m->levels[0]);
+	if (!lg_gstate_push_stack(&m->levels[0], f, n))
+		return 0;
+	for (uint32_t k = 0; k < n_unc; k++)
+	{
+		int32_t		t = unc[k];
+		const char *p = gv->pieces + gv->piece_off[t];
+		uint32_t	len = gv->piece_off[t + 1] - gv->piece_off[t];
+		uint32_t	d = 0;
+
+		if ((mask[t >> 6] >> (t & 63)) & 1)
+			continue;
+		checks++;
+		while (d < valid && d < len && d < prev_len && p[d] == prev[d])
+			d++;
+		for (; d < len && m->levels[d].n_stacks > 0; d++)
+			lg_gstate_step_byte(m->g, &m->levels[d], (uint8_t) p[d], &m->levels[d + 1], false);
+		valid = d;
+		prev = p;
+		prev_len = len;
+		if (d == len && m->levels[d].n_stacks > 0 && !m->levels[d].overflow)
+			mask[t >> 6] |= 1ULL << (t & 63);
+	}
+	return checks;
 }
+
+/* Hash of a whole state (never 0, which marks an empty recent slot). */
+static uint64_t
+state_hash(const lg_gstate *s)
+{
+	uint64_t	h = 0x243F6A8885A308D3ULL ^ s->n_stacks;
+
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+	{
+		h = (h ^ s->len[i]) * 0x100000001B3ULL;
+		for (uint32_t k = 0; k < s->len[i]; k++)
+		{
+			const lg_gframe *f = &s->frames[s->off[i] + k];
+
+			h = (h ^ (((uint64_t) f->pos << 32) | f->count)) * 0x100000001B3ULL;
+			h ^= h >> 29;
+		}
+	}
+	return h ? h : 1;
+}
+
+/* Whether two states hold the same stacks in the same order. */
+static bool
+state_equal(const lg_gstate *a, const lg_gstate *b)
+{
+	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left)
+		return false;
+	for (uint32_t i = 0; i < a->n_stacks; i++)
+		if (a->len[i] != b->len[i] ||
+			memcmp(a->frames + a->off[i], b->frames + b->off[i], a->len[i] * sizeof(lg_gframe)) != 0)
+			return false;
+	return true;
+}
+
+static void fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask);
 
 void
 lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask)
+{
+	size_t		words;
+	uint64_t	h;
+	lg_grecent *r;
+
+	if (m->gv == NULL)
+		return;
+	words = ((size_t) m->gv->n_tokens + 63) / 64;
+	h = state_hash(&m->state);
+	for (int i = 0; i < LG_GRAMMAR_RECENT; i++)
+		if (m->recent[i].hash == h && state_equal(&m->recent[i].state, &m->state))
+		{
+			memcpy(mask, m->recent[i].mask, words * sizeof(uint64_t));
+			m->recent_hits++;
+			return;
+		}
+	fill_mask_cached(m, mask);
+	/* remember it: inside a string the next state is usually this one again */
+	r = &m->recent[m->recent_next];
+	m->recent_next = (m->recent_next + 1) % LG_GRAMMAR_RECENT;
+	r->hash = 0;
+	if (r->mask == NULL && (r->mask = malloc(words * sizeof(uint64_t))) == NULL)
+		return;
+	if (!lg_gstate_copy(&r->state, &m->state))
+		return;
+	memcpy(r->mask, mask, words * sizeof(uint64_t));
+	r->hash = h;
+}
+
+/* The mask from the segment cache (or the slow walk when it cannot serve). */
+static void
+fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 {
 	const lg_grammar_vocab *gv = m->gv;
 	const lg_gstate *s = &m->state;
@@ -533,16 +633,7 @@ lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask)
 		else
 			for (uint32_t k = 0; k < e->n_acc; k++)
 				mask[e->acc_list[k] >> 6] |= 1ULL << (e->acc_list[k] & 63);
-		for (uint32_t k = 0; k < e->n_unc; k++)
-		{
-			int32_t		t = e->unc[k];
-
-			if ((mask[t >> 6] >> (t & 63)) & 1)
-				continue;
-			unc_checks++;
-			if (check_token(m, f, n, t))
-				mask[t >> 6] |= 1ULL << (t & 63);
-		}
+		unc_checks += check_uncertain(m, f, n, e->unc, e->n_unc, mask);
 		if (owned)
 			entry_free(e);
 	}
@@ -570,4 +661,5 @@ lg_grammar_matcher_cache_stats(const lg_grammar_matcher *m, lg_grammar_cache_sta
 	st->uncertain_checks = c->unc_checks;
 	st->slow_fills = c->slow_fills;
 	pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+	st->recent_hits = m->recent_hits;
 }

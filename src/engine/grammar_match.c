@@ -62,6 +62,11 @@ lg_grammar_matcher_free(lg_grammar_matcher *m)
 	if (m->levels != NULL)
 		for (uint32_t i = 0; i < m->n_levels; i++)
 			lg_gstate_free(&m->levels[i]);
+	for (int i = 0; i < LG_GRAMMAR_RECENT; i++)
+	{
+		lg_gstate_free(&m->recent[i].state);
+		free(m->recent[i].mask);
+	}
 	free(m->levels);
 	free(m->esc);
 	free(m->work);
