@@ -17,10 +17,14 @@
 #include "cli_args.h"
 #include "grammar.h"
 #include "json.h"
+#include "json_schema.h"
 
 typedef struct grammar_opts
 {
 	const char *gbnf_file;		/* --gbnf */
+	const char *schema_file;	/* --json-schema */
+	bool		compact;		/* --compact (with --json-schema) */
+	bool		strict;			/* --strict (with --json-schema) */
 	const char *text;			/* --text STRING (check) */
 	const char *text_file;		/* --file (check) or --text FILE (bench) */
 	const char *model;			/* -m */
@@ -63,7 +67,17 @@ read_file(const char *path, lg_buf *b, lg_error *err)
 static bool
 grammar_source(const grammar_opts *o, lg_buf *out, lg_error *err)
 {
-	return read_file(o->gbnf_file, out, err);
+	lg_buf		schema;
+	lg_json_schema_opts so = {.compact = o->compact, .strict_additional = o->strict};
+	bool		ok;
+
+	if (o->schema_file == NULL)
+		return read_file(o->gbnf_file, out, err);
+	lg_buf_init(&schema);
+	ok = read_file(o->schema_file, &schema, err) &&
+		lg_json_schema_to_gbnf(schema.data, schema.len, &so, out, err) == LG_OK;
+	lg_buf_free(&schema);
+	return ok;
 }
 
 /* Parse the options shared by both subcommands; 0 or an exit status. */
@@ -83,10 +97,17 @@ parse_opts(const char *cmd, int argc, char **argv, grammar_opts *o, bool bench)
 			o->json = true;
 			continue;
 		}
+		if (strcmp(a, "--compact") == 0 || strcmp(a, "--strict") == 0)
+		{
+			*(a[2] == 'c' ? &o->compact : &o->strict) = true;
+			continue;
+		}
 		if (strcmp(a, "--help") == 0)
 		{
 			printf("usage: llamagpu grammar check --gbnf FILE [--text STRING | --file FILE] [-m MODEL.gguf]\n"
 				   "       llamagpu grammar bench --gbnf FILE -m VOCAB.gguf [--text FILE] [--tokens N] [--seed S] [--json]\n"
+				   "       llamagpu grammar gbnf --json-schema FILE [--compact] [--strict] [--prefix P]\n"
+				   "  --json-schema FILE [--compact] [--strict] in place of --gbnf: the schema compiled to GBNF\n"
 				   "  check  parses the grammar; with a text, says whether the grammar accepts it byte by\n"
 				   "         byte and, with -m, token by token (exit 0 accepted, 1 rejected or invalid)\n"
 				   "  bench  walks the text (or a random walk of N allowed tokens) token by token and\n"
@@ -98,6 +119,8 @@ parse_opts(const char *cmd, int argc, char **argv, grammar_opts *o, bool bench)
 			return 2;
 		if (strcmp(a, "--gbnf") == 0)
 			o->gbnf_file = val;
+		else if (strcmp(a, "--json-schema") == 0)
+			o->schema_file = val;
 		else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0)
 			o->model = val;
 		else if (strcmp(a, "--text") == 0 && bench)
@@ -119,8 +142,12 @@ parse_opts(const char *cmd, int argc, char **argv, grammar_opts *o, bool bench)
 		else
 			return cli_fail(cmd, 2, "unknown option \"%s\"", a);
 	}
-	if (o->gbnf_file == NULL)
-		return cli_fail(cmd, 2, "no grammar given (use --gbnf FILE)");
+	if (o->gbnf_file == NULL && o->schema_file == NULL)
+		return cli_fail(cmd, 2, "no grammar given (use --gbnf FILE or --json-schema FILE)");
+	if (o->gbnf_file != NULL && o->schema_file != NULL)
+		return cli_fail(cmd, 2, "give --gbnf or --json-schema, not both");
+	if ((o->compact || o->strict) && o->schema_file == NULL)
+		return cli_fail(cmd, 2, "--compact and --strict go with --json-schema");
 	if (o->text != NULL && o->text_file != NULL)
 		return cli_fail(cmd, 2, "give --text or --file, not both");
 	if (bench && o->model == NULL)
@@ -147,7 +174,7 @@ load_grammar(const char *cmd, const grammar_opts *o)
 	g = lg_grammar_parse(src.data, src.len, &err);
 	lg_buf_free(&src);
 	if (g == NULL)
-		cli_fail(cmd, 1, "%s: %s", o->gbnf_file, err.msg);
+		cli_fail(cmd, 1, "%s: %s", o->gbnf_file ? o->gbnf_file : o->schema_file, err.msg);
 	return g;
 }
 
@@ -652,6 +679,10 @@ cmd_grammar(int argc, char **argv)
 		return grammar_check(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "bench") == 0)
 		return grammar_bench(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "gbnf") == 0)
+		return grammar_gbnf(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "schema-batch") == 0)
+		return grammar_schema_batch(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--help") == 0)
 	{
 		printf("usage: llamagpu grammar check|bench --gbnf FILE ... (llamagpu grammar check --help)\n");

@@ -195,17 +195,6 @@ js_prim(js_ctx *c, unsigned p)
 	int			i = __builtin_ctz(p);
 
 	c->prims |= p;
-	if (p == JS_P_VALUE)
-		c->prims |= JS_P_OBJECT | JS_P_ARRAY | JS_P_STRING | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
-	if (p & (JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY))
-		c->prims |= JS_P_STRING | JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
-	/* what value/object/array pulled in needs its own helpers too */
-	if (c->prims & JS_P_STRING)
-		c->prims |= JS_P_CHAR;
-	if (c->prims & (JS_P_NUMBER | JS_P_INTEGER))
-		c->prims |= JS_P_DIGITS;
-	if ((c->prims & (JS_P_OBJECT | JS_P_ARRAY)) && !c->compact)
-		c->prims |= JS_P_WS;
 	snprintf(buf[i], sizeof(buf[i]), "%s%s", c->prefix, js_prim_names[i]);
 	return buf[i];
 }
@@ -231,8 +220,18 @@ js_emit_prims(js_ctx *c, lg_buf *out)
 	unsigned	u = c->prims;
 	bool		ok = true;
 
+	/* the primitives the used ones refer to */
+	if (u & (JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY))
+		u |= JS_P_VALUE | JS_P_OBJECT | JS_P_ARRAY | JS_P_STRING | JS_P_NUMBER | JS_P_BOOLEAN | JS_P_NULL;
+	if (u & JS_P_STRING)
+		u |= JS_P_CHAR;
+	if (u & JS_P_NUMBER)
+		u |= JS_P_DIGITS;
+	if (c->compact)
+		u &= ~JS_P_WS;
+	else if (u & (JS_P_OBJECT | JS_P_ARRAY))
+		u |= JS_P_WS;
 	snprintf(w, sizeof(w), "%s", c->compact ? "" : js_ws(c));
-	u = c->prims;
 
 	/*
 	 * Whitespace: none, one space, or one newline and up to 40 spaces or
@@ -355,12 +354,23 @@ js_trivial(const lg_json_node *v)
 	return true;
 }
 
+/* A schema that accepts nothing: false, or the common spelling {"not": {}}. */
+const lg_json_node *
+js_norm(const lg_json_node *s)
+{
+	const lg_json_node *n;
+
+	if (s && s->kind == LG_JSON_OBJECT && (n = lg_json_get(s, "not")) != NULL && js_trivial(n))
+		return &js_false_node;
+	return s;
+}
+
 /* Keywords we recognise but cannot enforce: an error unless trivially satisfied. */
 static bool
 js_check_unsupported(js_ctx *c, const lg_json_node *s, const char *path)
 {
 	static const char *const never[] = {
-		"not", "dependentSchemas", "contains", "propertyNames", "unevaluatedProperties",
+		"contains", "propertyNames", "unevaluatedProperties",
 		"unevaluatedItems", "$recursiveRef", "$dynamicRef", NULL
 	};
 
@@ -380,8 +390,6 @@ js_check_unsupported(js_ctx *c, const lg_json_node *s, const char *path)
 		}
 		if (strcmp(k, "if") == 0 && (lg_json_get(s, "then") || lg_json_get(s, "else")) && !js_trivial(v))
 			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"if\" at %s", path);
-		if (strcmp(k, "dependentRequired") == 0 && v->kind == LG_JSON_OBJECT && v->n > 0)
-			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"%s\" at %s", k, path);
 		if (strcmp(k, "uniqueItems") == 0 && v->kind == LG_JSON_BOOL && v->boolean)
 		{
 			const lg_json_node *mx = lg_json_get(s, "maxItems");
@@ -661,6 +669,8 @@ js_deref(js_ctx *c, const lg_json_node *s, const char *path)
 
 /* ---- combinators ---- */
 
+static bool js_obviously_empty(const lg_json_node *s);
+
 /* True when the schema has validation keywords other than those in skip. */
 static bool
 js_has_constraints(const lg_json_node *s, const char *skip)
@@ -816,29 +826,38 @@ js_oneof_disjoint(js_ctx *c, const lg_json_node **br, size_t n, const char *path
 					continue;
 				if (common == JS_T_OBJ)
 				{
-					lg_json_node *props = js_node_new(c, LG_JSON_OBJECT, 1);
+					lg_json_node *props;
 					lg_json_node *forbid;
 					const lg_json_node *parts[2];
 					size_t		victim;
 
-					if ((k = js_distinct_required(a, b)) != NULL)
-						victim = i;
-					else if ((k = js_distinct_required(b, a)) != NULL)
-						victim = j;
-					else
+					/*
+					 * Each side must lack a name the other requires: then an
+					 * output of either fails the other's "required".
+					 */
+					const char *kj = js_distinct_required(a, b);	/* forbidden in i */
+					const char *ki = js_distinct_required(b, a);	/* forbidden in j */
+
+					if (kj == NULL || ki == NULL)
 						goto overlap;
-					if (props == NULL || (forbid = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
-						return false;
-					props->keys[0] = (char *) k;
-					props->key_lens[0] = strlen(k);
-					props->items[0] = (lg_json_node *) &js_false_node;
-					forbid->keys[0] = (char *) "properties";
-					forbid->key_lens[0] = 10;
-					forbid->items[0] = props;
-					parts[0] = br[victim];
-					parts[1] = forbid;
-					if ((br[victim] = js_merge(c, parts, 2, path)) == NULL)
-						return false;
+					for (int side = 0; side < 2; side++)
+					{
+						victim = side == 0 ? i : j;
+						k = side == 0 ? kj : ki;
+						props = js_node_new(c, LG_JSON_OBJECT, 1);
+						if (props == NULL || (forbid = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
+							return false;
+						props->keys[0] = (char *) k;
+						props->key_lens[0] = strlen(k);
+						props->items[0] = (lg_json_node *) &js_false_node;
+						forbid->keys[0] = (char *) "properties";
+						forbid->key_lens[0] = 10;
+						forbid->items[0] = props;
+						parts[0] = br[victim];
+						parts[1] = forbid;
+						if ((br[victim] = js_merge(c, parts, 2, path)) == NULL)
+							return false;
+					}
 					continue;
 				}
 			}
@@ -909,8 +928,8 @@ js_alternatives(js_ctx *c, const lg_json_node *s, const char *kw, const char *pa
 		char	   *bp = js_path_i(path, kw, i);
 		const char *name;
 
-		/* a branch that accepts nothing (false) is left out, not an error */
-		if (br[i]->kind == LG_JSON_BOOL && !br[i]->boolean)
+		/* a branch that accepts nothing is left out, not an error */
+		if (js_obviously_empty(br[i]))
 		{
 			free(bp);
 			continue;
@@ -1035,6 +1054,250 @@ js_typed_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	return ok;
 }
 
+/* True when an object schema plainly accepts nothing: a required name whose schema is false. */
+static bool
+js_obviously_empty(const lg_json_node *s)
+{
+	const lg_json_node *props, *req;
+
+	if (s->kind == LG_JSON_BOOL)
+		return !s->boolean;
+	if (s->kind != LG_JSON_OBJECT)
+		return false;
+	props = lg_json_get(s, "properties");
+	req = js_required(s);
+	if (js_norm(s) != s)
+		return true;
+	for (size_t i = 0; props && props->kind == LG_JSON_OBJECT && i < props->n; i++)
+		if (js_norm(props->items[i])->kind == LG_JSON_BOOL && !js_norm(props->items[i])->boolean && js_req_has(req, props->keys[i]))
+			return true;
+	return false;
+}
+
+#define JS_MAX_DEPS 6			/* dependencies turned into alternatives; more stay in js_object_expr */
+
+/*
+ * dependencies / dependentRequired / dependentSchemas: "if a is present,
+ * then B" is anyOf [a absent, B holds (with a present)].  A required
+ * trigger makes B unconditional; B already required is no constraint.
+ * The alternatives of several dependencies multiply (allOf of anyOfs);
+ * beyond JS_MAX_DEPS js_object_expr's cruder rule (never write the
+ * trigger) applies.  Returns s itself when there is nothing to rewrite.
+ */
+static const lg_json_node *
+js_rewrite_deps(js_ctx *c, const lg_json_node *s, const char *path)
+{
+	static const char *const kws[] = {"dependencies", "dependentRequired", "dependentSchemas"};
+	const lg_json_node *req = js_required(s);
+	const lg_json_node *alts[JS_MAX_DEPS];
+	const lg_json_node *uncond[3 * JS_MAX_DEPS + 1];
+	size_t		na = 0, nu = 0, total = 0;
+
+	for (int k = 0; k < 3; k++)
+	{
+		const lg_json_node *d = lg_json_get(s, kws[k]);
+
+		for (size_t i = 0; d && d->kind == LG_JSON_OBJECT && i < d->n; i++)
+			total++;
+	}
+	if (total > JS_MAX_DEPS && (lg_json_get(s, "dependentRequired") || lg_json_get(s, "dependentSchemas")))
+		return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"dependentRequired\" at %s: more than %d dependencies", path, JS_MAX_DEPS), NULL;
+	if (total == 0 || total > JS_MAX_DEPS)
+		return s;
+	for (int k = 0; k < 3; k++)
+	{
+		const lg_json_node *d = lg_json_get(s, kws[k]);
+
+		if (d && d->kind != LG_JSON_OBJECT)
+			return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not an object", kws[k], path), NULL;
+		for (size_t i = 0; d && i < d->n; i++)
+		{
+			const lg_json_node *dv = d->items[i];
+			const char *a = d->keys[i];
+			lg_json_node *then;
+
+			if (dv->kind == LG_JSON_ARRAY)
+			{
+				bool		all = true;
+
+				for (size_t j = 0; j < dv->n; j++)
+				{
+					if (dv->items[j]->kind != LG_JSON_STRING)
+						return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s holds a non-string", kws[k], path), NULL;
+					all &= js_req_has(req, dv->items[j]->str);
+				}
+				if (all)
+					continue;
+				if ((then = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
+					return NULL;
+				then->keys[0] = (char *) "required";
+				then->key_lens[0] = 8;
+				then->items[0] = (lg_json_node *) dv;
+			}
+			else if (dv->kind == LG_JSON_OBJECT || dv->kind == LG_JSON_BOOL)
+			{
+				if (js_trivial(dv))
+					continue;
+				then = (lg_json_node *) dv;
+			}
+			else
+				return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s: \"%s\" is not an array or schema", kws[k], path, a), NULL;
+			if (js_req_has(req, a))
+			{
+				uncond[nu++] = then;
+				continue;
+			}
+			{
+				/* {"anyOf": [{"properties": {a: false}}, then]} */
+				lg_json_node *props = js_node_new(c, LG_JSON_OBJECT, 1);
+				lg_json_node *absent = js_node_new(c, LG_JSON_OBJECT, 1);
+				lg_json_node *list = js_node_new(c, LG_JSON_ARRAY, 2);
+				lg_json_node *any = js_node_new(c, LG_JSON_OBJECT, 1);
+
+				if (any == NULL || list == NULL || absent == NULL || props == NULL)
+					return NULL;
+				props->keys[0] = (char *) a;
+				props->key_lens[0] = strlen(a);
+				props->items[0] = (lg_json_node *) &js_false_node;
+				absent->keys[0] = (char *) "properties";
+				absent->key_lens[0] = 10;
+				absent->items[0] = props;
+				list->items[0] = absent;
+				list->items[1] = then;
+				any->keys[0] = (char *) "anyOf";
+				any->key_lens[0] = 5;
+				any->items[0] = list;
+				alts[na++] = any;
+			}
+		}
+	}
+	{
+		const char *drop[3] = {kws[0], kws[1], kws[2]};
+		const lg_json_node *parts[1 + 4 * JS_MAX_DEPS];
+		size_t		np = 0;
+
+		parts[np++] = js_without(c, s, drop, 3);
+		if (parts[0] == NULL)
+			return NULL;
+		for (size_t i = 0; i < nu; i++)
+			parts[np++] = uncond[i];
+		for (size_t i = 0; i < na; i++)
+			parts[np++] = alts[i];
+		return js_merge(c, parts, np, path);
+	}
+}
+
+/* A one-member object {key: v}. */
+static lg_json_node *
+js_obj1(js_ctx *c, const char *key, const lg_json_node *v)
+{
+	lg_json_node *o = js_node_new(c, LG_JSON_OBJECT, 1);
+
+	if (o)
+	{
+		o->keys[0] = (char *) key;
+		o->key_lens[0] = strlen(key);
+		o->items[0] = (lg_json_node *) v;
+	}
+	return o;
+}
+
+/*
+ * "not" as a positive schema, for the forms that have one: not a type
+ * (the other types), not required (one of the names absent), not anyOf
+ * (none of them), not allOf (one of them fails).  Others: unsupported.
+ */
+static const lg_json_node *
+js_not(js_ctx *c, const lg_json_node *n, const char *path, int depth)
+{
+	const char *only = NULL;
+	size_t		nv = 0;
+
+	n = n ? js_deref(c, n, path) : NULL;
+	if (n == NULL || depth > 8)
+		return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at %s", path), NULL;
+	if (n->kind == LG_JSON_BOOL)
+		return n->boolean ? &js_false_node : &js_true_node;
+	if (n->kind != LG_JSON_OBJECT)
+		return js_fail(c, LG_ERR_FORMAT, "\"not\" at %s is not a schema", path), NULL;
+	for (size_t i = 0; i < n->n; i++)
+		if (!js_is_annotation(n->keys[i]))
+		{
+			only = n->keys[i];
+			nv++;
+		}
+	if (nv == 0)
+		return &js_false_node;
+	if (nv == 1 && strcmp(only, "type") == 0)
+	{
+		unsigned	m = js_types(n);
+		unsigned	rest = JS_T_ALL & ~m;
+		static const char *const names[] = {"null", "boolean", "integer", "number", "string", "array", "object"};
+		lg_json_node *arr;
+		size_t		k = 0;
+
+		if ((m & JS_T_INT) && !(m & JS_T_NUM))
+			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at %s: not integer", path), NULL;
+		if (rest & JS_T_NUM)
+			rest &= ~JS_T_INT;
+		if ((arr = js_node_new(c, LG_JSON_ARRAY, 7)) == NULL)
+			return NULL;
+		for (int i = 0; i < 7; i++)
+			if (rest & (1u << i))
+			{
+				lg_json_node *t = js_node_new(c, LG_JSON_STRING, 0);
+
+				if (t == NULL)
+					return NULL;
+				t->str = (char *) names[i];
+				t->str_len = strlen(names[i]);
+				arr->items[k++] = t;
+			}
+		arr->n = k;
+		if (k == 0)
+			return &js_false_node;
+		return js_obj1(c, "type", arr);
+	}
+	if (nv == 1 && strcmp(only, "required") == 0)
+	{
+		const lg_json_node *r = lg_json_get(n, "required");
+		lg_json_node *list;
+
+		if (r->kind != LG_JSON_ARRAY)
+			return js_fail(c, LG_ERR_FORMAT, "\"required\" at %s is not an array", path), NULL;
+		if (r->n == 0)
+			return &js_false_node;
+		if ((list = js_node_new(c, LG_JSON_ARRAY, r->n)) == NULL)
+			return NULL;
+		for (size_t i = 0; i < r->n; i++)
+		{
+			lg_json_node *props;
+
+			if (r->items[i]->kind != LG_JSON_STRING)
+				return js_fail(c, LG_ERR_FORMAT, "\"required\" at %s holds a non-string", path), NULL;
+			props = js_obj1(c, r->items[i]->str, &js_false_node);
+			if (props == NULL || (list->items[i] = js_obj1(c, "properties", props)) == NULL)
+				return NULL;
+		}
+		return js_obj1(c, "anyOf", list);
+	}
+	if (nv == 1 && (strcmp(only, "anyOf") == 0 || strcmp(only, "allOf") == 0))
+	{
+		const lg_json_node *l = lg_json_get(n, only);
+		lg_json_node *list;
+
+		if (l->kind != LG_JSON_ARRAY || l->n == 0)
+			return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a non-empty array", only, path), NULL;
+		if ((list = js_node_new(c, LG_JSON_ARRAY, l->n)) == NULL)
+			return NULL;
+		for (size_t i = 0; i < l->n; i++)
+			if ((list->items[i] = (lg_json_node *) js_not(c, l->items[i], path, depth + 1)) == NULL)
+				return NULL;
+		return js_obj1(c, strcmp(only, "anyOf") == 0 ? "allOf" : "anyOf", list);
+	}
+	return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"not\" at %s", path), NULL;
+}
+
 /* The body of a schema node's rule. */
 static bool
 js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
@@ -1048,6 +1311,8 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	}
 	if (s->kind != LG_JSON_OBJECT)
 		return js_fail(c, LG_ERR_FORMAT, "schema at %s is not an object or boolean", path);
+	if (js_norm(s) != s)
+		return js_fail(c, LG_ERR_UNSUPPORTED, "schema at %s accepts no value (not {})", path);
 	if (!js_check_unsupported(c, s, path))
 		return false;
 	if (lg_json_get(s, "$ref"))
@@ -1089,6 +1354,38 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		if (name == NULL)
 			return false;
 		return lg_buf_append(out, name, strlen(name)) || js_oom(c);
+	}
+	if (lg_json_get(s, "not"))
+	{
+		const char *drop[1] = {"not"};
+		const lg_json_node *parts[2];
+		const lg_json_node *m;
+		const char *name;
+		char	   *np = js_path(path, "not");
+
+		if (np == NULL)
+			return js_oom(c);
+		parts[0] = js_without(c, s, drop, 1);
+		parts[1] = parts[0] ? js_not(c, lg_json_get(s, "not"), np, 0) : NULL;
+		free(np);
+		if (parts[1] == NULL)
+			return false;
+		m = js_merge(c, parts, 2, path);
+		name = m ? js_visit(c, m, path) : NULL;
+		return name && (lg_buf_append(out, name, strlen(name)) || js_oom(c));
+	}
+	if (lg_json_get(s, "dependencies") || lg_json_get(s, "dependentRequired") || lg_json_get(s, "dependentSchemas"))
+	{
+		const lg_json_node *r = js_rewrite_deps(c, s, path);
+
+		if (r == NULL)
+			return false;
+		if (r != s)
+		{
+			const char *name = js_visit(c, r, path);
+
+			return name && (lg_buf_append(out, name, strlen(name)) || js_oom(c));
+		}
 	}
 	if (lg_json_get(s, "anyOf"))
 		return js_alternatives(c, s, "anyOf", path, out);

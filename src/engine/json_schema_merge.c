@@ -150,6 +150,8 @@ js_all_of2(js_ctx *c, const lg_json_node *a, const lg_json_node *b)
 
 	if (a == NULL || b == NULL)
 		return a ? a : b;
+	a = js_norm(a);
+	b = js_norm(b);
 	if ((a->kind == LG_JSON_BOOL && !a->boolean) || (b->kind == LG_JSON_BOOL && !b->boolean))
 		return &js_false_node;
 	if (a->kind == LG_JSON_BOOL || (a->kind == LG_JSON_OBJECT && a->n == 0))
@@ -212,6 +214,7 @@ js_flatten(js_ctx *c, js_flat *f, const lg_json_node *s, const char *path, int d
 		return false;
 	if (depth > 32)
 		return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported recursion at %s: allOf/$ref nested too deeply", path);
+	s = js_norm(s);
 	if (s->kind == LG_JSON_BOOL)
 	{
 		if (!s->boolean)

@@ -451,7 +451,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 {
 	const lg_json_node *props = lg_json_get(s, "properties");
 	const lg_json_node *req = lg_json_get(s, "required");
-	const lg_json_node *ap = lg_json_get(s, "additionalProperties");
+	const lg_json_node *ap = js_norm(lg_json_get(s, "additionalProperties"));
 	const lg_json_node *pp = lg_json_get(s, "patternProperties");
 	const lg_json_node *deps = lg_json_get(s, "dependencies");
 	js_item    *items = NULL;
@@ -461,11 +461,13 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	bool		extra_any;
 	const lg_json_node *extra_schema = NULL;
 	lg_buf		extra;
+	lg_buf		other_key;
 	char		hint[64];
 	const char *last = strrchr(path, '/');
 
 	snprintf(hint, sizeof(hint), "%s", last && last[1] ? last + 1 : "root");
 	lg_buf_init(&extra);
+	lg_buf_init(&other_key);
 	if (props && props->kind != LG_JSON_OBJECT)
 		return js_fail(c, LG_ERR_FORMAT, "\"properties\" at %s is not an object", path);
 	if (req && req->kind != LG_JSON_ARRAY)
@@ -546,8 +548,31 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	 * "not matching this pattern", so with patterns only pattern-named extras
 	 * are written (a subset).
 	 */
-	if (pp && pp->n > 0)
-		extra_any = false;
+	if (pp && pp->n > 0 && extra_any)
+	{
+		/*
+		 * One pattern of a simple form has a complement we can write: other
+		 * names are those it does not match (the declared names must all
+		 * match it, so none is written twice).
+		 */
+		bool		all_match = pp->n == 1;
+
+		for (size_t i = 0; i < n && all_match; i++)
+			all_match = js_pattern_matches(pp->keys[0], items[i].name);
+		lg_buf_init(&other_key);
+		if (all_match)
+		{
+			lg_error	cerr;
+
+			lg_buf_append(&other_key, "\"\\\"\" ", 5);
+			if (lg_regex_complement_gbnf(pp->keys[0], strlen(pp->keys[0]), js_prim(c, JS_P_CHARL), &other_key, &cerr) == LG_OK)
+				lg_buf_append(&other_key, " \"\\\"\"", 5);
+			else
+				lg_buf_free(&other_key);
+		}
+		if (other_key.data == NULL)
+			extra_any = false;
+	}
 	/* each declared name: its schema, with patternProperties and the extra schema applied */
 	for (size_t i = 0; i < n; i++)
 	{
@@ -575,6 +600,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			else
 				sch = ap ? ap : &js_true_node;
 		}
+		sch = js_norm(sch);
 		it->schema = sch;
 		if (sch->kind == LG_JSON_BOOL && !sch->boolean)
 			it->forbidden = true;
@@ -636,7 +662,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	/* one extra member: other-name : additional schema | pattern-name : pattern schema */
 	if (extra_any)
 	{
-		const char *kr = js_other_key(c, items, n, hint);
+		const char *kr = other_key.data ? js_rule_add(c, "other-key", other_key.data) : js_other_key(c, items, n, hint);
 		const char *vr;
 		char	   *ap_path = js_path(path, "additionalProperties");
 
@@ -667,7 +693,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			c->nest--;
 			goto done;
 		}
-		if (pp->items[p]->kind == LG_JSON_BOOL && !pp->items[p]->boolean)
+		if (js_norm(pp->items[p])->kind == LG_JSON_BOOL && !js_norm(pp->items[p])->boolean)
 		{
 			free(pp3);
 			continue;
@@ -768,6 +794,7 @@ done:
 	free(q.done);
 	free(items);
 	lg_buf_free(&extra);
+	lg_buf_free(&other_key);
 	return ok && c->st == LG_OK;
 }
 
@@ -806,6 +833,7 @@ js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		rest = items;
 	if (rest == NULL)
 		rest = &js_true_node;
+	rest = js_norm(rest);
 	if (rest->kind != LG_JSON_BOOL && rest->kind != LG_JSON_OBJECT)
 		return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a schema", rest_kw, path);
 	k = tuple ? tuple->n : 0;
@@ -821,7 +849,7 @@ js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	{
 		char	   *p = js_path_i(path, prefix ? "prefixItems" : "items", i);
 
-		if (tuple->items[i]->kind == LG_JSON_BOOL && !tuple->items[i]->boolean)
+		if (js_norm(tuple->items[i])->kind == LG_JSON_BOOL && !js_norm(tuple->items[i])->boolean)
 		{
 			/* element i can never be written: the array stops before it */
 			free(p);

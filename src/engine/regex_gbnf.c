@@ -848,13 +848,22 @@ rx_emit_set(const rx_node *set, const char *any_char, lg_buf *b)
 		alts++;
 	}
 	lg_buf_free(&cls);
+	/* all the control characters: two alternatives rather than 32 */
+	bool		all_ctl = set->nr > 0 && set->r[0] == 0 && set->r[1] >= 0x1F;
+
+	if (all_ctl)
+	{
+		if (alts++)
+			lg_buf_append(b, " | ", 3);
+		lg_buf_appendf(b, "%s", "\"\\\\\" [bfnrt] | \"\\\\u00\" [01] [0-9a-fA-F]");
+	}
 	for (size_t i = 0; i < set->nr; i++)
 	{
 		uint32_t	lo = set->r[2 * i], hi = set->r[2 * i + 1];
 
 		for (uint32_t cp = lo; cp <= hi && cp <= 0x5C; cp++)
 		{
-			if (!(cp < 0x20 || cp == '"' || cp == '\\'))
+			if (!(cp < 0x20 || cp == '"' || cp == '\\') || (all_ctl && cp < 0x20))
 				continue;
 			if (alts++)
 				lg_buf_append(b, " | ", 3);
@@ -1181,6 +1190,102 @@ done:
 		out->len = mark;
 		out->data[mark] = '\0';
 	}
+	free(pcs);
+	rx_free(&p);
+	return st;
+}
+
+/* The complement set (as a new node) of a set. */
+static rx_node *
+rx_set_complement(rx_parser *p, const rx_node *set)
+{
+	rx_node    *c = rx_new(p, RX_SET);
+
+	for (size_t i = 0; c && i < set->nr; i++)
+		rx_range(p, c, set->r[2 * i], set->r[2 * i + 1]);
+	if (c == NULL)
+		return NULL;
+	rx_norm(c);
+	return rx_negate(p, c) ? c : NULL;
+}
+
+lg_status
+lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_char, lg_buf *out, lg_error *err)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	lg_status	st = LG_OK;
+	rx_node    *body;
+
+	if (root == NULL)
+	{
+		st = lg_error_set(err, p.st, "%s", p.msg);
+		rx_free(&p);
+		return st;
+	}
+	if (!rx_split(&p, root, &pcs, &np, 0) || np != 1 || rx_has_anchor(pcs[0].body) || !pcs[0].bol)
+	{
+		st = lg_error_set(err, LG_ERR_UNSUPPORTED, "no complement for this pattern");
+		goto done;
+	}
+	body = pcs[0].body;
+	if (body->kind == RX_SEQ && body->nk == 1)
+		body = body->k[0];
+	if (pcs[0].eol && body->kind == RX_REP && body->max < 0 && body->min <= 1 && body->k[0]->kind == RX_SET)
+	{
+		/* ^C*$ / ^C+$: some character outside C (or, for +, nothing at all) */
+		rx_node    *nc = rx_set_complement(&p, body->k[0]);
+
+		if (nc == NULL || nc->nr == 0)
+		{
+			st = lg_error_set(err, LG_ERR_UNSUPPORTED, "no complement for this pattern");
+			goto done;
+		}
+		lg_buf_appendf(out, "( %s* ", any_char);
+		rx_emit_set(nc, any_char, out);
+		lg_buf_appendf(out, " %s*%s )", any_char, body->min == 1 ? " | \"\"" : "");
+	}
+	else if (!pcs[0].eol && body->kind == RX_SEQ && body->nk > 0)
+	{
+		/* ^literal: strings that do not start with it */
+		size_t		k;
+
+		for (k = 0; k < body->nk; k++)
+			if (body->k[k]->kind != RX_SET || body->k[k]->nr != 1 || body->k[k]->r[0] != body->k[k]->r[1])
+				break;
+		if (k < body->nk)
+		{
+			st = lg_error_set(err, LG_ERR_UNSUPPORTED, "no complement for this pattern");
+			goto done;
+		}
+		for (k = 0; k < body->nk; k++)
+		{
+			rx_node    *nc = rx_set_complement(&p, body->k[k]);
+
+			if (nc == NULL)
+			{
+				st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+				goto done;
+			}
+			/* stop before character k, or differ there, or match it and go on (not after the last) */
+			lg_buf_append(out, "( \"\" | ", 7);
+			rx_emit_set(nc, any_char, out);
+			lg_buf_appendf(out, " %s*", any_char);
+			if (k + 1 < body->nk)
+			{
+				lg_buf_append(out, " | ", 3);
+				rx_emit_set(body->k[k], any_char, out);
+				lg_buf_append(out, " ", 1);
+			}
+		}
+		for (k = 0; k < body->nk; k++)
+			lg_buf_append(out, " )", 2);
+	}
+	else
+		st = lg_error_set(err, LG_ERR_UNSUPPORTED, "no complement for this pattern");
+done:
 	free(pcs);
 	rx_free(&p);
 	return st;

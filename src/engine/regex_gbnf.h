@@ -33,6 +33,15 @@
 lg_status	lg_regex_to_gbnf(const char *pat, size_t len, long min_len, long max_len,
 							 const char *any_char, lg_buf *out, lg_error *err);
 
+/*
+ * The GBNF for JSON string content the pattern does NOT match, for the
+ * forms ^C*$, ^C+$ (one class repeated) and ^literal (a prefix); other
+ * patterns: LG_ERR_UNSUPPORTED.  Used for additional property names next
+ * to patternProperties.
+ */
+lg_status	lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_char,
+									 lg_buf *out, lg_error *err);
+
 /* The lengths (code points) of the strings a pattern matches: max -1 = unbounded. */
 lg_status	lg_regex_lengths(const char *pat, size_t len, long *min_len, long *max_len, lg_error *err);
 
