@@ -1119,7 +1119,8 @@ exec_for(jx_ctx *c, jx_scope *s, const jx_node *n)
 	if ((loop = jx_alloc(&c->ar, sizeof(jx_loop))) == NULL)
 		return jx_nomem(c);
 	loop->items = items;
-	loop->depth = ++c->loop_depth;
+	loop->depth = 1;			/* depth counts recursive loop() calls, which we do not have */
+	++c->loop_depth;
 	lv.kind = JV_LOOP;
 	lv.u.loop = loop;
 	for (size_t i = 0; i < items->n; i++)
