@@ -272,6 +272,8 @@ jx_strip(jx_ctx *c, jv s, const jv *chars, int which, jv *out)
 	uint32_t   *set = NULL;
 	size_t		nset = 0;
 
+	if (!jx_step(c, n / 256))
+		return false;
 	if (chars && chars->kind == JV_STR)
 	{
 		set = lg_utf8_to_cpts(chars->u.s.p, chars->u.s.n, &nset);
