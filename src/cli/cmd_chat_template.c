@@ -6,7 +6,7 @@
  *
  * The template comes from --template FILE or from a model (-m, its
  * tokenizer.chat_template, and then its BOS/EOS token texts unless --bos or
- * --eos say otherwise).  --messages, --tools and --extra take JSON text, or
+ * --eos say otherwise; a vocabulary-only GGUF file is enough).  --messages, --tools and --extra take JSON text, or
  * @FILE to read it from a file.  A template error (syntax, runtime,
  * raise_exception) exits 1 with "llamagpu chat-template: <status>: message".
  */
@@ -18,6 +18,7 @@
 #include "chat_template.h"
 #include "cli.h"
 #include "cli_args.h"
+#include "gguf.h"
 #include "json.h"
 #include "vocab.h"
 
@@ -180,23 +181,34 @@ cmd_chat_template(int argc, char **argv)
 		goto done;
 	if (model_path)
 	{
-		cli_model_opts o;
-		lg_model   *m;
+		/* only the metadata and vocabulary are needed: vocabulary-only GGUF files work too */
+		lg_gguf    *g;
+		lg_vocab   *v;
+		lg_gguf_str tmpl;
 
-		cli_model_opts_init(&o);
-		o.model = model_path;
-		if (!cli_open_model(CMD, &o, &m, NULL))
-			goto done;
-		if (m->chat_template == NULL)
+		lg_error_clear(&err);
+		if ((g = lg_gguf_open(model_path, &err)) == NULL)
 		{
-			lg_model_free(m);
-			cli_fail(CMD, 1, "model \"%s\" has no tokenizer.chat_template", model_path);
+			cli_fail(CMD, 1, "%s: %s", model_path, err.msg);
 			goto done;
 		}
-		lg_buf_append(&tpl, m->chat_template, strlen(m->chat_template));
-		model_bos = token_text(m->vocab, lg_vocab_bos(m->vocab));
-		model_eos = token_text(m->vocab, lg_vocab_eos(m->vocab));
-		lg_model_free(m);
+		if (!lg_gguf_get_str(g, "tokenizer.chat_template", &tmpl))
+		{
+			lg_gguf_close(g);
+			cli_fail(CMD, 1, "%s has no tokenizer.chat_template", model_path);
+			goto done;
+		}
+		lg_buf_append(&tpl, tmpl.s, tmpl.len);
+		v = lg_vocab_load(g, &err);
+		lg_gguf_close(g);
+		if (v == NULL)
+		{
+			cli_fail(CMD, 1, "%s: %s", model_path, err.msg);
+			goto done;
+		}
+		model_bos = token_text(v, lg_vocab_bos(v));
+		model_eos = token_text(v, lg_vocab_eos(v));
+		lg_vocab_free(v);
 	}
 	if (!json_arg(messages, &msgs) || (tools && !json_arg(tools, &tls)) || (extra && !json_arg(extra, &ext)))
 		goto done;

@@ -1118,7 +1118,7 @@ parse_set(parser *p, const jx_token *t)
 		if (n->tuple_target)
 			return fail_at(p, t, "a block set needs a single name");
 		n->kind = JN_SET_BLOCK;
-		if (cur(p)->kind == JT_PIPE && (n->a = parse_filter_chain(p)) == NULL)
+		if (cur(p)->kind == JT_PIPE && (n->a = parse_filter(p, NULL, false)) == NULL)
 			return NULL;
 		if ((n->b = parse_statements(p, endset, true)) == NULL)
 			return NULL;

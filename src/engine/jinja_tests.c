@@ -171,11 +171,10 @@ jx_apply_test(jx_ctx *c, const char *name, jv in, jv *args, size_t nargs, bool *
 	{
 		char	   *n;
 
-		if (!need_arg(c, name, nargs))
-			return false;
-		if (args[0].kind != JV_STR)
+		/* `'upper' is filter`: the value is the name */
+		if (in.kind != JV_STR)
 			*out = false;
-		else if ((n = jx_strdup(&c->ar, args[0].u.s.p, args[0].u.s.n)) == NULL)
+		else if ((n = jx_strdup(&c->ar, in.u.s.p, in.u.s.n)) == NULL)
 			return jx_nomem(c);
 		else
 			*out = name[0] == 'f' ? jx_filter_exists(n) : jx_test_exists(n);

@@ -4,6 +4,7 @@
  * and iteration, and the UTF-8 and case helpers strings need.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,17 @@ jx_nomem(jx_ctx *c)
 {
 	return jx_fail(c, LG_ERR_RANGE, "template needs more than %u MiB of memory",
 				   LG_CHAT_MAX_MEMORY >> 20);
+}
+
+/* The error for using an undefined value: its hint, or "'name' is undefined". */
+bool
+jx_undefined_error(jx_ctx *c, jv v)
+{
+	if (v.u.s.p && v.u.s.n == 1)
+		return jx_fail(c, LG_ERR_FORMAT, "%s", v.u.s.p);
+	if (v.u.s.p)
+		return jx_fail(c, LG_ERR_FORMAT, "'%s' is undefined", v.u.s.p);
+	return jx_fail(c, LG_ERR_FORMAT, "a value is undefined");
 }
 
 /* Count work so a template cannot run for ever. */
@@ -428,8 +440,10 @@ jv_equal(jx_ctx *c, jv a, jv b)
 		case JV_NONE:
 			return true;
 		case JV_STR:
+			c->steps += a.u.s.n / 256;	/* checked at the next jx_step */
 			return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
 		case JV_LIST:
+			c->steps += a.u.l->n / 16;
 			if (a.u.l == b.u.l)
 				return true;
 			if (a.u.l->tuple != b.u.l->tuple || a.u.l->n != b.u.l->n)
@@ -473,8 +487,7 @@ bool
 jv_compare(jx_ctx *c, jv a, jv b, int *r)
 {
 	if (a.kind == JV_UNDEF || b.kind == JV_UNDEF)
-		return jx_fail(c, LG_ERR_FORMAT, "'%s' is undefined",
-					   a.kind == JV_UNDEF ? (a.u.s.p ? a.u.s.p : "value") : (b.u.s.p ? b.u.s.p : "value"));
+		return jx_undefined_error(c, a.kind == JV_UNDEF ? a : b);
 	if (jv_is_num(a) && jv_is_num(b))
 	{
 		if (a.kind != JV_FLOAT && b.kind != JV_FLOAT)
@@ -497,6 +510,8 @@ jv_compare(jx_ctx *c, jv a, jv b, int *r)
 	{
 		size_t		n = a.u.s.n < b.u.s.n ? a.u.s.n : b.u.s.n;
 		int			m = n ? memcmp(a.u.s.p, b.u.s.p, n) : 0;
+
+		c->steps += n / 256;
 
 		*r = m < 0 ? -1 : m > 0 ? 1 : (a.u.s.n < b.u.s.n ? -1 : a.u.s.n > b.u.s.n);
 		return true;
@@ -620,33 +635,66 @@ append_str_repr(lg_buf *b, const char *s, size_t n)
 	char		q = '\'';
 	size_t		off = 0;
 	bool		ok = true;
+	char		stage[4096];	/* escapes are staged here, so the buffer grows in big steps */
+	size_t		k = 0;
 
 	if (memchr(s, '\'', n) && !memchr(s, '"', n))
 		q = '"';
-	ok &= lg_buf_append(b, &q, 1);
+	stage[k++] = q;
 	while (off < n && ok)
 	{
 		size_t		start = off;
-		uint32_t	cp = lg_utf8_decode(s, n, &off);
+		uint32_t	cp;
 
+		if (k > sizeof(stage) - 16)
+		{
+			ok &= lg_buf_append(b, stage, k);
+			k = 0;
+		}
+		/* runs of plain printable ASCII go in one piece */
+		while (off < n && (unsigned char) s[off] >= 0x20 && (unsigned char) s[off] < 0x7f &&
+			   s[off] != q && s[off] != '\\')
+			off++;
+		if (off > start)
+		{
+			if (off - start < sizeof(stage) - 16 - k)
+			{
+				memcpy(stage + k, s + start, off - start);
+				k += off - start;
+			}
+			else
+			{
+				ok &= lg_buf_append(b, stage, k);
+				k = 0;
+				ok &= lg_buf_append(b, s + start, off - start);
+			}
+			continue;
+		}
+		cp = lg_utf8_decode(s, n, &off);
 		if (cp == (uint32_t) q || cp == '\\')
-			ok &= lg_buf_appendf(b, "\\%c", (char) cp);
-		else if (cp == '\t')
-			ok &= lg_buf_append(b, "\\t", 2);
-		else if (cp == '\n')
-			ok &= lg_buf_append(b, "\\n", 2);
-		else if (cp == '\r')
-			ok &= lg_buf_append(b, "\\r", 2);
+		{
+			stage[k++] = '\\';
+			stage[k++] = (char) cp;
+		}
+		else if (cp == '\t' || cp == '\n' || cp == '\r')
+		{
+			stage[k++] = '\\';
+			stage[k++] = cp == '\t' ? 't' : cp == '\n' ? 'n' : 'r';
+		}
 		else if (cp_printable(cp))
-			ok &= lg_buf_append(b, s + start, off - start);
+		{
+			memcpy(stage + k, s + start, off - start);
+			k += off - start;
+		}
 		else if (cp <= 0xff)
-			ok &= lg_buf_appendf(b, "\\x%02x", cp);
+			k += (size_t) snprintf(stage + k, 16, "\\x%02x", cp);
 		else if (cp <= 0xffff)
-			ok &= lg_buf_appendf(b, "\\u%04x", cp);
+			k += (size_t) snprintf(stage + k, 16, "\\u%04x", cp);
 		else
-			ok &= lg_buf_appendf(b, "\\U%08x", cp);
+			k += (size_t) snprintf(stage + k, 16, "\\U%08x", cp);
 	}
-	ok &= lg_buf_append(b, &q, 1);
+	stage[k++] = q;
+	ok &= lg_buf_append(b, stage, k);
 	return ok;
 }
 
@@ -716,6 +764,10 @@ append_value(jx_ctx *c, lg_buf *b, jv v, bool repr)
 			jx_float_repr(v.u.f, num, sizeof(num));
 			return lg_buf_append(b, num, strlen(num));
 		case JV_STR:
+			if (!jx_step(c, v.u.s.n / (repr ? 16 : 64)))
+				return false;
+			if (b->len + v.u.s.n > LG_CHAT_MAX_OUTPUT)
+				return jx_fail(c, LG_ERR_RANGE, "string longer than %u MiB", LG_CHAT_MAX_OUTPUT >> 20);
 			return repr ? append_str_repr(b, v.u.s.p, v.u.s.n) : lg_buf_append(b, v.u.s.p, v.u.s.n);
 		case JV_LIST:
 		case JV_DICT:
@@ -909,27 +961,78 @@ jx_tolower(uint32_t cp)
 	return lg_unicode_tolower(cp);
 }
 
+/* The lowercase table inverted (lower → upper), sorted by lower case; built once. */
+static lg_unicode_pair *upper_table;
+static size_t upper_len;
+static pthread_once_t upper_once = PTHREAD_ONCE_INIT;
+
+/* Order pairs by their lower-case side. */
+static int
+cmp_pair_to(const void *a, const void *b)
+{
+	uint32_t	x = ((const lg_unicode_pair *) a)->from,
+				y = ((const lg_unicode_pair *) b)->from;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Is this upper-case code point a second choice for its lower case (title-case digraphs, signs)? */
+static bool
+upper_secondary(uint32_t from)
+{
+	return from == 0x1c5 || from == 0x1c8 || from == 0x1cb || from == 0x1f2 ||
+		from == 0x212a || from == 0x2126 || from == 0x212b || from == 0x130 || from == 0x3f4 ||
+		from == 0x1e9e;
+}
+
+/* Build upper_table: for each lower case, the first upper-case letter that maps to it. */
+static void
+build_upper_table(void)
+{
+	size_t		n = 0;
+	lg_unicode_pair *t = malloc((lg_unicode_lowercase_len + 1) * sizeof(*t));
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < lg_unicode_lowercase_len; i++)
+	{
+		if (lg_unicode_lowercase[i].from == lg_unicode_lowercase[i].to ||
+			upper_secondary(lg_unicode_lowercase[i].from))
+			continue;
+		t[n].from = lg_unicode_lowercase[i].to;		/* lower */
+		t[n].to = lg_unicode_lowercase[i].from;		/* upper */
+		n++;
+	}
+	qsort(t, n, sizeof(*t), cmp_pair_to);
+	upper_table = t;
+	upper_len = n;
+}
+
 /* Upper case: the inverse of the lowercase table (ASCII fast). */
 uint32_t
 jx_toupper(uint32_t cp)
 {
+	size_t		lo = 0,
+				hi;
+
 	if (cp < 0x80)
 		return (cp >= 'a' && cp <= 'z') ? cp - 32 : cp;
 	if (cp == 0xb5)
 		return 0x39c;			/* micro sign: no upper-case letter maps down to it */
 	if (cp == 0xff)
 		return 0x178;
-	for (size_t i = 0; i < lg_unicode_lowercase_len; i++)
-		if (lg_unicode_lowercase[i].to == cp && lg_unicode_lowercase[i].from != cp)
-		{
-			uint32_t	from = lg_unicode_lowercase[i].from;
+	pthread_once(&upper_once, build_upper_table);
+	hi = upper_len;
+	while (lo < hi)
+	{
+		size_t		mid = lo + (hi - lo) / 2;
 
-			/* title-case digraphs (Dž) and the Kelvin/Ohm/Angstrom signs also map down: prefer the letter */
-			if ((from >= 0x1c4 && from <= 0x1cc && (from - 0x1c4) % 3 == 1) ||
-				(from >= 0x1f1 && from <= 0x1f3 && from == 0x1f2) ||
-				from == 0x212a || from == 0x2126 || from == 0x212b || from == 0x130)
-				continue;
-			return from;
-		}
+		if (upper_table[mid].from < cp)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < upper_len && upper_table[lo].from == cp)
+		return upper_table[lo].to;
 	return cp;
 }

@@ -1096,5 +1096,94 @@ class Structured(unittest.TestCase):
             srv.stop()
 
 
+def gguf_chat_template(path):
+    """The tokenizer.chat_template string of a GGUF file (a minimal reader)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    key = b"tokenizer.chat_template"
+    i = data.find(struct.pack("<Q", len(key)) + key)
+    if i < 0:
+        return None
+    i += 8 + len(key)
+    vtype, n = struct.unpack_from("<IQ", data, i)
+    if vtype != 8:  # GGUF string
+        return None
+    return data[i + 12:i + 12 + n].decode("utf-8")
+
+
+class ChatTemplates(unittest.TestCase):
+    """`llamagpu chat-template render` against jinja2 as transformers uses it."""
+
+    def test_reference_rendering(self):
+        # every fixture template x every conversation, byte for byte (tests/chat/render_reference.py)
+        script = os.path.join(ROOT, "tests", "chat", "render_reference.py")
+        p = subprocess.run([sys.executable, script, "--bin", BIN], capture_output=True, timeout=1200)
+        out = p.stdout.decode(errors="replace")
+        if p.returncode == 77:
+            self.skipTest(out.strip())
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode(errors="replace"))
+        self.assertIn("Qwen-Qwen2.5-7B-Instruct", out)
+
+    def test_model_template_and_tokens(self):
+        # -m takes the template and the BOS/EOS texts from the GGUF (vocabulary-only files too)
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-phi-3.gguf")
+        need(vocab)
+        try:
+            import jinja2.sandbox
+        except ImportError:
+            self.skipTest("SKIP: python3-jinja2 is not installed")
+        source = gguf_chat_template(vocab)
+        self.assertIsNotNone(source)
+        msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        want = env.from_string(source).render(messages=msgs, add_generation_prompt=True, bos_token="<s>",
+                                              eos_token="<|endoftext|>", tools=None)
+        got = run("chat-template", "render", "-m", vocab, "--messages", json.dumps(msgs)).stdout.decode()
+        self.assertEqual(got, want)
+        # --bos/--eos override the model's
+        got = run("chat-template", "render", "-m", vocab, "--messages", json.dumps(msgs), "--bos", "[B]").stdout
+        self.assertTrue(got.startswith(b"[B]<|user|>"), got)
+
+    def test_errors(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tpl = os.path.join(tmp, "t.jinja")
+            with open(tpl, "w") as f:
+                f.write("{% if messages %}\n{{ raise_exception('no: ' ~ messages[0].role) }}\n{% endif %}")
+            p = run("chat-template", "render", "--template", tpl, "--messages", '[{"role":"user"}]', check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"chat-template: invalid argument: no: user", p.stderr)
+            with open(tpl, "w") as f:
+                f.write("ok\n{% for x in y %}")
+            p = run("chat-template", "render", "--template", tpl, "--messages", "[]", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"line 2", p.stderr)
+            self.assertIn(b"endfor", p.stderr)
+            p = run("chat-template", "render", "--template", tpl, "--messages", "[oops", check=False)
+            self.assertEqual(p.returncode, 1)
+            for args in (["render"], ["render", "--messages", "[]"],
+                         ["render", "--template", tpl, "-m", tpl, "--messages", "[]"],
+                         ["render", "--template", tpl, "--messages", "[]", "--now", "x"],
+                         ["frob"], ["render", "--bogus"]):
+                p = run("chat-template", *args, check=False)
+                self.assertEqual(p.returncode, 2, args)
+            p = run("chat-template", "render", "-m", STORIES, "--messages", "[]", check=False)
+            if os.path.exists(STORIES):
+                self.assertEqual(p.returncode, 1)
+                self.assertIn(b"no tokenizer.chat_template", p.stderr)
+            # @FILE arguments and the generation prompt switch
+            with open(tpl, "w") as f:
+                f.write("{{ messages|length }}{{ tools|length }}{% if add_generation_prompt %}+{% endif %}")
+            mfile = os.path.join(tmp, "m.json")
+            with open(mfile, "w") as f:
+                f.write('[{"role": "user", "content": "x"}]')
+            out = run("chat-template", "render", "--template", tpl, "--messages", "@" + mfile,
+                      "--tools", '[{"type": "function"}]').stdout
+            self.assertEqual(out, b"11+")
+            out = run("chat-template", "render", "--template", tpl, "--messages", "@" + mfile,
+                      "--tools", "[]", "--no-generation-prompt").stdout
+            self.assertEqual(out, b"10")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
