@@ -15,7 +15,8 @@ Llama 2 vocabulary (../shared/fixtures/tokenizer/ggml-vocab-llama-spm.gguf):
   3. generation tokens/s through `llamagpu serve` on a random-weight model
      with that vocabulary (synth --vocab-from, cached in the work dir):
      unconstrained against a JSON schema whose output runs to max_tokens
-     (a free-text string field), one request alone and --batch at once;
+     (a string of at least 4000 characters), one request alone and --batch
+     at once;
      end-of-generation banned so every request generates max_tokens.
 
 usage: scripts/bench-structured.py [--dim 512] [--layers 4] [--type q8_0]
@@ -39,9 +40,10 @@ import test_cli  # noqa: E402  (EngineServer, the framed client, BIN, SHARED)
 VOCAB = os.path.join(test_cli.SHARED, "fixtures", "tokenizer", "ggml-vocab-llama-spm.gguf")
 BENCH = os.path.join(test_cli.SHARED, "fixtures", "jsonschemabench")
 JSON_GBNF = os.path.join(test_cli.SHARED, "fixtures", "gbnf", "json.gbnf")
-# a schema whose output is as long as max_tokens lets it be: one free string
-LONG_SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}, "body": {"type": "string"}},
-               "required": ["title", "body"], "additionalProperties": False}
+# a schema whose output cannot end before max_tokens (a string of at least 4000 characters), so
+# constrained and unconstrained requests generate the same number of tokens
+LONG_SCHEMA = {"type": "object", "properties": {"title": {"type": "string", "minLength": 4000}},
+               "required": ["title"], "additionalProperties": False}
 
 
 def pct(xs, p):
@@ -116,8 +118,16 @@ def mask_times(grammars, n, work):
     return runs
 
 
-def serve_rate(conn, model, reqs):
-    """Send reqs at once; generated tokens per second of wall time, and the replies."""
+def cpu_seconds(pid):
+    """User plus system CPU time of process pid so far (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_rate(conn, model, reqs, pid=None):
+    """Send reqs at once; generated tokens per second of wall time, the replies, CPU ms per token."""
+    c0 = cpu_seconds(pid) if pid else 0
     t0 = time.time()
     for rid, f in reqs.items():
         conn.send("G", rid, **f)
@@ -128,7 +138,8 @@ def serve_rate(conn, model, reqs):
         if typ != "E":
             raise SystemExit("request %d failed: %s" % (rid, fields))
         n += int(fields["n_gen"])
-    return n / wall, out
+    cpu_ms = (cpu_seconds(pid) - c0) * 1000 / max(n, 1) if pid else 0
+    return n / wall, out, cpu_ms
 
 
 def main():
@@ -197,11 +208,14 @@ def main():
         # (other processes) only ever slows a run down
         for rep in range(a.reps):
             for label, extra in (("unconstrained", {}), ("json_schema", {"json_schema": schema})):
-                single, _ = serve_rate(conn, model, {10: dict(base, prompt=prompts[0], seed=1, **extra)})
-                batched, out = serve_rate(conn, model, {100 + i: dict(base, prompt=prompts[i], seed=i, **extra)
-                                                        for i in range(a.batch)})
-                best = results.get(label, (0, 0))
-                results[label] = (max(best[0], single), max(best[1], batched))
+                single, _, cpu1 = serve_rate(conn, model, {10: dict(base, prompt=prompts[0], seed=1, **extra)},
+                                             srv.proc.pid)
+                batched, out, cpun = serve_rate(conn, model,
+                                                {100 + i: dict(base, prompt=prompts[i], seed=i, **extra)
+                                                 for i in range(a.batch)}, srv.proc.pid)
+                best = results.get(label, (0, 0, 1e9, 1e9))
+                results[label] = (max(best[0], single), max(best[1], batched), min(best[2], cpu1),
+                                  min(best[3], cpun))
                 lengths[label] = statistics.mean(int(f["n_gen"]) for _, _, f in out.values())
                 if extra:
                     for rid, (text, typ, fields) in out.items():
@@ -212,12 +226,15 @@ def main():
         srv.stop()
     print("\n== generation, %s (dim %d, %d layers, 32000 tokens), %d threads, %d new tokens per request" % (
         a.type, a.dim, a.layers, a.threads, a.max_tokens))
-    print("(best of %d alternating runs each)" % a.reps)
-    print("%-14s %14s %22s" % ("", "single tok/s", "batched x%d tok/s" % a.batch))
-    for label, (single, batched) in results.items():
-        print("%-14s %14.1f %22.1f   (%.0f tokens per batched request)" % (label, single, batched, lengths[label]))
+    print("(best of %d alternating runs each; CPU ms per token: the server process's user+system time)" % a.reps)
+    print("%-14s %13s %19s %15s %19s" % ("", "single tok/s", "batched x%d tok/s" % a.batch,
+                                         "single CPU ms", "batched CPU ms"))
+    for label, (single, batched, c1, cn) in results.items():
+        print("%-14s %13.1f %19.1f %15.2f %19.2f   (%.0f tokens per batched request)" % (
+            label, single, batched, c1, cn, lengths[label]))
     u, s = results["unconstrained"], results["json_schema"]
-    print("%-14s %13.0f%% %21.0f%%" % ("ratio", 100 * s[0] / u[0], 100 * s[1] / u[1]))
+    print("%-14s %12.0f%% %18.0f%% %14.0f%% %18.0f%%   (constrained / unconstrained throughput)" % (
+        "ratio", 100 * s[0] / u[0], 100 * s[1] / u[1], 100 * u[2] / s[2], 100 * u[3] / s[3]))
 
 
 if __name__ == "__main__":
