@@ -11,7 +11,7 @@
 #      request alone and a batch at once, and their ratio.
 #
 # usage: scripts/bench-structured.sh [options of scripts/bench-structured.py]
-#   e.g. --dim 512 --layers 4 --type q8_0 --threads 2 --max-tokens 128 --batch 8
+#   e.g. --dim 512 --layers 4 --type q8_0 --threads 1 --max-tokens 128 --batch 8
 #        --schemas 100 (per dataset; --all for every schema) --mask-schemas 40
 # A script, not a test: numbers depend on the machine and on whatever else runs.
 set -euo pipefail

@@ -1074,7 +1074,8 @@ class Structured(unittest.TestCase):
             base = {"model": "stories", "path": STORIES, "prompt": "Hi", "max_tokens": 8}
             cases = {
                 1: (dict(base, grammar='root ::= "a" missing\n'), "grammar"),
-                2: (dict(base, json_schema=json.dumps({"type": "array", "uniqueItems": True})), "unsupported"),
+                2: (dict(base, json_schema=json.dumps({"type": "object", "properties": {
+                    "tags": {"type": "array", "uniqueItems": True}}})), "unsupported"),
                 3: (dict(base, grammar=ST_LIST_GBNF, json_schema="{}"), "arg"),
                 4: (dict(base, tools=json.dumps(ST_WEATHER_TOOLS)), "arg"),
                 5: (dict(base, json_schema="{not json"), "grammar"),
@@ -1090,6 +1091,8 @@ class Structured(unittest.TestCase):
             self.assertIn("missing", out[1][2]["message"])
             self.assertTrue(out[1][2]["detail"].startswith("line "), out[1][2])
             self.assertIn("uniqueItems", out[2][2]["message"])
+            self.assertEqual(out[2][2]["detail"], "#/properties/tags")
+            self.assertIn("hint", out[2][2])
             self.assertIn("hint", out[7][2])
             conn.close()
         finally:
