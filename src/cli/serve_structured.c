@@ -189,7 +189,10 @@ serve_generate_prompt(serve_request *r, serve_model *sm, lg_buf *buf, bool *chat
 		bool		missing = override == NULL && (sm->model->chat_template == NULL ||
 												   sm->model->chat_template[0] == '\0');
 
-		serve_send_error_detail(r, LG_WIRE_TEMPLATE, NULL,
+		char		detail[256];
+
+		error_location(err.msg, detail, sizeof(detail));
+		serve_send_error_detail(r, LG_WIRE_TEMPLATE, detail[0] ? detail : NULL,
 								missing ? "Pass a template in chat_template, or use a model whose GGUF file has tokenizer.chat_template." : NULL,
 								"%s%s", missing ? "" : "cannot parse the chat template: ", err.msg);
 		return NULL;
@@ -206,8 +209,12 @@ serve_generate_prompt(serve_request *r, serve_model *sm, lg_buf *buf, bool *chat
 	lg_chat_template_free(own);
 	if (st != LG_OK)
 	{
-		serve_send_error(r, st == LG_ERR_NOMEM ? LG_WIRE_NOMEM : LG_WIRE_TEMPLATE,
-						 "cannot render the chat template: %s", err.msg);
+		char		detail[256];
+
+		error_location(err.msg, detail, sizeof(detail));
+		serve_send_error_detail(r, st == LG_ERR_NOMEM ? LG_WIRE_NOMEM : LG_WIRE_TEMPLATE,
+								detail[0] ? detail : NULL, NULL,
+								"cannot render the chat template: %s", err.msg);
 		return NULL;
 	}
 	if (buf->data == NULL && !lg_buf_append(buf, "", 0))

@@ -983,6 +983,7 @@ class Structured(unittest.TestCase):
             })
             self.assertEqual(own[41][1], "E", own[41][2])
             self.assertEqual(own[42][2]["status"], "template")
+            self.assertTrue(own[42][2]["detail"].startswith("line 1"), own[42][2])
             self.assertEqual(own[43][2]["status"], "template")
             self.assertIn("no system messages", own[43][2]["message"])
             self.assertEqual(own[44][2]["status"], "arg")
