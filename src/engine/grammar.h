@@ -31,6 +31,7 @@
 /* Runtime limits: a step exceeding one is refused (the text is rejected). */
 #define LG_GRAMMAR_MAX_DEPTH  1024			/* frames on one stack */
 #define LG_GRAMMAR_MAX_STACKS 16384			/* stacks alive at once (ambiguity) */
+#define LG_GRAMMAR_MAX_FRAMES (1u << 20)	/* frames in all stacks of a state (8 MiB) */
 #define LG_GRAMMAR_MAX_EXPAND 200000		/* expansion steps for one byte (nested nullable repetitions) */
 
 typedef struct lg_grammar lg_grammar;	/* immutable after parse; shared read-only by threads */

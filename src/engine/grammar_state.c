@@ -141,7 +141,7 @@ add_stack(lg_gstate *s, const lg_gframe *f, uint32_t n)
 				return true;
 		slot = UINT32_MAX;
 	}
-	if (s->n_stacks >= LG_GRAMMAR_MAX_STACKS)
+	if (s->n_stacks >= LG_GRAMMAR_MAX_STACKS || s->n_frames + n > LG_GRAMMAR_MAX_FRAMES)
 		goto overflow;
 	if (s->n_stacks + 1 > s->cap_stacks)
 	{
