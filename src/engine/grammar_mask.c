@@ -644,7 +644,8 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 static uint64_t
 state_hash(const lg_gstate *s)
 {
-	uint64_t	h = 0x243F6A8885A308D3ULL ^ s->n_stacks;
+	uint64_t	h = 0x243F6A8885A308D3ULL ^ s->n_stacks ^ ((uint64_t) s->partial_value << 24) ^
+		((uint64_t) (uint8_t) s->partial_left << 16);
 
 	for (uint32_t i = 0; i < s->n_stacks; i++)
 	{
@@ -664,7 +665,8 @@ state_hash(const lg_gstate *s)
 static bool
 state_equal(const lg_gstate *a, const lg_gstate *b)
 {
-	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left)
+	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left ||
+		a->partial_value != b->partial_value || a->partial_total != b->partial_total)
 		return false;
 	for (uint32_t i = 0; i < a->n_stacks; i++)
 		if (a->len[i] != b->len[i] ||
