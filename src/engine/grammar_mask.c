@@ -629,7 +629,7 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 		checks++;
 		while (d < valid && d < len && d < prev_len && p[d] == prev[d])
 			d++;
-		for (; d < len && m->levels[d].n_stacks > 0; d++)
+		for (; d < len && m->levels[d].n_stacks > 0 && !m->levels[d].overflow; d++)
 			lg_gstate_step_byte(m->g, &m->levels[d], (uint8_t) p[d], &m->levels[d + 1], false);
 		valid = d;
 		prev = p;
