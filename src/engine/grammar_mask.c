@@ -119,6 +119,7 @@ typedef struct wstate
 	lg_gstate	st;
 	uint64_t	hash;
 	int32_t		next[256];		/* id of the state after each byte; -1 not yet known */
+	uint8_t		next_bytes[32];	/* bytes some stack can take (lg_gstate_next_bytes) */
 } wstate;
 
 #define WALK_MAX_STATES 2048	/* interned per walk; past it, edges are stepped as they come */
@@ -208,6 +209,7 @@ intern(walk_ctx *w, const lg_gstate *s)
 	}
 	ws->hash = h;
 	memset(ws->next, 0xff, sizeof(ws->next));
+	lg_gstate_next_bytes(w->m->g, &ws->st, ws->next_bytes);
 	w->states[w->n_states] = ws;
 	w->slots[slot] = ++w->n_states;
 	return (int32_t) w->n_states - 1;
@@ -244,7 +246,14 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 	lg_grammar_matcher *m = w->m;
 	const lg_grammar_vocab *gv = m->gv;
 	const lg_gtrie_node *nd = &gv->nodes[node];
+	uint8_t		local[32];
+	const uint8_t *next_bytes = local;
 
+	/* bytes no stack can take are skipped without stepping (most of them, in narrow states) */
+	if (cur_id >= 0)
+		next_bytes = w->states[cur_id]->next_bytes;
+	else
+		lg_gstate_next_bytes(m->g, cur, local);
 	for (uint32_t c = nd->first_child; c < nd->first_child + nd->n_children; c++)
 	{
 		const lg_gtrie_node *ch = &gv->nodes[c];
@@ -254,6 +263,14 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 		bool		alive,
 					esc_here;
 
+		if (!((next_bytes[ch->byte >> 3] >> (ch->byte & 7)) & 1))
+		{
+			/* dead here: what escaped earlier is still for the full stack to decide */
+			m->esc[d + 1] = m->esc[d];
+			if (m->esc[d])
+				unc_range(w, ch->tok_lo, ch->tok_hi);
+			continue;
+		}
 		if (nid >= 0)
 			st = &w->states[nid]->st;
 		else
