@@ -77,8 +77,13 @@ void		lg_grammar_matcher_free(lg_grammar_matcher *m);
 void		lg_grammar_matcher_reset(lg_grammar_matcher *m);
 /* mask has (n_vocab + 63) / 64 words; bit t set = token t may come next. */
 void		lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask);
-/* The same mask computed the slow way (a walk of the whole vocabulary from the full state), for tests. */
-void		lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask);
+/*
+ * The same mask computed the slow way (a walk of the whole vocabulary from
+ * the full state), for tests.  Returns false when a runtime limit was hit on
+ * the way: those tokens are left out, as accept_token refuses them, but the
+ * fast mask, which works on parts of the stacks, may then allow some of them.
+ */
+bool		lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask);
 
 /*
  * Advance by one token; false and state unchanged when the grammar does not

@@ -132,6 +132,7 @@ typedef struct walk_ctx
 	uint32_t	max_depth;		/* tokens longer than this that survive are left uncertain */
 	uint64_t   *acc;
 	tok_vec    *unc;
+	bool		overflowed;		/* some step hit a runtime limit */
 	wstate	  **states;
 	uint32_t	n_states;
 	uint32_t   *slots;			/* open addressing: state id + 1 */
@@ -286,6 +287,8 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 					w->states[cur_id]->next[ch->byte] = nid;
 			}
 		}
+		if (st->overflow)
+			w->overflowed = true;
 		if (st->overflow && w->escape_mode)
 		{
 			/* the segment hit a limit: let the full stack decide */
@@ -311,8 +314,11 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 	}
 }
 
-/* Walk the whole trie from state start: accepted tokens into acc, uncertain ones into unc. */
-static void
+/*
+ * Walk the whole trie from state start: accepted tokens into acc, uncertain
+ * ones into unc.  False when some step hit a runtime limit.
+ */
+static bool
 walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth, uint64_t *acc,
 	 tok_vec *unc)
 {
@@ -335,6 +341,7 @@ walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t m
 	}
 	free(w.states);
 	free(w.slots);
+	return !w.overflowed;
 }
 
 /* Set the EOG tokens' bits when the state is complete. */
@@ -347,17 +354,37 @@ set_eog(const lg_grammar_matcher *m, uint64_t *mask)
 		mask[m->gv->eog[i] >> 6] |= 1ULL << (m->gv->eog[i] & 63);
 }
 
-void
+bool
 lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
 {
 	size_t		words;
+	bool		exact;
 
 	if (m->gv == NULL)
-		return;
+		return true;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	memset(mask, 0, words * sizeof(uint64_t));
-	walk(m, &m->state, false, UINT32_MAX, mask, NULL);
+	exact = walk(m, &m->state, false, UINT32_MAX, mask, NULL);
 	set_eog(m, mask);
+	return exact;
+}
+
+/*
+ * Whether the state is close to a runtime limit.  Splits are computed on
+ * parts of stacks, which may stay under a limit that the whole stack
+ * exceeds; near the limits the slow walk, which steps whole stacks as
+ * accept_token does, keeps the mask and accept_token in agreement.
+ */
+static bool
+near_limits(const lg_gstate *s)
+{
+	if (s->n_stacks > LG_GRAMMAR_MAX_STACKS / 8 || s->n_frames > LG_GRAMMAR_MAX_FRAMES / 8 ||
+		s->expand_left < LG_GRAMMAR_MAX_EXPAND - LG_GRAMMAR_MAX_EXPAND / 8)
+		return true;
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+		if (s->len[i] > LG_GRAMMAR_MAX_DEPTH / 2)
+			return true;
+	return false;
 }
 
 /* Free every cache of a grammar (at lg_grammar_free; no matcher may use it any more). */
@@ -523,7 +550,7 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 	if (!lg_gstate_push_stack(start, key, n))
 		goto nomem;
 	memset(m->bits, 0, words * sizeof(uint64_t));
-	walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
+	(void) walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
 	if (unc.failed)
 		goto nomem;
 	for (size_t i = 0; i < words; i++)
@@ -742,7 +769,7 @@ fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 		return;
 	words = ((size_t) gv->n_tokens + 63) / 64;
 	c = get_cache(m);
-	if (c == NULL || s->partial_left > 0 || m->n_levels < 3)
+	if (c == NULL || s->partial_left > 0 || m->n_levels < 3 || near_limits(s))
 	{
 		lg_grammar_matcher_fill_mask_slow(m, mask);
 		if (c != NULL)

@@ -83,8 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		do
 		{
 			lg_grammar_matcher_fill_mask(a, fast);
-			lg_grammar_matcher_fill_mask_slow(a, slow);
-			CHECK(memcmp(fast, slow, words * 8) == 0);
+			CHECK(!lg_grammar_matcher_fill_mask_slow(a, slow) || memcmp(fast, slow, words * 8) == 0);
 		} while (ok < tlen && lg_grammar_matcher_accept_bytes(a, text + ok, 1) && ++ok);
 		free(fast);
 		free(slow);
@@ -108,8 +107,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		CHECK(fast != NULL && slow != NULL);
 		lg_grammar_matcher_fill_mask(a, fast);
-		lg_grammar_matcher_fill_mask_slow(a, slow);
-		CHECK(memcmp(fast, slow, words * 8) == 0);
+		/* equal unless a runtime limit made the slow walk refuse some tokens */
+		CHECK(!lg_grammar_matcher_fill_mask_slow(a, slow) || memcmp(fast, slow, words * 8) == 0);
 		free(fast);
 		free(slow);
 	}
