@@ -31,6 +31,7 @@
 /* Runtime limits: a step exceeding one is refused (the text is rejected). */
 #define LG_GRAMMAR_MAX_DEPTH  1024			/* frames on one stack */
 #define LG_GRAMMAR_MAX_STACKS 16384			/* stacks alive at once (ambiguity) */
+#define LG_GRAMMAR_MAX_FRAMES (1u << 20)	/* frames in all stacks of a state (8 MiB) */
 #define LG_GRAMMAR_MAX_EXPAND 200000		/* expansion steps for one byte (nested nullable repetitions) */
 
 typedef struct lg_grammar lg_grammar;	/* immutable after parse; shared read-only by threads */
@@ -76,8 +77,13 @@ void		lg_grammar_matcher_free(lg_grammar_matcher *m);
 void		lg_grammar_matcher_reset(lg_grammar_matcher *m);
 /* mask has (n_vocab + 63) / 64 words; bit t set = token t may come next. */
 void		lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask);
-/* The same mask computed the slow way (a walk of the whole vocabulary from the full state), for tests. */
-void		lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask);
+/*
+ * The same mask computed the slow way (a walk of the whole vocabulary from
+ * the full state), for tests.  Returns false when a runtime limit was hit on
+ * the way: those tokens are left out, as accept_token refuses them, but the
+ * fast mask, which works on parts of the stacks, may then allow some of them.
+ */
+bool		lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask);
 
 /*
  * Advance by one token; false and state unchanged when the grammar does not

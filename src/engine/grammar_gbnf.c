@@ -1109,6 +1109,11 @@ lg_grammar_compile(const char *gbnf, size_t len, lg_error *err)
 	if (!check_left_recursion(&p, nullable))
 		goto done;
 	g = flatten(&p, nullable);
+	if (g != NULL && !lg_gclass_first_bytes_init(g))
+	{
+		lg_grammar_destroy(g);
+		g = NULL;
+	}
 	if (g == NULL)
 		fail_nomem(&p);
 	else
@@ -1138,6 +1143,7 @@ lg_grammar_destroy(lg_grammar *g)
 	free(g->rules);
 	free(g->classes);
 	free(g->ranges);
+	free(g->first_bytes);
 	free(g->names);
 	free(g->src);
 	free(g);

@@ -78,6 +78,7 @@ struct lg_grammar
 	lg_gclass  *classes;
 	uint32_t	n_classes;
 	uint32_t   *ranges;			/* pairs lo, hi (inclusive) */
+	uint8_t    (*first_bytes)[32];	/* per class: bitmap of the bytes a member's UTF-8 can start with */
 	char	   *names;
 
 	/* Token-split caches, one per grammar vocabulary used with this grammar. */
@@ -193,6 +194,10 @@ void		lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b,
 bool		lg_gstate_complete(const lg_gstate *s);
 bool		lg_gstate_can_continue(const lg_grammar *g, const lg_gstate *s);
 bool		lg_gclass_match(const lg_grammar *g, uint32_t cls, uint32_t cp);
+/* Fill g->first_bytes for every class; false if out of memory. */
+bool		lg_gclass_first_bytes_init(lg_grammar *g);
+/* Bitmap of the bytes that can come next in state s (all 256 while a character is partial). */
+void		lg_gstate_next_bytes(const lg_grammar *g, const lg_gstate *s, uint8_t out[32]);
 /*
  * Consume p[0..n) from s (n > 0) using scratch states a and b; the state
  * after them (a or b), or NULL when they are rejected.  s is unchanged.

@@ -119,6 +119,7 @@ typedef struct wstate
 	lg_gstate	st;
 	uint64_t	hash;
 	int32_t		next[256];		/* id of the state after each byte; -1 not yet known */
+	uint8_t		next_bytes[32];	/* bytes some stack can take (lg_gstate_next_bytes) */
 } wstate;
 
 #define WALK_MAX_STATES 2048	/* interned per walk; past it, edges are stepped as they come */
@@ -131,6 +132,7 @@ typedef struct walk_ctx
 	uint32_t	max_depth;		/* tokens longer than this that survive are left uncertain */
 	uint64_t   *acc;
 	tok_vec    *unc;
+	bool		overflowed;		/* some step hit a runtime limit */
 	wstate	  **states;
 	uint32_t	n_states;
 	uint32_t   *slots;			/* open addressing: state id + 1 */
@@ -208,6 +210,7 @@ intern(walk_ctx *w, const lg_gstate *s)
 	}
 	ws->hash = h;
 	memset(ws->next, 0xff, sizeof(ws->next));
+	lg_gstate_next_bytes(w->m->g, &ws->st, ws->next_bytes);
 	w->states[w->n_states] = ws;
 	w->slots[slot] = ++w->n_states;
 	return (int32_t) w->n_states - 1;
@@ -244,7 +247,14 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 	lg_grammar_matcher *m = w->m;
 	const lg_grammar_vocab *gv = m->gv;
 	const lg_gtrie_node *nd = &gv->nodes[node];
+	uint8_t		local[32];
+	const uint8_t *next_bytes = local;
 
+	/* bytes no stack can take are skipped without stepping (most of them, in narrow states) */
+	if (cur_id >= 0)
+		next_bytes = w->states[cur_id]->next_bytes;
+	else
+		lg_gstate_next_bytes(m->g, cur, local);
 	for (uint32_t c = nd->first_child; c < nd->first_child + nd->n_children; c++)
 	{
 		const lg_gtrie_node *ch = &gv->nodes[c];
@@ -254,6 +264,14 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 		bool		alive,
 					esc_here;
 
+		if (!((next_bytes[ch->byte >> 3] >> (ch->byte & 7)) & 1))
+		{
+			/* dead here: what escaped earlier is still for the full stack to decide */
+			m->esc[d + 1] = m->esc[d];
+			if (m->esc[d])
+				unc_range(w, ch->tok_lo, ch->tok_hi);
+			continue;
+		}
 		if (nid >= 0)
 			st = &w->states[nid]->st;
 		else
@@ -269,6 +287,8 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 					w->states[cur_id]->next[ch->byte] = nid;
 			}
 		}
+		if (st->overflow)
+			w->overflowed = true;
 		if (st->overflow && w->escape_mode)
 		{
 			/* the segment hit a limit: let the full stack decide */
@@ -294,8 +314,11 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 	}
 }
 
-/* Walk the whole trie from state start: accepted tokens into acc, uncertain ones into unc. */
-static void
+/*
+ * Walk the whole trie from state start: accepted tokens into acc, uncertain
+ * ones into unc.  False when some step hit a runtime limit.
+ */
+static bool
 walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth, uint64_t *acc,
 	 tok_vec *unc)
 {
@@ -318,6 +341,7 @@ walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t m
 	}
 	free(w.states);
 	free(w.slots);
+	return !w.overflowed;
 }
 
 /* Set the EOG tokens' bits when the state is complete. */
@@ -330,17 +354,37 @@ set_eog(const lg_grammar_matcher *m, uint64_t *mask)
 		mask[m->gv->eog[i] >> 6] |= 1ULL << (m->gv->eog[i] & 63);
 }
 
-void
+bool
 lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
 {
 	size_t		words;
+	bool		exact;
 
 	if (m->gv == NULL)
-		return;
+		return true;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	memset(mask, 0, words * sizeof(uint64_t));
-	walk(m, &m->state, false, UINT32_MAX, mask, NULL);
+	exact = walk(m, &m->state, false, UINT32_MAX, mask, NULL);
 	set_eog(m, mask);
+	return exact;
+}
+
+/*
+ * Whether the state is close to a runtime limit.  Splits are computed on
+ * parts of stacks, which may stay under a limit that the whole stack
+ * exceeds; near the limits the slow walk, which steps whole stacks as
+ * accept_token does, keeps the mask and accept_token in agreement.
+ */
+static bool
+near_limits(const lg_gstate *s)
+{
+	if (s->n_stacks > LG_GRAMMAR_MAX_STACKS / 8 || s->n_frames > LG_GRAMMAR_MAX_FRAMES / 8 ||
+		s->expand_left < LG_GRAMMAR_MAX_EXPAND - LG_GRAMMAR_MAX_EXPAND / 8)
+		return true;
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+		if (s->len[i] > LG_GRAMMAR_MAX_DEPTH / 2)
+			return true;
+	return false;
 }
 
 /* Free every cache of a grammar (at lg_grammar_free; no matcher may use it any more). */
@@ -506,7 +550,7 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 	if (!lg_gstate_push_stack(start, key, n))
 		goto nomem;
 	memset(m->bits, 0, words * sizeof(uint64_t));
-	walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
+	(void) walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
 	if (unc.failed)
 		goto nomem;
 	for (size_t i = 0; i < words; i++)
@@ -629,7 +673,7 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 		checks++;
 		while (d < valid && d < len && d < prev_len && p[d] == prev[d])
 			d++;
-		for (; d < len && m->levels[d].n_stacks > 0; d++)
+		for (; d < len && m->levels[d].n_stacks > 0 && !m->levels[d].overflow; d++)
 			lg_gstate_step_byte(m->g, &m->levels[d], (uint8_t) p[d], &m->levels[d + 1], false);
 		valid = d;
 		prev = p;
@@ -644,7 +688,8 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 static uint64_t
 state_hash(const lg_gstate *s)
 {
-	uint64_t	h = 0x243F6A8885A308D3ULL ^ s->n_stacks;
+	uint64_t	h = 0x243F6A8885A308D3ULL ^ s->n_stacks ^ ((uint64_t) s->partial_value << 24) ^
+		((uint64_t) (uint8_t) s->partial_left << 16);
 
 	for (uint32_t i = 0; i < s->n_stacks; i++)
 	{
@@ -664,7 +709,8 @@ state_hash(const lg_gstate *s)
 static bool
 state_equal(const lg_gstate *a, const lg_gstate *b)
 {
-	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left)
+	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left ||
+		a->partial_value != b->partial_value || a->partial_total != b->partial_total)
 		return false;
 	for (uint32_t i = 0; i < a->n_stacks; i++)
 		if (a->len[i] != b->len[i] ||
@@ -723,7 +769,7 @@ fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 		return;
 	words = ((size_t) gv->n_tokens + 63) / 64;
 	c = get_cache(m);
-	if (c == NULL || s->partial_left > 0 || m->n_levels < 3)
+	if (c == NULL || s->partial_left > 0 || m->n_levels < 3 || near_limits(s))
 	{
 		lg_grammar_matcher_fill_mask_slow(m, mask);
 		if (c != NULL)

@@ -141,7 +141,7 @@ add_stack(lg_gstate *s, const lg_gframe *f, uint32_t n)
 				return true;
 		slot = UINT32_MAX;
 	}
-	if (s->n_stacks >= LG_GRAMMAR_MAX_STACKS)
+	if (s->n_stacks >= LG_GRAMMAR_MAX_STACKS || s->n_frames + n > LG_GRAMMAR_MAX_FRAMES)
 		goto overflow;
 	if (s->n_stacks + 1 > s->cap_stacks)
 	{
@@ -247,6 +247,65 @@ class_meets(const lg_grammar *g, uint32_t cls, uint32_t lo, uint32_t hi)
 			return true;
 	}
 	return c->negated;
+}
+
+bool
+lg_gclass_first_bytes_init(lg_grammar *g)
+{
+	g->first_bytes = calloc(g->n_classes ? g->n_classes : 1, 32);
+	if (g->first_bytes == NULL)
+		return false;
+	for (uint32_t c = 0; c < g->n_classes; c++)
+	{
+		uint8_t    *fb = g->first_bytes[c];
+
+		for (uint32_t b = 0; b < 256; b++)
+		{
+			uint32_t	lo,
+						hi;
+
+			if (b < 0x80)
+				lo = hi = b;
+			else if (b >= 0xC2 && b < 0xE0)
+				lo = (b & 0x1F) << 6, hi = lo | 0x3F;
+			else if (b >= 0xE0 && b < 0xF0)
+			{
+				lo = (b & 0x0F) << 12, hi = lo | 0xFFF;
+				lo = lo < 0x800 ? 0x800 : lo;
+				if (b == 0xED)
+					hi = 0xD7FF;	/* the rest are surrogates */
+			}
+			else if (b >= 0xF0 && b < 0xF5)
+			{
+				lo = (b & 0x07) << 18, hi = lo | 0x3FFFF;
+				lo = lo < 0x10000 ? 0x10000 : lo;
+				hi = hi > 0x10FFFF ? 0x10FFFF : hi;
+			}
+			else
+				continue;		/* never starts a valid character */
+			if (lo == hi ? lg_gclass_match(g, c, lo) : class_meets(g, c, lo, hi))
+				fb[b >> 3] |= (uint8_t) (1u << (b & 7));
+		}
+	}
+	return true;
+}
+
+void
+lg_gstate_next_bytes(const lg_grammar *g, const lg_gstate *s, uint8_t out[32])
+{
+	memset(out, s->partial_left > 0 ? 0xFF : 0, 32);
+	if (s->partial_left > 0)
+		return;
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+	{
+		const uint8_t *fb;
+
+		if (s->len[i] == 0)
+			continue;
+		fb = g->first_bytes[g->elems[s->frames[s->off[i] + s->len[i] - 1].pos].value];
+		for (int k = 0; k < 32; k++)
+			out[k] |= fb[k];
+	}
 }
 
 /* Expansion context: the grammar, the output set and the working stack. */

@@ -6,7 +6,9 @@
  * and both ways must agree (accepted prefix, completion).  When the llama
  * vocabulary is in $LLAMAGPU_SHARED (default ../shared), inputs whose text
  * length is a multiple of 4 also compare the cached token mask with the slow
- * full walk at the state the bytes reached.
+ * full walk at the state the bytes reached (after every byte when the text
+ * has at most 16 bytes, which exercises the matcher's memory of recent
+ * masks).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +72,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	b = lg_grammar_matcher_new(g, NULL, &err);
 	CHECK(b != NULL);
+	if (gvocab != NULL && tlen > 0 && tlen <= 16 && tlen % 4 == 0)
+	{
+		/* short texts: the cached mask equals the slow walk after every byte */
+		size_t		words = ((size_t) lg_grammar_vocab_n_tokens(gvocab) + 63) / 64;
+		uint64_t   *fast = malloc(words * 8),
+				   *slow = malloc(words * 8);
+
+		CHECK(fast != NULL && slow != NULL);
+		do
+		{
+			lg_grammar_matcher_fill_mask(a, fast);
+			CHECK(!lg_grammar_matcher_fill_mask_slow(a, slow) || memcmp(fast, slow, words * 8) == 0);
+		} while (ok < tlen && lg_grammar_matcher_accept_bytes(a, text + ok, 1) && ++ok);
+		free(fast);
+		free(slow);
+	}
 	while (ok < tlen && lg_grammar_matcher_accept_bytes(a, text + ok, 1))
 		ok++;
 	/* all at once: the accepted prefix is accepted, one byte more is not */
@@ -89,8 +107,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		CHECK(fast != NULL && slow != NULL);
 		lg_grammar_matcher_fill_mask(a, fast);
-		lg_grammar_matcher_fill_mask_slow(a, slow);
-		CHECK(memcmp(fast, slow, words * 8) == 0);
+		/* equal unless a runtime limit made the slow walk refuse some tokens */
+		CHECK(!lg_grammar_matcher_fill_mask_slow(a, slow) || memcmp(fast, slow, words * 8) == 0);
 		free(fast);
 		free(slow);
 	}
