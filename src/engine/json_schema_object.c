@@ -602,8 +602,18 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		}
 		sch = js_norm(sch);
 		it->schema = sch;
-		if (sch->kind == LG_JSON_BOOL && !sch->boolean)
-			it->forbidden = true;
+		/* a property whose schema accepts nothing can only be absent */
+		{
+			char	   *p1 = js_path(path, "properties");
+			char	   *p2 = p1 ? js_path(p1, it->name) : NULL;
+
+			if (p2 == NULL || js_obviously_empty(js_deref(c, sch, p2)))
+				it->forbidden = true;
+			free(p1);
+			free(p2);
+			if (c->st != LG_OK)
+				goto done;
+		}
 		if (it->forbidden && it->required)
 		{
 			js_fail(c, LG_ERR_UNSUPPORTED, "schema at %s accepts no value: required property \"%s\" is not allowed", path, it->name);

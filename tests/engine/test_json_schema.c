@@ -129,6 +129,9 @@ test_objects(void **state)
 		  GOOD("{\"a\":1}", "{\"a\":1,\"b\":2}"), BAD("{}", "{\"a\":1,\"b\":2,\"c\":3}"));
 	check("{\"properties\":{\"a\":{},\"b\":{}},\"minProperties\":1,\"additionalProperties\":false}",
 		  GOOD("{\"a\":1}", "{\"b\":1}", "{\"a\":1,\"b\":2}"), BAD("{}"));
+	/* an optional property whose schema accepts nothing can only be absent */
+	check("{\"properties\":{\"s\":{\"type\":\"array\",\"enum\":[\"a\"]},\"t\":{\"type\":\"integer\"}}}",
+		  GOOD("{\"t\":1}", "{}"), BAD("{\"s\":[]}", "{\"s\":\"a\"}"));
 	/* a required name not declared takes the additionalProperties schema */
 	check("{\"required\":[\"k\"],\"additionalProperties\":{\"type\":\"boolean\"}}",
 		  GOOD("{\"k\":true}", "{\"k\":false,\"z\":true}"), BAD("{}", "{\"k\":1}"));
@@ -195,6 +198,13 @@ test_combinators(void **state)
 	check("{\"type\":\"object\",\"properties\":{\"r\":{\"type\":\"number\"},\"w\":{\"type\":\"number\"}},"
 		  "\"oneOf\":[{\"required\":[\"r\"]},{\"required\":[\"w\"]}]}",
 		  GOOD("{\"r\":1}", "{\"w\":2}"), BAD("{\"r\":1,\"w\":2}", "{}"));
+	/* a discriminating property neither requires: required in both */
+	check("{\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
+		  GOOD("{\"t\":\"a\"}", "{\"t\":\"c\",\"x\":1}"), BAD("{}", "{\"t\":\"d\"}"));
+	/* discriminating enums inside allOf (base type and branch enum merged) */
+	check("{\"type\":\"object\",\"properties\":{\"g\":{\"type\":\"string\"}},\"additionalProperties\":false,"
+		  "\"oneOf\":[{\"properties\":{\"g\":{\"enum\":[\"x\"]}},\"required\":[\"g\"]},{\"properties\":{\"g\":{\"enum\":[\"y\"]}},\"required\":[\"g\"]}]}",
+		  GOOD("{\"g\":\"x\"}", "{\"g\":\"y\"}"), BAD("{\"g\":\"z\"}", "{}"));
 	expect_error("{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"string\",\"maxLength\":3}]}", LG_ERR_UNSUPPORTED,
 				 "\"oneOf\" at #: branches 0 and 1 may both match");
 	/* integer and number overlap */
