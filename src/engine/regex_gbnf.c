@@ -1291,6 +1291,178 @@ done:
 	return st;
 }
 
+/* Decode UTF-8 name into code points; the count. */
+static size_t
+rx_decode_name(const char *s, uint32_t *cp)
+{
+	rx_parser	p = {.s = s, .n = strlen(s)};
+	size_t		k = 0;
+
+	while (p.pos < p.n)
+		cp[k++] = rx_utf8(&p);
+	return k;
+}
+
+typedef struct rx_names
+{
+	uint32_t  **cp;
+	size_t	   *len;
+	size_t		n;
+} rx_names;
+
+/*
+ * Strings of C{m,n} (n -1: unbounded) that are not among the names
+ * sel[0..ns) (which share their first d code points); false when none.
+ */
+static bool
+rx_minus_names(rx_parser *p, const rx_node *cls, long m, long n, const rx_names *nm, const size_t *sel, size_t ns,
+			   size_t d, const char *any_char, lg_buf *b)
+{
+	int			alts = 0;
+	bool		is_name = false;
+	size_t	   *sub = malloc((ns + 1) * sizeof(size_t));
+	rx_node    *kids = rx_new(p, RX_SET);
+
+	if (sub == NULL || kids == NULL)
+	{
+		free(sub);
+		return false;
+	}
+	for (size_t i = 0; i < ns; i++)
+		if (nm->len[sel[i]] == d)
+			is_name = true;
+	lg_buf_append(b, "( ", 2);
+	if (!is_name && (long) d >= m && (n < 0 || (long) d <= n))
+	{
+		lg_buf_append(b, "\"\"", 2);
+		alts++;
+	}
+	for (size_t i = 0; i < ns; i++)
+	{
+		uint32_t	ch;
+		size_t		nsub = 0;
+		bool		seen = false;
+		lg_buf		kid;
+
+		if (nm->len[sel[i]] <= d)
+			continue;
+		ch = nm->cp[sel[i]][d];
+		for (size_t j = 0; j < kids->nr && !seen; j++)
+			seen = kids->r[2 * j] == ch;
+		if (seen)
+			continue;
+		rx_range(p, kids, ch, ch);
+		for (size_t j = 0; j < ns; j++)
+			if (nm->len[sel[j]] > d && nm->cp[sel[j]][d] == ch)
+				sub[nsub++] = sel[j];
+		lg_buf_init(&kid);
+		if (rx_minus_names(p, cls, m, n, nm, sub, nsub, d + 1, any_char, &kid) && kid.data)
+		{
+			if (alts++)
+				lg_buf_append(b, " | ", 3);
+			lg_buf_append(b, "[", 1);
+			rx_class_cp(b, ch);
+			lg_buf_appendf(b, "] %s", kid.data);
+		}
+		lg_buf_free(&kid);
+	}
+	/* a character of C that no name continues with, then anything of C */
+	if (n < 0 || (long) d + 1 <= n)
+	{
+		rx_node    *other = rx_new(p, RX_SET);
+		long		lo = m - (long) d - 1 > 0 ? m - (long) d - 1 : 0;
+
+		for (size_t j = 0; other && j < kids->nr; j++)
+			rx_range(p, other, kids->r[2 * j], kids->r[2 * j + 1]);
+		if (other)
+		{
+			rx_node    *notc = rx_set_complement(p, cls);
+
+			for (size_t j = 0; notc && j < notc->nr; j++)
+				rx_range(p, other, notc->r[2 * j], notc->r[2 * j + 1]);
+			rx_norm(other);
+			rx_negate(p, other);
+		}
+		if (other && other->nr > 0)
+		{
+			if (alts++)
+				lg_buf_append(b, " | ", 3);
+			rx_emit_set(other, any_char, b);
+			lg_buf_append(b, " ", 1);
+			rx_emit_set(cls, any_char, b);
+			if (n < 0)
+				lg_buf_appendf(b, "{%ld,}", lo);
+			else
+				lg_buf_appendf(b, "{%ld,%ld}", lo, n - (long) d - 1);
+		}
+	}
+	lg_buf_append(b, " )", 2);
+	free(sub);
+	return alts > 0;
+}
+
+lg_status
+lg_regex_minus_names(const char *pat, size_t len, const char *const *names, size_t n_names,
+					 const char *any_char, lg_buf *out, lg_error *err)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	lg_status	st = LG_OK;
+	rx_node    *body;
+	rx_names	nm = {0};
+	size_t	   *sel = NULL;
+
+	if (root == NULL)
+	{
+		st = lg_error_set(err, p.st, "%s", p.msg);
+		rx_free(&p);
+		return st;
+	}
+	if (!rx_split(&p, root, &pcs, &np, 0) || np != 1 || !pcs[0].bol || !pcs[0].eol || rx_has_anchor(pcs[0].body))
+		goto unsupported;
+	body = pcs[0].body;
+	if (body->kind == RX_SEQ && body->nk == 1)
+		body = body->k[0];
+	if (body->kind != RX_REP || body->k[0]->kind != RX_SET)
+		goto unsupported;
+	nm.cp = calloc(n_names + 1, sizeof(*nm.cp));
+	nm.len = calloc(n_names + 1, sizeof(*nm.len));
+	sel = calloc(n_names + 1, sizeof(*sel));
+	if (nm.cp == NULL || nm.len == NULL || sel == NULL)
+	{
+		st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n_names; i++)
+	{
+		nm.cp[i] = malloc((strlen(names[i]) + 1) * sizeof(uint32_t));
+		if (nm.cp[i] == NULL)
+		{
+			st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+			goto done;
+		}
+		nm.len[i] = rx_decode_name(names[i], nm.cp[i]);
+		sel[i] = i;
+	}
+	nm.n = n_names;
+	if (!rx_minus_names(&p, body->k[0], body->min, body->max, &nm, sel, n_names, 0, any_char, out))
+		st = lg_error_set(err, LG_ERR_UNSUPPORTED, "the pattern matches only declared names");
+	goto done;
+unsupported:
+	st = lg_error_set(err, LG_ERR_UNSUPPORTED, "pattern is not one repeated class");
+done:
+	for (size_t i = 0; nm.cp && i < n_names; i++)
+		free(nm.cp[i]);
+	free(nm.cp);
+	free(nm.len);
+	free(sel);
+	free(pcs);
+	rx_free(&p);
+	return st;
+}
+
 lg_status
 lg_regex_lengths(const char *pat, size_t len, long *min_len, long *max_len, lg_error *err)
 {
