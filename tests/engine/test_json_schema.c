@@ -120,7 +120,7 @@ test_objects(void **state)
 	check("{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
 		  GOOD("{\"x-a\":1,\"x-\":2}", "{}"), BAD("{\"y\":1}", "{\"x-a\":\"s\"}"));
 	/* a declared name the pattern matches is never written as a pattern-named member */
-	check("{\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[a-f]{4}$\"}},\"patternProperties\":{\"^[a-z]{1,5}$\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
+	check("{\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[a-f]{4}$\"}},\"patternProperties\":{\"^[a-z]{1,5}$\":{\"type\":[\"integer\",\"string\"]}},\"additionalProperties\":false}",
 		  GOOD("{\"id\":\"abcd\",\"i\":1,\"idx\":2}", "{\"ide\":3}"), BAD("{\"id\":7}", "{\"id\":\"abc\"}", "{\"abcdef\":1}"));
 	/* other names next to one simple pattern: those it does not match */
 	check("{\"patternProperties\":{\"^[a-z]+$\":{\"type\":\"integer\"}}}",
