@@ -1125,6 +1125,224 @@ rx_fit(rx_piece *pc, long lo, long hi, bool *empty)
 	return true;
 }
 
+/* Collect the variable repetitions of a tree (their max is kept in next_cap). */
+static void
+rx_unbounded(rx_node *n, rx_node ***v, size_t *nv, size_t *cap)
+{
+	if (n->kind == RX_REP && n->max != n->min)
+	{
+		if (*nv == *cap)
+		{
+			size_t		c2 = *cap ? 2 * *cap : 16;
+			rx_node   **w = realloc(*v, c2 * sizeof(*w));
+
+			if (w == NULL)
+				return;
+			*v = w;
+			*cap = c2;
+		}
+		(*v)[(*nv)++] = n;
+	}
+	for (size_t i = 0; i < n->nk; i++)
+		rx_unbounded(n->k[i], v, nv, cap);
+}
+
+/* "{lo,hi}" (hi -1: unbounded) after any_char. */
+static void
+rx_any_rep(lg_buf *b, const char *any_char, long lo, long hi)
+{
+	if (hi < 0)
+		lg_buf_appendf(b, "%s{%ld,}", any_char, lo);
+	else if (hi == 0)
+		lg_buf_append(b, "\"\"", 2);
+	else
+		lg_buf_appendf(b, "%s{%ld,%ld}", any_char, lo, hi);
+}
+
+/*
+ * Lengths for a piece rx_fit could not fit, written to b.  Search
+ * semantics first: a repetition at an unanchored end only needs its
+ * minimum ("contains a+b" is "contains ab"), so the piece often becomes a
+ * fixed-length core P with free text around it, and "length in [lo, hi],
+ * containing P" is written as the choice of P's position.  Otherwise every
+ * unbounded repetition (the free ends included) gets the same cap, the
+ * largest that keeps the longest match within hi: a subset of the strings,
+ * all valid.  False when neither works.
+ */
+static bool
+rx_fit_search(rx_parser *p, rx_piece *pc, long lo, long hi, const char *any_char, lg_buf *b)
+{
+	rx_node    *body = pc->body;
+	rx_node    *seq;
+	long		mn, mx;
+
+	if (body->kind != RX_SEQ)
+	{
+		seq = rx_new(p, RX_SEQ);
+		if (seq == NULL || !rx_add(p, seq, body))
+			return false;
+		body = seq;
+	}
+	/* trim the repetitions at the free ends */
+	while (!pc->bol && body->nk > 0 && body->k[0]->kind == RX_REP)
+	{
+		rx_node    *r = body->k[0];
+
+		if (r->min == 0)
+		{
+			memmove(body->k, body->k + 1, (body->nk - 1) * sizeof(rx_node *));
+			body->nk--;
+			continue;
+		}
+		r->max = r->min;
+		break;
+	}
+	while (!pc->eol && body->nk > 0 && body->k[body->nk - 1]->kind == RX_REP)
+	{
+		rx_node    *r = body->k[body->nk - 1];
+
+		if (r->min == 0)
+		{
+			body->nk--;
+			continue;
+		}
+		r->max = r->min;
+		break;
+	}
+	rx_len(body, &mn, &mx);
+	if (mn == mx && (!pc->bol || !pc->eol) && (hi < 0 || mn <= hi))
+	{
+		long		L = mn;
+		lg_buf		core;
+		bool		ok;
+
+		lg_buf_init(&core);
+		ok = rx_emit(body, any_char, &core) && core.data;
+		if (!ok)
+		{
+			lg_buf_free(&core);
+			return false;
+		}
+		lg_buf_append(b, "( ", 2);
+		if (pc->bol || !pc->eol)
+		{
+			if (pc->bol)
+			{
+				/* P then free text */
+				lg_buf_appendf(b, "%s ", core.data);
+				rx_any_rep(b, any_char, lo - L > 0 ? lo - L : 0, hi < 0 ? -1 : hi - L);
+			}
+			else
+			{
+				/* free text, P, free text: by P's position i */
+				long		last = hi >= 0 ? hi - L : (lo - L > 0 ? lo - L : 0);
+
+				if (last > 256)
+				{
+					lg_buf_free(&core);
+					b->len -= 2;
+					goto cap;
+				}
+				for (long i = 0; i <= last; i++)
+				{
+					long		rlo = lo - L - i > 0 ? lo - L - i : 0;
+
+					if (i)
+						lg_buf_append(b, " | ", 3);
+					if (hi < 0 && i == last)
+					{
+						rx_any_rep(b, any_char, i, -1);
+						lg_buf_appendf(b, " %s ", core.data);
+						rx_any_rep(b, any_char, rlo, -1);
+						continue;
+					}
+					rx_any_rep(b, any_char, i, i);
+					lg_buf_appendf(b, " %s ", core.data);
+					rx_any_rep(b, any_char, rlo, hi < 0 ? -1 : hi - L - i);
+				}
+			}
+		}
+		else
+		{
+			/* free text then P */
+			rx_any_rep(b, any_char, lo - L > 0 ? lo - L : 0, hi < 0 ? -1 : hi - L);
+			lg_buf_appendf(b, " %s", core.data);
+		}
+		lg_buf_append(b, " )", 2);
+		lg_buf_free(&core);
+		return true;
+	}
+cap:
+	{
+		rx_node    *all = rx_new(p, RX_SEQ);
+		rx_node   **unb = NULL;
+		size_t		nu = 0, cu = 0;
+		long		tlo = 0, thi;
+
+		if (all == NULL)
+			return false;
+		if (!pc->bol)
+		{
+			rx_node    *any = rx_new(p, RX_SET), *r = rx_new(p, RX_REP);
+
+			if (any == NULL || r == NULL || !rx_range(p, any, 0, RX_MAX_CP) || !rx_add(p, r, any) || !rx_add(p, all, r))
+				return false;
+			r->min = 0;
+			r->max = -1;
+		}
+		rx_add(p, all, body);
+		if (!pc->eol)
+		{
+			rx_node    *any = rx_new(p, RX_SET), *r = rx_new(p, RX_REP);
+
+			if (any == NULL || r == NULL || !rx_range(p, any, 0, RX_MAX_CP) || !rx_add(p, r, any) || !rx_add(p, all, r))
+				return false;
+			r->min = 0;
+			r->max = -1;
+		}
+		rx_unbounded(all, &unb, &nu, &cu);
+		rx_len(all, &mn, &mx);
+		if (nu > 0 && hi >= 0 && (mx < 0 || mx > hi))
+		{
+			/* the largest uniform cap t with the longest match within hi */
+			long	   *orig = malloc(nu * sizeof(long));
+
+			if (orig == NULL)
+			{
+				free(unb);
+				return false;
+			}
+			for (size_t i = 0; i < nu; i++)
+				orig[i] = unb[i]->max;
+			thi = hi;
+			while (tlo < thi)
+			{
+				long		t = (tlo + thi + 1) / 2;
+
+				for (size_t i = 0; i < nu; i++)
+					unb[i]->max = (orig[i] < 0 || unb[i]->min + t < orig[i]) ? unb[i]->min + t : orig[i];
+				rx_len(all, &mn, &mx);
+				if (mx >= 0 && mx <= hi)
+					tlo = t;
+				else
+					thi = t - 1;
+			}
+			for (size_t i = 0; i < nu; i++)
+				unb[i]->max = (orig[i] < 0 || unb[i]->min + tlo < orig[i]) ? unb[i]->min + tlo : orig[i];
+			free(orig);
+			rx_len(all, &mn, &mx);
+		}
+		free(unb);
+		if (mn < lo || (hi >= 0 && (mx < 0 || mx > hi)))
+			return false;
+		lg_buf_append(b, "( ", 2);
+		if (!rx_emit(all, any_char, b))
+			return false;
+		lg_buf_append(b, " )", 2);
+		return true;
+	}
+}
+
 lg_status
 lg_regex_to_gbnf(const char *pat, size_t len, long min_len, long max_len,
 				 const char *any_char, lg_buf *out, lg_error *err)
@@ -1160,8 +1378,22 @@ lg_regex_to_gbnf(const char *pat, size_t len, long min_len, long max_len,
 		}
 		if ((min_len > 0 || max_len >= 0) && !rx_fit(&pcs[i], min_len < 0 ? 0 : min_len, max_len, &empty))
 		{
-			st = lg_error_set(err, LG_ERR_UNSUPPORTED, "pattern combined with minLength/maxLength");
-			goto done;
+			lg_buf		piece;
+			bool		ok;
+
+			lg_buf_init(&piece);
+			ok = rx_fit_search(&p, &pcs[i], min_len < 0 ? 0 : min_len, max_len, any_char, &piece) && piece.data;
+			if (!ok)
+			{
+				lg_buf_free(&piece);
+				st = lg_error_set(err, LG_ERR_UNSUPPORTED, "pattern combined with minLength/maxLength");
+				goto done;
+			}
+			if (alts++)
+				lg_buf_append(out, " | ", 3);
+			lg_buf_append(out, piece.data, piece.len);
+			lg_buf_free(&piece);
+			continue;
 		}
 		if (empty)
 			continue;
