@@ -1147,6 +1147,28 @@ rx_unbounded(rx_node *n, rx_node ***v, size_t *nv, size_t *cap)
 		rx_unbounded(n->k[i], v, nv, cap);
 }
 
+/* True when node a has b below it. */
+static bool
+rx_contains(const rx_node *a, const rx_node *b)
+{
+	for (size_t i = 0; i < a->nk; i++)
+		if (a->k[i] == b || rx_contains(a->k[i], b))
+			return true;
+	return false;
+}
+
+/* Caps: outer repetitions min + outer_extra, the others min + t, never above their own max. */
+static void
+rx_set_caps(rx_node **unb, const long *orig, const bool *outer, size_t nu, long t, long outer_extra)
+{
+	for (size_t i = 0; i < nu; i++)
+	{
+		long		c = unb[i]->min + (outer[i] ? outer_extra : t);
+
+		unb[i]->max = (orig[i] < 0 || c < orig[i]) ? c : orig[i];
+	}
+}
+
 /* "{lo,hi}" (hi -1: unbounded) after any_char. */
 static void
 rx_any_rep(lg_buf *b, const char *any_char, long lo, long hi)
@@ -1314,22 +1336,38 @@ cap:
 			}
 			for (size_t i = 0; i < nu; i++)
 				orig[i] = unb[i]->max;
-			thi = hi;
-			while (tlo < thi)
-			{
-				long		t = (tlo + thi + 1) / 2;
+			/*
+			 * Repetitions around other variable ones multiply their lengths:
+			 * they get at most one more than their minimum (then none), the
+			 * innermost ones share the rest uniformly.
+			 */
+			bool	   *outer = calloc(nu, sizeof(bool));
 
-				for (size_t i = 0; i < nu; i++)
-					unb[i]->max = (orig[i] < 0 || unb[i]->min + t < orig[i]) ? unb[i]->min + t : orig[i];
+			for (size_t i = 0; outer && i < nu; i++)
+				for (size_t j = 0; j < nu && !outer[i]; j++)
+					outer[i] = j != i && rx_contains(unb[i], unb[j]);
+			for (int outer_extra = 1; outer && outer_extra >= 0; outer_extra--)
+			{
+				tlo = 0;
+				thi = hi;
+				while (tlo < thi)
+				{
+					long		t = (tlo + thi + 1) / 2;
+
+					rx_set_caps(unb, orig, outer, nu, t, outer_extra);
+					rx_len(all, &mn, &mx);
+					if (mx >= 0 && mx <= hi)
+						tlo = t;
+					else
+						thi = t - 1;
+				}
+				rx_set_caps(unb, orig, outer, nu, tlo, outer_extra);
 				rx_len(all, &mn, &mx);
 				if (mx >= 0 && mx <= hi)
-					tlo = t;
-				else
-					thi = t - 1;
+					break;
 			}
-			for (size_t i = 0; i < nu; i++)
-				unb[i]->max = (orig[i] < 0 || unb[i]->min + tlo < orig[i]) ? unb[i]->min + tlo : orig[i];
 			free(orig);
+			free(outer);
 			rx_len(all, &mn, &mx);
 		}
 		free(unb);

@@ -267,8 +267,13 @@ test_strings(void **state)
 	check("{\"type\":\"string\",\"pattern\":\"^x[0-9]*$\",\"minLength\":3,\"maxLength\":4}", GOOD("\"x12\"", "\"x123\""), BAD("\"x1\"", "\"x1234\""));
 	expect_error("{\"type\":\"string\",\"pattern\":\"^(?=a)\"}", LG_ERR_UNSUPPORTED, "lookaround");
 	expect_error("{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}", LG_ERR_UNSUPPORTED, "backreference");
-	expect_error("{\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"a+\",\"maxLength\":3}}}", LG_ERR_UNSUPPORTED,
-				 "\"pattern\" at #/properties/s");
+	/* search semantics with lengths: contains a match, length bounded */
+	check("{\"type\":\"string\",\"pattern\":\"a+\",\"maxLength\":3}", GOOD("\"a\"", "\"xa\"", "\"aaa\"", "\"xya\""), BAD("\"xyz\"", "\"xyza\"", "\"\""));
+	check("{\"type\":\"string\",\"pattern\":\"[0-9a-f]+\",\"minLength\":4,\"maxLength\":4}", GOOD("\"zzz0\"", "\"beef\""), BAD("\"zzzz\"", "\"abc\"", "\"abcde\""));
+	/* lengths with a format: repetitions capped, a subset of the valid strings */
+	check("{\"type\":\"string\",\"format\":\"email\",\"maxLength\":40}", GOOD("\"ab.c@mail.example.org\""), BAD("\"abcdefghijklmnopqrstuvwxyz@example.org.fr\"", "\"a@b\""));
+	expect_error("{\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"^a+b+$\",\"minLength\":5}}}", LG_ERR_UNSUPPORTED,
+				 "\"pattern\" at #/properties/s: pattern combined with minLength/maxLength");
 	expect_error("{\"type\":\"string\",\"pattern\":\"a(b\"}", LG_ERR_UNSUPPORTED, "missing )");
 }
 
