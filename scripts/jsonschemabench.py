@@ -404,8 +404,8 @@ def main():
             lines.append("- %s: %s" % (ds, "; ".join("%s (%d)" % (r, n) for r, n in top)))
     if gen:
         lines.append("")
-        lines.append("Generation (stories260K, %d seeds per schema): %d outputs, %d finished, %d invalid (jsonschema with format checks)." % (
-            args.generate, gen["outputs"], gen["finished"], gen["invalid"]))
+        lines.append("Generation (stories260K, %d seeds per compiled schema, temperature 1, at most 384 tokens): %d outputs, %d finished (end of generation), %d invalid (jsonschema with format checks), %d errors." % (
+            args.generate, gen["outputs"], gen["finished"], gen["invalid"], gen["errors"]))
     report = "\n".join(lines)
     print(report)
     if args.out:
@@ -423,8 +423,8 @@ def main():
                 bad.append("%s: %d over-constrained" % (ds, stats[ds]["over"]))
             if ds in TARGETS and summary[ds]["coverage"] < TARGETS[ds]:
                 bad.append("%s: coverage %.1f%% < %.1f%%" % (ds, summary[ds]["coverage"], TARGETS[ds]))
-        if gen and gen["invalid"]:
-            bad.append("%d invalid generated outputs" % gen["invalid"])
+        if gen and (gen["invalid"] or gen["errors"]):
+            bad.append("%d invalid generated outputs, %d errors" % (gen["invalid"], gen["errors"]))
         if bad:
             print("FAIL: " + "; ".join(bad))
             return 1
@@ -433,65 +433,58 @@ def main():
 
 
 def generate(args, meta, replies):
-    """Sample outputs with the model and validate them (see --generate)."""
-    reqs = []
-    for rid, (ds, name, kinds, insts, schema) in meta.items():
-        if replies.get(rid, {}).get("status") != "ok":
-            continue
-        reqs.append({"id": rid, "schema": schema, "generate": {"n": args.generate, "seed": rid * 7919 + 1, "max_tokens": 256}})
-    out = run_batch_generate(args.bin, args.model, reqs, args.jobs)
+    """Sample outputs with the model (`llamagpu generate --json-schema`) and validate them."""
+    import concurrent.futures
+    import tempfile
+    jobs = []
+    for rid, (ds, name, kinds, insts, schema) in sorted(meta.items()):
+        if replies.get(rid, {}).get("status") == "ok":
+            for k in range(args.generate):
+                jobs.append((rid, k))
+    tmp = tempfile.mkdtemp(prefix="jsb-gen-")
+    paths = {}
+    for rid, _ in jobs:
+        if rid not in paths:
+            paths[rid] = os.path.join(tmp, "%d.json" % rid)
+            with open(paths[rid], "w", encoding="utf-8") as fh:
+                json.dump(meta[rid][4], fh, ensure_ascii=False)
+
+    def one(job):
+        rid, k = job
+        cmd = [args.bin, "generate", "-m", args.model, "-p", "", "--json-schema", paths[rid],
+               "--seed", str(1000 * rid + k + 1), "-n", "384", "--temp", "1", "--top-k", "0", "--top-p", "1",
+               "--min-p", "0", "-t", "1", "--json"]
+        p = subprocess.run(cmd, capture_output=True, timeout=120)
+        try:
+            return rid, json.loads(p.stdout.decode("utf-8", "replace"))
+        except json.JSONDecodeError:
+            return rid, {"error": p.stderr.decode("utf-8", "replace")[:300]}
+
     res = collections.Counter()
     bad = []
-    for rid, rep in out.items():
-        schema = meta[rid][4]
-        cls = validators.validator_for(schema, default=jsonschema.Draft7Validator)
-        val = cls(schema, format_checker=cls.FORMAT_CHECKER)
-        for g in rep.get("outputs", []):
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
+        for rid, out in ex.map(one, jobs):
             res["outputs"] += 1
-            if not g.get("finished"):
+            if "error" in out:
+                res["errors"] += 1
+                bad.append((meta[rid][1], "error: " + out["error"]))
+                continue
+            if out.get("finish_reason") not in ("stop", "eog"):
                 continue
             res["finished"] += 1
+            schema = meta[rid][4]
+            cls = validators.validator_for(schema, default=jsonschema.Draft7Validator)
             try:
-                v = json.loads(g["text"])
-                ok = val.is_valid(v)
+                v = json.loads(out["text"])
+                ok = cls(schema, format_checker=cls.FORMAT_CHECKER).is_valid(v)
             except Exception:
                 ok = False
             if not ok:
                 res["invalid"] += 1
-                bad.append((meta[rid][1], g["text"][:300]))
-    for b in bad[:args.failures]:
+                bad.append((meta[rid][1], out["text"][:300]))
+    for b in bad[:max(args.failures, 5)]:
         print("INVALID OUTPUT: %s" % json.dumps(b, ensure_ascii=False))
-    return dict(res)
-
-
-def run_batch_generate(binary, model, reqs, jobs):
-    replies = {}
-    chunks = [reqs[i::jobs] for i in range(jobs)]
-
-    def worker(chunk):
-        p = subprocess.Popen([binary, "grammar", "schema-batch", "--model", model], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
-
-        def feed():
-            for r in chunk:
-                p.stdin.write(json.dumps(r, ensure_ascii=False) + "\n")
-            p.stdin.close()
-        t = threading.Thread(target=feed)
-        t.start()
-        for line in p.stdout:
-            try:
-                rep = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            replies[rep.get("id")] = rep
-        t.join()
-        p.wait()
-    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks if c]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return replies
+    return {"outputs": res["outputs"], "finished": res["finished"], "invalid": res["invalid"], "errors": res["errors"]}
 
 
 if __name__ == "__main__":

@@ -669,7 +669,7 @@ js_deref(js_ctx *c, const lg_json_node *s, const char *path)
 
 /* ---- combinators ---- */
 
-static bool js_obviously_empty(const lg_json_node *s);
+bool		js_obviously_empty(const lg_json_node *s);
 
 /* True when the schema has validation keywords other than those in skip. */
 static bool
@@ -700,16 +700,14 @@ js_req_has(const lg_json_node *r, const char *name)
 	return false;
 }
 
-/* The const/enum values a property is restricted to, as (array, n) or NULL. */
+/* The const/enum values schema p (or one of its allOf parts) restricts values to. */
 static bool
-js_prop_values(js_ctx *c, const lg_json_node *s, const char *name, const lg_json_node **vals, size_t *n)
+js_schema_values(js_ctx *c, const lg_json_node *p, const lg_json_node **vals, size_t *n, int depth)
 {
-	const lg_json_node *props = lg_json_get(s, "properties");
-	const lg_json_node *p = props ? lg_json_get(props, name) : NULL;
 	const lg_json_node *e;
 
 	p = p ? js_deref(c, p, "#") : NULL;
-	if (p == NULL || p->kind != LG_JSON_OBJECT)
+	if (p == NULL || p->kind != LG_JSON_OBJECT || depth > 8)
 		return false;
 	if ((e = lg_json_get(p, "const")) != NULL)
 	{
@@ -723,7 +721,21 @@ js_prop_values(js_ctx *c, const lg_json_node *s, const char *name, const lg_json
 		*n = e->n;
 		return true;
 	}
+	/* any one part's values are a superset of what the whole allows */
+	e = lg_json_get(p, "allOf");
+	for (size_t i = 0; e && e->kind == LG_JSON_ARRAY && i < e->n; i++)
+		if (js_schema_values(c, e->items[i], vals, n, depth + 1))
+			return true;
 	return false;
+}
+
+/* The const/enum values property name of object schema s is restricted to. */
+static bool
+js_prop_values(js_ctx *c, const lg_json_node *s, const char *name, const lg_json_node **vals, size_t *n)
+{
+	const lg_json_node *props = lg_json_get(s, "properties");
+
+	return props && js_schema_values(c, lg_json_get(props, name), vals, n, 0);
 }
 
 /* Value i of a const (n == 1, the node itself) or enum array. */
@@ -744,23 +756,38 @@ js_vals_disjoint(const lg_json_node *a, size_t na, const lg_json_node *b, size_t
 	return true;
 }
 
-/* Both object schemas require a property whose const/enum sets do not meet. */
-static bool
-js_discriminated(js_ctx *c, const lg_json_node *a, const lg_json_node *b)
+/*
+ * A property both object schemas declare with const/enum sets that do not
+ * meet; *both_required when each requires it (else requiring it in both
+ * makes them disjoint, a subset of what they accept).
+ */
+static const char *
+js_discriminator(js_ctx *c, const lg_json_node *a, const lg_json_node *b, bool *both_required)
 {
+	const lg_json_node *pa = lg_json_get(a, "properties");
 	const lg_json_node *ra = js_required(a), *rb = js_required(b);
+	const char *loose = NULL;
 
-	for (size_t i = 0; ra && i < ra->n; i++)
+	for (size_t i = 0; pa && pa->kind == LG_JSON_OBJECT && i < pa->n; i++)
 	{
 		const lg_json_node *va, *vb;
 		size_t		na, nb;
-		const char *k = ra->items[i]->kind == LG_JSON_STRING ? ra->items[i]->str : NULL;
+		const char *k = pa->keys[i];
 
-		if (k && js_req_has(rb, k) && js_prop_values(c, a, k, &va, &na) &&
-			js_prop_values(c, b, k, &vb, &nb) && js_vals_disjoint(va, na, vb, nb))
-			return true;
+		if (js_prop_values(c, a, k, &va, &na) && js_prop_values(c, b, k, &vb, &nb) &&
+			js_vals_disjoint(va, na, vb, nb))
+		{
+			if (js_req_has(ra, k) && js_req_has(rb, k))
+			{
+				*both_required = true;
+				return k;
+			}
+			if (loose == NULL)
+				loose = k;
+		}
 	}
-	return false;
+	*both_required = false;
+	return loose;
 }
 
 /* A name required by b that a neither requires nor (preferably) declares. */
@@ -822,8 +849,39 @@ js_oneof_disjoint(js_ctx *c, const lg_json_node **br, size_t n, const char *path
 					if (js_vals_disjoint(va, na, vb, nb))
 						continue;
 				}
-				if (common == JS_T_OBJ && js_discriminated(c, a, b))
-					continue;
+				if (common == JS_T_OBJ)
+				{
+					bool		both;
+					const char *dk = js_discriminator(c, a, b, &both);
+
+					if (dk && both)
+						continue;
+					if (dk)
+					{
+						/* require the discriminating property on both sides */
+						lg_json_node *rl = js_node_new(c, LG_JSON_ARRAY, 1);
+						lg_json_node *sk = js_node_new(c, LG_JSON_STRING, 0);
+						lg_json_node *req = rl && sk ? js_node_new(c, LG_JSON_OBJECT, 1) : NULL;
+						const lg_json_node *parts[2];
+
+						if (req == NULL)
+							return false;
+						sk->str = (char *) dk;
+						sk->str_len = strlen(dk);
+						rl->items[0] = sk;
+						req->keys[0] = (char *) "required";
+						req->key_lens[0] = 8;
+						req->items[0] = rl;
+						parts[1] = req;
+						parts[0] = br[i];
+						if ((br[i] = js_merge(c, parts, 2, path)) == NULL)
+							return false;
+						parts[0] = br[j];
+						if ((br[j] = js_merge(c, parts, 2, path)) == NULL)
+							return false;
+						continue;
+					}
+				}
 				if (common == JS_T_OBJ)
 				{
 					lg_json_node *props;
@@ -1054,19 +1112,21 @@ js_typed_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	return ok;
 }
 
-/* True when an object schema plainly accepts nothing: a required name whose schema is false. */
-static bool
+/* True when a schema plainly accepts nothing: false, no type left, a required name whose schema is false. */
+bool
 js_obviously_empty(const lg_json_node *s)
 {
 	const lg_json_node *props, *req;
 
+	if (s == NULL)
+		return false;
 	if (s->kind == LG_JSON_BOOL)
 		return !s->boolean;
 	if (s->kind != LG_JSON_OBJECT)
 		return false;
 	props = lg_json_get(s, "properties");
 	req = js_required(s);
-	if (js_norm(s) != s)
+	if (js_norm(s) != s || js_types(s) == 0)
 		return true;
 	for (size_t i = 0; props && props->kind == LG_JSON_OBJECT && i < props->n; i++)
 		if (js_norm(props->items[i])->kind == LG_JSON_BOOL && !js_norm(props->items[i])->boolean && js_req_has(req, props->keys[i]))

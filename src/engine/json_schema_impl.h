@@ -83,6 +83,7 @@ const lg_json_node *js_resolve_ref(js_ctx *c, const lg_json_node *s, const char 
 unsigned	js_types(const lg_json_node *s);
 bool		js_is_annotation(const char *key);
 const lg_json_node *js_norm(const lg_json_node *s);
+bool		js_obviously_empty(const lg_json_node *s);
 const lg_json_node *js_deref(js_ctx *c, const lg_json_node *s, const char *path);
 
 /* json_schema_merge.c */

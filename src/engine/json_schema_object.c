@@ -602,8 +602,18 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		}
 		sch = js_norm(sch);
 		it->schema = sch;
-		if (sch->kind == LG_JSON_BOOL && !sch->boolean)
-			it->forbidden = true;
+		/* a property whose schema accepts nothing can only be absent */
+		{
+			char	   *p1 = js_path(path, "properties");
+			char	   *p2 = p1 ? js_path(p1, it->name) : NULL;
+
+			if (p2 == NULL || js_obviously_empty(js_deref(c, sch, p2)))
+				it->forbidden = true;
+			free(p1);
+			free(p2);
+			if (c->st != LG_OK)
+				goto done;
+		}
 		if (it->forbidden && it->required)
 		{
 			js_fail(c, LG_ERR_UNSUPPORTED, "schema at %s accepts no value: required property \"%s\" is not allowed", path, it->name);
@@ -700,8 +710,44 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		}
 		vr = js_visit(c, pp->items[p], pp3);
 		lg_buf_init(&kre);
-		kchar = js_prim(c, JS_P_CHAR);
-		st = vr ? lg_regex_to_gbnf(pp->keys[p], strlen(pp->keys[p]), -1, -1, kchar, &kre, &rerr) : LG_ERR_INTERNAL;
+		kchar = js_prim(c, JS_P_CHARL);
+		/*
+		 * A declared name the pattern matches must not be written again as a
+		 * pattern-named member (JSON readers keep the last duplicate, whose
+		 * value only met the pattern's schema): the pattern minus those names
+		 * where the pattern's form allows it, else no pattern-named members.
+		 */
+		{
+			const char **hit = calloc(n + 1, sizeof(char *));
+			size_t		nh = 0;
+
+			if (hit == NULL)
+			{
+				js_oom(c);
+				free(pp3);
+				c->nest--;
+				goto done;
+			}
+			for (size_t i = 0; i < n; i++)
+				if (js_pattern_matches(pp->keys[p], items[i].name))
+					hit[nh++] = items[i].name;
+			if (vr == NULL)
+				st = LG_ERR_INTERNAL;
+			else if (nh == 0)
+				st = lg_regex_to_gbnf(pp->keys[p], strlen(pp->keys[p]), -1, -1, kchar, &kre, &rerr);
+			else
+			{
+				st = lg_regex_minus_names(pp->keys[p], strlen(pp->keys[p]), hit, nh, kchar, &kre, &rerr);
+				if (st == LG_ERR_UNSUPPORTED)
+				{
+					free(hit);
+					free(pp3);
+					lg_buf_free(&kre);
+					continue;
+				}
+			}
+			free(hit);
+		}
 		if (vr && st != LG_OK)
 			js_fail(c, st, "%s in patternProperties at %s", rerr.msg, pp3);
 		free(pp3);

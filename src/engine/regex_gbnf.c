@@ -1125,6 +1125,262 @@ rx_fit(rx_piece *pc, long lo, long hi, bool *empty)
 	return true;
 }
 
+/* Collect the variable repetitions of a tree (their max is kept in next_cap). */
+static void
+rx_unbounded(rx_node *n, rx_node ***v, size_t *nv, size_t *cap)
+{
+	if (n->kind == RX_REP && n->max != n->min)
+	{
+		if (*nv == *cap)
+		{
+			size_t		c2 = *cap ? 2 * *cap : 16;
+			rx_node   **w = realloc(*v, c2 * sizeof(*w));
+
+			if (w == NULL)
+				return;
+			*v = w;
+			*cap = c2;
+		}
+		(*v)[(*nv)++] = n;
+	}
+	for (size_t i = 0; i < n->nk; i++)
+		rx_unbounded(n->k[i], v, nv, cap);
+}
+
+/* True when node a has b below it. */
+static bool
+rx_contains(const rx_node *a, const rx_node *b)
+{
+	for (size_t i = 0; i < a->nk; i++)
+		if (a->k[i] == b || rx_contains(a->k[i], b))
+			return true;
+	return false;
+}
+
+/* Caps: outer repetitions min + outer_extra, the others min + t, never above their own max. */
+static void
+rx_set_caps(rx_node **unb, const long *orig, const bool *outer, size_t nu, long t, long outer_extra)
+{
+	for (size_t i = 0; i < nu; i++)
+	{
+		long		c = unb[i]->min + (outer[i] ? outer_extra : t);
+
+		unb[i]->max = (orig[i] < 0 || c < orig[i]) ? c : orig[i];
+	}
+}
+
+/* "{lo,hi}" (hi -1: unbounded) after any_char. */
+static void
+rx_any_rep(lg_buf *b, const char *any_char, long lo, long hi)
+{
+	if (hi < 0)
+		lg_buf_appendf(b, "%s{%ld,}", any_char, lo);
+	else if (hi == 0)
+		lg_buf_append(b, "\"\"", 2);
+	else
+		lg_buf_appendf(b, "%s{%ld,%ld}", any_char, lo, hi);
+}
+
+/*
+ * Lengths for a piece rx_fit could not fit, written to b.  Search
+ * semantics first: a repetition at an unanchored end only needs its
+ * minimum ("contains a+b" is "contains ab"), so the piece often becomes a
+ * fixed-length core P with free text around it, and "length in [lo, hi],
+ * containing P" is written as the choice of P's position.  Otherwise every
+ * unbounded repetition (the free ends included) gets the same cap, the
+ * largest that keeps the longest match within hi: a subset of the strings,
+ * all valid.  False when neither works.
+ */
+static bool
+rx_fit_search(rx_parser *p, rx_piece *pc, long lo, long hi, const char *any_char, lg_buf *b)
+{
+	rx_node    *body = pc->body;
+	rx_node    *seq;
+	long		mn, mx;
+
+	if (body->kind != RX_SEQ)
+	{
+		seq = rx_new(p, RX_SEQ);
+		if (seq == NULL || !rx_add(p, seq, body))
+			return false;
+		body = seq;
+	}
+	/* trim the repetitions at the free ends */
+	while (!pc->bol && body->nk > 0 && body->k[0]->kind == RX_REP)
+	{
+		rx_node    *r = body->k[0];
+
+		if (r->min == 0)
+		{
+			memmove(body->k, body->k + 1, (body->nk - 1) * sizeof(rx_node *));
+			body->nk--;
+			continue;
+		}
+		r->max = r->min;
+		break;
+	}
+	while (!pc->eol && body->nk > 0 && body->k[body->nk - 1]->kind == RX_REP)
+	{
+		rx_node    *r = body->k[body->nk - 1];
+
+		if (r->min == 0)
+		{
+			body->nk--;
+			continue;
+		}
+		r->max = r->min;
+		break;
+	}
+	rx_len(body, &mn, &mx);
+	if (mn == mx && (!pc->bol || !pc->eol) && (hi < 0 || mn <= hi))
+	{
+		long		L = mn;
+		lg_buf		core;
+		bool		ok;
+
+		lg_buf_init(&core);
+		ok = rx_emit(body, any_char, &core) && core.data;
+		if (!ok)
+		{
+			lg_buf_free(&core);
+			return false;
+		}
+		lg_buf_append(b, "( ", 2);
+		if (pc->bol || !pc->eol)
+		{
+			if (pc->bol)
+			{
+				/* P then free text */
+				lg_buf_appendf(b, "%s ", core.data);
+				rx_any_rep(b, any_char, lo - L > 0 ? lo - L : 0, hi < 0 ? -1 : hi - L);
+			}
+			else
+			{
+				/* free text, P, free text: by P's position i */
+				long		last = hi >= 0 ? hi - L : (lo - L > 0 ? lo - L : 0);
+
+				if (last > 256)
+				{
+					lg_buf_free(&core);
+					b->len -= 2;
+					goto cap;
+				}
+				for (long i = 0; i <= last; i++)
+				{
+					long		rlo = lo - L - i > 0 ? lo - L - i : 0;
+
+					if (i)
+						lg_buf_append(b, " | ", 3);
+					if (hi < 0 && i == last)
+					{
+						rx_any_rep(b, any_char, i, -1);
+						lg_buf_appendf(b, " %s ", core.data);
+						rx_any_rep(b, any_char, rlo, -1);
+						continue;
+					}
+					rx_any_rep(b, any_char, i, i);
+					lg_buf_appendf(b, " %s ", core.data);
+					rx_any_rep(b, any_char, rlo, hi < 0 ? -1 : hi - L - i);
+				}
+			}
+		}
+		else
+		{
+			/* free text then P */
+			rx_any_rep(b, any_char, lo - L > 0 ? lo - L : 0, hi < 0 ? -1 : hi - L);
+			lg_buf_appendf(b, " %s", core.data);
+		}
+		lg_buf_append(b, " )", 2);
+		lg_buf_free(&core);
+		return true;
+	}
+cap:
+	{
+		rx_node    *all = rx_new(p, RX_SEQ);
+		rx_node   **unb = NULL;
+		size_t		nu = 0, cu = 0;
+		long		tlo = 0, thi;
+
+		if (all == NULL)
+			return false;
+		if (!pc->bol)
+		{
+			rx_node    *any = rx_new(p, RX_SET), *r = rx_new(p, RX_REP);
+
+			if (any == NULL || r == NULL || !rx_range(p, any, 0, RX_MAX_CP) || !rx_add(p, r, any) || !rx_add(p, all, r))
+				return false;
+			r->min = 0;
+			r->max = -1;
+		}
+		rx_add(p, all, body);
+		if (!pc->eol)
+		{
+			rx_node    *any = rx_new(p, RX_SET), *r = rx_new(p, RX_REP);
+
+			if (any == NULL || r == NULL || !rx_range(p, any, 0, RX_MAX_CP) || !rx_add(p, r, any) || !rx_add(p, all, r))
+				return false;
+			r->min = 0;
+			r->max = -1;
+		}
+		rx_unbounded(all, &unb, &nu, &cu);
+		rx_len(all, &mn, &mx);
+		if (nu > 0 && hi >= 0 && (mx < 0 || mx > hi))
+		{
+			/* the largest uniform cap t with the longest match within hi */
+			long	   *orig = malloc(nu * sizeof(long));
+
+			if (orig == NULL)
+			{
+				free(unb);
+				return false;
+			}
+			for (size_t i = 0; i < nu; i++)
+				orig[i] = unb[i]->max;
+			/*
+			 * Repetitions around other variable ones multiply their lengths:
+			 * they get at most one more than their minimum (then none), the
+			 * innermost ones share the rest uniformly.
+			 */
+			bool	   *outer = calloc(nu, sizeof(bool));
+
+			for (size_t i = 0; outer && i < nu; i++)
+				for (size_t j = 0; j < nu && !outer[i]; j++)
+					outer[i] = j != i && rx_contains(unb[i], unb[j]);
+			for (int outer_extra = 1; outer && outer_extra >= 0; outer_extra--)
+			{
+				tlo = 0;
+				thi = hi;
+				while (tlo < thi)
+				{
+					long		t = (tlo + thi + 1) / 2;
+
+					rx_set_caps(unb, orig, outer, nu, t, outer_extra);
+					rx_len(all, &mn, &mx);
+					if (mx >= 0 && mx <= hi)
+						tlo = t;
+					else
+						thi = t - 1;
+				}
+				rx_set_caps(unb, orig, outer, nu, tlo, outer_extra);
+				rx_len(all, &mn, &mx);
+				if (mx >= 0 && mx <= hi)
+					break;
+			}
+			free(orig);
+			free(outer);
+			rx_len(all, &mn, &mx);
+		}
+		free(unb);
+		if (mn < lo || (hi >= 0 && (mx < 0 || mx > hi)))
+			return false;
+		lg_buf_append(b, "( ", 2);
+		if (!rx_emit(all, any_char, b))
+			return false;
+		lg_buf_append(b, " )", 2);
+		return true;
+	}
+}
+
 lg_status
 lg_regex_to_gbnf(const char *pat, size_t len, long min_len, long max_len,
 				 const char *any_char, lg_buf *out, lg_error *err)
@@ -1160,8 +1416,22 @@ lg_regex_to_gbnf(const char *pat, size_t len, long min_len, long max_len,
 		}
 		if ((min_len > 0 || max_len >= 0) && !rx_fit(&pcs[i], min_len < 0 ? 0 : min_len, max_len, &empty))
 		{
-			st = lg_error_set(err, LG_ERR_UNSUPPORTED, "pattern combined with minLength/maxLength");
-			goto done;
+			lg_buf		piece;
+			bool		ok;
+
+			lg_buf_init(&piece);
+			ok = rx_fit_search(&p, &pcs[i], min_len < 0 ? 0 : min_len, max_len, any_char, &piece) && piece.data;
+			if (!ok)
+			{
+				lg_buf_free(&piece);
+				st = lg_error_set(err, LG_ERR_UNSUPPORTED, "pattern combined with minLength/maxLength");
+				goto done;
+			}
+			if (alts++)
+				lg_buf_append(out, " | ", 3);
+			lg_buf_append(out, piece.data, piece.len);
+			lg_buf_free(&piece);
+			continue;
 		}
 		if (empty)
 			continue;
@@ -1286,6 +1556,178 @@ lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_char, lg_b
 	else
 		st = lg_error_set(err, LG_ERR_UNSUPPORTED, "no complement for this pattern");
 done:
+	free(pcs);
+	rx_free(&p);
+	return st;
+}
+
+/* Decode UTF-8 name into code points; the count. */
+static size_t
+rx_decode_name(const char *s, uint32_t *cp)
+{
+	rx_parser	p = {.s = s, .n = strlen(s)};
+	size_t		k = 0;
+
+	while (p.pos < p.n)
+		cp[k++] = rx_utf8(&p);
+	return k;
+}
+
+typedef struct rx_names
+{
+	uint32_t  **cp;
+	size_t	   *len;
+	size_t		n;
+} rx_names;
+
+/*
+ * Strings of C{m,n} (n -1: unbounded) that are not among the names
+ * sel[0..ns) (which share their first d code points); false when none.
+ */
+static bool
+rx_minus_names(rx_parser *p, const rx_node *cls, long m, long n, const rx_names *nm, const size_t *sel, size_t ns,
+			   size_t d, const char *any_char, lg_buf *b)
+{
+	int			alts = 0;
+	bool		is_name = false;
+	size_t	   *sub = malloc((ns + 1) * sizeof(size_t));
+	rx_node    *kids = rx_new(p, RX_SET);
+
+	if (sub == NULL || kids == NULL)
+	{
+		free(sub);
+		return false;
+	}
+	for (size_t i = 0; i < ns; i++)
+		if (nm->len[sel[i]] == d)
+			is_name = true;
+	lg_buf_append(b, "( ", 2);
+	if (!is_name && (long) d >= m && (n < 0 || (long) d <= n))
+	{
+		lg_buf_append(b, "\"\"", 2);
+		alts++;
+	}
+	for (size_t i = 0; i < ns; i++)
+	{
+		uint32_t	ch;
+		size_t		nsub = 0;
+		bool		seen = false;
+		lg_buf		kid;
+
+		if (nm->len[sel[i]] <= d)
+			continue;
+		ch = nm->cp[sel[i]][d];
+		for (size_t j = 0; j < kids->nr && !seen; j++)
+			seen = kids->r[2 * j] == ch;
+		if (seen)
+			continue;
+		rx_range(p, kids, ch, ch);
+		for (size_t j = 0; j < ns; j++)
+			if (nm->len[sel[j]] > d && nm->cp[sel[j]][d] == ch)
+				sub[nsub++] = sel[j];
+		lg_buf_init(&kid);
+		if (rx_minus_names(p, cls, m, n, nm, sub, nsub, d + 1, any_char, &kid) && kid.data)
+		{
+			if (alts++)
+				lg_buf_append(b, " | ", 3);
+			lg_buf_append(b, "[", 1);
+			rx_class_cp(b, ch);
+			lg_buf_appendf(b, "] %s", kid.data);
+		}
+		lg_buf_free(&kid);
+	}
+	/* a character of C that no name continues with, then anything of C */
+	if (n < 0 || (long) d + 1 <= n)
+	{
+		rx_node    *other = rx_new(p, RX_SET);
+		long		lo = m - (long) d - 1 > 0 ? m - (long) d - 1 : 0;
+
+		for (size_t j = 0; other && j < kids->nr; j++)
+			rx_range(p, other, kids->r[2 * j], kids->r[2 * j + 1]);
+		if (other)
+		{
+			rx_node    *notc = rx_set_complement(p, cls);
+
+			for (size_t j = 0; notc && j < notc->nr; j++)
+				rx_range(p, other, notc->r[2 * j], notc->r[2 * j + 1]);
+			rx_norm(other);
+			rx_negate(p, other);
+		}
+		if (other && other->nr > 0)
+		{
+			if (alts++)
+				lg_buf_append(b, " | ", 3);
+			rx_emit_set(other, any_char, b);
+			lg_buf_append(b, " ", 1);
+			rx_emit_set(cls, any_char, b);
+			if (n < 0)
+				lg_buf_appendf(b, "{%ld,}", lo);
+			else
+				lg_buf_appendf(b, "{%ld,%ld}", lo, n - (long) d - 1);
+		}
+	}
+	lg_buf_append(b, " )", 2);
+	free(sub);
+	return alts > 0;
+}
+
+lg_status
+lg_regex_minus_names(const char *pat, size_t len, const char *const *names, size_t n_names,
+					 const char *any_char, lg_buf *out, lg_error *err)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	lg_status	st = LG_OK;
+	rx_node    *body;
+	rx_names	nm = {0};
+	size_t	   *sel = NULL;
+
+	if (root == NULL)
+	{
+		st = lg_error_set(err, p.st, "%s", p.msg);
+		rx_free(&p);
+		return st;
+	}
+	if (!rx_split(&p, root, &pcs, &np, 0) || np != 1 || !pcs[0].bol || !pcs[0].eol || rx_has_anchor(pcs[0].body))
+		goto unsupported;
+	body = pcs[0].body;
+	if (body->kind == RX_SEQ && body->nk == 1)
+		body = body->k[0];
+	if (body->kind != RX_REP || body->k[0]->kind != RX_SET)
+		goto unsupported;
+	nm.cp = calloc(n_names + 1, sizeof(*nm.cp));
+	nm.len = calloc(n_names + 1, sizeof(*nm.len));
+	sel = calloc(n_names + 1, sizeof(*sel));
+	if (nm.cp == NULL || nm.len == NULL || sel == NULL)
+	{
+		st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n_names; i++)
+	{
+		nm.cp[i] = malloc((strlen(names[i]) + 1) * sizeof(uint32_t));
+		if (nm.cp[i] == NULL)
+		{
+			st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+			goto done;
+		}
+		nm.len[i] = rx_decode_name(names[i], nm.cp[i]);
+		sel[i] = i;
+	}
+	nm.n = n_names;
+	if (!rx_minus_names(&p, body->k[0], body->min, body->max, &nm, sel, n_names, 0, any_char, out))
+		st = lg_error_set(err, LG_ERR_UNSUPPORTED, "the pattern matches only declared names");
+	goto done;
+unsupported:
+	st = lg_error_set(err, LG_ERR_UNSUPPORTED, "pattern is not one repeated class");
+done:
+	for (size_t i = 0; nm.cp && i < n_names; i++)
+		free(nm.cp[i]);
+	free(nm.cp);
+	free(nm.len);
+	free(sel);
 	free(pcs);
 	rx_free(&p);
 	return st;

@@ -42,6 +42,15 @@ lg_status	lg_regex_to_gbnf(const char *pat, size_t len, long min_len, long max_l
 lg_status	lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_char,
 									 lg_buf *out, lg_error *err);
 
+/*
+ * The GBNF for JSON string content the pattern matches, except the given
+ * names (UTF-8), for patterns of the form ^C{m,n}$ (one class repeated);
+ * others: LG_ERR_UNSUPPORTED.  Pattern-named members next to declared
+ * names that the pattern also matches.
+ */
+lg_status	lg_regex_minus_names(const char *pat, size_t len, const char *const *names, size_t n_names,
+								 const char *any_char, lg_buf *out, lg_error *err);
+
 /* The lengths (code points) of the strings a pattern matches: max -1 = unbounded. */
 lg_status	lg_regex_lengths(const char *pat, size_t len, long *min_len, long *max_len, lg_error *err);
 

@@ -379,6 +379,66 @@ class Grammar(unittest.TestCase):
         self.assertGreater(walk["tokens"], 0)
 
 
+class JsonSchema(unittest.TestCase):
+    """JSON Schema → GBNF through the CLI, and the JSONSchemaBench coverage targets on a subset."""
+
+    def schema_file(self, schema):
+        f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(schema, f)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_gbnf_prints_grammar(self):
+        path = self.schema_file({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]})
+        out = run("grammar", "gbnf", "--json-schema", path).stdout.decode()
+        self.assertTrue(out.startswith("root ::= "), out)
+        self.assertIn("ws ::=", out)
+        compact = run("grammar", "gbnf", "--json-schema", path, "--compact", "--prefix", "t-").stdout.decode()
+        self.assertTrue(compact.startswith("t-root ::= "), compact)
+        self.assertNotIn("ws", compact)
+        for line in compact.splitlines():
+            self.assertTrue(line.startswith("t-"), line)
+
+    def test_check_with_schema(self):
+        path = self.schema_file({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"],
+                                 "additionalProperties": False})
+        self.assertEqual(run("grammar", "check", "--json-schema", path, "--text", '{"n": 3}').returncode, 0)
+        p = run("grammar", "check", "--json-schema", path, "--text", '{"n": 0}', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("rejected", p.stdout.decode())
+        p = run("grammar", "check", "--json-schema", path, "--compact", "--text", '{"n": 3}', check=False)
+        self.assertEqual(p.returncode, 1)
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+        need(vocab)
+        p = run("grammar", "check", "--json-schema", path, "--text", '{"n": 12}', "-m", vocab)
+        self.assertIn("end of generation allowed", p.stdout.decode())
+
+    def test_unsupported_names_keyword_and_location(self):
+        path = self.schema_file({"properties": {"tags": {"type": "array", "uniqueItems": True}}})
+        p = run("grammar", "gbnf", "--json-schema", path, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('unsupported keyword "uniqueItems" at #/properties/tags', p.stderr.decode())
+        path = self.schema_file({"$ref": "#/definitions/missing"})
+        p = run("grammar", "check", "--json-schema", path, "--text", "1", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such location", p.stderr.decode())
+
+    def test_jsonschemabench_subset_meets_targets(self):
+        """The first schemas of each JSONSchemaBench dataset: coverage targets, no over-constraining."""
+        fixtures = os.path.join(SHARED, "fixtures", "jsonschemabench")
+        need(fixtures)
+        need(os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf"))
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "jsonschemabench.py"), "--bin", BIN,
+                            "--limit", "40", "--check-targets", "--json"], capture_output=True, timeout=900)
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode()[-2000:])
+        summary = json.loads([l for l in out.splitlines() if l.startswith('{"summary"')][0])["summary"]
+        for ds in ("Glaiveai2K", "Github_trivial", "Github_easy", "Github_medium"):
+            self.assertEqual(summary[ds]["total"], 40, ds)
+            self.assertEqual(summary[ds].get("over", 0), 0, ds)
+
+
 class EngineServer:
     """A `llamagpu serve` process on a private socket directory, and a framed client (docs/protocol.md)."""
 

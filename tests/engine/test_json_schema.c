@@ -119,6 +119,9 @@ test_objects(void **state)
 	/* patternProperties */
 	check("{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
 		  GOOD("{\"x-a\":1,\"x-\":2}", "{}"), BAD("{\"y\":1}", "{\"x-a\":\"s\"}"));
+	/* a declared name the pattern matches is never written as a pattern-named member */
+	check("{\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[a-f]{4}$\"}},\"patternProperties\":{\"^[a-z]{1,5}$\":{\"type\":[\"integer\",\"string\"]}},\"additionalProperties\":false}",
+		  GOOD("{\"id\":\"abcd\",\"i\":1,\"idx\":2}", "{\"ide\":3}"), BAD("{\"id\":7}", "{\"id\":\"abc\"}", "{\"abcdef\":1}"));
 	/* other names next to one simple pattern: those it does not match */
 	check("{\"patternProperties\":{\"^[a-z]+$\":{\"type\":\"integer\"}}}",
 		  GOOD("{\"ab\":1,\"Xy\":\"s\",\"\":null}"), BAD("{\"ab\":\"s\"}"));
@@ -129,6 +132,9 @@ test_objects(void **state)
 		  GOOD("{\"a\":1}", "{\"a\":1,\"b\":2}"), BAD("{}", "{\"a\":1,\"b\":2,\"c\":3}"));
 	check("{\"properties\":{\"a\":{},\"b\":{}},\"minProperties\":1,\"additionalProperties\":false}",
 		  GOOD("{\"a\":1}", "{\"b\":1}", "{\"a\":1,\"b\":2}"), BAD("{}"));
+	/* an optional property whose schema accepts nothing can only be absent */
+	check("{\"properties\":{\"s\":{\"type\":\"array\",\"enum\":[\"a\"]},\"t\":{\"type\":\"integer\"}}}",
+		  GOOD("{\"t\":1}", "{}"), BAD("{\"s\":[]}", "{\"s\":\"a\"}"));
 	/* a required name not declared takes the additionalProperties schema */
 	check("{\"required\":[\"k\"],\"additionalProperties\":{\"type\":\"boolean\"}}",
 		  GOOD("{\"k\":true}", "{\"k\":false,\"z\":true}"), BAD("{}", "{\"k\":1}"));
@@ -195,6 +201,13 @@ test_combinators(void **state)
 	check("{\"type\":\"object\",\"properties\":{\"r\":{\"type\":\"number\"},\"w\":{\"type\":\"number\"}},"
 		  "\"oneOf\":[{\"required\":[\"r\"]},{\"required\":[\"w\"]}]}",
 		  GOOD("{\"r\":1}", "{\"w\":2}"), BAD("{\"r\":1,\"w\":2}", "{}"));
+	/* a discriminating property neither requires: required in both */
+	check("{\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
+		  GOOD("{\"t\":\"a\"}", "{\"t\":\"c\",\"x\":1}"), BAD("{}", "{\"t\":\"d\"}"));
+	/* discriminating enums inside allOf (base type and branch enum merged) */
+	check("{\"type\":\"object\",\"properties\":{\"g\":{\"type\":\"string\"}},\"additionalProperties\":false,"
+		  "\"oneOf\":[{\"properties\":{\"g\":{\"enum\":[\"x\"]}},\"required\":[\"g\"]},{\"properties\":{\"g\":{\"enum\":[\"y\"]}},\"required\":[\"g\"]}]}",
+		  GOOD("{\"g\":\"x\"}", "{\"g\":\"y\"}"), BAD("{\"g\":\"z\"}", "{}"));
 	expect_error("{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"string\",\"maxLength\":3}]}", LG_ERR_UNSUPPORTED,
 				 "\"oneOf\" at #: branches 0 and 1 may both match");
 	/* integer and number overlap */
@@ -254,8 +267,13 @@ test_strings(void **state)
 	check("{\"type\":\"string\",\"pattern\":\"^x[0-9]*$\",\"minLength\":3,\"maxLength\":4}", GOOD("\"x12\"", "\"x123\""), BAD("\"x1\"", "\"x1234\""));
 	expect_error("{\"type\":\"string\",\"pattern\":\"^(?=a)\"}", LG_ERR_UNSUPPORTED, "lookaround");
 	expect_error("{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}", LG_ERR_UNSUPPORTED, "backreference");
-	expect_error("{\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"a+\",\"maxLength\":3}}}", LG_ERR_UNSUPPORTED,
-				 "\"pattern\" at #/properties/s");
+	/* search semantics with lengths: contains a match, length bounded */
+	check("{\"type\":\"string\",\"pattern\":\"a+\",\"maxLength\":3}", GOOD("\"a\"", "\"xa\"", "\"aaa\"", "\"xya\""), BAD("\"xyz\"", "\"xyza\"", "\"\""));
+	check("{\"type\":\"string\",\"pattern\":\"[0-9a-f]+\",\"minLength\":4,\"maxLength\":4}", GOOD("\"zzz0\"", "\"beef\""), BAD("\"zzzz\"", "\"abc\"", "\"abcde\""));
+	/* lengths with a format: repetitions capped, a subset of the valid strings */
+	check("{\"type\":\"string\",\"format\":\"email\",\"maxLength\":40}", GOOD("\"ab.c@mail.example.org\""), BAD("\"abcdefghijklmnopqrstuvwxyz@example.org.fr\"", "\"a@b\""));
+	expect_error("{\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"^a+b+$\",\"minLength\":5}}}", LG_ERR_UNSUPPORTED,
+				 "\"pattern\" at #/properties/s: pattern combined with minLength/maxLength");
 	expect_error("{\"type\":\"string\",\"pattern\":\"a(b\"}", LG_ERR_UNSUPPORTED, "missing )");
 }
 
