@@ -1076,7 +1076,7 @@ parse_for(parser *p, const jx_token *t)
 	return n;
 }
 
-/* A filter chain for {% filter %} and {% set x | f %}: a JN_FILTER list with a NULL innermost input. */
+/* The filters of {% filter f|g %}: a JN_FILTER chain whose innermost input is NULL (the body). */
 static jx_node *
 parse_filter_chain(parser *p)
 {
