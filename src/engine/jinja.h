@@ -176,7 +176,7 @@ struct jx_loop
 /* Built-in global functions. */
 typedef enum jx_global
 {
-	JG_RANGE, JG_NAMESPACE, JG_DICT, JG_RAISE_EXCEPTION, JG_STRFTIME_NOW, JG_JOINER_UNUSED
+	JG_RANGE, JG_NAMESPACE, JG_DICT, JG_RAISE_EXCEPTION, JG_STRFTIME_NOW
 } jx_global;
 
 /* ---- syntax tree nodes ---- */
@@ -236,7 +236,6 @@ typedef struct jx_ctx
 	int			line;			/* of the node being evaluated, for messages */
 	int			ctrl;			/* JX_CTRL_* after break/continue until the loop sees it */
 	int64_t		now_unix;
-	int			loop_depth;
 } jx_ctx;
 
 #define JX_CTRL_NONE		0
@@ -338,6 +337,13 @@ bool		jx_call_method(jx_ctx *c, jv self, const char *name, jv *args, size_t narg
 						   const char **kwnames, jv *kwvals, size_t nkw, jv *out);
 bool		jx_call_global(jx_ctx *c, int fn, jv *args, size_t nargs, const char **kwnames,
 						   jv *kwvals, size_t nkw, jv *out);
+/* String operations shared by filters and methods (jinja_filters.c). */
+/* str.strip(chars): which 1 = left, 2 = right, 3 = both; chars NULL = whitespace. */
+bool		jx_strip(jx_ctx *c, jv s, const jv *chars, int which, jv *out);
+/* str.replace(old, new, count); count < 0 = all. */
+bool		jx_replace(jx_ctx *c, jv s, jv old, jv new, int64_t count, jv *out);
+/* markupsafe's escape(): & < > ' " as entities; the result is Markup. */
+bool		jx_html_escape(jx_ctx *c, jv s, jv *out);
 /* Python's printf-style str % args. */
 bool		jx_percent_format(jx_ctx *c, jv fmt, jv args, jv *out);
 

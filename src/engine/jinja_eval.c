@@ -504,8 +504,6 @@ concat2(jx_ctx *c, const char *a, size_t an, const char *b, size_t bn, jv *out)
 	return true;
 }
 
-bool		jx_html_escape(jx_ctx *c, jv s, jv *out);
-
 /* a op b for + - * / // % **. */
 bool
 jx_binop(jx_ctx *c, int op, jv a, jv b, jv *out)
@@ -783,7 +781,6 @@ call_macro(jx_ctx *c, jx_macro *m, jv *args, size_t nargs, const char **kwnames,
 	const jx_node *def = m->def;
 	const char *mname = def->kind == JN_MACRO ? def->name : "caller";
 	jx_scope   *s;
-	bool		ok;
 
 	if (!jx_step(c, 1))
 		return false;
@@ -828,10 +825,7 @@ call_macro(jx_ctx *c, jx_macro *m, jv *args, size_t nargs, const char **kwnames,
 	}
 	if (m->caller.kind == JV_MACRO && !jx_scope_set(c, s, "caller", m->caller))
 		return false;
-	c->loop_depth++;
-	ok = capture(c, s, def->b, out);
-	c->loop_depth--;
-	return ok;
+	return capture(c, s, def->b, out);
 }
 
 /* Call any callable value. */
@@ -1120,7 +1114,6 @@ exec_for(jx_ctx *c, jx_scope *s, const jx_node *n)
 		return jx_nomem(c);
 	loop->items = items;
 	loop->depth = 1;			/* depth counts recursive loop() calls, which we do not have */
-	++c->loop_depth;
 	lv.kind = JV_LOOP;
 	lv.u.loop = loop;
 	for (size_t i = 0; i < items->n; i++)
@@ -1129,10 +1122,7 @@ exec_for(jx_ctx *c, jx_scope *s, const jx_node *n)
 		body->n = 0;
 		if (!jx_step(c, 1) || !assign_targets(c, body, n, items->items[i]) ||
 			!jx_scope_set(c, body, "loop", lv) || !jx_exec(c, body, n->b))
-		{
-			c->loop_depth--;
 			return false;
-		}
 		if (c->ctrl == JX_CTRL_BREAK)
 		{
 			c->ctrl = JX_CTRL_NONE;
@@ -1140,7 +1130,6 @@ exec_for(jx_ctx *c, jx_scope *s, const jx_node *n)
 		}
 		c->ctrl = JX_CTRL_NONE;
 	}
-	c->loop_depth--;
 	if (items->n == 0 && n->c)
 	{
 		body->n = 0;

@@ -69,8 +69,6 @@ to_str(jx_ctx *c, jv v, jv *out)
 }
 
 /* HTML escaping as markupsafe does it. */
-bool		jx_html_escape(jx_ctx *c, jv s, jv *out);
-
 bool
 jx_html_escape(jx_ctx *c, jv s, jv *out)
 {
@@ -260,8 +258,6 @@ sort_items(jx_ctx *c, jx_list *items, bool reverse, bool case_sensitive, jv *att
 /* ---- string helpers ---- */
 
 /* Python str.strip(chars) (chars NULL: whitespace); which: 1 left, 2 right, 3 both. */
-bool		jx_strip(jx_ctx *c, jv s, const jv *chars, int which, jv *out);
-
 bool
 jx_strip(jx_ctx *c, jv s, const jv *chars, int which, jv *out)
 {
@@ -328,8 +324,6 @@ jx_strip(jx_ctx *c, jv s, const jv *chars, int which, jv *out)
 }
 
 /* Python str.replace(old, new[, count]). */
-bool		jx_replace(jx_ctx *c, jv s, jv old, jv new, int64_t count, jv *out);
-
 bool
 jx_replace(jx_ctx *c, jv s, jv old, jv new, int64_t count, jv *out)
 {
@@ -761,8 +755,29 @@ jx_apply_filter(jx_ctx *c, const char *name, jv in, jv *args, size_t nargs, cons
 		}
 		return to_str(c, in, &s) && jx_html_escape(c, s, out);
 	}
-	if (!strcmp(name, "upper") || !strcmp(name, "lower") || !strcmp(name, "capitalize") ||
-		!strcmp(name, "title"))
+	if (!strcmp(name, "title"))
+	{
+		/* jinja2's own title: words start after -, whitespace, (, {, [ or <; the rest is lowered */
+		char	   *buf;
+		size_t		off = 0,
+					o = 0;
+		bool		start = true;
+
+		if (!to_str(c, in, &s) || (buf = jx_alloc(&c->ar, s.u.s.n * 2 + 4)) == NULL)
+			return c->err->status != LG_OK ? false : jx_nomem(c);
+		while (off < s.u.s.n)
+		{
+			uint32_t	cp = lg_utf8_decode(s.u.s.p, s.u.s.n, &off);
+			bool		sep = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || jx_is_space(cp);
+
+			o += lg_utf8_encode(sep ? cp : start ? jx_toupper(cp) : jx_tolower(cp), buf + o);
+			start = sep;
+		}
+		*out = jv_str(buf, o);
+		out->safe = s.safe;
+		return true;
+	}
+	if (!strcmp(name, "upper") || !strcmp(name, "lower") || !strcmp(name, "capitalize"))
 	{
 		if (!to_str(c, in, &s) || !jx_call_method(c, s, name, NULL, 0, NULL, NULL, 0, out))
 			return false;

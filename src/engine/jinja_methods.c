@@ -15,9 +15,6 @@
 #include "jinja.h"
 #include "unicode.h"
 
-bool		jx_strip(jx_ctx *c, jv s, const jv *chars, int which, jv *out);
-bool		jx_replace(jx_ctx *c, jv s, jv old, jv new, int64_t count, jv *out);
-
 static const char *const str_methods[] = {
 	"upper", "lower", "capitalize", "title", "strip", "lstrip", "rstrip", "split", "rsplit",
 	"startswith", "endswith", "replace", "find", "rfind", "count", "join", "format", "center",

@@ -283,6 +283,21 @@ parse_dotted_name(parser *p)
 	return jx_strdup(p->ar, buf, strlen(buf));
 }
 
+/* jinja2's built-in filters we do not implement: using one is unsupported, not a typo. */
+static bool
+jinja2_has_filter(const char *name)
+{
+	static const char *const names[] = {
+		"batch", "filesizeformat", "groupby", "pprint", "random", "slice", "striptags", "truncate",
+		"urlencode", "urlize", "wordwrap", "xmlattr", NULL
+	};
+
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
+
 /* `x | f(args) | g`; with start_inline the first `|` was already taken. */
 static jx_node *
 parse_filter(parser *p, jx_node *n, bool start_inline)
@@ -300,7 +315,16 @@ parse_filter(parser *p, jx_node *n, bool start_inline)
 		if ((name = parse_dotted_name(p)) == NULL)
 			return NULL;
 		if (!jx_filter_exists(name))
+		{
+			if (jinja2_has_filter(name) && !p->failed)
+			{
+				lg_error_set(p->err, LG_ERR_UNSUPPORTED, "line %d, column %d: the filter '%s' is not supported",
+							 t->line, t->col, name);
+				p->failed = true;
+				return NULL;
+			}
 			return fail_at(p, t, "no filter named '%s'", name);
+		}
 		if ((f = node(p, JN_FILTER, t)) == NULL)
 			return NULL;
 		f->a = n;
@@ -1076,7 +1100,7 @@ parse_for(parser *p, const jx_token *t)
 	return n;
 }
 
-/* A filter chain for {% filter %} and {% set x | f %}: a JN_FILTER list with a NULL innermost input. */
+/* The filters of {% filter f|g %}: a JN_FILTER chain whose innermost input is NULL (the body). */
 static jx_node *
 parse_filter_chain(parser *p)
 {

@@ -382,6 +382,7 @@ test_syntax_errors(void **state)
 	expect_error("{% break %}", LG_ERR_FORMAT, "'break' outside of a loop");
 	expect_error("{{ 'a' is 'b' }}", LG_ERR_FORMAT, "line 1");
 	expect_error("{% include 'x.jinja' %}", LG_ERR_UNSUPPORTED, "'include' tag is not supported");
+	expect_error("{{ 'abc'|truncate(2) }}", LG_ERR_UNSUPPORTED, "line 1, column 10: the filter 'truncate' is not supported");
 	expect_error("bad \xff byte", LG_ERR_FORMAT, "not valid UTF-8 (byte 4)");
 	expect_error("{{ '\\x4' }}", LG_ERR_FORMAT, "truncated \\xXX escape");
 }
