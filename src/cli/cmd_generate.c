@@ -214,6 +214,27 @@ render_chat(gen_structured *gs, const lg_model *m, const char *prompt, lg_buf *t
 	rp.eos_token = eos;
 	if (lg_chat_template_render(t, &rp, text, &err) != LG_OK)
 		cli_fail("generate", 1, "cannot render the chat template: %s", err.msg);
+	else if (gs->tools && gs->format == LG_CHAT_GENERIC &&
+			 !lg_chat_prompt_shows_tools(text->data, text->len, gs->tools, strlen(gs->tools)))
+	{
+		/* the template ignores the tools: describe them in the first message (as the server does) */
+		lg_buf		with;
+
+		lg_buf_init(&with);
+		text->len = 0;
+		if (lg_chat_messages_with_tools(msgs.data, msgs.len, gs->tools, strlen(gs->tools), &with, &err) != LG_OK)
+			cli_fail("generate", 1, "%s", err.msg);
+		else
+		{
+			rp.messages_json = with.data;
+			rp.messages_len = with.len;
+			if (lg_chat_template_render(t, &rp, text, &err) != LG_OK)
+				cli_fail("generate", 1, "cannot render the chat template: %s", err.msg);
+			else
+				ok = lg_buf_append(text, "", 0);
+		}
+		lg_buf_free(&with);
+	}
 	else
 		ok = lg_buf_append(text, "", 0);
 	lg_chat_template_free(t);

@@ -206,6 +206,26 @@ serve_generate_prompt(serve_request *r, serve_model *sm, lg_buf *buf, bool *chat
 	rp.bos_token = token_text(v, lg_vocab_bos(v), bos, sizeof(bos));
 	rp.eos_token = token_text(v, lg_vocab_eos(v), eos, sizeof(eos));
 	st = lg_chat_template_render(t, &rp, buf, &err);
+	/*
+	 * A template that ignores the tools (Gemma, Phi): tell the model about
+	 * them and the generic call format in the first message, and render again.
+	 */
+	if (st == LG_OK && tools != NULL && r->chat_format == LG_CHAT_GENERIC &&
+		!lg_chat_prompt_shows_tools(buf->data, buf->len, tools, strlen(tools)))
+	{
+		lg_buf		with;
+
+		lg_buf_init(&with);
+		st = lg_chat_messages_with_tools(messages, strlen(messages), tools, strlen(tools), &with, &err);
+		if (st == LG_OK)
+		{
+			buf->len = 0;
+			rp.messages_json = with.data;
+			rp.messages_len = with.len;
+			st = lg_chat_template_render(t, &rp, buf, &err);
+		}
+		lg_buf_free(&with);
+	}
 	lg_chat_template_free(own);
 	if (st != LG_OK)
 	{

@@ -87,6 +87,20 @@ lg_status	lg_chat_build_grammar(const lg_chat_grammar_params *p, lg_buf *out, bo
 								  lg_error *err);
 
 /*
+ * For a template that does not show the tools to the model (the generic
+ * format's templates: Gemma, Phi, plain ChatML), the messages with the tools
+ * and the way to call them described in the first message: appended to the
+ * system message when the conversation starts with one, else before the
+ * first message's text (some templates refuse a system role).  Appended to
+ * out as a JSON array.  LG_ERR_ARG for messages or tools that are not what
+ * OpenAI sends.
+ */
+/* Whether a rendered prompt names every tool (the template showed them to the model). */
+bool		lg_chat_prompt_shows_tools(const char *prompt, size_t len, const char *tools, size_t tools_len);
+lg_status	lg_chat_messages_with_tools(const char *messages, size_t len, const char *tools,
+										size_t tools_len, lg_buf *out, lg_error *err);
+
+/*
  * The OpenAI assistant message for an answer the model generated, appended
  * to out as JSON: {"role": "assistant", "content": …, "tool_calls": [{"id":
  * "call_…", "type": "function", "function": {"name": …, "arguments": "<JSON

@@ -977,6 +977,11 @@ class Structured(unittest.TestCase):
                             js.validate(args, params)
             with self.subTest(format=fmt):
                 self.assertGreater(calls, 0)
+            if fmt == "generic":
+                # Gemma's template ignores tools: they are described in the first message instead
+                plain = self.generate(model, "--chat", "-p", "Weather in Paris?", "-n", 1)
+                told = self.generate(model, "--chat", "-p", "Weather in Paris?", "-n", 1, "--tools", tools)
+                self.assertGreater(len(told["prompt_ids"]), len(plain["prompt_ids"]) + 50)
 
     def test_serve_chat(self):
         js = try_jsonschema()

@@ -493,6 +493,52 @@ test_parse_text_and_malformed(void **state)
 	}
 }
 
+/* Tools described in the first message for templates that ignore them. */
+static void
+test_messages_with_tools(void **state)
+{
+	static const char sys_msgs[] = "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi\"}]";
+	static const char user_msgs[] = "[{\"role\": \"user\", \"content\": \"Hi\", \"name\": \"x\"}]";
+	lg_buf		b;
+	lg_error	err;
+	lg_json_node *m;
+	const char *c;
+
+	/* a system message gets the note after its text; the rest is unchanged */
+	lg_buf_init(&b);
+	assert_int_equal(lg_chat_messages_with_tools(sys_msgs, strlen(sys_msgs), tools_json, strlen(tools_json), &b, &err), LG_OK);
+	m = lg_json_parse(b.data, b.len, &err);
+	assert_non_null(m);
+	assert_int_equal(m->n, 2);
+	c = lg_json_get_str(lg_json_at(m, 0), "content");
+	assert_int_equal(strncmp(c, "Be brief.\n\n", 11), 0);
+	assert_non_null(strstr(c, "get_weather"));
+	assert_non_null(strstr(c, "\"tool_call\""));
+	assert_string_equal(lg_json_get_str(lg_json_at(m, 1), "content"), "Hi");
+	assert_true(lg_chat_prompt_shows_tools(c, strlen(c), tools_json, strlen(tools_json)));
+	lg_json_node_free(m);
+	lg_buf_free(&b);
+
+	/* otherwise the note goes before the first message's text; other members stay */
+	lg_buf_init(&b);
+	assert_int_equal(lg_chat_messages_with_tools(user_msgs, strlen(user_msgs), tools_json, strlen(tools_json), &b, &err), LG_OK);
+	m = lg_json_parse(b.data, b.len, &err);
+	assert_non_null(m);
+	c = lg_json_get_str(lg_json_at(m, 0), "content");
+	assert_int_equal(strncmp(c, "You can call these tools", 24), 0);
+	assert_int_equal(strcmp(c + strlen(c) - 4, "\n\nHi"), 0);
+	assert_string_equal(lg_json_get_str(lg_json_at(m, 0), "name"), "x");
+	assert_string_equal(lg_json_get_str(lg_json_at(m, 0), "role"), "user");
+	lg_json_node_free(m);
+	lg_buf_free(&b);
+
+	assert_false(lg_chat_prompt_shows_tools("Hi", 2, tools_json, strlen(tools_json)));
+	lg_buf_init(&b);
+	assert_int_equal(lg_chat_messages_with_tools("[]", 2, tools_json, strlen(tools_json), &b, &err), LG_ERR_ARG);
+	assert_int_equal(lg_chat_messages_with_tools(user_msgs, strlen(user_msgs), "{", 1, &b, &err), LG_ERR_ARG);
+	lg_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -504,6 +550,7 @@ main(void)
 		cmocka_unit_test(test_grammar_errors),
 		cmocka_unit_test(test_parse_calls),
 		cmocka_unit_test(test_parse_text_and_malformed),
+		cmocka_unit_test(test_messages_with_tools),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
