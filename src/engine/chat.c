@@ -49,6 +49,9 @@ static const chat_format_def formats[LG_CHAT_N_FORMATS] = {
 #define DS_CALLS_END "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"
 #define DS_SEP "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>"
 
+/* Append a string literal (its length counted by the compiler, not by hand). */
+#define append_lit(b, s) lg_buf_append((b), (s), sizeof(s) - 1)
+
 /* True when the template text contains s. */
 static bool
 has(const char *t, size_t len, const char *s)
@@ -95,7 +98,7 @@ lg_chat_format_name(lg_chat_format f)
 static bool
 gbnf_literal(lg_buf *b, const char *s, size_t n)
 {
-	bool		ok = lg_buf_append(b, "\"", 1);
+	bool		ok = append_lit(b, "\"");
 
 	for (size_t i = 0; ok && i < n; i++)
 	{
@@ -104,13 +107,13 @@ gbnf_literal(lg_buf *b, const char *s, size_t n)
 		if (c == '"' || c == '\\')
 			ok = lg_buf_appendf(b, "\\%c", c);
 		else if (c == '\n')
-			ok = lg_buf_append(b, "\\n", 2);
+			ok = append_lit(b, "\\n");
 		else if (c < 0x20 || c == 0x7f)
 			ok = lg_buf_appendf(b, "\\x%02X", c);
 		else
 			ok = lg_buf_append(b, (const char *) &c, 1);	/* UTF-8 passes as is */
 	}
-	return ok && lg_buf_append(b, "\"", 1);
+	return ok && append_lit(b, "\"");
 }
 
 /* Append a literal given as a C string. */
@@ -229,7 +232,7 @@ rules_text_without(lg_buf *b, const uint32_t *m, int k, const char *after)
 		ok = lg_buf_appendf(b, "text-%d ::= | [^", state);
 		for (int s = 0; ok && s < n_set; s++)
 			ok = class_char(b, set[s]);
-		ok = ok && lg_buf_append(b, "] text-0", 8);
+		ok = ok && append_lit(b, "] text-0");
 		for (int s = 0; ok && s < n_set; s++)
 		{
 			int			j = state;
@@ -238,13 +241,13 @@ rules_text_without(lg_buf *b, const uint32_t *m, int k, const char *after)
 				j = fail[j - 1];
 			if (m[j] == set[s])
 				j++;
-			ok = lg_buf_append(b, " | ", 3) && cp_literal(b, set[s]);
+			ok = append_lit(b, " | ") && cp_literal(b, set[s]);
 			if (ok && j == k)
 				ok = lg_buf_appendf(b, " %s", after);
 			else if (ok)
 				ok = lg_buf_appendf(b, " text-%d", j);
 		}
-		ok = ok && lg_buf_append(b, "\n", 1);
+		ok = ok && append_lit(b, "\n");
 	}
 	return ok;
 }
@@ -256,12 +259,12 @@ rules_text_without(lg_buf *b, const uint32_t *m, int k, const char *after)
 static bool
 rules_text_not_starting(lg_buf *b, const uint32_t *m, int k, const char *after)
 {
-	bool		ok = lg_buf_append(b, "free-text ::= [^\\x00]*\n", 23);
+	bool		ok = append_lit(b, "free-text ::= [^\\x00]*\n");
 
 	for (int j = 0; ok && j < k; j++)
 	{
 		ok = lg_buf_appendf(b, "start-%d ::= | [^", j) && class_char(b, m[j]) &&
-			lg_buf_append(b, "] free-text | ", 13) && cp_literal(b, m[j]);
+			append_lit(b, "] free-text | ") && cp_literal(b, m[j]);
 		if (ok && j + 1 == k)
 			ok = lg_buf_appendf(b, " %s\n", after);
 		else if (ok)
@@ -390,11 +393,11 @@ rule_name_args(lg_buf *b, const char *rule, lg_chat_format f, const chat_tool *t
 				ok = lg_buf_appendf(&pre, "\"%s\", \"arguments\": ", tools[i].name);
 				break;
 		}
-		ok = ok && (i == 0 || lg_buf_append(b, " | ", 3)) && gbnf_literal(b, pre.data, pre.len) &&
+		ok = ok && (i == 0 || append_lit(b, " | ")) && gbnf_literal(b, pre.data, pre.len) &&
 			lg_buf_appendf(b, " tool%d-root", i);
 		lg_buf_free(&pre);
 	}
-	return ok && lg_buf_append(b, "\n", 1);
+	return ok && append_lit(b, "\n");
 }
 
 /* The rule "calls-body": what follows the marker, one or more calls of the format. */
@@ -406,46 +409,46 @@ rules_calls_body(lg_buf *b, lg_chat_format f, const chat_tool *tools, int n)
 	switch (f)
 	{
 		case LG_CHAT_HERMES:
-			ok = ok && lg_buf_append(b, "call-rest ::= ", 14) && lit(b, "\n{\"name\": ") &&
-				lg_buf_append(b, " name-args ", 11) && lit(b, "}\n</tool_call>") &&
-				lg_buf_append(b, "\ncalls-body ::= call-rest (", 27) && lit(b, "\n<tool_call>") &&
-				lg_buf_append(b, " call-rest)*\n", 13);
+			ok = ok && append_lit(b, "call-rest ::= ") && lit(b, "\n{\"name\": ") &&
+				append_lit(b, " name-args ") && lit(b, "}\n</tool_call>") &&
+				append_lit(b, "\ncalls-body ::= call-rest (") && lit(b, "\n<tool_call>") &&
+				append_lit(b, " call-rest)*\n");
 			break;
 		case LG_CHAT_LLAMA3:
-			ok = ok && lg_buf_append(b, "calls-body ::= ", 15) && lit(b, "\"name\": ") &&
-				lg_buf_append(b, " name-args ", 11) && lit(b, "}") && lg_buf_append(b, "\n", 1);
+			ok = ok && append_lit(b, "calls-body ::= ") && lit(b, "\"name\": ") &&
+				append_lit(b, " name-args ") && lit(b, "}") && append_lit(b, "\n");
 			break;
 		case LG_CHAT_MISTRAL:
-			ok = ok && lg_buf_append(b, "id-char ::= [a-zA-Z0-9]\n", 24) &&
-				lg_buf_append(b, "item ::= ", 9) && lit(b, "{\"name\": ") &&
-				lg_buf_append(b, " name-args ", 11) && lit(b, ", \"id\": \"") &&
-				lg_buf_append(b, " id-char id-char id-char id-char id-char id-char id-char id-char id-char ", 72) &&
-				lit(b, "\"}") && lg_buf_append(b, "\ncalls-body ::= ", 16) && lit(b, "[") &&
-				lg_buf_append(b, " item (", 7) && lit(b, ", ") && lg_buf_append(b, " item)* ", 8) &&
-				lit(b, "]") && lg_buf_append(b, "\n", 1);
+			ok = ok && append_lit(b, "id-char ::= [a-zA-Z0-9]\n") &&
+				append_lit(b, "item ::= ") && lit(b, "{\"name\": ") &&
+				append_lit(b, " name-args ") && lit(b, ", \"id\": \"") &&
+				append_lit(b, " id-char id-char id-char id-char id-char id-char id-char id-char id-char ") &&
+				lit(b, "\"}") && append_lit(b, "\ncalls-body ::= ") && lit(b, "[") &&
+				append_lit(b, " item (") && lit(b, ", ") && append_lit(b, " item)* ") &&
+				lit(b, "]") && append_lit(b, "\n");
 			break;
 		case LG_CHAT_FUNCTIONARY:
-			ok = ok && lg_buf_append(b, "call-rest ::= name-args ", 24) && lit(b, "</function>") &&
-				lg_buf_append(b, "\ncalls-body ::= call-rest (", 27) && lit(b, "<function=") &&
-				lg_buf_append(b, " call-rest)*\n", 13);
+			ok = ok && append_lit(b, "call-rest ::= name-args ") && lit(b, "</function>") &&
+				append_lit(b, "\ncalls-body ::= call-rest (") && lit(b, "<function=") &&
+				append_lit(b, " call-rest)*\n");
 			break;
 		case LG_CHAT_COMMAND_R:
-			ok = ok && lg_buf_append(b, "item ::= ", 9) && lit(b, "{\"tool_name\": ") &&
-				lg_buf_append(b, " name-args ", 11) && lit(b, "}") &&
-				lg_buf_append(b, "\ncalls-body ::= ", 16) && lit(b, "\n```json\n[") &&
-				lg_buf_append(b, " item (", 7) && lit(b, ", ") && lg_buf_append(b, " item)* ", 8) &&
-				lit(b, "]\n```") && lg_buf_append(b, "\n", 1);
+			ok = ok && append_lit(b, "item ::= ") && lit(b, "{\"tool_name\": ") &&
+				append_lit(b, " name-args ") && lit(b, "}") &&
+				append_lit(b, "\ncalls-body ::= ") && lit(b, "\n```json\n[") &&
+				append_lit(b, " item (") && lit(b, ", ") && append_lit(b, " item)* ") &&
+				lit(b, "]\n```") && append_lit(b, "\n");
 			break;
 		case LG_CHAT_DEEPSEEK_R1:
-			ok = ok && lg_buf_append(b, "call ::= ", 9) && lit(b, DS_CALL_BEGIN "function" DS_SEP) &&
-				lg_buf_append(b, " name-args ", 11) && lit(b, "\n```" DS_CALL_END) &&
-				lg_buf_append(b, "\ncalls-body ::= call (", 22) && lit(b, "\n") &&
-				lg_buf_append(b, " call)* ", 8) && lit(b, DS_CALLS_END) && lg_buf_append(b, "\n", 1);
+			ok = ok && append_lit(b, "call ::= ") && lit(b, DS_CALL_BEGIN "function" DS_SEP) &&
+				append_lit(b, " name-args ") && lit(b, "\n```" DS_CALL_END) &&
+				append_lit(b, "\ncalls-body ::= call (") && lit(b, "\n") &&
+				append_lit(b, " call)* ") && lit(b, DS_CALLS_END) && append_lit(b, "\n");
 			break;
 		case LG_CHAT_GENERIC:
 		default:
-			ok = ok && lg_buf_append(b, "calls-body ::= ", 15) && lit(b, ": {\"name\": ") &&
-				lg_buf_append(b, " name-args ", 11) && lit(b, "}}") && lg_buf_append(b, "\n", 1);
+			ok = ok && append_lit(b, "calls-body ::= ") && lit(b, ": {\"name\": ") &&
+				append_lit(b, " name-args ") && lit(b, "}}") && append_lit(b, "\n");
 			break;
 	}
 	return ok;
@@ -633,21 +636,21 @@ lg_chat_build_grammar(const lg_chat_grammar_params *p, lg_buf *out, bool *constr
 		}
 	}
 	if (n_tools == 0)
-		ok = lg_buf_append(&b, "root ::= resp-root\n", 19);
+		ok = append_lit(&b, "root ::= resp-root\n");
 	else
 	{
 		k = utf8_decode(fd->marker, marker, CHAT_MAX_MARKER);
 		ok = k > 0 && rules_calls_body(&b, p->format, tools, n_tools) &&
-			lg_buf_append(&b, "calls ::= ", 10) && lit(&b, fd->marker) && lg_buf_append(&b, " calls-body\n", 12);
+			append_lit(&b, "calls ::= ") && lit(&b, fd->marker) && append_lit(&b, " calls-body\n");
 		if (ok && mode != 0)
-			ok = lg_buf_append(&b, "root ::= calls\n", 15);	/* required or a named function */
+			ok = append_lit(&b, "root ::= calls\n");	/* required or a named function */
 		else if (ok && resp_json)
-			ok = lg_buf_append(&b, "root ::= calls | resp-root\n", 27);
+			ok = append_lit(&b, "root ::= calls | resp-root\n");
 		else if (ok && fd->anywhere)
-			ok = rules_text_without(&b, marker, k, "calls-body") && lg_buf_append(&b, "root ::= text-0\n", 16);
+			ok = rules_text_without(&b, marker, k, "calls-body") && append_lit(&b, "root ::= text-0\n");
 		else if (ok)
 			ok = rules_text_not_starting(&b, marker, k, "calls-body") &&
-				lg_buf_append(&b, "root ::= start-0\n", 17);
+				append_lit(&b, "root ::= start-0\n");
 	}
 	if (!ok)
 	{
@@ -741,20 +744,20 @@ lg_chat_messages_with_tools(const char *messages, size_t len, const char *tools,
 			continue;
 		ok = lg_buf_appendf(&note, "- %s", name) &&
 			(desc == NULL || lg_buf_appendf(&note, ": %s", desc)) &&
-			lg_buf_append(&note, "\n  arguments (JSON Schema): ", 28) &&
-			(params ? lg_json_write(&note, params, 0) : lg_buf_append(&note, "{}", 2)) &&
-			lg_buf_append(&note, "\n", 1);
+			append_lit(&note, "\n  arguments (JSON Schema): ") &&
+			(params ? lg_json_write(&note, params, 0) : append_lit(&note, "{}")) &&
+			append_lit(&note, "\n");
 	}
 	ok = ok && lg_buf_appendf(&note, "To call a tool, answer with only this JSON and nothing else: "
 							  "{\"tool_call\": {\"name\": <tool name>, \"arguments\": <arguments object>}}. "
 							  "Otherwise answer in plain text.");
 
 	/* the array again, the first message's content replaced */
-	ok = ok && lg_buf_append(out, "[{", 2);
+	ok = ok && append_lit(out, "[{");
 	for (size_t m = 0; ok && m < first->n; m++)
 	{
-		ok = (m == 0 || lg_buf_append(out, ",", 1)) &&
-			lg_buf_append_json_str(out, first->keys[m], first->key_lens[m]) && lg_buf_append(out, ":", 1);
+		ok = (m == 0 || append_lit(out, ",")) &&
+			lg_buf_append_json_str(out, first->keys[m], first->key_lens[m]) && append_lit(out, ":");
 		if (ok && strcmp(first->keys[m], "content") == 0)
 		{
 			lg_buf		text;
@@ -762,9 +765,9 @@ lg_chat_messages_with_tools(const char *messages, size_t len, const char *tools,
 			lg_buf_init(&text);
 			if (as_system)
 				ok = lg_buf_append(&text, content->str, content->str_len) &&
-					lg_buf_append(&text, "\n\n", 2) && lg_buf_append(&text, note.data, note.len);
+					append_lit(&text, "\n\n") && lg_buf_append(&text, note.data, note.len);
 			else
-				ok = lg_buf_append(&text, note.data, note.len) && lg_buf_append(&text, "\n\n", 2) &&
+				ok = lg_buf_append(&text, note.data, note.len) && append_lit(&text, "\n\n") &&
 					lg_buf_append(&text, content->str, content->str_len);
 			ok = ok && lg_buf_append_json_str(out, text.data, text.len);
 			lg_buf_free(&text);
@@ -772,10 +775,10 @@ lg_chat_messages_with_tools(const char *messages, size_t len, const char *tools,
 		else if (ok)
 			ok = lg_json_write(out, first->items[m], 0);
 	}
-	ok = ok && lg_buf_append(out, "}", 1);
+	ok = ok && append_lit(out, "}");
 	for (size_t i = 1; ok && i < msgs->n; i++)
-		ok = lg_buf_append(out, ",", 1) && lg_json_write(out, msgs->items[i], 0);
-	ok = ok && lg_buf_append(out, "]", 1);
+		ok = append_lit(out, ",") && lg_json_write(out, msgs->items[i], 0);
+	ok = ok && append_lit(out, "]");
 	if (!ok)
 		st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
 
@@ -1124,14 +1127,14 @@ lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, lg_buf *out
 		content_len = len;
 	}
 
-	ok = lg_buf_append(out, "{\"role\":\"assistant\",\"content\":", 30);
+	ok = append_lit(out, "{\"role\":\"assistant\",\"content\":");
 	if (ok && content_len == 0 && n > 0)
-		ok = lg_buf_append(out, "null", 4);
+		ok = append_lit(out, "null");
 	else if (ok)
 		ok = lg_buf_append_json_str(out, text, content_len);
 	if (ok && n > 0)
 	{
-		ok = lg_buf_append(out, ",\"tool_calls\":[", 15);
+		ok = append_lit(out, ",\"tool_calls\":[");
 		for (int i = 0; ok && i < n; i++)
 		{
 			char		id[32];
@@ -1142,13 +1145,13 @@ lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, lg_buf *out
 			ok = lg_json_write(&args, calls[i].args, 0) &&
 				lg_buf_appendf(out, "%s{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":", i ? "," : "", id) &&
 				lg_buf_append_json_str(out, calls[i].name, strlen(calls[i].name)) &&
-				lg_buf_append(out, ",\"arguments\":", 13) &&
-				lg_buf_append_json_str(out, args.data, args.len) && lg_buf_append(out, "}}", 2);
+				append_lit(out, ",\"arguments\":") &&
+				lg_buf_append_json_str(out, args.data, args.len) && append_lit(out, "}}");
 			lg_buf_free(&args);
 		}
-		ok = ok && lg_buf_append(out, "]", 1);
+		ok = ok && append_lit(out, "]");
 	}
-	ok = ok && lg_buf_append(out, "}", 1);
+	ok = ok && append_lit(out, "}");
 	for (int i = 0; i < n; i++)
 	{
 		free(calls[i].name);
