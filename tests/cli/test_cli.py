@@ -982,6 +982,17 @@ class Structured(unittest.TestCase):
                 plain = self.generate(model, "--chat", "-p", "Weather in Paris?", "-n", 1)
                 told = self.generate(model, "--chat", "-p", "Weather in Paris?", "-n", 1, "--tools", tools)
                 self.assertGreater(len(told["prompt_ids"]), len(plain["prompt_ids"]) + 50)
+                srv = EngineServer()
+                try:
+                    conn = srv.connect()
+                    msgs = json.dumps([{"role": "user", "content": "Weather in Paris?"}])
+                    base = {"model": "gemma", "path": model, "messages": msgs, "max_tokens": 1}
+                    out = self.serve_generate(conn, {1: base, 2: dict(base, tools=tools, tool_choice="none")})
+                    self.assertEqual(int(out[1][2]["n_prompt"]), len(plain["prompt_ids"]))
+                    self.assertEqual(int(out[2][2]["n_prompt"]), len(told["prompt_ids"]))
+                    conn.close()
+                finally:
+                    srv.stop()
 
     def test_serve_chat(self):
         js = try_jsonschema()
