@@ -84,6 +84,7 @@ lg_chat_detect_format(const char *t, size_t len)
 	return LG_CHAT_GENERIC;
 }
 
+/* The format's name, as chat.h lists them. */
 const char *
 lg_chat_format_name(lg_chat_format f)
 {
@@ -529,6 +530,7 @@ read_response_format(const lg_json_node *rf, const lg_json_node **schema, bool *
 						"response_format type must be text, json_object or json_schema, got \"%s\"", type);
 }
 
+/* Tools, choice and response format to one grammar (see the comment at the top). */
 lg_status
 lg_chat_build_grammar(const lg_chat_grammar_params *p, lg_buf *out, bool *constrained, lg_error *err)
 {
@@ -674,6 +676,7 @@ done:
 
 /* ---- tools shown to a model whose template does not ---- */
 
+/* Every tool's name appears in the prompt. */
 bool
 lg_chat_prompt_shows_tools(const char *prompt, size_t len, const char *tools, size_t tools_len)
 {
@@ -696,6 +699,7 @@ lg_chat_prompt_shows_tools(const char *prompt, size_t len, const char *tools, si
 	return all;
 }
 
+/* The messages with the tools described in the first one (see chat.h). */
 lg_status
 lg_chat_messages_with_tools(const char *messages, size_t len, const char *tools, size_t tools_len,
 							lg_buf *out, lg_error *err)
@@ -1072,6 +1076,7 @@ rtrim(const char *s, size_t n)
 	return n;
 }
 
+/* Content before the marker, the calls after it; anything that does not parse is content. */
 lg_status
 lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, lg_buf *out, int *n_calls,
 					 lg_error *err)
