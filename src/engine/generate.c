@@ -108,7 +108,8 @@ done:
 		lg_stream_free(&st);
 		return rc;
 	}
-	/* hand the stream's buffers to the result */
+	/* hand the stream's buffers to the result; the mask was only scratch */
+	free(st.mask);
 	res->ids = st.ids;
 	res->n_ids = st.n_ids;
 	res->text = st.text.data;
