@@ -571,7 +571,13 @@ cmd_generate(int argc, char **argv)
 		int			n_calls = 0;
 
 		lg_buf_init(&msg);
-		if (gs.chat && lg_chat_parse_output(gs.format, res.text, res.text_len, &msg, &n_calls, &err) != LG_OK)
+		/* calls are read only where the grammar checked them */
+		if (gs.chat && (gs.tools == NULL || (gs.tool_choice && strcmp(gs.tool_choice, "none") == 0)))
+		{
+			if (lg_chat_content_message(res.text, res.text_len, &msg, &err) != LG_OK)
+				rc = cli_fail("generate", 1, "%s", err.msg);
+		}
+		else if (gs.chat && lg_chat_parse_output(gs.format, res.text, res.text_len, &msg, &n_calls, &err) != LG_OK)
 			rc = cli_fail("generate", 1, "%s", err.msg);
 		if (json)
 		{

@@ -402,7 +402,13 @@ done:
 bool
 serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls)
 {
+	const char *tools = serve_fields_get(&r->fields, "tools");
+	const char *choice = serve_fields_get(&r->fields, "tool_choice");
 	lg_error	err = {0};
 
+	*n_calls = 0;
+	/* calls are read only where the grammar checked them */
+	if (tools == NULL || (choice != NULL && strcmp(choice, "none") == 0))
+		return lg_chat_content_message(text, len, msg, &err) == LG_OK;
 	return lg_chat_parse_output((lg_chat_format) r->chat_format, text, len, msg, n_calls, &err) == LG_OK;
 }

@@ -112,4 +112,11 @@ lg_status	lg_chat_messages_with_tools(const char *messages, size_t len, const ch
 lg_status	lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, lg_buf *out,
 								 int *n_calls, lg_error *err);
 
+/*
+ * The message for an answer that was not allowed to call tools (no tools,
+ * or tool_choice "none": the grammar did not check calls, so none are
+ * read): the whole text as content.
+ */
+lg_status	lg_chat_content_message(const char *text, size_t len, lg_buf *out, lg_error *err);
+
 #endif							/* LG_CHAT_H */

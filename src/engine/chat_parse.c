@@ -295,6 +295,16 @@ rtrim(const char *s, size_t n)
 	return n;
 }
 
+/* The message for an answer that may not hold calls (no tools, or tool_choice "none"). */
+lg_status
+lg_chat_content_message(const char *text, size_t len, lg_buf *out, lg_error *err)
+{
+	if (!append_lit(out, "{\"role\":\"assistant\",\"content\":") ||
+		!lg_buf_append_json_str(out, text, len) || !append_lit(out, "}"))
+		return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+	return LG_OK;
+}
+
 /* Content before the marker, the calls after it; anything that does not parse is content. */
 lg_status
 lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, lg_buf *out, int *n_calls,
@@ -323,8 +333,11 @@ lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, lg_buf *out
 	}
 	else
 	{
-		scan_ws(&c);
-		if (len - c.pos >= mlen && memcmp(text + c.pos, fd->marker, mlen) == 0)
+		/*
+		 * At the very start, as the grammar has it: " {..." was free text
+		 * there, never constrained, so it must not become a call here.
+		 */
+		if (len >= mlen && memcmp(text, fd->marker, mlen) == 0)
 		{
 			c.pos += mlen;
 			content_len = 0;

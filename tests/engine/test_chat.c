@@ -477,6 +477,8 @@ test_parse_text_and_malformed(void **state)
 		{LG_CHAT_FUNCTIONARY, "<function=add>{\"a\": 1</function>"},
 		{LG_CHAT_COMMAND_R, "Action: nothing"},
 		{LG_CHAT_GENERIC, "{\"answer\": 42}"},
+		/* the grammar left text that does not start with the marker free: never a call */
+		{LG_CHAT_LLAMA3, " {\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}"},
 		{LG_CHAT_DEEPSEEK_R1, DS_CALLS_BEGIN "garbage"},
 	};
 
@@ -490,6 +492,21 @@ test_parse_text_and_malformed(void **state)
 		assert_string_equal(lg_json_get_str(msg, "content"), cases[i].text);
 		assert_null(lg_json_get(msg, "tool_calls"));
 		lg_json_node_free(msg);
+	}
+	/* with tool_choice "none" nothing is read as a call, whatever it looks like */
+	{
+		lg_buf		b;
+		lg_error	err;
+		lg_json_node *msg;
+
+		lg_buf_init(&b);
+		assert_int_equal(lg_chat_content_message(samples[0].weather, strlen(samples[0].weather), &b, &err), LG_OK);
+		msg = lg_json_parse(b.data, b.len, &err);
+		assert_non_null(msg);
+		assert_string_equal(lg_json_get_str(msg, "content"), samples[0].weather);
+		assert_null(lg_json_get(msg, "tool_calls"));
+		lg_json_node_free(msg);
+		lg_buf_free(&b);
 	}
 }
 
