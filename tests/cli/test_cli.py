@@ -25,6 +25,10 @@ SHARED = os.environ.get("LLAMAGPU_SHARED", os.path.join(ROOT, "..", "shared"))
 STORIES = os.path.join(SHARED, "fixtures", "models", "stories260K.gguf")
 STORIES_REF = os.path.join(SHARED, "fixtures", "refs", "stories260K.greedy.json")
 VOCAB_DIR = os.path.join(SHARED, "fixtures", "tokenizer")
+GBNF_DIR = os.path.join(SHARED, "fixtures", "gbnf")
+LLAMA_VOCAB = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+PERSON_GBNF = os.path.join(ROOT, "tests", "engine", "grammar", "person.gbnf")
+PERSON_JSON = os.path.join(ROOT, "tests", "engine", "grammar", "person.json")
 
 
 def run(*args, stdin=None, check=True):
@@ -274,6 +278,165 @@ class BadInput(unittest.TestCase):
         self.assertFails("eval", "-m", STORIES, "--ids", "1,99999", "--json", code=1)
         self.assertFails("detokenize", "-m", STORIES, "--jsonl", stdin=b"[1, 99999]\n", code=1)
         self.assertFails("tokenize", "-m", STORIES, "--jsonl", stdin=b'"unterminated\n', code=1)
+
+
+class Grammar(unittest.TestCase):
+    """`llamagpu grammar check|bench`: GBNF parsing, byte- and token-level checks, mask timing."""
+
+    def grammar_file(self, d, text):
+        path = os.path.join(d, "g.gbnf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_fixture_grammars_parse(self):
+        need(GBNF_DIR)
+        files = sorted(f for f in os.listdir(GBNF_DIR) if f.endswith(".gbnf"))
+        self.assertTrue(files)
+        for name in files:
+            with self.subTest(grammar=name):
+                out = run("grammar", "check", "--gbnf", os.path.join(GBNF_DIR, name)).stdout.decode()
+                self.assertRegex(out, r"^grammar ok: \d+ rules, \d+ elements\n$")
+
+    def test_check_text(self):
+        need(GBNF_DIR)
+        json_gbnf = os.path.join(GBNF_DIR, "json.gbnf")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a": [1, "x", true]}')
+        self.assertEqual(p.stdout.decode(), "bytes: accepted\n")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a":\n tru}', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout.decode(), "bytes: rejected at byte 10 (line 2, column 5)\n")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a": [1', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("incomplete", p.stdout.decode())
+        with tempfile.TemporaryDirectory() as d:
+            text = os.path.join(d, "t.json")
+            with open(text, "w") as f:
+                f.write('{"k": "v"}\n')
+            self.assertEqual(run("grammar", "check", "--gbnf", json_gbnf, "--file", text).stdout.decode(),
+                             "bytes: accepted\n")
+
+    def test_check_tokens(self):
+        need(LLAMA_VOCAB)
+        out = run("grammar", "check", "--gbnf", PERSON_GBNF, "--file", PERSON_JSON, "-m", LLAMA_VOCAB).stdout.decode()
+        self.assertEqual(out.splitlines()[0], "bytes: accepted")
+        self.assertRegex(out.splitlines()[1], r"^tokens: accepted, \d+ tokens, end of generation allowed$")
+        with open(PERSON_JSON) as f:
+            bad = f.read().replace('"pending-review"', '"on-holiday"')
+        p = run("grammar", "check", "--gbnf", PERSON_GBNF, "--text", bad, "-m", LLAMA_VOCAB, check=False)
+        self.assertEqual(p.returncode, 1)
+        lines = p.stdout.decode().splitlines()
+        self.assertTrue(lines[0].startswith("bytes: rejected at byte %d " % bad.index("on-holiday")), lines)
+        self.assertRegex(lines[1], r'^tokens: rejected at token \d+ of \d+ \(id \d+, ".*"\)$')
+
+    def test_bad_grammars(self):
+        with tempfile.TemporaryDirectory() as d:
+            for text, msg in (('root ::= foo\n', "line 1, column 10: undefined rule foo"),
+                              ('root ::= "abc\n', "line 1, column 10: unterminated string literal"),
+                              ('x ::= "a"\n', "missing root rule"),
+                              ('root ::= "a"{3,1}\n', "bad repetition bounds"),
+                              ('root ::= root "a"\n', "left recursion in rule root")):
+                with self.subTest(grammar=text):
+                    p = run("grammar", "check", "--gbnf", self.grammar_file(d, text), check=False)
+                    self.assertEqual(p.returncode, 1)
+                    err = p.stderr.decode().strip()
+                    self.assertEqual(len(err.splitlines()), 1, err)
+                    self.assertTrue(err.startswith("llamagpu grammar check: "), err)
+                    self.assertIn(msg, err)
+            p = run("grammar", "check", "--gbnf", os.path.join(d, "missing.gbnf"), check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("cannot open", p.stderr.decode())
+
+    def test_arguments(self):
+        for args in (("grammar",), ("grammar", "frobnicate"), ("grammar", "check"),
+                     ("grammar", "check", "--gbnf", "x", "--text", "a", "--file", "b"),
+                     ("grammar", "bench", "--gbnf", "x"), ("grammar", "check", "--gbnf"),
+                     ("grammar", "bench", "--gbnf", "x", "-m", "y", "--tokens", "0"),
+                     ("grammar", "check", "--gbnf", "x", "--bogus", "1")):
+            with self.subTest(args=args):
+                p = run(*args, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertTrue(p.stderr.decode().startswith("llamagpu grammar"), p.stderr)
+
+    def test_bench_json(self):
+        need(LLAMA_VOCAB)
+        out = json.loads(run("grammar", "bench", "--gbnf", PERSON_GBNF, "--text", PERSON_JSON,
+                             "-m", LLAMA_VOCAB, "--json").stdout)
+        self.assertEqual(out["vocab"], 32000)
+        self.assertGreater(out["tokens"], 20)
+        for name in ("cold", "warm"):
+            self.assertEqual(out[name]["steps"], out["tokens"] + 1)
+            self.assertEqual(out[name]["wide_steps"] + out[name]["narrow_steps"], out[name]["steps"])
+            self.assertGreater(out[name]["p50_us"], 0)
+            self.assertLessEqual(out[name]["p50_us"], out[name]["p99_us"])
+            self.assertLessEqual(out[name]["p99_us"], out[name]["max_us"])
+        self.assertGreater(out["cache"]["entries"], 0)
+        self.assertEqual(out["cache"]["entries"], out["cache"]["misses"])
+        self.assertGreater(out["cache"]["hits"], out["cache"]["misses"])
+        # a random walk through allowed tokens when no text is given
+        walk = json.loads(run("grammar", "bench", "--gbnf", PERSON_GBNF, "-m", LLAMA_VOCAB,
+                              "--tokens", 40, "--seed", 3, "--json").stdout)
+        self.assertGreater(walk["tokens"], 0)
+
+
+class JsonSchema(unittest.TestCase):
+    """JSON Schema → GBNF through the CLI, and the JSONSchemaBench coverage targets on a subset."""
+
+    def schema_file(self, schema):
+        f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(schema, f)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_gbnf_prints_grammar(self):
+        path = self.schema_file({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]})
+        out = run("grammar", "gbnf", "--json-schema", path).stdout.decode()
+        self.assertTrue(out.startswith("root ::= "), out)
+        self.assertIn("ws ::=", out)
+        compact = run("grammar", "gbnf", "--json-schema", path, "--compact", "--prefix", "t-").stdout.decode()
+        self.assertTrue(compact.startswith("t-root ::= "), compact)
+        self.assertNotIn("ws", compact)
+        for line in compact.splitlines():
+            self.assertTrue(line.startswith("t-"), line)
+
+    def test_check_with_schema(self):
+        path = self.schema_file({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"],
+                                 "additionalProperties": False})
+        self.assertEqual(run("grammar", "check", "--json-schema", path, "--text", '{"n": 3}').returncode, 0)
+        p = run("grammar", "check", "--json-schema", path, "--text", '{"n": 0}', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("rejected", p.stdout.decode())
+        p = run("grammar", "check", "--json-schema", path, "--compact", "--text", '{"n": 3}', check=False)
+        self.assertEqual(p.returncode, 1)
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+        need(vocab)
+        p = run("grammar", "check", "--json-schema", path, "--text", '{"n": 12}', "-m", vocab)
+        self.assertIn("end of generation allowed", p.stdout.decode())
+
+    def test_unsupported_names_keyword_and_location(self):
+        path = self.schema_file({"properties": {"tags": {"type": "array", "uniqueItems": True}}})
+        p = run("grammar", "gbnf", "--json-schema", path, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('unsupported keyword "uniqueItems" at #/properties/tags', p.stderr.decode())
+        path = self.schema_file({"$ref": "#/definitions/missing"})
+        p = run("grammar", "check", "--json-schema", path, "--text", "1", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such location", p.stderr.decode())
+
+    def test_jsonschemabench_subset_meets_targets(self):
+        """The first schemas of each JSONSchemaBench dataset: coverage targets, no over-constraining."""
+        fixtures = os.path.join(SHARED, "fixtures", "jsonschemabench")
+        need(fixtures)
+        need(os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf"))
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "jsonschemabench.py"), "--bin", BIN,
+                            "--limit", "40", "--check-targets", "--json"], capture_output=True, timeout=900)
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode()[-2000:])
+        summary = json.loads([l for l in out.splitlines() if l.startswith('{"summary"')][0])["summary"]
+        for ds in ("Glaiveai2K", "Github_trivial", "Github_easy", "Github_medium"):
+            self.assertEqual(summary[ds]["total"], 40, ds)
+            self.assertEqual(summary[ds].get("over", 0), 0, ds)
 
 
 class EngineServer:
@@ -590,6 +753,516 @@ class ServeBatching(unittest.TestCase):
                 p = run("serve", "--socket-dir", "/nonexistent/x", opt, 0, check=False)
                 self.assertEqual(p.returncode, 2)
                 self.assertIn(opt[2:], p.stderr.decode())
+
+
+# A GBNF grammar and the Python regular expression of the same language.
+ST_PERSON_GBNF = r'''
+root ::= "{" ws "\"name\":" ws name ws "," ws "\"age\":" ws age ws "}"
+name ::= "\"" [a-z]{1,12} "\""
+age  ::= [1-9] [0-9]?
+ws   ::= [ ]?
+'''
+ST_PERSON_RE = r'\{ ?"name": ?"[a-z]{1,12}" ?, ?"age": ?[1-9][0-9]? ?\}'
+ST_LIST_GBNF = 'root ::= item ("," item){2}\nitem ::= "cat" | "dog" | "bird"\n'
+ST_LIST_RE = r'(cat|dog|bird)(,(cat|dog|bird)){2}'
+ST_PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 10},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 3},
+    },
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+ST_WEATHER_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "maxLength": 12, "description": "The city"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "The unit"}},
+            "required": ["city", "unit"], "additionalProperties": False}}},
+    {"type": "function", "function": {
+        "name": "add", "description": "Add two integers",
+        "parameters": {"type": "object", "properties": {
+            "a": {"type": "integer", "minimum": 0, "maximum": 999, "description": "A term"},
+            "b": {"type": "integer", "minimum": 0, "maximum": 999, "description": "A term"}},
+            "required": ["a", "b"], "additionalProperties": False}}},
+]
+ST_TEMPLATES = os.path.join(SHARED, "fixtures", "chat-templates")
+
+
+def try_jsonschema():
+    try:
+        import jsonschema
+        return jsonschema
+    except ImportError:
+        return None
+
+
+class Structured(unittest.TestCase):
+    """Constrained decoding (GBNF, JSON Schema), chat templates and tool calls, CLI and server."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+        cls.tmp = tempfile.mkdtemp(prefix="llamagpu-structured-")
+        cls.files = {}
+        for name, text in (("person.gbnf", ST_PERSON_GBNF), ("list.gbnf", ST_LIST_GBNF),
+                           ("person.schema.json", json.dumps(ST_PERSON_SCHEMA)),
+                           ("bad.gbnf", 'root ::= "a" missing\n'),
+                           ("unsupported.schema.json", json.dumps(
+                               {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}))):
+            path = os.path.join(cls.tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            cls.files[name] = path
+        cls.synth = None
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def synth_model(self):
+        """A random model with the real Llama 2 vocabulary (32k) and Hermes' tool-use template."""
+        if Structured.synth is None:
+            vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+            tmpl = os.path.join(ST_TEMPLATES, "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja")
+            need(vocab)
+            need(tmpl)
+            path = os.path.join(self.tmp, "synth-hermes.gguf")
+            run("synth", "--arch", "llama", "--dim", 64, "--layers", 2, "--heads", 4, "--ffn", 128,
+                "--vocab-from", vocab, "--chat-template", tmpl, "--type", "f32", "--seed", 5, "--ctx", 4096,
+                "-o", path)
+            Structured.synth = path
+        return Structured.synth
+
+    def generate(self, model, *args):
+        return json.loads(run("generate", "-m", model, "--json", *args).stdout)
+
+    def test_cli_gbnf(self):
+        for model in (STORIES, self.synth_model()):
+            for gname, regex in (("person.gbnf", ST_PERSON_RE), ("list.gbnf", ST_LIST_RE)):
+                for seed in (1, 2, 3, 4):
+                    with self.subTest(model=os.path.basename(model), grammar=gname, seed=seed):
+                        out = self.generate(model, "-p", "Once upon a time", "-n", 60, "--temp", 1.0,
+                                            "--seed", seed, "--grammar-file", self.files[gname])
+                        self.assertRegex(out["text"], "^" + regex + "$")
+                        # the grammar is complete and nothing can follow: it stops by itself
+                        self.assertEqual(out["finish_reason"], "stop")
+
+    def test_cli_json_schema(self):
+        js = try_jsonschema()
+        for model in (STORIES, self.synth_model()):
+            for compact in (False, True):
+                for seed in (1, 2, 3):
+                    with self.subTest(model=os.path.basename(model), compact=compact, seed=seed):
+                        args = ["-p", "Once upon a time", "-n", 120, "--temp", 1.0, "--seed", seed,
+                                "--json-schema", self.files["person.schema.json"], "--json-strict"]
+                        if compact:
+                            args.append("--json-compact")
+                        out = self.generate(model, *args)
+                        if out["finish_reason"] == "length":
+                            continue   # a random model may write a long string; the text is a prefix
+                        value = json.loads(out["text"])
+                        self.assertIsInstance(value, dict)
+                        self.assertIn("name", value)
+                        self.assertIn("age", value)
+                        if compact:
+                            self.assertEqual(out["text"], json.dumps(value, separators=(",", ":"),
+                                                                     ensure_ascii=False))
+                        if js:
+                            js.validate(value, ST_PERSON_SCHEMA)
+
+    def test_cli_errors(self):
+        p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["bad.gbnf"], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("missing", p.stderr.decode())
+        p = run("generate", "-m", STORIES, "-p", "x", "--json-schema", self.files["unsupported.schema.json"],
+                check=False)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("uniqueItems", err)
+        self.assertIn("#/properties/tags", err)
+        p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["list.gbnf"],
+                "--json-schema", self.files["person.schema.json"], check=False)
+        self.assertEqual(p.returncode, 2)
+        p = run("generate", "-m", STORIES, "-p", "x", "--chat", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("chat template", p.stderr.decode())
+
+    def test_cli_dead_end(self):
+        # WordPiece has no byte fallback: no token can write \x01, and generation must fail, not hang
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-bert-bge.gguf")
+        need(vocab)
+        path = os.path.join(self.tmp, "bert.gguf")
+        run("synth", "--arch", "llama", "--dim", 32, "--layers", 1, "--heads", 2, "--ffn", 64,
+            "--vocab-from", vocab, "--type", "f32", "--seed", 1, "-o", path)
+        gram = os.path.join(self.tmp, "dead.gbnf")
+        with open(gram, "w") as f:
+            f.write('root ::= [a-z]{1,3} "\\x01"\n')
+        p = run("generate", "-m", path, "-p", "hello", "-n", 50, "--grammar-file", gram, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("dead end", p.stderr.decode())
+
+    def test_cli_chat_tools(self):
+        js = try_jsonschema()
+        model = self.synth_model()
+        tools = json.dumps(ST_WEATHER_TOOLS)
+        for choice in ("required", "add", "auto"):
+            for seed in (1, 2, 3):
+                with self.subTest(choice=choice, seed=seed):
+                    out = self.generate(model, "--chat", "-p", "What is the weather in Paris?", "--tools", tools,
+                                        "--tool-choice", choice, "-n", 300, "--temp", 1.0, "--seed", seed)
+                    self.assertEqual(out["chat_format"], "hermes")
+                    msg = out["message"]
+                    self.assertEqual(msg["role"], "assistant")
+                    if choice == "auto" and "tool_calls" not in msg:
+                        self.assertNotIn("<tool_call>", msg["content"])
+                        continue
+                    if out["finish_reason"] == "length":
+                        continue   # cut short: the text is a prefix of a call
+                    self.assertEqual(out["finish_reason"], "tool_calls")
+                    self.assertGreaterEqual(len(msg["tool_calls"]), 1)
+                    for call in msg["tool_calls"]:
+                        self.assertTrue(call["id"].startswith("call_"))
+                        self.assertEqual(call["type"], "function")
+                        name = call["function"]["name"]
+                        if choice == "add":
+                            self.assertEqual(name, "add")
+                        params = [t["function"]["parameters"] for t in ST_WEATHER_TOOLS
+                                  if t["function"]["name"] == name][0]
+                        args = json.loads(call["function"]["arguments"])
+                        if js:
+                            js.validate(args, params)
+                        self.assertEqual(sorted(args), sorted(params["required"]))
+
+    def test_cli_chat_formats(self):
+        # every tool-call format end to end: the real template renders the tools, the answer is
+        # constrained to the model's call syntax, and parses back into valid OpenAI tool calls
+        js = try_jsonschema()
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+        need(vocab)
+        cases = [("Qwen-Qwen2.5-7B-Instruct.jinja", "hermes"),
+                 ("meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3"),
+                 ("mistralai-Mistral-Nemo-Instruct-2407.jinja", "mistral"),
+                 ("meetkai-functionary-medium-v3.1.jinja", "functionary"),
+                 ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "command-r"),
+                 ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", "deepseek-r1"),
+                 ("google-gemma-2-2b-it.jinja", "generic")]
+        tools = json.dumps(ST_WEATHER_TOOLS)
+        for tmpl, fmt in cases:
+            path = os.path.join(ST_TEMPLATES, tmpl)
+            need(path)
+            model = os.path.join(self.tmp, fmt + ".gguf")
+            run("synth", "--arch", "llama", "--dim", 32, "--layers", 1, "--heads", 2, "--ffn", 64,
+                "--vocab-from", vocab, "--chat-template", path, "--type", "f32", "--seed", 9, "--ctx", 4096,
+                "-o", model)
+            calls = 0
+            for seed in (1, 2):
+                with self.subTest(format=fmt, seed=seed):
+                    out = self.generate(model, "--chat", "-p", "Weather in Paris?", "--tools", tools,
+                                        "--tool-choice", "required", "-n", 400, "--temp", 1.0, "--seed", seed)
+                    self.assertEqual(out["chat_format"], fmt)
+                    if out["finish_reason"] == "length":
+                        continue
+                    self.assertEqual(out["finish_reason"], "tool_calls", out["text"])
+                    for call in out["message"]["tool_calls"]:
+                        calls += 1
+                        name = call["function"]["name"]
+                        params = [t["function"]["parameters"] for t in ST_WEATHER_TOOLS
+                                  if t["function"]["name"] == name][0]
+                        args = json.loads(call["function"]["arguments"])
+                        if js:
+                            js.validate(args, params)
+            with self.subTest(format=fmt):
+                self.assertGreater(calls, 0)
+            if fmt == "generic":
+                # Gemma's template ignores tools: they are described in the first message instead
+                plain = self.generate(model, "--chat", "-p", "Weather in Paris?", "-n", 1)
+                told = self.generate(model, "--chat", "-p", "Weather in Paris?", "-n", 1, "--tools", tools)
+                self.assertGreater(len(told["prompt_ids"]), len(plain["prompt_ids"]) + 50)
+                srv = EngineServer()
+                try:
+                    conn = srv.connect()
+                    msgs = json.dumps([{"role": "user", "content": "Weather in Paris?"}])
+                    base = {"model": "gemma", "path": model, "messages": msgs, "max_tokens": 1}
+                    out = self.serve_generate(conn, {1: base, 2: dict(base, tools=tools, tool_choice="none")})
+                    self.assertEqual(int(out[1][2]["n_prompt"]), len(plain["prompt_ids"]))
+                    self.assertEqual(int(out[2][2]["n_prompt"]), len(told["prompt_ids"]))
+                    conn.close()
+                finally:
+                    srv.stop()
+
+    def test_serve_chat(self):
+        js = try_jsonschema()
+        model = self.synth_model()
+        srv = EngineServer("--max-seqs", 8)
+        try:
+            conn = srv.connect()
+            messages = json.dumps([{"role": "system", "content": "You are helpful."},
+                                   {"role": "user", "content": "What is 2 + 3, and the weather in Oslo?"}])
+            base = {"model": "hermes", "path": model, "messages": messages, "max_tokens": 300,
+                    "temperature": 1.0}
+            reqs = {}
+            for i in range(3):
+                reqs[1 + i] = dict(base, seed=i, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="required")
+                reqs[11 + i] = dict(base, seed=i, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="get_weather")
+                reqs[21 + i] = dict(base, seed=i, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="none",
+                                    response_format=json.dumps(
+                    {"type": "json_schema", "json_schema": {"name": "person", "schema": ST_PERSON_SCHEMA}}))
+                # the Hermes tool-use template needs tools; "none" shows them and leaves the answer free
+                reqs[31 + i] = dict(base, seed=i, max_tokens=16, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="none")
+            out = self.serve_generate(conn, reqs)
+            n_calls = 0
+            for rid, (text, typ, fields) in sorted(out.items()):
+                with self.subTest(request=rid):
+                    self.assertEqual(typ, "E", fields)
+                    msg = json.loads(fields["message"])
+                    self.assertEqual(msg["role"], "assistant")
+                    if rid < 30 and fields["finish"] == "length":
+                        continue
+                    if rid < 20:
+                        self.assertEqual(fields["finish"], "tool_calls")
+                        self.assertIsNone(msg["content"])
+                        for call in msg["tool_calls"]:
+                            n_calls += 1
+                            name = call["function"]["name"]
+                            if rid > 10:
+                                self.assertEqual(name, "get_weather")
+                            params = [t["function"]["parameters"] for t in ST_WEATHER_TOOLS
+                                      if t["function"]["name"] == name][0]
+                            args = json.loads(call["function"]["arguments"])
+                            if js:
+                                js.validate(args, params)
+                    elif rid < 30:
+                        self.assertEqual(fields["finish"], "stop")
+                        value = json.loads(msg["content"])
+                        if js:
+                            js.validate(value, ST_PERSON_SCHEMA)
+                    else:
+                        self.assertEqual(msg["content"], text)
+                        self.assertNotIn("tool_calls", msg)
+            self.assertGreater(n_calls, 0)
+            # the template is rendered with special tokens parsed: the prompt is the CLI's
+            cli = self.generate(model, "--chat", "--messages", messages, "-n", 16, "--temp", 1.0, "--seed", 0,
+                                "--tools", json.dumps(ST_WEATHER_TOOLS), "--tool-choice", "none")
+            self.assertEqual(cli["text"], out[31][0])
+            # a request's own template overrides the model's; a bad one is status template
+            own = self.serve_generate(conn, {
+                41: dict(base, max_tokens=4, chat_template="{% for m in messages %}{{ m.content }}\n{% endfor %}"),
+                42: dict(base, max_tokens=4, chat_template="{% for m in messages %}{{ m.content }"),
+                43: dict(base, max_tokens=4, chat_template="{{ raise_exception('no system messages') }}"),
+                44: dict(base, max_tokens=4, prompt="also a prompt"),
+                45: dict(base, tools="[{}]"),
+                46: dict(base, tools=json.dumps(ST_WEATHER_TOOLS), tool_choice="nosuch"),
+            })
+            self.assertEqual(own[41][1], "E", own[41][2])
+            self.assertEqual(own[42][2]["status"], "template")
+            self.assertTrue(own[42][2]["detail"].startswith("line 1"), own[42][2])
+            self.assertEqual(own[43][2]["status"], "template")
+            self.assertIn("no system messages", own[43][2]["message"])
+            self.assertEqual(own[44][2]["status"], "arg")
+            self.assertEqual(own[45][2]["status"], "arg")
+            self.assertEqual(own[46][2]["status"], "arg")
+            self.assertIn("nosuch", own[46][2]["message"])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def serve_generate(self, conn, reqs):
+        for rid, f in reqs.items():
+            conn.send("G", rid, **f)
+        return conn.collect(list(reqs))
+
+    def test_serve_grammars_batched(self):
+        js = try_jsonschema()
+        srv = EngineServer("--max-seqs", 16)
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "prompt": "Once upon a time", "max_tokens": 120,
+                    "temperature": 1.0}
+            reqs = {}
+            for i in range(4):
+                reqs[10 + i] = dict(base, seed=i, grammar=ST_PERSON_GBNF)
+                reqs[20 + i] = dict(base, seed=i, grammar=ST_LIST_GBNF)
+                reqs[30 + i] = dict(base, seed=i, json_schema=json.dumps(ST_PERSON_SCHEMA), json_strict=1)
+                reqs[40 + i] = dict(base, seed=i, max_tokens=20)
+            together = self.serve_generate(conn, reqs)
+            for rid, (text, typ, fields) in together.items():
+                with self.subTest(request=rid):
+                    self.assertEqual(typ, "E", fields)
+                    if rid < 20:
+                        self.assertRegex(text, "^" + ST_PERSON_RE + "$")
+                        self.assertEqual(fields["finish"], "stop")
+                    elif rid < 30:
+                        self.assertRegex(text, "^" + ST_LIST_RE + "$")
+                        self.assertEqual(fields["finish"], "stop")
+                    elif rid < 40 and fields["finish"] == "stop":
+                        value = json.loads(text)
+                        if js:
+                            js.validate(value, ST_PERSON_SCHEMA)
+            # alone, each gives the same text (seeded): batching changes nothing
+            for rid in (10, 21, 32):
+                alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
+                self.assertEqual(alone[0], together[rid][0])
+            # the server's constrained text is the CLI's (lg_generate)
+            cli = self.generate(STORIES, "-p", "Once upon a time", "-n", 120, "--temp", 1.0, "--seed", 0,
+                                "--grammar-file", self.files["person.gbnf"])
+            self.assertEqual(cli["text"], together[10][0])
+            # the grammars were compiled once each: three entries, the rest hits
+            cache = conn.status()["grammar_cache"].split("\t")
+            self.assertEqual(int(cache[0]), 3)
+            self.assertGreaterEqual(int(cache[1]), 12)
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_serve_preemption_keeps_grammar(self):
+        # long constrained outputs from 12 requests do not fit the pool (1 MB, about 1600 positions)
+        # at once: sequences are preempted and recomputed, and each still follows its grammar and
+        # gives the text it gives alone (the matcher is kept, the recomputed tokens not re-sampled)
+        long_gbnf = 'root ::= line{10}\nline ::= [a-z ]{20,40} "\\n"\n'
+        long_re = r'([a-z ]{20,40}\n){10}'
+        srv = EngineServer("--kv-block-size", 16, "--kv-cache-size", 1, "--ctx-size", 1024)
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "max_tokens": 600, "temperature": 1.0}
+            reqs = {i + 1: dict(base, prompt=ServeBatching.PROMPTS[i % 8], seed=i, grammar=long_gbnf)
+                    for i in range(12)}
+            together = self.serve_generate(conn, reqs)
+            preempted = 0
+            for rid, (text, typ, fields) in together.items():
+                self.assertEqual(typ, "E", fields)
+                self.assertRegex(text, "^" + long_re + "$")
+                preempted += int(fields["n_preempted"])
+            self.assertGreater(preempted, 0)
+            for rid in (1, 6, 12):
+                alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
+                self.assertEqual(alone[0], together[rid][0])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_serve_errors(self):
+        srv = EngineServer()
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "prompt": "Hi", "max_tokens": 8}
+            cases = {
+                1: (dict(base, grammar='root ::= "a" missing\n'), "grammar"),
+                2: (dict(base, json_schema=json.dumps({"type": "object", "properties": {
+                    "tags": {"type": "array", "uniqueItems": True}}})), "unsupported"),
+                3: (dict(base, grammar=ST_LIST_GBNF, json_schema="{}"), "arg"),
+                4: (dict(base, tools=json.dumps(ST_WEATHER_TOOLS)), "arg"),
+                5: (dict(base, json_schema="{not json"), "grammar"),
+                6: (dict(base, json_compact="yes", json_schema="{}"), "arg"),
+                7: (dict(base, prompt="", messages='[{"role":"user","content":"hi"}]'), "template"),
+            }
+            out = self.serve_generate(conn, {rid: f for rid, (f, _) in cases.items()})
+            for rid, (f, status) in cases.items():
+                with self.subTest(case=rid):
+                    text, typ, fields = out[rid]
+                    self.assertEqual(typ, "X", fields)
+                    self.assertEqual(fields["status"], status, fields)
+            self.assertIn("missing", out[1][2]["message"])
+            self.assertTrue(out[1][2]["detail"].startswith("line "), out[1][2])
+            self.assertIn("uniqueItems", out[2][2]["message"])
+            self.assertEqual(out[2][2]["detail"], "#/properties/tags")
+            self.assertIn("hint", out[2][2])
+            self.assertIn("hint", out[7][2])
+            conn.close()
+        finally:
+            srv.stop()
+
+
+def gguf_chat_template(path):
+    """The tokenizer.chat_template string of a GGUF file (a minimal reader)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    key = b"tokenizer.chat_template"
+    i = data.find(struct.pack("<Q", len(key)) + key)
+    if i < 0:
+        return None
+    i += 8 + len(key)
+    vtype, n = struct.unpack_from("<IQ", data, i)
+    if vtype != 8:  # GGUF string
+        return None
+    return data[i + 12:i + 12 + n].decode("utf-8")
+
+
+class ChatTemplates(unittest.TestCase):
+    """`llamagpu chat-template render` against jinja2 as transformers uses it."""
+
+    def test_reference_rendering(self):
+        # every fixture template x every conversation, byte for byte (tests/chat/render_reference.py)
+        script = os.path.join(ROOT, "tests", "chat", "render_reference.py")
+        p = subprocess.run([sys.executable, script, "--bin", BIN], capture_output=True, timeout=1200)
+        out = p.stdout.decode(errors="replace")
+        if p.returncode == 77:
+            self.skipTest(out.strip())
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode(errors="replace"))
+        self.assertIn("Qwen-Qwen2.5-7B-Instruct", out)
+
+    def test_model_template_and_tokens(self):
+        # -m takes the template and the BOS/EOS texts from the GGUF (vocabulary-only files too)
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-phi-3.gguf")
+        need(vocab)
+        try:
+            import jinja2.sandbox
+        except ImportError:
+            self.skipTest("SKIP: python3-jinja2 is not installed")
+        source = gguf_chat_template(vocab)
+        self.assertIsNotNone(source)
+        msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        want = env.from_string(source).render(messages=msgs, add_generation_prompt=True, bos_token="<s>",
+                                              eos_token="<|endoftext|>", tools=None)
+        got = run("chat-template", "render", "-m", vocab, "--messages", json.dumps(msgs)).stdout.decode()
+        self.assertEqual(got, want)
+        # --bos/--eos override the model's
+        got = run("chat-template", "render", "-m", vocab, "--messages", json.dumps(msgs), "--bos", "[B]").stdout
+        self.assertTrue(got.startswith(b"[B]<|user|>"), got)
+
+    def test_errors(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tpl = os.path.join(tmp, "t.jinja")
+            with open(tpl, "w") as f:
+                f.write("{% if messages %}\n{{ raise_exception('no: ' ~ messages[0].role) }}\n{% endif %}")
+            p = run("chat-template", "render", "--template", tpl, "--messages", '[{"role":"user"}]', check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"chat-template: invalid argument: no: user", p.stderr)
+            with open(tpl, "w") as f:
+                f.write("ok\n{% for x in y %}")
+            p = run("chat-template", "render", "--template", tpl, "--messages", "[]", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"line 2", p.stderr)
+            self.assertIn(b"endfor", p.stderr)
+            p = run("chat-template", "render", "--template", tpl, "--messages", "[oops", check=False)
+            self.assertEqual(p.returncode, 1)
+            for args in (["render"], ["render", "--messages", "[]"],
+                         ["render", "--template", tpl, "-m", tpl, "--messages", "[]"],
+                         ["render", "--template", tpl, "--messages", "[]", "--now", "x"],
+                         ["frob"], ["render", "--bogus"]):
+                p = run("chat-template", *args, check=False)
+                self.assertEqual(p.returncode, 2, args)
+            p = run("chat-template", "render", "-m", STORIES, "--messages", "[]", check=False)
+            if os.path.exists(STORIES):
+                self.assertEqual(p.returncode, 1)
+                self.assertIn(b"no tokenizer.chat_template", p.stderr)
+            # @FILE arguments and the generation prompt switch
+            with open(tpl, "w") as f:
+                f.write("{{ messages|length }}{{ tools|length }}{% if add_generation_prompt %}+{% endif %}")
+            mfile = os.path.join(tmp, "m.json")
+            with open(mfile, "w") as f:
+                f.write('[{"role": "user", "content": "x"}]')
+            out = run("chat-template", "render", "--template", tpl, "--messages", "@" + mfile,
+                      "--tools", '[{"type": "function"}]').stdout
+            self.assertEqual(out, b"11+")
+            out = run("chat-template", "render", "--template", tpl, "--messages", "@" + mfile,
+                      "--tools", "[]", "--no-generation-prompt").stdout
+            self.assertEqual(out, b"10")
 
 
 if __name__ == "__main__":
