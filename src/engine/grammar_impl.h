@@ -169,10 +169,15 @@ struct lg_grammar_matcher
 	lg_gstate	tmp[2];			/* accept_bytes builds into these */
 	lg_gframe  *work;			/* shared scratch stack of the walk levels */
 	lg_gstate  *levels;			/* trie walk: state after each depth (gv->max_len + 1) */
-	bool	   *esc;			/* trie walk: a stack ran past its bottom at or above a depth */
+	uint64_t   *esc;			/* trie walk: where stacks ran past the segment's bottom (esc_offsets) */
 	uint32_t	n_levels;
 	lg_gcache  *cache;			/* the (grammar, vocabulary) cache, found on first fill_mask */
 	uint64_t   *bits;			/* scratch mask */
+	lg_gstate	resumed;		/* a stack below its segment, resumed after the segment ended */
+	struct suffix_memo *memo;	/* suffix → accepted from `resumed`, for one stack of one mask */
+	uint32_t	memo_cap;
+	int32_t    *whole;			/* uncertain tokens to check whole */
+	uint32_t	whole_cap;
 	lg_grecent	recent[LG_GRAMMAR_RECENT];	/* masks of the last states (a string's content repeats) */
 	uint32_t	recent_next;
 	uint64_t	recent_hits;
@@ -187,6 +192,8 @@ bool		lg_gstate_copy(lg_gstate *dst, const lg_gstate *src);
 bool		lg_gstate_push_stack(lg_gstate *s, const lg_gframe *f, uint32_t n);
 /* Stacks of the start: the root rule expanded. */
 bool		lg_gstate_start(const lg_grammar *g, lg_gstate *s);
+/* out = the stack f[0..n) after its frame n - 1 is returned to (its rule's child ended), expanded. */
+void		lg_gstate_resume(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n);
 /* Consume one byte: out = in after b.  escape_mode: running past a stack's bottom sets out->escaped. */
 void		lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b,
 								lg_gstate *out, bool escape_mode);

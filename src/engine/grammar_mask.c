@@ -54,10 +54,26 @@
 typedef struct tok_vec
 {
 	int32_t    *v;
+	uint64_t   *esc;			/* per token: escape offsets (see ESC_FAR) */
 	uint32_t	n;
 	uint32_t	cap;
 	bool		failed;
 } tok_vec;
+
+/*
+ * Escape offsets of an uncertain token: bit k set when some path ran past
+ * the segment's bottom after the token's first k bytes (1 <= k <= 62).
+ * ESC_FAR: an escape further in; 0: no escape known (the token was left
+ * uncertain for another reason), so the whole token is checked.
+ */
+#define ESC_FAR (1ULL << 63)
+
+/* The escape-offset bit for k bytes consumed. */
+static inline uint64_t
+esc_bit(uint32_t k)
+{
+	return k < 63 ? 1ULL << k : ESC_FAR;
+}
 
 /* The token split of one segment. */
 typedef struct gentry
@@ -70,7 +86,8 @@ typedef struct gentry
 	uint64_t   *acc_bits;		/* accepted tokens as a bitset, or NULL and: */
 	int32_t    *acc_list;		/* accepted tokens as a list */
 	uint32_t	n_acc;
-	int32_t    *unc;			/* uncertain tokens */
+	int32_t    *unc;			/* uncertain tokens, in trie order */
+	uint64_t   *unc_esc;		/* their escape offsets */
 	uint32_t	n_unc;
 	size_t		bytes;
 } gentry;
@@ -89,14 +106,15 @@ struct lg_gcache
 	uint64_t	slow_fills;
 };
 
-/* Append token t; a failed allocation is remembered. */
+/* Append token t with its escape offsets; a failed allocation is remembered. */
 static void
-tok_push(tok_vec *v, int32_t t)
+tok_push(tok_vec *v, int32_t t, uint64_t esc)
 {
 	if (v->n == v->cap)
 	{
 		uint32_t	nc = v->cap ? v->cap * 2 : 256;
 		int32_t    *nv = realloc(v->v, nc * sizeof(int32_t));
+		uint64_t   *ne;
 
 		if (nv == NULL)
 		{
@@ -104,9 +122,17 @@ tok_push(tok_vec *v, int32_t t)
 			return;
 		}
 		v->v = nv;
+		ne = realloc(v->esc, nc * sizeof(uint64_t));
+		if (ne == NULL)
+		{
+			v->failed = true;
+			return;
+		}
+		v->esc = ne;
 		v->cap = nc;
 	}
-	v->v[v->n++] = t;
+	v->v[v->n] = t;
+	v->esc[v->n++] = esc;
 }
 
 /*
@@ -133,6 +159,8 @@ typedef struct walk_ctx
 	uint64_t   *acc;
 	tok_vec    *unc;
 	bool		overflowed;		/* some step hit a runtime limit */
+	bool		aborted;		/* the walk ran out of work: tokens below where it stopped are left out */
+	uint32_t	work_left;		/* expansion steps left (LG_GRAMMAR_MAX_WALK) */
 	wstate	  **states;
 	uint32_t	n_states;
 	uint32_t   *slots;			/* open addressing: state id + 1 */
@@ -226,20 +254,21 @@ set_range(walk_ctx *w, uint32_t lo, uint32_t hi)
 		w->acc[order[i] >> 6] |= 1ULL << (order[i] & 63);
 }
 
-/* Tokens order[lo..hi) onto the uncertain list. */
+/* Tokens order[lo..hi) onto the uncertain list, with escape offsets esc. */
 static void
-unc_range(walk_ctx *w, uint32_t lo, uint32_t hi)
+unc_range(walk_ctx *w, uint32_t lo, uint32_t hi, uint64_t esc)
 {
 	const int32_t *order = w->m->gv->order;
 
 	for (uint32_t i = lo; i < hi; i++)
-		tok_push(w->unc, order[i]);
+		tok_push(w->unc, order[i], esc);
 }
 
 /*
  * Visit the children of trie node `node`, at depth d, whose prefix left state
- * cur (interned as cur_id, or -1).  m->esc[d]: some stack ran past the
- * segment's bottom before the last byte (escape mode).
+ * cur (interned as cur_id, or -1).  m->esc[d]: the escape offsets (bits,
+ * see esc_bit) at which some stack ran past the segment's bottom within the
+ * first d bytes (escape mode).
  */
 static void
 walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t cur_id)
@@ -269,7 +298,7 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 			/* dead here: what escaped earlier is still for the full stack to decide */
 			m->esc[d + 1] = m->esc[d];
 			if (m->esc[d])
-				unc_range(w, ch->tok_lo, ch->tok_hi);
+				unc_range(w, ch->tok_lo, ch->tok_hi, m->esc[d]);
 			continue;
 		}
 		if (nid >= 0)
@@ -277,8 +306,16 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 		else
 		{
 			lg_gstate  *out = &m->levels[d + 1];
+			uint32_t	used;
 
+			if (w->work_left == 0)
+			{
+				w->aborted = true;
+				return;
+			}
 			lg_gstate_step_byte(m->g, cur, ch->byte, out, w->escape_mode);
+			used = LG_GRAMMAR_MAX_EXPAND - out->expand_left;
+			w->work_left = used < w->work_left ? w->work_left - used : 0;
 			st = out;
 			if ((nid = intern(w, out)) >= 0)
 			{
@@ -291,8 +328,8 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 			w->overflowed = true;
 		if (st->overflow && w->escape_mode)
 		{
-			/* the segment hit a limit: let the full stack decide */
-			unc_range(w, ch->tok_lo, ch->tok_hi);
+			/* the segment hit a limit: let the full stack decide, whole tokens */
+			unc_range(w, ch->tok_lo, ch->tok_hi, 0);
 			continue;
 		}
 		alive = st->n_stacks > 0 && !st->overflow;
@@ -300,27 +337,28 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 		if (alive || esc_here)
 			set_range(w, ch->tok_lo, own_hi);
 		else if (m->esc[d])
-			unc_range(w, ch->tok_lo, own_hi);
-		m->esc[d + 1] = m->esc[d] || esc_here;
+			unc_range(w, ch->tok_lo, own_hi, m->esc[d]);
+		m->esc[d + 1] = m->esc[d] | (esc_here ? esc_bit(d + 1) : 0);
 		if (ch->tok_hi > own_hi)
 		{
 			if (alive && d + 1 >= w->max_depth)
-				unc_range(w, own_hi, ch->tok_hi);	/* long tokens: counts in the key do not cover them */
+				unc_range(w, own_hi, ch->tok_hi, 0);	/* long tokens: counts in the key do not cover them */
 			else if (alive)
 				walk_node(w, c, d + 1, st, nid);
 			else if (m->esc[d + 1])
-				unc_range(w, own_hi, ch->tok_hi);
+				unc_range(w, own_hi, ch->tok_hi, m->esc[d + 1]);
 		}
 	}
 }
 
 /*
  * Walk the whole trie from state start: accepted tokens into acc, uncertain
- * ones into unc.  False when some step hit a runtime limit.
+ * ones into unc.  False when some step hit a runtime limit; *aborted when
+ * the walk ran out of work (acc then holds only some of the tokens).
  */
 static bool
 walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth, uint64_t *acc,
-	 tok_vec *unc)
+	 tok_vec *unc, bool *aborted)
 {
 	walk_ctx	w;
 	int32_t		id;
@@ -329,9 +367,10 @@ walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t m
 	w.m = m;
 	w.escape_mode = escape_mode;
 	w.max_depth = max_depth;
+	w.work_left = LG_GRAMMAR_MAX_WALK;
 	w.acc = acc;
 	w.unc = unc;
-	m->esc[0] = false;
+	m->esc[0] = 0;
 	id = intern(&w, start);
 	walk_node(&w, 0, 0, id >= 0 ? &w.states[id]->st : start, id);
 	for (uint32_t i = 0; i < w.n_states; i++)
@@ -341,7 +380,9 @@ walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t m
 	}
 	free(w.states);
 	free(w.slots);
-	return !w.overflowed;
+	if (aborted != NULL)
+		*aborted = w.aborted;
+	return !w.overflowed && !w.aborted;
 }
 
 /* Set the EOG tokens' bits when the state is complete. */
@@ -364,7 +405,7 @@ lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
 		return true;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	memset(mask, 0, words * sizeof(uint64_t));
-	exact = walk(m, &m->state, false, UINT32_MAX, mask, NULL);
+	exact = walk(m, &m->state, false, UINT32_MAX, mask, NULL, NULL);
 	set_eog(m, mask);
 	return exact;
 }
@@ -405,7 +446,7 @@ lg_gcache_free_all(lg_grammar *g)
 			{
 				gentry	   *en = e->next;
 
-				free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e);
+				free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e->unc_esc), free(e);
 				e = en;
 			}
 		}
@@ -434,7 +475,7 @@ entry_free(gentry *e)
 {
 	if (e == NULL)
 		return;
-	free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e);
+	free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e->unc_esc), free(e);
 }
 
 /* The cache of (m's grammar, m's vocabulary), created on first use; NULL if out of memory. */
@@ -526,7 +567,7 @@ cache_insert(lg_gcache *c, gentry *e)
 	c->bytes += e->bytes;
 }
 
-/* Compute the split of a segment by walking the trie from it; NULL if out of memory. */
+/* Compute the split of a segment by walking the trie from it; NULL if out of memory or work. */
 static gentry *
 compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full, bool counted, uint64_t h)
 {
@@ -535,6 +576,7 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 	gentry	   *e = calloc(1, sizeof(*e));
 	tok_vec		unc = {0};
 	uint32_t	n_acc = 0;
+	bool		aborted;
 	lg_gstate  *start = &m->tmp[0];
 
 	if (e == NULL)
@@ -550,9 +592,9 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 	if (!lg_gstate_push_stack(start, key, n))
 		goto nomem;
 	memset(m->bits, 0, words * sizeof(uint64_t));
-	(void) walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
-	if (unc.failed)
-		goto nomem;
+	(void) walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc, &aborted);
+	if (unc.failed || aborted)
+		goto nomem;				/* an incomplete split must not be cached: the caller walks slowly */
 	for (size_t i = 0; i < words; i++)
 		n_acc += (uint32_t) __builtin_popcountll(m->bits[i]);
 	e->n_acc = n_acc;
@@ -577,11 +619,13 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 		e->bytes += words * sizeof(uint64_t);
 	}
 	e->unc = unc.v;
+	e->unc_esc = unc.esc;
 	e->n_unc = unc.n;
-	e->bytes += sizeof(*e) + n * sizeof(lg_gframe) + (size_t) unc.cap * sizeof(int32_t);
+	e->bytes += sizeof(*e) + n * sizeof(lg_gframe) + (size_t) unc.cap * (sizeof(int32_t) + sizeof(uint64_t));
 	return e;
 nomem:
 	free(unc.v);
+	free(unc.esc);
 	entry_free(e);
 	return NULL;
 }
@@ -642,15 +686,15 @@ segment_key(const lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, lg_gfra
 }
 
 /*
- * Check the uncertain tokens unc[0..n_unc) (in trie order: sorted by their
- * bytes) against the full stack f[0..n), setting the bits of those accepted.
+ * Check tokens unc[0..n_unc) (in trie order: sorted by their bytes) whole
+ * against the full stack f[0..n), setting the bits of those accepted.
  * Consecutive tokens share prefixes, so the state after a shared prefix is
  * kept per depth (the walk's levels) and reused; a prefix that died is
  * remembered as an empty level.
  */
 static uint64_t
-check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t *unc, uint32_t n_unc,
-				uint64_t *mask)
+check_whole(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t *unc, uint32_t n_unc,
+			uint64_t *mask)
 {
 	const lg_grammar_vocab *gv = m->gv;
 	const char *prev = NULL;
@@ -681,6 +725,120 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 		if (d == len && m->levels[d].n_stacks > 0 && !m->levels[d].overflow)
 			mask[t >> 6] |= 1ULL << (t & 63);
 	}
+	return checks;
+}
+
+/* A remembered verdict: whether the resumed stack accepts these bytes. */
+typedef struct suffix_memo
+{
+	uint64_t	hash;			/* 0: empty slot */
+	const char *p;
+	uint32_t	len;
+	bool		ok;
+} suffix_memo;
+
+/* Whether m->resumed accepts p[0..len), remembered per distinct suffix. */
+static bool
+suffix_ok(lg_grammar_matcher *m, const char *p, uint32_t len)
+{
+	uint64_t	h = 0xCBF29CE484222325ULL ^ len;
+	uint32_t	slot;
+	suffix_memo *e;
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t) p[i]) * 0x100000001B3ULL;
+	h |= 1;
+	for (slot = (uint32_t) h & (m->memo_cap - 1);; slot = (slot + 1) & (m->memo_cap - 1))
+	{
+		e = &m->memo[slot];
+		if (e->hash == 0)
+			break;
+		if (e->hash == h && e->len == len && memcmp(e->p, p, len) == 0)
+			return e->ok;
+	}
+	e->hash = h;
+	e->p = p;
+	e->len = len;
+	e->ok = lg_gstate_run_bytes(m->g, &m->resumed, p, len, &m->levels[1], &m->levels[2]) != NULL;
+	return e->ok;
+}
+
+/*
+ * Decide the uncertain tokens of split e for the stack f[0..n) whose segment
+ * starts at frame b.  A token that ran past the segment's bottom after k
+ * bytes goes on from the stack below the segment, resumed once per mask
+ * (m->resumed): it is accepted when that accepts its last len - k bytes, and
+ * suffixes repeat (`",` `"}` ... all leave a string the same way), so each
+ * distinct one is run once.  Tokens without known offsets are checked whole.
+ */
+static uint64_t
+check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, uint32_t b, const gentry *e,
+				uint64_t *mask)
+{
+	const lg_grammar_vocab *gv = m->gv;
+	uint32_t	n_whole = 0;
+	uint64_t	checks = 0;
+	bool		resumed = false;
+
+	for (uint32_t k = 0; k < e->n_unc; k++)
+	{
+		int32_t		t = e->unc[k];
+		uint64_t	esc = e->unc_esc[k];
+		const char *p = gv->pieces + gv->piece_off[t];
+		uint32_t	len = gv->piece_off[t + 1] - gv->piece_off[t];
+
+		if ((mask[t >> 6] >> (t & 63)) & 1)
+			continue;
+		if (esc == 0 || (esc & ESC_FAR) || b == 0)
+		{
+			if (n_whole == m->whole_cap)
+			{
+				uint32_t	nc = m->whole_cap ? 2 * m->whole_cap : 256;
+				int32_t    *nw = realloc(m->whole, nc * sizeof(int32_t));
+
+				if (nw == NULL)
+					return checks;
+				m->whole = nw;
+				m->whole_cap = nc;
+			}
+			m->whole[n_whole++] = t;
+			continue;
+		}
+		checks++;
+		if (!resumed)
+		{
+			uint32_t	need = 16;
+
+			lg_gstate_resume(m->g, &m->resumed, f, b);
+			while (need < 2 * e->n_unc)
+				need *= 2;
+			if (need > m->memo_cap)
+			{
+				suffix_memo *nm = realloc(m->memo, need * sizeof(suffix_memo));
+
+				if (nm == NULL)
+					return checks;
+				m->memo = nm;
+				m->memo_cap = need;
+			}
+			memset(m->memo, 0, m->memo_cap * sizeof(suffix_memo));
+			resumed = true;
+		}
+		if (m->resumed.n_stacks == 0 || m->resumed.overflow)
+			continue;
+		for (uint64_t bits = esc; bits != 0; bits &= bits - 1)
+		{
+			uint32_t	off = (uint32_t) __builtin_ctzll(bits);
+
+			if (off < len && suffix_ok(m, p + off, len - off))
+			{
+				mask[t >> 6] |= 1ULL << (t & 63);
+				break;
+			}
+		}
+	}
+	if (n_whole > 0)
+		checks += check_whole(m, f, n, m->whole, n_whole, mask);
 	return checks;
 }
 
@@ -831,7 +989,8 @@ fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 		else
 			for (uint32_t k = 0; k < e->n_acc; k++)
 				mask[e->acc_list[k] >> 6] |= 1ULL << (e->acc_list[k] & 63);
-		unc_checks += check_uncertain(m, f, n, e->unc, e->n_unc, mask);
+		if (e->n_unc > 0)
+			unc_checks += check_uncertain(m, f, n, n - nk, e, mask);
 		if (owned)
 			entry_free(e);
 	}

@@ -458,6 +458,16 @@ expand_copy(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n,
 	expand(&x, n, lo);
 }
 
+void
+lg_gstate_resume(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n)
+{
+	lg_gstate_clear(out);
+	if (n == 0)
+		return;
+	/* as after a pop in expand(): frame n - 1 was there before, so it is not a fresh iteration */
+	expand_copy(g, out, f, n, n - 1, false);
+}
+
 bool
 lg_gstate_start(const lg_grammar *g, lg_gstate *s)
 {
