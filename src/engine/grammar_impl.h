@@ -178,12 +178,15 @@ struct lg_grammar_matcher
 	uint32_t	memo_cap;
 	int32_t    *whole;			/* uncertain tokens to check whole */
 	uint32_t	whole_cap;
+	uint64_t	work_start;		/* lg_gstate_work when the current mask began */
 	lg_grecent	recent[LG_GRAMMAR_RECENT];	/* masks of the last states (a string's content repeats) */
 	uint32_t	recent_next;
 	uint64_t	recent_hits;
 };
 
 /* grammar_state.c */
+/* Expansion steps this thread has done: masks measure their work by it. */
+extern __thread uint64_t lg_gstate_work;
 void		lg_gstate_init(lg_gstate *s);
 void		lg_gstate_free(lg_gstate *s);
 void		lg_gstate_clear(lg_gstate *s);

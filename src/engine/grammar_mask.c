@@ -160,7 +160,6 @@ typedef struct walk_ctx
 	tok_vec    *unc;
 	bool		overflowed;		/* some step hit a runtime limit */
 	bool		aborted;		/* the walk ran out of work: tokens below where it stopped are left out */
-	uint32_t	work_left;		/* expansion steps left (LG_GRAMMAR_MAX_WALK) */
 	wstate	  **states;
 	uint32_t	n_states;
 	uint32_t   *slots;			/* open addressing: state id + 1 */
@@ -244,6 +243,13 @@ intern(walk_ctx *w, const lg_gstate *s)
 	return (int32_t) w->n_states - 1;
 }
 
+/* Whether the current mask has used up its expansion budget (LG_GRAMMAR_MAX_WALK). */
+static inline bool
+out_of_work(const lg_grammar_matcher *m)
+{
+	return lg_gstate_work - m->work_start > LG_GRAMMAR_MAX_WALK;
+}
+
 /* Tokens order[lo..hi) into the accepted bitset. */
 static void
 set_range(walk_ctx *w, uint32_t lo, uint32_t hi)
@@ -306,16 +312,13 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t 
 		else
 		{
 			lg_gstate  *out = &m->levels[d + 1];
-			uint32_t	used;
 
-			if (w->work_left == 0)
+			if (out_of_work(m))
 			{
 				w->aborted = true;
 				return;
 			}
 			lg_gstate_step_byte(m->g, cur, ch->byte, out, w->escape_mode);
-			used = LG_GRAMMAR_MAX_EXPAND - out->expand_left;
-			w->work_left = used < w->work_left ? w->work_left - used : 0;
 			st = out;
 			if ((nid = intern(w, out)) >= 0)
 			{
@@ -367,7 +370,6 @@ walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t m
 	w.m = m;
 	w.escape_mode = escape_mode;
 	w.max_depth = max_depth;
-	w.work_left = LG_GRAMMAR_MAX_WALK;
 	w.acc = acc;
 	w.unc = unc;
 	m->esc[0] = 0;
@@ -403,6 +405,7 @@ lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
 
 	if (m->gv == NULL)
 		return true;
+	m->work_start = lg_gstate_work;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	memset(mask, 0, words * sizeof(uint64_t));
 	exact = walk(m, &m->state, false, UINT32_MAX, mask, NULL, NULL);
@@ -714,6 +717,8 @@ check_whole(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t
 
 		if ((mask[t >> 6] >> (t & 63)) & 1)
 			continue;
+		if (out_of_work(m))
+			break;				/* the rest stay out: a subset, never an invalid token */
 		checks++;
 		while (d < valid && d < len && d < prev_len && p[d] == prev[d])
 			d++;
@@ -789,6 +794,8 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, uint32_t 
 
 		if ((mask[t >> 6] >> (t & 63)) & 1)
 			continue;
+		if (out_of_work(m))
+			break;
 		if (esc == 0 || (esc & ESC_FAR) || b == 0)
 		{
 			if (n_whole == m->whole_cap)
@@ -888,6 +895,7 @@ lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask)
 
 	if (m->gv == NULL)
 		return;
+	m->work_start = lg_gstate_work;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	h = state_hash(&m->state);
 	for (int i = 0; i < LG_GRAMMAR_RECENT; i++)

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+__thread uint64_t lg_gstate_work;
+
 void
 lg_gstate_init(lg_gstate *s)
 {
@@ -340,6 +342,7 @@ expand(expand_ctx *x, uint32_t n, uint32_t lo)
 		return;
 	}
 	x->out->expand_left--;
+	lg_gstate_work++;
 	if (n == 0)
 	{
 		if (x->escape_mode)
