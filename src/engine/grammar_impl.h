@@ -219,6 +219,50 @@ lg_gstate  *lg_gstate_run_bytes(const lg_grammar *g, const lg_gstate *s, const c
 lg_grammar *lg_grammar_compile(const char *gbnf, size_t len, lg_error *err);
 void		lg_grammar_destroy(lg_grammar *g);
 
+/* A growable list of token ids (grammar_walk.c fills it). */
+typedef struct lg_gtok_vec
+{
+	int32_t    *v;
+	uint64_t   *esc;			/* per token: escape offsets (see ESC_FAR) */
+	uint32_t	n;
+	uint32_t	cap;
+	bool		failed;
+} lg_gtok_vec;
+
+/*
+ * Escape offsets of an uncertain token: bit k set when some path ran past
+ * the segment's bottom after the token's first k bytes (1 <= k <= 62).
+ * ESC_FAR: an escape further in; 0: no escape known (the token was left
+ * uncertain for another reason), so the whole token is checked.
+ */
+#define ESC_FAR (1ULL << 63)
+
+/* The escape-offset bit for k bytes consumed. */
+static inline uint64_t
+lg_gesc_bit(uint32_t k)
+{
+	return k < 63 ? 1ULL << k : ESC_FAR;
+}
+
+/* Append token t with its escape offsets; a failed allocation sets failed. */
+void		lg_gtok_push(lg_gtok_vec *v, int32_t t, uint64_t esc);
+/*
+ * grammar_walk.c: walk the trie from state start; accepted tokens into acc,
+ * uncertain ones (escape mode) into unc.  Tokens longer than max_depth that
+ * survive that far are left uncertain.  False when a step hit a runtime
+ * limit; *aborted when the mask's budget ran out (acc then holds only some
+ * of the tokens).
+ */
+bool		lg_gwalk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth,
+					 uint64_t *acc, lg_gtok_vec *unc, bool *aborted);
+
+/* Whether the current mask has used up its expansion budget (LG_GRAMMAR_MAX_WALK). */
+static inline bool
+lg_gmask_out_of_work(const lg_grammar_matcher *m)
+{
+	return lg_gstate_work - m->work_start > LG_GRAMMAR_MAX_WALK;
+}
+
 /* grammar_mask.c */
 void		lg_gcache_free_all(lg_grammar *g);
 size_t		lg_gcache_bytes(lg_grammar *g);	/* memory its caches hold */
