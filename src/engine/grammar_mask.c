@@ -2,10 +2,9 @@
  * grammar_mask.c — which tokens may come next: a walk of the vocabulary trie,
  * made cheap by a cache of token splits per grammar position.
  *
- * The slow way walks the trie from the matcher's whole state: each trie edge
- * steps the state by one byte, and a subtree is skipped as soon as no stack
- * survives.  Inside a JSON string nearly every token survives, so that walk
- * visits the whole trie (milliseconds).
+ * The slow way walks the trie from the matcher's whole state
+ * (grammar_walk.c).  Inside a JSON string nearly every token survives, so
+ * that walk visits the whole trie (milliseconds).
  *
  * The fast way (XGrammar's idea, adapted to these stacks): a token's fate
  * mostly depends on the top few frames of a stack only.  For each stack we
@@ -21,9 +20,12 @@
  * the longest token's length a count cannot matter within one token), shared
  * by every matcher of the same (grammar, vocabulary) behind a mutex.  A mask
  * is then the union of the accepted sets of the state's stacks plus the
- * uncertain tokens checked one by one against the full stack — few, because
- * a segment's bottom needs a closing delimiter to end.  When the segment is
- * the whole stack, popping past it is completion, nothing is uncertain.
+ * uncertain tokens decided against the full stack — few, because a
+ * segment's bottom needs a closing delimiter to end, and cheap: the walk
+ * recorded after how many bytes each left the segment, so only the rest of
+ * it runs, from the stack below resumed once, each distinct rest once.
+ * When the segment is the whole stack, popping past it is completion,
+ * nothing is uncertain.
  *
  * Cached entries are immutable once inserted and live until the grammar is
  * freed; past LG_GCACHE_MAX_BYTES new splits are computed, used and dropped.
@@ -32,7 +34,9 @@
  *
  * In front of all that, each matcher keeps the masks of its last few exact
  * states: inside a string the state after a token is usually the state
- * before it, and a copy of 4 KiB beats recombining the split.
+ * before it, and a copy of 4 KiB beats recombining the split.  Near the
+ * runtime limits the slow way is used (it steps whole stacks, as
+ * accept_token does), and one mask's work is bounded (LG_GRAMMAR_MAX_WALK).
  */
 #include "grammar_impl.h"
 
