@@ -81,6 +81,7 @@ char	   *js_path(const char *parent, const char *seg);
 char	   *js_path_i(const char *parent, const char *seg, size_t i);
 const lg_json_node *js_resolve_ref(js_ctx *c, const lg_json_node *s, const char *path);
 unsigned	js_types(const lg_json_node *s);
+unsigned	js_accept_types(const lg_json_node *s);
 bool		js_is_annotation(const char *key);
 const lg_json_node *js_norm(const lg_json_node *s);
 bool		js_obviously_empty(const lg_json_node *s);

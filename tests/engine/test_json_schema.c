@@ -210,6 +210,15 @@ test_combinators(void **state)
 		  GOOD("{\"g\":\"x\"}", "{\"g\":\"y\"}"), BAD("{\"g\":\"z\"}", "{}"));
 	expect_error("{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"string\",\"maxLength\":3}]}", LG_ERR_UNSUPPORTED,
 				 "\"oneOf\" at #: branches 0 and 1 may both match");
+	/* closed objects with different names: each side must hold one of its own */
+	check("{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false},"
+		  "{\"type\":\"object\",\"properties\":{\"b\":{}},\"additionalProperties\":false}]}",
+		  GOOD("{\"a\":1}", "{\"b\":2}"), BAD("{}", "{\"a\":1,\"b\":2}"));
+	/* enum values in two branches match both: dropped */
+	check("{\"oneOf\":[{\"enum\":[\"x\",\"y\"]},{\"enum\":[\"y\",\"z\"]}]}", GOOD("\"x\"", "\"z\""), BAD("\"y\""));
+	/* a branch without "type" accepts every type: a string matches it too */
+	expect_error("{\"oneOf\":[{\"properties\":{\"a\":{}}},{\"type\":\"string\"}]}", LG_ERR_UNSUPPORTED, "may both match");
+	check("{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}}},{\"type\":\"string\"}]}", GOOD("{}", "\"s\""), BAD("1"));
 	/* integer and number overlap */
 	expect_error("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}", LG_ERR_UNSUPPORTED, "oneOf");
 	/* allOf merges properties, required and bounds */
