@@ -336,6 +336,8 @@ test_numbers(void **state)
 	check("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", GOOD("0", "0.0", "1", "1.0", "0.999"), BAD("1.01", "-0.1", "2"));
 	check("{\"type\":\"number\",\"maximum\":100}", GOOD("100", "-5.5", "99.99"), BAD("100.5", "101"));
 	check("{\"type\":\"number\",\"multipleOf\":0.01}", GOOD("1.25", "3"), BAD("1.255"));
+	check("{\"type\":\"number\",\"multipleOf\":0.01,\"exclusiveMinimum\":0,\"maximum\":99.99}",
+		  GOOD("0.01", "0.15", "5", "99.99", "99.9"), BAD("0", "0.001", "100", "1.234", "0.00"));
 }
 
 static void
