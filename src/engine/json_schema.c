@@ -465,25 +465,11 @@ js_types(const lg_json_node *s)
 	}
 	else
 	{
-		static const char *const obj[] = {"properties", "required", "additionalProperties", "patternProperties", "minProperties", "maxProperties", "dependencies", NULL};
-		static const char *const arr[] = {"items", "prefixItems", "additionalItems", "minItems", "maxItems", NULL};
-		static const char *const str[] = {"minLength", "maxLength", "pattern", "format", NULL};
-		static const char *const num[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", NULL};
-
-		for (int i = 0; obj[i]; i++)
-			if (lg_json_get(s, obj[i]))
-				m |= JS_T_OBJ;
-		for (int i = 0; arr[i]; i++)
-			if (lg_json_get(s, arr[i]))
-				m |= JS_T_ARR;
-		for (int i = 0; str[i]; i++)
-			if (lg_json_get(s, str[i]))
-				m |= JS_T_STR;
-		for (int i = 0; num[i]; i++)
-			if (lg_json_get(s, num[i]))
-				m |= JS_T_NUM | JS_T_INT;
-		if (m == 0)
-			m = JS_T_ALL;
+		/*
+		 * No "type": every type, each with the keywords that apply to it
+		 * ("properties" constrains objects and lets any string through).
+		 */
+		m = JS_T_ALL;
 	}
 	if ((e = lg_json_get(s, "const")) != NULL)
 		m &= js_value_type(e) == JS_T_INT ? (JS_T_INT | JS_T_NUM) : js_value_type(e);
@@ -674,7 +660,7 @@ js_deref(js_ctx *c, const lg_json_node *s, const char *path)
 	{
 		bool		siblings = false;
 
-		for (size_t k = 0; k < s->n; k++)
+		for (size_t k = 0; k < s->n && c->ref_siblings; k++)
 			if (strcmp(s->keys[k], "$ref") != 0 && !js_is_annotation(s->keys[k]))
 				siblings = true;
 		if (siblings)
@@ -1536,7 +1522,7 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 
 		if (target == NULL)
 			return false;
-		if (js_has_constraints(s, "$ref"))
+		if (js_has_constraints(s, "$ref") && c->ref_siblings)
 		{
 			const char *drop[1] = {"$ref"};
 			const lg_json_node *parts[2] = {target, js_without(c, s, drop, 1)};
@@ -1735,6 +1721,12 @@ lg_json_schema_to_gbnf(const char *schema, size_t len, const lg_json_schema_opts
 	c.compact = o && o->compact;
 	c.strict_additional = o && o->strict_additional;
 	c.prefix = o && o->rule_prefix ? o->rule_prefix : "";
+	/* before 2019-09 the siblings of "$ref" are ignored (draft 7 §8.3); no $schema reads as draft 7 */
+	{
+		const char *sv = lg_json_get_str(root, "$schema");
+
+		c.ref_siblings = sv && (strstr(sv, "2019-09") || strstr(sv, "2020-12"));
+	}
 	for (const char *p = c.prefix; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
 		{

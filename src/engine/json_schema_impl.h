@@ -56,6 +56,7 @@ typedef struct js_ctx
 	const lg_json_node *root;
 	bool		compact;
 	bool		strict_additional;
+	bool		ref_siblings;	/* keywords next to "$ref" apply (2019-09 and later) */
 	const char *prefix;
 	js_rule    *rules;
 	size_t		n_rules, cap_rules;

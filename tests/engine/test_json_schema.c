@@ -98,6 +98,9 @@ test_types(void **state)
 	check("{\"type\":[\"string\",\"null\"]}", GOOD("\"x\"", "null"), BAD("1", "true"));
 	check("true", GOOD("1", "{\"a\": [1, {\"b\": null}]}", "\"s\""), BAD("{", "tru"));
 	check("{}", GOOD("[]", "{}", "-0.5"), BAD("[", "}"));
+	/* without "type", keywords constrain only the types they apply to */
+	check("{\"properties\":{\"a\":{\"type\":\"integer\"}},\"minLength\":2,\"format\":\"date\"}",
+		  GOOD("{\"a\":1}", "\"2024-01-01\"", "3", "[1]", "null"), BAD("{\"a\":\"x\"}", "\"x\""));
 }
 
 static void
@@ -195,14 +198,14 @@ test_combinators(void **state)
 	check("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"string\",\"maxLength\":2}]}", GOOD("1", "\"ab\""), BAD("\"abc\"", "null"));
 	/* oneOf: different types, a discriminating const, distinct required names */
 	check("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"boolean\"}]}", GOOD("1", "true"), BAD("\"x\""));
-	check("{\"oneOf\":[{\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},\"required\":[\"k\"]},"
+	check("{\"type\":\"object\",\"oneOf\":[{\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},\"required\":[\"k\"]},"
 		  "{\"properties\":{\"k\":{\"const\":\"b\"}},\"required\":[\"k\"]}]}",
 		  GOOD("{\"k\":\"a\",\"x\":1}", "{\"k\":\"b\"}"), BAD("{\"k\":\"c\"}"));
 	check("{\"type\":\"object\",\"properties\":{\"r\":{\"type\":\"number\"},\"w\":{\"type\":\"number\"}},"
 		  "\"oneOf\":[{\"required\":[\"r\"]},{\"required\":[\"w\"]}]}",
 		  GOOD("{\"r\":1}", "{\"w\":2}"), BAD("{\"r\":1,\"w\":2}", "{}"));
 	/* a discriminating property neither requires: required in both */
-	check("{\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
+	check("{\"type\":\"object\",\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
 		  GOOD("{\"t\":\"a\"}", "{\"t\":\"c\",\"x\":1}"), BAD("{}", "{\"t\":\"d\"}"));
 	/* discriminating enums inside allOf (base type and branch enum merged) */
 	check("{\"type\":\"object\",\"properties\":{\"g\":{\"type\":\"string\"}},\"additionalProperties\":false,"
@@ -249,8 +252,11 @@ test_refs(void **state)
 	check("{\"$id\":\"http://x.org/s.json\",\"definitions\":{\"a\":{\"$id\":\"#A\",\"type\":\"boolean\"}},"
 		  "\"properties\":{\"p\":{\"$ref\":\"http://x.org/s.json#/definitions/a\"},\"q\":{\"$ref\":\"#A\"}},\"additionalProperties\":false}",
 		  GOOD("{\"p\":true,\"q\":false}"), BAD("{\"p\":1}"));
-	/* $ref with siblings: both apply */
-	check("{\"definitions\":{\"s\":{\"type\":\"string\"}},\"$ref\":\"#/definitions/s\",\"maxLength\":2}", GOOD("\"ab\""), BAD("\"abc\"", "1"));
+	/* $ref with siblings: both apply from 2019-09 on, only the $ref before */
+	check("{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"s\":{\"type\":\"string\"}},\"$ref\":\"#/$defs/s\",\"maxLength\":2}",
+		  GOOD("\"ab\""), BAD("\"abc\"", "1"));
+	check("{\"definitions\":{\"s\":{\"type\":\"string\"}},\"properties\":{\"p\":{\"$ref\":\"#/definitions/s\",\"type\":\"integer\"}}}",
+		  GOOD("{\"p\":\"abc\"}"), BAD("{\"p\":1}"));
 	expect_error("{\"$ref\":\"#\"}", LG_ERR_UNSUPPORTED, "unsupported recursion at #");
 	expect_error("{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":\"null\"}]}", LG_ERR_UNSUPPORTED, "recursion");
 	expect_error("{\"$ref\":\"other.json#/a\"}", LG_ERR_UNSUPPORTED, "remote reference \"other.json#/a\"");
