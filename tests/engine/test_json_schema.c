@@ -141,6 +141,9 @@ test_objects(void **state)
 	/* a required name not declared takes the additionalProperties schema */
 	check("{\"required\":[\"k\"],\"additionalProperties\":{\"type\":\"boolean\"}}",
 		  GOOD("{\"k\":true}", "{\"k\":false,\"z\":true}"), BAD("{}", "{\"k\":1}"));
+	/* extra names next to declared names with escapes */
+	check("{\"properties\":{\"^\\\\w+$\":{},\"a\\\"b\":{\"type\":\"integer\"}}}",
+		  GOOD("{\"w1\":1}", "{\"a\\\"b\":1,\"a\\\"c\":\"s\"}", "{\"x\\\\y\":1}"), BAD("{\"a\\\"b\":\"x\"}"));
 	/* escaped names */
 	check("{\"properties\":{\"a\\\"b\":{\"type\":\"null\"}},\"required\":[\"a\\\"b\"]}", GOOD("{\"a\\\"b\":null}"), BAD("{\"a\"b\":null}"));
 }
