@@ -703,6 +703,8 @@ js_req_has(const lg_json_node *r, const char *name)
 	return false;
 }
 
+static const lg_json_node *js_val_at(const lg_json_node *vals, size_t n, size_t i);
+
 /* The const/enum values schema p (or one of its allOf parts) restricts values to. */
 static bool
 js_schema_values(js_ctx *c, const lg_json_node *p, const lg_json_node **vals, size_t *n, int depth)
@@ -724,12 +726,46 @@ js_schema_values(js_ctx *c, const lg_json_node *p, const lg_json_node **vals, si
 		*n = e->n;
 		return true;
 	}
-	/* any one part's values are a superset of what the whole allows */
+	/* allOf: the values every restricting part allows */
 	e = lg_json_get(p, "allOf");
-	for (size_t i = 0; e && e->kind == LG_JSON_ARRAY && i < e->n; i++)
-		if (js_schema_values(c, e->items[i], vals, n, depth + 1))
-			return true;
-	return false;
+	{
+		const lg_json_node *acc = NULL;
+		size_t		nacc = 0;
+
+		for (size_t i = 0; e && e->kind == LG_JSON_ARRAY && i < e->n; i++)
+		{
+			const lg_json_node *v;
+			size_t		nv;
+			lg_json_node *x;
+			size_t		k = 0;
+
+			if (!js_schema_values(c, e->items[i], &v, &nv, depth + 1))
+				continue;
+			if (acc == NULL)
+			{
+				acc = v;
+				nacc = nv;
+				continue;
+			}
+			if ((x = js_node_new(c, LG_JSON_ARRAY, nacc)) == NULL)
+				return false;
+			for (size_t a = 0; a < nacc; a++)
+				for (size_t b = 0; b < nv; b++)
+					if (lg_json_equal(js_val_at(acc, nacc, a), js_val_at(v, nv, b)))
+					{
+						x->items[k++] = (lg_json_node *) js_val_at(acc, nacc, a);
+						break;
+					}
+			x->n = k;
+			acc = x;
+			nacc = k;
+		}
+		if (acc == NULL)
+			return false;
+		*vals = acc;
+		*n = nacc;
+		return true;
+	}
 }
 
 /* The const/enum values property name of object schema s is restricted to. */
@@ -983,6 +1019,28 @@ js_fail_other(js_ctx *c, const lg_json_node **br, size_t i, const lg_json_node *
 }
 
 /*
+ * For two raw oneOf branches whose only keyword is "required": 1 when a's
+ * names are a proper subset of b's, 2 the other way, 3 equal, else 0.
+ */
+static int
+js_required_only_subset(const lg_json_node *a, const lg_json_node *b)
+{
+	const lg_json_node *ra = js_required(a), *rb = js_required(b);
+	bool		a_in_b = true, b_in_a = true;
+
+	if (a->kind != LG_JSON_OBJECT || b->kind != LG_JSON_OBJECT || ra == NULL || rb == NULL ||
+		js_has_constraints(a, "required") || js_has_constraints(b, "required"))
+		return 0;
+	for (size_t i = 0; i < ra->n; i++)
+		if (ra->items[i]->kind != LG_JSON_STRING || !js_req_has(rb, ra->items[i]->str))
+			a_in_b = false;
+	for (size_t i = 0; i < rb->n; i++)
+		if (rb->items[i]->kind != LG_JSON_STRING || !js_req_has(ra, rb->items[i]->str))
+			b_in_a = false;
+	return a_in_b && b_in_a ? 3 : a_in_b ? 1 : b_in_a ? 2 : 0;
+}
+
+/*
  * oneOf compiled as anyOf is only sound when no value can match two
  * branches.  Proven disjoint: different types, disjoint const/enum sets,
  * or objects told apart by a required property with disjoint const/enum
@@ -992,7 +1050,8 @@ js_fail_other(js_ctx *c, const lg_json_node **br, size_t i, const lg_json_node *
  * Anything else is refused rather than risk an output matching two.
  */
 static bool
-js_oneof_disjoint(js_ctx *c, const lg_json_node **br, const lg_json_node *const *orig, size_t n, const char *path)
+js_oneof_disjoint(js_ctx *c, const lg_json_node **br, const lg_json_node *const *orig,
+				  lg_json_node *const *raw, size_t n, const char *path)
 {
 	for (size_t i = 0; i < n; i++)
 	{
@@ -1047,6 +1106,31 @@ js_oneof_disjoint(js_ctx *c, const lg_json_node **br, const lg_json_node *const 
 						continue;
 					if (c->st != LG_OK)
 						return false;
+					/*
+					 * Branches that differ only in "required", one set inside the
+					 * other: every value of the larger matches the smaller too, so
+					 * the larger never matches alone (dropped) and the smaller must
+					 * lack one of the extra names.
+					 */
+					{
+						int			sub = js_required_only_subset(raw[i], raw[j]);
+
+						if (sub == 3)
+						{
+							br[i] = br[j] = &js_false_node;
+							continue;
+						}
+						if (sub == 1 || sub == 2)
+						{
+							size_t		keep = sub == 1 ? i : j, drop = sub == 1 ? j : i;
+							const char *k = js_distinct_required(raw[keep], raw[drop]);
+
+							br[drop] = &js_false_node;
+							if (k && !js_forbid_name(c, br, keep, k, path))
+								return false;
+							continue;
+						}
+					}
 				}
 			}
 			return js_fail(c, LG_ERR_UNSUPPORTED,
@@ -1117,7 +1201,7 @@ js_alternatives(js_ctx *c, const lg_json_node *s, const char *kw, const char *pa
 		else
 		{
 			memcpy(orig, br, list->n * sizeof(*orig));
-			ok = js_oneof_disjoint(c, br, orig, list->n, path);
+			ok = js_oneof_disjoint(c, br, orig, list->items, list->n, path);
 			free(orig);
 		}
 	}

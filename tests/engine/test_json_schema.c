@@ -207,6 +207,14 @@ test_combinators(void **state)
 	check("{\"type\":\"object\",\"properties\":{\"r\":{\"type\":\"number\"},\"w\":{\"type\":\"number\"}},"
 		  "\"oneOf\":[{\"required\":[\"r\"]},{\"required\":[\"w\"]}]}",
 		  GOOD("{\"r\":1}", "{\"w\":2}"), BAD("{\"r\":1,\"w\":2}", "{}"));
+	/* a branch whose required names include another's never matches alone */
+	check("{\"type\":\"object\",\"properties\":{\"l\":{},\"r\":{},\"h\":{}},\"additionalProperties\":false,"
+		  "\"oneOf\":[{\"required\":[\"l\"]},{\"required\":[\"r\"]},{\"required\":[\"r\",\"h\"]}]}",
+		  GOOD("{\"l\":1}", "{\"r\":1}"), BAD("{\"r\":1,\"h\":2}", "{\"l\":1,\"r\":1}", "{}"));
+	/* the discriminator's values are those of the base and the branch together */
+	check("{\"type\":\"object\",\"properties\":{\"s\":{\"enum\":[\"sq\",\"ci\"]}},\"required\":[\"s\"],"
+		  "\"oneOf\":[{\"properties\":{\"s\":{\"enum\":[\"sq\"]}}},{\"properties\":{\"s\":{\"enum\":[\"ci\"]}}}]}",
+		  GOOD("{\"s\":\"sq\"}", "{\"s\":\"ci\"}"), BAD("{\"s\":\"tr\"}"));
 	/* a discriminating property neither requires: required in both */
 	check("{\"type\":\"object\",\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
 		  GOOD("{\"t\":\"a\"}", "{\"t\":\"c\",\"x\":1}"), BAD("{}", "{\"t\":\"d\"}"));
