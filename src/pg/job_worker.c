@@ -368,7 +368,7 @@ run_batch(Job *job)
 			if (rows[i].sqlstate != 0)
 				continue;
 			if (items[i].state == BATCH_ITEM_FAILED)
-				rows[i].error = EngineErrorText(&items[i].error, &rows[i].sqlstate);
+				rows[i].error = EngineGenerateErrorText(&items[i].error, req.constrained, &rows[i].sqlstate);
 			else if (items[i].state == BATCH_ITEM_DONE &&
 					 write_row(update, insert, typinput, typioparam, &rows[i], &items[i]))
 				tokens += items[i].n_gen;

@@ -1,0 +1,777 @@
+/*
+ * tools.c — Postgres functions as tools a model may call: the JSON Schema
+ * of a function's arguments (llm_tool_schema, used by llm_register_tool),
+ * a registered tool's OpenAI definition (for llm_chat), and
+ * llm_run_tool_calls, which runs the calls of an llm_chat answer.
+ *
+ * A tool runs as the role calling llm_run_tool_calls, through SPI, in a
+ * statement of its own: EXECUTE on the function, USAGE on its schema and
+ * everything the function does are checked as for any query.  Arguments are
+ * passed by name, each from its JSON value converted with the parameter
+ * type's input function (so a date must look like a date).
+ */
+#include "llamagpu.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "parser/parse_type.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+PG_FUNCTION_INFO_V1(llm_tool_schema);
+PG_FUNCTION_INFO_V1(llm_run_tool_calls);
+
+/* How a parameter type is written in JSON. */
+typedef enum ToolKind
+{
+	TOOL_INTEGER,
+	TOOL_NUMBER,
+	TOOL_BOOLEAN,
+	TOOL_STRING,
+	TOOL_ENUM,					/* a string, one of the labels */
+	TOOL_JSON,					/* any JSON value */
+	TOOL_ARRAY,
+	TOOL_COMPOSITE,				/* an object, one member per attribute */
+	TOOL_UNSUPPORTED
+} ToolKind;
+
+/* The kind of a type (domains are their base type); *elem: an array's element type. */
+static ToolKind
+tool_kind(Oid typid, Oid *elem)
+{
+	Oid			base = getBaseType(typid);
+
+	*elem = InvalidOid;
+	switch (base)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return TOOL_INTEGER;
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return TOOL_NUMBER;
+		case BOOLOID:
+			return TOOL_BOOLEAN;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case INTERVALOID:
+		case UUIDOID:
+		case INETOID:
+		case CIDROID:
+			return TOOL_STRING;
+		case JSONOID:
+		case JSONBOID:
+			return TOOL_JSON;
+		default:
+			break;
+	}
+	if (type_is_enum(base))
+		return TOOL_ENUM;
+	if ((*elem = get_element_type(base)) != InvalidOid)
+		return TOOL_ARRAY;
+	if (type_is_rowtype(base) && base != RECORDOID)
+		return TOOL_COMPOSITE;
+	return TOOL_UNSUPPORTED;
+}
+
+/* The JSON Schema "format" of a string type, or NULL. */
+static const char *
+tool_format(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case DATEOID:
+			return "date";
+		case TIMEOID:
+		case TIMETZOID:
+			return "time";
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			return "date-time";
+		case UUIDOID:
+			return "uuid";
+		default:
+			return NULL;
+	}
+}
+
+/* Append a JSON string. */
+static void
+json_str(StringInfo out, const char *s)
+{
+	escape_json(out, s);
+}
+
+static void tool_type_schema(StringInfo out, Oid typid, const char *argname, int depth);
+
+/* The labels of an enum type as a JSON array, in sort order. */
+static void
+enum_labels(StringInfo out, Oid enumtype)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(enumtype)};
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT enumlabel::text FROM pg_catalog.pg_enum "
+								"WHERE enumtypid = $1 ORDER BY enumsortorder",
+								1, types, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	appendStringInfoChar(out, '[');
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+		json_str(out, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	}
+	appendStringInfoChar(out, ']');
+	SPI_finish();
+}
+
+/* The attributes of a composite type as JSON Schema properties (all optional). */
+static void
+composite_schema(StringInfo out, Oid typid, const char *argname, int depth)
+{
+	TupleDesc	desc = lookup_rowtype_tupdesc(getBaseType(typid), -1);
+	bool		first = true;
+
+	appendStringInfoString(out, "{\"type\": \"object\", \"properties\": {");
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (!first)
+			appendStringInfoString(out, ", ");
+		first = false;
+		json_str(out, NameStr(att->attname));
+		appendStringInfoString(out, ": ");
+		tool_type_schema(out, att->atttypid, argname, depth + 1);
+	}
+	appendStringInfoString(out, "}, \"additionalProperties\": false}");
+	ReleaseTupleDesc(desc);
+}
+
+/* The JSON Schema of one type; argname names the argument in errors. */
+static void
+tool_type_schema(StringInfo out, Oid typid, const char *argname, int depth)
+{
+	Oid			elem;
+	const char *format;
+
+	check_stack_depth();
+	if (depth > 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("type of argument \"%s\" is nested too deeply for a tool parameter", argname)));
+	switch (tool_kind(typid, &elem))
+	{
+		case TOOL_INTEGER:
+			appendStringInfoString(out, "{\"type\": \"integer\"");
+			/* the bounds keep the model within the type; bigint's need no words */
+			if (getBaseType(typid) == INT2OID)
+				appendStringInfoString(out, ", \"minimum\": -32768, \"maximum\": 32767");
+			else if (getBaseType(typid) == INT4OID)
+				appendStringInfoString(out, ", \"minimum\": -2147483648, \"maximum\": 2147483647");
+			appendStringInfoChar(out, '}');
+			break;
+		case TOOL_NUMBER:
+			appendStringInfoString(out, "{\"type\": \"number\"}");
+			break;
+		case TOOL_BOOLEAN:
+			appendStringInfoString(out, "{\"type\": \"boolean\"}");
+			break;
+		case TOOL_STRING:
+			format = tool_format(typid);
+			if (format)
+				appendStringInfo(out, "{\"type\": \"string\", \"format\": \"%s\"}", format);
+			else
+				appendStringInfoString(out, "{\"type\": \"string\"}");
+			break;
+		case TOOL_ENUM:
+			appendStringInfoString(out, "{\"type\": \"string\", \"enum\": ");
+			enum_labels(out, getBaseType(typid));
+			appendStringInfoChar(out, '}');
+			break;
+		case TOOL_JSON:
+			appendStringInfoString(out, "{}");
+			break;
+		case TOOL_ARRAY:
+			appendStringInfoString(out, "{\"type\": \"array\", \"items\": ");
+			tool_type_schema(out, elem, argname, depth + 1);
+			appendStringInfoChar(out, '}');
+			break;
+		case TOOL_COMPOSITE:
+			composite_schema(out, typid, argname, depth);
+			break;
+		case TOOL_UNSUPPORTED:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("type %s of argument \"%s\" cannot be a tool parameter",
+							format_type_be(typid), argname),
+					 errhint("Tool parameters may be integers, numeric, real, text, boolean, json, jsonb, "
+							 "date and time types, uuid, enums, composites and arrays of these; wrap the function in one taking such types.")));
+	}
+}
+
+/* A tool function's arguments, checked: names, types, and how many have defaults. */
+typedef struct ToolSignature
+{
+	char	   *schema;			/* the function's schema and name, quoted */
+	char	   *name;
+	int			nargs;
+	Oid		   *types;
+	char	  **names;
+	int			ndefaults;		/* the last ndefaults arguments may be left out */
+	bool		retset;
+} ToolSignature;
+
+/* Read and check the signature of function fn (errors name what is wrong). */
+static void
+tool_signature(Oid fn, ToolSignature *sig)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc proc;
+	Datum		d;
+	bool		isnull;
+	char	   *fname;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", fn)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	fname = format_procedure(fn);
+	if (proc->prokind != PROKIND_FUNCTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s is not a plain function", fname),
+				 errdetail("Procedures, aggregates and window functions cannot be tools.")));
+	if (OidIsValid(proc->provariadic))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s has a VARIADIC argument", fname),
+				 errhint("A tool's arguments are named JSON members; take an array argument instead.")));
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proargmodes, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *modes = DatumGetArrayTypeP(d);
+		char	   *m = (char *) ARR_DATA_PTR(modes);
+
+		for (int i = 0; i < ARR_DIMS(modes)[0]; i++)
+			if (m[i] != PROARGMODE_IN)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+						 errmsg("function %s has OUT, INOUT, TABLE or VARIADIC arguments", fname),
+						 errhint("A tool takes only IN arguments; return a composite type or jsonb for several results.")));
+	}
+
+	sig->schema = pstrdup(quote_identifier(get_namespace_name(proc->pronamespace)));
+	sig->name = pstrdup(quote_identifier(NameStr(proc->proname)));
+	sig->nargs = proc->pronargs;
+	sig->ndefaults = proc->pronargdefaults;
+	sig->retset = proc->proretset;
+	sig->types = palloc(sizeof(Oid) * Max(sig->nargs, 1));
+	sig->names = palloc0(sizeof(char *) * Max(sig->nargs, 1));
+	memcpy(sig->types, proc->proargtypes.values, sizeof(Oid) * sig->nargs);
+
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proargnames, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n && i < sig->nargs; i++)
+			if (!nulls[i])
+				sig->names[i] = TextDatumGetCString(elems[i]);
+	}
+	for (int i = 0; i < sig->nargs; i++)
+		if (sig->names[i] == NULL || sig->names[i][0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+					 errmsg("argument %d of function %s has no name", i + 1, fname),
+					 errhint("A model calls tools with named arguments: give every argument a name.")));
+	ReleaseSysCache(tup);
+}
+
+/*
+ * llm_tool_schema(fn regprocedure) RETURNS jsonb: the JSON Schema of the
+ * function's arguments: an object with one property per argument, those
+ * without a default required, nothing else allowed.
+ */
+Datum
+llm_tool_schema(PG_FUNCTION_ARGS)
+{
+	ToolSignature sig;
+	StringInfoData out;
+	bool		first = true;
+
+	tool_signature(PG_GETARG_OID(0), &sig);
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{\"type\": \"object\", \"properties\": {");
+	for (int i = 0; i < sig.nargs; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		json_str(&out, sig.names[i]);
+		appendStringInfoString(&out, ": ");
+		tool_type_schema(&out, sig.types[i], sig.names[i], 0);
+	}
+	appendStringInfoString(&out, "}, \"required\": [");
+	for (int i = 0; i < sig.nargs - sig.ndefaults; i++)
+	{
+		if (!first)
+			appendStringInfoString(&out, ", ");
+		first = false;
+		json_str(&out, sig.names[i]);
+	}
+	appendStringInfoString(&out, "], \"additionalProperties\": false}");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}
+
+/*
+ * The OpenAI definition of registered tool name, as JSON text, or NULL if
+ * there is none.  Read as the current user (llm_user may read llm_tools).
+ */
+char *
+ToolDefinitionJson(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	char	   *result = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('type', 'function', 'function', "
+								"pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+								"'name', t.name, 'description', t.description, 'parameters', t.parameters)))::text "
+								"FROM llamagpu.llm_tools t WHERE t.name = $1",
+								1, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		result = MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	return result;
+}
+
+/* The member key of a jsonb object container, or NULL. */
+static JsonbValue *
+member(JsonbContainer *obj, const char *key)
+{
+	return getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
+}
+
+/* Whether v is a jsonb object (a container). */
+static bool
+is_object(JsonbValue *v)
+{
+	return v && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+/* Whether v is a jsonb array (a container). */
+static bool
+is_array(JsonbValue *v)
+{
+	return v && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
+}
+
+/* A jsonb string value as a C string. */
+static char *
+jstr(JsonbValue *v)
+{
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* A JsonbValue (scalar or container) as a Jsonb datum. */
+static Jsonb *
+value_jsonb(JsonbValue *v)
+{
+	return JsonbValueToJsonb(v);
+}
+
+/*
+ * The tool calls of a response: an llm_chat answer (choices[0].message), an
+ * assistant message, or the array of calls itself.  NULL: there are none.
+ */
+static JsonbContainer *
+find_tool_calls(Jsonb *response)
+{
+	JsonbContainer *c = &response->root;
+	JsonbValue *v;
+
+	if (JB_ROOT_IS_SCALAR(response))
+		goto bad;
+	if (JsonContainerIsArray(c))
+		return c;
+	if ((v = member(c, "choices")) != NULL)
+	{
+		JsonbValue *first;
+
+		if (!is_array(v) || (first = getIthJsonbValueFromContainer(v->val.binary.data, 0)) == NULL ||
+			!is_object(first) || !is_object(v = member(first->val.binary.data, "message")))
+			goto bad;
+		c = v->val.binary.data;
+	}
+	v = member(c, "tool_calls");
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (!is_array(v))
+		goto bad;
+	return v->val.binary.data;
+
+bad:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("response must be an llm_chat answer, an assistant message or an array of tool calls"),
+			 errhint("Pass what llm_chat returned.")));
+	return NULL;
+}
+
+/* Error context of one tool call. */
+typedef struct ToolCallContext
+{
+	int			index;
+	const char *name;
+} ToolCallContext;
+
+/* Error context callback: which tool call failed. */
+static void
+tool_call_context(void *arg)
+{
+	ToolCallContext *ctx = arg;
+
+	if (ctx->name)
+		errcontext("tool call %d (\"%s\")", ctx->index + 1, ctx->name);
+	else
+		errcontext("tool call %d", ctx->index + 1);
+}
+
+/* Whether a numeric has no fractional part (5.0 counts, as in JSON Schema). */
+static bool
+numeric_integral(Numeric num)
+{
+	Datum		t;
+
+	if (numeric_is_nan(num) || numeric_is_inf(num))
+		return false;
+	t = DirectFunctionCall2(numeric_trunc, NumericGetDatum(num), Int32GetDatum(0));
+	return DatumGetBool(DirectFunctionCall2(numeric_eq, t, NumericGetDatum(num)));
+}
+
+/* Error out unless the JSON value fits the parameter's kind. */
+static void
+check_argument(JsonbValue *v, Oid type, const char *tool, const char *arg)
+{
+	Oid			elem;
+	const char *want = NULL;
+
+	if (v->type == jbvNull)
+		return;
+	switch (tool_kind(type, &elem))
+	{
+		case TOOL_INTEGER:
+			if (v->type != jbvNumeric || !numeric_integral(v->val.numeric))
+				want = "an integer";
+			break;
+		case TOOL_NUMBER:
+			if (v->type != jbvNumeric)
+				want = "a number";
+			break;
+		case TOOL_BOOLEAN:
+			if (v->type != jbvBool)
+				want = "a boolean";
+			break;
+		case TOOL_STRING:
+		case TOOL_ENUM:
+			if (v->type != jbvString)
+				want = "a string";
+			break;
+		case TOOL_ARRAY:
+			if (!is_array(v))
+				want = "an array";
+			break;
+		case TOOL_COMPOSITE:
+			if (!is_object(v))
+				want = "an object";
+			break;
+		case TOOL_JSON:
+		case TOOL_UNSUPPORTED:
+			break;
+	}
+	if (want)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("argument \"%s\" of tool \"%s\" must be %s", arg, tool, want)));
+}
+
+/* The SQL expression turning jsonb parameter $n into a value of type. */
+static char *
+argument_expr(int n, Oid type)
+{
+	Oid			elem;
+	char	   *tname = format_type_be_qualified(type);
+
+	switch (tool_kind(type, &elem))
+	{
+		case TOOL_JSON:
+			return psprintf("$%d::%s", n, tname);
+		case TOOL_ARRAY:
+			return psprintf("CASE WHEN $%d IS NULL OR $%d = 'null' THEN NULL ELSE "
+							"ARRAY(SELECT pg_catalog.jsonb_array_elements_text($%d))::%s END",
+							n, n, n, tname);
+		case TOOL_COMPOSITE:
+			return psprintf("CASE WHEN $%d = 'null' THEN NULL ELSE "
+							"pg_catalog.jsonb_populate_record(NULL::%s, $%d) END", n, tname, n);
+		default:
+			/* a scalar's text: a string without its quotes */
+			return psprintf("($%d #>> '{}')::%s", n, tname);
+	}
+}
+
+/*
+ * Run one tool call as the current user; the result as the content of a
+ * tool message: a text result as is, anything else as JSON text.
+ */
+static char *
+run_tool_call(JsonbValue *call, int index, const char **name_out, char **id_out)
+{
+	JsonbValue *fn;
+	JsonbValue *v;
+	JsonbValue *args;
+	char	   *name;
+	char	   *def;
+	Jsonb	   *argsj = NULL;
+	Oid			fnoid;
+	ToolSignature sig;
+	StringInfoData sql;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+	int			nparams = 0;
+	int			ret;
+	char	   *result = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			qtypes[1] = {TEXTOID};
+	Datum		qvalues[1];
+
+	if (!is_object(call))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tool call must be a JSON object")));
+	v = member(call->val.binary.data, "id");
+	if (v == NULL || v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tool call has no \"id\" string")));
+	*id_out = jstr(v);
+	v = member(call->val.binary.data, "type");
+	if (v && !(v->type == jbvString && v->val.string.len == 8 && memcmp(v->val.string.val, "function", 8) == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("only tool calls of type \"function\" can be run")));
+	fn = member(call->val.binary.data, "function");
+	if (!is_object(fn) || (v = member(fn->val.binary.data, "name")) == NULL || v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tool call has no \"function\" object with a \"name\" string")));
+	name = jstr(v);
+	*name_out = name;
+
+	/* the registered function (the registry is read as the current user) */
+	def = NULL;
+	qvalues[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT t.fn::oid::text FROM llamagpu.llm_tools t WHERE t.name = $1",
+								1, qtypes, qvalues, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		def = MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	if (def == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("tool \"%s\" is not registered", name),
+				 errhint("Only tools registered with llm_register_tool can be run; answer other tool calls yourself.")));
+	fnoid = (Oid) strtoul(def, NULL, 10);
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fnoid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the function of tool \"%s\" no longer exists", name),
+				 errhint("Unregister the tool with llm_unregister_tool.")));
+	if (pg_proc_aclcheck(fnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for tool \"%s\"", name),
+				 errdetail("The current role may not execute function %s.", format_procedure(fnoid))));
+	tool_signature(fnoid, &sig);
+
+	/* the arguments: a JSON string as OpenAI sends them, or an object */
+	args = member(fn->val.binary.data, "arguments");
+	if (args && args->type == jbvString)
+	{
+		char	   *text = jstr(args);
+
+		argsj = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text[0] ? text : "{}")));
+		if (!(JB_ROOT_IS_OBJECT(argsj) && !JB_ROOT_IS_SCALAR(argsj)))
+			argsj = NULL;
+	}
+	else if (args == NULL || args->type == jbvNull)
+		argsj = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else if (is_object(args))
+		argsj = value_jsonb(args);
+	if (argsj == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("arguments of tool \"%s\" must be a JSON object", name)));
+
+	/* every member names a parameter; every parameter without a default is there */
+	{
+		JsonbIterator *it = JsonbIteratorInit(&argsj->root);
+		JsonbValue	k;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			bool		found = false;
+
+			if (tok != WJB_KEY)
+				continue;
+			for (int i = 0; i < sig.nargs; i++)
+				if (strlen(sig.names[i]) == (size_t) k.val.string.len &&
+					memcmp(sig.names[i], k.val.string.val, k.val.string.len) == 0)
+					found = true;
+			if (!found)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("tool \"%s\" has no parameter \"%s\"", name, jstr(&k))));
+		}
+	}
+
+	initStringInfo(&sql);
+	types = palloc(sizeof(Oid) * Max(sig.nargs, 1));
+	values = palloc(sizeof(Datum) * Max(sig.nargs, 1));
+	nulls = palloc(sizeof(char) * Max(sig.nargs, 1));
+	appendStringInfo(&sql, "SELECT %s FROM %s.%s(",
+					 sig.retset ? "pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r))" : "pg_catalog.to_jsonb(r)",
+					 sig.schema, sig.name);
+	for (int i = 0; i < sig.nargs; i++)
+	{
+		JsonbValue *a = member(&argsj->root, sig.names[i]);
+
+		if (a == NULL)
+		{
+			if (i < sig.nargs - sig.ndefaults)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("tool \"%s\" needs the argument \"%s\"", name, sig.names[i])));
+			continue;			/* the function's default */
+		}
+		check_argument(a, sig.types[i], name, sig.names[i]);
+		types[nparams] = JSONBOID;
+		values[nparams] = JsonbPGetDatum(value_jsonb(a));
+		nulls[nparams] = ' ';
+		nparams++;
+		appendStringInfo(&sql, "%s%s => %s", nparams > 1 ? ", " : "",
+						 quote_identifier(sig.names[i]), argument_expr(nparams, sig.types[i]));
+	}
+	appendStringInfoString(&sql, ") AS r");
+
+	SPI_connect();
+	ret = SPI_execute_with_args(sql.data, nparams, types, values, nulls, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			Jsonb	   *j = DatumGetJsonbP(d);
+			JsonbValue	sv;
+
+			/* a text result is the content itself, not a JSON string */
+			if (JB_ROOT_IS_SCALAR(j) && JsonbExtractScalar(&j->root, &sv) && sv.type == jbvString)
+				result = MemoryContextStrdup(outer, jstr(&sv));
+			else
+				result = MemoryContextStrdup(outer, JsonbToCString(NULL, &j->root, VARSIZE(j)));
+		}
+	}
+	SPI_finish();
+	return result ? result : pstrdup(sig.retset ? "[]" : "null");
+}
+
+/*
+ * llm_run_tool_calls(response jsonb) RETURNS jsonb: run every tool call of
+ * an llm_chat answer, in order, as the current role; the tool messages
+ * [{"role": "tool", "tool_call_id", "name", "content"}] to append to the
+ * conversation.  No tool calls: [].
+ */
+Datum
+llm_run_tool_calls(PG_FUNCTION_ARGS)
+{
+	JsonbContainer *calls;
+	StringInfoData out;
+	int			n;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	calls = find_tool_calls(PG_GETARG_JSONB_P(0));
+	initStringInfo(&out);
+	appendStringInfoChar(&out, '[');
+	n = calls ? JsonContainerSize(calls) : 0;
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *call = getIthJsonbValueFromContainer(calls, i);
+		ToolCallContext ctx = {i, NULL};
+		ErrorContextCallback errcb;
+		char	   *id;
+		char	   *content;
+
+		errcb.callback = tool_call_context;
+		errcb.arg = &ctx;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		content = run_tool_call(call, i, &ctx.name, &id);
+		error_context_stack = errcb.previous;
+
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		appendStringInfoString(&out, "{\"role\": \"tool\", \"tool_call_id\": ");
+		json_str(&out, id);
+		appendStringInfoString(&out, ", \"name\": ");
+		json_str(&out, ctx.name);
+		appendStringInfoString(&out, ", \"content\": ");
+		json_str(&out, content);
+		appendStringInfoChar(&out, '}');
+	}
+	appendStringInfoChar(&out, ']');
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}
