@@ -263,7 +263,7 @@ tool_signature(Oid fn, ToolSignature *sig)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function with OID %u does not exist", fn)));
 	proc = (Form_pg_proc) GETSTRUCT(tup);
-	fname = format_procedure(fn);
+	fname = format_procedure_qualified(fn);
 	if (proc->prokind != PROKIND_FUNCTION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -629,7 +629,7 @@ run_tool_call(JsonbValue *call, int index, const char **name_out, char **id_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for tool \"%s\"", name),
-				 errdetail("The current role may not execute function %s.", format_procedure(fnoid))));
+				 errdetail("The current role may not execute function %s.", format_procedure_qualified(fnoid))));
 	tool_signature(fnoid, &sig);
 
 	/* the arguments: a JSON string as OpenAI sends them, or an object */
