@@ -174,7 +174,8 @@ SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', re
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', response_format => '"json_object"')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', response_format => '{"type": "json_schema"}')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', response_format => '{"type": "json_schema", "json_schema": {"name": "x", "schema": [1]}}')$$);
-SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', options => '{"grammar": "root ::= \"x\""}')$$);
+SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', tools => '["tool_add"]', options => '{"grammar": "root ::= \"x\""}')$$);
+SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', response_format => '{"type": "json_object"}', options => '{"json_schema": {"type": "object"}}')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', options => '{"batch_size": 4}')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', options => '{"max_tokens": 0}')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', options => '{"chat_template": ""}')$$);

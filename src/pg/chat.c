@@ -405,6 +405,12 @@ llm_chat(PG_FUNCTION_ARGS)
 					 &args, NULL);
 	args.chat = true;
 	GenerateRequestBuild(&args, &req);
+	/* the options' grammar or schema shape the whole answer: no room for tools */
+	if (req.constrained && (n_tools > 0 || !PG_ARGISNULL(4)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"grammar\" and \"json_schema\" cannot be combined with tools or response_format"),
+				 errhint("For a JSON answer with tools, use response_format => '{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"answer\", \"schema\": {...}}}'.")));
 
 	EngineField(&req.key_fields, "messages", container_json(&messages->root, VARSIZE(messages)));
 	if (n_tools > 0)
@@ -418,7 +424,7 @@ llm_chat(PG_FUNCTION_ARGS)
 
 		EngineField(&req.key_fields, "response_format", container_json(&rf->root, VARSIZE(rf)));
 	}
-	req.constrained = json_format || (n_tools > 0 && strcmp(tool_choice, "none") != 0);
+	req.constrained = req.constrained || json_format || (n_tools > 0 && strcmp(tool_choice, "none") != 0);
 
 	item.prompt = "";
 	GenerateBatchRun(&req, &item, 1, 1, true, NULL);

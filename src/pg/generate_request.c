@@ -314,11 +314,6 @@ add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options \"grammar\" and \"json_schema\" cannot be used with this function"),
 				 errdetail("The function constrains its output itself.")));
-	if (args->chat && (out->grammar || out->json_schema))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options \"grammar\" and \"json_schema\" are not valid in llm_chat"),
-				 errhint("Ask for JSON with response_format => '{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"answer\", \"schema\": {...}}}'.")));
 	if (out->grammar && out->json_schema)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
