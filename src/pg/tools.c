@@ -530,7 +530,10 @@ check_argument(JsonbValue *v, Oid type, const char *tool, const char *arg)
 				 errmsg("argument \"%s\" of tool \"%s\" must be %s", arg, tool, want)));
 }
 
-/* The SQL expression turning jsonb parameter $n into a value of type. */
+/*
+ * The SQL expression turning jsonb parameter $n into a value of type
+ * (operators qualified: the statement runs with the caller's search_path).
+ */
 static char *
 argument_expr(int n, Oid type)
 {
@@ -542,15 +545,15 @@ argument_expr(int n, Oid type)
 		case TOOL_JSON:
 			return psprintf("$%d::%s", n, tname);
 		case TOOL_ARRAY:
-			return psprintf("CASE WHEN $%d IS NULL OR $%d = 'null' THEN NULL ELSE "
+			return psprintf("CASE WHEN $%d OPERATOR(pg_catalog.=) 'null' THEN NULL ELSE "
 							"ARRAY(SELECT pg_catalog.jsonb_array_elements_text($%d))::%s END",
-							n, n, n, tname);
+							n, n, tname);
 		case TOOL_COMPOSITE:
-			return psprintf("CASE WHEN $%d = 'null' THEN NULL ELSE "
+			return psprintf("CASE WHEN $%d OPERATOR(pg_catalog.=) 'null' THEN NULL ELSE "
 							"pg_catalog.jsonb_populate_record(NULL::%s, $%d) END", n, tname, n);
 		default:
 			/* a scalar's text: a string without its quotes */
-			return psprintf("($%d #>> '{}')::%s", n, tname);
+			return psprintf("($%d OPERATOR(pg_catalog.#>>) '{}')::%s", n, tname);
 	}
 }
 
