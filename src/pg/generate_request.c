@@ -339,6 +339,7 @@ add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
 	if (out->chat_template)
 		EngineField(&req->key_fields, "chat_template", out->chat_template);
 	req->constrained = grammar != NULL || schema != NULL;
+	req->json = schema != NULL;
 	req->chat = args->chat;
 }
 

@@ -201,6 +201,7 @@ typedef struct GenerateRequest
 	bool		greedy;			/* temperature 0 */
 	bool		use_cache;		/* answer from and store in the response cache */
 	bool		constrained;	/* a grammar, JSON schema or tools shape the output */
+	bool		json;			/* a JSON schema: the output is one JSON value */
 	bool		chat;			/* messages instead of a prompt (llm_chat) */
 } GenerateRequest;
 
@@ -216,6 +217,11 @@ void		GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req);
 char	   *GeneratePromptUtf8(text *prompt);
 /* The GENERATE payload for one prompt (UTF-8); a chat request sends no prompt. */
 void		GenerateRequestPayload(GenerateRequest *req, const char *prompt, StringInfo out);
+
+/* ---- structured output (structured.c) ---- */
+
+/* Whether an output (UTF-8, as the engine sent it) is one whole JSON value. */
+bool		GenerateOutputIsWholeJson(const char *utf8, int len);
 
 /* ---- pipelined generation of many prompts (generate_batch.c) ---- */
 

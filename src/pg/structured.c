@@ -51,6 +51,15 @@ is_whole_json(char *s, int len)
 	return pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS;
 }
 
+/* Whether an output as the engine sent it (UTF-8) is one whole JSON value. */
+bool
+GenerateOutputIsWholeJson(const char *utf8, int len)
+{
+	char	   *s = text_to_cstring(LlamagpuTextFromUtf8(utf8, len));
+
+	return is_whole_json(s, strlen(s));
+}
+
 /* At most the first 200 characters of s, for an error detail. */
 static char *
 output_excerpt(const char *s)

@@ -163,5 +163,14 @@ ok(wait_for($node, "SELECT state FROM llm_stat_jobs WHERE name = 'j'", 'done', 3
 is(sql(q{SELECT string_agg(id || '=' || answer::text, ',' ORDER BY id) FROM dst}), '1={"ok": true},2={"ok": true}',
 	'... jsonb written for every row');
 
+# a value cut short is a failed row, not half a value written (even to a text column)
+sql(q{CREATE TABLE dst2 (id int, answer text);
+	  SELECT llm_job_create('k', 'src', 'id', 'body', 'dst2', 'answer', 'stories', '{"json_schema": {"truncate": true}}')});
+ok(wait_for($node, "SELECT state FROM llm_stat_jobs WHERE name = 'k'", 'done', 30), 'the job with cut values is done');
+is(sql(q{SELECT count(*) FROM dst2}), '0', '... nothing written');
+is(sql(q{SELECT string_agg(row_id || ' ' || sqlstate || ' ' || error, ',' ORDER BY row_id) FROM llm_job_failures WHERE job = 'k'}),
+	'1 54000 generated JSON value is incomplete (raise max_tokens),2 54000 generated JSON value is incomplete (raise max_tokens)',
+	'... every row failed with 54000');
+
 $node->stop;
 done_testing();
