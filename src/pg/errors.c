@@ -118,12 +118,16 @@ error_map(const char *status, bool constrained)
 static char *
 frame_detail(EngineFrame *frame)
 {
-	char	   *message = as_sentence(EngineFrameGet(frame, "message"));
-	char	   *detail = as_sentence(EngineFrameGet(frame, "detail"));
+	const char *m = EngineFrameGet(frame, "message");
+	const char *d = EngineFrameGet(frame, "detail");
+	char	   *message = as_sentence(m);
 
-	if (message && detail)
-		return psprintf("%s %s", message, detail);
-	return message ? message : detail;
+	/* the engine's message often names the place already */
+	if (d == NULL || d[0] == '\0' || (m && strstr(m, d)))
+		return message;
+	if (message == NULL)
+		return as_sentence(d);
+	return psprintf("%s %s", message, as_sentence(d));
 }
 
 /*
@@ -139,6 +143,8 @@ EngineGenerateErrorText(EngineFrame *frame, bool constrained, int *sqlstate)
 	const EngineErrorMap *map = error_map(status, constrained);
 
 	*sqlstate = map ? map->sqlstate : ERRCODE_INTERNAL_ERROR;
+	if (detail && message && strstr(message, detail))
+		detail = NULL;
 	return psprintf("%s%s%s%s%s",
 					map ? map->message : "llamagpu engine failed",
 					message && message[0] ? ": " : "",

@@ -77,10 +77,13 @@ like(error_of(q{SELECT llm_generate_json('Hi', '{"truncate": true}', 'stories', 
 
 # the engine's errors: grammar, unsupported (constrained or not), template
 like(error_of(q{SELECT llm_generate_grammar('Hi', 'root ::= undefined', 'stories')}),
-	qr/22023: invalid grammar or JSON schema\nDETAIL:  Invalid grammar: line 1, column 10: undefined rule "undefined". Line 1, column 10.\nHINT:  Grammars use llama.cpp's GBNF syntax/,
+	qr/22023: invalid grammar or JSON schema\nDETAIL:  Invalid grammar: line 1, column 10: undefined rule "undefined".\nHINT:  Grammars use llama.cpp's GBNF syntax/,
 	'status grammar: 22023, the message and location as detail, the engine\'s hint');
+like(error_of(q{SELECT llm_generate_grammar('Hi', 'root ::= elsewhere', 'stories')}),
+	qr/22023: invalid grammar or JSON schema\nDETAIL:  The grammar can never end. Line 2, column 3.\nHINT:  See docs\/structured-output.md/,
+	'... a location not in the message is added to the detail; the table\'s hint when the engine sends none');
 like(error_of(q{SELECT llm_generate_json('Hi', '{"properties": {"tags": {"uniqueItems": true}}}', 'stories')}),
-	qr/0A000: JSON schema or grammar uses a feature llamagpu cannot enforce\nDETAIL:  Invalid json_schema: unsupported keyword "uniqueItems" at #\/properties\/tags. #\/properties\/tags.\nHINT:  The engine cannot enforce this keyword/,
+	qr/0A000: JSON schema or grammar uses a feature llamagpu cannot enforce\nDETAIL:  Invalid json_schema: unsupported keyword "uniqueItems" at #\/properties\/tags.\nHINT:  The engine cannot enforce this keyword/,
 	'status unsupported for a schema: 0A000 about the schema');
 like(error_of(q{SELECT llm_generate('unsupported', 'stories')}),
 	qr/0A000: model is not supported by llamagpu\nDETAIL:  Unsupported architecture "mamba".\nHINT:  llamagpu runs LLaMA-family models/,

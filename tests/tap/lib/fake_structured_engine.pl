@@ -10,6 +10,7 @@
 #   messages, chat_template "raise"           X status=template
 #   messages                                  "hello from fake" (E carries message)
 #   grammar containing "undefined"            X status=grammar, with detail and hint
+#   grammar containing "elsewhere"            X status=grammar, a detail not in the message
 #   grammar  root ::= " "? ( "l1" | ... )     " " and the last label
 #   grammar                                   "yes"
 #   json_schema containing "uniqueItems"      X status=unsupported, with detail and hint
@@ -102,6 +103,10 @@ sub generate
 		{
 			return fail($fd, $id, 'status', 'grammar', 'message', 'invalid grammar: line 1, column 10: undefined rule "undefined"',
 				'detail', 'line 1, column 10', 'hint', 'Grammars use llama.cpp\'s GBNF syntax, with the start rule "root".');
+		}
+		if ($f->{grammar} =~ /elsewhere/)
+		{
+			return fail($fd, $id, 'status', 'grammar', 'message', 'the grammar can never end', 'detail', 'line 2, column 3');
 		}
 		if ($f->{grammar} =~ /^root ::= " "\? \((.*) \)$/s)
 		{
