@@ -20,6 +20,8 @@ int			cmd_eval(int argc, char **argv);
 int			cmd_bench(int argc, char **argv);
 int			cmd_synth(int argc, char **argv);
 int			cmd_serve(int argc, char **argv);
+int			cmd_grammar(int argc, char **argv);
+int			cmd_chat_template(int argc, char **argv);
 
 /* Print "llamagpu <cmd>: <msg>\n" to stderr; returns status for `return cli_fail(...)`. */
 int			cli_fail(const char *cmd, int status, const char *fmt, ...)

@@ -405,6 +405,8 @@ usage(FILE *out)
 			"  --max-queued N           generations waiting per model; more are refused with\n"
 			"                           status busy (default 256)\n"
 			"  --no-prefix-cache        do not share the KV blocks of common prompt prefixes\n"
+			"  --grammar-cache N        compiled grammars and schemas kept for reuse (default 64;\n"
+			"                           0: compile every request's anew)\n"
 			"  --log-level LEVEL        error, warning, info or debug\n"
 			"  --debug-token-delay-ms N sleep N ms after each scheduler step (tests)\n");
 }
@@ -440,6 +442,7 @@ cmd_serve(int argc, char **argv)
 		{"max-seqs", required_argument, NULL, 'S'},
 		{"kv-block-size", required_argument, NULL, 'K'},
 		{"no-prefix-cache", no_argument, NULL, 'P'},
+		{"grammar-cache", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -457,18 +460,20 @@ cmd_serve(int argc, char **argv)
 	serve_opts.max_seqs = 64;
 	serve_opts.kv_block_size = LG_KV_BLOCK_SIZE_DEFAULT;
 	serve_opts.prefix_cache = true;
+	serve_opts.grammar_cache = 64;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
 	{
 		int			v = 0;
 
-		if (opt == 't' || opt == 'k' || opt == 'c' || opt == 'd')
+		if (opt == 't' || opt == 'k' || opt == 'c' || opt == 'd' || opt == 'G')
 		{
 			v = parse_nonneg(optarg);
 			if (v < 0)
 				return cli_fail("serve", 2, "invalid value \"%s\" for --%s", optarg,
 								opt == 't' ? "threads" : opt == 'k' ? "kv-cache-size" :
-								opt == 'c' ? "ctx-size" : "debug-token-delay-ms");
+								opt == 'c' ? "ctx-size" : opt == 'G' ? "grammar-cache" :
+								"debug-token-delay-ms");
 		}
 		if (opt == 'B' || opt == 'Q' || opt == 'S' || opt == 'K')
 		{
@@ -492,6 +497,7 @@ cmd_serve(int argc, char **argv)
 			case 'S': serve_opts.max_seqs = v; break;
 			case 'K': serve_opts.kv_block_size = v; break;
 			case 'P': serve_opts.prefix_cache = false; break;
+			case 'G': serve_opts.grammar_cache = v; break;
 			case 'l':
 				if (strcmp(optarg, "error") == 0)
 					serve_opts.log_level = SERVE_LOG_ERROR;
@@ -635,5 +641,6 @@ cmd_serve(int argc, char **argv)
 	/* give the schedulers a moment to end their requests */
 	for (int i = 0; i < 200 && serve_requests_running() > 0; i++)
 		usleep(10000);
+	serve_grammar_cache_clear();
 	return 0;
 }

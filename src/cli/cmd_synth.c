@@ -7,6 +7,7 @@
  * follow llama.cpp's mixes (output and some attn_v/ffn_down layers in Q6_K).
  * Norms and biases are always f32.  The same arguments give the same file.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ typedef struct synth_opts
 	int			mix;			/* 0 pure, 4 q4_k_m, 5 q5_k_m */
 	const char *out;
 	int			threads;
+	const char *chat_template;	/* file whose text becomes tokenizer.chat_template */
 } synth_opts;
 
 /* splitmix64: a good 64-bit mix, used to derive per-row seeds. */
@@ -148,9 +150,12 @@ add_random_tensor(lg_gguf_writer *w, lg_threadpool *tp, const synth_opts *o, con
 	return true;
 }
 
-/* Copy every tokenizer.* key of a vocabulary file; returns its token count or -1. */
+/*
+ * Copy every tokenizer.* key of a vocabulary file (but its chat template when
+ * skip_template: another one replaces it); returns its token count or -1.
+ */
 static int64_t
-copy_vocab(lg_gguf_writer *w, const char *path)
+copy_vocab(lg_gguf_writer *w, const char *path, bool skip_template)
 {
 	lg_error	err;
 	lg_gguf    *v = lg_gguf_open(path, &err);
@@ -168,6 +173,8 @@ copy_vocab(lg_gguf_writer *w, const char *path)
 	{
 		const lg_gguf_kv *kv = &v->kv[i];
 
+		if (skip_template && kv->key.len == 23 && memcmp(kv->key.s, "tokenizer.chat_template", 23) == 0)
+			continue;
 		if (kv->key.len > 10 && memcmp(kv->key.s, "tokenizer.", 10) == 0 &&
 			lg_gguf_writer_copy_kv(w, v, kv) != LG_OK)
 		{
@@ -304,7 +311,7 @@ parse_synth(int argc, char **argv, synth_opts *o)
 		{
 			printf("usage: llamagpu synth --arch llama|qwen2 --dim D --layers L --heads H --kv-heads K --ffn F\n"
 				   "         (--vocab-from VOCAB.gguf | --vocab-bytes [--vocab-size N]) --type T --seed S\n"
-				   "         [--ctx N] [--rope-base B] [--tied] [-t THREADS] -o OUT.gguf\n"
+				   "         [--ctx N] [--rope-base B] [--tied] [--chat-template FILE] [-t THREADS] -o OUT.gguf\n"
 				   "  types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k (every matrix)\n"
 				   "         q4_k_m q5_k_m (llama.cpp's mixes)\n");
 			exit(0);
@@ -327,6 +334,8 @@ parse_synth(int argc, char **argv, synth_opts *o)
 			o->vocab_from = val;
 		else if (strcmp(a, "--type") == 0)
 			o->type_name = val;
+		else if (strcmp(a, "--chat-template") == 0)
+			o->chat_template = val;
 		else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
 			o->out = val;
 		else if (strcmp(a, "--rope-base") == 0)
@@ -365,6 +374,31 @@ parse_synth(int argc, char **argv, synth_opts *o)
 	return 0;
 }
 
+/* tokenizer.chat_template from a Jinja file, so chat can be tested on a random model. */
+static bool
+add_chat_template(lg_gguf_writer *w, const char *path)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *text = NULL;
+	long		n;
+	bool		ok;
+
+	if (f == NULL)
+		return cli_fail("synth", 1, "cannot open %s: %s", path, strerror(errno)), false;
+	ok = fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+		(text = malloc((size_t) n + 1)) != NULL && fread(text, 1, (size_t) n, f) == (size_t) n;
+	fclose(f);
+	if (ok)
+	{
+		text[n] = '\0';
+		ok = lg_gguf_writer_add_str(w, "tokenizer.chat_template", text) == LG_OK;
+	}
+	free(text);
+	if (!ok)
+		cli_fail("synth", 1, "cannot read the chat template %s", path);
+	return ok;
+}
+
 int
 cmd_synth(int argc, char **argv)
 {
@@ -387,9 +421,11 @@ cmd_synth(int argc, char **argv)
 	if (w == NULL || tp == NULL)
 		return cli_fail("synth", 1, "out of memory");
 
-	n_vocab = o.vocab_bytes ? byte_vocab(w, o.vocab_size) : copy_vocab(w, o.vocab_from);
+	n_vocab = o.vocab_bytes ? byte_vocab(w, o.vocab_size) : copy_vocab(w, o.vocab_from, o.chat_template != NULL);
 	if (n_vocab < 0)
 		ok = false;
+	if (ok && o.chat_template != NULL)
+		ok = add_chat_template(w, o.chat_template);
 #define META(fn, k, v) (snprintf(key, sizeof(key), "%s.%s", o.arch, k), fn(w, key, v) == LG_OK)
 	ok = ok && lg_gguf_writer_add_str(w, "general.architecture", o.arch) == LG_OK &&
 		lg_gguf_writer_add_str(w, "general.name", "llamagpu synthetic") == LG_OK &&

@@ -21,6 +21,8 @@ static const struct
 	{"eval", cmd_eval, "eval -m FILE --ids 1,2,3 [--top K] [--kv f16|f32] --json"},
 	{"bench", cmd_bench, "bench -m FILE [-p 128] [-n 32] [-t THREADS] [-r REPS] [--json]"},
 	{"synth", cmd_synth, "synth --arch llama|qwen2 --dim D --layers L --heads H --kv-heads K --ffn F (--vocab-from VOCAB.gguf | --vocab-bytes) --type T --seed S -o OUT.gguf"},
+	{"grammar", cmd_grammar, "grammar check|bench --gbnf FILE [--text STRING | --file FILE] [-m MODEL.gguf]"},
+	{"chat-template", cmd_chat_template, "chat-template render (--template FILE | -m FILE) --messages JSON|@FILE [--tools JSON] [--no-generation-prompt] [--bos S] [--eos S] [--now UNIX]"},
 	{"serve", cmd_serve, "serve --socket-dir DIR [options]   (started by the Postgres extension)"},
 };
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
 #include "lg_error.h"
 #include "model.h"
 #include "scheduler.h"
@@ -36,6 +37,7 @@ typedef struct serve_options
 	bool		prefix_cache;	/* share KV blocks of common prompt prefixes */
 	int			log_level;		/* SERVE_LOG_* */
 	int			token_delay_ms; /* test hook: sleep after each token */
+	int			grammar_cache;	/* compiled grammars kept (LRU); 0 = none */
 } serve_options;
 
 extern serve_options serve_opts;
@@ -111,6 +113,7 @@ typedef enum serve_state
 } serve_state;
 
 struct serve_model;
+typedef struct serve_grammar serve_grammar;
 
 typedef struct serve_request
 {
@@ -137,6 +140,9 @@ typedef struct serve_request
 	int64_t		start_us;		/* wall clock */
 	int64_t		gen_start_us;	/* monotonic, when the first token was produced */
 	int64_t		deadline_us;	/* monotonic; 0 = none */
+	serve_grammar *grammar;		/* the constraint it holds (serve_grammar.c), or NULL */
+	bool		chat;			/* a messages request: END carries the assistant message */
+	int			chat_format;	/* lg_chat_format of its template */
 	struct serve_request *prev;
 	struct serve_request *next;
 } serve_request;
@@ -147,6 +153,10 @@ bool		serve_conn_send(serve_conn *c, serve_frame *f);
 /* Send an ERROR frame with status and message. */
 void		serve_send_error(serve_request *r, const char *status, const char *fmt, ...)
 			__attribute__((format(printf, 3, 4)));
+/* The same with detail (where the problem is) and hint fields; either may be NULL. */
+void		serve_send_error_detail(serve_request *r, const char *status, const char *detail,
+									const char *hint, const char *fmt, ...)
+			__attribute__((format(printf, 5, 6)));
 
 /* Start a worker thread for the request (takes ownership). */
 bool		serve_request_start(serve_request *r);
@@ -162,6 +172,35 @@ int			serve_requests_running(void);
 int64_t		serve_now_us(void);		/* monotonic */
 int64_t		serve_wall_us(void);
 
+/* ---- compiled grammars (serve_grammar.c) ---- */
+
+struct lg_grammar;
+
+/* The cached grammar for key, with a reference; NULL when not cached. */
+serve_grammar *serve_grammar_lookup(const char *key, size_t key_len);
+/* Cache g (taken over) under key; the entry with a reference, NULL when out of memory. */
+serve_grammar *serve_grammar_insert(const char *key, size_t key_len, struct lg_grammar *g);
+const struct lg_grammar *serve_grammar_get(const serve_grammar *e);
+void		serve_grammar_release(serve_grammar *e);
+void		serve_grammar_stats(int *entries, int64_t *hits, int64_t *misses);
+void		serve_grammar_cache_clear(void);
+
+/* ---- structured output and chat (serve_structured.c) ---- */
+
+/* Mark r a chat (messages) and find its template's tool-call format. */
+void		serve_chat_detect(serve_request *r, struct serve_model *sm);
+/*
+ * The text to tokenize for a GENERATE: prompt, or messages rendered with the
+ * chat template into buf (*chat: parse special tokens; *add_bos: add BOS).
+ * NULL with the error sent.
+ */
+const char *serve_generate_prompt(serve_request *r, struct serve_model *sm, lg_buf *buf,
+								  bool *chat, bool *add_bos);
+/* Find or compile r's grammar and point sr at it; false with the error sent. */
+bool		serve_generate_constraint(serve_request *r, struct serve_model *sm, lg_sched_request *sr);
+/* A chat answer as the OpenAI assistant message (appended to msg); false when out of memory. */
+bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls);
+
 /* ---- models (serve_models.c) ---- */
 
 typedef struct serve_model
@@ -171,6 +210,9 @@ typedef struct serve_model
 	lg_model   *model;
 	lg_sched   *sched;			/* its generations; stepped by its own thread */
 	int32_t		n_ctx;			/* the scheduler's positions per sequence */
+	pthread_mutex_t lazy_lock;	/* guards the two below, built on first use */
+	struct lg_grammar_vocab *grammar_vocab;	/* token bytes for grammar masks */
+	struct lg_chat_template *chat_template;	/* the model's tokenizer.chat_template, parsed */
 	atomic_bool stop;			/* tells the scheduler thread to free everything and end */
 	int			refs;			/* requests using it */
 	bool		listed;			/* still in the table (false: free at last release) */
@@ -182,6 +224,10 @@ serve_model *serve_model_acquire(const char *name, const char *path, lg_error *e
 void		serve_model_release(serve_model *m);
 /* Unload name (now, or when its last request ends); false if not loaded. */
 bool		serve_model_unload(const char *name);
+/* m's grammar vocabulary, built on first use; NULL with err set. */
+const struct lg_grammar_vocab *serve_model_grammar_vocab(serve_model *m, lg_error *err);
+/* m's parsed chat template, parsed on first use; NULL with err set (LG_ERR_ARG: it has none). */
+const struct lg_chat_template *serve_model_chat_template(serve_model *m, lg_error *err);
 /* One "model" and one "sched" field per loaded model (STATUS). */
 void		serve_models_describe(serve_frame *f);
 

@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_template.h"
+#include "grammar.h"
+
 static pthread_mutex_t models_lock = PTHREAD_MUTEX_INITIALIZER;
 static serve_model *models;
 
@@ -41,6 +44,9 @@ sched_main(void *arg)
 	}
 	lg_sched_free(m->sched);
 	serve_log(SERVE_LOG_INFO, "unloaded model \"%s\"", m->name);
+	lg_grammar_vocab_free(m->grammar_vocab);
+	lg_chat_template_free(m->chat_template);
+	pthread_mutex_destroy(&m->lazy_lock);
 	lg_model_free(m->model);
 	free(m->path);
 	free(m);
@@ -168,8 +174,10 @@ serve_model_acquire(const char *name, const char *path, lg_error *err)
 	}
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	m->model = lm;
+	pthread_mutex_init(&m->lazy_lock, NULL);
 	if (!model_start(m, err))
 	{
+		pthread_mutex_destroy(&m->lazy_lock);
 		free(m->path);
 		free(m);
 		lg_model_free(lm);
@@ -221,6 +229,43 @@ serve_model_unload(const char *name)
 	}
 	pthread_mutex_unlock(&models_lock);
 	return found;
+}
+
+/*
+ * m's grammar vocabulary: every token's bytes, built once (it walks the
+ * whole vocabulary) by the first request with a grammar, then shared.
+ */
+const lg_grammar_vocab *
+serve_model_grammar_vocab(serve_model *m, lg_error *err)
+{
+	lg_grammar_vocab *gv;
+
+	pthread_mutex_lock(&m->lazy_lock);
+	if (m->grammar_vocab == NULL)
+		m->grammar_vocab = lg_grammar_vocab_new(m->model->vocab, err);
+	gv = m->grammar_vocab;
+	pthread_mutex_unlock(&m->lazy_lock);
+	return gv;
+}
+
+/* m's own chat template (tokenizer.chat_template), parsed once by the first chat request. */
+const lg_chat_template *
+serve_model_chat_template(serve_model *m, lg_error *err)
+{
+	const char *src = m->model->chat_template;
+	lg_chat_template *t;
+
+	if (src == NULL || src[0] == '\0')
+	{
+		lg_error_set(err, LG_ERR_ARG, "model \"%s\" has no chat template (tokenizer.chat_template)", m->name);
+		return NULL;
+	}
+	pthread_mutex_lock(&m->lazy_lock);
+	if (m->chat_template == NULL)
+		m->chat_template = lg_chat_template_parse(src, strlen(src), err);
+	t = m->chat_template;
+	pthread_mutex_unlock(&m->lazy_lock);
+	return t;
 }
 
 /* One "model" field (name, path, requests) and one "sched" field (docs/protocol.md) per loaded model. */

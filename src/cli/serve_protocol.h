@@ -58,5 +58,7 @@
 #define LG_WIRE_PROTOCOL		"protocol"	/* malformed frame or field */
 #define LG_WIRE_NOT_FOUND		"not_found" /* model not loaded (unload) */
 #define LG_WIRE_BUSY			"busy"		/* the wait queue is full (max_queued) */
+#define LG_WIRE_GRAMMAR			"grammar"	/* invalid grammar or schema, or a grammar dead end */
+#define LG_WIRE_TEMPLATE		"template"	/* chat template missing, unparsable, or it raised */
 
 #endif							/* LG_SERVE_PROTOCOL_H */

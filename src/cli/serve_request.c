@@ -72,25 +72,50 @@ status_wire_name(lg_status s)
 	return LG_WIRE_INTERNAL;
 }
 
-/* Send an ERROR frame for r. */
-void
-serve_send_error(serve_request *r, const char *status, const char *fmt, ...)
+/* Send an ERROR frame for r: status, message, and detail and hint when given. */
+static void
+send_error_v(serve_request *r, const char *status, const char *detail, const char *hint,
+			 const char *fmt, va_list ap)
 {
 	serve_frame f = {0};
 	char		msg[LG_ERROR_MSG_LEN];
-	va_list		ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	serve_log(SERVE_LOG_DEBUG, "request %llu: %s: %s", (unsigned long long) r->seq, status, msg);
 	/* an error ends the request: gone from STATUS before the client hears it */
 	request_unlist(r);
 	serve_frame_begin(&f, LG_FRAME_ERROR, r->id);
 	serve_frame_field(&f, "status", status);
 	serve_frame_field(&f, "message", msg);
+	if (detail != NULL)
+		serve_frame_field(&f, "detail", detail);
+	if (hint != NULL)
+		serve_frame_field(&f, "hint", hint);
 	serve_conn_send(r->conn, &f);
 	serve_frame_free(&f);
+}
+
+/* Send an ERROR frame for r. */
+void
+serve_send_error(serve_request *r, const char *status, const char *fmt, ...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	send_error_v(r, status, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* Send an ERROR frame for r with detail and hint fields (either may be NULL). */
+void
+serve_send_error_detail(serve_request *r, const char *status, const char *detail,
+						const char *hint, const char *fmt, ...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	send_error_v(r, status, detail, hint, fmt, ap);
+	va_end(ap);
 }
 
 /* Send an ERROR frame from an engine error. */
@@ -189,9 +214,13 @@ parse_token_list(serve_request *r, const char *v, lg_token **out, int64_t *n)
 	return true;
 }
 
-/* Tokenize text with the model's rules for BOS; malloc'd ids or NULL (error sent). */
+/*
+ * Tokenize text (BOS as the model's rules say when add_special; special-token
+ * text parsed when parse_special); malloc'd ids or NULL (error sent).
+ */
 static lg_token *
-tokenize(serve_request *r, const lg_model *m, const char *text, bool add_special, int64_t *n)
+tokenize(serve_request *r, const lg_model *m, const char *text, bool add_special,
+		 bool parse_special, int64_t *n)
 {
 	lg_error	err = {0};
 	size_t		len = strlen(text);
@@ -204,7 +233,7 @@ tokenize(serve_request *r, const lg_model *m, const char *text, bool add_special
 		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
 		return NULL;
 	}
-	need = lg_tokenize(m->vocab, text, len, add_special, false, ids, cap, &err);
+	need = lg_tokenize(m->vocab, text, len, add_special, parse_special, ids, cap, &err);
 	if (need > cap)
 	{
 		lg_token   *more = realloc(ids, sizeof(lg_token) * (size_t) need);
@@ -216,7 +245,7 @@ tokenize(serve_request *r, const lg_model *m, const char *text, bool add_special
 			return NULL;
 		}
 		ids = more;
-		need = lg_tokenize(m->vocab, text, len, add_special, false, ids, need, &err);
+		need = lg_tokenize(m->vocab, text, len, add_special, parse_special, ids, need, &err);
 	}
 	if (need < 0)
 	{
@@ -309,14 +338,32 @@ on_done(void *arg, const lg_sched_result *res)
 		serve_send_error(r, LG_WIRE_CANCELLED, "%s", atomic_load(&r->unloaded) ?
 						 "the request was cancelled: its model was unloaded" :
 						 "the request was cancelled");
+	else if (res->status == LG_ERR_FORMAT && r->grammar != NULL)
+		serve_send_error_detail(r, LG_WIRE_GRAMMAR, NULL,
+								"A grammar must leave some token of the model's vocabulary allowed until it is complete.",
+								"%s", res->err.msg);
 	else if (res->status != LG_OK)
 		send_lg_error(r, &res->err);
 	else
 	{
 		serve_frame f = {0};
+		lg_buf		msg;
+		int			n_calls = 0;
 
+		lg_buf_init(&msg);
+		if (r->chat && !serve_chat_message(r, res->text, res->text_len, &msg, &n_calls))
+		{
+			serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+			lg_buf_free(&msg);
+			atomic_store(&r->state, SERVE_STATE_DONE);
+			request_put(r);
+			return;
+		}
 		serve_frame_begin(&f, LG_FRAME_END, r->id);
-		serve_frame_field(&f, "finish", lg_finish_reason_name(res->finish));
+		serve_frame_field(&f, "finish", n_calls > 0 ? "tool_calls" : lg_finish_reason_name(res->finish));
+		if (r->chat)
+			serve_frame_field(&f, "message", msg.data);
+		lg_buf_free(&msg);
 		serve_frame_fieldf(&f, "n_prompt", "%d", (int) res->n_prompt);
 		serve_frame_fieldf(&f, "n_gen", "%d", (int) res->n_ids);
 		serve_frame_fieldf(&f, "t_prompt_ms", "%.3f", res->t_prompt_ms);
@@ -341,7 +388,10 @@ static bool
 do_generate(serve_request *r, serve_model *sm)
 {
 	const lg_model *m = sm->model;
-	const char *prompt = serve_fields_get(&r->fields, "prompt");
+	const char *prompt;
+	lg_buf		rendered;
+	bool		chat = false;
+	bool		add_bos = true;
 	lg_sampler_params sp;
 	lg_sched_request sr;
 	lg_error	err = {0};
@@ -356,28 +406,31 @@ do_generate(serve_request *r, serve_model *sm)
 	lg_status	st;
 
 	memset(&sr, 0, sizeof(sr));
+	lg_buf_init(&rendered);
+	/* the constraint first: bad tools are reported before the template runs on them */
+	serve_chat_detect(r, sm);
+	if (!serve_generate_constraint(r, sm, &sr))
+		goto done;
+	prompt = serve_generate_prompt(r, sm, &rendered, &chat, &add_bos);
 	if (prompt == NULL)
-	{
-		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks a prompt");
-		return false;
-	}
+		goto done;
 
 	lg_sampler_params_default(&sp);
 	v = 256;
 	if (!field_int(r, "max_tokens", 1, INT32_MAX, &v))
-		return false;
+		goto done;
 	sr.gen.max_tokens = (int32_t) v;
 	v = 0;
 	if (!field_int(r, "priority", -1000000, 1000000, &v))
-		return false;
+		goto done;
 	sr.priority = (int32_t) v;
 	v = sp.top_k;
 	if (!field_int(r, "top_k", INT32_MIN, INT32_MAX, &v))
-		return false;
+		goto done;
 	sp.top_k = (int32_t) v;
 	v = sp.penalty_last_n;
 	if (!field_int(r, "penalty_last_n", -1, INT32_MAX, &v))
-		return false;
+		goto done;
 	sp.penalty_last_n = (int32_t) v;
 	if (!field_float(r, "temperature", &sp.temperature) ||
 		!field_float(r, "top_p", &sp.top_p) ||
@@ -386,7 +439,7 @@ do_generate(serve_request *r, serve_model *sm)
 		!field_float(r, "repeat_penalty", &sp.repeat_penalty) ||
 		!field_float(r, "presence_penalty", &sp.presence_penalty) ||
 		!field_float(r, "frequency_penalty", &sp.frequency_penalty))
-		return false;
+		goto done;
 	if (serve_fields_get(&r->fields, "seed"))
 	{
 		const char *sv = serve_fields_get(&r->fields, "seed");
@@ -397,7 +450,7 @@ do_generate(serve_request *r, serve_model *sm)
 		if (errno != 0 || end == sv || *end != '\0')
 		{
 			serve_send_error(r, LG_WIRE_ARG, "invalid value for seed: \"%s\"", sv);
-			return false;
+			goto done;
 		}
 		sp.has_seed = true;
 	}
@@ -448,7 +501,7 @@ do_generate(serve_request *r, serve_model *sm)
 		goto done;
 	}
 
-	ids = tokenize(r, m, prompt, true, &n_ids);
+	ids = tokenize(r, m, prompt, add_bos, chat, &n_ids);
 	if (ids == NULL)
 		goto done;
 	atomic_store(&r->n_prompt, (int) n_ids);
@@ -493,6 +546,7 @@ do_generate(serve_request *r, serve_model *sm)
 		lg_sched_cancel(sm->sched, sched_id);
 
 done:
+	lg_buf_free(&rendered);
 	free(ids);
 	free(stops);
 	free(bias);
@@ -514,7 +568,7 @@ do_tokenize(serve_request *r, serve_model *sm)
 		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks text");
 		return;
 	}
-	ids = tokenize(r, sm->model, text, as == NULL || strcmp(as, "0") != 0, &n);
+	ids = tokenize(r, sm->model, text, as == NULL || strcmp(as, "0") != 0, false, &n);
 	if (ids == NULL)
 		return;
 	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
@@ -659,6 +713,15 @@ do_status(serve_request *r)
 	}
 	pthread_mutex_unlock(&requests_lock);
 	serve_models_describe(&f);
+	{
+		int			entries;
+		int64_t		hits;
+		int64_t		misses;
+
+		serve_grammar_stats(&entries, &hits, &misses);
+		serve_frame_fieldf(&f, "grammar_cache", "%d\t%lld\t%lld", entries, (long long) hits,
+						   (long long) misses);
+	}
 	serve_conn_send(r->conn, &f);
 	serve_frame_free(&f);
 }
@@ -700,6 +763,7 @@ request_put(serve_request *r)
 	request_unlist(r);
 
 	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
+	serve_grammar_release(r->grammar);
 	if (r->sm)
 		serve_model_release(r->sm);
 	serve_conn_release(r->conn);
@@ -792,6 +856,9 @@ serve_request_start(serve_request *r)
 	atomic_init(&r->n_prompt, 0);
 	atomic_init(&r->n_gen, 0);
 	r->sm = NULL;
+	r->grammar = NULL;
+	r->chat = false;
+	r->chat_format = 0;
 	r->peer_gone = false;
 	r->unlisted = false;
 	r->start_us = serve_wall_us();

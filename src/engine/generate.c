@@ -22,6 +22,7 @@ lg_finish_reason_name(lg_finish_reason r)
 		case LG_FINISH_STOP: return "stop";
 		case LG_FINISH_CONTEXT: return "length";
 		case LG_FINISH_CANCELLED: return "cancelled";
+		case LG_FINISH_GRAMMAR: return "stop";
 	}
 	return "unknown";
 }
@@ -81,7 +82,7 @@ lg_generate(lg_context *c, lg_sampler *s, const lg_token *prompt, int32_t n_prom
 	t0 = now_ms();
 	while (!lg_stream_done(&st))
 	{
-		lg_token	t = lg_sampler_sample(s, logits, NULL);
+		lg_token	t = lg_stream_sample(&st, s, logits, NULL);
 
 		rc = lg_stream_feed(&st, t, on_piece, arg, err);
 		if (rc != LG_OK)

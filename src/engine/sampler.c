@@ -353,19 +353,50 @@ clamp_logit(float x)
 }
 
 /*
+ * Copy the logits of the allowed tokens (bit t of allowed) into w and ban
+ * the others.  Grammar masks are mostly all-zero or all-one words, so a
+ * whole word is handled at once; only mixed words are walked bit by bit.
+ */
+static void
+copy_allowed(float *w, const float *logits, int32_t n, const uint64_t *allowed)
+{
+	int32_t		n_words = (n + 63) / 64;
+
+	for (int32_t k = 0; k < n_words; k++)
+	{
+		uint64_t	word = allowed[k];
+		int32_t		base = k * 64;
+		int32_t		end = base + 64 < n ? base + 64 : n;
+
+		if (word == 0)
+			for (int32_t i = base; i < end; i++)
+				w[i] = -INFINITY;
+		else if (word == UINT64_MAX)
+			for (int32_t i = base; i < end; i++)
+				w[i] = clamp_logit(logits[i]);
+		else
+			for (int32_t i = base; i < end; i++)
+				w[i] = (word >> (i - base)) & 1 ? clamp_logit(logits[i]) : -INFINITY;
+	}
+}
+
+/*
  * Copy the logits into s->work, then add the logit bias and apply the
  * penalties, in llama.cpp's order (common_sampler_init puts the bias first),
  * so a penalised token with a bias is (l + bias) / repeat_penalty.
  */
 static void
-prepare_logits(lg_sampler *s, const float *logits)
+prepare_logits(lg_sampler *s, const float *logits, const uint64_t *allowed)
 {
 	float	   *w = s->work;
 	int32_t		n = s->n_vocab;
 	int32_t		i;
 
-	for (i = 0; i < n; i++)
-		w[i] = clamp_logit(logits[i]);
+	if (allowed == NULL)
+		for (i = 0; i < n; i++)
+			w[i] = clamp_logit(logits[i]);
+	else
+		copy_allowed(w, logits, n, allowed);
 
 	for (i = 0; i < s->p.n_logit_bias; i++)
 	{
@@ -852,9 +883,17 @@ fill_top_probs(const lg_sampler *s, float lse, lg_sample_result *res)
 lg_token
 lg_sampler_sample(lg_sampler *s, const float *logits, lg_sample_result *res)
 {
+	return lg_sampler_sample_masked(s, logits, NULL, res);
+}
+
+/* lg_sampler_sample with the tokens outside allowed banned first. */
+lg_token
+lg_sampler_sample_masked(lg_sampler *s, const float *logits, const uint64_t *allowed,
+						 lg_sample_result *res)
+{
 	lg_token	t;
 
-	prepare_logits(s, logits);
+	prepare_logits(s, logits, allowed);
 	if (s->p.temperature <= 0.0f)
 		t = sample_greedy(s);
 	else

@@ -116,6 +116,15 @@ void		lg_sampler_accept(lg_sampler *s, lg_token t);
  * token is banned, i.e. every logit is -INFINITY after bias and penalties.
  */
 lg_token	lg_sampler_sample(lg_sampler *s, const float *logits, lg_sample_result *res);
+/*
+ * The same with a mask: bit t of allowed ((n_vocab + 63) / 64 words; NULL =
+ * all) set means token t may be chosen; the others are banned before bias
+ * and penalties, so log-probabilities are those of the allowed tokens
+ * (the distribution the token is really drawn from).  LG_TOKEN_NULL when no
+ * allowed token is left.  Allocates nothing.
+ */
+lg_token	lg_sampler_sample_masked(lg_sampler *s, const float *logits, const uint64_t *allowed,
+									 lg_sample_result *res);
 
 /*
  * Stop strings: lg_stop_find looks for any of the stop strings (NUL-terminated;

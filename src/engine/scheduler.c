@@ -8,7 +8,9 @@
  * step) and prefill (a prompt chunk a step) are the same thing, and a
  * preempted sequence needs nothing but its blocks released: on readmission
  * it recomputes its whole history (mostly from the prefix cache) and goes
- * on sampling with the sampler and stream it kept.
+ * on sampling with the sampler, stream and grammar matcher it kept (the
+ * recomputed tokens are never sampled again, so the matcher's state is
+ * exactly right).
  *
  * Step composition, in rank order (priority, then admission order):
  *   1. every running sequence that decodes: one token;
@@ -40,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "grammar.h"
 #include "stream.h"
 
 #define SCHED_MAX_BATCH_DEFAULT 512
@@ -62,6 +65,7 @@ typedef struct sched_seq
 	bool		cancel;			/* lg_sched_cancel asked (under the lock) */
 	int64_t		admit_order;	/* rank among equal priorities: earlier admitted first */
 	lg_sampler *sampler;
+	lg_grammar_matcher *matcher;	/* the request's grammar state, or NULL; gp.grammar */
 	lg_generate_params gp;		/* stops point into stops[] */
 	char	  **stops;
 	lg_stream	stream;
@@ -146,6 +150,7 @@ seq_free(sched_seq *q)
 	}
 	lg_stream_free(&q->stream);
 	lg_sampler_free(q->sampler);
+	lg_grammar_matcher_free(q->matcher);
 	free(q->kv.blocks);
 	free(q->tokens);
 	free(q);
@@ -317,6 +322,10 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 		return lg_error_set(err, LG_ERR_ARG, "a request needs an on_done callback");
 	if (r->gen.max_tokens < 0)
 		return lg_error_set(err, LG_ERR_ARG, "max_tokens must not be negative");
+	if (r->gen.grammar != NULL)
+		return lg_error_set(err, LG_ERR_ARG, "a scheduled request gives its grammar in grammar, not gen.grammar");
+	if ((r->grammar == NULL) != (r->grammar_vocab == NULL))
+		return lg_error_set(err, LG_ERR_ARG, "a grammar needs the model's grammar vocabulary");
 	for (int32_t i = 0; i < r->n_prompt; i++)
 		if (r->prompt[i] < 0 || r->prompt[i] >= s->n_vocab)
 			return lg_error_set(err, LG_ERR_RANGE, "prompt token %d is not in the vocabulary (%d tokens)",
@@ -390,6 +399,16 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 	{
 		seq_free(q);
 		return err->status;
+	}
+	if (r->grammar != NULL)
+	{
+		q->matcher = lg_grammar_matcher_new(r->grammar, r->grammar_vocab, err);
+		if (q->matcher == NULL)
+		{
+			seq_free(q);
+			return err->status;
+		}
+		q->gp.grammar = q->matcher;
 	}
 	st = lg_stream_init(&q->stream, s->model->vocab, &q->gp, err);
 	if (st != LG_OK)
@@ -881,7 +900,7 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 		lg_kv_seq_commit(s->kv, &q->kv, q->tokens);
 		if (!want_logits)
 			continue;
-		t = lg_sampler_sample(q->sampler, s->logits + (size_t) row++ * s->n_vocab, NULL);
+		t = lg_stream_sample(&q->stream, q->sampler, s->logits + (size_t) row++ * s->n_vocab, NULL);
 		if (q->t_first == 0)
 			q->t_first = now_ms();
 		q->decoding = true;

@@ -37,6 +37,10 @@
 #include "model.h"
 #include "sampler.h"
 
+/* grammar.h's types; declared here so this header does not need it */
+typedef struct lg_grammar lg_grammar;
+typedef struct lg_grammar_vocab lg_grammar_vocab;
+
 typedef struct lg_sched_params
 {
 	int32_t		max_batch_tokens;	/* tokens per step; 0 = 512 */
@@ -87,7 +91,16 @@ typedef struct lg_sched_request
 	 * seeded request samples the same tokens batched or alone).
 	 */
 	const lg_sampler_params *sampling;
-	lg_generate_params gen;		/* max_tokens, stops (copied), include_eog */
+	lg_generate_params gen;		/* max_tokens, stops (copied), include_eog; grammar must be NULL */
+	/*
+	 * A grammar the output must follow (NULL: none) and the model's
+	 * grammar vocabulary (both or neither; not owned, shared read-only:
+	 * they must outlive the request, i.e. until on_done).  The scheduler
+	 * makes the request's matcher; it is kept across preemption, since the
+	 * tokens already generated are recomputed, never sampled again.
+	 */
+	const lg_grammar *grammar;
+	const lg_grammar_vocab *grammar_vocab;
 	int32_t		priority;		/* higher is sooner; 0 is normal */
 	int32_t		n_ctx;			/* positions at most; 0 (or more than the scheduler's) = the scheduler's */
 	lg_piece_fn on_piece;		/* streamed text; return false to cancel; may be NULL */
@@ -124,7 +137,8 @@ void		lg_sched_free(lg_sched *s);
  * Queue a request.  *id (may be NULL) names it for lg_sched_cancel.
  * LG_ERR_BUSY when the wait queue is full, LG_ERR_RANGE when the prompt
  * cannot fit n_ctx (or has a token outside the vocabulary), LG_ERR_NOMEM
- * when it cannot fit the whole KV pool, LG_ERR_ARG for bad settings:
+ * when it cannot fit the whole KV pool, LG_ERR_ARG for bad settings (a
+ * grammar without its vocabulary, gen.grammar set):
  * on_done is NOT called then, the error is the return value.
  */
 lg_status	lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *err);

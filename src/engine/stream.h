@@ -25,17 +25,32 @@ typedef struct lg_stream
 	lg_buf		text;			/* generated text; a stop string cuts it */
 	size_t		emitted;		/* bytes of text already passed to on_piece */
 	lg_finish_reason finish;	/* LG_FINISH_NONE while it goes on */
+	uint64_t   *mask;			/* with gp->grammar: [(n_vocab + 63) / 64] the last step's allowed tokens */
 } lg_stream;
 
-/* Start an empty stream (finished at once, LG_FINISH_LENGTH, when max_tokens is 0). */
+/*
+ * Start an empty stream (finished at once, LG_FINISH_LENGTH, when max_tokens
+ * is 0).  With gp->grammar the matcher is reset and a mask allocated, so
+ * that no step allocates.
+ */
 lg_status	lg_stream_init(lg_stream *st, const lg_vocab *v, const lg_generate_params *gp, lg_error *err);
 void		lg_stream_free(lg_stream *st);
 
 /*
- * Take one sampled token: record it, extend the text, look for stop strings
- * and stream what is certain through on_piece (may be NULL; called even
- * with nothing new, so it can cancel).  Sets st->finish when the token ends
- * the stream (EOG, stop string, max_tokens, on_piece returned false).
+ * Sample the next token from logits: among the tokens gp->grammar allows
+ * when there is one, else as lg_sampler_sample.  LG_TOKEN_NULL when no
+ * token is allowed; lg_stream_feed turns that into the right ending.
+ */
+lg_token	lg_stream_sample(lg_stream *st, lg_sampler *s, const float *logits, lg_sample_result *res);
+
+/*
+ * Take one sampled token: record it, extend the text, advance the grammar,
+ * look for stop strings and stream what is certain through on_piece (may be
+ * NULL; called even with nothing new, so it can cancel).  Sets st->finish
+ * when the token ends the stream (EOG, stop string, max_tokens, the grammar
+ * complete with nothing that can follow, on_piece returned false).
+ * LG_TOKEN_NULL (nothing allowed) is an error, except when a grammar is
+ * complete: the stream then ends with LG_FINISH_GRAMMAR.
  */
 lg_status	lg_stream_feed(lg_stream *st, lg_token t, lg_piece_fn on_piece, void *arg, lg_error *err);
 

@@ -25,6 +25,10 @@ SHARED = os.environ.get("LLAMAGPU_SHARED", os.path.join(ROOT, "..", "shared"))
 STORIES = os.path.join(SHARED, "fixtures", "models", "stories260K.gguf")
 STORIES_REF = os.path.join(SHARED, "fixtures", "refs", "stories260K.greedy.json")
 VOCAB_DIR = os.path.join(SHARED, "fixtures", "tokenizer")
+GBNF_DIR = os.path.join(SHARED, "fixtures", "gbnf")
+LLAMA_VOCAB = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+PERSON_GBNF = os.path.join(ROOT, "tests", "engine", "grammar", "person.gbnf")
+PERSON_JSON = os.path.join(ROOT, "tests", "engine", "grammar", "person.json")
 
 
 def run(*args, stdin=None, check=True):
@@ -274,6 +278,105 @@ class BadInput(unittest.TestCase):
         self.assertFails("eval", "-m", STORIES, "--ids", "1,99999", "--json", code=1)
         self.assertFails("detokenize", "-m", STORIES, "--jsonl", stdin=b"[1, 99999]\n", code=1)
         self.assertFails("tokenize", "-m", STORIES, "--jsonl", stdin=b'"unterminated\n', code=1)
+
+
+class Grammar(unittest.TestCase):
+    """`llamagpu grammar check|bench`: GBNF parsing, byte- and token-level checks, mask timing."""
+
+    def grammar_file(self, d, text):
+        path = os.path.join(d, "g.gbnf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_fixture_grammars_parse(self):
+        need(GBNF_DIR)
+        files = sorted(f for f in os.listdir(GBNF_DIR) if f.endswith(".gbnf"))
+        self.assertTrue(files)
+        for name in files:
+            with self.subTest(grammar=name):
+                out = run("grammar", "check", "--gbnf", os.path.join(GBNF_DIR, name)).stdout.decode()
+                self.assertRegex(out, r"^grammar ok: \d+ rules, \d+ elements\n$")
+
+    def test_check_text(self):
+        need(GBNF_DIR)
+        json_gbnf = os.path.join(GBNF_DIR, "json.gbnf")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a": [1, "x", true]}')
+        self.assertEqual(p.stdout.decode(), "bytes: accepted\n")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a":\n tru}', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout.decode(), "bytes: rejected at byte 10 (line 2, column 5)\n")
+        p = run("grammar", "check", "--gbnf", json_gbnf, "--text", '{"a": [1', check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("incomplete", p.stdout.decode())
+        with tempfile.TemporaryDirectory() as d:
+            text = os.path.join(d, "t.json")
+            with open(text, "w") as f:
+                f.write('{"k": "v"}\n')
+            self.assertEqual(run("grammar", "check", "--gbnf", json_gbnf, "--file", text).stdout.decode(),
+                             "bytes: accepted\n")
+
+    def test_check_tokens(self):
+        need(LLAMA_VOCAB)
+        out = run("grammar", "check", "--gbnf", PERSON_GBNF, "--file", PERSON_JSON, "-m", LLAMA_VOCAB).stdout.decode()
+        self.assertEqual(out.splitlines()[0], "bytes: accepted")
+        self.assertRegex(out.splitlines()[1], r"^tokens: accepted, \d+ tokens, end of generation allowed$")
+        with open(PERSON_JSON) as f:
+            bad = f.read().replace('"pending-review"', '"on-holiday"')
+        p = run("grammar", "check", "--gbnf", PERSON_GBNF, "--text", bad, "-m", LLAMA_VOCAB, check=False)
+        self.assertEqual(p.returncode, 1)
+        lines = p.stdout.decode().splitlines()
+        self.assertTrue(lines[0].startswith("bytes: rejected at byte %d " % bad.index("on-holiday")), lines)
+        self.assertRegex(lines[1], r'^tokens: rejected at token \d+ of \d+ \(id \d+, ".*"\)$')
+
+    def test_bad_grammars(self):
+        with tempfile.TemporaryDirectory() as d:
+            for text, msg in (('root ::= foo\n', "line 1, column 10: undefined rule foo"),
+                              ('root ::= "abc\n', "line 1, column 10: unterminated string literal"),
+                              ('x ::= "a"\n', "missing root rule"),
+                              ('root ::= "a"{3,1}\n', "bad repetition bounds"),
+                              ('root ::= root "a"\n', "left recursion in rule root")):
+                with self.subTest(grammar=text):
+                    p = run("grammar", "check", "--gbnf", self.grammar_file(d, text), check=False)
+                    self.assertEqual(p.returncode, 1)
+                    err = p.stderr.decode().strip()
+                    self.assertEqual(len(err.splitlines()), 1, err)
+                    self.assertTrue(err.startswith("llamagpu grammar check: "), err)
+                    self.assertIn(msg, err)
+            p = run("grammar", "check", "--gbnf", os.path.join(d, "missing.gbnf"), check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("cannot open", p.stderr.decode())
+
+    def test_arguments(self):
+        for args in (("grammar",), ("grammar", "frobnicate"), ("grammar", "check"),
+                     ("grammar", "check", "--gbnf", "x", "--text", "a", "--file", "b"),
+                     ("grammar", "bench", "--gbnf", "x"), ("grammar", "check", "--gbnf"),
+                     ("grammar", "bench", "--gbnf", "x", "-m", "y", "--tokens", "0"),
+                     ("grammar", "check", "--gbnf", "x", "--bogus", "1")):
+            with self.subTest(args=args):
+                p = run(*args, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertTrue(p.stderr.decode().startswith("llamagpu grammar"), p.stderr)
+
+    def test_bench_json(self):
+        need(LLAMA_VOCAB)
+        out = json.loads(run("grammar", "bench", "--gbnf", PERSON_GBNF, "--text", PERSON_JSON,
+                             "-m", LLAMA_VOCAB, "--json").stdout)
+        self.assertEqual(out["vocab"], 32000)
+        self.assertGreater(out["tokens"], 20)
+        for name in ("cold", "warm"):
+            self.assertEqual(out[name]["steps"], out["tokens"] + 1)
+            self.assertEqual(out[name]["wide_steps"] + out[name]["narrow_steps"], out[name]["steps"])
+            self.assertGreater(out[name]["p50_us"], 0)
+            self.assertLessEqual(out[name]["p50_us"], out[name]["p99_us"])
+            self.assertLessEqual(out[name]["p99_us"], out[name]["max_us"])
+        self.assertGreater(out["cache"]["entries"], 0)
+        self.assertEqual(out["cache"]["entries"], out["cache"]["misses"])
+        self.assertGreater(out["cache"]["hits"], out["cache"]["misses"])
+        # a random walk through allowed tokens when no text is given
+        walk = json.loads(run("grammar", "bench", "--gbnf", PERSON_GBNF, "-m", LLAMA_VOCAB,
+                              "--tokens", 40, "--seed", 3, "--json").stdout)
+        self.assertGreater(walk["tokens"], 0)
 
 
 class EngineServer:
@@ -590,6 +693,366 @@ class ServeBatching(unittest.TestCase):
                 p = run("serve", "--socket-dir", "/nonexistent/x", opt, 0, check=False)
                 self.assertEqual(p.returncode, 2)
                 self.assertIn(opt[2:], p.stderr.decode())
+
+
+# A GBNF grammar and the Python regular expression of the same language.
+PERSON_GBNF = r'''
+root ::= "{" ws "\"name\":" ws name ws "," ws "\"age\":" ws age ws "}"
+name ::= "\"" [a-z]{1,12} "\""
+age  ::= [1-9] [0-9]?
+ws   ::= [ ]?
+'''
+PERSON_RE = r'\{ ?"name": ?"[a-z]{1,12}" ?, ?"age": ?[1-9][0-9]? ?\}'
+LIST_GBNF = 'root ::= item ("," item){2}\nitem ::= "cat" | "dog" | "bird"\n'
+LIST_RE = r'(cat|dog|bird)(,(cat|dog|bird)){2}'
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 10},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 3},
+    },
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+WEATHER_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "maxLength": 12},
+            "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"], "additionalProperties": False}}},
+    {"type": "function", "function": {
+        "name": "add", "description": "Add two integers",
+        "parameters": {"type": "object", "properties": {
+            "a": {"type": "integer", "minimum": 0, "maximum": 999},
+            "b": {"type": "integer", "minimum": 0, "maximum": 999}},
+            "required": ["a", "b"], "additionalProperties": False}}},
+]
+TEMPLATES = os.path.join(SHARED, "fixtures", "chat-templates")
+
+
+def try_jsonschema():
+    try:
+        import jsonschema
+        return jsonschema
+    except ImportError:
+        return None
+
+
+class Structured(unittest.TestCase):
+    """Constrained decoding (GBNF, JSON Schema), chat templates and tool calls, CLI and server."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+        cls.tmp = tempfile.mkdtemp(prefix="llamagpu-structured-")
+        cls.files = {}
+        for name, text in (("person.gbnf", PERSON_GBNF), ("list.gbnf", LIST_GBNF),
+                           ("person.schema.json", json.dumps(PERSON_SCHEMA)),
+                           ("bad.gbnf", 'root ::= "a" missing\n'),
+                           ("unsupported.schema.json", json.dumps(
+                               {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}))):
+            path = os.path.join(cls.tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            cls.files[name] = path
+        cls.synth = None
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def synth_model(self):
+        """A random model with the real Llama 2 vocabulary (32k) and Hermes' tool-use template."""
+        if Structured.synth is None:
+            vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+            tmpl = os.path.join(TEMPLATES, "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja")
+            need(vocab)
+            need(tmpl)
+            path = os.path.join(self.tmp, "synth-hermes.gguf")
+            run("synth", "--arch", "llama", "--dim", 64, "--layers", 2, "--heads", 4, "--ffn", 128,
+                "--vocab-from", vocab, "--chat-template", tmpl, "--type", "f32", "--seed", 5, "--ctx", 4096,
+                "-o", path)
+            Structured.synth = path
+        return Structured.synth
+
+    def generate(self, model, *args):
+        return json.loads(run("generate", "-m", model, "--json", *args).stdout)
+
+    def test_cli_gbnf(self):
+        for model in (STORIES, self.synth_model()):
+            for gname, regex in (("person.gbnf", PERSON_RE), ("list.gbnf", LIST_RE)):
+                for seed in (1, 2, 3, 4):
+                    with self.subTest(model=os.path.basename(model), grammar=gname, seed=seed):
+                        out = self.generate(model, "-p", "Once upon a time", "-n", 60, "--temp", 1.0,
+                                            "--seed", seed, "--grammar-file", self.files[gname])
+                        self.assertRegex(out["text"], "^" + regex + "$")
+                        # the grammar is complete and nothing can follow: it stops by itself
+                        self.assertEqual(out["finish_reason"], "stop")
+
+    def test_cli_json_schema(self):
+        js = try_jsonschema()
+        for model in (STORIES, self.synth_model()):
+            for compact in (False, True):
+                for seed in (1, 2, 3):
+                    with self.subTest(model=os.path.basename(model), compact=compact, seed=seed):
+                        args = ["-p", "Once upon a time", "-n", 120, "--temp", 1.0, "--seed", seed,
+                                "--json-schema", self.files["person.schema.json"], "--json-strict"]
+                        if compact:
+                            args.append("--json-compact")
+                        out = self.generate(model, *args)
+                        if out["finish_reason"] == "length":
+                            continue   # a random model may write a long string; the text is a prefix
+                        value = json.loads(out["text"])
+                        self.assertIsInstance(value, dict)
+                        self.assertIn("name", value)
+                        self.assertIn("age", value)
+                        if compact:
+                            self.assertEqual(out["text"], json.dumps(value, separators=(",", ":"),
+                                                                     ensure_ascii=False))
+                        if js:
+                            js.validate(value, PERSON_SCHEMA)
+
+    def test_cli_errors(self):
+        p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["bad.gbnf"], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("missing", p.stderr.decode())
+        p = run("generate", "-m", STORIES, "-p", "x", "--json-schema", self.files["unsupported.schema.json"],
+                check=False)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("uniqueItems", err)
+        self.assertIn("#/properties/tags", err)
+        p = run("generate", "-m", STORIES, "-p", "x", "--grammar-file", self.files["list.gbnf"],
+                "--json-schema", self.files["person.schema.json"], check=False)
+        self.assertEqual(p.returncode, 2)
+        p = run("generate", "-m", STORIES, "-p", "x", "--chat", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("chat template", p.stderr.decode())
+
+    def test_cli_dead_end(self):
+        # WordPiece has no byte fallback: no token can write \x01, and generation must fail, not hang
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-bert-bge.gguf")
+        need(vocab)
+        path = os.path.join(self.tmp, "bert.gguf")
+        run("synth", "--arch", "llama", "--dim", 32, "--layers", 1, "--heads", 2, "--ffn", 64,
+            "--vocab-from", vocab, "--type", "f32", "--seed", 1, "-o", path)
+        gram = os.path.join(self.tmp, "dead.gbnf")
+        with open(gram, "w") as f:
+            f.write('root ::= [a-z]{1,3} "\\x01"\n')
+        p = run("generate", "-m", path, "-p", "hello", "-n", 50, "--grammar-file", gram, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("dead end", p.stderr.decode())
+
+    def test_cli_chat_tools(self):
+        js = try_jsonschema()
+        model = self.synth_model()
+        tools = json.dumps(WEATHER_TOOLS)
+        for choice in ("required", "add", "auto"):
+            for seed in (1, 2, 3):
+                with self.subTest(choice=choice, seed=seed):
+                    out = self.generate(model, "--chat", "-p", "What is the weather in Paris?", "--tools", tools,
+                                        "--tool-choice", choice, "-n", 300, "--temp", 1.0, "--seed", seed)
+                    self.assertEqual(out["chat_format"], "hermes")
+                    msg = out["message"]
+                    self.assertEqual(msg["role"], "assistant")
+                    if choice == "auto" and "tool_calls" not in msg:
+                        self.assertNotIn("<tool_call>", msg["content"])
+                        continue
+                    if out["finish_reason"] == "length":
+                        continue   # cut short: the text is a prefix of a call
+                    self.assertEqual(out["finish_reason"], "tool_calls")
+                    self.assertGreaterEqual(len(msg["tool_calls"]), 1)
+                    for call in msg["tool_calls"]:
+                        self.assertTrue(call["id"].startswith("call_"))
+                        self.assertEqual(call["type"], "function")
+                        name = call["function"]["name"]
+                        if choice == "add":
+                            self.assertEqual(name, "add")
+                        params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                                  if t["function"]["name"] == name][0]
+                        args = json.loads(call["function"]["arguments"])
+                        if js:
+                            js.validate(args, params)
+                        self.assertEqual(sorted(args), sorted(params["required"]))
+
+    def test_serve_chat(self):
+        js = try_jsonschema()
+        model = self.synth_model()
+        srv = EngineServer("--max-seqs", 8)
+        try:
+            conn = srv.connect()
+            messages = json.dumps([{"role": "system", "content": "You are helpful."},
+                                   {"role": "user", "content": "What is 2 + 3, and the weather in Oslo?"}])
+            base = {"model": "hermes", "path": model, "messages": messages, "max_tokens": 300,
+                    "temperature": 1.0}
+            reqs = {}
+            for i in range(3):
+                reqs[1 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="required")
+                reqs[11 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="get_weather")
+                reqs[21 + i] = dict(base, seed=i, tools=json.dumps(WEATHER_TOOLS), tool_choice="none",
+                                    response_format=json.dumps(
+                    {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}}))
+                # the Hermes tool-use template needs tools; "none" shows them and leaves the answer free
+                reqs[31 + i] = dict(base, seed=i, max_tokens=16, tools=json.dumps(WEATHER_TOOLS), tool_choice="none")
+            out = self.serve_generate(conn, reqs)
+            n_calls = 0
+            for rid, (text, typ, fields) in sorted(out.items()):
+                with self.subTest(request=rid):
+                    self.assertEqual(typ, "E", fields)
+                    msg = json.loads(fields["message"])
+                    self.assertEqual(msg["role"], "assistant")
+                    if rid < 30 and fields["finish"] == "length":
+                        continue
+                    if rid < 20:
+                        self.assertEqual(fields["finish"], "tool_calls")
+                        self.assertIsNone(msg["content"])
+                        for call in msg["tool_calls"]:
+                            n_calls += 1
+                            name = call["function"]["name"]
+                            if rid > 10:
+                                self.assertEqual(name, "get_weather")
+                            params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                                      if t["function"]["name"] == name][0]
+                            args = json.loads(call["function"]["arguments"])
+                            if js:
+                                js.validate(args, params)
+                    elif rid < 30:
+                        self.assertEqual(fields["finish"], "stop")
+                        value = json.loads(msg["content"])
+                        if js:
+                            js.validate(value, PERSON_SCHEMA)
+                    else:
+                        self.assertEqual(msg["content"], text)
+                        self.assertNotIn("tool_calls", msg)
+            self.assertGreater(n_calls, 0)
+            # the template is rendered with special tokens parsed: the prompt is the CLI's
+            cli = self.generate(model, "--chat", "--messages", messages, "-n", 16, "--temp", 1.0, "--seed", 0,
+                                "--tools", json.dumps(WEATHER_TOOLS), "--tool-choice", "none")
+            self.assertEqual(cli["text"], out[31][0])
+            # a request's own template overrides the model's; a bad one is status template
+            own = self.serve_generate(conn, {
+                41: dict(base, max_tokens=4, chat_template="{% for m in messages %}{{ m.content }}\n{% endfor %}"),
+                42: dict(base, max_tokens=4, chat_template="{% for m in messages %}{{ m.content }"),
+                43: dict(base, max_tokens=4, chat_template="{{ raise_exception('no system messages') }}"),
+                44: dict(base, max_tokens=4, prompt="also a prompt"),
+                45: dict(base, tools="[{}]"),
+                46: dict(base, tools=json.dumps(WEATHER_TOOLS), tool_choice="nosuch"),
+            })
+            self.assertEqual(own[41][1], "E", own[41][2])
+            self.assertEqual(own[42][2]["status"], "template")
+            self.assertEqual(own[43][2]["status"], "template")
+            self.assertIn("no system messages", own[43][2]["message"])
+            self.assertEqual(own[44][2]["status"], "arg")
+            self.assertEqual(own[45][2]["status"], "arg")
+            self.assertEqual(own[46][2]["status"], "arg")
+            self.assertIn("nosuch", own[46][2]["message"])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def serve_generate(self, conn, reqs):
+        for rid, f in reqs.items():
+            conn.send("G", rid, **f)
+        return conn.collect(list(reqs))
+
+    def test_serve_grammars_batched(self):
+        js = try_jsonschema()
+        srv = EngineServer("--max-seqs", 16)
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "prompt": "Once upon a time", "max_tokens": 120,
+                    "temperature": 1.0}
+            reqs = {}
+            for i in range(4):
+                reqs[10 + i] = dict(base, seed=i, grammar=PERSON_GBNF)
+                reqs[20 + i] = dict(base, seed=i, grammar=LIST_GBNF)
+                reqs[30 + i] = dict(base, seed=i, json_schema=json.dumps(PERSON_SCHEMA), json_strict=1)
+                reqs[40 + i] = dict(base, seed=i, max_tokens=20)
+            together = self.serve_generate(conn, reqs)
+            for rid, (text, typ, fields) in together.items():
+                with self.subTest(request=rid):
+                    self.assertEqual(typ, "E", fields)
+                    if rid < 20:
+                        self.assertRegex(text, "^" + PERSON_RE + "$")
+                        self.assertEqual(fields["finish"], "stop")
+                    elif rid < 30:
+                        self.assertRegex(text, "^" + LIST_RE + "$")
+                        self.assertEqual(fields["finish"], "stop")
+                    elif rid < 40 and fields["finish"] == "stop":
+                        value = json.loads(text)
+                        if js:
+                            js.validate(value, PERSON_SCHEMA)
+            # alone, each gives the same text (seeded): batching changes nothing
+            for rid in (10, 21, 32):
+                alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
+                self.assertEqual(alone[0], together[rid][0])
+            # the server's constrained text is the CLI's (lg_generate)
+            cli = self.generate(STORIES, "-p", "Once upon a time", "-n", 120, "--temp", 1.0, "--seed", 0,
+                                "--grammar-file", self.files["person.gbnf"])
+            self.assertEqual(cli["text"], together[10][0])
+            # the grammars were compiled once each: three entries, the rest hits
+            cache = conn.status()["grammar_cache"].split("\t")
+            self.assertEqual(int(cache[0]), 3)
+            self.assertGreaterEqual(int(cache[1]), 12)
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_serve_preemption_keeps_grammar(self):
+        # long constrained outputs from 12 requests do not fit the pool (1 MB, about 1600 positions)
+        # at once: sequences are preempted and recomputed, and each still follows its grammar and
+        # gives the text it gives alone (the matcher is kept, the recomputed tokens not re-sampled)
+        long_gbnf = 'root ::= line{10}\nline ::= [a-z ]{20,40} "\\n"\n'
+        long_re = r'([a-z ]{20,40}\n){10}'
+        srv = EngineServer("--kv-block-size", 16, "--kv-cache-size", 1, "--ctx-size", 1024)
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "max_tokens": 600, "temperature": 1.0}
+            reqs = {i + 1: dict(base, prompt=ServeBatching.PROMPTS[i % 8], seed=i, grammar=long_gbnf)
+                    for i in range(12)}
+            together = self.serve_generate(conn, reqs)
+            preempted = 0
+            for rid, (text, typ, fields) in together.items():
+                self.assertEqual(typ, "E", fields)
+                self.assertRegex(text, "^" + long_re + "$")
+                preempted += int(fields["n_preempted"])
+            self.assertGreater(preempted, 0)
+            for rid in (1, 6, 12):
+                alone = self.serve_generate(conn, {rid + 100: reqs[rid]})[rid + 100]
+                self.assertEqual(alone[0], together[rid][0])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_serve_errors(self):
+        srv = EngineServer()
+        try:
+            conn = srv.connect()
+            base = {"model": "stories", "path": STORIES, "prompt": "Hi", "max_tokens": 8}
+            cases = {
+                1: (dict(base, grammar='root ::= "a" missing\n'), "grammar"),
+                2: (dict(base, json_schema=json.dumps({"type": "array", "uniqueItems": True})), "unsupported"),
+                3: (dict(base, grammar=LIST_GBNF, json_schema="{}"), "arg"),
+                4: (dict(base, tools=json.dumps(WEATHER_TOOLS)), "arg"),
+                5: (dict(base, json_schema="{not json"), "grammar"),
+                6: (dict(base, json_compact="yes", json_schema="{}"), "arg"),
+                7: (dict(base, prompt="", messages='[{"role":"user","content":"hi"}]'), "template"),
+            }
+            out = self.serve_generate(conn, {rid: f for rid, (f, _) in cases.items()})
+            for rid, (f, status) in cases.items():
+                with self.subTest(case=rid):
+                    text, typ, fields = out[rid]
+                    self.assertEqual(typ, "X", fields)
+                    self.assertEqual(fields["status"], status, fields)
+            self.assertIn("missing", out[1][2]["message"])
+            self.assertTrue(out[1][2]["detail"].startswith("line "), out[1][2])
+            self.assertIn("uniqueItems", out[2][2]["message"])
+            self.assertIn("hint", out[7][2])
+            conn.close()
+        finally:
+            srv.stop()
 
 
 if __name__ == "__main__":

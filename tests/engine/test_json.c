@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "json.h"
+#include "json_value.h"
 
 /* Parse a whole C string as one JSON string; the status. */
 static lg_status
@@ -757,11 +758,79 @@ test_append_number(void **state)
 }
 
 /* Run the JSON tests. */
+/* The tree: member order, last of repeated keys, equality by value, writing back. */
+static void
+test_tree(void **state)
+{
+	const char *src = " {\"b\": [1, 2.50, {\"x\": null}], \"a\": \"h\\u00e9\\u0000z\", \"b2\": true, \"d\": 1, \"d\": 2} ";
+	lg_json_node *n;
+	lg_json_node *m;
+	lg_error	err;
+	lg_buf		out;
+
+	(void) state;
+	n = lg_json_parse(src, strlen(src), &err);
+	assert_non_null(n);
+	assert_int_equal(n->kind, LG_JSON_OBJECT);
+	assert_int_equal(n->n, 5);
+	assert_string_equal(n->keys[0], "b");
+	assert_string_equal(n->keys[1], "a");
+	assert_int_equal(lg_json_get(n, "a")->str_len, 5);	/* h, é (2 bytes), NUL, z */
+	assert_memory_equal(lg_json_get(n, "a")->str, "h\xc3\xa9\0z", 5);
+	assert_int_equal(lg_json_get(n, "d")->integer, 2);
+	assert_null(lg_json_get(n, "zz"));
+	assert_null(lg_json_get_str(n, "b2"));
+	assert_int_equal(lg_json_at(lg_json_get(n, "b"), 1)->kind, LG_JSON_NUMBER);
+	assert_string_equal(lg_json_at(lg_json_get(n, "b"), 1)->str, "2.50");
+	assert_null(lg_json_at(lg_json_get(n, "b"), 3));
+	assert_string_equal(lg_json_kind_name(lg_json_get(n, "b2")->kind), "boolean");
+
+	/* other member order, 2.5 written differently, the overridden d dropped: equal */
+	src = "{\"d\":2,\"b2\":true,\"a\":\"h\xc3\xa9\\u0000z\",\"b\":[1,2.5,{\"x\":null}]}";
+	m = lg_json_parse(src, strlen(src), &err);
+	assert_non_null(m);
+	assert_true(lg_json_equal(n, m));
+	lg_json_node_free(m);
+	src = "{\"d\":2,\"b2\":true,\"a\":\"h\xc3\xa9\\u0000z\",\"b\":[2.5,1,{\"x\":null}]}";
+	m = lg_json_parse(src, strlen(src), &err);
+	assert_non_null(m);
+	assert_false(lg_json_equal(n, m));	/* arrays are ordered */
+	lg_json_node_free(m);
+
+	lg_buf_init(&out);
+	assert_true(lg_json_write(&out, lg_json_get(n, "b"), 0));
+	assert_string_equal(out.data, "[1,2.50,{\"x\":null}]");
+	out.len = 0;
+	assert_true(lg_json_write(&out, lg_json_get(n, "b"), 2));
+	assert_string_equal(out.data, "[\n  1,\n  2.50,\n  {\n    \"x\": null\n  }\n]");
+	out.len = 0;
+	m = lg_json_parse("{}", 2, &err);
+	assert_true(lg_json_write(&out, m, 2));
+	assert_string_equal(out.data, "{}");
+	lg_json_node_free(m);
+	lg_buf_free(&out);
+	lg_json_node_free(n);
+
+	/* errors: trailing text, truncation, too deep */
+	assert_null(lg_json_parse("[1] x", 5, &err));
+	assert_int_equal(err.status, LG_ERR_FORMAT);
+	assert_null(lg_json_parse("{\"a\": [1, 2", 11, &err));
+	{
+		char		deep[200];
+
+		memset(deep, '[', 100);
+		memset(deep + 100, ']', 100);
+		assert_null(lg_json_parse(deep, 200, &err));
+		assert_int_equal(err.status, LG_ERR_FORMAT);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_tree),
 		cmocka_unit_test(test_encode_escapes),
 		cmocka_unit_test(test_encode_invalid_utf8),
 		cmocka_unit_test(test_encode_roundtrip_random),

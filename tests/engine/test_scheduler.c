@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "generate.h"
+#include "grammar.h"
 #include "model.h"
 #include "scheduler.h"
 
@@ -62,6 +63,8 @@ typedef struct outcome
 } outcome;
 
 static int	done_counter;
+static const lg_grammar *cur_grammar;	/* the grammar run_alone and submit apply, or NULL */
+static lg_grammar_vocab *cur_gvocab;
 static int	sched_threads = 1;	/* the scheduler's threads (the reference runs on 1) */
 static lg_model *saved_model;	/* stories260K while a test runs on another model */
 static int32_t max_batch_seqs;	/* most sequences in one step, over a run_all */
@@ -174,7 +177,13 @@ run_alone(const char *text, uint64_t seed, int32_t max_tokens, outcome *o)
 	s = lg_sampler_new(&sp, model->hp.n_vocab, &err);
 	assert_non_null(s);
 	gp.max_tokens = max_tokens;
+	if (cur_grammar != NULL)
+	{
+		gp.grammar = lg_grammar_matcher_new(cur_grammar, cur_gvocab, &err);
+		assert_non_null(gp.grammar);
+	}
 	assert_int_equal(lg_generate(c, s, ids, n, &gp, NULL, NULL, &res, &err), LG_OK);
+	lg_grammar_matcher_free(gp.grammar);
 	memset(o, 0, sizeof(*o));
 	o->n_ids = res.n_ids;
 	memcpy(o->ids, res.ids, sizeof(lg_token) * (size_t) res.n_ids);
@@ -235,6 +244,8 @@ submit(lg_sched *s, const char *text, uint64_t seed, int32_t max_tokens, int32_t
 	r.on_done = on_done;
 	r.on_state = on_state;
 	r.arg = o;
+	r.grammar = cur_grammar;
+	r.grammar_vocab = cur_grammar ? cur_gvocab : NULL;
 	lg_error_clear(&err);
 	return lg_sched_submit(s, &r, id, &err);
 }
@@ -440,6 +451,88 @@ test_preemption_keeps_outputs(void **state)
 {
 	run_together_vs_alone(0, 16, 12, 1);
 	run_together_vs_alone(99, 16, 12, 1);
+}
+
+/*
+ * With a grammar, batched outputs (with preemption: 12 blocks) still equal
+ * each request alone through lg_generate, follow the grammar, and end by
+ * themselves when it is complete (LG_FINISH_GRAMMAR, reported as "stop").
+ */
+static void
+test_grammar_batched_equals_alone(void **state)
+{
+	static const char gbnf[] = "root ::= line{4}\nline ::= [a-z ]{8,24} \".\\n\"\n";
+	lg_error	err;
+	lg_grammar *g;
+
+	if (model == NULL)
+		skip();
+	lg_error_clear(&err);
+	g = lg_grammar_parse(gbnf, strlen(gbnf), &err);
+	if (g == NULL)
+		fail_msg("grammar: %s", err.msg);
+	cur_gvocab = lg_grammar_vocab_new(model->vocab, &err);
+	assert_non_null(cur_gvocab);
+	cur_grammar = g;
+	run_together_vs_alone(0, 16, 0, 0);
+	run_together_vs_alone(77, 16, 12, 1);
+	/* a seeded run alone follows the grammar and stopped on its own */
+	cur_grammar = g;
+	{
+		outcome		o;
+
+		run_alone(prompts[0], 5, 200, &o);
+		assert_int_equal(o.finish, LG_FINISH_GRAMMAR);
+		assert_string_equal(lg_finish_reason_name(o.finish), "stop");
+		{
+			lg_grammar_matcher *m = lg_grammar_matcher_new(g, cur_gvocab, &err);
+
+			assert_true(lg_grammar_matcher_accept_bytes(m, o.text, o.text_len));
+			assert_true(lg_grammar_matcher_is_complete(m));
+			lg_grammar_matcher_free(m);
+		}
+	}
+	cur_grammar = NULL;
+	lg_grammar_vocab_free(cur_gvocab);
+	cur_gvocab = NULL;
+	lg_grammar_free(g);
+}
+
+/* A grammar without its vocabulary, or in gen.grammar, is refused at submit. */
+static void
+test_grammar_bad_requests(void **state)
+{
+	static const char gbnf[] = "root ::= \"a\"";
+	lg_sched_params p = params(16, 0, true);
+	lg_sched   *s;
+	lg_sched_request r;
+	lg_token	ids[512];
+	lg_error	err;
+	outcome		o;
+	lg_grammar *g;
+
+	if (model == NULL)
+		skip();
+	lg_error_clear(&err);
+	g = lg_grammar_parse(gbnf, strlen(gbnf), &err);
+	assert_non_null(g);
+	s = new_sched(&p);
+	memset(&r, 0, sizeof(r));
+	memset(&o, 0, sizeof(o));
+	r.n_prompt = tokenize("Hi", ids);
+	r.prompt = ids;
+	r.gen.max_tokens = 4;
+	r.on_done = on_done;
+	r.arg = &o;
+	r.grammar = g;
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_ERR_ARG);
+	assert_non_null(strstr(err.msg, "vocabulary"));
+	r.grammar = NULL;
+	r.gen.grammar = (lg_grammar_matcher *) 1;	/* never dereferenced: refused first */
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_ERR_ARG);
+	assert_int_equal(o.n_done, 0);
+	finish_sched(s);
+	lg_grammar_free(g);
 }
 
 /* The counters add up exactly without preemption or prefix cache. */
@@ -964,6 +1057,8 @@ main(void)
 		cmocka_unit_test(test_seeded_batched_equals_alone),
 		cmocka_unit_test_teardown(test_quantized_batched_equals_alone, restore_model),
 		cmocka_unit_test(test_preemption_keeps_outputs),
+		cmocka_unit_test(test_grammar_batched_equals_alone),
+		cmocka_unit_test(test_grammar_bad_requests),
 		cmocka_unit_test(test_stats_add_up),
 		cmocka_unit_test(test_queue_full_is_busy),
 		cmocka_unit_test(test_cancel),

@@ -1,0 +1,665 @@
+/*
+ * grammar_mask.c — which tokens may come next: a walk of the vocabulary trie,
+ * made cheap by a cache of token splits per grammar position.
+ *
+ * The slow way walks the trie from the matcher's whole state: each trie edge
+ * steps the state by one byte, and a subtree is skipped as soon as no stack
+ * survives.  Inside a JSON string nearly every token survives, so that walk
+ * visits the whole trie (milliseconds).
+ *
+ * The fast way (XGrammar's idea, adapted to these stacks): a token's fate
+ * mostly depends on the top few frames of a stack only.  For each stack we
+ * take its "segment": the top frame and the frames below it down to the
+ * first one that cannot end without consuming input (e.g. a string's closing
+ * quote, an object's `}`).  Walking the trie from the segment alone, in
+ * escape mode, splits the vocabulary three ways:
+ *   - accepted: the segment consumed the whole token, so the full stack does;
+ *   - rejected: every path died inside the segment;
+ *   - uncertain: some path popped past the segment's bottom with bytes left
+ *     (e.g. `",` at the end of a string), so the frames below decide.
+ * The split is cached per segment (counts of repetitions normalised: beyond
+ * the longest token's length a count cannot matter within one token), shared
+ * by every matcher of the same (grammar, vocabulary) behind a mutex.  A mask
+ * is then the union of the accepted sets of the state's stacks plus the
+ * uncertain tokens checked one by one against the full stack — few, because
+ * a segment's bottom needs a closing delimiter to end.  When the segment is
+ * the whole stack, popping past it is completion, nothing is uncertain.
+ *
+ * Cached entries are immutable once inserted and live until the grammar is
+ * freed; past LG_GCACHE_MAX_BYTES new splits are computed, used and dropped.
+ * A state waiting for the rest of a UTF-8 character takes the slow way (only
+ * continuation-byte tokens survive the first byte, so it is cheap).
+ *
+ * In front of all that, each matcher keeps the masks of its last few exact
+ * states: inside a string the state after a token is usually the state
+ * before it, and a copy of 4 KiB beats recombining the split.
+ */
+#include "grammar_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LG_GCACHE_MAX_BYTES ((size_t) 256 << 20)	/* per (grammar, vocabulary) */
+#define SEG_MAX 64				/* frames in a segment at most */
+
+/* A growable list of token ids. */
+typedef struct tok_vec
+{
+	int32_t    *v;
+	uint32_t	n;
+	uint32_t	cap;
+	bool		failed;
+} tok_vec;
+
+/* The token split of one segment. */
+typedef struct gentry
+{
+	struct gentry *next;		/* hash chain */
+	uint64_t	hash;
+	uint32_t	n_key;
+	bool		full;			/* the segment is the whole stack */
+	lg_gframe  *key;
+	uint64_t   *acc_bits;		/* accepted tokens as a bitset, or NULL and: */
+	int32_t    *acc_list;		/* accepted tokens as a list */
+	uint32_t	n_acc;
+	int32_t    *unc;			/* uncertain tokens */
+	uint32_t	n_unc;
+	size_t		bytes;
+} gentry;
+
+struct lg_gcache
+{
+	lg_gcache  *next;
+	uint64_t	vocab_id;
+	gentry	  **buckets;
+	uint32_t	n_buckets;
+	uint32_t	n_entries;
+	size_t		bytes;
+	uint64_t	hits;
+	uint64_t	misses;
+	uint64_t	unc_checks;
+	uint64_t	slow_fills;
+};
+
+/* Append token t; a failed allocation is remembered. */
+static void
+tok_push(tok_vec *v, int32_t t)
+{
+	if (v->n == v->cap)
+	{
+		uint32_t	nc = v->cap ? v->cap * 2 : 256;
+		int32_t    *nv = realloc(v->v, nc * sizeof(int32_t));
+
+		if (nv == NULL)
+		{
+			v->failed = true;
+			return;
+		}
+		v->v = nv;
+		v->cap = nc;
+	}
+	v->v[v->n++] = t;
+}
+
+/* Walk state: the matcher (levels, vocabulary), mode and outputs. */
+typedef struct walk_ctx
+{
+	lg_grammar_matcher *m;
+	bool		escape_mode;
+	uint64_t   *acc;
+	tok_vec    *unc;
+} walk_ctx;
+
+/* Tokens order[lo..hi) into the accepted bitset. */
+static void
+set_range(walk_ctx *w, uint32_t lo, uint32_t hi)
+{
+	const int32_t *order = w->m->gv->order;
+
+	for (uint32_t i = lo; i < hi; i++)
+		w->acc[order[i] >> 6] |= 1ULL << (order[i] & 63);
+}
+
+/* Tokens order[lo..hi) onto the uncertain list. */
+static void
+unc_range(walk_ctx *w, uint32_t lo, uint32_t hi)
+{
+	const int32_t *order = w->m->gv->order;
+
+	for (uint32_t i = lo; i < hi; i++)
+		tok_push(w->unc, order[i]);
+}
+
+/* Visit the children of trie node `node`, whose prefix left state levels[d]. */
+static void
+walk_node(walk_ctx *w, uint32_t node, uint32_t d)
+{
+	lg_grammar_matcher *m = w->m;
+	const lg_grammar_vocab *gv = m->gv;
+	const lg_gtrie_node *nd = &gv->nodes[node];
+
+	for (uint32_t c = nd->first_child; c < nd->first_child + nd->n_children; c++)
+	{
+		const lg_gtrie_node *ch = &gv->nodes[c];
+		lg_gstate  *st = &m->levels[d + 1];
+		uint32_t	own_hi = ch->tok_lo + ch->tok_own;
+		bool		alive,
+					esc_here;
+
+		lg_gstate_step_byte(m->g, &m->levels[d], ch->byte, st, w->escape_mode);
+		if (st->overflow && w->escape_mode)
+		{
+			/* the segment hit a limit: let the full stack decide */
+			unc_range(w, ch->tok_lo, ch->tok_hi);
+			continue;
+		}
+		alive = st->n_stacks > 0 && !st->overflow;
+		esc_here = st->escaped;
+		if (alive || esc_here)
+			set_range(w, ch->tok_lo, own_hi);
+		else if (m->esc[d])
+			unc_range(w, ch->tok_lo, own_hi);
+		m->esc[d + 1] = m->esc[d] || esc_here;
+		if (ch->tok_hi > own_hi)
+		{
+			if (alive)
+				walk_node(w, c, d + 1);
+			else if (m->esc[d + 1])
+				unc_range(w, own_hi, ch->tok_hi);
+		}
+	}
+}
+
+/* Walk the whole trie from state start: accepted tokens into acc, uncertain ones into unc. */
+static void
+walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint64_t *acc, tok_vec *unc)
+{
+	walk_ctx	w;
+
+	w.m = m;
+	w.escape_mode = escape_mode;
+	w.acc = acc;
+	w.unc = unc;
+	if (!lg_gstate_copy(&m->levels[0], start))
+		return;
+	m->esc[0] = false;
+	walk_node(&w, 0, 0);
+}
+
+/* Set the EOG tokens' bits when the state is complete. */
+static void
+set_eog(const lg_grammar_matcher *m, uint64_t *mask)
+{
+	if (!lg_gstate_complete(&m->state))
+		return;
+	for (int32_t t = 0; t < m->gv->n_tokens; t++)
+		if (m->gv->is_eog[t])
+			mask[t >> 6] |= 1ULL << (t & 63);
+}
+
+void
+lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
+{
+	size_t		words;
+
+	if (m->gv == NULL)
+		return;
+	words = ((size_t) m->gv->n_tokens + 63) / 64;
+	memset(mask, 0, words * sizeof(uint64_t));
+	walk(m, &m->state, false, mask, NULL);
+	set_eog(m, mask);
+}
+
+/* Free every cache of a grammar (at lg_grammar_free; no matcher may use it any more). */
+void
+lg_gcache_free_all(lg_grammar *g)
+{
+	lg_gcache  *c = g->caches;
+
+	while (c != NULL)
+	{
+		lg_gcache  *next = c->next;
+
+		for (uint32_t b = 0; b < c->n_buckets; b++)
+		{
+			gentry	   *e = c->buckets[b];
+
+			while (e != NULL)
+			{
+				gentry	   *en = e->next;
+
+				free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e);
+				e = en;
+			}
+		}
+		free(c->buckets);
+		free(c);
+		c = next;
+	}
+	g->caches = NULL;
+}
+
+/* Free an entry that was not inserted. */
+static void
+entry_free(gentry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e);
+}
+
+/* The cache of (m's grammar, m's vocabulary), created on first use; NULL if out of memory. */
+static lg_gcache *
+get_cache(lg_grammar_matcher *m)
+{
+	lg_grammar *g = (lg_grammar *) m->g;	/* the caches are the mutable part, under cache_lock */
+	lg_gcache  *c;
+
+	if (m->cache != NULL)
+		return m->cache;
+	pthread_mutex_lock(&g->cache_lock);
+	for (c = g->caches; c != NULL; c = c->next)
+		if (c->vocab_id == m->gv->id)
+			break;
+	if (c == NULL && (c = calloc(1, sizeof(*c))) != NULL)
+	{
+		c->vocab_id = m->gv->id;
+		c->n_buckets = 1024;
+		c->buckets = calloc(c->n_buckets, sizeof(gentry *));
+		if (c->buckets == NULL)
+		{
+			free(c);
+			c = NULL;
+		}
+		else
+		{
+			c->next = g->caches;
+			g->caches = c;
+		}
+	}
+	pthread_mutex_unlock(&g->cache_lock);
+	m->cache = c;
+	return c;
+}
+
+/* Hash of a segment key. */
+static uint64_t
+key_hash(const lg_gframe *k, uint32_t n, bool full)
+{
+	uint64_t	h = 0xCBF29CE484222325ULL ^ ((uint64_t) n << 1) ^ full;
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		h ^= ((uint64_t) k[i].pos << 32) | k[i].count;
+		h *= 0x100000001B3ULL;
+		h ^= h >> 31;
+	}
+	return h;
+}
+
+/* The entry for key in c, or NULL (caller holds the lock). */
+static gentry *
+cache_find(lg_gcache *c, const lg_gframe *key, uint32_t n, bool full, uint64_t h)
+{
+	for (gentry *e = c->buckets[h & (c->n_buckets - 1)]; e != NULL; e = e->next)
+		if (e->hash == h && e->n_key == n && e->full == full &&
+			memcmp(e->key, key, n * sizeof(lg_gframe)) == 0)
+			return e;
+	return NULL;
+}
+
+/* Insert e (caller holds the lock), growing the table when it gets long chains. */
+static void
+cache_insert(lg_gcache *c, gentry *e)
+{
+	if (c->n_entries >= 2 * c->n_buckets)
+	{
+		uint32_t	nb = c->n_buckets * 4;
+		gentry	  **b = calloc(nb, sizeof(gentry *));
+
+		if (b != NULL)
+		{
+			for (uint32_t i = 0; i < c->n_buckets; i++)
+				for (gentry *x = c->buckets[i], *nx; x != NULL; x = nx)
+				{
+					nx = x->next;
+					x->next = b[x->hash & (nb - 1)];
+					b[x->hash & (nb - 1)] = x;
+				}
+			free(c->buckets);
+			c->buckets = b;
+			c->n_buckets = nb;
+		}
+	}
+	e->next = c->buckets[e->hash & (c->n_buckets - 1)];
+	c->buckets[e->hash & (c->n_buckets - 1)] = e;
+	c->n_entries++;
+	c->bytes += e->bytes;
+}
+
+/* Compute the split of a segment by walking the trie from it; NULL if out of memory. */
+static gentry *
+compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full, uint64_t h)
+{
+	const lg_grammar_vocab *gv = m->gv;
+	size_t		words = ((size_t) gv->n_tokens + 63) / 64;
+	gentry	   *e = calloc(1, sizeof(*e));
+	tok_vec		unc = {0};
+	uint32_t	n_acc = 0;
+	lg_gstate  *start = &m->tmp[0];
+
+	if (e == NULL)
+		return NULL;
+	e->hash = h;
+	e->n_key = n;
+	e->full = full;
+	e->key = malloc(n * sizeof(lg_gframe));
+	if (e->key == NULL)
+		goto nomem;
+	memcpy(e->key, key, n * sizeof(lg_gframe));
+	lg_gstate_clear(start);
+	if (!lg_gstate_push_stack(start, key, n))
+		goto nomem;
+	memset(m->bits, 0, words * sizeof(uint64_t));
+	walk(m, start, !full, m->bits, &unc);
+	if (unc.failed)
+		goto nomem;
+	for (size_t i = 0; i < words; i++)
+		n_acc += (uint32_t) __builtin_popcountll(m->bits[i]);
+	e->n_acc = n_acc;
+	if ((size_t) n_acc * 32 < (size_t) gv->n_tokens)
+	{
+		uint32_t	k = 0;
+
+		e->acc_list = malloc(((size_t) n_acc + 1) * sizeof(int32_t));
+		if (e->acc_list == NULL)
+			goto nomem;
+		for (size_t i = 0; i < words; i++)
+			for (uint64_t b = m->bits[i]; b != 0; b &= b - 1)
+				e->acc_list[k++] = (int32_t) (i * 64 + (size_t) __builtin_ctzll(b));
+		e->bytes += (size_t) n_acc * sizeof(int32_t);
+	}
+	else
+	{
+		e->acc_bits = malloc(words * sizeof(uint64_t));
+		if (e->acc_bits == NULL)
+			goto nomem;
+		memcpy(e->acc_bits, m->bits, words * sizeof(uint64_t));
+		e->bytes += words * sizeof(uint64_t);
+	}
+	e->unc = unc.v;
+	e->n_unc = unc.n;
+	e->bytes += sizeof(*e) + n * sizeof(lg_gframe) + (size_t) unc.cap * sizeof(int32_t);
+	return e;
+nomem:
+	free(unc.v);
+	entry_free(e);
+	return NULL;
+}
+
+/* Whether frame f (the top frame when top) can reach the end of its rule without input. */
+static bool
+frame_rest_nullable(const lg_grammar *g, lg_gframe f, bool top)
+{
+	const lg_gelem *e = &g->elems[f.pos];
+
+	if (top)
+		return g->elems[f.pos + 1].rest_nullable;
+	if (e->type == LG_GE_REPEAT && f.count > 0)
+		return f.count >= e->min && g->elems[f.pos + 1].rest_nullable;
+	return e->rest_nullable;
+}
+
+/*
+ * The segment of stack f[0..n) as a cache key: frames from the top down to
+ * the first that cannot end without input, counts normalised.  Returns the
+ * number of frames; *full when the segment is the whole stack.
+ */
+static uint32_t
+segment_key(const lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, lg_gframe *key, bool *full)
+{
+	const lg_grammar *g = m->g;
+	uint32_t	b = n - 1;
+	uint32_t	L = m->gv->max_len + 1;
+
+	while (b > 0 && n - b < SEG_MAX && frame_rest_nullable(g, f[b], b == n - 1))
+		b--;
+	*full = b == 0;
+	for (uint32_t i = b; i < n; i++)
+	{
+		lg_gframe	k = f[i];
+		const lg_gelem *e = &g->elems[k.pos];
+
+		if (e->type == LG_GE_REPEAT && k.count > 0)
+		{
+			/* within one token at most L iterations start, so counts further from a bound look alike */
+			if (k.count < e->min)
+			{
+				if (e->min - k.count > L)
+					k.count = e->min - L;
+			}
+			else if (e->max != LG_REPEAT_INF && e->max - k.count > L)
+				k.count = e->max - L;
+		}
+		key[i - b] = k;
+	}
+	return n - b;
+}
+
+/*
+ * Check the uncertain tokens unc[0..n_unc) (in trie order: sorted by their
+ * bytes) against the full stack f[0..n), setting the bits of those accepted.
+ * Consecutive tokens share prefixes, so the state after a shared prefix is
+ * kept per depth (the walk's levels) and reused; a prefix that died is
+ * remembered as an empty level.
+ */
+static uint64_t
+check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t *unc, uint32_t n_unc,
+				uint64_t *mask)
+{
+	const lg_grammar_vocab *gv = m->gv;
+	const char *prev = NULL;
+	uint32_t	prev_len = 0,
+				valid = 0;		/* levels[0..valid] hold the states after prev's first bytes */
+	uint64_t	checks = 0;
+
+	lg_gstate_clear(&m->levels[0]);
+	if (!lg_gstate_push_stack(&m->levels[0], f, n))
+		return 0;
+	for (uint32_t k = 0; k < n_unc; k++)
+	{
+		int32_t		t = unc[k];
+		const char *p = gv->pieces + gv->piece_off[t];
+		uint32_t	len = gv->piece_off[t + 1] - gv->piece_off[t];
+		uint32_t	d = 0;
+
+		if ((mask[t >> 6] >> (t & 63)) & 1)
+			continue;
+		checks++;
+		while (d < valid && d < len && d < prev_len && p[d] == prev[d])
+			d++;
+		for (; d < len && m->levels[d].n_stacks > 0; d++)
+			lg_gstate_step_byte(m->g, &m->levels[d], (uint8_t) p[d], &m->levels[d + 1], false);
+		valid = d;
+		prev = p;
+		prev_len = len;
+		if (d == len && m->levels[d].n_stacks > 0 && !m->levels[d].overflow)
+			mask[t >> 6] |= 1ULL << (t & 63);
+	}
+	return checks;
+}
+
+/* Hash of a whole state (never 0, which marks an empty recent slot). */
+static uint64_t
+state_hash(const lg_gstate *s)
+{
+	uint64_t	h = 0x243F6A8885A308D3ULL ^ s->n_stacks;
+
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+	{
+		h = (h ^ s->len[i]) * 0x100000001B3ULL;
+		for (uint32_t k = 0; k < s->len[i]; k++)
+		{
+			const lg_gframe *f = &s->frames[s->off[i] + k];
+
+			h = (h ^ (((uint64_t) f->pos << 32) | f->count)) * 0x100000001B3ULL;
+			h ^= h >> 29;
+		}
+	}
+	return h ? h : 1;
+}
+
+/* Whether two states hold the same stacks in the same order. */
+static bool
+state_equal(const lg_gstate *a, const lg_gstate *b)
+{
+	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left)
+		return false;
+	for (uint32_t i = 0; i < a->n_stacks; i++)
+		if (a->len[i] != b->len[i] ||
+			memcmp(a->frames + a->off[i], b->frames + b->off[i], a->len[i] * sizeof(lg_gframe)) != 0)
+			return false;
+	return true;
+}
+
+static void fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask);
+
+void
+lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask)
+{
+	size_t		words;
+	uint64_t	h;
+	lg_grecent *r;
+
+	if (m->gv == NULL)
+		return;
+	words = ((size_t) m->gv->n_tokens + 63) / 64;
+	h = state_hash(&m->state);
+	for (int i = 0; i < LG_GRAMMAR_RECENT; i++)
+		if (m->recent[i].hash == h && state_equal(&m->recent[i].state, &m->state))
+		{
+			memcpy(mask, m->recent[i].mask, words * sizeof(uint64_t));
+			m->recent_hits++;
+			return;
+		}
+	fill_mask_cached(m, mask);
+	/* remember it: inside a string the next state is usually this one again */
+	r = &m->recent[m->recent_next];
+	m->recent_next = (m->recent_next + 1) % LG_GRAMMAR_RECENT;
+	r->hash = 0;
+	if (r->mask == NULL && (r->mask = malloc(words * sizeof(uint64_t))) == NULL)
+		return;
+	if (!lg_gstate_copy(&r->state, &m->state))
+		return;
+	memcpy(r->mask, mask, words * sizeof(uint64_t));
+	r->hash = h;
+}
+
+/* The mask from the segment cache (or the slow walk when it cannot serve). */
+static void
+fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
+{
+	const lg_grammar_vocab *gv = m->gv;
+	const lg_gstate *s = &m->state;
+	lg_gcache  *c;
+	size_t		words;
+	lg_gframe	key[SEG_MAX];
+	uint64_t	unc_checks = 0,
+				hits = 0,
+				misses = 0;
+
+	if (gv == NULL)
+		return;
+	words = ((size_t) gv->n_tokens + 63) / 64;
+	c = get_cache(m);
+	if (c == NULL || s->partial_left > 0 || m->n_levels < 3)
+	{
+		lg_grammar_matcher_fill_mask_slow(m, mask);
+		if (c != NULL)
+		{
+			pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
+			c->slow_fills++;
+			pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+		}
+		return;
+	}
+	memset(mask, 0, words * sizeof(uint64_t));
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+	{
+		const lg_gframe *f = s->frames + s->off[i];
+		uint32_t	n = s->len[i];
+		uint32_t	nk;
+		bool		full,
+					owned = false;
+		uint64_t	h;
+		gentry	   *e;
+
+		if (n == 0)
+			continue;			/* complete: only EOG may follow on this stack */
+		nk = segment_key(m, f, n, key, &full);
+		h = key_hash(key, nk, full);
+		pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
+		e = cache_find(c, key, nk, full, h);
+		pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+		if (e != NULL)
+			hits++;
+		else
+		{
+			gentry	   *found;
+
+			misses++;
+			e = compute_entry(m, key, nk, full, h);
+			if (e == NULL)
+			{
+				lg_grammar_matcher_fill_mask_slow(m, mask);
+				return;
+			}
+			pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
+			found = cache_find(c, key, nk, full, h);
+			if (found != NULL)
+			{
+				entry_free(e);	/* another matcher computed it meanwhile */
+				e = found;
+			}
+			else if (c->bytes + e->bytes <= LG_GCACHE_MAX_BYTES)
+				cache_insert(c, e);
+			else
+				owned = true;
+			pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+		}
+		if (e->acc_bits != NULL)
+			for (size_t w = 0; w < words; w++)
+				mask[w] |= e->acc_bits[w];
+		else
+			for (uint32_t k = 0; k < e->n_acc; k++)
+				mask[e->acc_list[k] >> 6] |= 1ULL << (e->acc_list[k] & 63);
+		unc_checks += check_uncertain(m, f, n, e->unc, e->n_unc, mask);
+		if (owned)
+			entry_free(e);
+	}
+	set_eog(m, mask);
+	pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
+	c->hits += hits;
+	c->misses += misses;
+	c->unc_checks += unc_checks;
+	pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+}
+
+void
+lg_grammar_matcher_cache_stats(const lg_grammar_matcher *m, lg_grammar_cache_stats *st)
+{
+	lg_gcache  *c = m->cache;
+
+	memset(st, 0, sizeof(*st));
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
+	st->entries = c->n_entries;
+	st->bytes = c->bytes;
+	st->hits = c->hits;
+	st->misses = c->misses;
+	st->uncertain_checks = c->unc_checks;
+	st->slow_fills = c->slow_fills;
+	pthread_mutex_unlock(&((lg_grammar *) m->g)->cache_lock);
+	st->recent_hits = m->recent_hits;
+}
