@@ -155,7 +155,10 @@ SELECT jsonb_typeof(c) = 'object' AND jsonb_typeof(c -> 'ok') = 'boolean' AS jso
 FROM chat_opts, llm_chat('[{"role": "user", "content": "Answer"}]', options => o || '{"max_tokens": 40}',
 	response_format => '{"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": false}}}') r,
 	 LATERAL (SELECT (r #>> '{choices,0,message,content}')::jsonb AS c) x;
-SELECT jsonb_typeof((r #>> '{choices,0,message,content}')::jsonb) = 'object' AS json_object
+-- (an object of anything may not end within max_tokens: then it is a prefix of one)
+SELECT CASE WHEN r #>> '{choices,0,finish_reason}' = 'stop'
+			THEN jsonb_typeof((r #>> '{choices,0,message,content}')::jsonb) = 'object'
+			ELSE left(r #>> '{choices,0,message,content}', 1) = '{' END AS json_object
 FROM chat_opts, llm_chat('[{"role": "user", "content": "Answer"}]', options => o || '{"max_tokens": 60}',
 						 response_format => '{"type": "json_object"}') r;
 
@@ -172,11 +175,14 @@ SELECT r #>> '{choices,0,finish_reason}' AS finish,
 		   ((r #>> '{choices,0,message,tool_calls,0,function,arguments}')::jsonb ->> 'a')::bigint +
 		   ((r #>> '{choices,0,message,tool_calls,0,function,arguments}')::jsonb ->> 'b')::bigint AS tool_ran
 FROM chat_opts, llm_chat('[{"role": "user", "content": "What is 2 + 3?"}]', tools => '["structured_add"]',
-						 tool_choice => 'required', options => o || '{"max_tokens": 64}') r;
--- a named tool among several, as an OpenAI definition
+						 tool_choice => 'required', options => o || '{"max_tokens": 200}') r;
+-- a named tool among several, as an OpenAI definition (json_strict: its
+-- schema's silence on additionalProperties forbids them, so the call ends)
 SELECT r #>> '{choices,0,message,tool_calls,0,function,name}' AS name,
-	   (r #>> '{choices,0,message,tool_calls,0,function,arguments}')::jsonb ->> 'city' IN ('Paris', 'Rome') AS arguments_valid
-FROM chat_opts, llm_chat('[{"role": "user", "content": "Weather?"}]', tool_choice => 'weather', options => o || '{"max_tokens": 64}',
+	   (r #>> '{choices,0,message,tool_calls,0,function,arguments}')::jsonb ->> 'city' IN ('Paris', 'Rome') AS arguments_valid,
+	   (SELECT array_agg(k) FROM jsonb_object_keys((r #>> '{choices,0,message,tool_calls,0,function,arguments}')::jsonb) k) AS keys
+FROM chat_opts, llm_chat('[{"role": "user", "content": "Weather?"}]', tool_choice => 'weather',
+	options => o || '{"max_tokens": 200, "json_strict": true}',
 	tools => '["structured_add", {"type": "function", "function": {"name": "weather", "description": "The weather in a city",
 			  "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}}, "required": ["city"]}}}]') r;
 
@@ -201,7 +207,7 @@ SELECT jsonb_array_length(m) AS messages,
 	   m #>> '{1,role}' AS second, m #>> '{2,role}' AS third, m #>> '{3,role}' AS fourth,
 	   m #>> '{2,tool_call_id}' = m #>> '{1,tool_calls,0,id}' AS ids_match,
 	   jsonb_typeof(m #> '{3,content}') AS answer
-FROM chat_opts, structured_chat_loop('What is 2 + 3?', o || '{"max_tokens": 32}') m;
+FROM chat_opts, structured_chat_loop('What is 2 + 3?', o || '{"max_tokens": 200}') m;
 
 -- errors the engine finds: invalid grammars and schemas, templates
 \pset format unaligned
