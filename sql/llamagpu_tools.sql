@@ -160,6 +160,9 @@ SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"ro
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": {}}]')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c", "function": {"arguments": "{}"}}]}]')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": 5}}]}]')$$);
+SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1, 2]"}}]}]')$$);
+SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{\"a\": "}}]}]')$$);
+SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": " "}}]}, {"role": "tool", "tool_call_id": "c", "content": "x"}]', model => 'nope')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', tools => '{}')$$);
 SELECT regress_error($$SELECT llm_chat('[{"role": "user", "content": "hi"}]', tools => '[1]')$$);

@@ -12,6 +12,10 @@
 
 #include <time.h>
 
+#include "catalog/pg_type.h"
+#include "common/jsonapi.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -106,6 +110,56 @@ valid_function_name(const char *name)
 	return true;
 }
 
+/* Whether a string value is the text of a JSON object (or empty, for none). */
+static bool
+string_holds_object(JsonbValue *v)
+{
+	char	   *s = jstr(v);
+	JsonLexContext *lex;
+	int			i = 0;
+
+	while (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+		i++;
+	if (s[i] == '\0')
+		return true;			/* no arguments: {} */
+	lex = makeJsonLexContextCstringLen(s, strlen(s), GetDatabaseEncoding(), false);
+	return s[i] == '{' && pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS;
+}
+
+/*
+ * The messages as the engine gets them (UTF-8 JSON text): tool calls'
+ * arguments given as JSON strings, as OpenAI sends them, become objects, as
+ * chat templates expect (Hugging Face's convention: `arguments | tojson`
+ * would otherwise write a string holding JSON).
+ */
+static char *
+messages_for_engine(Jsonb *messages)
+{
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1] = {JsonbPGetDatum(messages)};
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *result;
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute_with_args(
+		"SELECT pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(m -> 'tool_calls') = 'array' "
+		"  THEN pg_catalog.jsonb_set(m, '{tool_calls}', "
+		"    (SELECT pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(c #> '{function,arguments}') = 'string' "
+		"       THEN pg_catalog.jsonb_set(c, '{function,arguments}', "
+		"         COALESCE(NULLIF(pg_catalog.btrim(c #>> '{function,arguments}', E' \\t\\n\\r'), ''), '{}')::pg_catalog.jsonb) "
+		"       ELSE c END ORDER BY k) "
+		"     FROM pg_catalog.jsonb_array_elements(m -> 'tool_calls') WITH ORDINALITY t(c, k))) "
+		"  ELSE m END ORDER BY n)::pg_catalog.text "
+		"FROM pg_catalog.jsonb_array_elements($1) WITH ORDINALITY s(m, n)",
+		1, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	result = MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	return LlamagpuUtf8FromText(cstring_to_text(result));
+}
+
 /* Check message content: a string, null (when allowed), or an array of text parts. */
 static void
 check_content(JsonbValue *c, int i, bool null_ok)
@@ -172,6 +226,8 @@ check_tool_calls(JsonbValue *calls, int i)
 		v = member(f->val.binary.data, "arguments");
 		if (v && v->type != jbvString && !is_object(v))
 			invalid("chat messages", "messages[%d].tool_calls[%d].function.arguments must be a JSON string or an object.", i, j);
+		if (v && v->type == jbvString && !string_holds_object(v))
+			invalid("chat messages", "messages[%d].tool_calls[%d].function.arguments must hold a JSON object.", i, j);
 	}
 }
 
@@ -412,7 +468,7 @@ llm_chat(PG_FUNCTION_ARGS)
 				 errmsg("options \"grammar\" and \"json_schema\" cannot be combined with tools or response_format"),
 				 errhint("For a JSON answer with tools, use response_format => '{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"answer\", \"schema\": {...}}}'.")));
 
-	EngineField(&req.key_fields, "messages", container_json(&messages->root, VARSIZE(messages)));
+	EngineField(&req.key_fields, "messages", messages_for_engine(messages));
 	if (n_tools > 0)
 	{
 		EngineField(&req.key_fields, "tools", tools.data);

@@ -139,6 +139,16 @@ is(sql(sprintf($loop, 'alice')), '[{"name": "add", "role": "tool", "content": "5
 	'the tool call of the answer runs');
 like(error_of(sprintf($loop, 'bob')), qr/42501: permission denied for tool "add"/, '... and needs EXECUTE');
 
+# a conversation with a call and its result: the call's arguments reach the template as an object
+sql(q{SELECT llm_chat('[{"role": "user", "content": "2 + 3?"},
+	{"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+	 "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}},
+	 {"id": "call_2", "type": "function", "function": {"name": "now", "arguments": " "}}]},
+	{"role": "tool", "tool_call_id": "call_1", "content": "5"}]', 'stories', options => '{"chat_template": "x"}')});
+my $calls = decode_json(last_request()->{messages})->[1]{tool_calls};
+is_deeply([ map { $_->{function}{arguments} } @$calls ], [ { a => 2, b => 3 }, {} ],
+	'tool call arguments given as a JSON string are sent as an object (empty: {})');
+
 # without tools: plain content; response_format is sent
 $c = decode_json(sql(q{SELECT llm_chat('[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]', 'stories',
 	response_format => '{"type": "json_object"}', options => '{"chat_template": "x"}')}));
