@@ -719,14 +719,14 @@ WEATHER_TOOLS = [
     {"type": "function", "function": {
         "name": "get_weather", "description": "The weather in a city",
         "parameters": {"type": "object", "properties": {
-            "city": {"type": "string", "maxLength": 12},
-            "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "city": {"type": "string", "maxLength": 12, "description": "The city"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "The unit"}},
             "required": ["city", "unit"], "additionalProperties": False}}},
     {"type": "function", "function": {
         "name": "add", "description": "Add two integers",
         "parameters": {"type": "object", "properties": {
-            "a": {"type": "integer", "minimum": 0, "maximum": 999},
-            "b": {"type": "integer", "minimum": 0, "maximum": 999}},
+            "a": {"type": "integer", "minimum": 0, "maximum": 999, "description": "A term"},
+            "b": {"type": "integer", "minimum": 0, "maximum": 999, "description": "A term"}},
             "required": ["a", "b"], "additionalProperties": False}}},
 ]
 TEMPLATES = os.path.join(SHARED, "fixtures", "chat-templates")
@@ -876,6 +876,47 @@ class Structured(unittest.TestCase):
                         if js:
                             js.validate(args, params)
                         self.assertEqual(sorted(args), sorted(params["required"]))
+
+    def test_cli_chat_formats(self):
+        # every tool-call format end to end: the real template renders the tools, the answer is
+        # constrained to the model's call syntax, and parses back into valid OpenAI tool calls
+        js = try_jsonschema()
+        vocab = os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf")
+        need(vocab)
+        cases = [("Qwen-Qwen2.5-7B-Instruct.jinja", "hermes"),
+                 ("meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3"),
+                 ("mistralai-Mistral-Nemo-Instruct-2407.jinja", "mistral"),
+                 ("meetkai-functionary-medium-v3.1.jinja", "functionary"),
+                 ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "command-r"),
+                 ("deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", "deepseek-r1"),
+                 ("google-gemma-2-2b-it.jinja", "generic")]
+        tools = json.dumps(WEATHER_TOOLS)
+        for tmpl, fmt in cases:
+            path = os.path.join(TEMPLATES, tmpl)
+            need(path)
+            model = os.path.join(self.tmp, fmt + ".gguf")
+            run("synth", "--arch", "llama", "--dim", 32, "--layers", 1, "--heads", 2, "--ffn", 64,
+                "--vocab-from", vocab, "--chat-template", path, "--type", "f32", "--seed", 9, "--ctx", 4096,
+                "-o", model)
+            calls = 0
+            for seed in (1, 2):
+                with self.subTest(format=fmt, seed=seed):
+                    out = self.generate(model, "--chat", "-p", "Weather in Paris?", "--tools", tools,
+                                        "--tool-choice", "required", "-n", 400, "--temp", 1.0, "--seed", seed)
+                    self.assertEqual(out["chat_format"], fmt)
+                    if out["finish_reason"] == "length":
+                        continue
+                    self.assertEqual(out["finish_reason"], "tool_calls", out["text"])
+                    for call in out["message"]["tool_calls"]:
+                        calls += 1
+                        name = call["function"]["name"]
+                        params = [t["function"]["parameters"] for t in WEATHER_TOOLS
+                                  if t["function"]["name"] == name][0]
+                        args = json.loads(call["function"]["arguments"])
+                        if js:
+                            js.validate(args, params)
+            with self.subTest(format=fmt):
+                self.assertGreater(calls, 0)
 
     def test_serve_chat(self):
         js = try_jsonschema()
