@@ -445,7 +445,8 @@ finish_class(parser *p, bool negated)
 	lg_gclass  *c;
 	uint32_t	n = 0;
 
-	qsort(p->tmp, p->n_tmp / 2, 2 * sizeof(uint32_t), cmp_range);
+	if (p->n_tmp > 0)
+		qsort(p->tmp, p->n_tmp / 2, 2 * sizeof(uint32_t), cmp_range);
 	for (uint32_t i = 0; i < p->n_tmp; i += 2)
 	{
 		if (n > 0 && p->tmp[i] <= p->tmp[2 * (n - 1) + 1] + 1)
@@ -483,7 +484,8 @@ finish_class(parser *p, bool negated)
 	c->first = p->n_ranges / 2;
 	c->n = n;
 	c->negated = negated;
-	memcpy(p->ranges + p->n_ranges, p->tmp, 2 * n * sizeof(uint32_t));
+	if (n > 0)
+		memcpy(p->ranges + p->n_ranges, p->tmp, 2 * n * sizeof(uint32_t));
 	p->n_ranges += 2 * n;
 	for (uint32_t cp = 0; cp < 128; cp++)
 	{
@@ -805,10 +807,8 @@ parse_rules(parser *p)
 		skip_space(p, true);
 		if (!parse_alternatives(p, r, r, false, 0))
 			return false;
-		if (peek(p) == '\r')
-			p->pos++;
-		if (peek(p) == '\n')
-			p->pos++;
+		if (peek(p) == '\r' || peek(p) == '\n')
+			p->pos++;			/* skip_space below takes the \n of a \r\n */
 		else if (peek(p) != -1)
 		{
 			int			c = peek(p);

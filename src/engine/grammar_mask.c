@@ -39,8 +39,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LG_GCACHE_MAX_BYTES ((size_t) 256 << 20)	/* per (grammar, vocabulary) */
+#define LG_GCACHE_MAX_BYTES ((size_t) 64 << 20)	/* per (grammar, vocabulary) */
 #define SEG_MAX 64				/* frames in a segment at most */
+/*
+ * When a segment holds a repetition whose count matters (a finite maximum,
+ * or a minimum not reached), its split decides tokens of up to this many
+ * bytes and leaves longer ones that survive that far uncertain, so counts
+ * in keys need only be exact within this distance of their bounds (MPT has
+ * 512-byte tokens).  Other segments decide every token.
+ */
+#define LG_GRAMMAR_SEG_TOKEN_MAX 64
 
 /* A growable list of token ids. */
 typedef struct tok_vec
@@ -101,14 +109,109 @@ tok_push(tok_vec *v, int32_t t)
 	v->v[v->n++] = t;
 }
 
-/* Walk state: the matcher (levels, vocabulary), mode and outputs. */
+/*
+ * A state met during a walk, interned so that each of its byte transitions
+ * is computed once: inside a string every character leads back to the same
+ * state, so most trie edges become a table lookup.
+ */
+typedef struct wstate
+{
+	lg_gstate	st;
+	uint64_t	hash;
+	int32_t		next[256];		/* id of the state after each byte; -1 not yet known */
+} wstate;
+
+#define WALK_MAX_STATES 2048	/* interned per walk; past it, edges are stepped as they come */
+
+/* Walk state: the matcher (levels, vocabulary), mode, outputs and interned states. */
 typedef struct walk_ctx
 {
 	lg_grammar_matcher *m;
 	bool		escape_mode;
+	uint32_t	max_depth;		/* tokens longer than this that survive are left uncertain */
 	uint64_t   *acc;
 	tok_vec    *unc;
+	wstate	  **states;
+	uint32_t	n_states;
+	uint32_t   *slots;			/* open addressing: state id + 1 */
+	uint32_t	slot_cap;
 } walk_ctx;
+
+/* Hash of everything that makes a walk state: stacks, partial character, flags. */
+static uint64_t
+wstate_hash(const lg_gstate *s)
+{
+	uint64_t	h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t) s->n_stacks << 8) ^
+		((uint64_t) s->partial_value << 20) ^ ((uint64_t) (uint8_t) s->partial_left << 4) ^
+		((uint64_t) s->escaped << 1) ^ (uint64_t) s->overflow;
+
+	for (uint32_t i = 0; i < s->n_stacks; i++)
+	{
+		h = (h ^ s->len[i]) * 0x100000001B3ULL;
+		for (uint32_t k = 0; k < s->len[i]; k++)
+		{
+			const lg_gframe *f = &s->frames[s->off[i] + k];
+
+			h = (h ^ (((uint64_t) f->pos << 32) | f->count)) * 0x100000001B3ULL;
+			h ^= h >> 29;
+		}
+	}
+	return h;
+}
+
+/* Whether two walk states are the same state. */
+static bool
+wstate_equal(const lg_gstate *a, const lg_gstate *b)
+{
+	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left ||
+		a->partial_value != b->partial_value || a->partial_total != b->partial_total ||
+		a->escaped != b->escaped || a->overflow != b->overflow)
+		return false;
+	for (uint32_t i = 0; i < a->n_stacks; i++)
+		if (a->len[i] != b->len[i] ||
+			memcmp(a->frames + a->off[i], b->frames + b->off[i], a->len[i] * sizeof(lg_gframe)) != 0)
+			return false;
+	return true;
+}
+
+/* The id of state s in the walk's table, adding a copy; -1 when the table is full or memory is short. */
+static int32_t
+intern(walk_ctx *w, const lg_gstate *s)
+{
+	uint64_t	h = wstate_hash(s);
+	uint32_t	slot;
+	wstate	   *ws;
+
+	if (w->slots == NULL)
+	{
+		w->slot_cap = 2 * WALK_MAX_STATES;
+		w->slots = calloc(w->slot_cap, sizeof(uint32_t));
+		w->states = malloc(WALK_MAX_STATES * sizeof(wstate *));
+		if (w->slots == NULL || w->states == NULL)
+			return -1;
+	}
+	for (slot = h & (w->slot_cap - 1); w->slots[slot] != 0; slot = (slot + 1) & (w->slot_cap - 1))
+	{
+		wstate	   *o = w->states[w->slots[slot] - 1];
+
+		if (o->hash == h && wstate_equal(&o->st, s))
+			return (int32_t) w->slots[slot] - 1;
+	}
+	if (w->n_states >= WALK_MAX_STATES || (ws = malloc(sizeof(wstate))) == NULL)
+		return -1;
+	lg_gstate_init(&ws->st);
+	if (!lg_gstate_copy(&ws->st, s))
+	{
+		lg_gstate_free(&ws->st);
+		free(ws);
+		return -1;
+	}
+	ws->hash = h;
+	memset(ws->next, 0xff, sizeof(ws->next));
+	w->states[w->n_states] = ws;
+	w->slots[slot] = ++w->n_states;
+	return (int32_t) w->n_states - 1;
+}
 
 /* Tokens order[lo..hi) into the accepted bitset. */
 static void
@@ -130,9 +233,13 @@ unc_range(walk_ctx *w, uint32_t lo, uint32_t hi)
 		tok_push(w->unc, order[i]);
 }
 
-/* Visit the children of trie node `node`, whose prefix left state levels[d]. */
+/*
+ * Visit the children of trie node `node`, at depth d, whose prefix left state
+ * cur (interned as cur_id, or -1).  m->esc[d]: some stack ran past the
+ * segment's bottom before the last byte (escape mode).
+ */
 static void
-walk_node(walk_ctx *w, uint32_t node, uint32_t d)
+walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t cur_id)
 {
 	lg_grammar_matcher *m = w->m;
 	const lg_grammar_vocab *gv = m->gv;
@@ -141,12 +248,27 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d)
 	for (uint32_t c = nd->first_child; c < nd->first_child + nd->n_children; c++)
 	{
 		const lg_gtrie_node *ch = &gv->nodes[c];
-		lg_gstate  *st = &m->levels[d + 1];
+		const lg_gstate *st;
 		uint32_t	own_hi = ch->tok_lo + ch->tok_own;
+		int32_t		nid = cur_id >= 0 ? w->states[cur_id]->next[ch->byte] : -1;
 		bool		alive,
 					esc_here;
 
-		lg_gstate_step_byte(m->g, &m->levels[d], ch->byte, st, w->escape_mode);
+		if (nid >= 0)
+			st = &w->states[nid]->st;
+		else
+		{
+			lg_gstate  *out = &m->levels[d + 1];
+
+			lg_gstate_step_byte(m->g, cur, ch->byte, out, w->escape_mode);
+			st = out;
+			if ((nid = intern(w, out)) >= 0)
+			{
+				st = &w->states[nid]->st;
+				if (cur_id >= 0)
+					w->states[cur_id]->next[ch->byte] = nid;
+			}
+		}
 		if (st->overflow && w->escape_mode)
 		{
 			/* the segment hit a limit: let the full stack decide */
@@ -162,8 +284,10 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d)
 		m->esc[d + 1] = m->esc[d] || esc_here;
 		if (ch->tok_hi > own_hi)
 		{
-			if (alive)
-				walk_node(w, c, d + 1);
+			if (alive && d + 1 >= w->max_depth)
+				unc_range(w, own_hi, ch->tok_hi);	/* long tokens: counts in the key do not cover them */
+			else if (alive)
+				walk_node(w, c, d + 1, st, nid);
 			else if (m->esc[d + 1])
 				unc_range(w, own_hi, ch->tok_hi);
 		}
@@ -172,18 +296,28 @@ walk_node(walk_ctx *w, uint32_t node, uint32_t d)
 
 /* Walk the whole trie from state start: accepted tokens into acc, uncertain ones into unc. */
 static void
-walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint64_t *acc, tok_vec *unc)
+walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth, uint64_t *acc,
+	 tok_vec *unc)
 {
 	walk_ctx	w;
+	int32_t		id;
 
+	memset(&w, 0, sizeof(w));
 	w.m = m;
 	w.escape_mode = escape_mode;
+	w.max_depth = max_depth;
 	w.acc = acc;
 	w.unc = unc;
-	if (!lg_gstate_copy(&m->levels[0], start))
-		return;
 	m->esc[0] = false;
-	walk_node(&w, 0, 0);
+	id = intern(&w, start);
+	walk_node(&w, 0, 0, id >= 0 ? &w.states[id]->st : start, id);
+	for (uint32_t i = 0; i < w.n_states; i++)
+	{
+		lg_gstate_free(&w.states[i]->st);
+		free(w.states[i]);
+	}
+	free(w.states);
+	free(w.slots);
 }
 
 /* Set the EOG tokens' bits when the state is complete. */
@@ -206,7 +340,7 @@ lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
 		return;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	memset(mask, 0, words * sizeof(uint64_t));
-	walk(m, &m->state, false, mask, NULL);
+	walk(m, &m->state, false, UINT32_MAX, mask, NULL);
 	set_eog(m, mask);
 }
 
@@ -339,7 +473,7 @@ cache_insert(lg_gcache *c, gentry *e)
 
 /* Compute the split of a segment by walking the trie from it; NULL if out of memory. */
 static gentry *
-compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full, uint64_t h)
+compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full, bool counted, uint64_t h)
 {
 	const lg_grammar_vocab *gv = m->gv;
 	size_t		words = ((size_t) gv->n_tokens + 63) / 64;
@@ -361,7 +495,7 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 	if (!lg_gstate_push_stack(start, key, n))
 		goto nomem;
 	memset(m->bits, 0, words * sizeof(uint64_t));
-	walk(m, start, !full, m->bits, &unc);
+	walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
 	if (unc.failed)
 		goto nomem;
 	for (size_t i = 0; i < words; i++)
@@ -413,32 +547,38 @@ frame_rest_nullable(const lg_grammar *g, lg_gframe f, bool top)
 /*
  * The segment of stack f[0..n) as a cache key: frames from the top down to
  * the first that cannot end without input, counts normalised.  Returns the
- * number of frames; *full when the segment is the whole stack.
+ * number of frames; *full when the segment is the whole stack; *counted
+ * when a repetition count in it matters (its split then stops at
+ * LG_GRAMMAR_SEG_TOKEN_MAX bytes, which is what makes the normalisation
+ * sound).  Both follow from the key's frames, so equal keys agree on them.
  */
 static uint32_t
-segment_key(const lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, lg_gframe *key, bool *full)
+segment_key(const lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, lg_gframe *key, bool *full,
+			bool *counted)
 {
 	const lg_grammar *g = m->g;
 	uint32_t	b = n - 1;
-	uint32_t	L = m->gv->max_len + 1;
+	uint32_t	L = (m->gv->max_len < LG_GRAMMAR_SEG_TOKEN_MAX ? m->gv->max_len : LG_GRAMMAR_SEG_TOKEN_MAX) + 1;
 
 	while (b > 0 && n - b < SEG_MAX && frame_rest_nullable(g, f[b], b == n - 1))
 		b--;
 	*full = b == 0;
+	*counted = false;
 	for (uint32_t i = b; i < n; i++)
 	{
 		lg_gframe	k = f[i];
 		const lg_gelem *e = &g->elems[k.pos];
 
-		if (e->type == LG_GE_REPEAT && k.count > 0)
+		if (e->type == LG_GE_REPEAT && k.count > 0 && (e->max != LG_REPEAT_INF || k.count < e->min))
 		{
 			/* within one token at most L iterations start, so counts further from a bound look alike */
+			*counted = true;
 			if (k.count < e->min)
 			{
 				if (e->min - k.count > L)
 					k.count = e->min - L;
 			}
-			else if (e->max != LG_REPEAT_INF && e->max - k.count > L)
+			else if (e->max - k.count > L)
 				k.count = e->max - L;
 		}
 		key[i - b] = k;
@@ -590,13 +730,14 @@ fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 		uint32_t	n = s->len[i];
 		uint32_t	nk;
 		bool		full,
+					counted,
 					owned = false;
 		uint64_t	h;
 		gentry	   *e;
 
 		if (n == 0)
 			continue;			/* complete: only EOG may follow on this stack */
-		nk = segment_key(m, f, n, key, &full);
+		nk = segment_key(m, f, n, key, &full, &counted);
 		h = key_hash(key, nk, full);
 		pthread_mutex_lock(&((lg_grammar *) m->g)->cache_lock);
 		e = cache_find(c, key, nk, full, h);
@@ -608,7 +749,7 @@ fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 			gentry	   *found;
 
 			misses++;
-			e = compute_entry(m, key, nk, full, h);
+			e = compute_entry(m, key, nk, full, counted, h);
 			if (e == NULL)
 			{
 				lg_grammar_matcher_fill_mask_slow(m, mask);

@@ -200,6 +200,7 @@ lg_gstate_copy(lg_gstate *dst, const lg_gstate *src)
 	dst->partial_left = src->partial_left;
 	dst->partial_total = src->partial_total;
 	dst->escaped = src->escaped;
+	dst->overflow = src->overflow;
 	return true;
 }
 

@@ -278,6 +278,14 @@ test_syntax(void **state)
 	expect(g, "x", PREFIX);
 	lg_grammar_free(g);
 
+	/* CR LF and lone CR line ends, [^] (anything) */
+	g = parse_ok("root ::= a\r\n  | b\ra ::= [^]\r\nb ::= \"b\" \"c\"\r\n");
+	expect(g, "\xe2\x82\xac", COMPLETE);
+	expect(g, "bc", COMPLETE);
+	expect(g, "b", COMPLETE);	/* [^] takes it too */
+	expect(g, "bcd", REJECTED);
+	lg_grammar_free(g);
+
 	/* an empty alternative and the empty literal */
 	g = parse_ok("root ::= \"\" | \"a\" \"\"");
 	expect(g, "", COMPLETE);
