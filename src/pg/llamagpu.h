@@ -260,8 +260,39 @@ void		GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n,
 /* Requests in flight per batch: 64, and never more than the engine queues. */
 int			GenerateBatchWindow(void);
 
-/* ---- tools (tools.c) ---- */
+/* ---- tools (tool_schema.c, tool_calls.c) ---- */
 
+/* How a parameter type is written in JSON. */
+typedef enum ToolKind
+{
+	TOOL_INTEGER,
+	TOOL_NUMBER,
+	TOOL_BOOLEAN,
+	TOOL_STRING,
+	TOOL_ENUM,					/* a string, one of the labels */
+	TOOL_JSON,					/* any JSON value */
+	TOOL_ARRAY,
+	TOOL_COMPOSITE,				/* an object, one member per attribute */
+	TOOL_UNSUPPORTED
+} ToolKind;
+
+/* The kind of a type (domains are their base type); *elem: an array's element type. */
+ToolKind	ToolTypeKind(Oid typid, Oid *elem);
+
+/* A tool function's arguments, checked: names, types, and how many have defaults. */
+typedef struct ToolSignature
+{
+	char	   *schema;			/* the function's schema and name, quoted */
+	char	   *name;
+	int			nargs;
+	Oid		   *types;
+	char	  **names;
+	int			ndefaults;		/* the last ndefaults arguments may be left out */
+	bool		retset;
+} ToolSignature;
+
+/* Read and check the signature of function fn (errors name what is wrong). */
+void		ToolSignatureRead(Oid fn, ToolSignature *sig);
 /* The OpenAI function definition of a registered tool (JSON text), or NULL. */
 char	   *ToolDefinitionJson(const char *name);
 
