@@ -209,6 +209,27 @@ SELECT jsonb_array_length(m) AS messages,
 	   jsonb_typeof(m #> '{3,content}') AS answer
 FROM chat_opts, structured_chat_loop('What is 2 + 3?', o || '{"max_tokens": 200}') m;
 
+-- a real model's template (Llama 3.1, JSON tool calls, the ipython role for results)
+\set llama31 `cat "${LLAMAGPU_SHARED:-../shared}/fixtures/chat-templates/meta-llama-Llama-3.1-8B-Instruct.jinja"`
+CREATE TEMP TABLE llama_opts AS SELECT jsonb_build_object('chat_template', :'llama31', 'max_tokens', 200, 'temperature', 0) AS o;
+CREATE TEMP TABLE turn1 AS
+SELECT llm_chat('[{"role": "user", "content": "What is 2 + 3?"}]', tools => '["structured_add"]', tool_choice => 'required',
+				options => o) AS r
+FROM llama_opts;
+SELECT r #>> '{choices,0,finish_reason}' AS finish, r #>> '{choices,0,message,tool_calls,0,function,name}' AS name,
+	   jsonb_typeof(r #> '{choices,0,message,content}') AS content
+FROM turn1;
+-- the second turn renders the call and its result; arguments sent as a JSON string (as
+-- llm_chat returns them) render exactly as the same arguments given as an object
+SELECT (a #>> '{usage,prompt_tokens}')::int > (r #>> '{usage,prompt_tokens}')::int AS longer_prompt,
+	   a #>> '{usage,prompt_tokens}' = b #>> '{usage,prompt_tokens}' AS arguments_as_object
+FROM turn1, llama_opts,
+	 LATERAL (SELECT jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'What is 2 + 3?'),
+									   r #> '{choices,0,message}') || llm_run_tool_calls(r) AS m) conv,
+	 LATERAL llm_chat(conv.m, tools => '["structured_add"]', tool_choice => 'none', options => o || '{"max_tokens": 4}') a,
+	 LATERAL llm_chat(jsonb_set(conv.m, '{1,tool_calls,0,function,arguments}', (conv.m #>> '{1,tool_calls,0,function,arguments}')::jsonb),
+					  tools => '["structured_add"]', tool_choice => 'none', options => o || '{"max_tokens": 4}') b;
+
 -- errors the engine finds: invalid grammars and schemas, templates
 \pset format unaligned
 \pset tuples_only on
