@@ -123,7 +123,7 @@ typedef struct jv
 		struct
 		{
 			const char *p;		/* STR: the text; UNDEF: the name it stands for, or NULL */
-			size_t		n;
+			size_t		n;		/* STR: bytes; UNDEF: 1 when p is a whole message (jinja2's hint) */
 		}			s;
 		jx_list    *l;			/* LIST, ITER */
 		jx_dict    *d;			/* DICT, NS */
@@ -247,6 +247,7 @@ typedef struct jx_ctx
 bool		jx_fail(jx_ctx *c, lg_status st, const char *fmt, ...)
 			__attribute__((format(printf, 3, 4)));
 bool		jx_nomem(jx_ctx *c);
+bool		jx_undefined_error(jx_ctx *c, jv v);
 /* Count one step (iteration, call); false past LG_CHAT_MAX_STEPS. */
 bool		jx_step(jx_ctx *c, size_t n);
 

@@ -116,13 +116,24 @@ capture(jx_ctx *c, jx_scope *s, const jx_node *body, jv *out)
 	return ok;
 }
 
+/* An undefined value whose use fails with this message (jinja2's hint). */
+static jv
+undef_msg(jx_ctx *c, const char *fmt, const char *a, const char *b)
+{
+	char		buf[256];
+	jv			v = jv_undef(NULL);
+
+	snprintf(buf, sizeof(buf), fmt, a, b);
+	v.u.s.p = jx_strdup(&c->ar, buf, strlen(buf));
+	v.u.s.n = v.u.s.p != NULL;
+	return v;
+}
+
 /* The error for using an undefined value. */
 static bool
 undefined_error(jx_ctx *c, jv v)
 {
-	if (v.u.s.p)
-		return jx_fail(c, LG_ERR_FORMAT, "'%s' is undefined", v.u.s.p);
-	return jx_fail(c, LG_ERR_FORMAT, "a value is undefined");
+	return jx_undefined_error(c, v);
 }
 
 /* ---- attribute and item access ---- */
@@ -211,13 +222,13 @@ jx_getattr(jx_ctx *c, jv obj, const char *name, jv *out)
 			{
 				jv		   *v = jx_dict_get_str(obj.u.d, name);
 
-				*out = v ? *v : jv_undef(name);
+				*out = v ? *v : undef_msg(c, "'dict object' has no attribute '%s'%s", name, "");
 				return true;
 			}
 		default:
 			if (jx_has_method(obj, name))
 				return bind_method(c, obj, name, out);
-			*out = jv_undef(name);
+			*out = undef_msg(c, "'%s' object has no attribute '%s'", jv_type_name(obj), name);
 			return true;
 	}
 }
@@ -264,7 +275,12 @@ jx_getitem(jx_ctx *c, jv obj, jv key, jv *out)
 					*out = obj.u.l->items[i];
 					return true;
 				}
-				*out = jv_undef(NULL);
+				{
+					char		num[32];
+
+					snprintf(num, sizeof(num), "%lld", (long long) (key.kind == JV_INT ? key.u.i : key.u.b));
+					*out = undef_msg(c, "%s object has no element %s", jv_type_name(obj), num);
+				}
 				return true;
 			}
 			break;

@@ -53,7 +53,7 @@ arg_bool(const fargs *a, size_t pos, const char *name, bool def)
 static bool
 undef_error(jx_ctx *c, jv v)
 {
-	return jx_fail(c, LG_ERR_FORMAT, "'%s' is undefined", v.u.s.p ? v.u.s.p : "value");
+	return jx_undefined_error(c, v);
 }
 
 /* str(v) with Markup kept. */
@@ -430,37 +430,29 @@ do_indent(jx_ctx *c, jv s, jv width, bool first, bool blank, jv *out)
 	lg_buf_init(&b);
 	if (first)
 		ok &= lg_buf_append(&b, ind, ind_n);
-	/* walk the lines of s + "\n" */
-	while (ok && i <= n)
+	/*
+	 * (s + "\n").splitlines(): the segments of s between line breaks, the
+	 * last one included even when empty (unless s ends in "\r", which the
+	 * added "\n" joins into one "\r\n" break).
+	 */
+	while (ok)
 	{
 		size_t		start = i,
-					end,
-					next_i;
+					end = i,
+					o = i;
+		uint32_t	cp = 0;
+		bool		broke = false;
 
-		/* find the end of this line */
-		end = start;
 		while (end < n)
 		{
-			size_t		o = end;
-			uint32_t	cp = lg_utf8_decode(p, n, &o);
-
+			o = end;
+			cp = lg_utf8_decode(p, n, &o);
 			if (is_line_break(cp))
+			{
+				broke = true;
 				break;
+			}
 			end = o;
-		}
-		if (end >= n)
-		{
-			/* the line ends at the appended "\n" */
-			next_i = n + 1;
-		}
-		else
-		{
-			size_t		o = end;
-			uint32_t	cp = lg_utf8_decode(p, n, &o);
-
-			if (cp == '\r' && o < n && p[o] == '\n')
-				o++;
-			next_i = o;
 		}
 		if (line > 0)
 		{
@@ -470,14 +462,13 @@ do_indent(jx_ctx *c, jv s, jv width, bool first, bool blank, jv *out)
 		}
 		ok &= lg_buf_append(&b, p + start, end - start);
 		line++;
-		if (next_i > n)
+		if (!broke)
 			break;
-		i = next_i;
-		if (i == n)
-		{
-			/* the appended "\n" closes an empty last line: splitlines drops it */
+		i = o;
+		if (cp == '\r' && i < n && p[i] == '\n')
+			i++;
+		if (i == n && cp == '\r' && p[n - 1] == '\r')
 			break;
-		}
 	}
 	ok = ok ? jv_strdup(c, b.data ? b.data : "", b.len, out) : jx_nomem(c);
 	lg_buf_free(&b);

@@ -115,6 +115,17 @@ jx_nomem(jx_ctx *c)
 				   LG_CHAT_MAX_MEMORY >> 20);
 }
 
+/* The error for using an undefined value: its hint, or "'name' is undefined". */
+bool
+jx_undefined_error(jx_ctx *c, jv v)
+{
+	if (v.u.s.p && v.u.s.n == 1)
+		return jx_fail(c, LG_ERR_FORMAT, "%s", v.u.s.p);
+	if (v.u.s.p)
+		return jx_fail(c, LG_ERR_FORMAT, "'%s' is undefined", v.u.s.p);
+	return jx_fail(c, LG_ERR_FORMAT, "a value is undefined");
+}
+
 /* Count work so a template cannot run for ever. */
 bool
 jx_step(jx_ctx *c, size_t n)
@@ -473,8 +484,7 @@ bool
 jv_compare(jx_ctx *c, jv a, jv b, int *r)
 {
 	if (a.kind == JV_UNDEF || b.kind == JV_UNDEF)
-		return jx_fail(c, LG_ERR_FORMAT, "'%s' is undefined",
-					   a.kind == JV_UNDEF ? (a.u.s.p ? a.u.s.p : "value") : (b.u.s.p ? b.u.s.p : "value"));
+		return jx_undefined_error(c, a.kind == JV_UNDEF ? a : b);
 	if (jv_is_num(a) && jv_is_num(b))
 	{
 		if (a.kind != JV_FLOAT && b.kind != JV_FLOAT)
