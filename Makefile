@@ -12,7 +12,7 @@ EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION
 MODULE_big   = llamagpu
 OBJS         = $(patsubst %.c,%.o,$(wildcard src/pg/*.c))
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
-REGRESS      = llamagpu_setup llamagpu_registry llamagpu_errors llamagpu_generate llamagpu_batch llamagpu_cache llamagpu_jobs llamagpu_roles
+REGRESS      = llamagpu_setup llamagpu_registry llamagpu_errors llamagpu_generate llamagpu_batch llamagpu_cache llamagpu_jobs llamagpu_tools llamagpu_structured llamagpu_roles
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CPPFLAGS  = -Isrc/pg -Isrc/cli -DLLAMAGPU_VERSION=\"$(EXTVERSION)\"
 EXTRA_CLEAN  = build bin results regression.diffs regression.out tmp_check log

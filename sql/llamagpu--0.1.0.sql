@@ -88,6 +88,123 @@ CREATE FUNCTION llm_generate_stream(prompt text, model text DEFAULT NULL, max_to
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 256;
 COMMENT ON FUNCTION llm_generate_stream IS 'generate like llm_generate, one row per piece as produced';
 
+-- Structured output (docs/structured-output.md): the engine constrains
+-- sampling to a JSON Schema, a GBNF grammar or a set of labels.
+CREATE FUNCTION llm_generate_json(prompt text, schema jsonb, model text DEFAULT NULL,
+								  max_tokens int DEFAULT 1024, temperature float8 DEFAULT 0.8,
+								  top_p float8 DEFAULT 0.95, top_k int DEFAULT 40,
+								  seed bigint DEFAULT NULL, options jsonb DEFAULT NULL)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'llm_generate_json'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION llm_generate_json IS 'generate a JSON value that is valid against a JSON Schema';
+
+CREATE FUNCTION llm_generate_grammar(prompt text, grammar text, model text DEFAULT NULL,
+									 max_tokens int DEFAULT 256, temperature float8 DEFAULT 0.8,
+									 top_p float8 DEFAULT 0.95, top_k int DEFAULT 40,
+									 seed bigint DEFAULT NULL, stop text[] DEFAULT NULL,
+									 options jsonb DEFAULT NULL)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'llm_generate_grammar'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION llm_generate_grammar IS 'generate text in the language of a GBNF grammar (start rule root)';
+
+CREATE FUNCTION llm_classify(input text, labels text[], model text DEFAULT NULL,
+							 instruction text DEFAULT NULL, temperature float8 DEFAULT 0,
+							 seed bigint DEFAULT NULL, options jsonb DEFAULT NULL)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'llm_classify'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION llm_classify IS 'the label, one of labels, that the model gives input';
+
+-- Chat and tools.  Registered tools are Postgres functions a model may call
+-- by name; llm_run_tool_calls runs them as the calling role.
+CREATE TABLE llm_tools (
+	name			text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_-]{1,64}$'),
+	fn				regprocedure NOT NULL UNIQUE,
+	description		text,
+	parameters		jsonb NOT NULL,			-- JSON Schema of the arguments, from the signature
+	registered_by	name NOT NULL DEFAULT current_user,
+	registered_at	timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE llm_tools IS 'Postgres functions registered as tools for llm_chat; see llm_register_tool()';
+GRANT SELECT ON llm_tools TO llm_user;
+GRANT SELECT, INSERT, UPDATE, DELETE ON llm_tools TO llm_admin;
+SELECT pg_catalog.pg_extension_config_dump('llm_tools', '');
+
+CREATE FUNCTION llm_tool_schema(fn regprocedure) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'llm_tool_schema'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION llm_tool_schema IS 'the JSON Schema of a function''s arguments, as llm_register_tool derives it';
+
+CREATE FUNCTION llm_register_tool(fn regprocedure, description text DEFAULT NULL, name text DEFAULT NULL)
+	RETURNS llm_tools
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	tool_name text;
+	result @extschema@.llm_tools;
+BEGIN
+	IF fn IS NULL THEN
+		RAISE EXCEPTION 'fn must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	tool_name := coalesce(llm_register_tool.name, (SELECT p.proname FROM pg_proc p WHERE p.oid = fn));
+	IF tool_name !~ '^[A-Za-z0-9_-]{1,64}$' THEN
+		RAISE EXCEPTION 'invalid tool name "%"', tool_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Tool names are 1 to 64 letters, digits, underscores and hyphens.',
+				  HINT = 'Give a name with the argument name.';
+	END IF;
+	BEGIN
+		INSERT INTO @extschema@.llm_tools (name, fn, description, parameters)
+		VALUES (tool_name, fn,
+				coalesce(llm_register_tool.description, pg_catalog.obj_description(fn, 'pg_proc')),
+				@extschema@.llm_tool_schema(fn))
+		RETURNING * INTO result;
+	EXCEPTION WHEN unique_violation THEN
+		IF EXISTS (SELECT FROM @extschema@.llm_tools t WHERE t.name = tool_name) THEN
+			RAISE EXCEPTION 'tool "%" is already registered', tool_name
+				USING ERRCODE = 'duplicate_object',
+					  HINT = 'Give another name with the argument name, or unregister the tool first.';
+		END IF;
+		RAISE EXCEPTION 'function % is already registered as tool "%"', fn,
+			(SELECT t.name FROM @extschema@.llm_tools t WHERE t.fn = llm_register_tool.fn)
+			USING ERRCODE = 'duplicate_object';
+	END;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION llm_register_tool IS 'register a function as a tool that llm_chat offers and llm_run_tool_calls runs';
+
+CREATE FUNCTION llm_unregister_tool(name text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	DELETE FROM @extschema@.llm_tools t WHERE t.name = llm_unregister_tool.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'tool "%" is not registered', llm_unregister_tool.name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See the registered tools in llamagpu.llm_tools.';
+	END IF;
+	RETURN true;
+END
+$$;
+
+CREATE FUNCTION llm_chat(messages jsonb, model text DEFAULT NULL, tools jsonb DEFAULT NULL,
+						 tool_choice text DEFAULT 'auto', response_format jsonb DEFAULT NULL,
+						 options jsonb DEFAULT NULL)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'llm_chat'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION llm_chat IS 'answer a conversation with the model''s chat template; an OpenAI chat.completion object';
+
+CREATE FUNCTION llm_run_tool_calls(response jsonb) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'llm_run_tool_calls'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION llm_run_tool_calls IS 'run the registered tools an llm_chat answer calls, as the current role; the tool messages';
+
 -- Tokenizer.
 CREATE FUNCTION llm_tokenize(text, model text DEFAULT NULL) RETURNS int[]
 	AS 'MODULE_PATHNAME', 'llm_tokenize'
@@ -345,7 +462,13 @@ REVOKE ALL ON FUNCTION
 	llm_generate_batch(text[], text, int, float8, float8, int, bigint, text[], jsonb),
 	llm_stat_engine_internal(), llm_cache_clear(),
 	llm_job_create(text, text, text, text, text, text, text, jsonb), llm_job_pause(text),
-	llm_job_resume(text), llm_job_cancel(text), llm_job_drop(text)
+	llm_job_resume(text), llm_job_cancel(text), llm_job_drop(text),
+	llm_generate_json(text, jsonb, text, int, float8, float8, int, bigint, jsonb),
+	llm_generate_grammar(text, text, text, int, float8, float8, int, bigint, text[], jsonb),
+	llm_classify(text, text[], text, text, float8, bigint, jsonb),
+	llm_chat(jsonb, text, jsonb, text, jsonb, jsonb), llm_run_tool_calls(jsonb),
+	llm_tool_schema(regprocedure), llm_register_tool(regprocedure, text, text),
+	llm_unregister_tool(text)
 	FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
@@ -356,14 +479,19 @@ GRANT EXECUTE ON FUNCTION
 	llm_generate_batch(text[], text, int, float8, float8, int, bigint, text[], jsonb),
 	llm_stat_engine_internal(),
 	llm_job_create(text, text, text, text, text, text, text, jsonb), llm_job_pause(text),
-	llm_job_resume(text), llm_job_cancel(text), llm_job_drop(text)
+	llm_job_resume(text), llm_job_cancel(text), llm_job_drop(text),
+	llm_generate_json(text, jsonb, text, int, float8, float8, int, bigint, jsonb),
+	llm_generate_grammar(text, text, text, int, float8, float8, int, bigint, text[], jsonb),
+	llm_classify(text, text[], text, text, float8, bigint, jsonb),
+	llm_chat(jsonb, text, jsonb, text, jsonb, jsonb), llm_run_tool_calls(jsonb),
+	llm_tool_schema(regprocedure)
 	TO llm_user;
 
 GRANT EXECUTE ON FUNCTION
 	llm_register_model(text, text, jsonb), llm_load_model(text), llm_unload_model(text),
 	llm_drop_model(text), llm_grant_model(text, regrole), llm_grant_model(text),
 	llm_revoke_model(text, regrole), llm_revoke_model(text), llm_engine_status(),
-	llm_cache_clear()
+	llm_cache_clear(), llm_register_tool(regprocedure, text, text), llm_unregister_tool(text)
 	TO llm_admin;
 
 GRANT SELECT ON llm_stat_activity, llm_stat_engine, llm_stat_jobs TO llm_user;

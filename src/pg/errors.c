@@ -10,6 +10,14 @@
 
 #include "utils/elog.h"
 
+/* statuses of structured output (docs/protocol.md); serve_protocol.h may define them too */
+#ifndef LG_WIRE_GRAMMAR
+#define LG_WIRE_GRAMMAR			"grammar"
+#endif
+#ifndef LG_WIRE_TEMPLATE
+#define LG_WIRE_TEMPLATE		"template"
+#endif
+
 typedef struct EngineErrorMap
 {
 	const char *status;			/* LG_WIRE_* */
@@ -58,6 +66,22 @@ static const EngineErrorMap engine_errors[] = {
 	{LG_WIRE_BUSY, ERRCODE_INSUFFICIENT_RESOURCES,
 		"llamagpu engine is busy",
 	"Retry later, or raise llamagpu.max_queued_requests."},
+	{LG_WIRE_GRAMMAR, ERRCODE_INVALID_PARAMETER_VALUE,
+		"invalid grammar or JSON schema",
+	"See docs/structured-output.md for the grammar syntax and the JSON Schema keywords llamagpu enforces."},
+	{LG_WIRE_TEMPLATE, ERRCODE_INVALID_PARAMETER_VALUE,
+		"chat template failed",
+	"Check the messages against what the model's chat template expects, or give another template with the option \"chat_template\"."},
+};
+
+/*
+ * For a GENERATE request with a grammar, a JSON schema or tools, an
+ * unsupported status is about them: the model was checked at registration.
+ */
+static const EngineErrorMap constrained_unsupported = {
+	LG_WIRE_UNSUPPORTED, ERRCODE_FEATURE_NOT_SUPPORTED,
+	"JSON schema or grammar uses a feature llamagpu cannot enforce",
+	"llamagpu never ignores a keyword it cannot enforce: remove or rewrite the one named, or constrain less."
 };
 
 /* The engine's one-line message as a detail sentence. */
@@ -77,8 +101,10 @@ as_sentence(const char *message)
 
 /* The table entry for an ERROR frame's status; NULL if unknown. */
 static const EngineErrorMap *
-error_map(const char *status)
+error_map(const char *status, bool constrained)
 {
+	if (constrained && status && strcmp(status, LG_WIRE_UNSUPPORTED) == 0)
+		return &constrained_unsupported;
 	for (int i = 0; i < lengthof(engine_errors); i++)
 		if (status && strcmp(status, engine_errors[i].status) == 0)
 			return &engine_errors[i];
@@ -86,43 +112,88 @@ error_map(const char *status)
 }
 
 /*
+ * The detail of an ERROR frame: the engine's message, then its detail field
+ * (where the problem is: a line and column, a JSON Pointer), as sentences.
+ */
+static char *
+frame_detail(EngineFrame *frame)
+{
+	const char *m = EngineFrameGet(frame, "message");
+	const char *d = EngineFrameGet(frame, "detail");
+	char	   *message = as_sentence(m);
+
+	/* the engine's message often names the place already */
+	if (d == NULL || d[0] == '\0' || (m && strstr(m, d)))
+		return message;
+	if (message == NULL)
+		return as_sentence(d);
+	return psprintf("%s %s", message, as_sentence(d));
+}
+
+/*
  * An ERROR frame as SQLSTATE and one line of text ("message: detail"), for
  * callers that record a failure instead of raising it (table jobs).
  */
 char *
-EngineErrorText(EngineFrame *frame, int *sqlstate)
+EngineGenerateErrorText(EngineFrame *frame, bool constrained, int *sqlstate)
 {
 	const char *status = EngineFrameGet(frame, "status");
 	const char *message = EngineFrameGet(frame, "message");
-	const EngineErrorMap *map = error_map(status);
+	const char *detail = EngineFrameGet(frame, "detail");
+	const EngineErrorMap *map = error_map(status, constrained);
 
 	*sqlstate = map ? map->sqlstate : ERRCODE_INTERNAL_ERROR;
-	return psprintf("%s%s%s",
+	if (detail && message && strstr(message, detail))
+		detail = NULL;
+	return psprintf("%s%s%s%s%s",
 					map ? map->message : "llamagpu engine failed",
 					message && message[0] ? ": " : "",
-					message ? message : "");
+					message ? message : "",
+					detail && detail[0] ? " " : "",
+					detail ? detail : "");
+}
+
+/* EngineGenerateErrorText for other requests. */
+char *
+EngineErrorText(EngineFrame *frame, int *sqlstate)
+{
+	return EngineGenerateErrorText(frame, false, sqlstate);
+}
+
+/*
+ * Raise the ERROR an engine ERROR frame describes: the table's message, the
+ * engine's message and detail as the detail, the engine's hint if it sent
+ * one (it knows the problem best), else the table's.
+ */
+void
+EngineReportGenerateError(EngineFrame *frame, bool constrained)
+{
+	const char *status = EngineFrameGet(frame, "status");
+	const char *detail = frame_detail(frame);
+	const char *hint = as_sentence(EngineFrameGet(frame, "hint"));
+	const EngineErrorMap *map = error_map(status, constrained);
+
+	if (map == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("llamagpu engine failed with unknown status \"%s\"", status ? status : ""),
+				 detail ? errdetail("%s", detail) : 0,
+				 hint ? errhint("%s", hint) : 0));
+	if (hint == NULL)
+		hint = map->hint;
+	ereport(ERROR,
+			(errcode(map->sqlstate),
+			 errmsg("%s", map->message),
+			 detail ? errdetail("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
+	pg_unreachable();
 }
 
 /* Raise the ERROR an engine ERROR frame describes. */
 void
 EngineReportError(EngineFrame *frame)
 {
-	const char *status = EngineFrameGet(frame, "status");
-	const char *message = as_sentence(EngineFrameGet(frame, "message"));
-	const EngineErrorMap *map = error_map(status);
-
-	if (map == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("llamagpu engine failed with unknown status \"%s\"", status ? status : ""),
-				 message ? errdetail("%s", message) : 0));
-
-	ereport(ERROR,
-			(errcode(map->sqlstate),
-			 errmsg("%s", map->message),
-			 message ? errdetail("%s", message) : 0,
-			 map->hint ? errhint("%s", map->hint) : 0));
-	pg_unreachable();
+	EngineReportGenerateError(frame, false);
 }
 
 /* The engine closed the connection mid-request: it crashed or was stopped. */

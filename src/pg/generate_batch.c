@@ -167,6 +167,12 @@ batch_loop(BatchRun *run, GenerateRequest *req, int window, bool raise_errors)
 					const char *v = EngineFrameGet(&frame, "n_gen");
 
 					it->n_gen = v ? strtoll(v, NULL, 10) : 0;
+					v = EngineFrameGet(&frame, "n_prompt");
+					it->n_prompt = v ? strtoll(v, NULL, 10) : 0;
+					v = EngineFrameGet(&frame, "finish");
+					strlcpy(it->finish, v ? v : "", sizeof(it->finish));
+					v = EngineFrameGet(&frame, "message");
+					it->message = v ? pstrdup(v) : NULL;
 					it->state = BATCH_ITEM_DONE;
 					in_flight--;
 					left--;
@@ -195,7 +201,7 @@ batch_loop(BatchRun *run, GenerateRequest *req, int window, bool raise_errors)
 					it->state = BATCH_ITEM_FAILED;
 					it->error = frame;
 					if (raise_errors)
-						EngineReportError(&frame);
+						EngineReportGenerateError(&frame, req->constrained);
 					left--;
 					break;
 				}

@@ -40,7 +40,17 @@ static const GenerateOption generate_options[] = {
 	{"penalty_last_n", true, -1, 1048576},
 };
 
-#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias, priority, cache"
+#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias, priority, cache, json_schema, grammar, json_compact, json_strict, chat_template"
+
+/* What the options say about the shape of the output (grammar, schema, template). */
+typedef struct OutputOptions
+{
+	char	   *grammar;
+	char	   *json_schema;
+	int			json_compact;	/* -1: absent */
+	int			json_strict;
+	char	   *chat_template;
+} OutputOptions;
 
 /* Error out unless x is a number in [min, max]. */
 static void
@@ -109,6 +119,66 @@ add_logit_bias(StringInfo req, JsonbValue *obj)
 	}
 }
 
+/* A non-empty string option, as UTF-8 text. */
+static char *
+option_text(JsonbValue *v, const char *key)
+{
+	char	   *s;
+
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("option \"%s\" must be a string", key)));
+	if (v->val.string.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ZERO_LENGTH_CHARACTER_STRING),
+				 errmsg("option \"%s\" must not be empty", key)));
+	s = pnstrdup(v->val.string.val, v->val.string.len);
+	/* jsonb holds the database encoding; the engine reads UTF-8 */
+	return LlamagpuUtf8FromText(cstring_to_text(s));
+}
+
+/*
+ * A JSON Schema as the text the engine compiles.  An object or a boolean is
+ * written out by jsonb, whose keys are sorted (shorter first), so generated
+ * objects list their properties in that order; a string is taken as the
+ * schema's own text, which keeps the properties in the order written.
+ */
+char *
+GenerateSchemaText(JsonbValue *v, const char *what)
+{
+	char	   *s;
+
+	if (v->type == jbvBool)
+		return pstrdup(v->val.boolean ? "true" : "false");
+	if (v->type == jbvString)
+	{
+		Jsonb	   *parsed;
+		JsonbValue	sv;
+
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+		/* must be JSON itself: an object or a boolean */
+		parsed = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+		if (!(JB_ROOT_IS_OBJECT(parsed) && !JB_ROOT_IS_SCALAR(parsed)) &&
+			!(JsonbExtractScalar(&parsed->root, &sv) && sv.type == jbvBool))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must be a JSON object or boolean", what),
+					 errhint("A JSON Schema is an object such as {\"type\": \"object\"}, or true or false.")));
+		return LlamagpuUtf8FromText(cstring_to_text(s));
+	}
+	if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+	{
+		s = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		return LlamagpuUtf8FromText(cstring_to_text(s));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s must be a JSON object or boolean", what),
+			 errhint("A JSON Schema is an object such as {\"type\": \"object\"}, or true or false.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
 /*
  * Check the options jsonb and add its settings to the request: sampler
  * settings to the key fields, priority to the others; cache sets *cache
@@ -116,7 +186,7 @@ add_logit_bias(StringInfo req, JsonbValue *obj)
  * are the same for equal options however they were written.
  */
 static void
-add_options(GenerateRequest *req, Jsonb *options, int *cache)
+add_options(GenerateRequest *req, Jsonb *options, int *cache, OutputOptions *out)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -152,6 +222,33 @@ add_options(GenerateRequest *req, Jsonb *options, int *cache)
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("option \"cache\" must be a boolean")));
 			*cache = v.val.boolean ? 1 : 0;
+			continue;
+		}
+		if (strcmp(key, "json_schema") == 0)
+		{
+			out->json_schema = GenerateSchemaText(&v, "option \"json_schema\"");
+			continue;
+		}
+		if (strcmp(key, "grammar") == 0 || strcmp(key, "chat_template") == 0)
+		{
+			char	   *text = option_text(&v, key);
+
+			if (key[0] == 'g')
+				out->grammar = text;
+			else
+				out->chat_template = text;
+			continue;
+		}
+		if (strcmp(key, "json_compact") == 0 || strcmp(key, "json_strict") == 0)
+		{
+			if (v.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("option \"%s\" must be a boolean", key)));
+			if (strcmp(key, "json_compact") == 0)
+				out->json_compact = v.val.boolean;
+			else
+				out->json_strict = v.val.boolean;
 			continue;
 		}
 		if (strcmp(key, "priority") == 0)
@@ -200,6 +297,52 @@ add_options(GenerateRequest *req, Jsonb *options, int *cache)
 	}
 }
 
+/*
+ * The fields that shape the output: the function's own grammar or schema,
+ * or the options' (not both, and not a grammar with a schema), the schema
+ * compiler's settings and a chat template.  All decide the output, so all
+ * are part of the response cache's key.
+ */
+static void
+add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
+{
+	const char *grammar = args->grammar;
+	const char *schema = args->json_schema;
+
+	if ((args->grammar || args->json_schema) && (out->grammar || out->json_schema))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"grammar\" and \"json_schema\" cannot be used with this function"),
+				 errdetail("The function constrains its output itself.")));
+	if (out->grammar && out->json_schema)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"grammar\" and \"json_schema\" cannot both be given"),
+				 errhint("Give one of them: a JSON schema is compiled to a grammar.")));
+	if (out->chat_template && !args->chat)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"chat_template\" is only valid in llm_chat"),
+				 errhint("Other functions continue the prompt as given, without a chat template.")));
+	if (grammar == NULL)
+		grammar = out->grammar;
+	if (schema == NULL)
+		schema = out->json_schema;
+	if (grammar)
+		EngineField(&req->key_fields, "grammar", grammar);
+	if (schema)
+		EngineField(&req->key_fields, "json_schema", schema);
+	if (out->json_compact >= 0)
+		EngineFieldInt(&req->key_fields, "json_compact", out->json_compact);
+	if (out->json_strict >= 0)
+		EngineFieldInt(&req->key_fields, "json_strict", out->json_strict);
+	if (out->chat_template)
+		EngineField(&req->key_fields, "chat_template", out->chat_template);
+	req->constrained = grammar != NULL || schema != NULL;
+	req->json = schema != NULL;
+	req->chat = args->chat;
+}
+
 /* Arguments model .. options, from argument `first` (the one after the prompt). */
 void
 GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
@@ -223,6 +366,27 @@ GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
 		args->options = PG_GETARG_JSONB_P(first + 7);
 }
 
+/* Arguments model, max_tokens .. seed, options (no stop strings), from argument `first`. */
+void
+GenerateArgsFromCallNoStop(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
+{
+	memset(args, 0, sizeof(*args));
+	if (!PG_ARGISNULL(first))
+		args->model = text_to_cstring(PG_GETARG_TEXT_PP(first));
+	if ((args->has_max_tokens = !PG_ARGISNULL(first + 1)))
+		args->max_tokens = PG_GETARG_INT32(first + 1);
+	if ((args->has_temperature = !PG_ARGISNULL(first + 2)))
+		args->temperature = PG_GETARG_FLOAT8(first + 2);
+	if ((args->has_top_p = !PG_ARGISNULL(first + 3)))
+		args->top_p = PG_GETARG_FLOAT8(first + 3);
+	if ((args->has_top_k = !PG_ARGISNULL(first + 4)))
+		args->top_k = PG_GETARG_INT32(first + 4);
+	if ((args->has_seed = !PG_ARGISNULL(first + 5)))
+		args->seed = PG_GETARG_INT64(first + 5);
+	if (!PG_ARGISNULL(first + 6))
+		args->options = PG_GETARG_JSONB_P(first + 6);
+}
+
 /* A prompt as UTF-8; it must not be empty. */
 char *
 GeneratePromptUtf8(text *prompt)
@@ -244,6 +408,7 @@ void
 GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 {
 	int			cache = -1;
+	OutputOptions out = {NULL, NULL, -1, -1, NULL};
 
 	memset(req, 0, sizeof(*req));
 	initStringInfo(&req->key_fields);
@@ -316,7 +481,8 @@ GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 		}
 	}
 	if (args->options)
-		add_options(req, args->options, &cache);
+		add_options(req, args->options, &cache, &out);
+	add_output_fields(req, args, &out);
 
 	req->model = LlamagpuModelLookup(args->model, true);
 	/* the context size decides where a long generation stops: part of the key */
@@ -329,8 +495,12 @@ GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 	if (llamagpu_request_timeout > 0)
 		EngineFieldInt(&req->other_fields, "timeout_ms", llamagpu_request_timeout);
 
-	/* the options win over the setting; only greedy output is reproducible */
-	req->use_cache = req->greedy && (cache == 1 || (cache == -1 && llamagpu_response_cache));
+	/*
+	 * the options win over the setting; only greedy output is reproducible.
+	 * A chat answer is more than text (tool calls, finish reason): never cached.
+	 */
+	req->use_cache = !req->chat && req->greedy &&
+		(cache == 1 || (cache == -1 && llamagpu_response_cache));
 }
 
 /* The GENERATE payload for one prompt. */
@@ -338,7 +508,8 @@ void
 GenerateRequestPayload(GenerateRequest *req, const char *prompt, StringInfo out)
 {
 	initStringInfo(out);
-	EngineField(out, "prompt", prompt);
+	if (!req->chat)
+		EngineField(out, "prompt", prompt);
 	appendBinaryStringInfo(out, req->key_fields.data, req->key_fields.len);
 	appendBinaryStringInfo(out, req->other_fields.data, req->other_fields.len);
 }

@@ -368,7 +368,14 @@ run_batch(Job *job)
 			if (rows[i].sqlstate != 0)
 				continue;
 			if (items[i].state == BATCH_ITEM_FAILED)
-				rows[i].error = EngineErrorText(&items[i].error, &rows[i].sqlstate);
+				rows[i].error = EngineGenerateErrorText(&items[i].error, req.constrained, &rows[i].sqlstate);
+			else if (items[i].state == BATCH_ITEM_DONE && req.json &&
+					 !GenerateOutputIsWholeJson(items[i].output.data, items[i].output.len))
+			{
+				/* cut short by max_tokens: never write half a value, even to a text column */
+				rows[i].sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+				rows[i].error = "generated JSON value is incomplete (raise max_tokens)";
+			}
 			else if (items[i].state == BATCH_ITEM_DONE &&
 					 write_row(update, insert, typinput, typioparam, &rows[i], &items[i]))
 				tokens += items[i].n_gen;

@@ -71,7 +71,8 @@ JobOptionsToArgs(Jsonb *options, const char *model, GenerateArgs *args, int *bat
 	args->temperature = 0.8;
 	args->top_p = 0.95;
 	args->top_k = 40;
-	*batch_size = JOB_BATCH_SIZE_DEFAULT;
+	if (batch_size)
+		*batch_size = JOB_BATCH_SIZE_DEFAULT;
 	if (options == NULL)
 		return;
 	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
@@ -100,7 +101,7 @@ JobOptionsToArgs(Jsonb *options, const char *model, GenerateArgs *args, int *bat
 			args->has_seed = true;
 			args->seed = job_option_int(&v, key, PG_INT64_MIN, PG_INT64_MAX);
 		}
-		else if (strcmp(key, "batch_size") == 0)
+		else if (batch_size && strcmp(key, "batch_size") == 0)
 			*batch_size = (int) job_option_int(&v, key, 1, JOB_BATCH_SIZE_MAX);
 		else if (strcmp(key, "temperature") == 0 || strcmp(key, "top_p") == 0)
 		{

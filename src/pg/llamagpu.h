@@ -141,6 +141,12 @@ void		EngineFrameForEach(EngineFrame *frame, const char *key,
 void		EngineReportError(EngineFrame *frame) pg_attribute_noreturn();
 /* An ERROR frame as a SQLSTATE and one line of text (not raised). */
 char	   *EngineErrorText(EngineFrame *frame, int *sqlstate);
+/*
+ * The same for a GENERATE request; constrained: it carried a grammar, a
+ * JSON schema or tools, so "unsupported" is about them, not the model.
+ */
+void		EngineReportGenerateError(EngineFrame *frame, bool constrained) pg_attribute_noreturn();
+char	   *EngineGenerateErrorText(EngineFrame *frame, bool constrained, int *sqlstate);
 /* Raise the ERROR for a lost engine connection. */
 void		EngineReportLost(void) pg_attribute_noreturn();
 
@@ -180,6 +186,10 @@ typedef struct GenerateArgs
 	int64		seed;
 	ArrayType  *stop;			/* text[] or NULL */
 	Jsonb	   *options;		/* or NULL */
+	/* set by the calling function, not by the user's options: */
+	const char *grammar;		/* GBNF text (llm_generate_grammar, llm_classify) */
+	const char *json_schema;	/* JSON Schema text (llm_generate_json) */
+	bool		chat;			/* llm_chat: the chat_template option is allowed */
 } GenerateArgs;
 
 /* A checked GENERATE request, less its prompt. */
@@ -190,16 +200,28 @@ typedef struct GenerateRequest
 	StringInfoData other_fields;	/* model path, monitoring, priority, timeout */
 	bool		greedy;			/* temperature 0 */
 	bool		use_cache;		/* answer from and store in the response cache */
+	bool		constrained;	/* a grammar, JSON schema or tools shape the output */
+	bool		json;			/* a JSON schema: the output is one JSON value */
+	bool		chat;			/* messages instead of a prompt (llm_chat) */
 } GenerateRequest;
 
 /* Arguments model.. options of llm_generate-like functions, from argument first on. */
 void		GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args);
+/* The same for functions without the stop argument (model .. seed, options). */
+void		GenerateArgsFromCallNoStop(FunctionCallInfo fcinfo, int first, GenerateArgs *args);
+/* A JSON Schema given as jsonb (object, boolean, or a string holding the schema's text) as text. */
+char	   *GenerateSchemaText(JsonbValue *v, const char *what);
 /* Check the arguments, look up the model, build the request. */
 void		GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req);
 /* A prompt argument as UTF-8, checked (not empty). */
 char	   *GeneratePromptUtf8(text *prompt);
-/* The GENERATE payload for one prompt (UTF-8). */
+/* The GENERATE payload for one prompt (UTF-8); a chat request sends no prompt. */
 void		GenerateRequestPayload(GenerateRequest *req, const char *prompt, StringInfo out);
+
+/* ---- structured output (structured.c) ---- */
+
+/* Whether an output (UTF-8, as the engine sent it) is one whole JSON value. */
+bool		GenerateOutputIsWholeJson(const char *utf8, int len);
 
 /* ---- pipelined generation of many prompts (generate_batch.c) ---- */
 
@@ -220,6 +242,9 @@ typedef struct BatchItem
 	StringInfoData output;		/* UTF-8 as the engine sent it */
 	EngineFrame error;
 	int64		n_gen;
+	int64		n_prompt;
+	char		finish[16];		/* the END frame's finish ("" when unknown: cached) */
+	char	   *message;		/* the END frame's message (chat requests), or NULL */
 	bool		cached;			/* answered from the response cache */
 	uint8		key[32];		/* response cache key, when the request uses the cache */
 } BatchItem;
@@ -235,6 +260,42 @@ void		GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n,
 /* Requests in flight per batch: 64, and never more than the engine queues. */
 int			GenerateBatchWindow(void);
 
+/* ---- tools (tool_schema.c, tool_calls.c) ---- */
+
+/* How a parameter type is written in JSON. */
+typedef enum ToolKind
+{
+	TOOL_INTEGER,
+	TOOL_NUMBER,
+	TOOL_BOOLEAN,
+	TOOL_STRING,
+	TOOL_ENUM,					/* a string, one of the labels */
+	TOOL_JSON,					/* any JSON value */
+	TOOL_ARRAY,
+	TOOL_COMPOSITE,				/* an object, one member per attribute */
+	TOOL_UNSUPPORTED
+} ToolKind;
+
+/* The kind of a type (domains are their base type); *elem: an array's element type. */
+ToolKind	ToolTypeKind(Oid typid, Oid *elem);
+
+/* A tool function's arguments, checked: names, types, and how many have defaults. */
+typedef struct ToolSignature
+{
+	char	   *schema;			/* the function's schema and name, quoted */
+	char	   *name;
+	int			nargs;
+	Oid		   *types;
+	char	  **names;
+	int			ndefaults;		/* the last ndefaults arguments may be left out */
+	bool		retset;
+} ToolSignature;
+
+/* Read and check the signature of function fn (errors name what is wrong). */
+void		ToolSignatureRead(Oid fn, ToolSignature *sig);
+/* The OpenAI function definition of a registered tool (JSON text), or NULL. */
+char	   *ToolDefinitionJson(const char *name);
+
 /* ---- response cache (response_cache.c) ---- */
 
 /* The cache key of one request (sha256 of a canonical form). */
@@ -249,7 +310,11 @@ void		ResponseCacheStore(GenerateRequest *req, const uint8 *key, const char *out
 #define JOB_BATCH_SIZE_DEFAULT	32
 #define JOB_BATCH_SIZE_MAX		1024
 
-/* A job's options jsonb as llm_generate's arguments, and its batch size. */
+/*
+ * A job's options jsonb as llm_generate's arguments, and its batch size.
+ * llm_chat takes its options the same way, with batch_size NULL (the key is
+ * then an unknown option).
+ */
 void		JobOptionsToArgs(Jsonb *options, const char *model, GenerateArgs *args, int *batch_size);
 /* Have the job worker of this database started (or woken) when the transaction commits. */
 void		LlamagpuJobWakeAtCommit(void);
