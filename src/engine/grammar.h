@@ -32,7 +32,13 @@
 #define LG_GRAMMAR_MAX_DEPTH  1024			/* frames on one stack */
 #define LG_GRAMMAR_MAX_STACKS 16384			/* stacks alive at once (ambiguity) */
 #define LG_GRAMMAR_MAX_FRAMES (1u << 20)	/* frames in all stacks of a state (8 MiB) */
-#define LG_GRAMMAR_MAX_EXPAND 200000		/* expansion steps for one byte (nested nullable repetitions) */
+#define LG_GRAMMAR_MAX_EXPAND (1u << 16)	/* expansion steps for one byte (nested nullable repetitions) */
+/*
+ * Expansion steps for one mask (its walks and checks).  A grammar that needs
+ * more (only pathological ones do) gets a mask with the tokens found so
+ * far: a subset of the allowed ones, never an invalid token.
+ */
+#define LG_GRAMMAR_MAX_WALK   (1u << 20)
 
 typedef struct lg_grammar lg_grammar;	/* immutable after parse; shared read-only by threads */
 

@@ -616,7 +616,35 @@ make_repeat(parser *p, uint32_t rule, uint32_t item, uint32_t owner, uint32_t mi
 {
 	uint32_t	child;
 	elem_vec   *out = &p->rules[rule].body;
+	const lg_gelem *inner = NULL;
 
+	/*
+	 * An unbounded repetition of a repetition is one repetition: (x{a,}){b,}
+	 * is x{ab,}, and (x{0,k}){b,} with k >= 1 is x*.  Folding them keeps
+	 * x*+++... from nesting (its expansion would branch at every level).
+	 */
+	if (out->n - item == 1 && out->v[item].type == LG_GE_REPEAT)
+		inner = &out->v[item];
+	else if (out->n - item == 1 && out->v[item].type == LG_GE_REF && p->rules[out->v[item].value].generated &&
+			 p->rules[out->v[item].value].body.n == 1 &&
+			 p->rules[out->v[item].value].body.v[0].type == LG_GE_REPEAT)
+		inner = &p->rules[out->v[item].value].body.v[0];
+	if (inner != NULL && max == LG_REPEAT_INF && inner->max >= 1)
+	{
+		lg_gelem	folded = *inner;
+
+		if (inner->max != LG_REPEAT_INF && inner->min == 0)
+			folded.max = LG_REPEAT_INF;
+		else if (inner->max == LG_REPEAT_INF && (uint64_t) inner->min * min <= LG_GRAMMAR_MAX_REPEAT)
+			folded.min = inner->min * min;
+		else
+			inner = NULL;
+		if (inner != NULL)
+		{
+			out->v[item] = folded;
+			return true;
+		}
+	}
 	if (out->n - item == 1 && out->v[item].type == LG_GE_REF)
 		child = out->v[item].value;
 	else

@@ -169,16 +169,24 @@ struct lg_grammar_matcher
 	lg_gstate	tmp[2];			/* accept_bytes builds into these */
 	lg_gframe  *work;			/* shared scratch stack of the walk levels */
 	lg_gstate  *levels;			/* trie walk: state after each depth (gv->max_len + 1) */
-	bool	   *esc;			/* trie walk: a stack ran past its bottom at or above a depth */
+	uint64_t   *esc;			/* trie walk: where stacks ran past the segment's bottom (esc_offsets) */
 	uint32_t	n_levels;
 	lg_gcache  *cache;			/* the (grammar, vocabulary) cache, found on first fill_mask */
 	uint64_t   *bits;			/* scratch mask */
+	lg_gstate	resumed;		/* a stack below its segment, resumed after the segment ended */
+	struct suffix_memo *memo;	/* suffix → accepted from `resumed`, for one stack of one mask */
+	uint32_t	memo_cap;
+	int32_t    *whole;			/* uncertain tokens to check whole */
+	uint32_t	whole_cap;
+	uint64_t	work_start;		/* lg_gstate_work when the current mask began */
 	lg_grecent	recent[LG_GRAMMAR_RECENT];	/* masks of the last states (a string's content repeats) */
 	uint32_t	recent_next;
 	uint64_t	recent_hits;
 };
 
 /* grammar_state.c */
+/* Expansion steps this thread has done: masks measure their work by it. */
+extern __thread uint64_t lg_gstate_work;
 void		lg_gstate_init(lg_gstate *s);
 void		lg_gstate_free(lg_gstate *s);
 void		lg_gstate_clear(lg_gstate *s);
@@ -187,6 +195,8 @@ bool		lg_gstate_copy(lg_gstate *dst, const lg_gstate *src);
 bool		lg_gstate_push_stack(lg_gstate *s, const lg_gframe *f, uint32_t n);
 /* Stacks of the start: the root rule expanded. */
 bool		lg_gstate_start(const lg_grammar *g, lg_gstate *s);
+/* out = the stack f[0..n) after its frame n - 1 is returned to (its rule's child ended), expanded. */
+void		lg_gstate_resume(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n);
 /* Consume one byte: out = in after b.  escape_mode: running past a stack's bottom sets out->escaped. */
 void		lg_gstate_step_byte(const lg_grammar *g, const lg_gstate *in, uint8_t b,
 								lg_gstate *out, bool escape_mode);
@@ -208,6 +218,50 @@ lg_gstate  *lg_gstate_run_bytes(const lg_grammar *g, const lg_gstate *s, const c
 /* grammar_gbnf.c: parse into a new grammar; free one */
 lg_grammar *lg_grammar_compile(const char *gbnf, size_t len, lg_error *err);
 void		lg_grammar_destroy(lg_grammar *g);
+
+/* A growable list of token ids (grammar_walk.c fills it). */
+typedef struct lg_gtok_vec
+{
+	int32_t    *v;
+	uint64_t   *esc;			/* per token: escape offsets (see ESC_FAR) */
+	uint32_t	n;
+	uint32_t	cap;
+	bool		failed;
+} lg_gtok_vec;
+
+/*
+ * Escape offsets of an uncertain token: bit k set when some path ran past
+ * the segment's bottom after the token's first k bytes (1 <= k <= 62).
+ * ESC_FAR: an escape further in; 0: no escape known (the token was left
+ * uncertain for another reason), so the whole token is checked.
+ */
+#define ESC_FAR (1ULL << 63)
+
+/* The escape-offset bit for k bytes consumed. */
+static inline uint64_t
+lg_gesc_bit(uint32_t k)
+{
+	return k < 63 ? 1ULL << k : ESC_FAR;
+}
+
+/* Append token t with its escape offsets; a failed allocation sets failed. */
+void		lg_gtok_push(lg_gtok_vec *v, int32_t t, uint64_t esc);
+/*
+ * grammar_walk.c: walk the trie from state start; accepted tokens into acc,
+ * uncertain ones (escape mode) into unc.  Tokens longer than max_depth that
+ * survive that far are left uncertain.  False when a step hit a runtime
+ * limit; *aborted when the mask's budget ran out (acc then holds only some
+ * of the tokens).
+ */
+bool		lg_gwalk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth,
+					 uint64_t *acc, lg_gtok_vec *unc, bool *aborted);
+
+/* Whether the current mask has used up its expansion budget (LG_GRAMMAR_MAX_WALK). */
+static inline bool
+lg_gmask_out_of_work(const lg_grammar_matcher *m)
+{
+	return lg_gstate_work - m->work_start > LG_GRAMMAR_MAX_WALK;
+}
 
 /* grammar_mask.c */
 void		lg_gcache_free_all(lg_grammar *g);

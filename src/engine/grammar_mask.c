@@ -2,10 +2,9 @@
  * grammar_mask.c — which tokens may come next: a walk of the vocabulary trie,
  * made cheap by a cache of token splits per grammar position.
  *
- * The slow way walks the trie from the matcher's whole state: each trie edge
- * steps the state by one byte, and a subtree is skipped as soon as no stack
- * survives.  Inside a JSON string nearly every token survives, so that walk
- * visits the whole trie (milliseconds).
+ * The slow way walks the trie from the matcher's whole state
+ * (grammar_walk.c).  Inside a JSON string nearly every token survives, so
+ * that walk visits the whole trie (milliseconds).
  *
  * The fast way (XGrammar's idea, adapted to these stacks): a token's fate
  * mostly depends on the top few frames of a stack only.  For each stack we
@@ -21,9 +20,12 @@
  * the longest token's length a count cannot matter within one token), shared
  * by every matcher of the same (grammar, vocabulary) behind a mutex.  A mask
  * is then the union of the accepted sets of the state's stacks plus the
- * uncertain tokens checked one by one against the full stack — few, because
- * a segment's bottom needs a closing delimiter to end.  When the segment is
- * the whole stack, popping past it is completion, nothing is uncertain.
+ * uncertain tokens decided against the full stack — few, because a
+ * segment's bottom needs a closing delimiter to end, and cheap: the walk
+ * recorded after how many bytes each left the segment, so only the rest of
+ * it runs, from the stack below resumed once, each distinct rest once.
+ * When the segment is the whole stack, popping past it is completion,
+ * nothing is uncertain.
  *
  * Cached entries are immutable once inserted and live until the grammar is
  * freed; past LG_GCACHE_MAX_BYTES new splits are computed, used and dropped.
@@ -32,7 +34,9 @@
  *
  * In front of all that, each matcher keeps the masks of its last few exact
  * states: inside a string the state after a token is usually the state
- * before it, and a copy of 4 KiB beats recombining the split.
+ * before it, and a copy of 4 KiB beats recombining the split.  Near the
+ * runtime limits the slow way is used (it steps whole stacks, as
+ * accept_token does), and one mask's work is bounded (LG_GRAMMAR_MAX_WALK).
  */
 #include "grammar_impl.h"
 
@@ -50,15 +54,6 @@
  */
 #define LG_GRAMMAR_SEG_TOKEN_MAX 64
 
-/* A growable list of token ids. */
-typedef struct tok_vec
-{
-	int32_t    *v;
-	uint32_t	n;
-	uint32_t	cap;
-	bool		failed;
-} tok_vec;
-
 /* The token split of one segment. */
 typedef struct gentry
 {
@@ -70,7 +65,8 @@ typedef struct gentry
 	uint64_t   *acc_bits;		/* accepted tokens as a bitset, or NULL and: */
 	int32_t    *acc_list;		/* accepted tokens as a list */
 	uint32_t	n_acc;
-	int32_t    *unc;			/* uncertain tokens */
+	int32_t    *unc;			/* uncertain tokens, in trie order */
+	uint64_t   *unc_esc;		/* their escape offsets */
 	uint32_t	n_unc;
 	size_t		bytes;
 } gentry;
@@ -88,261 +84,6 @@ struct lg_gcache
 	uint64_t	unc_checks;
 	uint64_t	slow_fills;
 };
-
-/* Append token t; a failed allocation is remembered. */
-static void
-tok_push(tok_vec *v, int32_t t)
-{
-	if (v->n == v->cap)
-	{
-		uint32_t	nc = v->cap ? v->cap * 2 : 256;
-		int32_t    *nv = realloc(v->v, nc * sizeof(int32_t));
-
-		if (nv == NULL)
-		{
-			v->failed = true;
-			return;
-		}
-		v->v = nv;
-		v->cap = nc;
-	}
-	v->v[v->n++] = t;
-}
-
-/*
- * A state met during a walk, interned so that each of its byte transitions
- * is computed once: inside a string every character leads back to the same
- * state, so most trie edges become a table lookup.
- */
-typedef struct wstate
-{
-	lg_gstate	st;
-	uint64_t	hash;
-	int32_t		next[256];		/* id of the state after each byte; -1 not yet known */
-	uint8_t		next_bytes[32];	/* bytes some stack can take (lg_gstate_next_bytes) */
-} wstate;
-
-#define WALK_MAX_STATES 2048	/* interned per walk; past it, edges are stepped as they come */
-
-/* Walk state: the matcher (levels, vocabulary), mode, outputs and interned states. */
-typedef struct walk_ctx
-{
-	lg_grammar_matcher *m;
-	bool		escape_mode;
-	uint32_t	max_depth;		/* tokens longer than this that survive are left uncertain */
-	uint64_t   *acc;
-	tok_vec    *unc;
-	bool		overflowed;		/* some step hit a runtime limit */
-	wstate	  **states;
-	uint32_t	n_states;
-	uint32_t   *slots;			/* open addressing: state id + 1 */
-	uint32_t	slot_cap;
-} walk_ctx;
-
-/* Hash of everything that makes a walk state: stacks, partial character, flags. */
-static uint64_t
-wstate_hash(const lg_gstate *s)
-{
-	uint64_t	h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t) s->n_stacks << 8) ^
-		((uint64_t) s->partial_value << 20) ^ ((uint64_t) (uint8_t) s->partial_left << 4) ^
-		((uint64_t) s->escaped << 1) ^ (uint64_t) s->overflow;
-
-	for (uint32_t i = 0; i < s->n_stacks; i++)
-	{
-		h = (h ^ s->len[i]) * 0x100000001B3ULL;
-		for (uint32_t k = 0; k < s->len[i]; k++)
-		{
-			const lg_gframe *f = &s->frames[s->off[i] + k];
-
-			h = (h ^ (((uint64_t) f->pos << 32) | f->count)) * 0x100000001B3ULL;
-			h ^= h >> 29;
-		}
-	}
-	return h;
-}
-
-/* Whether two walk states are the same state. */
-static bool
-wstate_equal(const lg_gstate *a, const lg_gstate *b)
-{
-	if (a->n_stacks != b->n_stacks || a->n_frames != b->n_frames || a->partial_left != b->partial_left ||
-		a->partial_value != b->partial_value || a->partial_total != b->partial_total ||
-		a->escaped != b->escaped || a->overflow != b->overflow)
-		return false;
-	for (uint32_t i = 0; i < a->n_stacks; i++)
-		if (a->len[i] != b->len[i] ||
-			memcmp(a->frames + a->off[i], b->frames + b->off[i], a->len[i] * sizeof(lg_gframe)) != 0)
-			return false;
-	return true;
-}
-
-/* The id of state s in the walk's table, adding a copy; -1 when the table is full or memory is short. */
-static int32_t
-intern(walk_ctx *w, const lg_gstate *s)
-{
-	uint64_t	h = wstate_hash(s);
-	uint32_t	slot;
-	wstate	   *ws;
-
-	if (w->slots == NULL)
-	{
-		w->slot_cap = 2 * WALK_MAX_STATES;
-		w->slots = calloc(w->slot_cap, sizeof(uint32_t));
-		w->states = malloc(WALK_MAX_STATES * sizeof(wstate *));
-		if (w->slots == NULL || w->states == NULL)
-			return -1;
-	}
-	for (slot = h & (w->slot_cap - 1); w->slots[slot] != 0; slot = (slot + 1) & (w->slot_cap - 1))
-	{
-		wstate	   *o = w->states[w->slots[slot] - 1];
-
-		if (o->hash == h && wstate_equal(&o->st, s))
-			return (int32_t) w->slots[slot] - 1;
-	}
-	if (w->n_states >= WALK_MAX_STATES || (ws = malloc(sizeof(wstate))) == NULL)
-		return -1;
-	lg_gstate_init(&ws->st);
-	if (!lg_gstate_copy(&ws->st, s))
-	{
-		lg_gstate_free(&ws->st);
-		free(ws);
-		return -1;
-	}
-	ws->hash = h;
-	memset(ws->next, 0xff, sizeof(ws->next));
-	lg_gstate_next_bytes(w->m->g, &ws->st, ws->next_bytes);
-	w->states[w->n_states] = ws;
-	w->slots[slot] = ++w->n_states;
-	return (int32_t) w->n_states - 1;
-}
-
-/* Tokens order[lo..hi) into the accepted bitset. */
-static void
-set_range(walk_ctx *w, uint32_t lo, uint32_t hi)
-{
-	const int32_t *order = w->m->gv->order;
-
-	for (uint32_t i = lo; i < hi; i++)
-		w->acc[order[i] >> 6] |= 1ULL << (order[i] & 63);
-}
-
-/* Tokens order[lo..hi) onto the uncertain list. */
-static void
-unc_range(walk_ctx *w, uint32_t lo, uint32_t hi)
-{
-	const int32_t *order = w->m->gv->order;
-
-	for (uint32_t i = lo; i < hi; i++)
-		tok_push(w->unc, order[i]);
-}
-
-/*
- * Visit the children of trie node `node`, at depth d, whose prefix left state
- * cur (interned as cur_id, or -1).  m->esc[d]: some stack ran past the
- * segment's bottom before the last byte (escape mode).
- */
-static void
-walk_node(walk_ctx *w, uint32_t node, uint32_t d, const lg_gstate *cur, int32_t cur_id)
-{
-	lg_grammar_matcher *m = w->m;
-	const lg_grammar_vocab *gv = m->gv;
-	const lg_gtrie_node *nd = &gv->nodes[node];
-	uint8_t		local[32];
-	const uint8_t *next_bytes = local;
-
-	/* bytes no stack can take are skipped without stepping (most of them, in narrow states) */
-	if (cur_id >= 0)
-		next_bytes = w->states[cur_id]->next_bytes;
-	else
-		lg_gstate_next_bytes(m->g, cur, local);
-	for (uint32_t c = nd->first_child; c < nd->first_child + nd->n_children; c++)
-	{
-		const lg_gtrie_node *ch = &gv->nodes[c];
-		const lg_gstate *st;
-		uint32_t	own_hi = ch->tok_lo + ch->tok_own;
-		int32_t		nid = cur_id >= 0 ? w->states[cur_id]->next[ch->byte] : -1;
-		bool		alive,
-					esc_here;
-
-		if (!((next_bytes[ch->byte >> 3] >> (ch->byte & 7)) & 1))
-		{
-			/* dead here: what escaped earlier is still for the full stack to decide */
-			m->esc[d + 1] = m->esc[d];
-			if (m->esc[d])
-				unc_range(w, ch->tok_lo, ch->tok_hi);
-			continue;
-		}
-		if (nid >= 0)
-			st = &w->states[nid]->st;
-		else
-		{
-			lg_gstate  *out = &m->levels[d + 1];
-
-			lg_gstate_step_byte(m->g, cur, ch->byte, out, w->escape_mode);
-			st = out;
-			if ((nid = intern(w, out)) >= 0)
-			{
-				st = &w->states[nid]->st;
-				if (cur_id >= 0)
-					w->states[cur_id]->next[ch->byte] = nid;
-			}
-		}
-		if (st->overflow)
-			w->overflowed = true;
-		if (st->overflow && w->escape_mode)
-		{
-			/* the segment hit a limit: let the full stack decide */
-			unc_range(w, ch->tok_lo, ch->tok_hi);
-			continue;
-		}
-		alive = st->n_stacks > 0 && !st->overflow;
-		esc_here = st->escaped;
-		if (alive || esc_here)
-			set_range(w, ch->tok_lo, own_hi);
-		else if (m->esc[d])
-			unc_range(w, ch->tok_lo, own_hi);
-		m->esc[d + 1] = m->esc[d] || esc_here;
-		if (ch->tok_hi > own_hi)
-		{
-			if (alive && d + 1 >= w->max_depth)
-				unc_range(w, own_hi, ch->tok_hi);	/* long tokens: counts in the key do not cover them */
-			else if (alive)
-				walk_node(w, c, d + 1, st, nid);
-			else if (m->esc[d + 1])
-				unc_range(w, own_hi, ch->tok_hi);
-		}
-	}
-}
-
-/*
- * Walk the whole trie from state start: accepted tokens into acc, uncertain
- * ones into unc.  False when some step hit a runtime limit.
- */
-static bool
-walk(lg_grammar_matcher *m, const lg_gstate *start, bool escape_mode, uint32_t max_depth, uint64_t *acc,
-	 tok_vec *unc)
-{
-	walk_ctx	w;
-	int32_t		id;
-
-	memset(&w, 0, sizeof(w));
-	w.m = m;
-	w.escape_mode = escape_mode;
-	w.max_depth = max_depth;
-	w.acc = acc;
-	w.unc = unc;
-	m->esc[0] = false;
-	id = intern(&w, start);
-	walk_node(&w, 0, 0, id >= 0 ? &w.states[id]->st : start, id);
-	for (uint32_t i = 0; i < w.n_states; i++)
-	{
-		lg_gstate_free(&w.states[i]->st);
-		free(w.states[i]);
-	}
-	free(w.states);
-	free(w.slots);
-	return !w.overflowed;
-}
 
 /* Set the EOG tokens' bits when the state is complete. */
 static void
@@ -362,9 +103,10 @@ lg_grammar_matcher_fill_mask_slow(lg_grammar_matcher *m, uint64_t *mask)
 
 	if (m->gv == NULL)
 		return true;
+	m->work_start = lg_gstate_work;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	memset(mask, 0, words * sizeof(uint64_t));
-	exact = walk(m, &m->state, false, UINT32_MAX, mask, NULL);
+	exact = lg_gwalk(m, &m->state, false, UINT32_MAX, mask, NULL, NULL);
 	set_eog(m, mask);
 	return exact;
 }
@@ -405,7 +147,7 @@ lg_gcache_free_all(lg_grammar *g)
 			{
 				gentry	   *en = e->next;
 
-				free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e);
+				free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e->unc_esc), free(e);
 				e = en;
 			}
 		}
@@ -434,7 +176,7 @@ entry_free(gentry *e)
 {
 	if (e == NULL)
 		return;
-	free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e);
+	free(e->key), free(e->acc_bits), free(e->acc_list), free(e->unc), free(e->unc_esc), free(e);
 }
 
 /* The cache of (m's grammar, m's vocabulary), created on first use; NULL if out of memory. */
@@ -526,15 +268,16 @@ cache_insert(lg_gcache *c, gentry *e)
 	c->bytes += e->bytes;
 }
 
-/* Compute the split of a segment by walking the trie from it; NULL if out of memory. */
+/* Compute the split of a segment by walking the trie from it; NULL if out of memory or work. */
 static gentry *
 compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full, bool counted, uint64_t h)
 {
 	const lg_grammar_vocab *gv = m->gv;
 	size_t		words = ((size_t) gv->n_tokens + 63) / 64;
 	gentry	   *e = calloc(1, sizeof(*e));
-	tok_vec		unc = {0};
+	lg_gtok_vec unc = {0};
 	uint32_t	n_acc = 0;
+	bool		aborted;
 	lg_gstate  *start = &m->tmp[0];
 
 	if (e == NULL)
@@ -550,9 +293,9 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 	if (!lg_gstate_push_stack(start, key, n))
 		goto nomem;
 	memset(m->bits, 0, words * sizeof(uint64_t));
-	(void) walk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc);
-	if (unc.failed)
-		goto nomem;
+	(void) lg_gwalk(m, start, !full, counted ? LG_GRAMMAR_SEG_TOKEN_MAX : UINT32_MAX, m->bits, &unc, &aborted);
+	if (unc.failed || aborted)
+		goto nomem;				/* an incomplete split must not be cached: the caller walks slowly */
 	for (size_t i = 0; i < words; i++)
 		n_acc += (uint32_t) __builtin_popcountll(m->bits[i]);
 	e->n_acc = n_acc;
@@ -577,11 +320,13 @@ compute_entry(lg_grammar_matcher *m, const lg_gframe *key, uint32_t n, bool full
 		e->bytes += words * sizeof(uint64_t);
 	}
 	e->unc = unc.v;
+	e->unc_esc = unc.esc;
 	e->n_unc = unc.n;
-	e->bytes += sizeof(*e) + n * sizeof(lg_gframe) + (size_t) unc.cap * sizeof(int32_t);
+	e->bytes += sizeof(*e) + n * sizeof(lg_gframe) + (size_t) unc.cap * (sizeof(int32_t) + sizeof(uint64_t));
 	return e;
 nomem:
 	free(unc.v);
+	free(unc.esc);
 	entry_free(e);
 	return NULL;
 }
@@ -642,15 +387,15 @@ segment_key(const lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, lg_gfra
 }
 
 /*
- * Check the uncertain tokens unc[0..n_unc) (in trie order: sorted by their
- * bytes) against the full stack f[0..n), setting the bits of those accepted.
+ * Check tokens unc[0..n_unc) (in trie order: sorted by their bytes) whole
+ * against the full stack f[0..n), setting the bits of those accepted.
  * Consecutive tokens share prefixes, so the state after a shared prefix is
  * kept per depth (the walk's levels) and reused; a prefix that died is
  * remembered as an empty level.
  */
 static uint64_t
-check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t *unc, uint32_t n_unc,
-				uint64_t *mask)
+check_whole(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int32_t *unc, uint32_t n_unc,
+			uint64_t *mask)
 {
 	const lg_grammar_vocab *gv = m->gv;
 	const char *prev = NULL;
@@ -670,6 +415,8 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 
 		if ((mask[t >> 6] >> (t & 63)) & 1)
 			continue;
+		if (lg_gmask_out_of_work(m))
+			break;				/* the rest stay out: a subset, never an invalid token */
 		checks++;
 		while (d < valid && d < len && d < prev_len && p[d] == prev[d])
 			d++;
@@ -681,6 +428,122 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, const int
 		if (d == len && m->levels[d].n_stacks > 0 && !m->levels[d].overflow)
 			mask[t >> 6] |= 1ULL << (t & 63);
 	}
+	return checks;
+}
+
+/* A remembered verdict: whether the resumed stack accepts these bytes. */
+typedef struct suffix_memo
+{
+	uint64_t	hash;			/* 0: empty slot */
+	const char *p;
+	uint32_t	len;
+	bool		ok;
+} suffix_memo;
+
+/* Whether m->resumed accepts p[0..len), remembered per distinct suffix. */
+static bool
+suffix_ok(lg_grammar_matcher *m, const char *p, uint32_t len)
+{
+	uint64_t	h = 0xCBF29CE484222325ULL ^ len;
+	uint32_t	slot;
+	suffix_memo *e;
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t) p[i]) * 0x100000001B3ULL;
+	h |= 1;
+	for (slot = (uint32_t) h & (m->memo_cap - 1);; slot = (slot + 1) & (m->memo_cap - 1))
+	{
+		e = &m->memo[slot];
+		if (e->hash == 0)
+			break;
+		if (e->hash == h && e->len == len && memcmp(e->p, p, len) == 0)
+			return e->ok;
+	}
+	e->hash = h;
+	e->p = p;
+	e->len = len;
+	e->ok = lg_gstate_run_bytes(m->g, &m->resumed, p, len, &m->levels[1], &m->levels[2]) != NULL;
+	return e->ok;
+}
+
+/*
+ * Decide the uncertain tokens of split e for the stack f[0..n) whose segment
+ * starts at frame b.  A token that ran past the segment's bottom after k
+ * bytes goes on from the stack below the segment, resumed once per mask
+ * (m->resumed): it is accepted when that accepts its last len - k bytes, and
+ * suffixes repeat (`",` `"}` ... all leave a string the same way), so each
+ * distinct one is run once.  Tokens without known offsets are checked whole.
+ */
+static uint64_t
+check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, uint32_t b, const gentry *e,
+				uint64_t *mask)
+{
+	const lg_grammar_vocab *gv = m->gv;
+	uint32_t	n_whole = 0;
+	uint64_t	checks = 0;
+	bool		resumed = false;
+
+	for (uint32_t k = 0; k < e->n_unc; k++)
+	{
+		int32_t		t = e->unc[k];
+		uint64_t	esc = e->unc_esc[k];
+		const char *p = gv->pieces + gv->piece_off[t];
+		uint32_t	len = gv->piece_off[t + 1] - gv->piece_off[t];
+
+		if ((mask[t >> 6] >> (t & 63)) & 1)
+			continue;
+		if (lg_gmask_out_of_work(m))
+			break;
+		if (esc == 0 || (esc & ESC_FAR) || b == 0)
+		{
+			if (n_whole == m->whole_cap)
+			{
+				uint32_t	nc = m->whole_cap ? 2 * m->whole_cap : 256;
+				int32_t    *nw = realloc(m->whole, nc * sizeof(int32_t));
+
+				if (nw == NULL)
+					return checks;
+				m->whole = nw;
+				m->whole_cap = nc;
+			}
+			m->whole[n_whole++] = t;
+			continue;
+		}
+		checks++;
+		if (!resumed)
+		{
+			uint32_t	need = 16;
+
+			lg_gstate_resume(m->g, &m->resumed, f, b);
+			while (need < 2 * e->n_unc)
+				need *= 2;
+			if (need > m->memo_cap)
+			{
+				suffix_memo *nm = realloc(m->memo, need * sizeof(suffix_memo));
+
+				if (nm == NULL)
+					return checks;
+				m->memo = nm;
+				m->memo_cap = need;
+			}
+			memset(m->memo, 0, m->memo_cap * sizeof(suffix_memo));
+			resumed = true;
+		}
+		if (m->resumed.n_stacks == 0 || m->resumed.overflow)
+			continue;
+		for (uint64_t bits = esc; bits != 0; bits &= bits - 1)
+		{
+			uint32_t	off = (uint32_t) __builtin_ctzll(bits);
+
+			if (off < len && suffix_ok(m, p + off, len - off))
+			{
+				mask[t >> 6] |= 1ULL << (t & 63);
+				break;
+			}
+		}
+	}
+	if (n_whole > 0)
+		checks += check_whole(m, f, n, m->whole, n_whole, mask);
 	return checks;
 }
 
@@ -730,6 +593,7 @@ lg_grammar_matcher_fill_mask(lg_grammar_matcher *m, uint64_t *mask)
 
 	if (m->gv == NULL)
 		return;
+	m->work_start = lg_gstate_work;
 	words = ((size_t) m->gv->n_tokens + 63) / 64;
 	h = state_hash(&m->state);
 	for (int i = 0; i < LG_GRAMMAR_RECENT; i++)
@@ -831,7 +695,8 @@ fill_mask_cached(lg_grammar_matcher *m, uint64_t *mask)
 		else
 			for (uint32_t k = 0; k < e->n_acc; k++)
 				mask[e->acc_list[k] >> 6] |= 1ULL << (e->acc_list[k] & 63);
-		unc_checks += check_uncertain(m, f, n, e->unc, e->n_unc, mask);
+		if (e->n_unc > 0)
+			unc_checks += check_uncertain(m, f, n, n - nk, e, mask);
 		if (owned)
 			entry_free(e);
 	}

@@ -26,7 +26,7 @@ lg_grammar_matcher_new(const lg_grammar *g, const lg_grammar_vocab *gv, lg_error
 	{
 		m->n_levels = gv->max_len + 2;
 		m->levels = calloc(m->n_levels, sizeof(lg_gstate));
-		m->esc = calloc(m->n_levels, sizeof(bool));
+		m->esc = calloc(m->n_levels, sizeof(uint64_t));
 		m->work = malloc((LG_GRAMMAR_MAX_DEPTH + 2) * sizeof(lg_gframe));
 		m->bits = malloc(((size_t) gv->n_tokens + 63) / 64 * sizeof(uint64_t));
 		if (m->levels == NULL || m->esc == NULL || m->work == NULL || m->bits == NULL)
@@ -69,6 +69,9 @@ lg_grammar_matcher_free(lg_grammar_matcher *m)
 	}
 	free(m->levels);
 	free(m->esc);
+	lg_gstate_free(&m->resumed);
+	free(m->memo);
+	free(m->whole);
 	free(m->work);
 	free(m->bits);
 	free(m);

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+__thread uint64_t lg_gstate_work;
+
 void
 lg_gstate_init(lg_gstate *s)
 {
@@ -340,6 +342,7 @@ expand(expand_ctx *x, uint32_t n, uint32_t lo)
 		return;
 	}
 	x->out->expand_left--;
+	lg_gstate_work++;
 	if (n == 0)
 	{
 		if (x->escape_mode)
@@ -456,6 +459,16 @@ expand_copy(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n,
 	x.w = out->work;
 	x.escape_mode = escape_mode;
 	expand(&x, n, lo);
+}
+
+void
+lg_gstate_resume(const lg_grammar *g, lg_gstate *out, const lg_gframe *f, uint32_t n)
+{
+	lg_gstate_clear(out);
+	if (n == 0)
+		return;
+	/* as after a pop in expand(): frame n - 1 was there before, so it is not a fresh iteration */
+	expand_copy(g, out, f, n, n - 1, false);
 }
 
 bool

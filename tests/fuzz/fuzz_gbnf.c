@@ -7,7 +7,7 @@
  * vocabulary is in $LLAMAGPU_SHARED (default ../shared), inputs whose text
  * length is a multiple of 4 also compare the cached token mask with the slow
  * full walk at the state the bytes reached (after every byte when the text
- * has at most 16 bytes, which exercises the matcher's memory of recent
+ * has at most 8 bytes, which exercises the matcher's memory of recent
  * masks).
  */
 #include <stdint.h>
@@ -72,7 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	b = lg_grammar_matcher_new(g, NULL, &err);
 	CHECK(b != NULL);
-	if (gvocab != NULL && tlen > 0 && tlen <= 16 && tlen % 4 == 0)
+	if (gvocab != NULL && tlen > 0 && tlen <= 8 && tlen % 4 == 0)
 	{
 		/* short texts: the cached mask equals the slow walk after every byte */
 		size_t		words = ((size_t) lg_grammar_vocab_n_tokens(gvocab) + 63) / 64;
