@@ -465,25 +465,11 @@ js_types(const lg_json_node *s)
 	}
 	else
 	{
-		static const char *const obj[] = {"properties", "required", "additionalProperties", "patternProperties", "minProperties", "maxProperties", "dependencies", NULL};
-		static const char *const arr[] = {"items", "prefixItems", "additionalItems", "minItems", "maxItems", NULL};
-		static const char *const str[] = {"minLength", "maxLength", "pattern", "format", NULL};
-		static const char *const num[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", NULL};
-
-		for (int i = 0; obj[i]; i++)
-			if (lg_json_get(s, obj[i]))
-				m |= JS_T_OBJ;
-		for (int i = 0; arr[i]; i++)
-			if (lg_json_get(s, arr[i]))
-				m |= JS_T_ARR;
-		for (int i = 0; str[i]; i++)
-			if (lg_json_get(s, str[i]))
-				m |= JS_T_STR;
-		for (int i = 0; num[i]; i++)
-			if (lg_json_get(s, num[i]))
-				m |= JS_T_NUM | JS_T_INT;
-		if (m == 0)
-			m = JS_T_ALL;
+		/*
+		 * No "type": every type, each with the keywords that apply to it
+		 * ("properties" constrains objects and lets any string through).
+		 */
+		m = JS_T_ALL;
 	}
 	if ((e = lg_json_get(s, "const")) != NULL)
 		m &= js_value_type(e) == JS_T_INT ? (JS_T_INT | JS_T_NUM) : js_value_type(e);
@@ -496,6 +482,23 @@ js_types(const lg_json_node *s)
 		m &= em;
 	}
 	return m;
+}
+
+/*
+ * The types a schema as written accepts, for proofs about what a validator
+ * says: its "type" or const/enum values, else every type (a schema with
+ * only "properties" accepts a string too).
+ */
+unsigned
+js_accept_types(const lg_json_node *s)
+{
+	if (s->kind == LG_JSON_BOOL)
+		return s->boolean ? JS_T_ALL : 0;
+	if (s->kind != LG_JSON_OBJECT)
+		return JS_T_ALL;
+	if (lg_json_get(s, "type") || lg_json_get(s, "const") || lg_json_get(s, "enum"))
+		return js_types(s);
+	return JS_T_ALL;
 }
 
 /* ---- $ref ---- */
@@ -657,7 +660,7 @@ js_deref(js_ctx *c, const lg_json_node *s, const char *path)
 	{
 		bool		siblings = false;
 
-		for (size_t k = 0; k < s->n; k++)
+		for (size_t k = 0; k < s->n && c->ref_siblings; k++)
 			if (strcmp(s->keys[k], "$ref") != 0 && !js_is_annotation(s->keys[k]))
 				siblings = true;
 		if (siblings)
@@ -700,6 +703,8 @@ js_req_has(const lg_json_node *r, const char *name)
 	return false;
 }
 
+static const lg_json_node *js_val_at(const lg_json_node *vals, size_t n, size_t i);
+
 /* The const/enum values schema p (or one of its allOf parts) restricts values to. */
 static bool
 js_schema_values(js_ctx *c, const lg_json_node *p, const lg_json_node **vals, size_t *n, int depth)
@@ -721,12 +726,46 @@ js_schema_values(js_ctx *c, const lg_json_node *p, const lg_json_node **vals, si
 		*n = e->n;
 		return true;
 	}
-	/* any one part's values are a superset of what the whole allows */
+	/* allOf: the values every restricting part allows */
 	e = lg_json_get(p, "allOf");
-	for (size_t i = 0; e && e->kind == LG_JSON_ARRAY && i < e->n; i++)
-		if (js_schema_values(c, e->items[i], vals, n, depth + 1))
-			return true;
-	return false;
+	{
+		const lg_json_node *acc = NULL;
+		size_t		nacc = 0;
+
+		for (size_t i = 0; e && e->kind == LG_JSON_ARRAY && i < e->n; i++)
+		{
+			const lg_json_node *v;
+			size_t		nv;
+			lg_json_node *x;
+			size_t		k = 0;
+
+			if (!js_schema_values(c, e->items[i], &v, &nv, depth + 1))
+				continue;
+			if (acc == NULL)
+			{
+				acc = v;
+				nacc = nv;
+				continue;
+			}
+			if ((x = js_node_new(c, LG_JSON_ARRAY, nacc)) == NULL)
+				return false;
+			for (size_t a = 0; a < nacc; a++)
+				for (size_t b = 0; b < nv; b++)
+					if (lg_json_equal(js_val_at(acc, nacc, a), js_val_at(v, nv, b)))
+					{
+						x->items[k++] = (lg_json_node *) js_val_at(acc, nacc, a);
+						break;
+					}
+			x->n = k;
+			acc = x;
+			nacc = k;
+		}
+		if (acc == NULL)
+			return false;
+		*vals = acc;
+		*n = nacc;
+		return true;
+	}
 }
 
 /* The const/enum values property name of object schema s is restricted to. */
@@ -812,6 +851,195 @@ js_distinct_required(const lg_json_node *a, const lg_json_node *b)
 	return any;
 }
 
+/* br[i] merged with {"required": [name]}. */
+static bool
+js_require_name(js_ctx *c, const lg_json_node **br, size_t i, const char *name, const char *path)
+{
+	lg_json_node *rl = js_node_new(c, LG_JSON_ARRAY, 1);
+	lg_json_node *sk = js_node_new(c, LG_JSON_STRING, 0);
+	lg_json_node *req = rl && sk ? js_node_new(c, LG_JSON_OBJECT, 1) : NULL;
+	const lg_json_node *parts[2];
+
+	if (req == NULL)
+		return false;
+	sk->str = (char *) name;
+	sk->str_len = strlen(name);
+	rl->items[0] = sk;
+	req->keys[0] = (char *) "required";
+	req->key_lens[0] = 8;
+	req->items[0] = rl;
+	parts[0] = br[i];
+	parts[1] = req;
+	return (br[i] = js_merge(c, parts, 2, path)) != NULL;
+}
+
+/* br[i] merged with {"properties": {name: false}}. */
+static bool
+js_forbid_name(js_ctx *c, const lg_json_node **br, size_t i, const char *name, const char *path)
+{
+	lg_json_node *props = js_node_new(c, LG_JSON_OBJECT, 1);
+	lg_json_node *forbid = props ? js_node_new(c, LG_JSON_OBJECT, 1) : NULL;
+	const lg_json_node *parts[2];
+
+	if (forbid == NULL)
+		return false;
+	props->keys[0] = (char *) name;
+	props->key_lens[0] = strlen(name);
+	props->items[0] = (lg_json_node *) &js_false_node;
+	forbid->keys[0] = (char *) "properties";
+	forbid->key_lens[0] = 10;
+	forbid->items[0] = props;
+	parts[0] = br[i];
+	parts[1] = forbid;
+	return (br[i] = js_merge(c, parts, 2, path)) != NULL;
+}
+
+/* br[i] restricted to the values of its const/enum not among other[0..n). */
+static bool
+js_enum_minus(js_ctx *c, const lg_json_node **br, size_t i, const lg_json_node *other, size_t n, const char *path)
+{
+	const lg_json_node *a = br[i];
+	const lg_json_node *va = lg_json_get(a, "const") ? lg_json_get(a, "const") : lg_json_get(a, "enum");
+	size_t		na;
+
+	if (va == NULL)
+		return true;			/* br[i] no longer restricts values (merged away): nothing to drop */
+	na = lg_json_get(a, "const") ? 1 : va->n;
+	lg_json_node *keep = js_node_new(c, LG_JSON_ARRAY, na);
+	lg_json_node *en = keep ? js_node_new(c, LG_JSON_OBJECT, 1) : NULL;
+	const lg_json_node *parts[2];
+	size_t		k = 0;
+
+	if (en == NULL)
+		return false;
+	for (size_t x = 0; x < na; x++)
+	{
+		const lg_json_node *v = js_val_at(va, na, x);
+		bool		shared = false;
+
+		for (size_t y = 0; y < n && !shared; y++)
+			shared = lg_json_equal(v, js_val_at(other, n, y));
+		if (!shared)
+			keep->items[k++] = (lg_json_node *) v;
+	}
+	keep->n = k;
+	en->keys[0] = (char *) "enum";
+	en->key_lens[0] = 4;
+	en->items[0] = keep;
+	parts[0] = a;
+	parts[1] = en;
+	return (br[i] = js_merge(c, parts, 2, path)) != NULL;
+}
+
+/* True when object schema b admits no other members than its properties. */
+static bool
+js_closed(const lg_json_node *b)
+{
+	const lg_json_node *ap = js_norm(lg_json_get(b, "additionalProperties"));
+
+	return ap && ap->kind == LG_JSON_BOOL && !ap->boolean && lg_json_get(b, "patternProperties") == NULL;
+}
+
+/* True when name is declared in b with a schema that accepts something. */
+static bool
+js_declares(const lg_json_node *b, const char *name)
+{
+	const lg_json_node *pb = lg_json_get(b, "properties");
+	const lg_json_node *v = pb && pb->kind == LG_JSON_OBJECT ? lg_json_get(pb, name) : NULL;
+
+	return v && !js_obviously_empty(js_norm(v));
+}
+
+/*
+ * Make every output of object branch br[i] fail object schema b (a subset
+ * of br[i]): it already requires a name b refuses; or it is made to lack a
+ * name b requires; or, b being closed, to hold one of its own names b does
+ * not declare.  False when none applies.
+ */
+static bool
+js_fail_other(js_ctx *c, const lg_json_node **br, size_t i, const lg_json_node *b, const char *path)
+{
+	const lg_json_node *a = br[i];
+	const lg_json_node *ra = js_required(a);
+	const lg_json_node *pa = lg_json_get(a, "properties");
+	const char *k;
+	bool		closed = js_closed(b);
+
+	for (size_t x = 0; ra && x < ra->n; x++)
+	{
+		const char *name = ra->items[x]->kind == LG_JSON_STRING ? ra->items[x]->str : NULL;
+		const lg_json_node *pb = lg_json_get(b, "properties");
+		const lg_json_node *v = name && pb && pb->kind == LG_JSON_OBJECT ? lg_json_get(pb, name) : NULL;
+
+		if (name && ((closed && !js_declares(b, name)) || (v && js_obviously_empty(js_norm(v)))))
+			return true;
+	}
+	if ((k = js_distinct_required(a, b)) != NULL)
+		return js_forbid_name(c, br, i, k, path);
+	if (closed && pa && pa->kind == LG_JSON_OBJECT)
+	{
+		/* anyOf [{"required": [k]} for the names of a that b does not declare] */
+		lg_json_node *list = js_node_new(c, LG_JSON_ARRAY, pa->n);
+		lg_json_node *any;
+		const lg_json_node *parts[2];
+		size_t		nl = 0;
+
+		if (list == NULL)
+			return false;
+		for (size_t x = 0; x < pa->n; x++)
+		{
+			lg_json_node *rl, *sk, *req;
+
+			if (js_declares(b, pa->keys[x]) || js_obviously_empty(js_norm(pa->items[x])))
+				continue;
+			rl = js_node_new(c, LG_JSON_ARRAY, 1);
+			sk = js_node_new(c, LG_JSON_STRING, 0);
+			req = rl && sk ? js_node_new(c, LG_JSON_OBJECT, 1) : NULL;
+			if (req == NULL)
+				return false;
+			sk->str = pa->keys[x];
+			sk->str_len = strlen(pa->keys[x]);
+			rl->items[0] = sk;
+			req->keys[0] = (char *) "required";
+			req->key_lens[0] = 8;
+			req->items[0] = rl;
+			list->items[nl++] = req;
+		}
+		list->n = nl;
+		if (nl == 0 || (any = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
+			return false;
+		any->keys[0] = (char *) "anyOf";
+		any->key_lens[0] = 5;
+		any->items[0] = list;
+		parts[0] = a;
+		parts[1] = any;
+		return (br[i] = js_merge(c, parts, 2, path)) != NULL;
+	}
+	return false;
+}
+
+/*
+ * For two raw oneOf branches whose only keyword is "required": 1 when a's
+ * names are a proper subset of b's, 2 the other way, 3 equal, else 0.
+ */
+static int
+js_required_only_subset(const lg_json_node *a, const lg_json_node *b)
+{
+	const lg_json_node *ra = js_required(a), *rb = js_required(b);
+	bool		a_in_b = true, b_in_a = true;
+
+	if (a->kind != LG_JSON_OBJECT || b->kind != LG_JSON_OBJECT || ra == NULL || rb == NULL ||
+		js_has_constraints(a, "required") || js_has_constraints(b, "required"))
+		return 0;
+	for (size_t i = 0; i < ra->n; i++)
+		if (ra->items[i]->kind != LG_JSON_STRING || !js_req_has(rb, ra->items[i]->str))
+			a_in_b = false;
+	for (size_t i = 0; i < rb->n; i++)
+		if (rb->items[i]->kind != LG_JSON_STRING || !js_req_has(ra, rb->items[i]->str))
+			b_in_a = false;
+	return a_in_b && b_in_a ? 3 : a_in_b ? 1 : b_in_a ? 2 : 0;
+}
+
 /*
  * oneOf compiled as anyOf is only sound when no value can match two
  * branches.  Proven disjoint: different types, disjoint const/enum sets,
@@ -822,17 +1050,22 @@ js_distinct_required(const lg_json_node *a, const lg_json_node *b)
  * Anything else is refused rather than risk an output matching two.
  */
 static bool
-js_oneof_disjoint(js_ctx *c, const lg_json_node **br, size_t n, const char *path)
+js_oneof_disjoint(js_ctx *c, const lg_json_node **br, const lg_json_node *const *orig,
+				  lg_json_node *const *raw, size_t n, const char *path)
 {
 	for (size_t i = 0; i < n; i++)
 	{
 		for (size_t j = i + 1; j < n; j++)
 		{
-			const lg_json_node *a = br[i], *b = br[j];
-			unsigned	ta = js_types(a), tb = js_types(b);
-			unsigned	common = ta & tb;
+			/*
+			 * What branch i writes (js_types: the grammar writes only the
+			 * inferred types) against what the other branch as written
+			 * accepts (js_accept_types: without "type" it accepts any type),
+			 * both ways; the proofs below compare with the original branches.
+			 */
+			const lg_json_node *a = orig[i], *b = orig[j];
+			unsigned	common = (js_types(br[i]) & js_accept_types(b)) | (js_types(br[j]) & js_accept_types(a));
 			const lg_json_node *va, *vb;
-			const char *k;
 
 			if (common == 0)
 				continue;
@@ -842,12 +1075,17 @@ js_oneof_disjoint(js_ctx *c, const lg_json_node **br, size_t n, const char *path
 
 				va = lg_json_get(a, "const") ? lg_json_get(a, "const") : lg_json_get(a, "enum");
 				vb = lg_json_get(b, "const") ? lg_json_get(b, "const") : lg_json_get(b, "enum");
-				if (va && vb)
+				if (va && vb && (lg_json_get(a, "const") || va->kind == LG_JSON_ARRAY) &&
+					(lg_json_get(b, "const") || vb->kind == LG_JSON_ARRAY))
 				{
 					na = lg_json_get(a, "const") ? 1 : va->kind == LG_JSON_ARRAY ? va->n : 0;
 					nb = lg_json_get(b, "const") ? 1 : vb->kind == LG_JSON_ARRAY ? vb->n : 0;
 					if (js_vals_disjoint(va, na, vb, nb))
 						continue;
+					/* a value in both sets matches both branches: invalid, so dropped from each */
+					if (!js_enum_minus(c, br, i, vb, nb, path) || !js_enum_minus(c, br, j, va, na, path))
+						return false;
+					continue;
 				}
 				if (common == JS_T_OBJ)
 				{
@@ -859,67 +1097,42 @@ js_oneof_disjoint(js_ctx *c, const lg_json_node **br, size_t n, const char *path
 					if (dk)
 					{
 						/* require the discriminating property on both sides */
-						lg_json_node *rl = js_node_new(c, LG_JSON_ARRAY, 1);
-						lg_json_node *sk = js_node_new(c, LG_JSON_STRING, 0);
-						lg_json_node *req = rl && sk ? js_node_new(c, LG_JSON_OBJECT, 1) : NULL;
-						const lg_json_node *parts[2];
-
-						if (req == NULL)
-							return false;
-						sk->str = (char *) dk;
-						sk->str_len = strlen(dk);
-						rl->items[0] = sk;
-						req->keys[0] = (char *) "required";
-						req->key_lens[0] = 8;
-						req->items[0] = rl;
-						parts[1] = req;
-						parts[0] = br[i];
-						if ((br[i] = js_merge(c, parts, 2, path)) == NULL)
-							return false;
-						parts[0] = br[j];
-						if ((br[j] = js_merge(c, parts, 2, path)) == NULL)
+						if (!js_require_name(c, br, i, dk, path) || !js_require_name(c, br, j, dk, path))
 							return false;
 						continue;
 					}
-				}
-				if (common == JS_T_OBJ)
-				{
-					lg_json_node *props;
-					lg_json_node *forbid;
-					const lg_json_node *parts[2];
-					size_t		victim;
-
+					/* each side's outputs made to fail the other */
+					if (js_fail_other(c, br, i, b, path) && js_fail_other(c, br, j, a, path))
+						continue;
+					if (c->st != LG_OK)
+						return false;
 					/*
-					 * Each side must lack a name the other requires: then an
-					 * output of either fails the other's "required".
+					 * Branches that differ only in "required", one set inside the
+					 * other: every value of the larger matches the smaller too, so
+					 * the larger never matches alone (dropped) and the smaller must
+					 * lack one of the extra names.
 					 */
-					const char *kj = js_distinct_required(a, b);	/* forbidden in i */
-					const char *ki = js_distinct_required(b, a);	/* forbidden in j */
-
-					if (kj == NULL || ki == NULL)
-						goto overlap;
-					for (int side = 0; side < 2; side++)
 					{
-						victim = side == 0 ? i : j;
-						k = side == 0 ? kj : ki;
-						props = js_node_new(c, LG_JSON_OBJECT, 1);
-						if (props == NULL || (forbid = js_node_new(c, LG_JSON_OBJECT, 1)) == NULL)
-							return false;
-						props->keys[0] = (char *) k;
-						props->key_lens[0] = strlen(k);
-						props->items[0] = (lg_json_node *) &js_false_node;
-						forbid->keys[0] = (char *) "properties";
-						forbid->key_lens[0] = 10;
-						forbid->items[0] = props;
-						parts[0] = br[victim];
-						parts[1] = forbid;
-						if ((br[victim] = js_merge(c, parts, 2, path)) == NULL)
-							return false;
+						int			sub = js_required_only_subset(raw[i], raw[j]);
+
+						if (sub == 3)
+						{
+							br[i] = br[j] = &js_false_node;
+							continue;
+						}
+						if (sub == 1 || sub == 2)
+						{
+							size_t		keep = sub == 1 ? i : j, drop = sub == 1 ? j : i;
+							const char *k = js_distinct_required(raw[keep], raw[drop]);
+
+							br[drop] = &js_false_node;
+							if (k && !js_forbid_name(c, br, keep, k, path))
+								return false;
+							continue;
+						}
 					}
-					continue;
 				}
 			}
-	overlap:
 			return js_fail(c, LG_ERR_UNSUPPORTED,
 						   "unsupported keyword \"oneOf\" at %s: branches %zu and %zu may both match", path, i, j);
 		}
@@ -980,7 +1193,18 @@ js_alternatives(js_ctx *c, const lg_json_node *s, const char *kw, const char *pa
 		br[i] = b;
 	}
 	if (ok && strcmp(kw, "oneOf") == 0)
-		ok = js_oneof_disjoint(c, br, list->n, path);
+	{
+		const lg_json_node **orig = malloc(list->n * sizeof(*orig));
+
+		if (orig == NULL)
+			ok = js_oom(c);
+		else
+		{
+			memcpy(orig, br, list->n * sizeof(*orig));
+			ok = js_oneof_disjoint(c, br, orig, list->items, list->n, path);
+			free(orig);
+		}
+	}
 	for (size_t i = 0; i < list->n && ok; i++)
 	{
 		char	   *bp = js_path_i(path, kw, i);
@@ -1382,7 +1606,7 @@ js_schema_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 
 		if (target == NULL)
 			return false;
-		if (js_has_constraints(s, "$ref"))
+		if (js_has_constraints(s, "$ref") && c->ref_siblings)
 		{
 			const char *drop[1] = {"$ref"};
 			const lg_json_node *parts[2] = {target, js_without(c, s, drop, 1)};
@@ -1581,6 +1805,12 @@ lg_json_schema_to_gbnf(const char *schema, size_t len, const lg_json_schema_opts
 	c.compact = o && o->compact;
 	c.strict_additional = o && o->strict_additional;
 	c.prefix = o && o->rule_prefix ? o->rule_prefix : "";
+	/* before 2019-09 the siblings of "$ref" are ignored (draft 7 §8.3); no $schema reads as draft 7 */
+	{
+		const char *sv = lg_json_get_str(root, "$schema");
+
+		c.ref_siblings = sv && (strstr(sv, "2019-09") || strstr(sv, "2020-12"));
+	}
 	for (const char *p = c.prefix; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
 		{

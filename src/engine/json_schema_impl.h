@@ -56,6 +56,7 @@ typedef struct js_ctx
 	const lg_json_node *root;
 	bool		compact;
 	bool		strict_additional;
+	bool		ref_siblings;	/* keywords next to "$ref" apply (2019-09 and later) */
 	const char *prefix;
 	js_rule    *rules;
 	size_t		n_rules, cap_rules;
@@ -81,6 +82,7 @@ char	   *js_path(const char *parent, const char *seg);
 char	   *js_path_i(const char *parent, const char *seg, size_t i);
 const lg_json_node *js_resolve_ref(js_ctx *c, const lg_json_node *s, const char *path);
 unsigned	js_types(const lg_json_node *s);
+unsigned	js_accept_types(const lg_json_node *s);
 bool		js_is_annotation(const char *key);
 const lg_json_node *js_norm(const lg_json_node *s);
 bool		js_obviously_empty(const lg_json_node *s);

@@ -230,6 +230,9 @@ js_flatten(js_ctx *c, js_flat *f, const lg_json_node *s, const char *path, int d
 
 		if (t == NULL || !js_flatten(c, f, t, path, depth + 1))
 			return false;
+		/* before 2019-09 the keywords next to "$ref" are ignored */
+		if (!c->ref_siblings)
+			return true;
 		s = js_without(c, s, drop, 1);
 		if (s == NULL)
 			return false;

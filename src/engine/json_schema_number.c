@@ -368,28 +368,57 @@ enum
 	JS_GE, JS_GT, JS_LE, JS_LT
 };
 
+/* n to m digits (m < 0: no limit). */
+static void
+js_digits(lg_buf *b, long n, long m)
+{
+	if (m < 0)
+		lg_buf_appendf(b, n == 0 ? "[0-9]*" : n == 1 ? "[0-9]+" : "[0-9]{%ld,}", n);
+	else if (m == 0)
+		lg_buf_append(b, "\"\"", 2);
+	else
+		lg_buf_appendf(b, "[0-9]{%ld,%ld}", n, m);
+}
+
 /*
- * Nonempty fraction digit strings D with D (op) alpha, comparing as if
- * padded with zeros.  Returns false when none exists.
+ * Nonempty fraction digit strings D of at most left digits (-1: any) with
+ * D (op) alpha, comparing as if padded with zeros.  False when none exists.
  */
 static bool
-js_frac_digits(lg_buf *b, const char *alpha, int op)
+js_frac_digits(lg_buf *b, const char *alpha, int op, long left)
 {
 	int			a0;
 	bool		any = false;
 
+	if (left == 0)
+		return false;
 	if (*alpha == '\0')
 	{
 		switch (op)
 		{
 			case JS_GE:
-				lg_buf_append(b, "[0-9]+", 6);
+				js_digits(b, 1, left);
 				return true;
 			case JS_GT:
-				lg_buf_append(b, "\"0\"* [1-9] [0-9]*", 17);
+				/* some digit not zero: the first one at position i */
+				if (left < 0)
+				{
+					lg_buf_append(b, "\"0\"* [1-9] [0-9]*", 17);
+					return true;
+				}
+				lg_buf_append(b, "( ", 2);
+				for (long i = 0; i < left; i++)
+				{
+					lg_buf_appendf(b, "%s\"0\"{%ld} [1-9] ", i ? " | " : "", i);
+					js_digits(b, 0, left - 1 - i);
+				}
+				lg_buf_append(b, " )", 2);
 				return true;
 			case JS_LE:
-				lg_buf_append(b, "\"0\"+", 4);
+				if (left < 0)
+					lg_buf_append(b, "\"0\"+", 4);
+				else
+					lg_buf_appendf(b, "\"0\"{1,%ld}", left);
 				return true;
 			default:
 				return false;
@@ -399,12 +428,14 @@ js_frac_digits(lg_buf *b, const char *alpha, int op)
 	lg_buf_append(b, "( ", 2);
 	if ((op == JS_GE || op == JS_GT) && a0 < 9)
 	{
-		lg_buf_appendf(b, "[%d-9] [0-9]*", a0 + 1);
+		lg_buf_appendf(b, "[%d-9] ", a0 + 1);
+		js_digits(b, 0, left < 0 ? -1 : left - 1);
 		any = true;
 	}
 	if ((op == JS_LE || op == JS_LT) && a0 > 0)
 	{
-		lg_buf_appendf(b, "[0-%d] [0-9]*", a0 - 1);
+		lg_buf_appendf(b, "[0-%d] ", a0 - 1);
+		js_digits(b, 0, left < 0 ? -1 : left - 1);
 		any = true;
 	}
 	/* the same first digit: the rest compared, or nothing more */
@@ -415,7 +446,7 @@ js_frac_digits(lg_buf *b, const char *alpha, int op)
 		const char *rest = alpha + 1;
 
 		lg_buf_init(&sub);
-		rest_ok = js_frac_digits(&sub, rest, op);
+		rest_ok = js_frac_digits(&sub, rest, op, left < 0 ? -1 : left - 1);
 		/* D == a0 alone equals a0000 vs alpha: equal when rest is empty */
 		empty_ok = *rest == '\0' ? (op == JS_GE || op == JS_LE) : (op == JS_LE || op == JS_LT);
 		if (rest_ok || empty_ok)
@@ -435,7 +466,7 @@ js_frac_digits(lg_buf *b, const char *alpha, int op)
 
 /* An optional fraction (".digits" or none, read as zero) with digits (op) alpha. */
 static bool
-js_frac(lg_buf *b, const char *alpha, int op)
+js_frac(lg_buf *b, const char *alpha, int op, long left)
 {
 	lg_buf		d;
 	bool		empty_ok, some;
@@ -455,7 +486,7 @@ js_frac(lg_buf *b, const char *alpha, int op)
 			empty_ok = *alpha != '\0';
 	}
 	lg_buf_init(&d);
-	some = js_frac_digits(&d, alpha, op);
+	some = js_frac_digits(&d, alpha, op, left);
 	if (some)
 		lg_buf_appendf(b, "( \".\" %s )%s", d.data, empty_ok ? "?" : "");
 	else if (empty_ok)
@@ -470,7 +501,7 @@ js_frac(lg_buf *b, const char *alpha, int op)
  * with the fraction compared.  Appends alternatives; false if it cannot.
  */
 static bool
-js_mag_range(js_ctx *c, lg_buf *b, const js_dec *A, bool a_ex, const js_dec *B, bool b_ex, int *alts)
+js_mag_range(js_ctx *c, lg_buf *b, const js_dec *A, bool a_ex, const js_dec *B, bool b_ex, int *alts, long left)
 {
 	uint64_t	ai = strtoull(A->ip, NULL, 10);
 
@@ -483,7 +514,7 @@ js_mag_range(js_ctx *c, lg_buf *b, const js_dec *A, bool a_ex, const js_dec *B, 
 			lg_buf_append(b, " | ", 3);
 		(*alts)++;
 		lg_buf_appendf(b, "\"%s\" ", A->ip);
-		return js_frac(b, B->fp, b_ex ? JS_LT : JS_LE);
+		return js_frac(b, B->fp, b_ex ? JS_LT : JS_LE, left);
 	}
 	/* integer part strictly inside */
 	{
@@ -495,7 +526,13 @@ js_mag_range(js_ctx *c, lg_buf *b, const js_dec *A, bool a_ex, const js_dec *B, 
 				lg_buf_append(b, " | ", 3);
 			lg_buf_append(b, "( ", 2);
 			js_nonneg_range(b, ai + 1, B != NULL, B ? bi - 1 : 0);
-			lg_buf_appendf(b, " ( \".\" %s )? )", "[0-9]+");
+			if (left != 0)
+			{
+				lg_buf_append(b, " ( \".\" ", 7);
+				js_digits(b, 1, left);
+				lg_buf_append(b, " )?", 3);
+			}
+			lg_buf_append(b, " )", 2);
 		}
 	}
 	/* integer part at the lower end */
@@ -503,7 +540,7 @@ js_mag_range(js_ctx *c, lg_buf *b, const js_dec *A, bool a_ex, const js_dec *B, 
 		lg_buf		f;
 
 		lg_buf_init(&f);
-		if (js_frac(&f, A->fp, a_ex ? JS_GT : JS_GE))
+		if (js_frac(&f, A->fp, a_ex ? JS_GT : JS_GE, left))
 		{
 			if ((*alts)++)
 				lg_buf_append(b, " | ", 3);
@@ -516,7 +553,7 @@ js_mag_range(js_ctx *c, lg_buf *b, const js_dec *A, bool a_ex, const js_dec *B, 
 		lg_buf		f;
 
 		lg_buf_init(&f);
-		if (js_frac(&f, B->fp, b_ex ? JS_LT : JS_LE))
+		if (js_frac(&f, B->fp, b_ex ? JS_LT : JS_LE, left))
 		{
 			if ((*alts)++)
 				lg_buf_append(b, " | ", 3);
@@ -534,6 +571,7 @@ js_number_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	js_bnd		lb, ub;
 	js_dec		L, U, zero;
 	double		m;
+	long		left = -1;		/* fraction digits allowed (-1: any) */
 	int			alts = 0;
 	lg_buf		b;
 	bool		ok = true;
@@ -543,14 +581,16 @@ js_number_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		return false;
 	if (m > 0)
 	{
-		/* multipleOf 1: integers; 10^-k: at most k fraction digits */
+		/* multipleOf 1: integers; 10^-k: at most k fraction digits (bounds as below) */
 		double		k = -log10(m);
 
 		if (m == 1)
 			return js_integer_expr(c, s, path, out);
-		if (lb.v || ub.v || fabs(k - round(k)) > 1e-9 || k < 0 || k > 15)
+		if (fabs(k - round(k)) > 1e-9 || k < 0 || k > 15)
 			return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported keyword \"multipleOf\" at %s", path);
-		return lg_buf_appendf(out, "( %s ( \".\" [0-9]{1,%d} )? )", js_prim(c, JS_P_INTEGER), (int) round(k)) || js_oom(c);
+		left = (long) round(k);
+		if (lb.v == NULL && ub.v == NULL)
+			return lg_buf_appendf(out, "( %s ( \".\" [0-9]{1,%ld} )? )", js_prim(c, JS_P_INTEGER), left) || js_oom(c);
 	}
 	if (lb.v == NULL && ub.v == NULL)
 		return lg_buf_append(out, js_prim(c, JS_P_NUMBER), strlen(js_prim(c, JS_P_NUMBER))) || js_oom(c);
@@ -575,7 +615,7 @@ js_number_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			lo_ex = ub.excl;
 		}
 		lg_buf_init(&nb);
-		ok = js_mag_range(c, &nb, lo_m, lo_ex, lb.v ? &L : NULL, lb.v ? lb.excl : false, &a2);
+		ok = js_mag_range(c, &nb, lo_m, lo_ex, lb.v ? &L : NULL, lb.v ? lb.excl : false, &a2, left);
 		if (ok && a2)
 		{
 			lg_buf_appendf(&b, "\"-\" ( %s )", nb.data);
@@ -598,7 +638,7 @@ js_number_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		}
 		lg_buf_init(&pb);
 		if (!(ub.v && js_dec_cmp(lo_m, &U) > 0))
-			ok = js_mag_range(c, &pb, lo_m, lo_ex, ub.v ? &U : NULL, ub.v ? ub.excl : false, &a2);
+			ok = js_mag_range(c, &pb, lo_m, lo_ex, ub.v ? &U : NULL, ub.v ? ub.excl : false, &a2, left);
 		if (ok && a2)
 		{
 			lg_buf_appendf(&b, "%s( %s )", alts ? " | " : "", pb.data);

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JS_MAX_COUNT 64			/* min/maxProperties and counted states beyond this: refused */
+#define JS_MAX_COUNT 64
+#define JS_ESC_SYM 0x200000		/* a name's \" or \\ escape, as one trie symbol */			/* min/maxProperties and counted states beyond this: refused */
 
 /* One member the sequence may write. */
 typedef struct js_item
@@ -131,9 +132,14 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 				}
 			if (nf > 1)
 				lg_buf_append(b, " | ", 3);
-			lg_buf_append(b, "[", 1);
-			js_class_cp(b, ch);
-			lg_buf_append(b, "] ", 2);
+			if (ch >= JS_ESC_SYM)
+				lg_buf_append(b, ch == JS_ESC_SYM + '"' ? "\"\\\\\\\"\" " : "\"\\\\\\\\\" ", ch == JS_ESC_SYM + '"' ? 7 : 7);
+			else
+			{
+				lg_buf_append(b, "[", 1);
+				js_class_cp(b, ch);
+				lg_buf_append(b, "] ", 2);
+			}
 			if (longer)
 			{
 				js_not_names(c, sub, ns, d + 1, kchar, b);
@@ -149,8 +155,20 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 		lg_buf_append(b, " | ", 3);
 	lg_buf_append(b, "[^", 2);
 	for (size_t j = 0; j < nf; j++)
-		js_class_cp(b, firsts[j]);
-	lg_buf_appendf(b, "\\x22\\x5C\\x00-\\x1F] %s* | \"\\\\\" ( [\"\\\\bfnrt] | \"u00\" [01] [0-9a-fA-F] ) %s* )", kchar, kchar);
+		if (firsts[j] < JS_ESC_SYM)
+			js_class_cp(b, firsts[j]);
+	/* an escape other than those the names continue with */
+	{
+		bool		q = false, bs = false;
+
+		for (size_t j = 0; j < nf; j++)
+		{
+			q |= firsts[j] == JS_ESC_SYM + '"';
+			bs |= firsts[j] == JS_ESC_SYM + '\\';
+		}
+		lg_buf_appendf(b, "\\x22\\x5C\\x00-\\x1F] %s* | \"\\\\\" ( [%s%sbfnrt] | \"u00\" [01] [0-9a-fA-F] ) %s* )",
+					   kchar, q ? "" : "\"", bs ? "" : "\\\\", kchar);
+	}
 	free(firsts);
 }
 
@@ -185,9 +203,10 @@ js_other_key(js_ctx *c, js_item *items, size_t n, const char *hint)
 		{
 			uint32_t	cp = js_utf8(items[i].name, &p);
 
-			if (cp < 0x20 || cp == '"' || cp == '\\')
+			/* " and \ have one escape each (kchar writes no \u0022): a symbol of their own */
+			if (cp < 0x20)
 				plain = false;
-			names[i].cp[k++] = cp;
+			names[i].cp[k++] = cp == '"' || cp == '\\' ? JS_ESC_SYM + cp : cp;
 		}
 		names[i].n = k;
 		if (k == 0)

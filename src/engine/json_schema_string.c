@@ -161,7 +161,19 @@ js_literal_expr(js_ctx *c, const lg_json_node *v, lg_buf *out)
 				lg_buf_appendf(&t, "%lld", (long long) v->integer);
 			else
 				lg_buf_append(&t, v->str, strlen(v->str));
-			ok = t.data && js_gbnf_lit(out, t.data, t.len);
+			ok = t.data != NULL;
+			/* an integral value written 2.0 also matches the integer 2 */
+			if (ok && !v->is_int && v->number == (double) (int64_t) v->number && v->number > -1e15 && v->number < 1e15)
+			{
+				char		ib[32];
+
+				snprintf(ib, sizeof(ib), "%lld", (long long) v->number);
+				lg_buf_append(out, "( ", 2);
+				ok = js_gbnf_lit(out, ib, strlen(ib)) && lg_buf_append(out, " | ", 3) &&
+					js_gbnf_lit(out, t.data, t.len) && lg_buf_append(out, " )", 2);
+			}
+			else if (ok)
+				ok = js_gbnf_lit(out, t.data, t.len);
 			lg_buf_free(&t);
 			return ok || js_oom(c);
 		case LG_JSON_STRING:

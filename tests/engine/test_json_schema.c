@@ -98,6 +98,9 @@ test_types(void **state)
 	check("{\"type\":[\"string\",\"null\"]}", GOOD("\"x\"", "null"), BAD("1", "true"));
 	check("true", GOOD("1", "{\"a\": [1, {\"b\": null}]}", "\"s\""), BAD("{", "tru"));
 	check("{}", GOOD("[]", "{}", "-0.5"), BAD("[", "}"));
+	/* without "type", keywords constrain only the types they apply to */
+	check("{\"properties\":{\"a\":{\"type\":\"integer\"}},\"minLength\":2,\"format\":\"date\"}",
+		  GOOD("{\"a\":1}", "\"2024-01-01\"", "3", "[1]", "null"), BAD("{\"a\":\"x\"}", "\"x\""));
 }
 
 static void
@@ -138,6 +141,9 @@ test_objects(void **state)
 	/* a required name not declared takes the additionalProperties schema */
 	check("{\"required\":[\"k\"],\"additionalProperties\":{\"type\":\"boolean\"}}",
 		  GOOD("{\"k\":true}", "{\"k\":false,\"z\":true}"), BAD("{}", "{\"k\":1}"));
+	/* extra names next to declared names with escapes */
+	check("{\"properties\":{\"^\\\\w+$\":{},\"a\\\"b\":{\"type\":\"integer\"}}}",
+		  GOOD("{\"w1\":1}", "{\"a\\\"b\":1,\"a\\\"c\":\"s\"}", "{\"x\\\\y\":1}"), BAD("{\"a\\\"b\":\"x\"}"));
 	/* escaped names */
 	check("{\"properties\":{\"a\\\"b\":{\"type\":\"null\"}},\"required\":[\"a\\\"b\"]}", GOOD("{\"a\\\"b\":null}"), BAD("{\"a\"b\":null}"));
 }
@@ -195,14 +201,22 @@ test_combinators(void **state)
 	check("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"string\",\"maxLength\":2}]}", GOOD("1", "\"ab\""), BAD("\"abc\"", "null"));
 	/* oneOf: different types, a discriminating const, distinct required names */
 	check("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"boolean\"}]}", GOOD("1", "true"), BAD("\"x\""));
-	check("{\"oneOf\":[{\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},\"required\":[\"k\"]},"
+	check("{\"type\":\"object\",\"oneOf\":[{\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},\"required\":[\"k\"]},"
 		  "{\"properties\":{\"k\":{\"const\":\"b\"}},\"required\":[\"k\"]}]}",
 		  GOOD("{\"k\":\"a\",\"x\":1}", "{\"k\":\"b\"}"), BAD("{\"k\":\"c\"}"));
 	check("{\"type\":\"object\",\"properties\":{\"r\":{\"type\":\"number\"},\"w\":{\"type\":\"number\"}},"
 		  "\"oneOf\":[{\"required\":[\"r\"]},{\"required\":[\"w\"]}]}",
 		  GOOD("{\"r\":1}", "{\"w\":2}"), BAD("{\"r\":1,\"w\":2}", "{}"));
+	/* a branch whose required names include another's never matches alone */
+	check("{\"type\":\"object\",\"properties\":{\"l\":{},\"r\":{},\"h\":{}},\"additionalProperties\":false,"
+		  "\"oneOf\":[{\"required\":[\"l\"]},{\"required\":[\"r\"]},{\"required\":[\"r\",\"h\"]}]}",
+		  GOOD("{\"l\":1}", "{\"r\":1}"), BAD("{\"r\":1,\"h\":2}", "{\"l\":1,\"r\":1}", "{}"));
+	/* the discriminator's values are those of the base and the branch together */
+	check("{\"type\":\"object\",\"properties\":{\"s\":{\"enum\":[\"sq\",\"ci\"]}},\"required\":[\"s\"],"
+		  "\"oneOf\":[{\"properties\":{\"s\":{\"enum\":[\"sq\"]}}},{\"properties\":{\"s\":{\"enum\":[\"ci\"]}}}]}",
+		  GOOD("{\"s\":\"sq\"}", "{\"s\":\"ci\"}"), BAD("{\"s\":\"tr\"}"));
 	/* a discriminating property neither requires: required in both */
-	check("{\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
+	check("{\"type\":\"object\",\"oneOf\":[{\"properties\":{\"t\":{\"enum\":[\"a\"]}}},{\"properties\":{\"t\":{\"enum\":[\"b\",\"c\"]}}}]}",
 		  GOOD("{\"t\":\"a\"}", "{\"t\":\"c\",\"x\":1}"), BAD("{}", "{\"t\":\"d\"}"));
 	/* discriminating enums inside allOf (base type and branch enum merged) */
 	check("{\"type\":\"object\",\"properties\":{\"g\":{\"type\":\"string\"}},\"additionalProperties\":false,"
@@ -210,6 +224,15 @@ test_combinators(void **state)
 		  GOOD("{\"g\":\"x\"}", "{\"g\":\"y\"}"), BAD("{\"g\":\"z\"}", "{}"));
 	expect_error("{\"oneOf\":[{\"type\":\"string\"},{\"type\":\"string\",\"maxLength\":3}]}", LG_ERR_UNSUPPORTED,
 				 "\"oneOf\" at #: branches 0 and 1 may both match");
+	/* closed objects with different names: each side must hold one of its own */
+	check("{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false},"
+		  "{\"type\":\"object\",\"properties\":{\"b\":{}},\"additionalProperties\":false}]}",
+		  GOOD("{\"a\":1}", "{\"b\":2}"), BAD("{}", "{\"a\":1,\"b\":2}"));
+	/* enum values in two branches match both: dropped */
+	check("{\"oneOf\":[{\"enum\":[\"x\",\"y\"]},{\"enum\":[\"y\",\"z\"]}]}", GOOD("\"x\"", "\"z\""), BAD("\"y\""));
+	/* a branch without "type" accepts every type: a string matches it too */
+	expect_error("{\"oneOf\":[{\"properties\":{\"a\":{}}},{\"type\":\"string\"}]}", LG_ERR_UNSUPPORTED, "may both match");
+	check("{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}}},{\"type\":\"string\"}]}", GOOD("{}", "\"s\""), BAD("1"));
 	/* integer and number overlap */
 	expect_error("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}", LG_ERR_UNSUPPORTED, "oneOf");
 	/* allOf merges properties, required and bounds */
@@ -240,8 +263,11 @@ test_refs(void **state)
 	check("{\"$id\":\"http://x.org/s.json\",\"definitions\":{\"a\":{\"$id\":\"#A\",\"type\":\"boolean\"}},"
 		  "\"properties\":{\"p\":{\"$ref\":\"http://x.org/s.json#/definitions/a\"},\"q\":{\"$ref\":\"#A\"}},\"additionalProperties\":false}",
 		  GOOD("{\"p\":true,\"q\":false}"), BAD("{\"p\":1}"));
-	/* $ref with siblings: both apply */
-	check("{\"definitions\":{\"s\":{\"type\":\"string\"}},\"$ref\":\"#/definitions/s\",\"maxLength\":2}", GOOD("\"ab\""), BAD("\"abc\"", "1"));
+	/* $ref with siblings: both apply from 2019-09 on, only the $ref before */
+	check("{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"s\":{\"type\":\"string\"}},\"$ref\":\"#/$defs/s\",\"maxLength\":2}",
+		  GOOD("\"ab\""), BAD("\"abc\"", "1"));
+	check("{\"definitions\":{\"s\":{\"type\":\"string\"}},\"properties\":{\"p\":{\"$ref\":\"#/definitions/s\",\"type\":\"integer\"}}}",
+		  GOOD("{\"p\":\"abc\"}"), BAD("{\"p\":1}"));
 	expect_error("{\"$ref\":\"#\"}", LG_ERR_UNSUPPORTED, "unsupported recursion at #");
 	expect_error("{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":\"null\"}]}", LG_ERR_UNSUPPORTED, "recursion");
 	expect_error("{\"$ref\":\"other.json#/a\"}", LG_ERR_UNSUPPORTED, "remote reference \"other.json#/a\"");
@@ -327,6 +353,8 @@ test_numbers(void **state)
 	check("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", GOOD("0", "0.0", "1", "1.0", "0.999"), BAD("1.01", "-0.1", "2"));
 	check("{\"type\":\"number\",\"maximum\":100}", GOOD("100", "-5.5", "99.99"), BAD("100.5", "101"));
 	check("{\"type\":\"number\",\"multipleOf\":0.01}", GOOD("1.25", "3"), BAD("1.255"));
+	check("{\"type\":\"number\",\"multipleOf\":0.01,\"exclusiveMinimum\":0,\"maximum\":99.99}",
+		  GOOD("0.01", "0.15", "5", "99.99", "99.9"), BAD("0", "0.001", "100", "1.234", "0.00"));
 }
 
 static void

@@ -25,6 +25,9 @@ one(const uint8_t *data, size_t size, const lg_json_schema_opts *o)
 
 	lg_buf_init(&out);
 	st = lg_json_schema_to_gbnf((const char *) data, size, o, &out, &err);
+	/* with a prefix the start rule is <prefix>root: a grammar still starts at root */
+	if (st == LG_OK && o->rule_prefix)
+		CHECK(lg_buf_appendf(&out, "root ::= %sroot\n", o->rule_prefix));
 	if (st == LG_OK)
 	{
 		lg_grammar *g = lg_grammar_parse(out.data, out.len, &err);
