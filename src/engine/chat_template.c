@@ -203,6 +203,8 @@ lg_chat_template_render(const lg_chat_template *t, const lg_chat_render_params *
 	c.depth = 0;
 	c.line = 0;
 	ok = ok && jx_exec(&c, root, t->root);
+	if (ok && c.too_deep)
+		ok = jx_fail(&c, LG_ERR_RANGE, "values nested more than %d levels", LG_CHAT_MAX_DEPTH);
 	if (ok && !lg_buf_append(out, text.data ? text.data : "", text.len))
 		ok = lg_error_set(&local, LG_ERR_NOMEM, "out of memory") == LG_OK;
 	if (!ok && local.status == LG_OK)

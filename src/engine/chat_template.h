@@ -48,9 +48,11 @@ typedef struct lg_chat_render_params
 	const char *messages_json;
 	size_t		messages_len;	/* JSON array of OpenAI messages */
 	const char *tools_json;
-	size_t		tools_len;		/* JSON array, or NULL: `tools` undefined */
+	size_t		tools_len;		/* JSON array, or NULL: `tools` is none (defined), as
+								 * transformers passes tools=None; `documents` is none too */
 	const char *extra_json;
-	size_t		extra_len;		/* JSON object of further variables, or NULL */
+	size_t		extra_len;		/* JSON object of further variables (they override the
+								 * others), or NULL */
 	bool		add_generation_prompt;
 	const char *bos_token;
 	const char *eos_token;		/* token texts ("" when none) */

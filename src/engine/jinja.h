@@ -236,6 +236,7 @@ typedef struct jx_ctx
 	int			line;			/* of the node being evaluated, for messages */
 	int			ctrl;			/* JX_CTRL_* after break/continue until the loop sees it */
 	int64_t		now_unix;
+	bool		too_deep;		/* == or < met values nested deeper than LG_CHAT_MAX_DEPTH */
 } jx_ctx;
 
 #define JX_CTRL_NONE		0

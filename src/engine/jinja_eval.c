@@ -885,6 +885,8 @@ jx_eval(jx_ctx *c, jx_scope *s, const jx_node *n, jv *out)
 				b;
 	bool		ok = true;
 
+	if (c->too_deep)
+		return jx_fail(c, LG_ERR_RANGE, "values nested more than %d levels", LG_CHAT_MAX_DEPTH);
 	if (++c->depth > LG_CHAT_MAX_DEPTH)
 		return jx_fail(c, LG_ERR_RANGE, "template nests or recurses more than %d levels", LG_CHAT_MAX_DEPTH);
 	c->line = n->line;
@@ -1145,6 +1147,8 @@ jx_exec(jx_ctx *c, jx_scope *s, const jx_node *n)
 	jv			v;
 	bool		ok = true;
 
+	if (c->too_deep)
+		return jx_fail(c, LG_ERR_RANGE, "values nested more than %d levels", LG_CHAT_MAX_DEPTH);
 	if (++c->depth > LG_CHAT_MAX_DEPTH)
 		return jx_fail(c, LG_ERR_RANGE, "template nests or recurses more than %d levels", LG_CHAT_MAX_DEPTH);
 	c->line = n->line;

@@ -1225,7 +1225,13 @@ parse_call_block(parser *p, const jx_token *t)
 		return NULL;
 	if (n->a->kind != JN_CALL)
 		return fail_at(p, t, "expected call");
-	n->b = parse_statements(p, ends, true);
+	{
+		int			loops = p->loops;
+
+		p->loops = 0;			/* the body runs as a macro: break/continue cannot leave it */
+		n->b = parse_statements(p, ends, true);
+		p->loops = loops;
+	}
 	return n->b ? n : NULL;
 }
 

@@ -131,6 +131,8 @@ jx_undefined_error(jx_ctx *c, jv v)
 bool
 jx_step(jx_ctx *c, size_t n)
 {
+	if (c->too_deep)
+		return jx_fail(c, LG_ERR_RANGE, "values nested more than %d levels", LG_CHAT_MAX_DEPTH);
 	c->steps += n;
 	if (c->steps > LG_CHAT_MAX_STEPS)
 		return jx_fail(c, LG_ERR_RANGE, "template ran more than %u steps (loop iterations and calls)",
@@ -258,9 +260,9 @@ jv_new_dict(jx_ctx *c, jx_vkind kind, size_t cap, jv *out)
 	return true;
 }
 
-/* Keys are compared as Python's dict does (1 == 1.0 == True). */
+/* Keys are compared as Python's dict does (1 == 1.0 == True); tuples nested absurdly deep never match. */
 static bool
-key_equal(jv a, jv b)
+key_equal_at(jv a, jv b, int depth)
 {
 	if (a.kind == JV_STR && b.kind == JV_STR)
 		return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
@@ -272,14 +274,21 @@ key_equal(jv a, jv b)
 		return true;
 	if (a.kind == JV_LIST)
 	{
-		if (a.u.l->n != b.u.l->n)
+		if (a.u.l->n != b.u.l->n || depth > LG_CHAT_MAX_DEPTH)
 			return false;
 		for (size_t i = 0; i < a.u.l->n; i++)
-			if (!key_equal(a.u.l->items[i], b.u.l->items[i]))
+			if (!key_equal_at(a.u.l->items[i], b.u.l->items[i], depth + 1))
 				return false;
 		return true;
 	}
 	return false;
+}
+
+/* Dict key equality. */
+static bool
+key_equal(jv a, jv b)
+{
+	return key_equal_at(a, b, 0);
 }
 
 /* Set d[key] = val, keeping the place of an existing key. */
@@ -422,9 +431,28 @@ jv_type_name(jv v)
 	return "object";
 }
 
-/* Python ==, deep for containers. */
+static bool equal_inner(jx_ctx *c, jv a, jv b);
+
+/* Python ==, deep for containers (nesting past the limit fails the render). */
 bool
 jv_equal(jx_ctx *c, jv a, jv b)
+{
+	bool		r;
+
+	if (c->depth > LG_CHAT_MAX_DEPTH)
+	{
+		c->too_deep = true;
+		return false;
+	}
+	c->depth++;
+	r = equal_inner(c, a, b);
+	c->depth--;
+	return r;
+}
+
+/* == without the depth guard. */
+static bool
+equal_inner(jx_ctx *c, jv a, jv b)
 {
 	if (jv_is_num(a) && jv_is_num(b))
 	{
@@ -482,9 +510,28 @@ jv_equal(jx_ctx *c, jv a, jv b)
 	}
 }
 
+static bool compare_inner(jx_ctx *c, jv a, jv b, int *r);
+
 /* Python ordering; a TypeError when the types do not order. */
 bool
 jv_compare(jx_ctx *c, jv a, jv b, int *r)
+{
+	bool		ok;
+
+	if (c->depth > LG_CHAT_MAX_DEPTH)
+	{
+		c->too_deep = true;
+		return jx_fail(c, LG_ERR_RANGE, "values nested more than %d levels", LG_CHAT_MAX_DEPTH);
+	}
+	c->depth++;
+	ok = compare_inner(c, a, b, r);
+	c->depth--;
+	return ok;
+}
+
+/* Ordering without the depth guard. */
+static bool
+compare_inner(jx_ctx *c, jv a, jv b, int *r)
 {
 	if (a.kind == JV_UNDEF || b.kind == JV_UNDEF)
 		return jx_undefined_error(c, a.kind == JV_UNDEF ? a : b);

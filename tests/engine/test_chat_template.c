@@ -399,6 +399,13 @@ test_limits(void **state)
 	expect_error("{% set s = 'x' * 100000000 %}", LG_ERR_RANGE, "memory");
 	expect_error("{{ range(1000000)|length }}", LG_ERR_RANGE, "Range too big");
 	expect_error("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns.x|tojson }}", LG_ERR_FORMAT, "Namespace");
+	expect_error("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns }}", LG_ERR_RANGE, "nested");
+	/* values nested deeper than any limit on parsing, compared: an error, not a stack overflow */
+	expect_error("{% set ns = namespace(a=1, b=1) %}{% for i in range(5000) %}{% set ns.a = [ns.a] %}"
+				 "{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a == ns.b }}", LG_ERR_RANGE, "nested more than");
+	/* (dict keys nested that deep never match: a divergence from Python, but no crash) */
+	expect_render("{% set ns = namespace(a=1) %}{% for i in range(5000) %}{% set ns.a = (ns.a,) %}{% endfor %}"
+				  "{{ {ns.a: 1}[ns.a] }}", "");
 	{
 		/* nesting deeper than the parser allows fails cleanly */
 		char		deep[4000];
