@@ -429,6 +429,44 @@ js_pattern_matches(const char *pattern, const char *name)
 	return m || unknown;
 }
 
+/* True when schema v constrains nothing (true, {} or only annotations). */
+static bool
+js_trivial_schema(const lg_json_node *v)
+{
+	if (v->kind == LG_JSON_BOOL)
+		return v->boolean;
+	if (v->kind != LG_JSON_OBJECT)
+		return false;
+	for (size_t i = 0; i < v->n; i++)
+		if (!js_is_annotation(v->keys[i]))
+			return false;
+	return true;
+}
+
+/* True when a and b have the same validation keywords with equal values. */
+static bool
+js_same_constraints(const lg_json_node *a, const lg_json_node *b)
+{
+	if (a->kind != LG_JSON_OBJECT || b->kind != LG_JSON_OBJECT)
+		return lg_json_equal(a, b);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const lg_json_node *x = pass ? b : a, *y = pass ? a : b;
+
+		for (size_t i = 0; i < x->n; i++)
+		{
+			const lg_json_node *w;
+
+			if (js_is_annotation(x->keys[i]))
+				continue;
+			w = lg_json_get(y, x->keys[i]);
+			if (w == NULL || !lg_json_equal(w, x->items[i]))
+				return false;
+		}
+	}
+	return true;
+}
+
 /* Add item unless present; returns its index. */
 static long
 js_items_add(js_ctx *c, js_item **items, size_t *n, size_t *cap, const char *name, const lg_json_node *s)
@@ -747,23 +785,51 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 				c->nest--;
 				goto done;
 			}
-			for (size_t i = 0; i < n; i++)
-				if (js_pattern_matches(pp->keys[p], items[i].name))
-					hit[nh++] = items[i].name;
-			if (vr == NULL)
-				st = LG_ERR_INTERNAL;
+			js_item    *hit_items = calloc(n + 1, sizeof(js_item));
+
+			for (size_t i = 0; hit_items && i < n; i++)
+			{
+				const lg_json_node *decl = props ? lg_json_get(props, items[i].name) : NULL;
+
+				if (!js_pattern_matches(pp->keys[p], items[i].name))
+					continue;
+				/* a duplicate that meets the same schema as the declared member is harmless */
+				if (!items[i].forbidden && (decl == NULL || js_trivial_schema(decl) || js_same_constraints(decl, pp->items[p])))
+					continue;
+				hit_items[nh] = items[i];
+				hit[nh++] = items[i].name;
+			}
+			if (vr == NULL || hit_items == NULL)
+				st = hit_items ? LG_ERR_INTERNAL : LG_ERR_NOMEM;
+			else if (lg_regex_matches_all(pp->keys[p], strlen(pp->keys[p])))
+			{
+				/* every name: the names not declared differently, as for additionalProperties */
+				const char *kr = js_other_key(c, hit_items, nh, "pattern");
+
+				st = kr ? LG_OK : LG_ERR_UNSUPPORTED;
+				if (kr)
+					lg_buf_appendf(&kre, "%s", kr);
+			}
 			else if (nh == 0)
+			{
+				lg_buf_append(&kre, "\"\\\"\" ", 5);
 				st = lg_regex_to_gbnf(pp->keys[p], strlen(pp->keys[p]), -1, -1, kchar, &kre, &rerr);
+				lg_buf_append(&kre, " \"\\\"\"", 5);
+			}
 			else
 			{
+				lg_buf_append(&kre, "\"\\\"\" ", 5);
 				st = lg_regex_minus_names(pp->keys[p], strlen(pp->keys[p]), hit, nh, kchar, &kre, &rerr);
-				if (st == LG_ERR_UNSUPPORTED)
-				{
-					free(hit);
-					free(pp3);
-					lg_buf_free(&kre);
-					continue;
-				}
+				lg_buf_append(&kre, " \"\\\"\"", 5);
+			}
+			free(hit_items);
+			if (st == LG_ERR_UNSUPPORTED && c->st == LG_OK)
+			{
+				/* the declared names cannot be left out of this pattern: no pattern-named members */
+				free(hit);
+				free(pp3);
+				lg_buf_free(&kre);
+				continue;
 			}
 			free(hit);
 		}
@@ -778,7 +844,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		}
 		if (extra.len)
 			lg_buf_append(&extra, " | ", 3);
-		lg_buf_appendf(&extra, "\"\\\"\" %s \"\\\"\" %s\":\" %s%s %s", kre.data, js_ws(c), js_ws(c), vr, js_ws(c));
+		lg_buf_appendf(&extra, "%s %s\":\" %s%s %s", kre.data, js_ws(c), js_ws(c), vr, js_ws(c));
 		lg_buf_free(&kre);
 	}
 	c->nest--;

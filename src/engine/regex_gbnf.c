@@ -1501,7 +1501,24 @@ lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_char, lg_b
 		goto done;
 	}
 	body = pcs[0].body;
-	if (body->kind == RX_SEQ && body->nk == 1)
+	/* with a free end, a trailing x+ only needs one x: ^w+ is ^w */
+	if (!pcs[0].eol && body->kind == RX_SEQ && body->nk > 0 && body->k[body->nk - 1]->kind == RX_REP &&
+		body->k[body->nk - 1]->min == 1)
+		body->k[body->nk - 1] = body->k[body->nk - 1]->k[0];
+	else if (!pcs[0].eol && body->kind == RX_REP && body->min == 1)
+		body = body->k[0];
+	if (body->kind == RX_SET)
+	{
+		rx_node    *seq = rx_new(&p, RX_SEQ);
+
+		if (seq == NULL || !rx_add(&p, seq, body))
+		{
+			st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+			goto done;
+		}
+		body = seq;
+	}
+	if (body->kind == RX_SEQ && body->nk == 1 && body->k[0]->kind != RX_SET)
 		body = body->k[0];
 	if (pcs[0].eol && body->kind == RX_REP && body->max < 0 && body->min <= 1 && body->k[0]->kind == RX_SET)
 	{
@@ -1731,6 +1748,31 @@ done:
 	free(pcs);
 	rx_free(&p);
 	return st;
+}
+
+bool
+lg_regex_matches_all(const char *pat, size_t len)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	bool		all = false;
+
+	if (root && rx_split(&p, root, &pcs, &np, 0))
+		for (size_t i = 0; i < np && !all; i++)
+		{
+			long		mn, mx;
+
+			if (pcs[i].bol || pcs[i].eol || rx_has_anchor(pcs[i].body))
+				continue;
+			rx_len(pcs[i].body, &mn, &mx);
+			/* an empty match is found in every string */
+			all = mn == 0;
+		}
+	free(pcs);
+	rx_free(&p);
+	return all;
 }
 
 lg_status
