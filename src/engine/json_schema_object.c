@@ -82,6 +82,7 @@ typedef struct js_name
 {
 	uint32_t   *cp;
 	size_t		n;
+	bool		prefix;			/* every string starting with it is excluded */
 } js_name;
 
 /* Alternatives for a key that differs from every name in names[0..n) sharing the first d code points. */
@@ -90,6 +91,7 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 {
 	uint32_t   *firsts = malloc((n + 1) * sizeof(uint32_t));
 	size_t		nf = 0;
+	int			alts = 0;
 
 	if (firsts == NULL)
 	{
@@ -114,7 +116,7 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 			/* the names continuing with ch */
 			js_name    *sub = malloc(n * sizeof(js_name));
 			size_t		ns = 0;
-			bool		ends = false, longer = false;
+			bool		ends = false, longer = false, cut = false;
 
 			if (sub == NULL)
 			{
@@ -130,28 +132,35 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 					else
 						longer = true;
 				}
-			if (nf > 1)
-				lg_buf_append(b, " | ", 3);
-			if (ch >= JS_ESC_SYM)
-				lg_buf_append(b, ch == JS_ESC_SYM + '"' ? "\"\\\\\\\"\" " : "\"\\\\\\\\\" ", ch == JS_ESC_SYM + '"' ? 7 : 7);
-			else
+			/* a prefix ends here: nothing continuing with ch is allowed */
+			for (size_t j = 0; j < ns; j++)
+				if (sub[j].prefix && sub[j].n == d + 1)
+					cut = true;
+			if (!cut)
 			{
-				lg_buf_append(b, "[", 1);
-				js_class_cp(b, ch);
-				lg_buf_append(b, "] ", 2);
+				if (alts++)
+					lg_buf_append(b, " | ", 3);
+				if (ch >= JS_ESC_SYM)
+					lg_buf_append(b, ch == JS_ESC_SYM + '"' ? "\"\\\\\\\"\" " : "\"\\\\\\\\\" ", 7);
+				else
+				{
+					lg_buf_append(b, "[", 1);
+					js_class_cp(b, ch);
+					lg_buf_append(b, "] ", 2);
+				}
+				if (longer)
+				{
+					js_not_names(c, sub, ns, d + 1, kchar, b);
+					if (!ends)
+						lg_buf_append(b, "?", 1);
+				}
+				else
+					lg_buf_appendf(b, "%s+", kchar);
 			}
-			if (longer)
-			{
-				js_not_names(c, sub, ns, d + 1, kchar, b);
-				if (!ends)
-					lg_buf_append(b, "?", 1);
-			}
-			else
-				lg_buf_appendf(b, "%s+", kchar);
 			free(sub);
 		}
 	}
-	if (nf > 0)
+	if (alts > 0)
 		lg_buf_append(b, " | ", 3);
 	lg_buf_append(b, "[^", 2);
 	for (size_t j = 0; j < nf; j++)
@@ -178,9 +187,9 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
  * escapes, since another escape could spell the same name.
  */
 static const char *
-js_other_key(js_ctx *c, js_item *items, size_t n, const char *hint)
+js_other_key(js_ctx *c, js_item *items, size_t n, const char *prefix, const char *hint)
 {
-	js_name    *names = calloc(n + 1, sizeof(js_name));
+	js_name    *names = calloc(n + 2, sizeof(js_name));
 	lg_buf		b;
 	const char *kchar, *rule = NULL;
 	bool		empty = false, plain = true;
@@ -211,6 +220,28 @@ js_other_key(js_ctx *c, js_item *items, size_t n, const char *hint)
 		names[i].n = k;
 		if (k == 0)
 			empty = true;
+	}
+	if (prefix && plain)
+	{
+		/* names starting with the prefix (a pattern's) are excluded too */
+		size_t		len = strlen(prefix), k = 0;
+
+		names[n].cp = malloc((len + 1) * sizeof(uint32_t));
+		if (names[n].cp == NULL)
+			plain = false;
+		for (size_t p = 0; plain && p < len;)
+		{
+			uint32_t	cp = js_utf8(prefix, &p);
+
+			if (cp < 0x20)
+				plain = false;
+			names[n].cp[k++] = cp == '"' || cp == '\\' ? JS_ESC_SYM + cp : cp;
+		}
+		names[n].n = k;
+		names[n].prefix = true;
+		if (k == 0)
+			plain = false;		/* everything excluded */
+		n++;
 	}
 	kchar = js_rule_add(c, "kchar", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\bfnrt] | \"u00\" [01] [0-9a-fA-F] )");
 	lg_buf_init(&b);
@@ -519,6 +550,8 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	const lg_json_node *extra_schema = NULL;
 	lg_buf		extra;
 	lg_buf		other_key;
+	const char *other_prefix = NULL;
+	char	   *other_prefix_buf = NULL;
 	char		hint[64];
 	const char *last = strrchr(path, '/');
 
@@ -627,7 +660,18 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			else
 				lg_buf_free(&other_key);
 		}
-		if (other_key.data == NULL)
+		if (other_key.data == NULL && pp->n == 1 && !all_match)
+		{
+			/* ^literal: not a declared name and not starting with it */
+			lg_buf		lit;
+
+			lg_buf_init(&lit);
+			if (lg_regex_literal_prefix(pp->keys[0], strlen(pp->keys[0]), &lit) && lit.data && lit.len > 0)
+				other_prefix = other_prefix_buf = lit.data;
+			else
+				lg_buf_free(&lit);
+		}
+		if (other_key.data == NULL && other_prefix == NULL)
 			extra_any = false;
 	}
 	/* each declared name: its schema, with patternProperties and the extra schema applied */
@@ -729,7 +773,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	/* one extra member: other-name : additional schema | pattern-name : pattern schema */
 	if (extra_any)
 	{
-		const char *kr = other_key.data ? js_rule_add(c, "other-key", other_key.data) : js_other_key(c, items, n, hint);
+		const char *kr = other_key.data ? js_rule_add(c, "other-key", other_key.data) : js_other_key(c, items, n, other_prefix, hint);
 		const char *vr;
 		char	   *ap_path = js_path(path, "additionalProperties");
 
@@ -804,7 +848,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			else if (lg_regex_matches_all(pp->keys[p], strlen(pp->keys[p])))
 			{
 				/* every name: the names not declared differently, as for additionalProperties */
-				const char *kr = js_other_key(c, hit_items, nh, "pattern");
+				const char *kr = js_other_key(c, hit_items, nh, NULL, "pattern");
 
 				st = kr ? LG_OK : LG_ERR_UNSUPPORTED;
 				if (kr)
@@ -926,6 +970,7 @@ done:
 	free(items);
 	lg_buf_free(&extra);
 	lg_buf_free(&other_key);
+	free(other_prefix_buf);
 	return ok && c->st == LG_OK;
 }
 

@@ -1751,6 +1751,64 @@ done:
 }
 
 bool
+lg_regex_literal_prefix(const char *pat, size_t len, lg_buf *out)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	bool		ok = false;
+	rx_node    *body;
+
+	if (root && rx_split(&p, root, &pcs, &np, 0) && np == 1 && pcs[0].bol && !pcs[0].eol &&
+		!rx_has_anchor(pcs[0].body))
+	{
+		body = pcs[0].body;
+		if (body->kind != RX_SEQ)
+		{
+			rx_node    *seq = rx_new(&p, RX_SEQ);
+
+			if (seq && rx_add(&p, seq, body))
+				body = seq;
+		}
+		/* a trailing x+ only needs one x */
+		if (body->kind == RX_SEQ && body->nk > 0 && body->k[body->nk - 1]->kind == RX_REP &&
+			body->k[body->nk - 1]->min == 1)
+			body->k[body->nk - 1] = body->k[body->nk - 1]->k[0];
+		ok = body->kind == RX_SEQ && body->nk > 0;
+		for (size_t i = 0; ok && i < body->nk; i++)
+		{
+			rx_node    *k = body->k[i];
+			uint32_t	cp;
+			char		u[4];
+			int			n;
+
+			if (k->kind != RX_SET || k->nr != 1 || k->r[0] != k->r[1])
+			{
+				ok = false;
+				break;
+			}
+			cp = k->r[0];
+			if (cp < 0x80)
+				u[0] = (char) cp, n = 1;
+			else if (cp < 0x800)
+				u[0] = (char) (0xC0 | cp >> 6), u[1] = (char) (0x80 | (cp & 0x3F)), n = 2;
+			else if (cp < 0x10000)
+				u[0] = (char) (0xE0 | cp >> 12), u[1] = (char) (0x80 | ((cp >> 6) & 0x3F)), u[2] = (char) (0x80 | (cp & 0x3F)), n = 3;
+			else
+				u[0] = (char) (0xF0 | cp >> 18), u[1] = (char) (0x80 | ((cp >> 12) & 0x3F)), u[2] = (char) (0x80 | ((cp >> 6) & 0x3F)), u[3] = (char) (0x80 | (cp & 0x3F)), n = 4;
+			if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+				ok = false;
+			else
+				lg_buf_append(out, u, (size_t) n);
+		}
+	}
+	free(pcs);
+	rx_free(&p);
+	return ok;
+}
+
+bool
 lg_regex_matches_all(const char *pat, size_t len)
 {
 	rx_parser	p;

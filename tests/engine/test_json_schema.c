@@ -133,6 +133,9 @@ test_objects(void **state)
 	check("{\"required\":[\"line1\"],\"patternProperties\":{\"^line[1-3]$\":{\"type\":\"string\"}},\"additionalProperties\":false}",
 		  GOOD("{\"line1\":\"a\",\"line2\":\"b\"}"), BAD("{\"line2\":\"b\"}", "{\"line1\":\"a\",\"line4\":\"b\"}"));
 	check("{\"patternProperties\":{\"^w+\":{\"type\":\"integer\"}}}", GOOD("{\"ww\":1,\"h\":\"s\"}"), BAD("{\"wx\":\"s\"}"));
+	/* other names next to a prefix pattern and declared names: neither */
+	check("{\"properties\":{\"a\":{\"type\":\"integer\"}},\"patternProperties\":{\"^x_\":{\"type\":\"string\"}}}",
+		  GOOD("{\"a\":1,\"b\":[],\"x_1\":\"s\",\"x\":1}"), BAD("{\"x_1\":1}", "{\"a\":1,\"a\":\"s\"}"));
 	/* other names next to one simple pattern: those it does not match */
 	check("{\"patternProperties\":{\"^[a-z]+$\":{\"type\":\"integer\"}}}",
 		  GOOD("{\"ab\":1,\"Xy\":\"s\",\"\":null}"), BAD("{\"ab\":\"s\"}"));
