@@ -1346,8 +1346,17 @@ cap:
 			for (size_t i = 0; outer && i < nu; i++)
 				for (size_t j = 0; j < nu && !outer[i]; j++)
 					outer[i] = j != i && rx_contains(unb[i], unb[j]);
-			for (int outer_extra = 1; outer && outer_extra >= 0; outer_extra--)
+			/*
+			 * Outer repetitions get extra rounds of 16, 8, ... 0: the first
+			 * that still leaves the inner ones 16 or more wins (else the
+			 * smallest that fits at all).
+			 */
+			static const long extras[] = {16, 8, 4, 2, 1, 0};
+
+			for (int e = 0; outer && e < 6; e++)
 			{
+				long		outer_extra = extras[e];
+
 				tlo = 0;
 				thi = hi;
 				while (tlo < thi)
@@ -1363,7 +1372,7 @@ cap:
 				}
 				rx_set_caps(unb, orig, outer, nu, tlo, outer_extra);
 				rx_len(all, &mn, &mx);
-				if (mx >= 0 && mx <= hi)
+				if (mx >= 0 && mx <= hi && (tlo >= 16 || outer_extra <= 1))
 					break;
 			}
 			free(orig);
