@@ -82,6 +82,7 @@ typedef struct js_name
 {
 	uint32_t   *cp;
 	size_t		n;
+	bool		prefix;			/* every string starting with it is excluded */
 } js_name;
 
 /* Alternatives for a key that differs from every name in names[0..n) sharing the first d code points. */
@@ -90,6 +91,7 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 {
 	uint32_t   *firsts = malloc((n + 1) * sizeof(uint32_t));
 	size_t		nf = 0;
+	int			alts = 0;
 
 	if (firsts == NULL)
 	{
@@ -114,7 +116,7 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 			/* the names continuing with ch */
 			js_name    *sub = malloc(n * sizeof(js_name));
 			size_t		ns = 0;
-			bool		ends = false, longer = false;
+			bool		ends = false, longer = false, cut = false;
 
 			if (sub == NULL)
 			{
@@ -130,28 +132,35 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 					else
 						longer = true;
 				}
-			if (nf > 1)
-				lg_buf_append(b, " | ", 3);
-			if (ch >= JS_ESC_SYM)
-				lg_buf_append(b, ch == JS_ESC_SYM + '"' ? "\"\\\\\\\"\" " : "\"\\\\\\\\\" ", ch == JS_ESC_SYM + '"' ? 7 : 7);
-			else
+			/* a prefix ends here: nothing continuing with ch is allowed */
+			for (size_t j = 0; j < ns; j++)
+				if (sub[j].prefix && sub[j].n == d + 1)
+					cut = true;
+			if (!cut)
 			{
-				lg_buf_append(b, "[", 1);
-				js_class_cp(b, ch);
-				lg_buf_append(b, "] ", 2);
+				if (alts++)
+					lg_buf_append(b, " | ", 3);
+				if (ch >= JS_ESC_SYM)
+					lg_buf_append(b, ch == JS_ESC_SYM + '"' ? "\"\\\\\\\"\" " : "\"\\\\\\\\\" ", 7);
+				else
+				{
+					lg_buf_append(b, "[", 1);
+					js_class_cp(b, ch);
+					lg_buf_append(b, "] ", 2);
+				}
+				if (longer)
+				{
+					js_not_names(c, sub, ns, d + 1, kchar, b);
+					if (!ends)
+						lg_buf_append(b, "?", 1);
+				}
+				else
+					lg_buf_appendf(b, "%s+", kchar);
 			}
-			if (longer)
-			{
-				js_not_names(c, sub, ns, d + 1, kchar, b);
-				if (!ends)
-					lg_buf_append(b, "?", 1);
-			}
-			else
-				lg_buf_appendf(b, "%s+", kchar);
 			free(sub);
 		}
 	}
-	if (nf > 0)
+	if (alts > 0)
 		lg_buf_append(b, " | ", 3);
 	lg_buf_append(b, "[^", 2);
 	for (size_t j = 0; j < nf; j++)
@@ -178,9 +187,9 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
  * escapes, since another escape could spell the same name.
  */
 static const char *
-js_other_key(js_ctx *c, js_item *items, size_t n, const char *hint)
+js_other_key(js_ctx *c, js_item *items, size_t n, const char *prefix, const char *hint)
 {
-	js_name    *names = calloc(n + 1, sizeof(js_name));
+	js_name    *names = calloc(n + 2, sizeof(js_name));
 	lg_buf		b;
 	const char *kchar, *rule = NULL;
 	bool		empty = false, plain = true;
@@ -211,6 +220,28 @@ js_other_key(js_ctx *c, js_item *items, size_t n, const char *hint)
 		names[i].n = k;
 		if (k == 0)
 			empty = true;
+	}
+	if (prefix && plain)
+	{
+		/* names starting with the prefix (a pattern's) are excluded too */
+		size_t		len = strlen(prefix), k = 0;
+
+		names[n].cp = malloc((len + 1) * sizeof(uint32_t));
+		if (names[n].cp == NULL)
+			plain = false;
+		for (size_t p = 0; plain && p < len;)
+		{
+			uint32_t	cp = js_utf8(prefix, &p);
+
+			if (cp < 0x20)
+				plain = false;
+			names[n].cp[k++] = cp == '"' || cp == '\\' ? JS_ESC_SYM + cp : cp;
+		}
+		names[n].n = k;
+		names[n].prefix = true;
+		if (k == 0)
+			plain = false;		/* everything excluded */
+		n++;
 	}
 	kchar = js_rule_add(c, "kchar", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\bfnrt] | \"u00\" [01] [0-9a-fA-F] )");
 	lg_buf_init(&b);
@@ -429,6 +460,44 @@ js_pattern_matches(const char *pattern, const char *name)
 	return m || unknown;
 }
 
+/* True when schema v constrains nothing (true, {} or only annotations). */
+static bool
+js_trivial_schema(const lg_json_node *v)
+{
+	if (v->kind == LG_JSON_BOOL)
+		return v->boolean;
+	if (v->kind != LG_JSON_OBJECT)
+		return false;
+	for (size_t i = 0; i < v->n; i++)
+		if (!js_is_annotation(v->keys[i]))
+			return false;
+	return true;
+}
+
+/* True when a and b have the same validation keywords with equal values. */
+static bool
+js_same_constraints(const lg_json_node *a, const lg_json_node *b)
+{
+	if (a->kind != LG_JSON_OBJECT || b->kind != LG_JSON_OBJECT)
+		return lg_json_equal(a, b);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const lg_json_node *x = pass ? b : a, *y = pass ? a : b;
+
+		for (size_t i = 0; i < x->n; i++)
+		{
+			const lg_json_node *w;
+
+			if (js_is_annotation(x->keys[i]))
+				continue;
+			w = lg_json_get(y, x->keys[i]);
+			if (w == NULL || !lg_json_equal(w, x->items[i]))
+				return false;
+		}
+	}
+	return true;
+}
+
 /* Add item unless present; returns its index. */
 static long
 js_items_add(js_ctx *c, js_item **items, size_t *n, size_t *cap, const char *name, const lg_json_node *s)
@@ -481,6 +550,8 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	const lg_json_node *extra_schema = NULL;
 	lg_buf		extra;
 	lg_buf		other_key;
+	const char *other_prefix = NULL;
+	char	   *other_prefix_buf = NULL;
 	char		hint[64];
 	const char *last = strrchr(path, '/');
 
@@ -589,7 +660,18 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 			else
 				lg_buf_free(&other_key);
 		}
-		if (other_key.data == NULL)
+		if (other_key.data == NULL && pp->n == 1 && !all_match)
+		{
+			/* ^literal: not a declared name and not starting with it */
+			lg_buf		lit;
+
+			lg_buf_init(&lit);
+			if (lg_regex_literal_prefix(pp->keys[0], strlen(pp->keys[0]), &lit) && lit.data && lit.len > 0)
+				other_prefix = other_prefix_buf = lit.data;
+			else
+				lg_buf_free(&lit);
+		}
+		if (other_key.data == NULL && other_prefix == NULL)
 			extra_any = false;
 	}
 	/* each declared name: its schema, with patternProperties and the extra schema applied */
@@ -691,7 +773,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	/* one extra member: other-name : additional schema | pattern-name : pattern schema */
 	if (extra_any)
 	{
-		const char *kr = other_key.data ? js_rule_add(c, "other-key", other_key.data) : js_other_key(c, items, n, hint);
+		const char *kr = other_key.data ? js_rule_add(c, "other-key", other_key.data) : js_other_key(c, items, n, other_prefix, hint);
 		const char *vr;
 		char	   *ap_path = js_path(path, "additionalProperties");
 
@@ -747,23 +829,51 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 				c->nest--;
 				goto done;
 			}
-			for (size_t i = 0; i < n; i++)
-				if (js_pattern_matches(pp->keys[p], items[i].name))
-					hit[nh++] = items[i].name;
-			if (vr == NULL)
-				st = LG_ERR_INTERNAL;
+			js_item    *hit_items = calloc(n + 1, sizeof(js_item));
+
+			for (size_t i = 0; hit_items && i < n; i++)
+			{
+				const lg_json_node *decl = props ? lg_json_get(props, items[i].name) : NULL;
+
+				if (!js_pattern_matches(pp->keys[p], items[i].name))
+					continue;
+				/* a duplicate that meets the same schema as the declared member is harmless */
+				if (!items[i].forbidden && (decl == NULL || js_trivial_schema(decl) || js_same_constraints(decl, pp->items[p])))
+					continue;
+				hit_items[nh] = items[i];
+				hit[nh++] = items[i].name;
+			}
+			if (vr == NULL || hit_items == NULL)
+				st = hit_items ? LG_ERR_INTERNAL : LG_ERR_NOMEM;
+			else if (lg_regex_matches_all(pp->keys[p], strlen(pp->keys[p])))
+			{
+				/* every name: the names not declared differently, as for additionalProperties */
+				const char *kr = js_other_key(c, hit_items, nh, NULL, "pattern");
+
+				st = kr ? LG_OK : LG_ERR_UNSUPPORTED;
+				if (kr)
+					lg_buf_appendf(&kre, "%s", kr);
+			}
 			else if (nh == 0)
+			{
+				lg_buf_append(&kre, "\"\\\"\" ", 5);
 				st = lg_regex_to_gbnf(pp->keys[p], strlen(pp->keys[p]), -1, -1, kchar, &kre, &rerr);
+				lg_buf_append(&kre, " \"\\\"\"", 5);
+			}
 			else
 			{
+				lg_buf_append(&kre, "\"\\\"\" ", 5);
 				st = lg_regex_minus_names(pp->keys[p], strlen(pp->keys[p]), hit, nh, kchar, &kre, &rerr);
-				if (st == LG_ERR_UNSUPPORTED)
-				{
-					free(hit);
-					free(pp3);
-					lg_buf_free(&kre);
-					continue;
-				}
+				lg_buf_append(&kre, " \"\\\"\"", 5);
+			}
+			free(hit_items);
+			if (st == LG_ERR_UNSUPPORTED && c->st == LG_OK)
+			{
+				/* the declared names cannot be left out of this pattern: no pattern-named members */
+				free(hit);
+				free(pp3);
+				lg_buf_free(&kre);
+				continue;
 			}
 			free(hit);
 		}
@@ -778,7 +888,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		}
 		if (extra.len)
 			lg_buf_append(&extra, " | ", 3);
-		lg_buf_appendf(&extra, "\"\\\"\" %s \"\\\"\" %s\":\" %s%s %s", kre.data, js_ws(c), js_ws(c), vr, js_ws(c));
+		lg_buf_appendf(&extra, "%s %s\":\" %s%s %s", kre.data, js_ws(c), js_ws(c), vr, js_ws(c));
 		lg_buf_free(&kre);
 	}
 	c->nest--;
@@ -860,6 +970,7 @@ done:
 	free(items);
 	lg_buf_free(&extra);
 	lg_buf_free(&other_key);
+	free(other_prefix_buf);
 	return ok && c->st == LG_OK;
 }
 

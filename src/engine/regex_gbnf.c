@@ -1346,8 +1346,17 @@ cap:
 			for (size_t i = 0; outer && i < nu; i++)
 				for (size_t j = 0; j < nu && !outer[i]; j++)
 					outer[i] = j != i && rx_contains(unb[i], unb[j]);
-			for (int outer_extra = 1; outer && outer_extra >= 0; outer_extra--)
+			/*
+			 * Outer repetitions get extra rounds of 16, 8, ... 0: the first
+			 * that still leaves the inner ones 16 or more wins (else the
+			 * smallest that fits at all).
+			 */
+			static const long extras[] = {16, 8, 4, 2, 1, 0};
+
+			for (int e = 0; outer && e < 6; e++)
 			{
+				long		outer_extra = extras[e];
+
 				tlo = 0;
 				thi = hi;
 				while (tlo < thi)
@@ -1363,7 +1372,7 @@ cap:
 				}
 				rx_set_caps(unb, orig, outer, nu, tlo, outer_extra);
 				rx_len(all, &mn, &mx);
-				if (mx >= 0 && mx <= hi)
+				if (mx >= 0 && mx <= hi && (tlo >= 16 || outer_extra <= 1))
 					break;
 			}
 			free(orig);
@@ -1501,7 +1510,24 @@ lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_char, lg_b
 		goto done;
 	}
 	body = pcs[0].body;
-	if (body->kind == RX_SEQ && body->nk == 1)
+	/* with a free end, a trailing x+ only needs one x: ^w+ is ^w */
+	if (!pcs[0].eol && body->kind == RX_SEQ && body->nk > 0 && body->k[body->nk - 1]->kind == RX_REP &&
+		body->k[body->nk - 1]->min == 1)
+		body->k[body->nk - 1] = body->k[body->nk - 1]->k[0];
+	else if (!pcs[0].eol && body->kind == RX_REP && body->min == 1)
+		body = body->k[0];
+	if (body->kind == RX_SET)
+	{
+		rx_node    *seq = rx_new(&p, RX_SEQ);
+
+		if (seq == NULL || !rx_add(&p, seq, body))
+		{
+			st = lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+			goto done;
+		}
+		body = seq;
+	}
+	if (body->kind == RX_SEQ && body->nk == 1 && body->k[0]->kind != RX_SET)
 		body = body->k[0];
 	if (pcs[0].eol && body->kind == RX_REP && body->max < 0 && body->min <= 1 && body->k[0]->kind == RX_SET)
 	{
@@ -1731,6 +1757,89 @@ done:
 	free(pcs);
 	rx_free(&p);
 	return st;
+}
+
+bool
+lg_regex_literal_prefix(const char *pat, size_t len, lg_buf *out)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	bool		ok = false;
+	rx_node    *body;
+
+	if (root && rx_split(&p, root, &pcs, &np, 0) && np == 1 && pcs[0].bol && !pcs[0].eol &&
+		!rx_has_anchor(pcs[0].body))
+	{
+		body = pcs[0].body;
+		if (body->kind != RX_SEQ)
+		{
+			rx_node    *seq = rx_new(&p, RX_SEQ);
+
+			if (seq && rx_add(&p, seq, body))
+				body = seq;
+		}
+		/* a trailing x+ only needs one x */
+		if (body->kind == RX_SEQ && body->nk > 0 && body->k[body->nk - 1]->kind == RX_REP &&
+			body->k[body->nk - 1]->min == 1)
+			body->k[body->nk - 1] = body->k[body->nk - 1]->k[0];
+		ok = body->kind == RX_SEQ && body->nk > 0;
+		for (size_t i = 0; ok && i < body->nk; i++)
+		{
+			rx_node    *k = body->k[i];
+			uint32_t	cp;
+			char		u[4];
+			int			n;
+
+			if (k->kind != RX_SET || k->nr != 1 || k->r[0] != k->r[1])
+			{
+				ok = false;
+				break;
+			}
+			cp = k->r[0];
+			if (cp < 0x80)
+				u[0] = (char) cp, n = 1;
+			else if (cp < 0x800)
+				u[0] = (char) (0xC0 | cp >> 6), u[1] = (char) (0x80 | (cp & 0x3F)), n = 2;
+			else if (cp < 0x10000)
+				u[0] = (char) (0xE0 | cp >> 12), u[1] = (char) (0x80 | ((cp >> 6) & 0x3F)), u[2] = (char) (0x80 | (cp & 0x3F)), n = 3;
+			else
+				u[0] = (char) (0xF0 | cp >> 18), u[1] = (char) (0x80 | ((cp >> 12) & 0x3F)), u[2] = (char) (0x80 | ((cp >> 6) & 0x3F)), u[3] = (char) (0x80 | (cp & 0x3F)), n = 4;
+			if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+				ok = false;
+			else
+				lg_buf_append(out, u, (size_t) n);
+		}
+	}
+	free(pcs);
+	rx_free(&p);
+	return ok;
+}
+
+bool
+lg_regex_matches_all(const char *pat, size_t len)
+{
+	rx_parser	p;
+	rx_node    *root = rx_parse(&p, pat, len);
+	rx_piece   *pcs = NULL;
+	size_t		np = 0;
+	bool		all = false;
+
+	if (root && rx_split(&p, root, &pcs, &np, 0))
+		for (size_t i = 0; i < np && !all; i++)
+		{
+			long		mn, mx;
+
+			if (pcs[i].bol || pcs[i].eol || rx_has_anchor(pcs[i].body))
+				continue;
+			rx_len(pcs[i].body, &mn, &mx);
+			/* an empty match is found in every string */
+			all = mn == 0;
+		}
+	free(pcs);
+	rx_free(&p);
+	return all;
 }
 
 lg_status

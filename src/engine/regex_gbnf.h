@@ -51,6 +51,12 @@ lg_status	lg_regex_complement_gbnf(const char *pat, size_t len, const char *any_
 lg_status	lg_regex_minus_names(const char *pat, size_t len, const char *const *names, size_t n_names,
 								 const char *any_char, lg_buf *out, lg_error *err);
 
+/* For ^literal patterns (a trailing x+ read as x): the literal, UTF-8, appended to out. */
+bool		lg_regex_literal_prefix(const char *pat, size_t len, lg_buf *out);
+
+/* True when the pattern matches every string (unanchored, can match empty: ".*", ""). */
+bool		lg_regex_matches_all(const char *pat, size_t len);
+
 /* The lengths (code points) of the strings a pattern matches: max -1 = unbounded. */
 lg_status	lg_regex_lengths(const char *pat, size_t len, long *min_len, long *max_len, lg_error *err);
 

@@ -125,6 +125,17 @@ test_objects(void **state)
 	/* a declared name the pattern matches is never written as a pattern-named member */
 	check("{\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[a-f]{4}$\"}},\"patternProperties\":{\"^[a-z]{1,5}$\":{\"type\":[\"integer\",\"string\"]}},\"additionalProperties\":false}",
 		  GOOD("{\"id\":\"abcd\",\"i\":1,\"idx\":2}", "{\"ide\":3}"), BAD("{\"id\":7}", "{\"id\":\"abc\"}", "{\"abcdef\":1}"));
+	/* a pattern matching every name, and declared names with the same schema: duplicates are harmless */
+	check("{\"properties\":{\"d\":{\"type\":\"string\",\"title\":\"t\"}},\"patternProperties\":{\".*\":{\"type\":\"string\"}},\"required\":[\"d\"]}",
+		  GOOD("{\"d\":\"x\",\"p\":\"y\"}"), BAD("{\"d\":\"x\",\"p\":1}", "{\"p\":\"y\"}"));
+	check("{\"properties\":{\"d\":{\"type\":\"string\",\"maxLength\":1}},\"patternProperties\":{\".*\":{\"type\":\"string\"}}}",
+		  GOOD("{\"d\":\"x\",\"p\":\"yy\"}"), BAD("{\"d\":\"x\",\"d\":\"yy\"}"));
+	check("{\"required\":[\"line1\"],\"patternProperties\":{\"^line[1-3]$\":{\"type\":\"string\"}},\"additionalProperties\":false}",
+		  GOOD("{\"line1\":\"a\",\"line2\":\"b\"}"), BAD("{\"line2\":\"b\"}", "{\"line1\":\"a\",\"line4\":\"b\"}"));
+	check("{\"patternProperties\":{\"^w+\":{\"type\":\"integer\"}}}", GOOD("{\"ww\":1,\"h\":\"s\"}"), BAD("{\"wx\":\"s\"}"));
+	/* other names next to a prefix pattern and declared names: neither */
+	check("{\"properties\":{\"a\":{\"type\":\"integer\"}},\"patternProperties\":{\"^x_\":{\"type\":\"string\"}}}",
+		  GOOD("{\"a\":1,\"b\":[],\"x_1\":\"s\",\"x\":1}"), BAD("{\"x_1\":1}", "{\"a\":1,\"a\":\"s\"}"));
 	/* other names next to one simple pattern: those it does not match */
 	check("{\"patternProperties\":{\"^[a-z]+$\":{\"type\":\"integer\"}}}",
 		  GOOD("{\"ab\":1,\"Xy\":\"s\",\"\":null}"), BAD("{\"ab\":\"s\"}"));
