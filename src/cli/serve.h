@@ -199,7 +199,8 @@ const char *serve_generate_prompt(serve_request *r, struct serve_model *sm, lg_b
 /* Find or compile r's grammar and point sr at it; false with the error sent. */
 bool		serve_generate_constraint(serve_request *r, struct serve_model *sm, lg_sched_request *sr);
 /* A chat answer as the OpenAI assistant message (appended to msg); false when out of memory. */
-bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls);
+bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls,
+							   bool cut);
 
 /* ---- models (serve_models.c) ---- */
 

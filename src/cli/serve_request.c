@@ -351,7 +351,8 @@ on_done(void *arg, const lg_sched_result *res)
 		int			n_calls = 0;
 
 		lg_buf_init(&msg);
-		if (r->chat && !serve_chat_message(r, res->text, res->text_len, &msg, &n_calls))
+		if (r->chat && !serve_chat_message(r, res->text, res->text_len, &msg, &n_calls,
+										   res->finish == LG_FINISH_LENGTH))
 		{
 			serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
 			lg_buf_free(&msg);
@@ -360,7 +361,9 @@ on_done(void *arg, const lg_sched_result *res)
 			return;
 		}
 		serve_frame_begin(&f, LG_FRAME_END, r->id);
-		serve_frame_field(&f, "finish", n_calls > 0 ? "tool_calls" : lg_finish_reason_name(res->finish));
+		/* calls kept from an answer cut short still say "length": the answer did not end */
+		serve_frame_field(&f, "finish", n_calls > 0 && res->finish != LG_FINISH_LENGTH ?
+						  "tool_calls" : lg_finish_reason_name(res->finish));
 		if (r->chat)
 			serve_frame_field(&f, "message", msg.data);
 		lg_buf_free(&msg);

@@ -397,10 +397,13 @@ done:
 
 /*
  * A chat's answer as the OpenAI assistant message (appended to msg);
- * *n_calls tool calls were found in it.  False when out of memory.
+ * *n_calls tool calls were found in it.  cut: the answer was cut short by
+ * max_tokens (the calls closed before the cut are kept, the rest dropped).
+ * False when out of memory.
  */
 bool
-serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls)
+serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls,
+				   bool cut)
 {
 	const char *tools = serve_fields_get(&r->fields, "tools");
 	const char *choice = serve_fields_get(&r->fields, "tool_choice");
@@ -410,5 +413,21 @@ serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, 
 	/* calls are read only where the grammar checked them */
 	if (tools == NULL || (choice != NULL && strcmp(choice, "none") == 0))
 		return lg_chat_content_message(text, len, msg, &err) == LG_OK;
+	if (cut)
+	{
+		/* cut short by max_tokens: keep the calls that were closed before the cut */
+		size_t		keep = lg_chat_complete_prefix((lg_chat_format) r->chat_format, text, len);
+		size_t		mark = msg->len;
+
+		if (keep > 0 && keep < len)
+		{
+			if (lg_chat_parse_output((lg_chat_format) r->chat_format, text, keep, msg, n_calls, &err) != LG_OK)
+				return false;
+			if (*n_calls > 0)
+				return true;
+			msg->len = mark;	/* no call after all: the whole text is the content */
+			msg->data[mark] = '\0';
+		}
+	}
 	return lg_chat_parse_output((lg_chat_format) r->chat_format, text, len, msg, n_calls, &err) == LG_OK;
 }

@@ -113,6 +113,15 @@ lg_status	lg_chat_parse_output(lg_chat_format f, const char *text, size_t len, l
 								 int *n_calls, lg_error *err);
 
 /*
+ * For an answer cut short by max_tokens: the length of its longest prefix
+ * that ends just after a complete call, for the formats that close every
+ * call with a tag (hermes: </tool_call>, functionary: </function>); 0 when
+ * there is none or the format has no closing tag.  A weak model may keep
+ * writing calls until max_tokens; the calls it finished are still calls.
+ */
+size_t		lg_chat_complete_prefix(lg_chat_format f, const char *text, size_t len);
+
+/*
  * The message for an answer that was not allowed to call tools (no tools,
  * or tool_choice "none": the grammar did not check calls, so none are
  * read): the whole text as content.

@@ -295,6 +295,30 @@ rtrim(const char *s, size_t n)
 	return n;
 }
 
+/* The prefix of a cut answer up to the end of its last closed call (see chat.h). */
+size_t
+lg_chat_complete_prefix(lg_chat_format f, const char *text, size_t len)
+{
+	const char *close = f == LG_CHAT_HERMES ? "</tool_call>" : f == LG_CHAT_FUNCTIONARY ? "</function>" : NULL;
+	size_t		clen;
+	size_t		end = 0;
+	const char *p = text;
+
+	if (close == NULL)
+		return 0;
+	clen = strlen(close);
+	while ((size_t) (p - text) < len)
+	{
+		const char *m = memmem(p, len - (size_t) (p - text), close, clen);
+
+		if (m == NULL)
+			break;
+		end = (size_t) (m - text) + clen;
+		p = m + clen;
+	}
+	return end;
+}
+
 /* The message for an answer that may not hold calls (no tools, or tool_choice "none"). */
 lg_status
 lg_chat_content_message(const char *text, size_t len, lg_buf *out, lg_error *err)

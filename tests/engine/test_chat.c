@@ -457,6 +457,40 @@ test_parse_calls(void **state)
 	}
 }
 
+/* An answer cut by max_tokens keeps the calls closed before the cut. */
+static void
+test_complete_prefix(void **state)
+{
+	const char *two = "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 3}}\n</tool_call>\n"
+		"<tool_call>\n{\"name\": \"add\", \"argu";
+	const char *fn = "<function=add>{\"a\": 1, \"b\": 3}</function><function=add>{\"a\"";
+	size_t		keep;
+	int			n = -1;
+	lg_json_node *msg;
+	char		text[512];
+
+	(void) state;
+	keep = lg_chat_complete_prefix(LG_CHAT_HERMES, two, strlen(two));
+	assert_true(keep > 0 && keep < strlen(two));
+	assert_memory_equal(two + keep - strlen("</tool_call>"), "</tool_call>", strlen("</tool_call>"));
+	snprintf(text, sizeof(text), "%.*s", (int) keep, two);
+	msg = parse(LG_CHAT_HERMES, text, &n);
+	assert_int_equal(n, 1);
+	check_call(msg, 0, "add", "b", 3);
+	lg_json_node_free(msg);
+	/* the whole cut text is no call at all */
+	msg = parse(LG_CHAT_HERMES, two, &n);
+	assert_int_equal(n, 0);
+	lg_json_node_free(msg);
+
+	keep = lg_chat_complete_prefix(LG_CHAT_FUNCTIONARY, fn, strlen(fn));
+	assert_int_equal(keep, strlen("<function=add>{\"a\": 1, \"b\": 3}</function>"));
+	/* nothing closed yet, or a format without closing tags */
+	assert_int_equal(lg_chat_complete_prefix(LG_CHAT_HERMES, "<tool_call>\n{\"na", 16), 0);
+	assert_int_equal(lg_chat_complete_prefix(LG_CHAT_LLAMA3, two, strlen(two)), 0);
+	assert_int_equal(lg_chat_complete_prefix(LG_CHAT_HERMES, "", 0), 0);
+}
+
 /* Text, and calls that do not parse, are content with no tool_calls. */
 static void
 test_parse_text_and_malformed(void **state)
@@ -567,6 +601,7 @@ main(void)
 		cmocka_unit_test(test_grammar_errors),
 		cmocka_unit_test(test_parse_calls),
 		cmocka_unit_test(test_parse_text_and_malformed),
+		cmocka_unit_test(test_complete_prefix),
 		cmocka_unit_test(test_messages_with_tools),
 	};
 
