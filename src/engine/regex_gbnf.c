@@ -1375,8 +1375,20 @@ cap:
 				if (mx >= 0 && mx <= hi && (tlo >= 16 || outer_extra <= 1))
 					break;
 			}
+			/*
+			 * An outer repetition with its own finite bound ({0,49} words) cut
+			 * below it loses what the author counted on: refused instead.
+			 */
+			for (size_t i = 0; outer && i < nu; i++)
+				if (outer[i] && orig[i] >= 0 && unb[i]->max < orig[i])
+					mx = -1;
 			free(orig);
 			free(outer);
+			if (mx < 0)
+			{
+				free(unb);
+				return false;
+			}
 			rx_len(all, &mn, &mx);
 		}
 		free(unb);

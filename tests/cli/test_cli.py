@@ -430,12 +430,12 @@ class JsonSchema(unittest.TestCase):
         need(fixtures)
         need(os.path.join(VOCAB_DIR, "ggml-vocab-llama-spm.gguf"))
         p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "jsonschemabench.py"), "--bin", BIN,
-                            "--limit", "40", "--check-targets", "--json"], capture_output=True, timeout=900)
+                            "--limit", "100", "--check-targets", "--json"], capture_output=True, timeout=900)
         out = p.stdout.decode()
         self.assertEqual(p.returncode, 0, out + p.stderr.decode()[-2000:])
         summary = json.loads([l for l in out.splitlines() if l.startswith('{"summary"')][0])["summary"]
         for ds in ("Glaiveai2K", "Github_trivial", "Github_easy", "Github_medium"):
-            self.assertEqual(summary[ds]["total"], 40, ds)
+            self.assertEqual(summary[ds]["total"], 100, ds)
             self.assertEqual(summary[ds].get("over", 0), 0, ds)
 
 

@@ -309,6 +309,8 @@ test_strings(void **state)
 	check("{\"type\":\"string\",\"pattern\":\"[0-9a-f]+\",\"minLength\":4,\"maxLength\":4}", GOOD("\"zzz0\"", "\"beef\""), BAD("\"zzzz\"", "\"abc\"", "\"abcde\""));
 	/* lengths with a format: repetitions capped, a subset of the valid strings */
 	check("{\"type\":\"string\",\"format\":\"email\",\"maxLength\":40}", GOOD("\"ab.c@mail.example.org\""), BAD("\"abcdefghijklmnopqrstuvwxyz@example.org.fr\"", "\"a@b\""));
+	/* an explicit count ({0,9} words) is not cut to fit maxLength */
+	expect_error("{\"type\":\"string\",\"pattern\":\"^(?:\\\\S+\\\\s+){0,9}\\\\S+$\",\"maxLength\":40}", LG_ERR_UNSUPPORTED, "minLength/maxLength");
 	expect_error("{\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"^a+b+$\",\"minLength\":5}}}", LG_ERR_UNSUPPORTED,
 				 "\"pattern\" at #/properties/s: pattern combined with minLength/maxLength");
 	expect_error("{\"type\":\"string\",\"pattern\":\"a(b\"}", LG_ERR_UNSUPPORTED, "missing )");
