@@ -37,7 +37,15 @@ import sys
 import threading
 import time
 
-import jsonschema
+try:
+    import jsonschema
+except ImportError:
+    # a Python without Debian's modules (pyenv, a venv): run again under the system one, where
+    # scripts/lib.sh installs python3-jsonschema
+    if os.path.exists("/usr/bin/python3") and not os.environ.get("LLAMAGPU_REEXEC"):
+        os.environ["LLAMAGPU_REEXEC"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
 from jsonschema import validators
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
