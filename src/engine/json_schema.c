@@ -1337,6 +1337,29 @@ js_typed_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 }
 
 /* True when a schema plainly accepts nothing: false, no type left, a required name whose schema is false. */
+/* True unless t (a "type" value, or NULL) names a type JSON Schema does not have. */
+static bool
+js_type_names_known(const lg_json_node *t)
+{
+	static const char *const known[] = {"null", "boolean", "object", "array", "number", "string", "integer"};
+
+	if (t == NULL)
+		return true;
+	for (size_t i = 0; i < (t->kind == LG_JSON_ARRAY ? t->n : 1); i++)
+	{
+		const lg_json_node *n = t->kind == LG_JSON_ARRAY ? t->items[i] : t;
+		bool		found = false;
+
+		if (n->kind != LG_JSON_STRING)
+			return false;
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]) && !found; k++)
+			found = strcmp(n->str, known[k]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 bool
 js_obviously_empty(const lg_json_node *s)
 {
@@ -1347,6 +1370,9 @@ js_obviously_empty(const lg_json_node *s)
 	if (s->kind == LG_JSON_BOOL)
 		return !s->boolean;
 	if (s->kind != LG_JSON_OBJECT)
+		return false;
+	/* an unknown type name is an invalid schema, to be reported where it is, not skipped */
+	if (!js_type_names_known(lg_json_get(s, "type")))
 		return false;
 	props = lg_json_get(s, "properties");
 	req = js_required(s);

@@ -390,6 +390,9 @@ test_unsupported(void **state)
 	check("{\"type\":\"integer\",\"title\":\"t\",\"description\":\"d\",\"default\":1,\"examples\":[1],\"_format\":\"x\",\"readOnly\":true,\"deprecated\":true}",
 		  GOOD("1"), BAD("\"1\""));
 	expect_error("{\"type\":\"strin\"}", LG_ERR_FORMAT, "unknown type \"strin\"");
+	/* also where the property is optional, so the value could simply leave it out */
+	expect_error("{\"properties\":{\"a\":{\"type\":\"frobnicate\"}}}", LG_ERR_FORMAT, "unknown type \"frobnicate\" at #/properties/a");
+	expect_error("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":[\"string\",3]}]}", LG_ERR_FORMAT, "unknown type in \"type\"");
 	expect_error("{\"type\":", LG_ERR_FORMAT, "not valid JSON");
 	expect_error("[1]", LG_ERR_FORMAT, "not an object or boolean");
 	expect_error("false", LG_ERR_UNSUPPORTED, "accepts no value");
