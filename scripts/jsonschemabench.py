@@ -301,6 +301,7 @@ def main():
     ap.add_argument("--failures", type=int, default=0, help="print this many failures per kind")
     ap.add_argument("--check-targets", action="store_true", help="exit 1 when coverage is below the targets or any over-constraining")
     ap.add_argument("--generate", type=int, default=0, help="samples per schema from the model")
+    ap.add_argument("--max-tokens", type=int, default=384, help="generation limit per sample")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = ap.parse_args()
 
@@ -414,8 +415,8 @@ def main():
             lines.append("- %s: %s" % (ds, "; ".join("%s (%d)" % (r, n) for r, n in top)))
     if gen:
         lines.append("")
-        lines.append("Generation (stories260K, %d seeds per compiled schema, temperature 1, at most 384 tokens): %d outputs, %d finished (end of generation), %d invalid (jsonschema with format checks), %d errors." % (
-            args.generate, gen["outputs"], gen["finished"], gen["invalid"], gen["errors"]))
+        lines.append("Generation (stories260K, %d seeds per compiled schema, temperature 1, at most %d tokens): %d outputs, %d finished (end of generation), %d invalid (jsonschema with format checks), %d errors." % (
+            args.generate, args.max_tokens, gen["outputs"], gen["finished"], gen["invalid"], gen["errors"]))
     report = "\n".join(lines)
     print(report)
     if args.out:
@@ -462,9 +463,9 @@ def generate(args, meta, replies):
     def one(job):
         rid, k = job
         cmd = [args.bin, "generate", "-m", args.model, "-p", "", "--json-schema", paths[rid],
-               "--seed", str(1000 * rid + k + 1), "-n", "384", "--temp", "1", "--top-k", "0", "--top-p", "1",
+               "--seed", str(1000 * rid + k + 1), "-n", str(args.max_tokens), "--temp", "1", "--top-k", "0", "--top-p", "1",
                "--min-p", "0", "-t", "1", "--json"]
-        p = subprocess.run(cmd, capture_output=True, timeout=120)
+        p = subprocess.run(cmd, capture_output=True, timeout=120 + args.max_tokens // 10)
         try:
             return rid, json.loads(p.stdout.decode("utf-8", "replace"))
         except json.JSONDecodeError:

@@ -176,6 +176,7 @@ struct lg_grammar_matcher
 	lg_gstate	resumed;		/* a stack below its segment, resumed after the segment ended */
 	struct suffix_memo *memo;	/* suffix → accepted from `resumed`, for one stack of one mask */
 	uint32_t	memo_cap;
+	uint32_t	memo_used;		/* filled slots; kept at most half of memo_cap */
 	int32_t    *whole;			/* uncertain tokens to check whole */
 	uint32_t	whole_cap;
 	uint64_t	work_start;		/* lg_gstate_work when the current mask began */

@@ -459,6 +459,15 @@ suffix_ok(lg_grammar_matcher *m, const char *p, uint32_t len)
 		if (e->hash == h && e->len == len && memcmp(e->p, p, len) == 0)
 			return e->ok;
 	}
+	/*
+	 * A token may leave the segment at several offsets (a run of dashes in a
+	 * counted repetition), so there can be more distinct suffixes than the
+	 * table was sized for: past half full, answer without remembering
+	 * (a full open-addressing table would have no empty slot to stop at).
+	 */
+	if (m->memo_used >= m->memo_cap / 2)
+		return lg_gstate_run_bytes(m->g, &m->resumed, p, len, &m->levels[1], &m->levels[2]) != NULL;
+	m->memo_used++;
 	e->hash = h;
 	e->p = p;
 	e->len = len;
@@ -527,6 +536,7 @@ check_uncertain(lg_grammar_matcher *m, const lg_gframe *f, uint32_t n, uint32_t 
 				m->memo_cap = need;
 			}
 			memset(m->memo, 0, m->memo_cap * sizeof(suffix_memo));
+			m->memo_used = 0;
 			resumed = true;
 		}
 		if (m->resumed.n_stacks == 0 || m->resumed.overflow)

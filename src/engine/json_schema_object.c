@@ -672,7 +672,43 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 				lg_buf_free(&lit);
 		}
 		if (other_key.data == NULL && other_prefix == NULL)
-			extra_any = false;
+		{
+			/*
+			 * No complement to write.  Other names may still be written when
+			 * their value meets every pattern's schema and the
+			 * additionalProperties one: whatever patterns such a name
+			 * happens to match, the value is valid (a subset, never an
+			 * invalid value).  Where the schemas do not merge, no other names.
+			 */
+			const lg_json_node **parts = calloc(pp->n + 1, sizeof(*parts));
+			size_t		np = 0;
+			lg_json_node *merged = NULL;
+
+			if (parts == NULL)
+			{
+				js_oom(c);
+				goto done;
+			}
+			for (size_t p = 0; p < pp->n; p++)
+				parts[np++] = pp->items[p];
+			if (extra_schema)
+				parts[np++] = extra_schema;
+			merged = js_merge(c, parts, np, path);
+			free(parts);
+			if (c->st == LG_ERR_NOMEM)
+				goto done;
+			if (c->st != LG_OK)
+			{
+				/* cannot merge (two patterns, say): the subset without other names */
+				c->st = LG_OK;
+				lg_error_clear(c->err);
+				merged = NULL;
+			}
+			if (merged == NULL || js_obviously_empty(merged))
+				extra_any = false;
+			else
+				extra_schema = merged;
+		}
 	}
 	/* each declared name: its schema, with patternProperties and the extra schema applied */
 	for (size_t i = 0; i < n; i++)

@@ -119,6 +119,9 @@ test_objects(void **state)
 	check("{\"properties\":{\"id\":{\"type\":\"integer\"}},\"additionalProperties\":{\"type\":\"string\"}}",
 		  GOOD("{\"id\":1,\"x\":\"y\"}", "{\"i\":\"a\",\"idx\":\"b\"}", "{\"\":\"e\"}"),
 		  BAD("{\"x\":1}", "{\"id\":1,\"id\":\"s\"}", "{\"x\":\"y\",\"id\":1}"));
+	/* a pattern with no writable complement: other names get every pattern's schema too */
+	check("{\"type\":\"object\",\"patternProperties\":{\"/.*/\":{\"type\":\"array\",\"minItems\":2,\"maxItems\":2}}}",
+		  GOOD("{\"x\": [1, 2]}", "{\"a/b/\": [1, 2], \"c\": [3, 4]}"), BAD("{\"a/b/\": [1]}", "{\"x\": 3}"));
 	/* patternProperties */
 	check("{\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
 		  GOOD("{\"x-a\":1,\"x-\":2}", "{}"), BAD("{\"y\":1}", "{\"x-a\":\"s\"}"));
