@@ -32,7 +32,7 @@ $s->query("SELECT $long");
 like($s->{stderr}, qr/llamagpu request timed out/, 'request_timeout stops generation');
 $s->{stderr} = '';
 $s->query_safe("RESET llamagpu.request_timeout");
-is($node->safe_psql('postgres', $in_flight), '0', '... and the engine freed the sequence');
+ok(wait_for($node, $in_flight, '0', 2), '... and the engine freed the sequence');
 $s->quit;
 
 # pg_cancel_backend
@@ -45,7 +45,9 @@ $h->finish;
 $elapsed = time() - $t0;
 like($$err, qr/57014: canceling statement due to user request/, 'pg_cancel_backend stops generation');
 cmp_ok($elapsed, '<', 0.1, sprintf('... within 100 ms (%.3f s)', $elapsed));
-is($node->safe_psql('postgres', $in_flight), '0', '... and the engine freed the sequence');
+# the engine drops a cancelled sequence between two steps: on a loaded machine that can be just
+# after the backend has already returned
+ok(wait_for($node, $in_flight, '0', 2), '... and the engine freed the sequence');
 
 # a client that disappears
 ($h, $out, $err) = start_psql($node, "SELECT $long");
