@@ -343,9 +343,9 @@ add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
 	req->chat = args->chat;
 }
 
-/* Arguments model .. options, from argument `first` (the one after the prompt). */
-void
-GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
+/* Arguments model, max_tokens, temperature, top_p, top_k, seed from argument `first` on. */
+static void
+generate_args_sampling(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
 {
 	memset(args, 0, sizeof(*args));
 	if (!PG_ARGISNULL(first))
@@ -360,6 +360,13 @@ GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
 		args->top_k = PG_GETARG_INT32(first + 4);
 	if ((args->has_seed = !PG_ARGISNULL(first + 5)))
 		args->seed = PG_GETARG_INT64(first + 5);
+}
+
+/* Arguments model .. options, from argument `first` (the one after the prompt). */
+void
+GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
+{
+	generate_args_sampling(fcinfo, first, args);
 	if (!PG_ARGISNULL(first + 6))
 		args->stop = PG_GETARG_ARRAYTYPE_P(first + 6);
 	if (!PG_ARGISNULL(first + 7))
@@ -370,19 +377,7 @@ GenerateArgsFromCall(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
 void
 GenerateArgsFromCallNoStop(FunctionCallInfo fcinfo, int first, GenerateArgs *args)
 {
-	memset(args, 0, sizeof(*args));
-	if (!PG_ARGISNULL(first))
-		args->model = text_to_cstring(PG_GETARG_TEXT_PP(first));
-	if ((args->has_max_tokens = !PG_ARGISNULL(first + 1)))
-		args->max_tokens = PG_GETARG_INT32(first + 1);
-	if ((args->has_temperature = !PG_ARGISNULL(first + 2)))
-		args->temperature = PG_GETARG_FLOAT8(first + 2);
-	if ((args->has_top_p = !PG_ARGISNULL(first + 3)))
-		args->top_p = PG_GETARG_FLOAT8(first + 3);
-	if ((args->has_top_k = !PG_ARGISNULL(first + 4)))
-		args->top_k = PG_GETARG_INT32(first + 4);
-	if ((args->has_seed = !PG_ARGISNULL(first + 5)))
-		args->seed = PG_GETARG_INT64(first + 5);
+	generate_args_sampling(fcinfo, first, args);
 	if (!PG_ARGISNULL(first + 6))
 		args->options = PG_GETARG_JSONB_P(first + 6);
 }
