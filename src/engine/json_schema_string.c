@@ -12,6 +12,7 @@
 #include "regex_gbnf.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 /* Known formats and the ECMA regular expression each one is compiled from. */
@@ -224,8 +225,15 @@ js_len_kw(js_ctx *c, const lg_json_node *s, const char *kw, const char *path)
 
 	if (v == NULL)
 		return -1;
-	if (v->kind != LG_JSON_NUMBER || v->number < 0 || v->number != (double) (long) v->number)
+	if (v->kind != LG_JSON_NUMBER || v->number < 0 || v->number != floor(v->number))
 		return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a non-negative integer", kw, path), -1;
+	/* beyond any string a model writes (and beyond long): no upper bound, an unmeetable lower one */
+	if (v->number > 1e15)
+	{
+		if (strcmp(kw, "maxLength") == 0)
+			return -1;
+		return js_fail(c, LG_ERR_UNSUPPORTED, "\"%s\" at %s is too large", kw, path), -1;
+	}
 	return (long) v->number;
 }
 
