@@ -16,28 +16,6 @@
 
 #define LLAMA_VOCAB "fixtures/tokenizer/ggml-vocab-llama-spm.gguf"
 
-/* Read a whole file; NULL if it cannot be read. */
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	char	   *buf;
-	long		n;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t) n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
-}
-
 /* Parse a C-string grammar, failing the test with the message if it does not parse. */
 static lg_grammar *
 parse_ok(const char *src)
@@ -131,7 +109,7 @@ test_fixture_grammars(void **state)
 
 		snprintf(rel, sizeof(rel), "fixtures/gbnf/%s", c->file);
 		assert_non_null(lg_test_fixture(path, rel));
-		src = slurp(path, &len);
+		src = lg_test_read_file(path, &len);
 		assert_non_null(src);
 		g = lg_grammar_parse(src, len, &err);
 		if (g == NULL)
@@ -174,7 +152,7 @@ test_all_fixture_files_parse(void **state)
 		if (len < 6 || strcmp(de->d_name + len - 5, ".gbnf") != 0)
 			continue;
 		snprintf(file, sizeof(file), "%s/%s", dir, de->d_name);
-		src = slurp(file, &len);
+		src = lg_test_read_file(file, &len);
 		assert_non_null(src);
 		g = lg_grammar_parse(src, len, &err);
 		if (g == NULL)
@@ -628,7 +606,7 @@ test_mask_equals_bruteforce(void **state)
 
 		snprintf(rel, sizeof(rel), "fixtures/gbnf/%s", files[i]);
 		assert_non_null(lg_test_fixture(path, rel));
-		src = slurp(path, &len);
+		src = lg_test_read_file(path, &len);
 		g = lg_grammar_parse(src, len, NULL);
 		assert_non_null(g);
 		for (uint64_t seed = 1; seed <= 3; seed++)
@@ -665,7 +643,7 @@ test_mask_schema_like(void **state)
 	(void) state;
 	if (!load_vocab())
 		skip();
-	src = slurp("tests/engine/grammar/person.gbnf", &len);
+	src = lg_test_read_file("tests/engine/grammar/person.gbnf", &len);
 	assert_non_null(src);
 	g = lg_grammar_parse(src, len, NULL);
 	assert_non_null(g);
@@ -699,9 +677,9 @@ test_mask_follows_text(void **state)
 	(void) state;
 	if (!load_vocab())
 		skip();
-	src = slurp("tests/engine/grammar/person.gbnf", &len);
+	src = lg_test_read_file("tests/engine/grammar/person.gbnf", &len);
 	g = lg_grammar_parse(src, len, NULL);
-	text = slurp("tests/engine/grammar/person.json", &len);
+	text = lg_test_read_file("tests/engine/grammar/person.json", &len);
 	while (len > 0 && text[len - 1] == '\n')
 		len--;
 	n = lg_tokenize(vocab, text, len, false, false, ids, 1024, NULL);
@@ -796,7 +774,7 @@ test_shared_cache_threads(void **state)
 	(void) state;
 	if (!load_vocab() || lg_test_fixture(path, "fixtures/gbnf/json.gbnf") == NULL)
 		skip();
-	src = slurp(path, &len);
+	src = lg_test_read_file(path, &len);
 	g = lg_grammar_parse(src, len, NULL);
 	for (int i = 0; i < 4; i++)
 	{

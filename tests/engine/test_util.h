@@ -35,6 +35,28 @@ lg_test_fixture(char *buf, const char *rel)
 	return buf;
 }
 
+/* A whole file, NUL-terminated (malloc'd; *len is set to its size); NULL if it cannot be opened. */
+static inline char *
+lg_test_read_file(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *buf;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t) n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t) n;
+	return buf;
+}
+
 /* Deterministic pseudo-random floats in [-1, 1) for kernel tests. */
 static inline float
 lg_test_randf(uint64_t *state)
