@@ -43,6 +43,7 @@ lg_test_read_file(const char *path, size_t *len)
 	char	   *buf;
 	long		n;
 
+	*len = 0;
 	if (f == NULL)
 		return NULL;
 	fseek(f, 0, SEEK_END);
