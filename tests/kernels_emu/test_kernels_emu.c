@@ -529,6 +529,64 @@ test_sample(void)
 		}
 	}
 
+	/* top-p just below 1: the float probabilities may never add up to it (keep all) */
+	{
+		int			n = 0;
+
+		for (int k = 0; k < 2; k++)
+			for (int t = 1; t < 4; t++)
+			{
+				memset(&ps[n], 0, sizeof(ps[n]));
+				ps[n].temperature = temps[t];
+				ps[n].top_k = k == 0 ? 0 : 50;
+				ps[n].top_p = 0.99999994f;
+				n++;
+			}
+		sample_case(100, PAT_SPREAD, 8.0f, ps, n);
+		sample_case(100, PAT_TIES, 3.0f, ps, n);
+		/* with top-k off this nucleus is the whole list: the quickselect-order case */
+		sample_case(3000, PAT_TIES, 3.0f, ps + 3, 3);
+	}
+
+	/*
+	 * u = 1 (a float u the host rounded up): no running sum passes u*total,
+	 * so the draw takes the last entry with mass, as the CPU's fallback.
+	 * Logit i is i/64 (distinct, all with mass at T = 1), so list orders
+	 * are known.
+	 */
+	{
+		enum { NV = 3000 };
+		float	   *l = malloc(sizeof(float) * NV);
+		int32_t		id = -7;
+		lg_gpu_sample_params p = {1.0f, 5, 1.0f, 0.0f, 1.0f, 0};
+
+		for (int i = 0; i < NV; i++)
+			l[i] = (float) i / 64.0f;
+		/* sorted, in shared memory: the 5th best */
+		CHECK(lg_gpu_sample(NULL, &id, l, 1, NV, &p, NULL, 0) == LG_GPU_OK && id == NV - 5,
+			  "fallback top-5: %d", id);
+		/* sorted, over the row (top_k above the prefix): the 1500th best */
+		p.top_k = 1500;
+		CHECK(lg_gpu_sample(NULL, &id, l, 1, NV, &p, NULL, 0) == LG_GPU_OK && id == NV - 1500,
+			  "fallback top-1500: %d", id);
+		/* id order: the highest id with mass */
+		p.top_k = 0;
+		CHECK(lg_gpu_sample(NULL, &id, l, 1, NV, &p, NULL, 0) == LG_GPU_OK && id == NV - 1,
+			  "fallback id order: %d", id);
+		l[NV - 1] = -200.0f;	/* exp((-200 - max)/T) is 0: no mass */
+		CHECK(lg_gpu_sample(NULL, &id, l, 1, NV, &p, NULL, 0) == LG_GPU_OK && id == NV - 2,
+			  "fallback id order skips a zero mass: %d", id);
+		/* a tiny temperature leaves mass on the best only: the CPU's loop stops at entry 0 */
+		p.top_k = 5;
+		p.temperature = 1e-4f;
+		CHECK(lg_gpu_sample(NULL, &id, l, 1, NV, &p, NULL, 0) == LG_GPU_OK && id == NV - 2,
+			  "fallback, all mass on the best: %d", id);
+		p.top_k = 1500;
+		CHECK(lg_gpu_sample(NULL, &id, l, 1, NV, &p, NULL, 0) == LG_GPU_OK && id == NV - 2,
+			  "fallback over the row, all mass on the best: %d", id);
+		free(l);
+	}
+
 	/* every logit banned: -1, as LG_TOKEN_NULL */
 	{
 		float		l[5] = {-INFINITY, NAN, -INFINITY, NAN, -INFINITY};
