@@ -64,15 +64,16 @@ lg_backend_is_host(const lg_backend *be)
 	return be->buf_alloc == NULL;
 }
 
+#ifdef LG_HAVE_GPU
+/* kernels/lg_kernels.h: "cuda" or "hip", what the kernels were built for */
+extern const char *lg_gpu_platform(void);
+#endif
+
 const char *
 lg_backend_gpu_platform(void)
 {
 #ifdef LG_HAVE_GPU
-#ifdef LG_HIP
-	return "hip";
-#else
-	return "cuda";
-#endif
+	return lg_gpu_platform();
 #else
 	return NULL;
 #endif
