@@ -364,7 +364,7 @@ main(int argc, char **argv)
 	for (int kv = 0; kv < 2; kv++)
 	{
 		const double tol = kv == LG_GPU_KV_F16 ? tol16 : tol32;
-		double		e[8];
+		double		e[16];
 		int			n = 0;
 
 		/* decode: lengths across tiles, splits and blocks; GQA 4:1 */
@@ -385,6 +385,11 @@ main(int argc, char **argv)
 			/* the bound on n_tok below the truth: blocks loop over the tiles */
 			e[n++] = run_case("prompt-d96-bound-low", 3, 3, 96, 16, kv, {{100, 0}, {2, 9}}, 2, 0, tol);
 			e[n++] = run_case("decode-d256-f", 16, 2, 256, 32, kv, {{1, 600}, {1, 20}}, 0, 0, tol);
+			/* one split (output written directly), head_dim 32: 8 passes share a tile */
+			e[n++] = run_case("decode-one-split", 6, 2, 32, 16, kv, {{1, 0}, {1, 150}, {1, 199}}, 0, 0, tol);
+			/* odd head_dim: the scalar paths of both kernels */
+			e[n++] = run_case("decode-d33", 6, 3, 33, 16, kv, {{1, 700}, {1, 3}}, 0, 0, tol);
+			e[n++] = run_case("prompt-d33", 6, 3, 33, 32, kv, {{65, 0}, {1, 64}, {3, 40}}, 0, 0, tol);
 		}
 		for (int i = 0; i < n; i++)
 		{
