@@ -19,8 +19,12 @@
 #define LG_ATTN_DEC_THREADS	128
 /* Decode: query heads of one KV head's group that one block handles at most. */
 #define LG_ATTN_DEC_HEADS	8
-/* Decode: positions a split covers at least (a multiple of the tile). */
-#define LG_ATTN_SPLIT_MIN	256
+/*
+ * Decode: positions a split covers at least (a multiple of the tile): one
+ * tile, so a short context with few sequences is cut into one-tile splits
+ * and its latency is that of one tile, not of a chain of them.
+ */
+#define LG_ATTN_SPLIT_MIN	128
 /*
  * Decode: blocks the split-K grid aims at, about two per multiprocessor of
  * an H100 (132).  A constant, not the device's count, so that the scratch

@@ -41,6 +41,8 @@ lg_attn_dec_dot(const uint16_t *k, const float *qs, int D, int nh, float *d)
 {
 	if ((D & 7) == 0)
 	{
+		/* unrolled so several 16-byte loads of the row are in flight at once */
+#pragma unroll 4
 		for (int c = 0; c < D; c += 8)
 		{
 			const uint4 u = *(const uint4 *) (k + c);
@@ -87,6 +89,7 @@ lg_attn_dec_dot(const float *k, const float *qs, int D, int nh, float *d)
 {
 	if ((D & 3) == 0)
 	{
+#pragma unroll 4
 		for (int c = 0; c < D; c += 4)
 		{
 			const float4 kv = *(const float4 *) (k + c);
@@ -282,6 +285,7 @@ lg_attn_decode_kernel(lg_attn_params a)
 		/* 3. acc += p * V, this thread's columns over every n_rp-th position */
 		if (vcol)
 		{
+#pragma unroll 4
 			for (int r = rp; r < n; r += n_rp)
 			{
 				float		v0;

@@ -158,7 +158,11 @@ lg_attn_flash_kernel(lg_attn_params a)
 			const int	nc = min(BC, kv_end - t0);
 			float		s[RI][CJ];
 
-			__syncthreads();	/* Q written; the last tile's V, P and rows read */
+			/*
+			 * rows is free: whoever gets here has passed the last tile's
+			 * barrier after its V load.  The barrier after it publishes rows
+			 * and, at the first tile, Q.
+			 */
 			if (tid < BC)
 				rows[tid] = tid < nc ? lg_attn_kv_offset(a, sq.bt_off, t0 + tid, kvh) : 0;
 			__syncthreads();

@@ -4,7 +4,10 @@
  * switched at barriers.  __syncthreads waits for every live thread of the
  * block, a shuffle for every live lane of its 32-lane logical warp; a
  * round in which no fiber arrives anywhere is a deadlock (a barrier or a
- * shuffle some threads skip) and aborts the test.  Launch shapes and
+ * shuffle some threads skip) and aborts the test.  The scheduler runs one
+ * warp as far as it goes (to a __syncthreads) before the next, forward in
+ * even blocks and backward in odd ones, so a missing __syncthreads lets a
+ * warp overrun its neighbours' data and shows as a wrong result.  Launch shapes and
  * dynamic shared memory are checked as CUDA does (48 KB unless
  * cudaFuncSetAttribute raised it), and dynamic shared memory starts as NaN
  * so reading what no thread wrote shows.
@@ -34,6 +37,8 @@ typedef struct emu_fiber
 {
 	ucontext_t	ctx;
 	bool		done;
+	bool		at_block;		/* waiting at __syncthreads for generation block_gen */
+	long		block_gen;
 	char	   *stack;
 } emu_fiber;
 
@@ -71,8 +76,14 @@ emu_wait(emu_bar *b)
 		b->gen++;
 		return;
 	}
+	if (b == &block_bar)
+	{
+		fibers[cur].at_block = true;
+		fibers[cur].block_gen = g;
+	}
 	while (b->gen == g)
 		emu_yield();
+	fibers[cur].at_block = false;
 }
 
 /* A thread that returned no longer counts at b. */
@@ -197,24 +208,47 @@ emu_block(void)
 		f->ctx.uc_link = &sched_ctx;
 		makecontext(&f->ctx, emu_fiber_main, 0);
 		f->done = false;
+		f->at_block = false;
 	}
 	block_bar = emu_bar{(int) n_threads, 0, 0};
 	for (unsigned w = 0; w * 32 < n_threads; w++)
 		warp_bar[w] = emu_bar{(int) (n_threads - w * 32 < 32 ? n_threads - w * 32 : 32), 0, 0};
+	const unsigned n_warps = (n_threads + 31) / 32;
+	const bool	backward = (blockIdx.x + blockIdx.y + blockIdx.z) % 2 == 1;
+
 	for (;;)
 	{
 		long		before = progress;
 		bool		live = false;
 
-		for (unsigned i = 0; i < n_threads; i++)
+		for (unsigned wi = 0; wi < n_warps; wi++)
 		{
-			if (fibers[i].done)
-				continue;
-			live = true;
-			cur = (int) i;
-			threadIdx = dim3(i, 0, 0);
-			swapcontext(&sched_ctx, &fibers[i].ctx);
+			const unsigned w = backward ? n_warps - 1 - wi : wi;
+			const unsigned end = (w + 1) * 32 < n_threads ? (w + 1) * 32 : n_threads;
+
+			/* this warp until each lane is done or held at __syncthreads */
+			for (;;)
+			{
+				long		wbefore = progress;
+				bool		ran = false;
+
+				for (unsigned i = w * 32; i < end; i++)
+				{
+					emu_fiber  *f = &fibers[i];
+
+					if (f->done || (f->at_block && f->block_gen == block_bar.gen))
+						continue;
+					ran = true;
+					cur = (int) i;
+					threadIdx = dim3(i, 0, 0);
+					swapcontext(&sched_ctx, &f->ctx);
+				}
+				if (!ran || progress == wbefore)
+					break;
+			}
 		}
+		for (unsigned i = 0; i < n_threads; i++)
+			live = live || !fibers[i].done;
 		if (!live)
 			return;
 		if (progress == before)
