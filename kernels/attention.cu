@@ -11,8 +11,7 @@
  * never on the lengths in the device seqs array, so a captured launch stays
  * valid as the sequences grow (up to the bound; past it the last split
  * takes the rest, right but slower).  lg_gpu_attention_scratch_floats does
- * not know n_kv_heads, so it sizes the partials for the plan with the
- * fewest head blocks, which has the most splits (lg_attn_plan_splits).
+ * not know n_kv_heads: it returns a bound on every plan under its bounds.
  */
 #include "common.cuh"
 #include "attention.cuh"
@@ -37,20 +36,31 @@ lg_attn_part_floats(int32_t n_seqs, lg_attn_split_plan plan, int32_t n_heads, in
 }
 
 /*
- * Scratch for these bounds: decode partials when the call is all decode
- * steps and the plan splits, else 0.  The smallest possible head-block
- * count, ceil(n_heads / 8) (n_kv_heads = 1), gives the most splits.
+ * Scratch for these bounds: enough for the decode partials of any call
+ * with at most n_seqs sequences of at most max_kv_len positions, whatever
+ * its n_kv_heads and max_n_tok (prompt calls need none, but one buffer sized
+ * here serves every call under the bounds, so it can be allocated once and
+ * captured into graphs).  A split plan has n_splits <= ceil(264 / base) with
+ * base >= n_seqs, and n_splits <= ceil(max_kv_len / 128), so
+ * n_seqs * n_splits <= min(n_seqs + 263, n_seqs * ceil(max_kv_len / 128)):
+ * monotone in both bounds.  0 when no plan can split (max_kv_len <= 128).
  */
 size_t
 lg_gpu_attention_scratch_floats(int32_t n_seqs, int32_t max_n_tok, int32_t max_kv_len,
 								int32_t n_heads, int32_t head_dim)
 {
-	lg_attn_split_plan plan;
+	int64_t		tiles;
+	int64_t		units;
 
-	if (n_seqs <= 0 || max_n_tok != 1 || max_kv_len <= 0 || n_heads <= 0 || head_dim <= 0)
+	if (n_seqs <= 0 || max_n_tok <= 0 || max_kv_len <= 0 || n_heads <= 0 || head_dim <= 0)
 		return 0;
-	plan = lg_attn_plan_splits((int64_t) n_seqs * lg_ceil_div(n_heads, LG_ATTN_DEC_HEADS), max_kv_len);
-	return lg_attn_part_floats(n_seqs, plan, n_heads, head_dim);
+	tiles = lg_ceil_div(max_kv_len, LG_ATTN_SPLIT_MIN);
+	if (tiles <= 1)
+		return 0;
+	units = (int64_t) n_seqs * tiles;
+	if (units > (int64_t) n_seqs + LG_ATTN_TARGET_BLOCKS - 1)
+		units = (int64_t) n_seqs + LG_ATTN_TARGET_BLOCKS - 1;
+	return (size_t) units * (size_t) n_heads * (size_t) (head_dim + 2);
 }
 
 /* Causal attention of every sequence of the call; see lg_kernels.h. */

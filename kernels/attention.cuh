@@ -65,8 +65,8 @@ typedef struct lg_attn_split_plan
  * Split plan for `base` blocks per split (sequences x head blocks) and
  * max_kv_len positions at most: enough splits to reach the target block
  * count, none shorter than LG_ATTN_SPLIT_MIN, lengths a multiple of the
- * decode tile.  n_splits never grows as base grows, so the plan for the
- * smallest possible base bounds every other (the scratch size relies on it).
+ * decode tile.  n_splits <= ceil(LG_ATTN_TARGET_BLOCKS / base) and
+ * <= ceil(max_kv_len / LG_ATTN_SPLIT_MIN): the scratch bound relies on both.
  */
 static inline lg_attn_split_plan
 lg_attn_plan_splits(int64_t base, int64_t max_kv_len)

@@ -14,7 +14,7 @@ extern "C"
 {
 #include "backend.h"
 }
-#include "lg_kernels.h"
+#include "attention.cuh"
 
 #include <math.h>
 #include <stdio.h>
@@ -341,13 +341,43 @@ test_args(void)
 		printf("FAIL args: n_seqs 0 is not a no-op\n");
 		failures++;
 	}
+	/* the bound: 0 when nothing splits, monotone in n_seqs and max_kv_len */
 	if (lg_gpu_attention_scratch_floats(1, 1, 4001, 4, 64) == 0 ||
-		lg_gpu_attention_scratch_floats(1, 2, 4001, 4, 64) != 0 ||
-		lg_gpu_attention_scratch_floats(1, 1, 100, 4, 64) != 0)
+		lg_gpu_attention_scratch_floats(1, 1, 128, 4, 64) != 0 ||
+		lg_gpu_attention_scratch_floats(0, 1, 4001, 4, 64) != 0)
 	{
 		printf("FAIL scratch floats\n");
 		failures++;
 	}
+	for (int n = 1; n < 300; n += 7)
+		for (int kv = 100; kv < 5000; kv += 97)
+			if (lg_gpu_attention_scratch_floats(n, 1, kv, 32, 128) > lg_gpu_attention_scratch_floats(n + 7, 1, kv, 32, 128) ||
+				lg_gpu_attention_scratch_floats(n, 1, kv, 32, 128) > lg_gpu_attention_scratch_floats(n, 1, kv + 97, 32, 128))
+			{
+				printf("FAIL scratch floats not monotone at n_seqs %d, max_kv_len %d\n", n, kv);
+				failures++;
+				return;
+			}
+	/* every plan the entry can make fits the bound, whatever n_kv_heads */
+	for (int n = 1; n < 300; n += 3)
+		for (int kvh = 1; kvh <= 32; kvh *= 2)
+			for (int kv = 1; kv < 9000; kv += 61)
+			{
+				const int32_t group = 32 / kvh;
+				const int64_t hb = (int64_t) kvh * lg_ceil_div(group, lg_attn_dec_heads(group));
+				const lg_attn_split_plan plan = lg_attn_plan_splits(n * hb, kv);
+				const size_t need = plan.n_splits > 1 ? (size_t) n * plan.n_splits * 32 * 130 : 0;
+
+				if (plan.n_splits < 1 || plan.n_splits > LG_ATTN_TARGET_BLOCKS ||
+					(int64_t) plan.n_splits * plan.split_len < kv ||
+					need > lg_gpu_attention_scratch_floats(n, 1, kv, 32, 128))
+				{
+					printf("FAIL split plan n_seqs %d n_kv_heads %d max_kv_len %d: %d x %d, needs %zu\n",
+						   n, kvh, kv, plan.n_splits, plan.split_len, need);
+					failures++;
+					return;
+				}
+			}
 }
 
 int
