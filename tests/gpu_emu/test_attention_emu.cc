@@ -17,6 +17,7 @@ extern "C"
 #include "attention.cuh"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,12 @@ run_case(const char *name, int n_heads, int n_kv_heads, int D, int bs, int kv_ty
 	/* the CPU backend, one lg_attn_args per sequence */
 	lg_error	err;
 	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+
+	if (be == NULL)
+	{
+		printf("FAIL %s: no CPU backend: %s\n", name, err.msg);
+		exit(1);
+	}
 	std::vector<lg_attn_args> ca(n_seqs);
 
 	for (int s = 0; s < n_seqs; s++)
