@@ -156,5 +156,8 @@ lg_gpu_status lg_attn_launch_decode(cudaStream_t st, const lg_attn_params &p, in
 									int32_t n_seqs);
 lg_gpu_status lg_attn_launch_prompt(cudaStream_t st, const lg_attn_params &p, int kv_type,
 									int32_t n_seqs, int32_t max_n_tok);
+/* The tensor-core prompt kernel, or LG_GPU_ERR_UNSUPPORTED (no message) where it does not apply. */
+lg_gpu_status lg_attn_launch_prompt_tc(cudaStream_t st, const lg_attn_params &p, int kv_type,
+									   int32_t n_seqs, int32_t max_n_tok);
 
 #endif							/* LG_ATTENTION_CUH */

@@ -331,11 +331,18 @@ lg_attn_flash_dispatch(cudaStream_t st, const lg_attn_params &p, int32_t n_seqs,
 	return lg_attn_flash_launch<KV, 256, 32, 16>(st, p, n_seqs, max_n_tok);
 }
 
-/* Launch prompt attention (the entry has checked p; head_dim <= 256). */
+/*
+ * Launch prompt attention (the entry has checked p; head_dim <= 256): on
+ * tensor cores where attention_prompt_tc.cu takes the call, else here.
+ */
 lg_gpu_status
 lg_attn_launch_prompt(cudaStream_t st, const lg_attn_params &p, int kv_type, int32_t n_seqs,
 					  int32_t max_n_tok)
 {
+	const lg_gpu_status rc = lg_attn_launch_prompt_tc(st, p, kv_type, n_seqs, max_n_tok);
+
+	if (rc != LG_GPU_ERR_UNSUPPORTED)
+		return rc;
 	if (kv_type == LG_GPU_KV_F16)
 		return lg_attn_flash_dispatch<uint16_t>(st, p, n_seqs, max_n_tok);
 	return lg_attn_flash_dispatch<float>(st, p, n_seqs, max_n_tok);

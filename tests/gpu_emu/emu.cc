@@ -160,6 +160,23 @@ lg_shfl(float v, int src_lane)
 	return r;
 }
 
+void
+__syncwarp(void)
+{
+	emu_wait(&warp_bar[threadIdx.x / 32]);
+}
+
+void
+lg_emu_wmma_check(const void *p, unsigned ldm, size_t esz)
+{
+	if ((uintptr_t) p % 32 != 0 || (ldm * esz) % 16 != 0)
+	{
+		fprintf(stderr, "emu: wmma pointer %p (must be 32-byte aligned) or stride %u x %zu bytes (a multiple of 16)\n",
+				p, ldm, esz);
+		abort();
+	}
+}
+
 cudaError_t
 cudaGetLastError(void)
 {

@@ -86,6 +86,102 @@ lg_emu_launch(const void *func, dim3 grid, dim3 block, size_t smem, cudaStream_t
 	lg_emu_launch_fn(func, grid, block, smem, lg_emu_trampoline<F>, &f);
 }
 
+void		__syncwarp(void);
+void		lg_emu_wmma_check(const void *p, unsigned ldm, size_t esz);
+
+/*
+ * wmma as the matrix-level operations CUDA specifies: every lane holds the
+ * whole 16x16 matrix (the real fragment layout is unspecified and unused),
+ * each call is warp-collective (all lanes arrive before any memory effect,
+ * and before any lane goes on), pointers must be 32-byte aligned and
+ * strides multiples of 16 bytes.
+ */
+namespace nvcuda
+{
+namespace wmma
+{
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment
+{
+	float		v[16][16];		/* [row][column] of the matrix */
+};
+
+template <typename L> struct lg_emu_is_row { static const bool value = false; };
+template <> struct lg_emu_is_row<row_major> { static const bool value = true; };
+
+template <typename Use, typename L>
+static inline void
+load_matrix_sync(fragment<Use, 16, 16, 16, __half, L> &f, const __half *p, unsigned ldm)
+{
+	lg_emu_wmma_check(p, ldm, sizeof(__half));
+	__syncwarp();
+	for (int r = 0; r < 16; r++)
+		for (int c = 0; c < 16; c++)
+			f.v[r][c] = __half2float(lg_emu_is_row<L>::value ? p[r * ldm + c] : p[c * ldm + r]);
+	__syncwarp();
+}
+
+static inline void
+load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p, unsigned ldm, layout_t l)
+{
+	lg_emu_wmma_check(p, ldm, sizeof(float));
+	__syncwarp();
+	for (int r = 0; r < 16; r++)
+		for (int c = 0; c < 16; c++)
+			f.v[r][c] = l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
+	__syncwarp();
+}
+
+static inline void
+store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm, layout_t l)
+{
+	lg_emu_wmma_check(p, ldm, sizeof(float));
+	__syncwarp();
+	if (threadIdx.x % 32 == 0)
+		for (int r = 0; r < 16; r++)
+			for (int c = 0; c < 16; c++)
+				(l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.v[r][c];
+	__syncwarp();
+}
+
+template <typename La, typename Lb>
+static inline void
+mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const fragment<matrix_a, 16, 16, 16, __half, La> &a,
+		 const fragment<matrix_b, 16, 16, 16, __half, Lb> &b, const fragment<accumulator, 16, 16, 16, float> &c)
+{
+	float		t[16][16];
+
+	__syncwarp();
+	for (int i = 0; i < 16; i++)
+		for (int j = 0; j < 16; j++)
+		{
+			float		acc = c.v[i][j];
+
+			for (int k = 0; k < 16; k++)
+				acc += a.v[i][k] * b.v[k][j];
+			t[i][j] = acc;
+		}
+	memcpy(d.v, t, sizeof(t));
+}
+
+template <typename F>
+static inline void
+fill_fragment(F &f, float x)
+{
+	for (int r = 0; r < 16; r++)
+		for (int c = 0; c < 16; c++)
+			f.v[r][c] = x;
+}
+}								/* namespace wmma */
+}								/* namespace nvcuda */
+
 #define LG_WARP 32
 
 #endif							/* LG_GPU_COMPAT_CUH */

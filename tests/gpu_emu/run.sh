@@ -6,12 +6,12 @@ cd "$(dirname "$0")/../.."
 out=build/gpu_emu
 mkdir -p $out/src
 python3 tests/gpu_emu/prep.py $out/src kernels/common.cuh kernels/lg_kernels.h kernels/attention.cuh \
-	kernels/attention.cu kernels/attention_decode.cu kernels/attention_prompt.cu
+	kernels/attention.cu kernels/attention_decode.cu kernels/attention_prompt.cu kernels/attention_prompt_tc.cu
 cp tests/gpu_emu/gpu_compat.cuh $out/src/
 CXX=${CXX:-g++}
 FLAGS="-std=c++17 -O1 -g -Wall -Wno-unknown-pragmas -fno-strict-aliasing -I$out/src -Isrc/engine"
 objs=
-for f in attention attention_decode attention_prompt; do
+for f in attention attention_decode attention_prompt attention_prompt_tc; do
 	$CXX $FLAGS -x c++ -c $out/src/$f.cu -o $out/$f.o
 	objs="$objs $out/$f.o"
 done
