@@ -22,6 +22,7 @@
 
 dim3		threadIdx, blockIdx, blockDim, gridDim;
 void	   *lg_emu_dyn_smem;
+static void *dyn_alloc;
 
 #define EMU_MAX_THREADS 1024
 #define EMU_STACK (128 * 1024)
@@ -291,7 +292,10 @@ lg_emu_launch_fn(const void *func, dim3 grid, dim3 block, size_t smem, void (*ru
 		last_error = cudaErrorInvalidConfiguration;
 		return;
 	}
-	lg_emu_dyn_smem = realloc(lg_emu_dyn_smem, smem > 0 ? smem : 16);
+	/* only 16-byte alignment is promised: start at 16 mod 32 to catch code relying on more */
+	free(dyn_alloc);
+	dyn_alloc = aligned_alloc(64, (smem + 16 + 63) / 64 * 64);
+	lg_emu_dyn_smem = (char *) dyn_alloc + 16;
 	gridDim = grid;
 	blockDim = block;
 	n_threads = block.x;

@@ -391,8 +391,9 @@ int
 main(int argc, char **argv)
 {
 	const bool	quick = argc > 1 && strcmp(argv[1], "quick") == 0;
-	const double tol16 = 2e-3;
-	const double tol32 = 1e-5;
+	/* the emulator's float math is the CPU's up to summation order: ~1e-6 */
+	const double tol16 = 2e-5;
+	const double tol32 = 2e-5;
 	double		worst16 = 0.0;
 	double		worst32 = 0.0;
 
