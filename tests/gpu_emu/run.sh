@@ -1,8 +1,10 @@
 #!/bin/sh
-# Build the attention kernels for the host emulator and run their test.
-#   tests/gpu_emu/run.sh [quick]     (needs build/engine/libllamagpu_engine.a: make engine)
+# Build the attention kernels for the host emulator (no GPU, no CUDA) and
+# run their test against the CPU backend.
+#   tests/gpu_emu/run.sh [quick]
 set -e
 cd "$(dirname "$0")/../.."
+make -s build/engine/libllamagpu_engine.a
 out=build/gpu_emu
 mkdir -p $out/src
 python3 tests/gpu_emu/prep.py $out/src kernels/common.cuh kernels/lg_kernels.h kernels/attention.cuh \
