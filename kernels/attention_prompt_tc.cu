@@ -79,7 +79,7 @@ lg_attn_tc_tile(__half *dst, const uint16_t *pool, const int64_t *rows, int nc, 
 
 /* One (head, query tile, sequence) of prompt attention on tensor cores. */
 template <int DP>
-__global__ void __launch_bounds__(LG_ATTN_TC_THREADS)
+__global__ void __launch_bounds__(LG_ATTN_TC_THREADS, 2)	/* 2 blocks fill an H100 SM's shared memory */
 lg_attn_flash_tc_kernel(lg_attn_params a)
 {
 	extern __shared__ uint4 lg_attn_tc_smem[];
@@ -93,8 +93,13 @@ lg_attn_flash_tc_kernel(lg_attn_params a)
 	constexpr int BR = LG_ATTN_TC_BR;
 	constexpr int BC = LG_ATTN_TC_BC;
 
-	/* wmma wants 32-byte aligned fragments: align the base (the launch adds 32 bytes) */
-	__half	   *qh = (__half *) (((uintptr_t) lg_attn_tc_smem + 31) & ~(uintptr_t) 31);	/* [BR][LDH] */
+	/*
+	 * wmma wants 32-byte aligned fragments: step the base up to 32 bytes
+	 * (the launch adds 32), by pointer arithmetic so the compiler still
+	 * knows these are shared-memory addresses.
+	 */
+	const unsigned pad = (unsigned) (32 - (uintptr_t) lg_attn_tc_smem % 32) % 32;
+	__half	   *qh = (__half *) ((unsigned char *) lg_attn_tc_smem + pad);	/* [BR][LDH] */
 	__half	   *kvh = qh + BR * LDH;	/* [BC][LDH], K then V */
 	float	   *sf = (float *) (kvh + BC * LDH);	/* [BR][LDS] */
 	__half	   *ph = (__half *) (sf + BR * LG_ATTN_TC_LDS);	/* [BR][LDP] */
