@@ -402,7 +402,7 @@ main(int argc, char **argv)
 	for (int kv = 0; kv < 2; kv++)
 	{
 		const double tol = kv == LG_GPU_KV_F16 ? tol16 : tol32;
-		double		e[16];
+		double		e[32];
 		int			n = 0;
 
 		/* decode: lengths across tiles, splits and blocks; GQA 4:1 */
@@ -428,6 +428,29 @@ main(int argc, char **argv)
 			/* odd head_dim: the scalar paths of both kernels */
 			e[n++] = run_case("decode-d33", 6, 3, 33, 16, kv, {{1, 700}, {1, 3}}, 0, 0, tol);
 			e[n++] = run_case("prompt-d33", 6, 3, 33, 32, kv, {{65, 0}, {1, 64}, {3, 40}}, 0, 0, tol);
+		}
+		if (!quick)
+		{
+			/* random shapes: odd block sizes, groups of 3 and 12, any head_dim */
+			static const int dims[] = {16, 48, 64, 80, 96, 112, 128, 7, 200};
+			static const int bss[] = {1, 7, 16, 32};
+			static const int groups[] = {1, 2, 3, 8, 12};
+
+			for (int r = 0; r < 6; r++)
+			{
+				const int	D = dims[irand(9)];
+				const int	bs = bss[irand(4)];
+				const int	n_kv = 1 + irand(2);
+				const int	n_heads = n_kv * groups[irand(5)];
+				const bool	decode = irand(2) == 0;
+				std::vector<seq_spec> sp;
+				char		nm[32];
+
+				for (int k = 1 + irand(4); k > 0; k--)
+					sp.push_back({decode ? 1 : 1 + irand(80), irand(decode ? 1500 : 300)});
+				snprintf(nm, sizeof(nm), "random-%d", r);
+				e[n++] = run_case(nm, n_heads, n_kv, D, bs, kv, sp, 0, 0, tol);
+			}
 		}
 		for (int i = 0; i < n; i++)
 		{
