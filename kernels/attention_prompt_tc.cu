@@ -296,8 +296,7 @@ lg_attn_launch_prompt_tc(cudaStream_t st, const lg_attn_params &p, int kv_type, 
 
 /* No wmma under HIP here: the float kernel does every prompt. */
 lg_gpu_status
-lg_attn_launch_prompt_tc(cudaStream_t st, const lg_attn_params &p, int kv_type, int32_t n_seqs,
-						 int32_t max_n_tok)
+lg_attn_launch_prompt_tc(cudaStream_t, const lg_attn_params &, int, int32_t, int32_t)
 {
 	return LG_GPU_ERR_UNSUPPORTED;
 }
