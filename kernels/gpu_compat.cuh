@@ -98,6 +98,7 @@ lg_shfl(float v, int src_lane)
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <mma.h>				/* wmma: the tensor-core attention */
 
 #define LG_GPU_PLATFORM "cuda"
 #define LG_GPU_HAS_BLAS 1
