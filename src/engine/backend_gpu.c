@@ -104,10 +104,12 @@ typedef struct gpu_ctx
 	const lg_attn_args *attn_key;
 	int32_t		attn_key_n;
 	const int32_t *attn_key_bt;
-	lg_gpu_attn_seq *attn_seqs_dev;
+	lg_gpu_attn_seq *attn_seqs_dev;	/* decode sequences first, then prompt ones */
 	int32_t    *attn_bt_dev;
-	int32_t		attn_max_n_tok;
-	int32_t		attn_max_kv_len;
+	int32_t		attn_n_decode;	/* sequences with one query */
+	int32_t		attn_decode_kv_len;	/* their bound, rounded up to a power of two */
+	int32_t		attn_prompt_n_tok;	/* the others' bounds */
+	int32_t		attn_prompt_kv_len;
 	lg_gpu_attn_seq *attn_host;	/* host build area */
 	int32_t		attn_host_cap;
 	int32_t    *bt_host;
@@ -547,13 +549,18 @@ gpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 /*
  * Pack the sequences of an attention call (rows relative to a[0], block
  * tables concatenated) and upload them; every layer of a step passes the
- * same sequences, so this runs once per step.
+ * same sequences, so this runs once per step.  Decode sequences (one
+ * query) come first: they go to the split-K kernel in a call of their own,
+ * the others to the prompt kernel.  The decode call's length bound is
+ * rounded up to a power of two so that a captured graph keeps its shape
+ * (the split plan) while the sequences grow.
  */
 static bool
 attn_prepare(gpu_ctx *g, const lg_attn_args *a, int32_t n_seqs)
 {
 	const int64_t row = (int64_t) a[0].n_heads * a[0].head_dim;
 	int64_t		n_bt = 0;
+	int32_t		k = 0;
 
 	if (g->attn_key == a && g->attn_key_n == n_seqs && g->attn_key_bt == a[0].block_table)
 		return true;
@@ -577,26 +584,43 @@ attn_prepare(gpu_ctx *g, const lg_attn_args *a, int32_t n_seqs)
 		g->bt_host = p;
 		g->bt_host_cap = n_bt + 1;
 	}
-	g->attn_max_n_tok = 0;
-	g->attn_max_kv_len = 0;
-	n_bt = 0;
+	g->attn_n_decode = 0;
+	g->attn_decode_kv_len = 0;
+	g->attn_prompt_n_tok = 0;
+	g->attn_prompt_kv_len = 0;
 	for (int32_t s = 0; s < n_seqs; s++)
-	{
-		int32_t		nb = (int32_t) ((a[s].kv_len + a[s].block_size - 1) / a[s].block_size);
+		g->attn_n_decode += a[s].n_tok == 1;
+	n_bt = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int32_t s = 0; s < n_seqs; s++)
+		{
+			int32_t		nb = (int32_t) ((a[s].kv_len + a[s].block_size - 1) / a[s].block_size);
 
-		g->attn_host[s] = (lg_gpu_attn_seq) {
-			.q_row0 = (int32_t) ((a[s].q - a[0].q) / row),
-			.n_tok = (int32_t) a[s].n_tok,
-			.pos0 = (int32_t) a[s].pos0,
-			.kv_len = (int32_t) a[s].kv_len,
-			.bt_off = (int32_t) n_bt,
-		};
-		memcpy(g->bt_host + n_bt, a[s].block_table, sizeof(int32_t) * (size_t) nb);
-		n_bt += nb;
-		if (a[s].n_tok > g->attn_max_n_tok)
-			g->attn_max_n_tok = (int32_t) a[s].n_tok;
-		if (a[s].kv_len > g->attn_max_kv_len)
-			g->attn_max_kv_len = (int32_t) a[s].kv_len;
+			if ((a[s].n_tok == 1) != (pass == 0))
+				continue;
+			g->attn_host[k++] = (lg_gpu_attn_seq) {
+				.q_row0 = (int32_t) ((a[s].q - a[0].q) / row),
+				.n_tok = (int32_t) a[s].n_tok,
+				.pos0 = (int32_t) a[s].pos0,
+				.kv_len = (int32_t) a[s].kv_len,
+				.bt_off = (int32_t) n_bt,
+			};
+			memcpy(g->bt_host + n_bt, a[s].block_table, sizeof(int32_t) * (size_t) nb);
+			n_bt += nb;
+			if (pass == 0 && a[s].kv_len > g->attn_decode_kv_len)
+				g->attn_decode_kv_len = (int32_t) a[s].kv_len;
+			if (pass == 1 && a[s].n_tok > g->attn_prompt_n_tok)
+				g->attn_prompt_n_tok = (int32_t) a[s].n_tok;
+			if (pass == 1 && a[s].kv_len > g->attn_prompt_kv_len)
+				g->attn_prompt_kv_len = (int32_t) a[s].kv_len;
+		}
+	if (g->attn_decode_kv_len > 0)
+	{
+		int32_t		p2 = 256;
+
+		while (p2 < g->attn_decode_kv_len && p2 < (1 << 30))
+			p2 <<= 1;
+		g->attn_decode_kv_len = p2;
 	}
 	g->attn_seqs_dev = upload(g, g->attn_host, sizeof(lg_gpu_attn_seq) * (size_t) n_seqs, false);
 	g->attn_bt_dev = g->attn_seqs_dev ? upload(g, g->bt_host, sizeof(int32_t) * (size_t) (n_bt + 1), false) : NULL;
@@ -608,18 +632,40 @@ attn_prepare(gpu_ctx *g, const lg_attn_args *a, int32_t n_seqs)
 	return true;
 }
 
+/* One kernel call over n of the packed sequences, from first, with these bounds. */
+static void
+attn_call(gpu_ctx *g, const lg_attn_args *a, int32_t first, int32_t n, int32_t max_n_tok, int32_t max_kv_len)
+{
+	lg_gpu_attn_args ga;
+	size_t		need;
+
+	if (n <= 0)
+		return;
+	need = lg_gpu_attention_scratch_floats(n, max_n_tok, max_kv_len, a[0].n_heads, a[0].head_dim);
+	if (need > 0 && !scratch_ensure(g, &g->attn_scratch, need * sizeof(float), "attention scratch"))
+		return;
+	ga = (lg_gpu_attn_args) {
+		.out = a[0].out, .q = a[0].q, .k_pool = a[0].k_cache, .v_pool = a[0].v_cache,
+		.kv_type = a[0].kv_type == LG_KV_F32 ? LG_GPU_KV_F32 : LG_GPU_KV_F16,
+		.seqs = g->attn_seqs_dev + first, .n_seqs = n, .block_tables = g->attn_bt_dev,
+		.block_size = a[0].block_size, .n_heads = a[0].n_heads, .n_kv_heads = a[0].n_kv_heads,
+		.head_dim = a[0].head_dim, .scale = a[0].scale,
+		.max_n_tok = max_n_tok, .max_kv_len = max_kv_len,
+		.scratch = need > 0 ? (float *) g->attn_scratch.p : NULL,
+	};
+	note(g, lg_gpu_attention(g->stream, &ga), "attention");
+}
+
 static void
 gpu_attention_run(lg_backend *be, const lg_attn_args *a, int32_t n_seqs)
 {
 	gpu_ctx    *g = ctx_of(be);
-	lg_gpu_attn_args ga;
-	size_t		need;
 
 	if (!live(g) || n_seqs <= 0)
 		return;
 	/* one call covers every sequence only if q and out have the same row layout */
 	for (int32_t s = 1; s < n_seqs; s++)
-		if (a[s].out - a[0].out != a[s].q - a[0].q)
+		if (a[s].out - a[0].out != a[s].q - a[0].q || a[s].q < a[0].q)
 		{
 			for (int32_t t = 0; t < n_seqs; t++)
 				gpu_attention_run(be, &a[t], 1);
@@ -627,20 +673,9 @@ gpu_attention_run(lg_backend *be, const lg_attn_args *a, int32_t n_seqs)
 		}
 	if (!attn_prepare(g, a, n_seqs))
 		return;
-	need = lg_gpu_attention_scratch_floats(n_seqs, g->attn_max_n_tok, g->attn_max_kv_len,
-										   a[0].n_heads, a[0].head_dim);
-	if (need > 0 && !scratch_ensure(g, &g->attn_scratch, need * sizeof(float), "attention scratch"))
-		return;
-	ga = (lg_gpu_attn_args) {
-		.out = a[0].out, .q = a[0].q, .k_pool = a[0].k_cache, .v_pool = a[0].v_cache,
-		.kv_type = a[0].kv_type == LG_KV_F32 ? LG_GPU_KV_F32 : LG_GPU_KV_F16,
-		.seqs = g->attn_seqs_dev, .n_seqs = n_seqs, .block_tables = g->attn_bt_dev,
-		.block_size = a[0].block_size, .n_heads = a[0].n_heads, .n_kv_heads = a[0].n_kv_heads,
-		.head_dim = a[0].head_dim, .scale = a[0].scale,
-		.max_n_tok = g->attn_max_n_tok, .max_kv_len = g->attn_max_kv_len,
-		.scratch = need > 0 ? (float *) g->attn_scratch.p : NULL,
-	};
-	note(g, lg_gpu_attention(g->stream, &ga), "attention");
+	/* the two calls use the scratch one after the other on the stream */
+	attn_call(g, a, 0, g->attn_n_decode, 1, g->attn_decode_kv_len);
+	attn_call(g, a, g->attn_n_decode, n_seqs - g->attn_n_decode, g->attn_prompt_n_tok, g->attn_prompt_kv_len);
 }
 
 /* gpu_attention_run as a step of its own when called outside one */
