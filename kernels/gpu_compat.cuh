@@ -1,5 +1,5 @@
 /*
- * gpu_compat.cuh — the one header that lets the kernels/<op>.cu files build with nvcc
+ * gpu_compat.cuh — the one header that lets kernels/<op>.cu build with nvcc
  * (CUDA) or hipcc (HIP/ROCm).  Kernels are written in CUDA's spelling; under
  * HIP the names used below map to their hip* counterparts.  Nothing else in
  * kernels/ may include a CUDA or HIP header directly.
