@@ -71,7 +71,14 @@ GPU_OBJS       := $(patsubst kernels/%.cu,$(GPU_BUILD)/%.o,$(GPU_SRCS))
 GPU_LIB        := $(GPU_BUILD)/libllamagpu_gpu.a
 GPU_CHECK_BIN  := $(GPU_BUILD)/check_kernels
 
-$(GPU_BUILD)/%.o: kernels/%.cu $(GPU_HDRS)
+# the compile command in a file the objects depend on: another CUDA_ARCHS or
+# HIP_ARCHS rebuilds them (make alone would keep sm_90-only objects for "80 90")
+GPU_FLAGS_STAMP := $(GPU_BUILD)/compile-flags
+ifneq ($(MAKECMDGOALS),clean)
+$(shell mkdir -p $(GPU_BUILD) && { [ -f $(GPU_FLAGS_STAMP) ] && [ "$$(cat $(GPU_FLAGS_STAMP))" = '$(GPU_COMPILE)' ] || echo '$(GPU_COMPILE)' >$(GPU_FLAGS_STAMP); })
+endif
+
+$(GPU_BUILD)/%.o: kernels/%.cu $(GPU_HDRS) $(GPU_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(GPU_COMPILE) -c -o $@ $<
 

@@ -59,6 +59,10 @@ make_isa_bc() {
 
 for arch in "$@"; do
 	verdict="$OUT/archs/$arch"
+	# a verdict that relied on generated bitcode holds only while the bitcode is there
+	if [ -f "$verdict" ] && [ "$(cat "$verdict")" = "ok bitcode" ] && [ ! -f "$BC/oclc_isa_version_${arch#gfx}.bc" ]; then
+		rm -f "$verdict"
+	fi
 	if [ ! -f "$verdict" ]; then
 		if ! "$HIPCC" --offload-arch="$arch" -nogpulib -c "$bare" -o "$OUT/archs/probe.o" 2>"$OUT/archs/$arch.log"; then
 			why="the toolchain lacks $arch ($($HIPCC --version 2>/dev/null | grep -m1 -o 'clang version [0-9.]*') does not know it)"
