@@ -23,7 +23,13 @@
 # Logs and the summary go to $OUT (if set; the device tool returns it) and
 # to build/device-check.  Exit status 1 if any step failed.
 #
-# Environment: LLAMAGPU_SHARED (default: ./shared, then ../shared) holds
+# The GPU machine has no network and may lack pcre2's headers (the engine's
+# one outside dependency); `scripts/device-check.sh --prepare`, run first on
+# a machine with apt, puts libpcre2-dev (headers and static library) and the
+# stories260K fixture into .devdeps/ (git-ignored): name .devdeps in the
+# device tool's carry, and this script uses what the machine lacks from there.
+#
+# Environment: LLAMAGPU_SHARED (default: ./shared, .devdeps/shared, ../shared) holds
 # fixtures/models/stories260K.gguf; DEVICE (default cuda:0); CUDA_ARCHS
 # (default 90); JOBS (default: nproc); DEVICE_CHECK_BUDGET seconds (default
 # 450) after which the remaining timing runs are skipped.
@@ -31,6 +37,22 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
+DEPS=$ROOT/.devdeps
+
+if [ "${1:-}" = --prepare ]; then
+	set -e
+	mkdir -p "$DEPS/debs" "$DEPS/shared/fixtures/models"
+	grep -qx '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >>"$(git rev-parse --git-path info/exclude)"
+	(cd "$DEPS/debs" && apt-get download libpcre2-dev)
+	dpkg -x "$DEPS"/debs/libpcre2-dev_*.deb "$DEPS"
+	# static only: a binary linked with it runs without the package
+	rm -f "$DEPS"/usr/lib/*/libpcre2*.so
+	src=${LLAMAGPU_SHARED:-$ROOT/../shared}/fixtures/models/stories260K.gguf
+	[ -f "$src" ] && cp "$src" "$DEPS/shared/fixtures/models/"
+	du -sh "$DEPS"
+	echo "carry .devdeps with the device tool"
+	exit 0
+fi
 START=$SECONDS
 DEVICE=${DEVICE:-cuda:0}
 CUDA_ARCHS=${CUDA_ARCHS:-90}
@@ -59,7 +81,7 @@ time_left() {
 
 SHARED=${LLAMAGPU_SHARED:-}
 if [ -z "$SHARED" ]; then
-	for d in "$ROOT/shared" "$ROOT/../shared"; do
+	for d in "$ROOT/shared" "$DEPS/shared" "$ROOT/../shared"; do
 		[ -f "$d/fixtures/models/stories260K.gguf" ] && { SHARED=$d; break; }
 	done
 fi
@@ -73,8 +95,20 @@ df -h "$ROOT" | tail -1
 
 # ---- (a) build --------------------------------------------------------------
 echo "== (a) build"
+# pcre2's header: the machine's, else the carried one (static library beside it)
+make_extra=()
+if ! printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\n' | cc -E -x c - >/dev/null 2>&1; then
+	if [ -f "$DEPS/usr/include/pcre2.h" ]; then
+		libdir=$DEPS/usr/lib
+		for a in "$DEPS"/usr/lib/*/libpcre2-8.a; do libdir=$(dirname "$a"); done
+		make_extra=(ENGINE_CC="cc -I$DEPS/usr/include -L$libdir")
+		echo "pcre2: the carried copy in $DEPS"
+	else
+		echo "pcre2.h is missing: run scripts/device-check.sh --prepare where apt works, and carry .devdeps"
+	fi
+fi
 t0=$SECONDS
-if timeout 420 make -s -j"$JOBS" -f mk/standalone.mk GPU=cuda CUDA_ARCHS="$CUDA_ARCHS" all >"$LOG/build.log" 2>&1; then
+if timeout 420 make -s -j"$JOBS" -f mk/standalone.mk GPU=cuda CUDA_ARCHS="$CUDA_ARCHS" "${make_extra[@]}" all >"$LOG/build.log" 2>&1; then
 	row "build sm_$CUDA_ARCHS" PASS "$((SECONDS - t0)) s; $(grep -ci warning "$LOG/build.log") warning lines"
 	built=1
 else
