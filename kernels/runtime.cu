@@ -176,6 +176,7 @@ lg_gpu_stream_create(lg_gpu_stream *s)
 	return r;
 }
 
+/* NULL (never created) is fine, as everywhere below. */
 extern "C" void
 lg_gpu_stream_destroy(lg_gpu_stream s)
 {
@@ -234,6 +235,7 @@ lg_gpu_malloc(void **p, size_t bytes)
 	return lg_gpu_check(e, "cudaMalloc");
 }
 
+/* Device memory from lg_gpu_malloc. */
 extern "C" void
 lg_gpu_free(void *p)
 {
@@ -265,6 +267,7 @@ lg_gpu_host_alloc(void **p, size_t bytes)
 	return lg_gpu_check(e, "cudaMallocHost");
 }
 
+/* Host memory from lg_gpu_host_alloc. */
 extern "C" void
 lg_gpu_host_free(void *p)
 {
@@ -272,6 +275,7 @@ lg_gpu_host_free(void *p)
 		(void) cudaFreeHost(p);
 }
 
+/* bytes of dst set to value, queued on s. */
 extern "C" lg_gpu_status
 lg_gpu_memset_async(void *dst, int value, size_t bytes, lg_gpu_stream s)
 {
@@ -294,6 +298,7 @@ lg_gpu_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, lg_gp
 	return lg_gpu_check(cudaMemcpyAsync(dst, src, bytes, kind, (cudaStream_t) s), what);
 }
 
+/* The three directions: queued on s; a pageable host buffer makes the copy wait for it. */
 extern "C" lg_gpu_status
 lg_gpu_copy_h2d(void *dst, const void *host_src, size_t bytes, lg_gpu_stream s)
 {
@@ -326,6 +331,7 @@ lg_gpu_event_create(lg_gpu_event *e)
 	return st;
 }
 
+/* An event from lg_gpu_event_create. */
 extern "C" void
 lg_gpu_event_destroy(lg_gpu_event e)
 {
@@ -333,6 +339,7 @@ lg_gpu_event_destroy(lg_gpu_event e)
 		(void) cudaEventDestroy((cudaEvent_t) e);
 }
 
+/* Mark the point in s the elapsed time counts from or to. */
 extern "C" lg_gpu_status
 lg_gpu_event_record(lg_gpu_event e, lg_gpu_stream s)
 {

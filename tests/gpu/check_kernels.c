@@ -85,6 +85,7 @@ rnd_f(float lo, float hi)
 	return lo + (hi - lo) * (float) ((rnd_u64() >> 40) * 0x1.0p-24);
 }
 
+/* x[0..n) uniform in [lo, hi). */
 static void
 fill(float *x, int64_t n, float lo, float hi)
 {
@@ -219,6 +220,7 @@ make_weights(lg_type type, int64_t k, int64_t m, size_t *bytes)
 	return w;
 }
 
+/* The matmul bound of a weight type (see the bounds above). */
 static double
 matmul_bound(lg_type t)
 {
@@ -505,6 +507,7 @@ check_dequantize(void)
 
 /* ---- elementwise ------------------------------------------------------- */
 
+/* RMSNorm in float32 (also in place), and its F16/BF16 outputs, at several widths. */
 static void
 check_rmsnorm(void)
 {
