@@ -20,8 +20,10 @@
 #   (e) a summary table, printed last
 #
 # Every step has a time limit and a failure does not stop the later steps.
-# Logs and the summary go to $OUT (if set; the device tool returns it) and
-# to build/device-check.  Exit status 1 if any step failed.
+# Logs go to build/device-check/logs; with $OUT set (the device tool returns
+# at most 8 files from it), $OUT gets summary.txt, build.log,
+# check_kernels.log, bench-kernels.log and logs.tar.gz (everything).  Exit
+# status 1 if any step failed.
 #
 # The GPU machine has no network and may lack pcre2's headers (the engine's
 # one outside dependency); `scripts/device-check.sh --prepare`, run first on
@@ -58,8 +60,9 @@ DEVICE=${DEVICE:-cuda:0}
 CUDA_ARCHS=${CUDA_ARCHS:-90}
 JOBS=${JOBS:-$(nproc)}
 BUDGET=${DEVICE_CHECK_BUDGET:-450}
-LOG=${OUT:-$ROOT/build/device-check}
+LOG=$ROOT/build/device-check/logs
 WORK=$ROOT/build/device-check/work
+rm -rf "$LOG"
 mkdir -p "$LOG" "$WORK"
 SUMMARY=$LOG/summary.txt
 : >"$SUMMARY"
@@ -141,15 +144,16 @@ fi
 echo "== (c) logits"
 # eval on both devices with every logit listed; compare
 compare_logits() {
-	local name=$1 model=$2 vocab=$3 bound=$4 ids=$5 kv=$6 rc
+	local name=$1 model=$2 vocab=$3 bound=$4 ids=$5 kv=$6 rc tag
+	tag=$(printf '%s' "$name" | tr -c 'a-zA-Z0-9_.-' '_')
 	for dev in cpu "$DEVICE"; do
 		if ! timeout 60 "$CLI" eval -m "$model" --ids "$ids" --top "$vocab" --kv "$kv" --device "$dev" --json \
-				>"$WORK/eval-$name-${dev%%:*}.json" 2>"$LOG/eval-$name-${dev%%:*}.err"; then
-			row "logits $name" FAIL "eval --device $dev failed: $(head -c 300 "$LOG/eval-$name-${dev%%:*}.err")"
+				>"$WORK/eval-$tag-${dev%%:*}.json" 2>"$LOG/eval-$tag-${dev%%:*}.err"; then
+			row "logits $name" FAIL "eval --device $dev failed: $(head -c 300 "$LOG/eval-$tag-${dev%%:*}.err")"
 			return
 		fi
 	done
-	out=$("${PY[@]}" logits "$WORK/eval-$name-cpu.json" "$WORK/eval-$name-${DEVICE%%:*}.json" "$bound")
+	out=$("${PY[@]}" logits "$WORK/eval-$tag-cpu.json" "$WORK/eval-$tag-${DEVICE%%:*}.json" "$bound")
 	rc=$?
 	row "logits $name" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "$out"
 }
@@ -166,7 +170,7 @@ if [ $built = 1 ]; then
 		compare_logits "stories260K kv=f16" "$STORIES" 512 2e-3 "$ids" f16
 		# greedy text: identical on both devices
 		for p in "Once upon a time" "The little dog"; do
-			tag=$(echo "$p" | tr -c 'a-zA-Z0-9' '_')
+			tag=$(printf '%s' "$p" | tr -c 'a-zA-Z0-9' '_')
 			ok=1
 			for dev in cpu "$DEVICE"; do
 				timeout 60 "$CLI" generate -m "$STORIES" -p "$p" -n 96 --temp 0 --device "$dev" --json \
@@ -265,7 +269,7 @@ EOF
 		fi
 		model=$WORK/tiny-1.1b-$type.gguf
 		t0=$SECONDS
-		if ! timeout 120 "$CLI" synth --arch llama --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 \
+		if ! timeout 90 "$CLI" synth --arch llama --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 \
 				--vocab-bytes --vocab-size 32000 --ctx 2048 --type "$type" --seed 1 -o "$model" \
 				>"$LOG/synth-1.1b-$type.log" 2>&1; then
 			row "timing $type" FAIL "synth failed: $(tail -1 "$LOG/synth-1.1b-$type.log")"
@@ -277,7 +281,7 @@ EOF
 				"tg128:-p 0 -n 32 -s 128 -r 2" "pp512:-p 512 -n 0 -r 3"; do
 			name=${run%%:*}
 			read -ra args <<<"${run#*:}"
-			timeout 120 "$CLI" bench -m "$model" "${args[@]}" --device "$DEVICE" --json \
+			timeout 60 "$CLI" bench -m "$model" "${args[@]}" --device "$DEVICE" --json \
 				>"$LOG/bench-$type-$name.json" 2>"$LOG/bench-$type-$name.log" ||
 				echo "bench $type $name failed: $(head -c 300 "$LOG/bench-$type-$name.log")"
 		done
@@ -294,4 +298,12 @@ echo "== summary ($((SECONDS - START)) s; logs in $LOG)"
 awk -F'|' '{ printf "%-28s %-5s %s\n", $1, $2, $3 }' "$SUMMARY"
 n_fail=$(grep -c '|FAIL|' "$SUMMARY")
 echo "$(grep -c '|PASS|' "$SUMMARY") passed, $n_fail failed, $(grep -c '|SKIP|' "$SUMMARY") skipped"
+if [ -n "${OUT:-}" ]; then
+	mkdir -p "$OUT"
+	for f in build.log check_kernels.log bench-kernels.log; do
+		[ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"
+	done
+	cp "$SUMMARY" "$OUT/summary.txt"
+	tar czf "$OUT/logs.tar.gz" -C "$LOG" . 2>/dev/null
+fi
 [ "$n_fail" -eq 0 ]
