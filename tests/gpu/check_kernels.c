@@ -967,39 +967,17 @@ check_attention(void)
 /* ---- sampling ---------------------------------------------------------- */
 
 /*
- * The first uniform the CPU sampler draws after seeding with `seed`: its
- * splitmix64 seeding and xoshiro256** step, copied from sampler.c, so the
- * GPU gets the same u the CPU's draw uses.
+ * The CPU sampler's token for one row, seeded (penalties and bias off);
+ * with u_out, instead the u the engine hands the device for that sampler
+ * (lg_sampler_device_params: the same draw from the same RNG).
  */
-static double
-sampler_first_uniform(uint64_t seed)
-{
-	uint64_t	s[4],
-				x = seed,
-				r;
-
-	for (int i = 0; i < 4; i++)
-	{
-		uint64_t	z = (x += 0x9e3779b97f4a7c15ULL);
-
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-		s[i] = z ^ (z >> 31);
-	}
-	/* rng_next's result is rotl(s[1] * 5, 7) * 9 (the state update after it does not matter here) */
-	r = s[1] * 5;
-	r = ((r << 7) | (r >> 57)) * 9;
-	return (double) (r >> 11) * 0x1.0p-53;
-}
-
-/* The CPU sampler's token for one row, seeded (penalties and bias off). */
 static int32_t
-cpu_sample(const float *logits, int32_t n_vocab, const lg_gpu_sample_params *gp, uint64_t seed)
+cpu_sample(const float *logits, int32_t n_vocab, const lg_gpu_sample_params *gp, uint64_t seed, float *u_out)
 {
 	lg_sampler_params p;
 	lg_sampler *s;
 	lg_error	err;
-	int32_t		tok;
+	int32_t		tok = -1;
 
 	lg_sampler_params_default(&p);
 	p.temperature = gp->temperature;
@@ -1017,7 +995,15 @@ cpu_sample(const float *logits, int32_t n_vocab, const lg_gpu_sample_params *gp,
 		fprintf(stderr, "FATAL: lg_sampler_new: %s\n", err.msg);
 		exit(2);
 	}
-	tok = lg_sampler_sample(s, logits, NULL);
+	if (u_out != NULL)
+	{
+		lg_device_sample ds;
+
+		lg_sampler_device_params(s, &ds);
+		*u_out = ds.u;
+	}
+	else
+		tok = lg_sampler_sample(s, logits, NULL);
 	lg_sampler_free(s);
 	return tok;
 }
@@ -1048,8 +1034,9 @@ gpu_sample(const float *logits, int64_t n, int64_t n_vocab, const lg_gpu_sample_
 
 /*
  * Greedy: argmax, lowest id on a tie.  With a draw: each row its own seed;
- * the GPU gets the u the CPU sampler draws for that seed, and must choose
- * the CPU's token.  Then a sanity check of the distribution itself: many
+ * the GPU gets the u the engine would give it for a sampler of that seed
+ * (lg_sampler_device_params), and must choose the token the CPU sampler
+ * with that seed chooses.  Then a sanity check of the distribution itself: many
  * rows of the same small logits with u on a grid must pick each token with
  * its softmax probability.
  */
@@ -1091,8 +1078,8 @@ check_sample(void)
 			uint64_t	seed = 1000 + (uint64_t) (si * 100 + r);
 
 			p[r] = sets[si];
-			p[r].u = (float) sampler_first_uniform(seed);
-			want[r] = cpu_sample(logits + r * n_vocab, (int32_t) n_vocab, &p[r], seed);
+			(void) cpu_sample(logits + r * n_vocab, (int32_t) n_vocab, &p[r], seed, &p[r].u);
+			want[r] = cpu_sample(logits + r * n_vocab, (int32_t) n_vocab, &p[r], seed, NULL);
 		}
 		snprintf(shape, sizeof(shape), "temp=%g,top_k=%d,top_p=%g,min_p=%g,rows=%lld,vocab=%lld",
 				 sets[si].temperature, sets[si].top_k, sets[si].top_p, sets[si].min_p,
