@@ -28,7 +28,7 @@
 # The GPU machine has no network and may lack pcre2's headers (the engine's
 # one outside dependency); `scripts/device-check.sh --prepare`, run first on
 # a machine with apt, puts libpcre2-dev (headers and static library) and the
-# stories260K fixture into .devdeps/ (git-ignored): name .devdeps in the
+# stories260K fixture into .devdeps/ (in .gitignore): name .devdeps in the
 # device tool's carry, and this script uses what the machine lacks from there.
 #
 # Environment: LLAMAGPU_SHARED (default: ./shared, .devdeps/shared, ../shared) holds
@@ -44,7 +44,6 @@ DEPS=$ROOT/.devdeps
 if [ "${1:-}" = --prepare ]; then
 	set -e
 	mkdir -p "$DEPS/debs" "$DEPS/shared/fixtures/models"
-	grep -qx '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >>"$(git rev-parse --git-path info/exclude)"
 	(cd "$DEPS/debs" && apt-get download libpcre2-dev)
 	dpkg -x "$DEPS"/debs/libpcre2-dev_*.deb "$DEPS"
 	# static only: a binary linked with it runs without the package
