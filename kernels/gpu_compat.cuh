@@ -1,5 +1,5 @@
 /*
- * gpu_compat.cuh — the one header that lets kernels/*.cu build with nvcc
+ * gpu_compat.cuh — the one header that lets kernels/<op>.cu build with nvcc
  * (CUDA) or hipcc (HIP/ROCm).  Kernels are written in CUDA's spelling; under
  * HIP the names used below map to their hip* counterparts.  Nothing else in
  * kernels/ may include a CUDA or HIP header directly.
@@ -98,6 +98,9 @@ lg_shfl(float v, int src_lane)
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#ifdef LG_WANT_BLAS				/* only blas.cu: cuBLAS's header is big */
+#include <cublas_v2.h>
+#endif
 
 #define LG_GPU_PLATFORM "cuda"
 #define LG_GPU_HAS_BLAS 1
