@@ -17,6 +17,12 @@
  * of weights in flight.  Partial sums are float, reduced over the warp at
  * the end.
  *
+ * Few rows (m < 8192: the k/v projections of a GQA model have 256 or 512)
+ * would leave SMs idle or a warp making many dependent round trips to
+ * memory, so there the 4 warps of a block split k instead (KS = 4): they
+ * own the same 2 rows, each takes every 4th warp step, and their sums meet
+ * in shared memory.  That gives 4× the blocks and a quarter of the steps.
+ *
  * A float-type row that is not 16-byte aligned (k % 8 != 0 or an odd
  * pointer), or x not 16-byte aligned, takes a scalar kernel (one value a
  * lane, bit-exact dequantization) that works for any shape.
@@ -29,12 +35,15 @@
 #define MMV_R 2
 
 /*
- * Vector kernel: warp w of block b owns rows (b*MMV_WARPS + w)*MMV_R + r.
- * A "chunk" is max(QK, VPL) values (one block, or 8 floats); NSUB lanes
- * share a chunk, lane part s = lane % NSUB; CPI chunks per warp step.
- * NX is the compile-time bound of n (1, 2, 4, 8); j < n guards are uniform.
+ * Vector kernel.  KS warps share rows (KS = 1 or MMV_WARPS): warp w of
+ * block b is in row group g = b*(MMV_WARPS/KS) + w/KS, owning rows
+ * g*MMV_R + r, and takes k part w % KS.  A "chunk" is max(QK, VPL) values
+ * (one block, or 8 floats); NSUB lanes share a chunk, lane part
+ * s = lane % NSUB; a warp step covers CPI chunks, and k part p takes steps
+ * p, p + KS, ...  NX is the compile-time bound of n (1, 2, 4, 8); the
+ * j < n guards are uniform.
  */
-template <class T, int NX>
+template <class T, int NX, int KS>
 __global__ void __launch_bounds__(MMV_WARPS * LG_WARP)
 mmv_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_bytes, int n_chunks, int m,
 		   const float *__restrict__ x, int64_t k, int n)
@@ -46,13 +55,17 @@ mmv_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_byte
 	constexpr int VPL = T::VPL;
 	constexpr int G = VPL / 4;
 	const int	lane = threadIdx.x % LG_WARP;
-	const int	row0 = (blockIdx.x * MMV_WARPS + threadIdx.x / LG_WARP) * MMV_R;
+	const int	warp = threadIdx.x / LG_WARP;
+	const int	row0 = (blockIdx.x * (MMV_WARPS / KS) + warp / KS) * MMV_R;
+	const int	part = warp % KS;
 	const int	s = lane % NSUB;
+	/* a warp past the last row does no work but still meets the barrier */
+	const int	end = row0 < m ? n_chunks : 0;
 	const uint8_t *wr[MMV_R];
 	float		acc[MMV_R][NX];
+	__shared__ float red[KS > 1 ? MMV_WARPS : 1][MMV_R][NX];
 
-	if (row0 >= m)
-		return;					/* whole warp: no barrier below */
+	static_assert(KS == 1 || KS == MMV_WARPS, "warps split k all together or not at all");
 #pragma unroll
 	for (int r = 0; r < MMV_R; r++)
 	{
@@ -64,7 +77,7 @@ mmv_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_byte
 	}
 
 #pragma unroll 2
-	for (int c = lane / NSUB; c < n_chunks; c += CPI)
+	for (int c = lane / NSUB + CPI * part; c < end; c += CPI * KS)
 	{
 		float		wv[MMV_R][VPL];
 		float2		f[MMV_R];
@@ -116,7 +129,29 @@ mmv_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_byte
 		{
 			float		v = lg_warp_sum(acc[r][j]);
 
-			if (lane == 0 && j < n && row0 + r < m)
+			if (KS > 1)
+			{
+				if (lane == 0)
+					red[warp][r][j] = v;
+			}
+			else if (lane == 0 && j < n && row0 + r < m)
+				y[(size_t) j * m + row0 + r] = v;
+		}
+	}
+	if (KS > 1)
+	{
+		/* the KS warps of the block own the same rows: warp 0 adds their sums */
+		__syncthreads();
+		if (warp == 0 && lane < MMV_R * NX)
+		{
+			int			r = lane / NX;
+			int			j = lane % NX;
+			float		v = 0.0f;
+
+#pragma unroll
+			for (int p = 0; p < KS; p++)
+				v += red[p][r][j];
+			if (j < n && row0 + r < m)
 				y[(size_t) j * m + row0 + r] = v;
 		}
 	}
@@ -160,17 +195,33 @@ mmv_scalar_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t r
 	}
 }
 
-/* Launch the vector kernel with the compile-time bound NX >= n. */
+/*
+ * Launch the vector kernel with the compile-time bound NX >= n; the warps
+ * of a block split k when rows are few and every warp still gets a step.
+ */
 template <class T, int NX>
 static void
 mmv_vec(cudaStream_t st, float *y, const uint8_t *w, size_t row_bytes, int64_t k, int64_t m,
 		const float *x, int64_t n)
 {
 	constexpr int CHUNK = T::QK > T::VPL ? T::QK : T::VPL;
-	unsigned	blocks = (unsigned) lg_ceil_div(m, MMV_WARPS * MMV_R);
+	constexpr int CPI = LG_WARP / (CHUNK / T::VPL);
+	int			n_chunks = (int) (k / CHUNK);
 
-	mmv_kernel<T, NX><<<blocks, MMV_WARPS * LG_WARP, 0, st>>>(y, w, row_bytes, (int) (k / CHUNK), (int) m,
-															  x, k, (int) n);
+	if (m < 8192 && n_chunks >= CPI * MMV_WARPS)
+	{
+		unsigned	blocks = (unsigned) lg_ceil_div(m, MMV_R);
+
+		mmv_kernel<T, NX, MMV_WARPS><<<blocks, MMV_WARPS * LG_WARP, 0, st>>>(y, w, row_bytes, n_chunks, (int) m,
+																			  x, k, (int) n);
+	}
+	else
+	{
+		unsigned	blocks = (unsigned) lg_ceil_div(m, MMV_WARPS * MMV_R);
+
+		mmv_kernel<T, NX, 1><<<blocks, MMV_WARPS * LG_WARP, 0, st>>>(y, w, row_bytes, n_chunks, (int) m,
+																	  x, k, (int) n);
+	}
 }
 
 /* Pick the kernel for a type: vector when alignment allows, else scalar. */

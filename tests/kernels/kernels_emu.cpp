@@ -224,12 +224,17 @@ main(void)
 	for (const type_case &tc : cases)
 	{
 		int			before = failures;
+
 		/* more than one warp step: 17 blocks of 32 (16 a step), 3 super-blocks (2 a step), 33 chunks of 8 */
 		int64_t		k = tc.qk == 32 ? 32 * 17 : tc.qk == 256 ? 256 * 3 : 264;
 
 		for (int64_t n : {1, 2, 3, 8, 9, 40})
 			check_matmul(tc, k, 19, n, 0);
 		check_matmul(tc, k, 19, 3, 1);	/* x not 16-byte aligned: the scalar kernel */
+		/* k long enough that the 4 warps of a block split it (and one step more: tails) */
+		k = tc.qk == 32 ? 32 * 65 : tc.qk == 256 ? 256 * 9 : 8 * 129;
+		check_matmul(tc, k, 19, 1, 0);
+		check_matmul(tc, k, 19, 5, 0);
 		if (tc.qk == 1)
 		{
 			check_matmul(tc, 37, 19, 2, 0);	/* k % 8 != 0: scalar kernel, GEMM k tail */
