@@ -13,6 +13,9 @@
  * block: weight rows tx + 16i, x rows ty + 16j (strided, so a warp's
  * reads fall in distinct banks or broadcast).  Values outside m, n or k
  * are loaded as 0, so every tail is handled by the same code.
+ *
+ * x is float32, or F16/BF16 for lg_gpu_matmul_half (the output of
+ * lg_gpu_rmsnorm_half): the X template parameter reads one value.
  */
 #include "common.cuh"
 #include "quants.cuh"
@@ -23,10 +26,33 @@
 #define GEMM_BK 32				/* k per step */
 #define GEMM_THREADS 256		/* 16 × 16, each 4 × 4 outputs */
 
-template <class T>
+/* Readers of activation i as float: float32, F16, BF16. */
+struct lg_x_f32
+{
+	static __device__ __forceinline__ float ld(const void *x, int64_t i)
+	{
+		return ((const float *) x)[i];
+	}
+};
+struct lg_x_f16
+{
+	static __device__ __forceinline__ float ld(const void *x, int64_t i)
+	{
+		return lg_h2f(((const uint16_t *) x)[i]);
+	}
+};
+struct lg_x_bf16
+{
+	static __device__ __forceinline__ float ld(const void *x, int64_t i)
+	{
+		return lg_bf2f(((const uint16_t *) x)[i]);
+	}
+};
+
+template <class T, class X>
 __global__ void __launch_bounds__(GEMM_THREADS)
 gemm_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_bytes, int64_t m,
-			const float *__restrict__ x, int64_t k, int64_t n)
+			const void *__restrict__ x, int64_t k, int64_t n)
 {
 	/* +1 column: the k-major stores (consecutive kk, same row) hit distinct banks */
 	__shared__ float ws[GEMM_BK][GEMM_BM + 1];
@@ -73,7 +99,7 @@ gemm_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_byt
 			int64_t		row = n0 + r;
 			int64_t		col = k0 + c;
 
-			xs[c][r] = row < n && col < k ? x[row * k + col] : 0.0f;
+			xs[c][r] = row < n && col < k ? X::ld(x, row * k + col) : 0.0f;
 		}
 		__syncthreads();
 
@@ -117,9 +143,9 @@ gemm_kernel(float *__restrict__ y, const uint8_t *__restrict__ w, size_t row_byt
 }
 
 /* Launch for one type: grid (m/64, n/64) rounded up, both nonzero for m, n > 0. */
-template <class T>
+template <class T, class X>
 static lg_gpu_status
-gemm_type(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const float *x, int64_t n)
+gemm_type(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const void *x, int64_t n)
 {
 	size_t		row_bytes = (size_t) (k / T::QK) * T::BYTES;
 	dim3		grid((unsigned) lg_ceil_div(m, GEMM_BM), (unsigned) lg_ceil_div(n, GEMM_BN));
@@ -127,15 +153,40 @@ gemm_type(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const 
 	if (grid.y > 65535)
 		return lg_gpu_set_error(LG_GPU_ERR_ARG, "matmul: %lld rows of x exceed the GEMM grid (at most %d)",
 								(long long) n, 65535 * GEMM_BN);
-	gemm_kernel<T><<<grid, GEMM_THREADS, 0, st>>>(y, (const uint8_t *) w, row_bytes, m, x, k, n);
+	gemm_kernel<T, X><<<grid, GEMM_THREADS, 0, st>>>(y, (const uint8_t *) w, row_bytes, m, x, k, n);
 	return lg_gpu_check_launch("matmul (gemm)");
+}
+
+/* Float activations. */
+template <class T>
+static lg_gpu_status
+gemm_x_f32(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const void *x, int64_t n)
+{
+	return gemm_type<T, lg_x_f32>(st, y, w, k, m, x, n);
+}
+
+/* F16 activations (any weight type but BF16, see lg_gpu_matmul_half_type). */
+template <class T>
+static lg_gpu_status
+gemm_x_f16(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const void *x, int64_t n)
+{
+	return gemm_type<T, lg_x_f16>(st, y, w, k, m, x, n);
 }
 
 lg_gpu_status
 lg_gemm_launch(cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
-			   const float *x, int64_t n)
+			   const void *x, lg_type x_type, int64_t n)
 {
-	LG_DISPATCH_TYPE(type, gemm_type,
+	if (x_type == LG_TYPE_BF16 && type == LG_TYPE_BF16)
+		return gemm_type<lg_t_bf16, lg_x_bf16>(st, y, w, k, m, x, n);
+	if (x_type == LG_TYPE_F16 && type != LG_TYPE_BF16)
+		LG_DISPATCH_TYPE(type, gemm_x_f16,
+						 lg_gpu_set_error(LG_GPU_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int) type),
+						 st, y, w, k, m, x, n);
+	if (x_type != LG_TYPE_F32)
+		return lg_gpu_set_error(LG_GPU_ERR_UNSUPPORTED, "matmul: no GEMM for activations of type %d with weights of type %d",
+								(int) x_type, (int) type);
+	LG_DISPATCH_TYPE(type, gemm_x_f32,
 					 lg_gpu_set_error(LG_GPU_ERR_UNSUPPORTED, "matmul: no kernel for weight type %d", (int) type),
 					 st, y, w, k, m, x, n);
 }

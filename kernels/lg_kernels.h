@@ -241,6 +241,18 @@ lg_gpu_status lg_gpu_matmul(lg_gpu_stream s, lg_gpu_blas blas, float *y, const v
 							int64_t k, int64_t m, const float *x, int64_t n,
 							void *scratch, size_t scratch_bytes);
 
+/*
+ * The same with x already in half precision, as lg_gpu_rmsnorm_half writes
+ * it: x_type must be lg_gpu_matmul_half_type(type) (BF16 for BF16 weights,
+ * F16 for all others), x_half[n][k].  Saves cuBLAS's conversion pass in
+ * prompt processing.  n <= 8 runs the tiled GEMM (correct, not fast): pass
+ * float x to lg_gpu_matmul for decode.  Same scratch as lg_gpu_matmul.
+ */
+lg_type		lg_gpu_matmul_half_type(lg_type type);
+lg_gpu_status lg_gpu_matmul_half(lg_gpu_stream s, lg_gpu_blas blas, float *y, const void *w, lg_type type,
+								 int64_t k, int64_t m, const void *x_half, lg_type x_type, int64_t n,
+								 void *scratch, size_t scratch_bytes);
+
 /* Dequantize n_rows rows of k values to F16 (dst [n_rows][k]). */
 lg_gpu_status lg_gpu_dequantize_f16(lg_gpu_stream s, void *dst, const void *w, lg_type type,
 									int64_t k, int64_t n_rows);

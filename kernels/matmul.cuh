@@ -65,9 +65,12 @@ lg_gpu_type_align(lg_type t)
 lg_gpu_status lg_mmv_launch(cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
 							const float *x, int64_t n);
 
-/* The same for any n with the own tiled GEMM. */
+/*
+ * The same for any n with the own tiled GEMM; x of x_type: F32, F16 (any
+ * weight type but BF16) or BF16 (BF16 weights).
+ */
 lg_gpu_status lg_gemm_launch(cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
-							 const float *x, int64_t n);
+							 const void *x, lg_type x_type, int64_t n);
 
 /* Dequantize n_rows rows of k values of type to F16 (shapes checked). */
 lg_gpu_status lg_dequant_f16_launch(cudaStream_t st, void *dst, const void *w, lg_type type, int64_t k,
@@ -76,11 +79,19 @@ lg_gpu_status lg_dequant_f16_launch(cudaStream_t st, void *dst, const void *w, l
 /* Scratch the cuBLAS path needs (0 when it does not run for these shapes). */
 size_t		lg_blas_scratch_bytes(lg_type type, int64_t k, int64_t m, int64_t n);
 
-/* Whether lg_blas_matmul runs for this type and n (given a handle). */
-bool		lg_blas_wanted(lg_type type, int64_t n);
+/*
+ * Whether lg_blas_matmul runs for this type, n and activation type (given
+ * a handle): F32 activations with any weights; half activations with half
+ * or quantized weights, not F32 ones (cuBLAS does not mix those).
+ */
+bool		lg_blas_wanted(lg_type type, lg_type x_type, int64_t n);
 
-/* y = x · wᵀ through cuBLAS (CUDA only; b not NULL; scratch checked by the caller). */
+/*
+ * y = x · wᵀ through cuBLAS (CUDA only; b not NULL; scratch checked by the
+ * caller).  x is float32, or already the half type cuBLAS multiplies
+ * (lg_gpu_matmul_half_type), which skips the conversion.
+ */
 lg_gpu_status lg_blas_matmul(lg_gpu_blas b, cudaStream_t st, float *y, const void *w, lg_type type,
-							 int64_t k, int64_t m, const float *x, int64_t n, void *scratch);
+							 int64_t k, int64_t m, const void *x, lg_type x_type, int64_t n, void *scratch);
 
 #endif							/* LG_MATMUL_CUH */

@@ -1,7 +1,8 @@
 /*
  * kernels_emu.cpp — kernels/ run on the host through emu.h (a thread per
  * GPU thread), against the CPU reference: lg_gpu_matmul (matrix-vector
- * kernels for n <= 8, aligned and not; the tiled GEMM above), get_rows and
+ * kernels for n <= 8, aligned and not, k split or not; the tiled GEMM
+ * above), lg_gpu_matmul_half (the GEMM on F16/BF16 activations), get_rows and
  * dequantize_f16, for every supported type, with shapes that leave tails
  * everywhere (m = 19 rows: odd, not a multiple of 8 or 64; k past one warp
  * step; n not a multiple of 64), and the entries' argument checks.
@@ -135,6 +136,49 @@ check_matmul(const type_case &tc, int64_t k, int64_t m, int64_t n, int x_off)
 	free(y);
 }
 
+/* lg_gpu_matmul_half: x given in the half type the weights want, vs a reference on those halves. */
+static void
+check_matmul_half(const type_case &tc, int64_t k, int64_t m, int64_t n)
+{
+	size_t		row = (size_t) (k / tc.qk) * tc.bytes;
+	lg_type		xt = lg_gpu_matmul_half_type(tc.t);
+	uint8_t    *w = alloc_bytes(row * m);
+	uint16_t   *xh = (uint16_t *) alloc_bytes(2 * n * k);
+	float	   *y = (float *) alloc_bytes(sizeof(float) * n * m);
+	std::vector<float> deq(k);
+	std::vector<double> ref(n * m, 0.0);
+	double		amax = 0.0,
+				emax = 0.0;
+	lg_gpu_status st;
+
+	CHECK(xt == (tc.t == LG_TYPE_BF16 ? LG_TYPE_BF16 : LG_TYPE_F16), "%s half type", tc.name);
+	fill_rows(tc, w, m, k);
+	for (int64_t i = 0; i < n * k; i++)
+		xh[i] = xt == LG_TYPE_BF16 ? lg_f32_to_bf16(next_f()) : lg_f32_to_f16(next_f());
+	for (int64_t r = 0; r < m; r++)
+	{
+		lg_dequantize_row(tc.t, w + r * row, deq.data(), k);
+		for (int64_t j = 0; j < n; j++)
+			for (int64_t i = 0; i < k; i++)
+				ref[j * m + r] += (double) deq[i] *
+					(xt == LG_TYPE_BF16 ? lg_bf16_to_f32(xh[j * k + i]) : lg_f16_to_f32(xh[j * k + i]));
+	}
+	st = lg_gpu_matmul_half(NULL, NULL, y, w, tc.t, k, m, xh, xt, n, NULL, 0);
+	CHECK(st == LG_GPU_OK, "%s matmul_half n %lld: status %d (%s)", tc.name, (long long) n, (int) st, last_error);
+	for (int64_t i = 0; i < n * m; i++)
+	{
+		amax = fmax(amax, fabs(ref[i]));
+		emax = fmax(emax, std::isnan(y[i]) ? INFINITY : fabs(y[i] - ref[i]));
+	}
+	CHECK(emax <= 1e-5 * amax, "%s matmul_half k %lld m %lld n %lld: error %.3g of max %.3g", tc.name,
+		  (long long) k, (long long) m, (long long) n, emax, amax);
+	st = lg_gpu_matmul_half(NULL, NULL, y, w, tc.t, k, m, xh, xt == LG_TYPE_F16 ? LG_TYPE_BF16 : LG_TYPE_F16, n, NULL, 0);
+	CHECK(st == LG_GPU_ERR_ARG, "%s matmul_half with the other half type: %d", tc.name, (int) st);
+	free(w);
+	free(xh);
+	free(y);
+}
+
 /* get_rows bit for bit, an out-of-range id giving zeros; dequantize_f16 bit for bit. */
 static void
 check_rows(const type_case &tc, int64_t k)
@@ -240,6 +284,8 @@ main(void)
 			check_matmul(tc, 37, 19, 2, 0);	/* k % 8 != 0: scalar kernel, GEMM k tail */
 			check_matmul(tc, 37, 19, 11, 0);
 		}
+		check_matmul_half(tc, k, 19, 3);
+		check_matmul_half(tc, k, 19, 40);
 		check_rows(tc, k);
 		printf("%s %s\n", failures == before ? "ok  " : "FAIL", tc.name);
 	}
