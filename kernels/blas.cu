@@ -54,6 +54,7 @@ blas_align(size_t n)
 	return (n + 255) & ~(size_t) 255;
 }
 
+/* cuBLAS takes products of at least 32 rows whose types it can mix. */
 bool
 lg_blas_wanted(lg_type type, lg_type x_type, int64_t n)
 {
@@ -61,6 +62,7 @@ lg_blas_wanted(lg_type type, lg_type x_type, int64_t n)
 		(x_type == LG_TYPE_F32 || type != LG_TYPE_F32);
 }
 
+/* Activations in half [n][k], 256-aligned, then one chunk of F16 weights (quantized types). */
 size_t
 lg_blas_scratch_bytes(lg_type type, int64_t k, int64_t m, int64_t n)
 {
@@ -107,6 +109,7 @@ blas_bind(lg_gpu_blas b, cudaStream_t st)
 	return rc;
 }
 
+/* A cuBLAS handle bound to s with its own workspace (graph-capturable GEMMs). */
 lg_gpu_status
 lg_gpu_blas_create(lg_gpu_blas *out, lg_gpu_stream s)
 {
@@ -137,6 +140,7 @@ lg_gpu_blas_create(lg_gpu_blas *out, lg_gpu_stream s)
 	return LG_GPU_OK;
 }
 
+/* Free the handle and its workspace (NULL is a no-op). */
 void
 lg_gpu_blas_destroy(lg_gpu_blas b)
 {
@@ -158,6 +162,7 @@ to_half_kernel(uint16_t *__restrict__ dst, const float *__restrict__ x, int64_t 
 		dst[i] = BF ? lg_f2bf(x[i]) : lg_f2h(x[i]);
 }
 
+/* Launch the conversion of total activations to F16 or BF16. */
 static lg_gpu_status
 to_half(cudaStream_t st, void *dst, const float *x, int64_t total, bool bf)
 {
@@ -187,6 +192,7 @@ blas_gemm(lg_gpu_blas b, float *y, int64_t ldy, const void *a, const void *xb, c
 					  "matmul: cublasGemmEx");
 }
 
+/* F32 weights as they are; half weights with half activations; quantized ones chunk by chunk. */
 lg_gpu_status
 lg_blas_matmul(lg_gpu_blas b, cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
 			   const void *x, lg_type x_type, int64_t n, void *scratch)
@@ -230,6 +236,7 @@ lg_blas_matmul(lg_gpu_blas b, cudaStream_t st, float *y, const void *w, lg_type 
 
 #else							/* HIP: no BLAS library, own GEMM kernels */
 
+/* No BLAS library: a NULL handle, and lg_gpu_matmul uses the own GEMM. */
 lg_gpu_status
 lg_gpu_blas_create(lg_gpu_blas *out, lg_gpu_stream s)
 {
@@ -240,12 +247,14 @@ lg_gpu_blas_create(lg_gpu_blas *out, lg_gpu_stream s)
 	return LG_GPU_OK;
 }
 
+/* Nothing to free without a BLAS library. */
 void
 lg_gpu_blas_destroy(lg_gpu_blas b)
 {
 	(void) b;
 }
 
+/* Never called: lg_blas_wanted() is false without a BLAS library. */
 lg_gpu_status
 lg_blas_matmul(lg_gpu_blas b, cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
 			   const void *x, lg_type x_type, int64_t n, void *scratch)

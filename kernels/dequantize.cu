@@ -17,6 +17,7 @@
 #define DQ_THREADS 256
 #define DQ_MAX_BLOCKS 65536		/* grid-stride beyond: enough to fill any GPU */
 
+/* Thread i (grid-stride) writes value i of the n_rows × k output. */
 template <class T>
 __global__ void __launch_bounds__(DQ_THREADS)
 dequant_f16_kernel(uint16_t *__restrict__ dst, const uint8_t *__restrict__ w, size_t row_bytes, int64_t k,
@@ -34,6 +35,7 @@ dequant_f16_kernel(uint16_t *__restrict__ dst, const uint8_t *__restrict__ w, si
 	}
 }
 
+/* Grid-stride launch over all values, at most DQ_MAX_BLOCKS blocks. */
 template <class T>
 static lg_gpu_status
 dequant_type(cudaStream_t st, void *dst, const void *w, int64_t k, int64_t n_rows)
@@ -50,6 +52,7 @@ dequant_type(cudaStream_t st, void *dst, const void *w, int64_t k, int64_t n_row
 	return lg_gpu_check_launch("dequantize_f16");
 }
 
+/* Switch on the type (shapes checked by the caller). */
 lg_gpu_status
 lg_dequant_f16_launch(cudaStream_t st, void *dst, const void *w, lg_type type, int64_t k, int64_t n_rows)
 {

@@ -173,6 +173,7 @@ gemm_x_f16(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const
 	return gemm_type<T, lg_x_f16>(st, y, w, k, m, x, n);
 }
 
+/* Switch on the activation type, then the weight type (shapes checked by the entry). */
 lg_gpu_status
 lg_gemm_launch(cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
 			   const void *x, lg_type x_type, int64_t n)

@@ -16,6 +16,7 @@
 
 #define GR_THREADS 256
 
+/* Block i writes row i of y from row ids[i] of the table. */
 template <class T>
 __global__ void __launch_bounds__(GR_THREADS)
 get_rows_kernel(float *__restrict__ y, const uint8_t *__restrict__ emb, size_t row_bytes, int64_t d,
@@ -35,6 +36,7 @@ get_rows_kernel(float *__restrict__ y, const uint8_t *__restrict__ emb, size_t r
 		yr[c] = T::get(emb + (size_t) id * row_bytes + (size_t) (c / T::QK) * T::BYTES, (int) (c % T::QK));
 }
 
+/* One block of GR_THREADS per id (n > 0, at most INT32_MAX: checked by the entry). */
 template <class T>
 static lg_gpu_status
 get_rows_type(cudaStream_t st, float *y, const void *emb, int64_t d, int64_t n_rows, const int32_t *ids,

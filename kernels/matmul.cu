@@ -17,18 +17,21 @@
 #include "common.cuh"
 #include "matmul.cuh"
 
+/* Every type the CPU backend multiplies has kernels here. */
 bool
 lg_gpu_type_supported(lg_type type)
 {
 	return lg_gpu_type_desc(type, NULL, NULL, NULL);
 }
 
+/* Only the cuBLAS path needs scratch (half activations, dequantized weights). */
 size_t
 lg_gpu_matmul_scratch_bytes(lg_type type, int64_t k, int64_t m, int64_t n)
 {
 	return lg_blas_scratch_bytes(type, k, m, n);
 }
 
+/* BF16 weights multiply BF16 activations; all others F16 (quantized ones are dequantized to F16). */
 lg_type
 lg_gpu_matmul_half_type(lg_type type)
 {
@@ -84,6 +87,7 @@ matmul_any(const char *op, lg_gpu_stream s, lg_gpu_blas blas, float *y, const vo
 	return lg_gemm_launch(st, y, w, type, k, m, x, x_type, n);
 }
 
+/* Float activations: matrix-vector kernels for n <= 8, cuBLAS or the GEMM above. */
 lg_gpu_status
 lg_gpu_matmul(lg_gpu_stream s, lg_gpu_blas blas, float *y, const void *w, lg_type type, int64_t k, int64_t m,
 			  const float *x, int64_t n, void *scratch, size_t scratch_bytes)
@@ -91,6 +95,7 @@ lg_gpu_matmul(lg_gpu_stream s, lg_gpu_blas blas, float *y, const void *w, lg_typ
 	return matmul_any("matmul", s, blas, y, w, type, k, m, x, LG_TYPE_F32, n, scratch, scratch_bytes);
 }
 
+/* Half activations in the type the weights want: no conversion pass before cuBLAS. */
 lg_gpu_status
 lg_gpu_matmul_half(lg_gpu_stream s, lg_gpu_blas blas, float *y, const void *w, lg_type type, int64_t k,
 				   int64_t m, const void *x_half, lg_type x_type, int64_t n, void *scratch, size_t scratch_bytes)

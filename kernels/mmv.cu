@@ -257,6 +257,7 @@ mmv_type(cudaStream_t st, float *y, const void *w, int64_t k, int64_t m, const f
 	return lg_gpu_check_launch("matmul (matrix-vector)");
 }
 
+/* Switch on the type (shapes checked by lg_gpu_matmul). */
 lg_gpu_status
 lg_mmv_launch(cudaStream_t st, float *y, const void *w, lg_type type, int64_t k, int64_t m,
 			  const float *x, int64_t n)
