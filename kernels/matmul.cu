@@ -6,13 +6,15 @@
  *                               each weight once for all n rows of x;
  *   n >= 32 and a BLAS handle   cuBLAS (blas.cu), quantized weights
  *                               dequantized to F16 in scratch;
- *   otherwise                   the own tiled GEMM (gemm.cu): HIP, no
- *                               handle, or 8 < n < 32.
+ *   other n <= 32               the matrix-vector kernels on groups of 8
+ *                               rows of x (weights read ceil(n/8) times);
+ *   otherwise                   the own tiled GEMM (gemm.cu): HIP, or no
+ *                               handle.
  *
  * lg_gpu_matmul_half takes x already in half precision (from
  * lg_gpu_rmsnorm_half), which cuBLAS multiplies without the conversion
- * pass; with n <= 8 it goes through the GEMM too (there is no half
- * matrix-vector kernel: decode should pass float x).
+ * pass; below 32 rows or without a handle it goes through the GEMM (there
+ * is no half matrix-vector kernel: decode should pass float x).
  */
 #include "common.cuh"
 #include "matmul.cuh"
@@ -69,8 +71,16 @@ matmul_any(const char *op, lg_gpu_stream s, lg_gpu_blas blas, float *y, const vo
 								(uintptr_t) w % lg_gpu_type_align(type) ? "weights" :
 								(uintptr_t) x % x_align ? "activations" : "output");
 
-	if (n <= LG_MMV_MAX_N && x_type == LG_TYPE_F32)
-		return lg_mmv_launch(st, y, w, type, k, m, (const float *) x, n);
+	if (x_type == LG_TYPE_F32 && n <= LG_MMV_BATCH_MAX_N && !(blas != NULL && lg_blas_wanted(type, x_type, n)))
+	{
+		lg_gpu_status rc = LG_GPU_OK;
+
+		/* groups of up to 8 rows of x: y rows j0.. from x rows j0.. */
+		for (int64_t j0 = 0; j0 < n && rc == LG_GPU_OK; j0 += LG_MMV_MAX_N)
+			rc = lg_mmv_launch(st, y + j0 * m, w, type, k, m, (const float *) x + j0 * k,
+							   n - j0 < LG_MMV_MAX_N ? n - j0 : LG_MMV_MAX_N);
+		return rc;
+	}
 	if (blas != NULL && lg_blas_wanted(type, x_type, n))
 	{
 		/* the same layout either way (half activations leave the first region unused) */

@@ -58,6 +58,13 @@ lg_gpu_type_align(lg_type t)
 
 /* Most rows of x the matrix-vector kernels take (decode, batched decode). */
 #define LG_MMV_MAX_N 8
+/*
+ * Up to this many rows of x (and below the cuBLAS threshold) the
+ * matrix-vector kernels run on groups of 8 rows, each group reading the
+ * weights once: the tiled GEMM would have only m/64 blocks for small n
+ * (32 for m = 2048), leaving most SMs idle.
+ */
+#define LG_MMV_BATCH_MAX_N 32
 /* Fewest rows of x for which cuBLAS is used (header of lg_gpu_matmul). */
 #define LG_BLAS_MIN_N 32
 

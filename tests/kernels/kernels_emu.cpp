@@ -272,7 +272,8 @@ main(void)
 		/* more than one warp step: 17 blocks of 32 (16 a step), 3 super-blocks (2 a step), 33 chunks of 8 */
 		int64_t		k = tc.qk == 32 ? 32 * 17 : tc.qk == 256 ? 256 * 3 : 264;
 
-		for (int64_t n : {1, 2, 3, 8, 9, 40})
+		/* 9 and 20: groups of 8 rows through the matrix-vector kernels; 40: the GEMM */
+		for (int64_t n : {1, 2, 3, 8, 9, 20, 40})
 			check_matmul(tc, k, 19, n, 0);
 		check_matmul(tc, k, 19, 3, 1);	/* x not 16-byte aligned: the scalar kernel */
 		/* k long enough that the 4 warps of a block split it (and one step more: tails) */
