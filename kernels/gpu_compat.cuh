@@ -110,6 +110,9 @@ lg_shfl(float v, int src_lane)
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <mma.h>				/* wmma: the tensor-core attention */
+#ifdef LG_WANT_BLAS				/* only blas.cu: cuBLAS's header is big */
+#include <cublas_v2.h>
+#endif
 
 #define LG_GPU_PLATFORM "cuda"
 #define LG_GPU_HAS_BLAS 1
