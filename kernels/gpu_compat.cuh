@@ -1,5 +1,5 @@
 /*
- * gpu_compat.cuh — the one header that lets kernels/*.cu build with nvcc
+ * gpu_compat.cuh — the one header that lets kernels/<op>.cu build with nvcc
  * (CUDA) or hipcc (HIP/ROCm).  Kernels are written in CUDA's spelling; under
  * HIP the names used below map to their hip* counterparts.  Nothing else in
  * kernels/ may include a CUDA or HIP header directly.
@@ -44,6 +44,7 @@
 #define cudaMemcpy hipMemcpy
 #define cudaMemcpyAsync hipMemcpyAsync
 #define cudaMemsetAsync hipMemsetAsync
+#define cudaMemcpyKind hipMemcpyKind
 #define cudaMemcpyHostToDevice hipMemcpyHostToDevice
 #define cudaMemcpyDeviceToHost hipMemcpyDeviceToHost
 #define cudaMemcpyDeviceToDevice hipMemcpyDeviceToDevice
@@ -64,9 +65,6 @@
 #define cudaStreamEndCapture hipStreamEndCapture
 #define cudaStreamCaptureModeRelaxed hipStreamCaptureModeRelaxed
 #define cudaGraphInstantiate(e, g, f) hipGraphInstantiate((e), (g), NULL, NULL, 0)
-#define cudaGraphExecUpdate(e, g, r) hipGraphExecUpdate((e), (g), NULL, (r))
-#define cudaGraphExecUpdateResult hipGraphExecUpdateResult
-#define cudaGraphExecUpdateSuccess hipGraphExecUpdateSuccess
 #define cudaGraphLaunch hipGraphLaunch
 #define cudaGraphDestroy hipGraphDestroy
 #define cudaGraphExecDestroy hipGraphExecDestroy
@@ -74,6 +72,19 @@
 #define cudaFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
 
 typedef __half lg_half;
+
+/*
+ * Update an executable graph in place from a new capture of the same
+ * topology; an error (hipErrorGraphExecUpdateFailure) means re-instantiate.
+ */
+static inline hipError_t
+lg_graph_exec_update(hipGraphExec_t exec, hipGraph_t graph)
+{
+	hipGraphNode_t err_node = NULL;
+	hipGraphExecUpdateResult result;
+
+	return hipGraphExecUpdate(exec, graph, &err_node, &result);
+}
 
 static __device__ __forceinline__ float
 lg_shfl_xor(float v, int lane_mask)
@@ -98,11 +109,28 @@ lg_shfl(float v, int src_lane)
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <mma.h>				/* wmma: the tensor-core attention */
+#ifdef LG_WANT_BLAS				/* only blas.cu: cuBLAS's header is big */
+#include <cublas_v2.h>
+#endif
 
 #define LG_GPU_PLATFORM "cuda"
 #define LG_GPU_HAS_BLAS 1
 
 typedef __half lg_half;
+
+/*
+ * Update an executable graph in place from a new capture of the same
+ * topology (CUDA 12+ signature, with the result info struct); an error
+ * (cudaErrorGraphExecUpdateFailure) means re-instantiate.
+ */
+static inline cudaError_t
+lg_graph_exec_update(cudaGraphExec_t exec, cudaGraph_t graph)
+{
+	cudaGraphExecUpdateResultInfo info;
+
+	return cudaGraphExecUpdate(exec, graph, &info);
+}
 
 static __device__ __forceinline__ float
 lg_shfl_xor(float v, int lane_mask)

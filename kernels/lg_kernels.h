@@ -231,15 +231,30 @@ bool		lg_gpu_type_supported(lg_type type);
 /*
  * y[n][m] = x[n][k] · wᵀ, w of type `type`, m rows of k values.  Small n
  * (decode) runs a matrix-vector kernel per type that reads each weight once
- * for up to 8 rows of x; larger n an own tiled GEMM that dequantizes in
- * shared memory, or (blas not NULL, n >= 32) cuBLAS on F16/BF16 weights and,
- * for quantized weights, on a dequantized F16 copy in scratch.
- * scratch: lg_gpu_matmul_scratch_bytes() bytes (may be NULL when that is 0).
+ * for up to 8 rows of x (n <= 32: once per group of 8 rows); with blas not
+ * NULL and n >= 32, cuBLAS on F16/BF16/F32 weights and, for quantized
+ * weights, on a dequantized F16 copy in scratch; otherwise (HIP, no handle)
+ * an own tiled GEMM that dequantizes in shared memory.  y must not overlap
+ * x.  scratch: lg_gpu_matmul_scratch_bytes() bytes (may be NULL when that
+ * is 0), 16-byte aligned.
  */
 size_t		lg_gpu_matmul_scratch_bytes(lg_type type, int64_t k, int64_t m, int64_t n);
 lg_gpu_status lg_gpu_matmul(lg_gpu_stream s, lg_gpu_blas blas, float *y, const void *w, lg_type type,
 							int64_t k, int64_t m, const float *x, int64_t n,
 							void *scratch, size_t scratch_bytes);
+
+/*
+ * The same with x already in half precision, as lg_gpu_rmsnorm_half writes
+ * it: x_type must be lg_gpu_matmul_half_type(type) (BF16 for BF16 weights,
+ * F16 for all others), x_half[n][k].  Saves cuBLAS's conversion pass in
+ * prompt processing.  Without cuBLAS (or below 32 rows) it runs the tiled
+ * GEMM, correct but not fast for small n: pass float x to lg_gpu_matmul for
+ * decode.  Same scratch as lg_gpu_matmul.
+ */
+lg_type		lg_gpu_matmul_half_type(lg_type type);
+lg_gpu_status lg_gpu_matmul_half(lg_gpu_stream s, lg_gpu_blas blas, float *y, const void *w, lg_type type,
+								 int64_t k, int64_t m, const void *x_half, lg_type x_type, int64_t n,
+								 void *scratch, size_t scratch_bytes);
 
 /* Dequantize n_rows rows of k values to F16 (dst [n_rows][k]). */
 lg_gpu_status lg_gpu_dequantize_f16(lg_gpu_stream s, void *dst, const void *w, lg_type type,

@@ -5,18 +5,27 @@
 # instruction sets enabled; the code in them runs only after runtime CPU
 # detection picked it (see backend_cpu.c), so the binary runs on any x86-64.
 
+# GPU=cuda / GPU=hip (mk/gpu.mk, included at the end) builds the engine
+# with the GPU backend, into its own folder so the flavours never mix objects.
+# Only the command line chooses it: a GPU variable in the environment is
+# someone else's.
+ifeq ($(origin GPU),environment)
+GPU            :=
+endif
+GPU            ?=
+
 ENGINE_CC      ?= cc
 ENGINE_OPT     ?= -O2
 ENGINE_CFLAGS  := -std=c11 $(ENGINE_OPT) -g -Wall -Wextra -Wno-unused-parameter \
                   -D_GNU_SOURCE -fPIC -pthread $(shell pcre2-config --cflags 2>/dev/null) \
-                  -Isrc/engine $(ENGINE_EXTRA_CFLAGS)
+                  -Isrc/engine $(if $(GPU),-DLG_HAVE_GPU -Ikernels) $(ENGINE_EXTRA_CFLAGS)
 ENGINE_LIBS    := $(shell pcre2-config --libs8 2>/dev/null || echo -lpcre2-8) -lm -pthread
 
 ARCH_X86       := $(filter x86_64 amd64,$(shell uname -m))
 AVX2_FLAGS     := -mavx2 -mfma -mf16c
 AVX512_FLAGS   := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
 
-ENGINE_BUILD   ?= build/engine
+ENGINE_BUILD   ?= build/engine$(if $(GPU),-$(GPU))
 ENGINE_SRCS    := $(wildcard src/engine/*.c)
 ifeq ($(ARCH_X86),)
 ENGINE_SRCS    := $(filter-out %_avx2.c %_avx512.c,$(ENGINE_SRCS))
@@ -69,3 +78,5 @@ engine-tests: $(TEST_BINS)
 check-engine: engine engine-tests
 	@fail=0; for t in $(TEST_BINS); do \
 	  echo "== $$t"; LLAMAGPU_BIN=$(CURDIR)/$(CLI_BIN) $$t || fail=1; done; exit $$fail
+
+include mk/gpu.mk

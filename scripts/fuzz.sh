@@ -109,7 +109,7 @@ if [ "$MODE" = run ] && [ "$n_targets" -gt 0 ]; then
 		mkdir -p "$BUILD/work/$name" "$BUILD/artifacts/$name"
 		echo "== fuzzing $name for ${per}s"
 		# shellcheck disable=SC2086
-		if ! "$BUILD/fuzz_$name" -max_total_time="$per" -timeout=10 -print_final_stats=1 \
+		if ! "$BUILD/fuzz_$name" -max_total_time="$per" -timeout=20 -print_final_stats=1 \
 			-artifact_prefix="$BUILD/artifacts/$name/" ${FUZZ_ARGS:-} \
 			"$BUILD/work/$name" "tests/fuzz/corpus/$name"; then
 			echo "fuzz.sh: FAIL: $name found a problem; input in $BUILD/artifacts/$name/" >&2
@@ -126,7 +126,7 @@ for name in $built; do
 	echo "== replaying $dirs"
 	# shellcheck disable=SC2086
 	mkdir -p "$BUILD/artifacts/$name"
-	if ! "$BUILD/fuzz_$name" -runs=0 -timeout=10 -artifact_prefix="$BUILD/artifacts/$name/" \
+	if ! "$BUILD/fuzz_$name" -runs=0 -timeout=20 -artifact_prefix="$BUILD/artifacts/$name/" \
 		$dirs >"$BUILD/replay_$name.log" 2>&1; then
 		tail -n 40 "$BUILD/replay_$name.log" >&2
 		echo "fuzz.sh: FAIL: replaying $name (log: $BUILD/replay_$name.log)" >&2

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh — install what is needed, build, and run every test:
 #   1. make check-engine         the engine's C tests (cmocka)
+#   1a. make GPU=cuda|hip        the GPU kernels compile (CUDA sm_80+sm_90, HIP), where
+#                                the toolkits are installed; a missing one is a SKIP
 #   1b. tests/cli/test_cli.py    the llamagpu tool end to end (and 1c: again under ASan+UBSan)
 #   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
@@ -41,6 +43,35 @@ fi
 if [ $rc -ne 0 ] && [ "$n_fail_bins" -eq 0 ]; then fail "make check-engine"; fi
 [ $rc -eq 0 ] && [ "$n_bins" -eq 0 ] && pass "make check-engine"
 
+# 1a. the GPU kernels, the engine files that use them and the kernel checker compile for CUDA
+#     (sm_80 and sm_90) and for HIP; nothing runs them here (no GPU), scripts/device-check.sh
+#     does on a GPU machine.  Two jobs, as everywhere in CI.
+echo "== GPU builds compile"
+gpu_compile() {
+	local name=$1 log=$ROOT/build/gpu-$1.log
+	shift
+	if timeout 600 make -s -j2 -f mk/standalone.mk "$@" gpu-objs >"$log" 2>&1; then
+		grep -i 'warning' "$log" | head -20
+		pass "GPU build compiles: $name"
+	else
+		grep -E 'error|Error' "$log" | head -40
+		tail -20 "$log"
+		fail "GPU build compiles: $name"
+	fi
+}
+nvcc_bin=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
+if [ -n "$nvcc_bin" ]; then
+	gpu_compile "CUDA sm_80+sm_90" GPU=cuda NVCC="$nvcc_bin" CUDA_ARCHS="80 90"
+else
+	echo "SKIP: GPU build compiles: CUDA: no nvcc on PATH or in /usr/local/cuda/bin"
+fi
+hipcc_bin=$(command -v hipcc || { [ -x /opt/rocm/bin/hipcc ] && echo /opt/rocm/bin/hipcc; })
+if [ -n "$hipcc_bin" ]; then
+	gpu_compile "HIP" GPU=hip HIPCC="$hipcc_bin"
+else
+	echo "SKIP: GPU build compiles: HIP: no hipcc on PATH or in /opt/rocm/bin"
+fi
+
 # 1b. the command-line tool end to end (stories260K against llama.cpp's records, synthetic
 #     models of every type, bad input); one result per test method
 echo "== tests/cli/test_cli.py"
@@ -76,6 +107,10 @@ if [ -f scripts/fuzz.sh ]; then
 		grep -E '^(==|replay|fuzz)' "$ROOT/build/fuzz.log" | tail -20
 		pass "fuzz run and replay"
 	else
+		# the lines that say what failed first (a crash report is long, its cause near its start)
+		echo "-- fuzz.log: failures, errors, sanitizer reports"
+		grep -nE 'FAIL|ERROR|SUMMARY|runtime error|==[0-9]+==' "$ROOT/build/fuzz.log" | head -80
+		echo "-- fuzz.log: last lines"
 		tail -60 "$ROOT/build/fuzz.log"
 		fail "fuzz run and replay"
 	fi

@@ -40,3 +40,11 @@ EXCEPTION WHEN OTHERS THEN
 		'/tmp/llamagpu-[^/]*/models', '$model_dir', 'g');
 END
 $$;
+
+-- llamagpu.device: a reload setting whose form is checked when it is set
+SELECT current_setting('llamagpu.device') AS device,
+	(SELECT context FROM pg_settings WHERE name = 'llamagpu.device') AS context;
+ALTER SYSTEM SET llamagpu.device = 'tpu:0';
+ALTER SYSTEM SET llamagpu.device = 'cuda:x';
+ALTER SYSTEM SET llamagpu.device = 'cuda:1';
+ALTER SYSTEM RESET llamagpu.device;

@@ -90,7 +90,7 @@ cli_model_opt(const char *cmd, cli_model_opts *o, int argc, char **argv, int *i)
 	}
 	if (strcmp(a, "-m") && strcmp(a, "--model") && strcmp(a, "-t") && strcmp(a, "--threads") &&
 		strcmp(a, "-c") && strcmp(a, "--ctx") && strcmp(a, "-b") && strcmp(a, "--batch") &&
-		strcmp(a, "--kv"))
+		strcmp(a, "--kv") && strcmp(a, "--device"))
 		return 0;
 	if ((val = cli_value(cmd, argc, argv, i)) == NULL)
 		return -1;
@@ -113,6 +113,12 @@ cli_model_opt(const char *cmd, cli_model_opts *o, int argc, char **argv, int *i)
 		if (!cli_parse_i64(val, 1, 1 << 16, &n))
 			return cli_fail(cmd, 2, "invalid batch size \"%s\"", val), -1;
 		o->n_batch = (int32_t) n;
+	}
+	else if (strcmp(a, "--device") == 0)
+	{
+		if (val[0] == '\0')
+			return cli_fail(cmd, 2, "invalid device \"\" (cpu, auto or cuda:N)"), -1;
+		o->device = val;
 	}
 	else if (strcmp(val, "f16") == 0)
 		o->kv_type = LG_KV_F16;
@@ -152,6 +158,7 @@ cli_open_model(const char *cmd, const cli_model_opts *o, lg_model **m, lg_contex
 	cp.kv_type = o->kv_type;
 	cp.n_threads = o->threads;
 	cp.reference = o->reference;
+	cp.device = o->device ? o->device : "auto";
 	*c = lg_context_new(*m, &cp, &err);
 	if (*c == NULL)
 	{

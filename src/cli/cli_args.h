@@ -30,6 +30,7 @@ typedef struct cli_model_opts
 	int32_t		n_batch;		/* -b/--batch */
 	lg_kv_type	kv_type;		/* --kv f16|f32 */
 	bool		reference;		/* --reference: scalar reference kernels */
+	const char *device;			/* --device cpu|auto|cuda:N; NULL = auto */
 } cli_model_opts;
 
 void		cli_model_opts_init(cli_model_opts *o);

@@ -103,12 +103,18 @@ timed_batched(lg_context *c, lg_kv_cache *kv, lg_kv_seq *seqs, lg_batch_seq *b, 
  */
 static bool
 open_batched(const lg_model *m, const cli_model_opts *o, int32_t n_seqs, int32_t n_pos,
-			 lg_kv_cache **kv, lg_context **c)
+			 lg_backend **be, lg_kv_cache **kv, lg_context **c)
 {
 	lg_kv_cache_params kp = {.type = o->kv_type};
 	lg_context_params cp;
 	lg_error	err;
 
+	/* the backend first: a device's KV pool lives in its memory */
+	*be = o->reference ? lg_backend_cpu_new(o->threads, 1, &err)
+		: lg_backend_open(o->device ? o->device : "auto", o->threads, &err);
+	if (*be == NULL)
+		return cli_fail("bench", 1, "%s", err.msg), false;
+	kp.backend = lg_backend_is_host(*be) ? NULL : *be;
 	kp.n_blocks = n_seqs * ((n_pos + LG_KV_BLOCK_SIZE_DEFAULT - 1) / LG_KV_BLOCK_SIZE_DEFAULT);
 	*kv = lg_kv_cache_new(m, &kp, &err);
 	if (*kv == NULL)
@@ -117,7 +123,7 @@ open_batched(const lg_model *m, const cli_model_opts *o, int32_t n_seqs, int32_t
 	cp.n_ctx = n_pos;
 	cp.n_batch = o->n_batch > n_seqs ? o->n_batch : (n_seqs > 512 ? n_seqs : 512);
 	cp.n_threads = o->threads;
-	cp.reference = o->reference;
+	cp.backend = *be;
 	cp.kv = *kv;
 	*c = lg_context_new(m, &cp, &err);
 	if (*c == NULL)
@@ -148,6 +154,7 @@ cmd_bench(int argc, char **argv)
 	lg_model   *m;
 	lg_context *c = NULL;
 	lg_kv_cache *kv = NULL;
+	lg_backend *be = NULL;
 	lg_kv_seq  *seqs = NULL;
 	lg_batch_seq *bseqs = NULL;
 	lg_token   *toks = NULL;
@@ -182,7 +189,7 @@ cmd_bench(int argc, char **argv)
 			target = &n_seqs;
 		else if (strcmp(argv[i], "--help") == 0)
 		{
-			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-d DEPTH] [-s SEQS] [-t THREADS] [-r 5] [--kv f16|f32] [--json]\n"
+			printf("usage: llamagpu bench -m FILE [-p 128] [-n 32] [-d DEPTH] [-s SEQS] [-t THREADS] [-r 5] [--kv f16|f32] [--device cpu|auto|cuda:N] [--json]\n"
 				   "  -d DEPTH  tokens already in the KV cache before each test (untimed), as llama-bench -d\n"
 				   "  -s SEQS   generation of SEQS sequences batched together (tg only; t/s of all of them)\n");
 			return 0;
@@ -211,7 +218,7 @@ cmd_bench(int argc, char **argv)
 		o.n_batch = n_prompt > 0 ? (int32_t) n_prompt : 512;
 	if (!cli_open_model("bench", &o, &m, n_seqs > 1 ? NULL : &c))
 		return o.model ? 1 : 2;
-	if (n_seqs > 1 && !open_batched(m, &o, (int32_t) n_seqs, (int32_t) (depth + n_gen), &kv, &c))
+	if (n_seqs > 1 && !open_batched(m, &o, (int32_t) n_seqs, (int32_t) (depth + n_gen), &be, &kv, &c))
 	{
 		rc = 1;
 		goto done;
@@ -275,11 +282,11 @@ cmd_bench(int argc, char **argv)
 		stats(tg_s, (int) reps, (int32_t) (n_gen * n_seqs), &tg_mean, &tg_sd);
 	if (json)
 		printf("{\"model\":\"%s\",\"file_type\":\"%s\",\"file_size\":%llu,\"n_params\":%lld,"
-			   "\"threads\":%d,\"simd\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"depth\":%lld,\"seqs\":%lld,\"repetitions\":%lld,"
+			   "\"threads\":%d,\"simd\":\"%s\",\"device\":\"%s\",\"kv\":\"%s\",\"n_prompt\":%lld,\"n_gen\":%lld,\"depth\":%lld,\"seqs\":%lld,\"repetitions\":%lld,"
 			   "\"pp_tps\":%.3f,\"pp_stddev\":%.3f,\"tg_tps\":%.3f,\"tg_stddev\":%.3f}\n",
 			   lg_arch_name(m->hp.arch), m->hp.ftype_name, (unsigned long long) m->file_size,
 			   (long long) m->hp.n_params, o.threads, o.reference ? "reference" : lg_cpu_simd_level(),
-			   o.kv_type == LG_KV_F16 ? "f16" : "f32", (long long) n_prompt, (long long) n_gen,
+			   lg_context_device(c), o.kv_type == LG_KV_F16 ? "f16" : "f32", (long long) n_prompt, (long long) n_gen,
 			   (long long) depth, (long long) n_seqs, (long long) reps, pp_mean, pp_sd, tg_mean, tg_sd);
 	else
 	{
@@ -309,6 +316,8 @@ done:
 	free(tg_s);
 	lg_context_free(c);
 	lg_kv_cache_free(kv);
+	if (be)
+		be->free(be);
 	lg_model_free(m);
 	return rc;
 }

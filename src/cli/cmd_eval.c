@@ -110,7 +110,7 @@ cmd_eval(int argc, char **argv)
 		}
 		else if (strcmp(argv[i], "--help") == 0)
 		{
-			printf("usage: llamagpu eval -m FILE --ids 1,2,3 [--top K] [--kv f16|f32] --json\n"
+			printf("usage: llamagpu eval -m FILE --ids 1,2,3 [--top K] [--kv f16|f32] [--device cpu|auto|cuda:N] --json\n"
 				   "  prints, for each input position, the top-K {\"id\", \"logit\"} of the next token\n");
 			return 0;
 		}

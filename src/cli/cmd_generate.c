@@ -465,7 +465,7 @@ cmd_generate(int argc, char **argv)
 			printf("usage: llamagpu generate -m FILE -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
 				   "         [--min-p P] [--typical-p P] [--repeat-penalty R] [--repeat-last-n N]\n"
 				   "         [--presence-penalty P] [--frequency-penalty F] [--seed S] [--stop TEXT]...\n"
-				   "         [--kv f16|f32] [-t THREADS] [-c CTX] [--json]\n"
+				   "         [--kv f16|f32] [--device cpu|auto|cuda:N] [-t THREADS] [-c CTX] [--json]\n"
 				   "         [--grammar-file FILE | --json-schema FILE [--json-compact] [--json-strict]]\n"
 				   "         [--chat [--messages JSON] [--chat-template FILE] [--tools JSON]\n"
 				   "          [--tool-choice auto|none|required|NAME]]\n"

@@ -396,6 +396,8 @@ usage(FILE *out)
 			"  --socket-dir DIR         listen on DIR/" LG_PROTO_SOCKET_NAME " (DIR is made mode 0700)\n"
 			"  --model-dir DIR          directory of model files (informational)\n"
 			"  --threads N              threads per loaded model (0: all CPUs)\n"
+			"  --device DEV             where models compute: auto (a GPU if this build has GPU\n"
+			"                           support and one is visible, else the CPU), cpu, cuda:N\n"
 			"  --ctx-size N             positions per sequence at most (0: the model's, at most 4096)\n"
 			"  --kv-cache-size MB       each loaded model's KV block pool (0: room for --max-seqs\n"
 			"                           sequences of --ctx-size positions)\n"
@@ -443,6 +445,7 @@ cmd_serve(int argc, char **argv)
 		{"kv-block-size", required_argument, NULL, 'K'},
 		{"no-prefix-cache", no_argument, NULL, 'P'},
 		{"grammar-cache", required_argument, NULL, 'G'},
+		{"device", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -461,6 +464,7 @@ cmd_serve(int argc, char **argv)
 	serve_opts.kv_block_size = LG_KV_BLOCK_SIZE_DEFAULT;
 	serve_opts.prefix_cache = true;
 	serve_opts.grammar_cache = 64;
+	serve_opts.device = "auto";
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
 	{
@@ -498,6 +502,18 @@ cmd_serve(int argc, char **argv)
 			case 'K': serve_opts.kv_block_size = v; break;
 			case 'P': serve_opts.prefix_cache = false; break;
 			case 'G': serve_opts.grammar_cache = v; break;
+			case 'D':
+				{
+					/* checked now, so a bad setting fails at start, not at the first model load */
+					lg_error	derr;
+					lg_backend *be = lg_backend_open(optarg, 1, &derr);
+
+					if (be == NULL)
+						return cli_fail("serve", 2, "--device %s: %s", optarg, derr.msg);
+					be->free(be);
+					serve_opts.device = optarg;
+				}
+				break;
 			case 'l':
 				if (strcmp(optarg, "error") == 0)
 					serve_opts.log_level = SERVE_LOG_ERROR;
@@ -545,9 +561,9 @@ cmd_serve(int argc, char **argv)
 	listen_fd = open_listener(serve_opts.socket_dir, sockpath, sizeof(sockpath));
 	if (listen_fd < 0)
 		return 1;
-	serve_log(SERVE_LOG_INFO, "listening on %s (threads %d, kv cache %d MB per model, "
+	serve_log(SERVE_LOG_INFO, "listening on %s (device %s, threads %d, kv cache %d MB per model, "
 			  "batch %d tokens, %d sequences, queue %d, blocks of %d, prefix cache %s)",
-			  sockpath, serve_opts.threads, serve_opts.kv_cache_mb, serve_opts.max_batch_tokens,
+			  sockpath, serve_opts.device, serve_opts.threads, serve_opts.kv_cache_mb, serve_opts.max_batch_tokens,
 			  serve_opts.max_seqs, serve_opts.max_queued, serve_opts.kv_block_size,
 			  serve_opts.prefix_cache ? "on" : "off");
 

@@ -38,6 +38,7 @@ typedef struct serve_options
 	int			log_level;		/* SERVE_LOG_* */
 	int			token_delay_ms; /* test hook: sleep after each token */
 	int			grammar_cache;	/* compiled grammars kept (LRU); 0 = none */
+	const char *device;			/* --device: lg_backend_open's name ("auto") */
 } serve_options;
 
 extern serve_options serve_opts;

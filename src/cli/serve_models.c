@@ -76,6 +76,7 @@ model_start(serve_model *m, lg_error *err)
 	sp.max_queued = serve_opts.max_queued;
 	sp.n_ctx = serve_opts.ctx_size;
 	sp.n_threads = serve_opts.threads;
+	sp.device = serve_opts.device;
 	sp.kv.block_size = serve_opts.kv_block_size;
 	sp.kv.prefix_cache = serve_opts.prefix_cache;
 	sp.kv.max_bytes = (int64_t) serve_opts.kv_cache_mb * 1024 * 1024;
@@ -85,8 +86,8 @@ model_start(serve_model *m, lg_error *err)
 	m->n_ctx = sp.n_ctx > 0 ? sp.n_ctx :
 		(m->model->hp.n_ctx_train > 0 && m->model->hp.n_ctx_train < 4096 ? m->model->hp.n_ctx_train : 4096);
 	lg_sched_stats_get(m->sched, &st);
-	serve_log(SERVE_LOG_INFO, "model \"%s\": %d KV blocks of %d positions (%.1f MB), %d positions per sequence",
-			  m->name, (int) st.kv.n_blocks, (int) st.kv.block_size,
+	serve_log(SERVE_LOG_INFO, "model \"%s\" on %s: %d KV blocks of %d positions (%.1f MB), %d positions per sequence",
+			  m->name, lg_sched_device(m->sched), (int) st.kv.n_blocks, (int) st.kv.block_size,
 			  (double) lg_kv_block_bytes(m->model, st.kv.block_size, LG_KV_F16) * st.kv.n_blocks / (1024.0 * 1024.0),
 			  (int) m->n_ctx);
 	atomic_init(&m->stop, false);

@@ -7,17 +7,29 @@
  * is n*d contiguous floats.  Weights are lg_tensor views, usually straight
  * into the mmapped GGUF file.  Like ggml, a weight tensor of shape
  * ne = {in, out} holds `out` rows of `in` values each.
+ *
+ * Memory (version 3).  A backend whose buf_alloc is NULL computes on host
+ * memory: activations and KV pools are malloc'd and weights are used where
+ * they lie.  A GPU backend sets buf_alloc and friends: the context and the
+ * KV cache then allocate their buffers through it (device memory), the
+ * model's weights are copied to the device once by map_weights, and the
+ * ops translate a weight pointer (host, inside a mapped region) to its
+ * device copy.  Small host arrays the ops take (token ids, positions, slots,
+ * block tables, attention arguments) stay host memory; between step_begin
+ * and step_end they must not change, so a device backend uploads each once
+ * per step however many layers use it.
  */
 #ifndef LG_BACKEND_H
 #define LG_BACKEND_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 #include "lg_error.h"
 #include "lg_types.h"
 
-#define LG_BACKEND_VERSION 2
+#define LG_BACKEND_VERSION 3
 
 typedef struct lg_tensor
 {
@@ -84,6 +96,28 @@ typedef struct lg_attn_args
 
 typedef struct lg_backend lg_backend;
 
+/* What a forward step is, for step_begin. */
+typedef struct lg_step_info
+{
+	int32_t		n_rows;			/* tokens in the batch */
+	int32_t		n_seqs;
+	bool		decode;			/* every sequence has one row: a device may replay a graph */
+} lg_step_info;
+
+/*
+ * One row's sampling parameters for the device sampler (lg_backend.sample):
+ * the subset of lg_sampler_params it implements, and the row's uniform draw
+ * in [0, 1) from the host sampler's RNG.
+ */
+typedef struct lg_device_sample
+{
+	float		temperature;	/* 0: argmax */
+	int32_t		top_k;			/* 0: off */
+	float		top_p;			/* 1: off */
+	float		min_p;			/* 0: off */
+	float		u;
+} lg_device_sample;
+
 struct lg_backend
 {
 	uint32_t	version;		/* LG_BACKEND_VERSION */
@@ -126,7 +160,82 @@ struct lg_backend
 	void		(*add) (lg_backend *be, float *y, const float *x, int64_t n);
 	/* y[r][c] += b[c] for n rows of d (biases) */
 	void		(*add_bias) (lg_backend *be, float *y, const float *b, int64_t n, int64_t d);
+
+	/* ---- version 3 ---- */
+
+	/*
+	 * Row i of x[n][d] to pool row slots[i] (converting to kv_type): the
+	 * K or V of a whole batch in one call (slot = block * block_size +
+	 * position % block_size, as vLLM's slot mapping).
+	 */
+	void		(*kv_store_slots) (lg_backend *be, void *cache, lg_kv_type kv_type,
+								   const int32_t *slots, const float *x, int64_t n, int64_t d);
+
+	/*
+	 * Backend memory; all NULL for host memory.  buf_alloc returns zeroed
+	 * memory or NULL with err set (for a device: how much was asked and how
+	 * much is free).  buf_read copies to the host, waiting for the work
+	 * queued before it.
+	 */
+	void	   *(*buf_alloc) (lg_backend *be, size_t bytes, lg_error *err);
+	void		(*buf_free) (lg_backend *be, void *p);
+	lg_status	(*buf_read) (lg_backend *be, void *host_dst, const void *src, size_t bytes, lg_error *err);
+	lg_status	(*buf_write) (lg_backend *be, void *dst, const void *host_src, size_t bytes, lg_error *err);
+
+	/*
+	 * Make the weights in host [base, base + bytes) usable by the ops (a
+	 * device uploads them once; a second map of the same base only counts
+	 * a reference); unmap_weights drops a reference.  NULL: nothing to do.
+	 */
+	lg_status	(*map_weights) (lg_backend *be, const void *base, size_t bytes, lg_error *err);
+	void		(*unmap_weights) (lg_backend *be, const void *base);
+
+	/*
+	 * Bracket one forward step.  A failed operation between them (the void
+	 * ones included) is reported by step_end; discard ends the step without
+	 * running what a device recorded (an error or a cancellation midway).
+	 * NULL: nothing to do.
+	 */
+	lg_status	(*step_begin) (lg_backend *be, const lg_step_info *info, lg_error *err);
+	lg_status	(*step_end) (lg_backend *be, bool discard, lg_error *err);
+
+	/*
+	 * Device sampling: ids[i] (host) = a token drawn from row i of
+	 * logits[n][n_vocab] (backend memory) with p[i] (host).  Called after
+	 * step_end.  NULL: the host samples.
+	 */
+	lg_status	(*sample) (lg_backend *be, int32_t *ids, const float *logits, int64_t n, int64_t n_vocab,
+						   const lg_device_sample *p, lg_error *err);
 };
+
+/*
+ * Helpers over the version-3 entries that fall back to host memory when a
+ * backend leaves them NULL.
+ */
+void	   *lg_backend_alloc(lg_backend *be, size_t bytes, lg_error *err);
+void		lg_backend_buf_free(lg_backend *be, void *p);
+lg_status	lg_backend_read(lg_backend *be, void *host_dst, const void *src, size_t bytes, lg_error *err);
+lg_status	lg_backend_write(lg_backend *be, void *dst, const void *host_src, size_t bytes, lg_error *err);
+/* Whether the backend computes on host memory (buf_alloc NULL). */
+bool		lg_backend_is_host(const lg_backend *be);
+
+/*
+ * Open a backend by name: "cpu"; "cuda:N" or "hip:N" ("gpu:N" for either,
+ * N defaults to 0); "auto" or NULL/"" (the first GPU when this build has
+ * GPU support and a device is present, else the CPU).  n_threads is for the
+ * CPU backend.  A GPU name in a build without GPU support, or a device
+ * number past the last device, is an error saying so.
+ */
+lg_backend *lg_backend_open(const char *device, int n_threads, lg_error *err);
+/* Whether this build has a GPU backend, and its platform ("cuda", "hip"; NULL when none). */
+const char *lg_backend_gpu_platform(void);
+
+#ifdef LG_HAVE_GPU
+/* The GPU backend on device number `device` (backend_gpu.c). */
+lg_backend *lg_backend_gpu_new(int device, lg_error *err);
+/* Visible GPUs (0 when none or no driver). */
+int			lg_backend_gpu_count(void);
+#endif
 
 /*
  * The CPU backend: n_threads workers (<= 0: all online CPUs).  reference

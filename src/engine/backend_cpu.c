@@ -187,6 +187,7 @@ lg_backend_cpu_new_level(int n_threads, const char *level, lg_error *err)
 	be->rmsnorm = lg_cpu_rmsnorm;
 	be->rope = lg_cpu_rope;
 	be->kv_store = lg_cpu_kv_store;
+	be->kv_store_slots = lg_cpu_kv_store_slots;
 	be->attention = lg_cpu_attention;
 	be->attn_scratch_floats = lg_cpu_attn_scratch_floats;
 	be->swiglu = lg_cpu_swiglu;

@@ -199,6 +199,8 @@ void		lg_cpu_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t 
 void		lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 							const int32_t *block_table, int32_t block_size, int64_t pos0,
 							const float *x, int64_t n, int64_t d);
+void		lg_cpu_kv_store_slots(lg_backend *be, void *cache, lg_kv_type kv_type,
+								  const int32_t *slots, const float *x, int64_t n, int64_t d);
 void		lg_cpu_attention(lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len, int32_t n_heads);
 void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n, int64_t d);

@@ -22,6 +22,20 @@ lg_context_params_default(lg_context_params *p)
 	p->kv_type = LG_KV_F16;
 }
 
+/* n zeroed floats of backend memory; failure reported through *ok. */
+static float *
+buf_zero(lg_backend *be, size_t n, bool *ok)
+{
+	float	   *p;
+
+	if (!*ok)
+		return NULL;
+	p = lg_backend_alloc(be, n * sizeof(float), NULL);
+	if (p == NULL)
+		*ok = false;
+	return p;
+}
+
 /* calloc that tolerates n == 0 and reports failure through *ok. */
 static void *
 alloc_zero(size_t n, size_t size, bool *ok)
@@ -74,10 +88,22 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 		c->be = p->backend;
 	else
 	{
-		c->be = lg_backend_cpu_new(p->n_threads, p->reference, err);
+		if (p->reference)
+			c->be = lg_backend_cpu_new(p->n_threads, 1, err);
+		else
+			c->be = lg_backend_open(p->device ? p->device : "cpu", p->n_threads, err);
 		if (c->be == NULL)
 			goto fail;
 		c->own_be = true;
+	}
+	if (c->be->map_weights && m->gguf)
+	{
+		/* the tensors point into the file's data section: make it usable once */
+		const lg_gguf *g = m->gguf;
+
+		if (c->be->map_weights(c->be, g->base + g->data_offset, g->size - g->data_offset, err) != LG_OK)
+			goto fail;
+		c->mapped_weights = g->base + g->data_offset;
 	}
 
 	if (p->kv)
@@ -92,6 +118,7 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 			.block_size = LG_KV_BLOCK_SIZE_DEFAULT,
 			.n_blocks = (c->n_ctx + LG_KV_BLOCK_SIZE_DEFAULT - 1) / LG_KV_BLOCK_SIZE_DEFAULT,
 			.type = p->kv_type,
+			.backend = lg_backend_is_host(c->be) ? NULL : c->be,
 		};
 
 		c->kv_type = p->kv_type;
@@ -103,15 +130,16 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 		if (lg_kv_seq_reserve(c->kv, &c->seq, c->n_ctx, err) != LG_OK)
 			goto fail;
 	}
-	c->x = alloc_zero((size_t) c->n_batch * hp->n_embd, sizeof(float), &ok);
-	c->xb = alloc_zero((size_t) c->n_batch * hp->n_embd, sizeof(float), &ok);
-	c->q = alloc_zero((size_t) c->n_batch * q_dim, sizeof(float), &ok);
-	c->att = alloc_zero((size_t) c->n_batch * q_dim, sizeof(float), &ok);
-	c->k = alloc_zero((size_t) c->n_batch * kv_dim, sizeof(float), &ok);
-	c->v = alloc_zero((size_t) c->n_batch * kv_dim, sizeof(float), &ok);
-	c->hb = alloc_zero((size_t) c->n_batch * hp->n_ff, sizeof(float), &ok);
-	c->hb2 = alloc_zero((size_t) c->n_batch * hp->n_ff, sizeof(float), &ok);
+	c->x = buf_zero(c->be, (size_t) c->n_batch * hp->n_embd, &ok);
+	c->xb = buf_zero(c->be, (size_t) c->n_batch * hp->n_embd, &ok);
+	c->q = buf_zero(c->be, (size_t) c->n_batch * q_dim, &ok);
+	c->att = buf_zero(c->be, (size_t) c->n_batch * q_dim, &ok);
+	c->k = buf_zero(c->be, (size_t) c->n_batch * kv_dim, &ok);
+	c->v = buf_zero(c->be, (size_t) c->n_batch * kv_dim, &ok);
+	c->hb = buf_zero(c->be, (size_t) c->n_batch * hp->n_ff, &ok);
+	c->hb2 = buf_zero(c->be, (size_t) c->n_batch * hp->n_ff, &ok);
 	c->positions = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
+	c->slots = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
 	c->btokens = alloc_zero(c->n_batch, sizeof(lg_token), &ok);
 	c->bseqs = alloc_zero(c->n_batch, sizeof(lg_fwd_seq), &ok);
 	c->out_rows = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
@@ -122,12 +150,15 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 		size_t		n = c->be->attn_scratch_floats(c->be, c->n_batch, c->n_ctx, hp->n_head);
 
 		if (n > 0)
-			c->attn_scratch = alloc_zero(n, sizeof(float), &ok);
+			c->attn_scratch = buf_zero(c->be, n, &ok);
 	}
 	if (!ok)
 	{
-		lg_error_set(err, LG_ERR_NOMEM, "out of memory for the scratch buffers of a context of %d rows",
-					 c->n_batch);
+		size_t		bytes = sizeof(float) * (size_t) c->n_batch *
+			(2 * (size_t) hp->n_embd + 2 * (size_t) q_dim + 2 * (size_t) kv_dim + 2 * (size_t) hp->n_ff);
+
+		lg_error_set(err, LG_ERR_NOMEM, "out of %s memory for the scratch buffers of a context of %d rows (%.1f MiB)",
+					 lg_backend_is_host(c->be) ? "host" : c->be->name, c->n_batch, bytes / (1024.0 * 1024.0));
 		goto fail;
 	}
 	return c;
@@ -147,20 +178,27 @@ lg_context_free(lg_context *c)
 		lg_kv_seq_release(c->kv, &c->seq);
 		lg_kv_cache_free(c->kv);
 	}
-	free(c->x);
-	free(c->xb);
-	free(c->q);
-	free(c->att);
-	free(c->k);
-	free(c->v);
-	free(c->hb);
-	free(c->hb2);
+	if (c->be)
+	{
+		lg_backend_buf_free(c->be, c->x);
+		lg_backend_buf_free(c->be, c->xb);
+		lg_backend_buf_free(c->be, c->q);
+		lg_backend_buf_free(c->be, c->att);
+		lg_backend_buf_free(c->be, c->k);
+		lg_backend_buf_free(c->be, c->v);
+		lg_backend_buf_free(c->be, c->hb);
+		lg_backend_buf_free(c->be, c->hb2);
+		lg_backend_buf_free(c->be, c->attn_scratch);
+		lg_backend_buf_free(c->be, c->logits_buf);
+		if (c->mapped_weights && c->be->unmap_weights)
+			c->be->unmap_weights(c->be, c->mapped_weights);
+	}
 	free(c->positions);
+	free(c->slots);
 	free(c->btokens);
 	free(c->bseqs);
 	free(c->out_rows);
 	free(c->attn_args);
-	free(c->attn_scratch);
 	if (c->own_be && c->be)
 		c->be->free(c->be);
 	free(c);
@@ -202,6 +240,12 @@ lg_context_n_ctx(const lg_context *c)
 	return c->n_ctx;
 }
 
+const char *
+lg_context_device(const lg_context *c)
+{
+	return c->be->name;
+}
+
 int32_t
 lg_context_n_batch(const lg_context *c)
 {
@@ -230,7 +274,6 @@ lg_context_eval(lg_context *c, const lg_token *tokens, int32_t n,
 				float *logits, bool all_logits, lg_error *err)
 {
 	const lg_hparams *hp = &c->model->hp;
-	lg_forward_fn forward = forward_fns[hp->arch];
 	lg_status	st;
 
 	if (!c->own_kv)
@@ -268,7 +311,7 @@ lg_context_eval(lg_context *c, const lg_token *tokens, int32_t n,
 			c->out_rows[0] = chunk - 1;
 			b.n_out = 1;
 		}
-		st = forward(c, &b, out, err);
+		st = lg_context_run(c, &b, out, err);
 		if (st != LG_OK)
 			return st;
 		c->seq.n_pos += chunk;
@@ -277,9 +320,10 @@ lg_context_eval(lg_context *c, const lg_token *tokens, int32_t n,
 	return LG_OK;
 }
 
-lg_status
-lg_context_eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
-					  float *logits, lg_error *err)
+/* lg_context_eval_batch and its device-sampling form (params and ids given). */
+static lg_status
+eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs, float *logits,
+		   const lg_device_sample *params, lg_token *ids, lg_error *err)
 {
 	const lg_hparams *hp = &c->model->hp;
 	const int32_t bs = lg_kv_cache_block_size(c->kv);
@@ -324,10 +368,87 @@ lg_context_eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
 			c->out_rows[b.n_out++] = b.n - 1;
 	}
 
-	st = forward_fns[hp->arch] (c, &b, logits, err);
+	st = lg_context_run_sample(c, &b, logits, params, ids, err);
 	if (st != LG_OK)
 		return st;
 	for (int32_t s = 0; s < n_seqs; s++)
 		seqs[s].kv->n_pos += seqs[s].n_tokens;
 	return LG_OK;
+}
+
+lg_status
+lg_context_eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
+					  float *logits, lg_error *err)
+{
+	return eval_batch(c, seqs, n_seqs, logits, NULL, NULL, err);
+}
+
+bool
+lg_context_can_sample(const lg_context *c)
+{
+	return c->be->sample != NULL;
+}
+
+lg_status
+lg_context_eval_batch_sample(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
+							 const lg_device_sample *params, lg_token *ids, lg_error *err)
+{
+	if (c->be->sample == NULL)
+		return lg_error_set(err, LG_ERR_UNSUPPORTED, "backend %s does not sample on the device", c->be->name);
+	if (params == NULL || ids == NULL)
+		return lg_error_set(err, LG_ERR_ARG, "device sampling needs parameters and room for the tokens");
+	return eval_batch(c, seqs, n_seqs, NULL, params, ids, err);
+}
+
+lg_status
+lg_context_run(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err)
+{
+	return lg_context_run_sample(c, b, logits, NULL, NULL, err);
+}
+
+lg_status
+lg_context_run_sample(lg_context *c, const lg_fwd_batch *b, float *logits,
+					  const lg_device_sample *params, lg_token *ids, lg_error *err)
+{
+	lg_backend *be = c->be;
+	const int32_t n_vocab = c->model->hp.n_vocab;
+	lg_step_info info = {.n_rows = b->n, .n_seqs = b->n_seqs, .decode = b->n == b->n_seqs};
+	float	   *out = NULL;
+	size_t		out_floats = (size_t) b->n_out * n_vocab;
+	lg_status	st;
+
+	if ((logits != NULL || params != NULL) && b->n_out > 0)
+	{
+		if (params == NULL && lg_backend_is_host(be))
+			out = logits;
+		else
+		{
+			/* logits land in backend memory first; grown before the step, never during it */
+			if (c->logits_cap < out_floats)
+			{
+				lg_backend_buf_free(be, c->logits_buf);
+				c->logits_cap = 0;
+				c->logits_buf = lg_backend_alloc(be, out_floats * sizeof(float), err);
+				if (c->logits_buf == NULL)
+					return err ? err->status : LG_ERR_NOMEM;
+				c->logits_cap = out_floats;
+			}
+			out = c->logits_buf;
+		}
+	}
+	if (be->step_begin && (st = be->step_begin(be, &info, err)) != LG_OK)
+		return st;
+	st = forward_fns[c->model->hp.arch] (c, b, out, err);
+	if (be->step_end)
+	{
+		lg_status	st_end = be->step_end(be, st != LG_OK, st == LG_OK ? err : NULL);
+
+		if (st == LG_OK)
+			st = st_end;
+	}
+	if (st == LG_OK && out != NULL && params != NULL)
+		st = be->sample(be, ids, out, b->n_out, n_vocab, params, err);
+	else if (st == LG_OK && out != NULL && out != logits)
+		st = lg_backend_read(be, logits, out, out_floats * sizeof(float), err);
+	return st;
 }

@@ -48,6 +48,10 @@ struct lg_context
 	float	   *hb;				/* [n_batch][n_ff] gate */
 	float	   *hb2;			/* [n_batch][n_ff] up */
 	float	   *attn_scratch;
+	float	   *logits_buf;		/* backend memory for logits (device backends) */
+	size_t		logits_cap;		/* floats logits_buf holds */
+	const void *mapped_weights;	/* the region map_weights was given, or NULL */
+	int32_t    *slots;			/* [n_batch] each row's KV pool row */
 	int32_t    *positions;		/* [n_batch] each row's position in its sequence */
 	lg_token   *btokens;		/* [n_batch] a batch's tokens, gathered */
 	lg_fwd_seq *bseqs;			/* [n_batch] a batch's sequences */
@@ -72,6 +76,15 @@ lg_context_aborted(const lg_context *c)
  */
 typedef lg_status (*lg_forward_fn) (lg_context *c, const lg_fwd_batch *b,
 									float *logits, lg_error *err);
+
+/*
+ * Run forward over b on c's backend: step_begin, forward, step_end, then
+ * the logits (b->n_out rows) copied to the host array logits when given.
+ */
+lg_status	lg_context_run(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err);
+/* The same, with params given: ids[k] = a token drawn on the device from output row k. */
+lg_status	lg_context_run_sample(lg_context *c, const lg_fwd_batch *b, float *logits,
+								  const lg_device_sample *params, lg_token *ids, lg_error *err);
 
 lg_status	lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err);
 

@@ -34,10 +34,22 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 		.scale = 1.0f / sqrtf((float) hp->head_dim), .scratch = c->attn_scratch,
 	};
 
-	/* each row's position in its own sequence, for RoPE */
+	/*
+	 * each row's position in its own sequence (RoPE) and its pool row
+	 * (the KV store of every layer)
+	 */
 	for (int32_t s = 0; s < b->n_seqs; s++)
+	{
+		const lg_kv_seq *kv = b->seqs[s].kv;
+
 		for (int32_t i = 0; i < b->seqs[s].n; i++)
-			c->positions[b->seqs[s].row0 + i] = b->seqs[s].kv->n_pos + i;
+		{
+			int32_t		p = kv->n_pos + i;
+
+			c->positions[b->seqs[s].row0 + i] = p;
+			c->slots[b->seqs[s].row0 + i] = kv->blocks[p / bs] * bs + p % bs;
+		}
+	}
 
 	/* x[n][d] = token embeddings */
 	if ((st = be->get_rows(be, c->x, &m->tok_embd, b->tokens, n)) != LG_OK)
@@ -68,19 +80,17 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 		be->rope(be, c->k, n, hp->n_head_kv, hp->head_dim, c->positions, &hp->rope);
 
 		/*
-		 * per sequence: cache its k, v in its blocks; its rows' att =
+		 * every row's k, v to its slot; per sequence, its rows' att =
 		 * softmax(q·kᵀ·scale, causal)·v over its positions 0..n_pos+n-1
 		 * (all sequences in one attention call)
 		 */
+		be->kv_store_slots(be, k_pool, c->kv_type, c->slots, c->k, n, kv_dim);
+		be->kv_store_slots(be, v_pool, c->kv_type, c->slots, c->v, n, kv_dim);
 		for (int32_t s = 0; s < b->n_seqs; s++)
 		{
 			const lg_fwd_seq *fs = &b->seqs[s];
 			lg_attn_args *a = &c->attn_args[s];
 
-			be->kv_store(be, k_pool, c->kv_type, fs->kv->blocks, bs, fs->kv->n_pos,
-						 c->k + fs->row0 * kv_dim, fs->n, kv_dim);
-			be->kv_store(be, v_pool, c->kv_type, fs->kv->blocks, bs, fs->kv->n_pos,
-						 c->v + fs->row0 * kv_dim, fs->n, kv_dim);
 			*a = a0;
 			a->out = c->att + fs->row0 * q_dim;
 			a->q = c->q + fs->row0 * q_dim;
@@ -111,10 +121,21 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 
 	if (logits == NULL || b->n_out == 0)
 		return LG_OK;
-	/* logits = rmsnorm(x)·Woutput for the rows asked: gathered, one product */
-	for (int32_t i = 0; i < b->n_out; i++)
+	/*
+	 * logits = rmsnorm(x)·Woutput for the rows asked: gathered, one
+	 * product; a run of consecutive rows (every row of a decode step) is
+	 * one rmsnorm call
+	 */
+	for (int32_t i = 0; i < b->n_out;)
+	{
+		int32_t		run = 1;
+
+		while (i + run < b->n_out && b->out_rows[i + run] == b->out_rows[i] + run)
+			run++;
 		be->rmsnorm(be, c->xb + i * d, c->x + b->out_rows[i] * d, m->output_norm.data,
-					1, d, hp->rms_eps);
+					run, d, hp->rms_eps);
+		i += run;
+	}
 	if ((st = be->matmul(be, logits, &m->output, c->xb, b->n_out)) != LG_OK)
 		return lg_error_set(err, st, "output projection failed");
 	return LG_OK;

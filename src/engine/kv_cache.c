@@ -38,6 +38,8 @@ struct lg_kv_cache
 	bool		prefix_cache;
 	void	  **k;				/* [n_layer] -> [n_blocks][block_size][kv_dim] */
 	void	  **v;
+	void	   *pool;			/* the one allocation k and v point into */
+	lg_backend *be;				/* whose memory pool is; NULL: host */
 
 	int32_t    *ref;			/* [n_blocks] sequences holding the block */
 	int32_t    *free_list;		/* stack of free block ids */
@@ -190,10 +192,34 @@ lg_kv_cache_new(const struct lg_model *m, const lg_kv_cache_params *p, lg_error 
 	layer_bytes = block_bytes / 2 / (size_t) kv->n_layer * (size_t) kv->n_blocks;
 	kv->k = kv_calloc(kv->n_layer, sizeof(void *), &ok);
 	kv->v = kv_calloc(kv->n_layer, sizeof(void *), &ok);
-	for (int il = 0; ok && il < kv->n_layer; il++)
+	if (ok)
 	{
-		kv->k[il] = kv_calloc(layer_bytes, 1, &ok);
-		kv->v[il] = kv_calloc(layer_bytes, 1, &ok);
+		/*
+		 * every layer's K and V in one allocation, in the backend's memory
+		 * (a device's, so attention reads it where it computes)
+		 */
+		lg_error	aerr;
+
+		kv->be = p->backend;
+		kv->pool = p->backend ? lg_backend_alloc(p->backend, 2 * layer_bytes * kv->n_layer, &aerr)
+			: calloc(2 * (size_t) kv->n_layer, layer_bytes ? layer_bytes : 1);
+		if (kv->pool == NULL)
+		{
+			if (p->backend)
+				lg_error_set(err, aerr.status, "the KV cache of %d blocks (%.1f MiB) does not fit on %s: %s",
+							 kv->n_blocks, (double) block_bytes * kv->n_blocks / (1024.0 * 1024.0),
+							 p->backend->name, aerr.msg);
+			else
+				lg_error_set(err, LG_ERR_NOMEM, "out of memory for a KV cache of %d blocks (%.1f MiB)",
+							 kv->n_blocks, (double) block_bytes * kv->n_blocks / (1024.0 * 1024.0));
+			lg_kv_cache_free(kv);
+			return NULL;
+		}
+		for (int il = 0; il < kv->n_layer; il++)
+		{
+			kv->k[il] = (char *) kv->pool + (size_t) (2 * il) * layer_bytes;
+			kv->v[il] = (char *) kv->pool + (size_t) (2 * il + 1) * layer_bytes;
+		}
 	}
 	kv->ref = kv_calloc(kv->n_blocks, sizeof(int32_t), &ok);
 	kv->free_list = kv_calloc(kv->n_blocks, sizeof(int32_t), &ok);
@@ -235,13 +261,10 @@ lg_kv_cache_free(lg_kv_cache *kv)
 {
 	if (kv == NULL)
 		return;
-	for (int il = 0; il < kv->n_layer; il++)
-	{
-		if (kv->k)
-			free(kv->k[il]);
-		if (kv->v)
-			free(kv->v[il]);
-	}
+	if (kv->be)
+		lg_backend_buf_free(kv->be, kv->pool);
+	else
+		free(kv->pool);
 	free(kv->k);
 	free(kv->v);
 	free(kv->ref);

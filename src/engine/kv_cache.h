@@ -41,6 +41,7 @@ typedef struct lg_kv_cache_params
 	int64_t		max_bytes;		/* with n_blocks 0: as many blocks as fit */
 	lg_kv_type	type;			/* LG_KV_F16 by default (0) */
 	bool		prefix_cache;	/* key full blocks by content and share them */
+	lg_backend *backend;		/* whose memory holds the pools (a GPU's); NULL: host */
 } lg_kv_cache_params;
 
 typedef struct lg_kv_stats
@@ -96,7 +97,7 @@ void		lg_kv_cache_set_hash_fn(lg_kv_cache *kv, lg_kv_hash_fn fn);
 
 /*
  * Layer il's storage: [n_blocks][block_size][n_head_kv * head_dim] values
- * of the cache's type.  Position p of a sequence is row
+ * of the cache's type, in the backend's memory (device memory for a GPU).  Position p of a sequence is row
  * blocks[p / bs] * bs + p % bs.
  */
 void	   *lg_kv_cache_k(lg_kv_cache *kv, int il);

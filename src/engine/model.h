@@ -84,8 +84,9 @@ typedef struct lg_context_params
 	int32_t		n_batch;		/* max tokens per forward call (prompt chunk); 0 = 512 */
 	lg_kv_type	kv_type;		/* LG_KV_F16 by default */
 	int32_t		n_threads;		/* 0 = all CPUs */
-	lg_backend *backend;		/* NULL: the context creates a CPU backend it owns */
+	lg_backend *backend;		/* NULL: the context creates a backend it owns */
 	bool		reference;		/* with backend NULL: scalar reference kernels */
+	const char *device;			/* with backend NULL: lg_backend_open's name; NULL = "cpu" */
 	/*
 	 * A shared paged KV cache (kv_cache.h) for lg_context_eval_batch; not
 	 * owned.  NULL: the context makes a private cache of n_ctx positions
@@ -105,6 +106,8 @@ void		lg_context_reset(lg_context *c);
 lg_status	lg_context_truncate(lg_context *c, int32_t pos, lg_error *err);
 int32_t		lg_context_pos(const lg_context *c);	/* tokens in the cache */
 int32_t		lg_context_n_ctx(const lg_context *c);
+/* Name of the backend the context computes on: "cpu", "cuda:0". */
+const char *lg_context_device(const lg_context *c);
 const lg_model *lg_context_model(const lg_context *c);
 
 /*
@@ -149,6 +152,16 @@ typedef struct lg_batch_seq
  */
 lg_status	lg_context_eval_batch(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
 								  float *logits, lg_error *err);
+/*
+ * lg_context_eval_batch with the next tokens drawn on the device: for the
+ * k-th sequence with want_logits, ids[k] gets a token sampled with
+ * params[k], and the logits never leave the device.  LG_ERR_UNSUPPORTED
+ * when the backend cannot sample (see lg_context_can_sample).
+ */
+lg_status	lg_context_eval_batch_sample(lg_context *c, lg_batch_seq *seqs, int32_t n_seqs,
+										 const lg_device_sample *params, lg_token *ids, lg_error *err);
+/* Whether the context's backend samples on the device. */
+bool		lg_context_can_sample(const lg_context *c);
 int32_t		lg_context_n_batch(const lg_context *c);
 
 #endif							/* LG_MODEL_H */

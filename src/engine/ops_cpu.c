@@ -208,6 +208,29 @@ lg_cpu_kv_store(lg_backend *be, void *cache, lg_kv_type kv_type,
 	}
 }
 
+/* lg_backend.kv_store_slots: pool row slots[i] = row i of x. */
+void
+lg_cpu_kv_store_slots(lg_backend *be, void *cache, lg_kv_type kv_type,
+					  const int32_t *slots, const float *x, int64_t n, int64_t d)
+{
+	lg_cpu_ctx *ctx = lg_cpu_ctx_of(be);
+
+	for (int64_t i = 0; i < n;)
+	{
+		int64_t		nr = 1;
+		const int64_t row = slots[i];
+
+		/* rows going to consecutive slots are one copy */
+		while (i + nr < n && slots[i + nr] == row + nr)
+			nr++;
+		if (kv_type == LG_KV_F32)
+			memcpy((float *) cache + row * d, x + i * d, (size_t) (nr * d) * sizeof(float));
+		else
+			ctx->k.f32_to_f16(x + i * d, (lg_f16 *) cache + row * d, nr * d);
+		i += nr;
+	}
+}
+
 /*
  * lg_backend.swiglu: g = silu(g) * u, a row at a time so that a value's
  * result (vector loop or scalar tail) never depends on the batch.

@@ -886,6 +886,25 @@ lg_sampler_sample(lg_sampler *s, const float *logits, lg_sample_result *res)
 	return lg_sampler_sample_masked(s, logits, NULL, res);
 }
 
+bool
+lg_sampler_device_ok(const lg_sampler *s)
+{
+	return s->p.n_logit_bias == 0 && s->counts == NULL && s->p.typical_p >= 1.0f;
+}
+
+void
+lg_sampler_device_params(lg_sampler *s, lg_device_sample *out)
+{
+	out->temperature = s->p.temperature > 0.0f ? s->p.temperature : 0.0f;
+	out->top_k = s->p.top_k;
+	out->top_p = s->p.top_p;
+	out->min_p = s->p.min_p;
+	out->u = out->temperature > 0.0f ? (float) rng_uniform(s->rng) : 0.0f;
+	/* a float rounded up to 1 would put the draw past the last candidate */
+	if (out->u >= 1.0f)
+		out->u = 0x1.fffffep-1f;
+}
+
 /* lg_sampler_sample with the tokens outside allowed banned first. */
 lg_token
 lg_sampler_sample_masked(lg_sampler *s, const float *logits, const uint64_t *allowed,

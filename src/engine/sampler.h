@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "backend.h"
 #include "lg_error.h"
 #include "vocab.h"
 
@@ -109,6 +110,18 @@ uint64_t	lg_sampler_seed(const lg_sampler *s);
  * recorded by default).  Ids outside [0, n_vocab) are ignored.
  */
 void		lg_sampler_accept(lg_sampler *s, lg_token t);
+
+/*
+ * Device sampling (lg_backend.sample) implements top-k, top-p, min-p and
+ * temperature.  lg_sampler_device_ok: whether s uses nothing else (no logit
+ * bias, no penalties, no typical-p).  lg_sampler_device_params fills *out
+ * and, for temperature > 0, takes the draw's uniform from s's RNG as
+ * lg_sampler_sample would, so a seed gives the same stream either way
+ * (up to float rounding on the device).  After the device picked t, call
+ * lg_sampler_accept(s, t).
+ */
+bool		lg_sampler_device_ok(const lg_sampler *s);
+void		lg_sampler_device_params(lg_sampler *s, lg_device_sample *out);
 /*
  * Pick the next token from n_vocab logits (not modified).  The chosen token
  * is accepted into the history.  res may be NULL.  NaN logits count as

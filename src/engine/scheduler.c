@@ -92,6 +92,10 @@ struct lg_sched
 	lg_sched_params p;
 	lg_kv_cache *kv;
 	lg_context *ctx;
+	lg_backend *be;				/* the context's backend */
+	lg_device_sample *dev_params;	/* [max_seqs] a step's device sampling, by logits row */
+	lg_token   *dev_ids;		/* [max_seqs] the tokens the device drew */
+	bool		own_be;			/* made here from p.device */
 	int32_t		n_vocab;
 	int32_t		block_size;
 	int32_t		n_blocks;		/* the pool's, fixed (read without the lock) */
@@ -209,12 +213,28 @@ lg_sched_new(const lg_model *m, const lg_sched_params *params, lg_error *err)
 	s->batch = calloc((size_t) p.max_seqs, sizeof(*s->batch));
 	s->owners = calloc((size_t) p.max_seqs, sizeof(*s->owners));
 	s->logits = malloc(sizeof(float) * (size_t) p.max_seqs * (size_t) s->n_vocab);
-	if (!s->queue || !s->run || !s->batch || !s->owners || !s->logits)
+	s->dev_params = calloc((size_t) p.max_seqs, sizeof(*s->dev_params));
+	s->dev_ids = calloc((size_t) p.max_seqs, sizeof(*s->dev_ids));
+	if (!s->queue || !s->run || !s->batch || !s->owners || !s->logits || !s->dev_params || !s->dev_ids)
 	{
 		lg_error_set(err, LG_ERR_NOMEM, "out of memory for a scheduler of %d sequences", (int) p.max_seqs);
 		lg_sched_free(s);
 		return NULL;
 	}
+	/* the backend first: the KV pools live in its memory */
+	s->be = p.backend;
+	if (s->be == NULL)
+	{
+		s->be = lg_backend_open(p.device ? p.device : "cpu", p.n_threads, err);
+		if (s->be == NULL)
+		{
+			lg_sched_free(s);
+			return NULL;
+		}
+		s->own_be = true;
+	}
+	p.kv.backend = lg_backend_is_host(s->be) ? NULL : s->be;
+	s->p.kv.backend = p.kv.backend;
 	s->kv = lg_kv_cache_new(m, &p.kv, err);
 	if (s->kv == NULL)
 	{
@@ -227,7 +247,7 @@ lg_sched_new(const lg_model *m, const lg_sched_params *params, lg_error *err)
 	cp.n_batch = p.max_batch_tokens;
 	cp.kv_type = lg_kv_cache_type(s->kv);
 	cp.n_threads = p.n_threads;
-	cp.backend = p.backend;
+	cp.backend = s->be;
 	cp.kv = s->kv;
 	s->ctx = lg_context_new(m, &cp, err);
 	if (s->ctx == NULL)
@@ -296,6 +316,8 @@ lg_sched_free(lg_sched *s)
 		lg_context_free(s->ctx);
 	if (s->kv)
 		lg_kv_cache_free(s->kv);
+	if (s->own_be && s->be)
+		s->be->free(s->be);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s->queue);
@@ -303,6 +325,8 @@ lg_sched_free(lg_sched *s)
 	free(s->batch);
 	free(s->owners);
 	free(s->logits);
+	free(s->dev_params);
+	free(s->dev_ids);
 	free(s);
 }
 
@@ -832,6 +856,7 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 	int32_t		nb;
 	int32_t		row = 0;
 	lg_status	st;
+	bool		on_device;
 
 	pthread_mutex_lock(&s->lock);
 	*busy = s->n_queue > 0 || s->n_run > 0;
@@ -881,7 +906,27 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 		goto out;
 
 	memset(&e, 0, sizeof(e));
-	st = lg_context_eval_batch(s->ctx, s->batch, nb, s->logits, &e);
+	/*
+	 * When every sequence wanting a token samples with what the device
+	 * implements (no grammar, bias or penalties), the device draws the
+	 * tokens and only their ids come back; otherwise the logits do.
+	 */
+	on_device = !s->p.host_sampling && lg_context_can_sample(s->ctx);
+	for (int32_t i = 0; on_device && i < nb; i++)
+		if (s->batch[i].want_logits &&
+			(s->owners[i]->gp.grammar != NULL || !lg_sampler_device_ok(s->owners[i]->sampler)))
+			on_device = false;
+	if (on_device)
+	{
+		int32_t		k = 0;
+
+		for (int32_t i = 0; i < nb; i++)
+			if (s->batch[i].want_logits)
+				lg_sampler_device_params(s->owners[i]->sampler, &s->dev_params[k++]);
+		st = lg_context_eval_batch_sample(s->ctx, s->batch, nb, s->dev_params, s->dev_ids, &e);
+	}
+	else
+		st = lg_context_eval_batch(s->ctx, s->batch, nb, s->logits, &e);
 	for (int32_t i = 0; i < nb; i++)
 	{
 		sched_seq  *q = s->owners[i];
@@ -900,7 +945,21 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 		lg_kv_seq_commit(s->kv, &q->kv, q->tokens);
 		if (!want_logits)
 			continue;
-		t = lg_stream_sample(&q->stream, q->sampler, s->logits + (size_t) row++ * s->n_vocab, NULL);
+		if (on_device)
+		{
+			t = s->dev_ids[row++];
+			if (t < 0 || t >= s->n_vocab)
+			{
+				lg_error_set(&qerr, LG_ERR_INTERNAL, "%s: the device sampler returned token %d of a vocabulary of %d",
+							 s->be->name, (int) t, (int) s->n_vocab);
+				retire(s, q);
+				seq_finish(s, q, LG_ERR_INTERNAL, &qerr);
+				continue;
+			}
+			lg_sampler_accept(q->sampler, t);
+		}
+		else
+			t = lg_stream_sample(&q->stream, q->sampler, s->logits + (size_t) row++ * s->n_vocab, NULL);
 		if (q->t_first == 0)
 			q->t_first = now_ms();
 		q->decoding = true;
@@ -925,4 +984,10 @@ out:
 	lg_kv_cache_stats(s->kv, &s->stats.kv);
 	pthread_mutex_unlock(&s->lock);
 	return LG_OK;
+}
+
+const char *
+lg_sched_device(const lg_sched *s)
+{
+	return s->be->name;
 }

@@ -54,7 +54,9 @@ typedef struct lg_sched_params
 	lg_kv_cache_params kv;
 	int32_t		aging_ms;		/* waiting this long raises the effective priority by 1; 0 = 1000 */
 	int32_t		n_threads;		/* CPU backend threads; 0 = all CPUs */
-	lg_backend *backend;		/* NULL: a CPU backend the scheduler owns */
+	lg_backend *backend;		/* NULL: one the scheduler opens from device and owns */
+	const char *device;			/* lg_backend_open's name: "cpu" (NULL), "cuda:0", "auto" */
+	bool		host_sampling;	/* never sample on the device, even where it could */
 } lg_sched_params;
 
 void		lg_sched_params_default(lg_sched_params *p);
@@ -154,5 +156,7 @@ lg_status	lg_sched_step(lg_sched *s, bool *busy, lg_error *err);
 /* Sleep until there is work or timeout_ms passes; true if there is work. */
 bool		lg_sched_wait(lg_sched *s, int timeout_ms);
 void		lg_sched_stats_get(lg_sched *s, lg_sched_stats *out);
+/* Name of the backend the scheduler computes on ("cpu", "cuda:0"). */
+const char *lg_sched_device(const lg_sched *s);
 
 #endif							/* LG_SCHEDULER_H */

@@ -12,6 +12,7 @@
 char	   *llamagpu_engine_path = NULL;
 char	   *llamagpu_socket_directory = NULL;
 int			llamagpu_threads = 0;
+char	   *llamagpu_device = NULL;
 int			llamagpu_kv_cache_size = 1024;
 int			llamagpu_context_size = 0;
 char	   *llamagpu_default_model = NULL;
@@ -26,6 +27,32 @@ bool		llamagpu_response_cache = false;
 int			llamagpu_response_cache_max_rows = 0;
 
 static char default_engine_path[MAXPGPATH];
+
+/*
+ * llamagpu.device: auto, cpu, or cuda:N / hip:N / gpu:N.  Only the form is
+ * checked here; whether the device exists is the engine's to say when it
+ * starts (it logs the reason and the supervisor reports it).
+ */
+static bool
+check_device(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+	const char *num = NULL;
+
+	if (v == NULL || pg_strcasecmp(v, "auto") == 0 || pg_strcasecmp(v, "cpu") == 0)
+		return true;
+	if (pg_strncasecmp(v, "cuda", 4) == 0)
+		num = v + 4;
+	else if (pg_strncasecmp(v, "hip", 3) == 0 || pg_strncasecmp(v, "gpu", 3) == 0)
+		num = v + 3;
+	if (num != NULL && *num == '\0')
+		return true;
+	if (num != NULL && *num == ':' && num[1] != '\0' && strlen(num + 1) <= 4 &&
+		strspn(num + 1, "0123456789") == strlen(num + 1))
+		return true;
+	GUC_check_errdetail("The device must be \"auto\", \"cpu\", or \"cuda:N\" (also \"hip:N\", \"gpu:N\").");
+	return false;
+}
 
 static const struct config_enum_entry log_level_options[] = {
 	{"error", 0, false},
@@ -75,6 +102,16 @@ LlamagpuGucInit(void)
 							0, 0, 1024,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llamagpu.device",
+							   "Where the engine computes: auto, cpu, or a GPU such as cuda:0.",
+							   "auto uses the first GPU when the engine was built with GPU support "
+							   "and a device is visible, otherwise the CPU.  Takes effect when the "
+							   "engine (re)starts.",
+							   &llamagpu_device,
+							   "auto",
+							   PGC_SIGHUP, 0,
+							   check_device, NULL, NULL);
 
 	DefineCustomIntVariable("llamagpu.kv_cache_size",
 							"Size of each loaded model's pool of KV cache blocks, shared by its running sequences.",

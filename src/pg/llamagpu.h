@@ -22,6 +22,7 @@
 extern char *llamagpu_engine_path;
 extern char *llamagpu_socket_directory;
 extern int	llamagpu_threads;
+extern char *llamagpu_device;
 extern int	llamagpu_kv_cache_size;
 extern int	llamagpu_context_size;
 extern char *llamagpu_default_model;

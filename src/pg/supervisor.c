@@ -114,6 +114,8 @@ build_argv(void)
 	args = lappend(args, pstrdup(LlamagpuSocketDir()));
 	args = lappend(args, pstrdup("--threads"));
 	args = lappend(args, psprintf("%d", llamagpu_threads));
+	args = lappend(args, pstrdup("--device"));
+	args = lappend(args, pstrdup(llamagpu_device && llamagpu_device[0] ? llamagpu_device : "auto"));
 	args = lappend(args, pstrdup("--kv-cache-size"));
 	args = lappend(args, psprintf("%d", llamagpu_kv_cache_size));
 	args = lappend(args, pstrdup("--ctx-size"));

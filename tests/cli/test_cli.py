@@ -280,6 +280,56 @@ class BadInput(unittest.TestCase):
         self.assertFails("tokenize", "-m", STORIES, "--jsonl", stdin=b'"unterminated\n', code=1)
 
 
+class Devices(unittest.TestCase):
+    """--device: the CPU by name gives what the default gives; a GPU name is refused
+    with its reason where this build or machine has none; bad names are errors."""
+
+    def test_cpu_is_the_default_here(self):
+        need(STORIES)
+        args = ("generate", "-m", STORIES, "-p", "Once upon a time", "-n", 24, "--temp", 0, "--json")
+        default = json.loads(run(*args).stdout)
+        cpu = json.loads(run(*args, "--device", "cpu").stdout)
+        self.assertEqual(default["text"], cpu["text"])
+        ids = "1,403,407,261"
+        a = json.loads(run("eval", "-m", STORIES, "--ids", ids, "--top", 5, "--json").stdout)
+        b = json.loads(run("eval", "-m", STORIES, "--ids", ids, "--top", 5, "--json", "--device", "CPU").stdout)
+        self.assertEqual(a, b)
+        bench = json.loads(run("bench", "-m", STORIES, "-p", 8, "-n", 4, "-r", 1, "--json",
+                               "--device", "cpu").stdout)
+        self.assertEqual(bench["device"], "cpu")
+        bench = json.loads(run("bench", "-m", STORIES, "-p", 0, "-n", 4, "-s", 3, "-r", 1, "--json",
+                               "--device", "cpu").stdout)
+        self.assertEqual(bench["device"], "cpu")
+
+    def test_bad_devices(self):
+        need(STORIES)
+        for dev, why in (("tpu:0", "unknown device"), ("cuda:x", "invalid device"),
+                         ("cuda:", "invalid device")):
+            p = run("generate", "-m", STORIES, "-p", "x", "--device", dev, check=False)
+            self.assertEqual(p.returncode, 1, dev)
+            self.assertIn(why, p.stderr.decode(), dev)
+        p = run("generate", "-m", STORIES, "-p", "x", "--device", "", check=False)
+        self.assertEqual(p.returncode, 2)
+
+    def test_gpu_without_one(self):
+        need(STORIES)
+        p = run("eval", "-m", STORIES, "--ids", "1,2", "--json", "--device", "cuda:0", check=False)
+        if p.returncode == 0:
+            self.skipTest("SKIP: this build has a GPU and the machine has a device")
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue("built without GPU support" in err or "no cuda device is visible" in err, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        # the engine server checks its device at start, not at the first model load
+        with tempfile.TemporaryDirectory() as d:
+            p = run("serve", "--socket-dir", d, "--device", "cuda:0", check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--device cuda:0", p.stderr.decode())
+            p = run("serve", "--socket-dir", d, "--device", "tpu", check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("unknown device", p.stderr.decode())
+
+
 class Grammar(unittest.TestCase):
     """`llamagpu grammar check|bench`: GBNF parsing, byte- and token-level checks, mask timing."""
 
