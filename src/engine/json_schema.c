@@ -8,14 +8,32 @@
  * recursion costs nothing, and only a recursion that consumes no input
  * (left recursion) is refused.
  */
+#include "grammar.h"
 #include "json_schema_impl.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define JS_MAX_DEPTH 200
+
+long
+js_bound_kw(js_ctx *c, const lg_json_node *s, const char *kw, long dflt, const char *path)
+{
+	const lg_json_node *v = lg_json_get(s, kw);
+
+	if (v == NULL)
+		return dflt;
+	/* floor, not a cast to long: 6.7e74 must not be converted out of range */
+	if (v->kind != LG_JSON_NUMBER || v->number < 0 || v->number != floor(v->number))
+		return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a non-negative integer", kw, path), dflt;
+	if (v->number > LG_GRAMMAR_MAX_REPEAT)
+		return js_fail(c, LG_ERR_UNSUPPORTED, "unsupported \"%s\" at %s: %.0f is above the largest bound the grammar engine enforces (%d)",
+					   kw, path, v->number, LG_GRAMMAR_MAX_REPEAT), dflt;
+	return (long) v->number;
+}
 
 /* Record the first error; returns false so callers can `return js_fail(...)`. */
 bool

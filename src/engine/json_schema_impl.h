@@ -102,6 +102,13 @@ bool		js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *
 
 /* json_schema_string.c */
 bool		js_string_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out);
+/*
+ * A length or count keyword (minLength, maxItems, …): its value, or dflt
+ * when absent or on error (recorded).  A value above the largest bound the
+ * grammar engine counts (LG_GRAMMAR_MAX_REPEAT) is unsupported, not
+ * relaxed.
+ */
+long		js_bound_kw(js_ctx *c, const lg_json_node *s, const char *kw, long dflt, const char *path);
 bool		js_literal_expr(js_ctx *c, const lg_json_node *v, lg_buf *out);
 bool		js_gbnf_lit(lg_buf *out, const char *s, size_t n);
 bool		js_json_encode(lg_buf *out, const char *s, size_t n);

@@ -521,19 +521,6 @@ js_items_add(js_ctx *c, js_item **items, size_t *n, size_t *cap, const char *nam
 	return (long) (*n)++;
 }
 
-/* A non-negative integer keyword, or dflt. */
-static long
-js_count_kw(js_ctx *c, const lg_json_node *s, const char *kw, long dflt, const char *path)
-{
-	const lg_json_node *v = lg_json_get(s, kw);
-
-	if (v == NULL)
-		return dflt;
-	if (v->kind != LG_JSON_NUMBER || v->number < 0 || v->number != (double) (long) v->number)
-		return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a non-negative integer", kw, path), dflt;
-	return (long) v->number;
-}
-
 bool
 js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 {
@@ -945,8 +932,8 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 		q.c = c;
 		q.items = items;
 		q.n = n;
-		q.lo = js_count_kw(c, s, "minProperties", 0, path);
-		q.hi = js_count_kw(c, s, "maxProperties", -1, path);
+		q.lo = js_bound_kw(c, s, "minProperties", 0, path);
+		q.hi = js_bound_kw(c, s, "maxProperties", -1, path);
 		if (c->st != LG_OK)
 			goto done;
 		if (extra.len)
@@ -1018,8 +1005,8 @@ js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 	const lg_json_node *prefix = lg_json_get(s, "prefixItems");
 	const lg_json_node *tuple = NULL, *rest = NULL;
 	const char *rest_kw = "items";
-	long		lo = js_count_kw(c, s, "minItems", 0, path);
-	long		hi = js_count_kw(c, s, "maxItems", -1, path);
+	long		lo = js_bound_kw(c, s, "minItems", 0, path);
+	long		hi = js_bound_kw(c, s, "maxItems", -1, path);
 	size_t		k = 0;
 	const char **tr = NULL;
 	const char *rr = NULL;

@@ -217,31 +217,11 @@ js_literal_expr(js_ctx *c, const lg_json_node *v, lg_buf *out)
 	}
 }
 
-/* A non-negative integer keyword, or -1 when absent. */
-static long
-js_len_kw(js_ctx *c, const lg_json_node *s, const char *kw, const char *path)
-{
-	const lg_json_node *v = lg_json_get(s, kw);
-
-	if (v == NULL)
-		return -1;
-	if (v->kind != LG_JSON_NUMBER || v->number < 0 || v->number != floor(v->number))
-		return js_fail(c, LG_ERR_FORMAT, "\"%s\" at %s is not a non-negative integer", kw, path), -1;
-	/* beyond any string a model writes (and beyond long): no upper bound, an unmeetable lower one */
-	if (v->number > 1e15)
-	{
-		if (strcmp(kw, "maxLength") == 0)
-			return -1;
-		return js_fail(c, LG_ERR_UNSUPPORTED, "\"%s\" at %s is too large", kw, path), -1;
-	}
-	return (long) v->number;
-}
-
 bool
 js_string_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 {
-	long		lo = js_len_kw(c, s, "minLength", path);
-	long		hi = js_len_kw(c, s, "maxLength", path);
+	long		lo = js_bound_kw(c, s, "minLength", -1, path);
+	long		hi = js_bound_kw(c, s, "maxLength", -1, path);
 	const lg_json_node *pat = lg_json_get(s, "pattern");
 	const lg_json_node *fmt = lg_json_get(s, "format");
 	const char *regex = NULL;

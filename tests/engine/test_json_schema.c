@@ -285,6 +285,13 @@ test_refs(void **state)
 	expect_error("{\"$ref\":\"#\"}", LG_ERR_UNSUPPORTED, "unsupported recursion at #");
 	expect_error("{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":\"null\"}]}", LG_ERR_UNSUPPORTED, "recursion");
 	expect_error("{\"$ref\":\"other.json#/a\"}", LG_ERR_UNSUPPORTED, "remote reference \"other.json#/a\"");
+	/* bounds beyond what the grammar engine counts are refused, never relaxed (found by fuzzing) */
+	expect_error("{\"maxLength\":6666664}", LG_ERR_UNSUPPORTED,
+				 "unsupported \"maxLength\" at #: 6666664 is above the largest bound");
+	expect_error("{\"type\":\"string\",\"maxLength\":6.7e74}", LG_ERR_UNSUPPORTED, "\"maxLength\"");
+	expect_error("{\"type\":\"array\",\"minItems\":1e300}", LG_ERR_UNSUPPORTED, "\"minItems\"");
+	expect_error("{\"type\":\"object\",\"maxProperties\":2000000}", LG_ERR_UNSUPPORTED, "\"maxProperties\"");
+	expect_error("{\"type\":\"string\",\"minLength\":1.5}", LG_ERR_FORMAT, "not a non-negative integer");
 	expect_error("{\"properties\":{\"a\":{\"$ref\":\"#/definitions/missing\"}}}", LG_ERR_FORMAT,
 				 "\"$ref\" at #/properties/a: no such location");
 }
