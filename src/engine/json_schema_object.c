@@ -17,6 +17,8 @@
 #include <string.h>
 
 #define JS_MAX_COUNT 64
+#define JS_NAME_DEPTH_PER_RULE 48	/* code points of a name's exclusion one rule nests */
+#define JS_NAME_MAX 1024		/* longer declared names: no additional members (a subset) */
 #define JS_ESC_SYM 0x200000		/* a name's \" or \\ escape, as one trie symbol */			/* min/maxProperties and counted states beyond this: refused */
 
 /* One member the sequence may write. */
@@ -148,7 +150,26 @@ js_not_names(js_ctx *c, js_name *names, size_t n, size_t d, const char *kchar, l
 					js_class_cp(b, ch);
 					lg_buf_append(b, "] ", 2);
 				}
-				if (longer)
+				if (longer && (d + 1) % JS_NAME_DEPTH_PER_RULE == 0)
+				{
+					/*
+					 * a long name: continue in a rule of its own, so no
+					 * rule nests deeper than the GBNF parser allows
+					 */
+					lg_buf		sb;
+					const char *r = NULL;
+
+					lg_buf_init(&sb);
+					js_not_names(c, sub, ns, d + 1, kchar, &sb);
+					if (sb.data)
+						r = js_rule_add(c, "key-tail", sb.data);
+					else
+						js_oom(c);
+					lg_buf_free(&sb);
+					if (r)
+						lg_buf_appendf(b, "%s%s", r, ends ? "" : "?");
+				}
+				else if (longer)
 				{
 					js_not_names(c, sub, ns, d + 1, kchar, b);
 					if (!ends)
@@ -220,6 +241,9 @@ js_other_key(js_ctx *c, js_item *items, size_t n, const char *prefix, const char
 		names[i].n = k;
 		if (k == 0)
 			empty = true;
+		/* excluding a very long name would recurse once per code point */
+		if (k > JS_NAME_MAX)
+			plain = false;
 	}
 	if (prefix && plain)
 	{

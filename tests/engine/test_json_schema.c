@@ -442,6 +442,42 @@ test_prefix(void **state)
 	lg_buf_free(&out);
 }
 
+/*
+ * Declared names far longer than a rule may nest (found by fuzzing): the
+ * exclusion of a 300-character name spans several rules and still keeps
+ * the declared name to its own schema; a name past JS_NAME_MAX allows no
+ * additional members (a subset, never an invalid value).
+ */
+static void
+test_long_names(void **state)
+{
+	char		name[301],
+				schema[512],
+				same[512],
+				prefix[512],
+				longer[512],
+				other[512];
+	char	   *huge = malloc(2100 * 2 + 200);
+
+	memset(name, 'k', 300);
+	name[300] = '\0';
+	name[150] = '}';
+	snprintf(schema, sizeof(schema), "{\"properties\":{\"%s\":{\"type\":\"integer\"}}}", name);
+	snprintf(same, sizeof(same), "{\"%s\": \"x\"}", name);
+	snprintf(prefix, sizeof(prefix), "{\"%.*s\": \"x\"}", 270, name);
+	snprintf(longer, sizeof(longer), "{\"%sz\": \"x\"}", name);
+	snprintf(other, sizeof(other), "{\"%s\": 7}", name);
+	check(schema, GOOD(other, prefix, longer, "{\"a\": \"x\"}"), BAD(same));
+
+	assert_non_null(huge);
+	memset(huge, 0, 2100 * 2 + 200);
+	strcpy(huge, "{\"properties\":{\"");
+	memset(huge + strlen(huge), 'n', 2000);
+	strcat(huge, "\":{\"type\":\"integer\"}}}");
+	check(huge, GOOD("{}"), BAD("{\"a\": 1}"));
+	free(huge);
+}
+
 int
 main(void)
 {
@@ -459,6 +495,7 @@ main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_unsupported),
 		cmocka_unit_test(test_prefix),
+		cmocka_unit_test(test_long_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
