@@ -1,6 +1,6 @@
 /*
- * kernels_emu.cpp — kernels/ run on the host through emu.h (a thread per
- * GPU thread), against the CPU reference: lg_gpu_matmul (matrix-vector
+ * test_quant_emu.cc — kernels/ run on the host through the emulator
+ * (tests/gpu_emu: a block's threads as fibers), against the CPU reference: lg_gpu_matmul (matrix-vector
  * kernels for n <= 8, aligned and not, k split or not; the tiled GEMM
  * above), lg_gpu_matmul_half (the GEMM on F16/BF16 activations), get_rows and
  * dequantize_f16, for every supported type, with shapes that leave tails
@@ -11,28 +11,21 @@
  * sources, not the GPU's behaviour (memory model, timing, the real
  * intrinsics): the device check still runs them on a GPU.
  */
-#include "emu.h"
-
-#include <cstdlib>
-
-thread_local dim3 threadIdx, blockIdx;
-dim3		blockDim, gridDim;
-std::barrier<> *lg_emu_block_bar;
-std::vector<std::unique_ptr<std::barrier<>>> lg_emu_warp_bar;
-std::vector<float> lg_emu_xch;
-
-static char last_error[512];
-
-lg_gpu_status
-lg_gpu_set_error(lg_gpu_status st, const char *fmt, ...)
+extern "C"
 {
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-	return st;
+#include "lg_types.h"
 }
+#include "lg_kernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+/* the message runtime.cu recorded for the last failure */
+#define last_error lg_gpu_last_error()
 
 static int	failures;
 
