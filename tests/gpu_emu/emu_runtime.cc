@@ -115,7 +115,9 @@ submit(cudaStream_t s, const void *func, std::function<void()> run)
 	std::lock_guard<std::recursive_mutex> lock(mu);
 
 	if (s != NULL && s->capturing)
+	{
 		s->ops.push_back(emu_op{func, std::move(run)});
+	}
 	else
 		run();
 }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define LG_GPU_PLATFORM "emu"
+#define LG_GPU_PLATFORM "cuda"	/* the emulated build stands in for the CUDA one: --device cuda:0 */
 #define LG_GPU_HAS_BLAS 1		/* tests/gpu_emu/emu_blas.cc: cuBLAS's GemmEx on the host */
 #define LG_EMU 1
 
@@ -202,6 +202,7 @@ float		lg_shfl(float v, int src_lane);
 extern void *lg_emu_dyn_smem;
 extern unsigned lg_emu_grid_cap;	/* emu.cc: 0, or the blocks along x that run */
 #include <functional>
+#include <tuple>
 /*
  * Run (or, while st is being captured, record) a launch: run is called once
  * per thread with threadIdx/blockIdx set.  The closure holds the arguments
@@ -209,6 +210,16 @@ extern unsigned lg_emu_grid_cap;	/* emu.cc: 0, or the blocks along x that run */
  */
 void		lg_emu_launch_fn(const void *func, dim3 grid, dim3 block, size_t smem, cudaStream_t st,
 							 std::function<void()> run);
+
+/* A kernel call with its arguments evaluated now, held by value in the parameters' types. */
+template <typename... P, typename... A>
+static std::function<void()>
+lg_emu_bind(void (*k) (P...), A &&...a)
+{
+	std::tuple<typename std::decay<P>::type...> t(std::forward<A>(a)...);
+
+	return [k, t]() { std::apply(k, t); };
+}
 
 template <typename F>
 static void
