@@ -31,11 +31,17 @@ step() {
 }
 q=
 [ "$mode" = quick ] && q=quick
-step test_attention_emu $E/test_attention_emu $q
+# two lanes, one per core; each step logs to $E/<step>.log and prints one line
+(
+	step check_kernels $E/check_kernels $( [ -n "$q" ] && echo --quick )
+	step test_attention_emu $E/test_attention_emu $q
+	step test_quant_emu $E/test_quant_emu
+	step test_quant_host $E/test_quant_host
+	exit $fail
+) &
+lane=$!
 step test_elem_emu $E/test_elem_emu $q
-step test_quant_emu $E/test_quant_emu
-step test_quant_host $E/test_quant_host
-step check_kernels $E/check_kernels --quick
 step test_backend_emu python3 tests/gpu_emu/test_backend_emu.py $q
+wait $lane || fail=1
 echo "gpu_emu: $( [ $fail = 0 ] && echo passed || echo FAILED ) in $(($(date +%s) - start)) s"
 exit $fail
