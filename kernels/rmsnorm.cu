@@ -12,6 +12,9 @@
  * rounding boundary.  A float accumulation would instead differ by ~1e-7
  * relative at every row; double costs d/256 adds per thread, nothing next
  * to the memory traffic, even where FP64 is slow.
+ *
+ * y may equal x for the float output; a half output must not overlap x
+ * (its rows are narrower, so a thread would overwrite another's input).
  */
 #include "common.cuh"
 #include "elem.cuh"

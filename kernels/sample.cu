@@ -2,7 +2,9 @@
  * sample.cu — sampling on the device, one block of 1024 threads per row of
  * logits, so that only token ids cross to the host.
  *
- * The subset of the CPU sampler (src/engine/sampler.c) it reproduces, in the
+ * The subset of the CPU sampler (src/engine/sampler.c) it reproduces (no
+ * logit bias, penalties, typical-p, grammar mask or log-probabilities: the
+ * engine samples on the host when a request needs those), in the
  * CPU's order: NaN logits count as -inf and +inf as FLT_MAX (clamp_logit);
  * temperature <= 0 is argmax, the lowest id winning a tie; otherwise top-k
  * (0 or >= n_vocab: off), top-p (1: off), min-p (0: off), each keeping at
