@@ -10,8 +10,8 @@ kernels/*.cu, runtime.cu, graph.cu and blas.cu built for the host
     absent): eval logits over the whole vocabulary, normalised max error
     <= 1e-4; greedy generate text identical (decode steps run as captured
     graphs, prompt steps eagerly); a batched bench run; one generation
-    through `llamagpu serve --device cuda:0` (the device sampler) equal to
-    the CLI's text;
+    through `llamagpu serve --device cuda:0` equal to the CLI's text, and a
+    seeded sampled one (the device sampler) equal to `serve --device cpu`'s;
   * a synthetic model per weight type (llamagpu synth): eval logits within
     a bound per type (tests/gpu/check_kernels.c's, times a few layers).
 
@@ -89,25 +89,34 @@ def stories():
     serve(cpu)
 
 
+def serve_gen(device, rid, **fields):
+    """One generation over the engine protocol on a `llamagpu serve --device DEVICE`."""
+    import test_cli
+    srv = test_cli.EngineServer("--device", device)
+    try:
+        c = srv.connect()
+        c.send("G", rid, model="stories", path=STORIES, **fields)
+        text, typ, _ = c.collect([rid], timeout=240)[rid]
+        c.close()
+        return text, typ
+    finally:
+        srv.stop()
+
+
 def serve(want):
-    """One greedy generation over the engine protocol on cuda:0 (device sampler)."""
+    """Generations through `llamagpu serve` (the scheduler; the device sampler on cuda:0)."""
     sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
     os.environ["LLAMAGPU_BIN"] = BIN
     import test_cli
     test_cli.BIN = BIN
-    srv = test_cli.EngineServer("--device", "cuda:0")
-    try:
-        c = srv.connect()
-        c.send("G", 1, model="stories", path=STORIES, prompt="Once upon a time", max_tokens=32, temperature=0)
-        text, typ, fields = c.collect([1], timeout=240)[1]
-        check(typ == "E" and text == want.rstrip("\n"), "serve --device cuda:0: %s %r (cli %r)" % (typ, text, want))
-        c.send("G", 2, model="stories", path=STORIES, prompt="The little dog", max_tokens=16,
-               temperature=0.8, seed=7)
-        text2, typ2, _ = c.collect([2], timeout=240)[2]
-        check(typ2 == "E" and len(text2) > 0, "serve --device cuda:0 sampled (temperature 0.8): %s %r" % (typ2, text2[:40]))
-        c.close()
-    finally:
-        srv.stop()
+    text, typ = serve_gen("cuda:0", 1, prompt="Once upon a time", max_tokens=32, temperature=0)
+    check(typ == "E" and text == want.rstrip("\n"), "serve --device cuda:0 greedy: %s %r (cli %r)" % (typ, text, want))
+    # seeded sampling: the device sampler draws with the engine RNG's u, the CPU sampler with the same
+    f = dict(prompt="The little dog", max_tokens=24, temperature=0.8, seed=7)
+    cpu, tc = serve_gen("cpu", 2, **f)
+    gpu, tg = serve_gen("cuda:0", 2, **f)
+    check(tc == "E" and tg == "E" and gpu == cpu and len(gpu) > 0,
+          "serve sampled (temperature 0.8, seed 7): cuda:0 %r, cpu %r" % (gpu, cpu))
 
 
 def synth(tmp, quick):
