@@ -3,6 +3,7 @@
 #   1. make check-engine         the engine's C tests (cmocka)
 #   1a. make GPU=cuda|hip        the GPU kernels compile (CUDA sm_80+sm_90, HIP), where
 #                                the toolkits are installed; a missing one is a SKIP
+#   1a'. tests/gpu_emu/run.sh    the GPU kernels and backend on the host emulator (no GPU)
 #   1b. tests/cli/test_cli.py    the llamagpu tool end to end (and 1c: again under ASan+UBSan)
 #   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
@@ -70,6 +71,17 @@ if [ -n "$hipcc_bin" ]; then
 	gpu_compile "HIP" GPU=hip HIPCC="$hipcc_bin"
 else
 	echo "SKIP: GPU build compiles: HIP: no hipcc on PATH or in /opt/rocm/bin"
+fi
+
+# 1a'. every kernels/*.cu, runtime.cu, graph.cu and blas.cu built as host C++ against the
+#      emulator (tests/gpu_emu: fibers, the runtime API, graphs, cuBLAS); the kernel tests,
+#      tests/gpu/check_kernels and `llamagpu --device cuda:0` against the CPU backend
+echo "== GPU kernels and backend on the emulator"
+if LLAMAGPU_SHARED="${LLAMAGPU_SHARED:-$ROOT/../shared}" timeout 600 sh tests/gpu_emu/run.sh quick >"$ROOT/build/gpu-emu.log" 2>&1; then
+	pass "GPU kernels and backend on the emulator"
+else
+	tail -30 "$ROOT/build/gpu-emu.log"
+	fail "GPU kernels and backend on the emulator"
 fi
 
 # 1b. the command-line tool end to end (stories260K against llama.cpp's records, synthetic

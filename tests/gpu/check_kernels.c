@@ -21,6 +21,8 @@
  *   check_kernels --bench    D2D bandwidth, matmul GB/s at decode shapes,
  *                            F16 GEMM TFLOP/s (lines starting "BENCH")
  *   check_kernels --device N use device N (default 0)
+ *   check_kernels --quick    fewer attention and sampling shapes (the host
+ *                            emulator, tests/gpu_emu, runs a block per core)
  */
 #include <float.h>
 #include <math.h>
@@ -47,6 +49,9 @@
  * attention 1.5e-4 (F16 KV), 4e-7 (F32 KV).  Each bound leaves 2x or more.
  */
 static const double bound_f32 = 1e-5;
+
+/* --quick: half the attention cases, 8 sampled rows per set instead of 32 */
+static bool quick;
 static const double bound_f16 = 1e-3;
 static const double bound_bf16 = 4e-3;	/* the CPU's bf16 activations keep 8 bits */
 static const double bound_quant = 3e-2;
@@ -958,6 +963,9 @@ check_attention(void)
 				int32_t		head_dim = hd ? 128 : 64;
 				int32_t		bs = b ? 32 : 16;
 
+				if (quick && (hd + b) % 2 != kt)	/* each head_dim and block size once per KV type */
+					continue;
+
 				check_attention_case(kt, head_dim, bs, 5, dec_tok, dec_pos, "decode");
 				check_attention_case(kt, head_dim, bs, 3, pr_tok, pr_pos, "prompt");
 				check_attention_case(kt, head_dim, bs, 4, mix_tok, mix_pos, "mixed");
@@ -1052,7 +1060,7 @@ check_sample(void)
 		{.temperature = 1.0f, .top_k = 5, .top_p = 1.0f, .min_p = 0.0f},
 		{.temperature = 0.5f, .top_k = 100, .top_p = 0.8f, .min_p = 0.02f},
 	};
-	const int64_t n = 32;
+	const int64_t n = quick ? 8 : 32;
 
 	for (size_t si = 0; si < sizeof(sets) / sizeof(sets[0]); si++)
 	{
@@ -1307,11 +1315,13 @@ main(int argc, char **argv)
 	{
 		if (strcmp(argv[i], "--bench") == 0)
 			do_bench = true;
+		else if (strcmp(argv[i], "--quick") == 0)
+			quick = true;
 		else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
 			device = atoi(argv[++i]);
 		else
 		{
-			fprintf(stderr, "usage: %s [--bench] [--device N]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--bench] [--quick] [--device N]\n", argv[0]);
 			return 2;
 		}
 	}

@@ -1,6 +1,7 @@
 /*
  * emu.cc — runs kernels built by tests/gpu_emu on the host: blocks one
- * after another, a block's threads as ucontext fibers on this thread,
+ * after another, a block's threads as fibers on this thread (started with
+ * makecontext, switched with _setjmp/_longjmp: no system call per switch),
  * switched at barriers.  __syncthreads waits for every live thread of the
  * block, a shuffle for every live lane of its 32-lane logical warp; a
  * round in which no fiber arrives anywhere is a deadlock (a barrier or a
@@ -15,6 +16,8 @@
 #include "gpu_compat.cuh"
 
 #include <map>
+#include <setjmp.h>
+#include <mutex>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ucontext.h>
@@ -22,6 +25,13 @@
 
 dim3		threadIdx, blockIdx, blockDim, gridDim;
 void	   *lg_emu_dyn_smem;
+
+/*
+ * Nonzero: launch at most lg_emu_grid_cap blocks along x (gridDim.x says
+ * so).  For grid-stride kernels only: fewer blocks
+ * still cover everything and exercise the stride (test_elem_emu sets 3).
+ */
+unsigned	lg_emu_grid_cap;
 static void *dyn_alloc;
 
 #define EMU_MAX_THREADS 1024
@@ -36,7 +46,9 @@ typedef struct emu_bar
 
 typedef struct emu_fiber
 {
-	ucontext_t	ctx;
+	ucontext_t	ctx;			/* for the start */
+	jmp_buf		jb;				/* where it waits */
+	bool		started;
 	bool		done;
 	bool		at_block;		/* waiting at __syncthreads for generation block_gen */
 	long		block_gen;
@@ -44,7 +56,7 @@ typedef struct emu_fiber
 } emu_fiber;
 
 static emu_fiber fibers[EMU_MAX_THREADS];
-static ucontext_t sched_ctx;
+static jmp_buf sched_jb;
 static int	cur;
 static unsigned n_threads;
 static emu_bar block_bar;
@@ -52,16 +64,15 @@ static emu_bar warp_bar[EMU_MAX_THREADS / 32];
 static float xch[EMU_MAX_THREADS];
 static int	xchi[EMU_MAX_THREADS];
 static long progress;
-static void (*emu_run) (void *);
-static void *emu_arg;
-static cudaError_t last_error;
+static const std::function<void()> *emu_run;
 static std::map<const void *, int> smem_limit;
 
 /* Back to the scheduler; it resumes us in a later round. */
 static void
 emu_yield(void)
 {
-	swapcontext(&fibers[cur].ctx, &sched_ctx);
+	if (!_setjmp(fibers[cur].jb))
+		_longjmp(sched_jb, 1);
 }
 
 /* Arrive at b and wait until all its live threads have. */
@@ -102,12 +113,12 @@ emu_drop(emu_bar *b)
 static void
 emu_fiber_main(void)
 {
-	emu_run(emu_arg);
+	(*emu_run) ();
 	fibers[cur].done = true;
 	progress++;
 	emu_drop(&block_bar);
 	emu_drop(&warp_bar[threadIdx.x / 32]);
-	swapcontext(&fibers[cur].ctx, &sched_ctx);
+	_longjmp(sched_jb, 1);
 }
 
 void
@@ -179,29 +190,6 @@ lg_emu_wmma_check(const void *p, unsigned ldm, size_t esz)
 }
 
 cudaError_t
-cudaGetLastError(void)
-{
-	cudaError_t e = last_error;
-
-	last_error = cudaSuccess;
-	return e;
-}
-
-const char *
-cudaGetErrorString(cudaError_t e)
-{
-	return e == cudaSuccess ? "no error" : e == cudaErrorInvalidConfiguration ? "invalid configuration argument" :
-		"invalid argument";
-}
-
-const char *
-cudaGetErrorName(cudaError_t e)
-{
-	return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidConfiguration ?
-		"cudaErrorInvalidConfiguration" : "cudaErrorInvalidValue";
-}
-
-cudaError_t
 cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value)
 {
 	if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value > 227 * 1024)
@@ -223,8 +211,9 @@ emu_block(void)
 		getcontext(&f->ctx);
 		f->ctx.uc_stack.ss_sp = f->stack;
 		f->ctx.uc_stack.ss_size = EMU_STACK;
-		f->ctx.uc_link = &sched_ctx;
+		f->ctx.uc_link = NULL;
 		makecontext(&f->ctx, emu_fiber_main, 0);
+		f->started = false;
 		f->done = false;
 		f->at_block = false;
 	}
@@ -259,7 +248,15 @@ emu_block(void)
 					ran = true;
 					cur = (int) i;
 					threadIdx = dim3(i, 0, 0);
-					swapcontext(&sched_ctx, &f->ctx);
+					if (!_setjmp(sched_jb))
+					{
+						if (!f->started)
+						{
+							f->started = true;
+							setcontext(&f->ctx);
+						}
+						_longjmp(f->jb, 1);
+					}
 				}
 				if (!ran || progress == wbefore)
 					break;
@@ -278,9 +275,15 @@ emu_block(void)
 	}
 }
 
-void
-lg_emu_launch_fn(const void *func, dim3 grid, dim3 block, size_t smem, void (*run)(void *), void *arg)
+/*
+ * Run one launch now (emu_runtime.cc decides when): false for a shape CUDA
+ * refuses.  One launch at a time: the engine's threads share the fibers.
+ */
+bool
+lg_emu_exec(const void *func, dim3 grid, dim3 block, size_t smem, const std::function<void()> &run)
 {
+	static std::recursive_mutex mu;
+	std::lock_guard<std::recursive_mutex> lock(mu);
 	std::map<const void *, int>::iterator it = smem_limit.find(func);
 	const size_t limit = it == smem_limit.end() ? 48 * 1024 : (size_t) it->second;
 
@@ -289,25 +292,26 @@ lg_emu_launch_fn(const void *func, dim3 grid, dim3 block, size_t smem, void (*ru
 	{
 		fprintf(stderr, "emu: bad launch grid (%u, %u, %u) block %u smem %zu (limit %zu)\n",
 				grid.x, grid.y, grid.z, block.x, smem, limit);
-		last_error = cudaErrorInvalidConfiguration;
-		return;
+		return false;
 	}
 	/* only 16-byte alignment is promised: start at 16 mod 32 to catch code relying on more */
 	free(dyn_alloc);
 	dyn_alloc = aligned_alloc(64, (smem + 16 + 63) / 64 * 64);
 	lg_emu_dyn_smem = (char *) dyn_alloc + 16;
 	gridDim = grid;
+	if (lg_emu_grid_cap > 0 && grid.x > lg_emu_grid_cap)
+		gridDim.x = lg_emu_grid_cap;
 	blockDim = block;
 	n_threads = block.x;
-	emu_run = run;
-	emu_arg = arg;
+	emu_run = &run;
 	for (unsigned z = 0; z < grid.z; z++)
 		for (unsigned y = 0; y < grid.y; y++)
-			for (unsigned x = 0; x < grid.x; x++)
+			for (unsigned x = 0; x < gridDim.x; x++)
 			{
 				blockIdx = dim3(x, y, z);
 				for (size_t i = 0; i < smem / sizeof(float); i++)
 					((float *) lg_emu_dyn_smem)[i] = NAN;
 				emu_block();
 			}
+	return true;
 }

@@ -4,7 +4,9 @@
 usage: prep.py OUTDIR kernels/a.cu kernels/b.cuh ...
 
 kernel<<<grid, block, smem, stream>>>(args);  becomes
-lg_emu_launch((const void *) kernel, grid, block, smem, stream, [=]() { kernel(args); });
+lg_emu_launch((const void *) kernel, grid, block, smem, stream, lg_emu_bind(kernel, args));
+(the arguments converted to the kernel's parameter types at the launch, as
+CUDA copies them: a graph replays those values, not the expressions)
 and `extern __shared__ T name[];` a pointer to the launch's dynamic shared
 memory.  The real gpu_compat.cuh is not copied: tests/gpu_emu's stands in.
 """
@@ -29,8 +31,9 @@ def launch(m):
     parts.append(cur.strip())
     while len(parts) < 4:
         parts.append('0' if len(parts) == 2 else '(cudaStream_t) 0')
-    return ('lg_emu_launch((const void *) %s, %s, [=]() { %s(%s); });'
-            % (kern, ', '.join(parts), kern, args))
+    args = args.strip()
+    return ('lg_emu_launch((const void *) %s, %s, lg_emu_bind(%s%s));'
+            % (kern, ', '.join(parts), kern, ', ' + args if args else ''))
 
 
 def main():

@@ -25,25 +25,8 @@ extern "C"
 
 static int	failures;
 
-/* lg_gpu_set_error as runtime.cu has it, kept for the messages. */
-static char last_msg[512];
-
-lg_gpu_status
-lg_gpu_set_error(lg_gpu_status st, const char *fmt, ...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
-	va_end(ap);
-	return st;
-}
-
-const char *
-lg_gpu_last_error(void)
-{
-	return last_msg;
-}
+/* the message runtime.cu recorded for the last failure */
+#define last_msg lg_gpu_last_error()
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -283,7 +266,7 @@ run_case(const char *name, int n_heads, int n_kv_heads, int D, int bs, int kv_ty
 static void
 expect_arg(const char *what, const lg_gpu_attn_args *a, const char *needle)
 {
-	last_msg[0] = '\0';
+	lg_gpu_set_error(LG_GPU_OK, "%s", "");
 	lg_gpu_status st = lg_gpu_attention(NULL, a);
 
 	if (st != LG_GPU_ERR_ARG || strstr(last_msg, needle) == NULL)

@@ -1,6 +1,6 @@
 /*
- * kernels_emu.cpp — kernels/ run on the host through emu.h (a thread per
- * GPU thread), against the CPU reference: lg_gpu_matmul (matrix-vector
+ * test_quant_emu.cc — kernels/ run on the host through the emulator
+ * (tests/gpu_emu: a block's threads as fibers), against the CPU reference: lg_gpu_matmul (matrix-vector
  * kernels for n <= 8, aligned and not, k split or not; the tiled GEMM
  * above), lg_gpu_matmul_half (the GEMM on F16/BF16 activations), get_rows and
  * dequantize_f16, for every supported type, with shapes that leave tails
@@ -11,28 +11,21 @@
  * sources, not the GPU's behaviour (memory model, timing, the real
  * intrinsics): the device check still runs them on a GPU.
  */
-#include "emu.h"
-
-#include <cstdlib>
-
-thread_local dim3 threadIdx, blockIdx;
-dim3		blockDim, gridDim;
-std::barrier<> *lg_emu_block_bar;
-std::vector<std::unique_ptr<std::barrier<>>> lg_emu_warp_bar;
-std::vector<float> lg_emu_xch;
-
-static char last_error[512];
-
-lg_gpu_status
-lg_gpu_set_error(lg_gpu_status st, const char *fmt, ...)
+extern "C"
 {
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-	return st;
+#include "lg_types.h"
 }
+#include "lg_kernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+/* the message runtime.cu recorded for the last failure */
+#define last_error lg_gpu_last_error()
 
 static int	failures;
 
@@ -44,13 +37,31 @@ static uint32_t next_u32(void) { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng 
 static float next_f(void) { return (float) (next_u32() >> 8) / 16777216.0f * 2.0f - 1.0f; }
 
 /* 64-byte aligned buffer of n bytes (+64 so an offset view stays inside). */
+/* Device memory (the emulated cudaMalloc: host memory cuBLAS's checks accept), cleared. */
 static uint8_t *
 alloc_bytes(size_t n)
 {
-	void	   *p = aligned_alloc(64, (n + 64 + 63) / 64 * 64);
+	void	   *p = NULL;
 
+	if (lg_gpu_malloc(&p, (n + 64 + 63) / 64 * 64) != LG_GPU_OK)
+	{
+		printf("lg_gpu_malloc: %s\n", lg_gpu_last_error());
+		exit(1);
+	}
 	memset(p, 0, (n + 64 + 63) / 64 * 64);
 	return (uint8_t *) p;
+}
+
+#define free(p) lg_gpu_free(p)
+
+/* The cuBLAS handle of the blas cases (tests/gpu_emu/emu_blas.cc's GemmEx). */
+static lg_gpu_blas blas_handle;
+
+/* What the cuBLAS path multiplies: x in the weights' half type, quantized weights as F16. */
+static float
+blas_round(float v, lg_type t)
+{
+	return t == LG_TYPE_BF16 ? lg_bf16_to_f32(lg_f32_to_bf16(v)) : lg_f16_to_f32(lg_f32_to_f16(v));
 }
 
 struct type_case
@@ -96,7 +107,7 @@ fill_rows(const type_case &tc, uint8_t *w, int64_t n_rows, int64_t k)
 
 /* y = x·wᵀ on the device path for n rows (x_off floats into an aligned buffer) vs a double reference. */
 static void
-check_matmul(const type_case &tc, int64_t k, int64_t m, int64_t n, int x_off)
+check_matmul(const type_case &tc, int64_t k, int64_t m, int64_t n, int x_off, bool blas = false)
 {
 	size_t		row = (size_t) (k / tc.qk) * tc.bytes;
 	uint8_t    *w = alloc_bytes(row * m);
@@ -117,11 +128,23 @@ check_matmul(const type_case &tc, int64_t k, int64_t m, int64_t n, int x_off)
 		lg_dequantize_row(tc.t, w + r * row, deq.data(), k);
 		for (int64_t j = 0; j < n; j++)
 			for (int64_t i = 0; i < k; i++)
-				ref[j * m + r] += (double) deq[i] * x[j * k + i];
+				ref[j * m + r] += blas && tc.t != LG_TYPE_F32 ?
+					(double) blas_round(deq[i], tc.t) * blas_round(x[j * k + i], tc.t) :
+					(double) deq[i] * x[j * k + i];
 	}
 	for (int64_t i = 0; i < n * m; i++)
 		y[i] = NAN;
-	st = lg_gpu_matmul(NULL, NULL, y, w, tc.t, k, m, x, n, NULL, 0);
+	if (blas)
+	{
+		size_t		sb = lg_gpu_matmul_scratch_bytes(tc.t, k, m, n);
+		uint8_t    *scratch = sb ? alloc_bytes(sb) : NULL;
+
+		CHECK(tc.t == LG_TYPE_F32 ? sb == 0 : sb >= (size_t) n * k * 2, "%s scratch %zu bytes", tc.name, sb);
+		st = lg_gpu_matmul(NULL, blas_handle, y, w, tc.t, k, m, x, n, scratch, sb);
+		free(scratch);
+	}
+	else
+		st = lg_gpu_matmul(NULL, NULL, y, w, tc.t, k, m, x, n, NULL, 0);
 	CHECK(st == LG_GPU_OK, "%s matmul k %lld m %lld n %lld: status %d (%s)", tc.name, (long long) k,
 		  (long long) m, (long long) n, (int) st, last_error);
 	for (int64_t i = 0; i < n * m; i++)
@@ -129,8 +152,8 @@ check_matmul(const type_case &tc, int64_t k, int64_t m, int64_t n, int x_off)
 		amax = fmax(amax, fabs(ref[i]));
 		emax = fmax(emax, std::isnan(y[i]) ? INFINITY : fabs(y[i] - ref[i]));
 	}
-	CHECK(emax <= 1e-5 * amax, "%s matmul k %lld m %lld n %lld x+%d: error %.3g of max %.3g", tc.name,
-		  (long long) k, (long long) m, (long long) n, x_off, emax, amax);
+	CHECK(emax <= 1e-5 * amax, "%s matmul%s k %lld m %lld n %lld x+%d: error %.3g of max %.3g", tc.name,
+		  blas ? " (cuBLAS)" : "", (long long) k, (long long) m, (long long) n, x_off, emax, amax);
 	free(w);
 	free(xb);
 	free(y);
@@ -138,7 +161,7 @@ check_matmul(const type_case &tc, int64_t k, int64_t m, int64_t n, int x_off)
 
 /* lg_gpu_matmul_half: x given in the half type the weights want, vs a reference on those halves. */
 static void
-check_matmul_half(const type_case &tc, int64_t k, int64_t m, int64_t n)
+check_matmul_half(const type_case &tc, int64_t k, int64_t m, int64_t n, bool blas = false)
 {
 	size_t		row = (size_t) (k / tc.qk) * tc.bytes;
 	lg_type		xt = lg_gpu_matmul_half_type(tc.t);
@@ -160,18 +183,27 @@ check_matmul_half(const type_case &tc, int64_t k, int64_t m, int64_t n)
 		lg_dequantize_row(tc.t, w + r * row, deq.data(), k);
 		for (int64_t j = 0; j < n; j++)
 			for (int64_t i = 0; i < k; i++)
-				ref[j * m + r] += (double) deq[i] *
+				ref[j * m + r] += (double) (blas && tc.t != LG_TYPE_BF16 && tc.t != LG_TYPE_F32 ? blas_round(deq[i], LG_TYPE_F16) : deq[i]) *
 					(xt == LG_TYPE_BF16 ? lg_bf16_to_f32(xh[j * k + i]) : lg_f16_to_f32(xh[j * k + i]));
 	}
-	st = lg_gpu_matmul_half(NULL, NULL, y, w, tc.t, k, m, xh, xt, n, NULL, 0);
+	if (blas)
+	{
+		size_t		sb = lg_gpu_matmul_scratch_bytes(tc.t, k, m, n);
+		uint8_t    *scratch = sb ? alloc_bytes(sb) : NULL;
+
+		st = lg_gpu_matmul_half(NULL, blas_handle, y, w, tc.t, k, m, xh, xt, n, scratch, sb);
+		free(scratch);
+	}
+	else
+		st = lg_gpu_matmul_half(NULL, NULL, y, w, tc.t, k, m, xh, xt, n, NULL, 0);
 	CHECK(st == LG_GPU_OK, "%s matmul_half n %lld: status %d (%s)", tc.name, (long long) n, (int) st, last_error);
 	for (int64_t i = 0; i < n * m; i++)
 	{
 		amax = fmax(amax, fabs(ref[i]));
 		emax = fmax(emax, std::isnan(y[i]) ? INFINITY : fabs(y[i] - ref[i]));
 	}
-	CHECK(emax <= 1e-5 * amax, "%s matmul_half k %lld m %lld n %lld: error %.3g of max %.3g", tc.name,
-		  (long long) k, (long long) m, (long long) n, emax, amax);
+	CHECK(emax <= 1e-5 * amax, "%s matmul_half%s k %lld m %lld n %lld: error %.3g of max %.3g", tc.name,
+		  blas ? " (cuBLAS)" : "", (long long) k, (long long) m, (long long) n, emax, amax);
 	st = lg_gpu_matmul_half(NULL, NULL, y, w, tc.t, k, m, xh, xt == LG_TYPE_F16 ? LG_TYPE_BF16 : LG_TYPE_F16, n, NULL, 0);
 	CHECK(st == LG_GPU_ERR_ARG, "%s matmul_half with the other half type: %d", tc.name, (int) st);
 	free(w);
@@ -235,13 +267,16 @@ check_args(void)
 	CHECK(lg_gpu_matmul(NULL, NULL, f, w + 1, LG_TYPE_Q8_0, 32, 1, f, 1, NULL, 0) == LG_GPU_ERR_ARG &&
 		  strstr(last_error, "misaligned weights"), "odd weights: %s", last_error);
 	CHECK(lg_gpu_matmul(NULL, NULL, NULL, NULL, LG_TYPE_F16, 8, 1, NULL, 0, NULL, 0) == LG_GPU_OK, "n 0 is a no-op");
-	CHECK(lg_gpu_matmul_scratch_bytes(LG_TYPE_Q4_0, 4096, 4096, 512) == 0, "no scratch without BLAS");
+	/* with cuBLAS: the activations as F16, then one chunk of F16 weights (16 MiB: 2048 rows of 4096) */
+	CHECK(lg_gpu_matmul_scratch_bytes(LG_TYPE_Q4_0, 4096, 4096, 512) == (size_t) 512 * 4096 * 2 + (size_t) 2048 * 4096 * 2,
+		  "q4_0 scratch with BLAS: %zu", lg_gpu_matmul_scratch_bytes(LG_TYPE_Q4_0, 4096, 4096, 512));
+	CHECK(lg_gpu_matmul_scratch_bytes(LG_TYPE_Q4_0, 4096, 4096, 8) == 0, "no scratch below cuBLAS's n");
 	CHECK(lg_gpu_get_rows(NULL, f, w, LG_TYPE_Q4_K, 128, 1, &id, 1) == LG_GPU_ERR_ARG, "get_rows d 128 of q4_K");
 	CHECK(lg_gpu_get_rows(NULL, f, w, LG_TYPE_Q8_K, 256, 1, &id, 1) == LG_GPU_ERR_ARG, "get_rows q8_K");
 	CHECK(lg_gpu_get_rows(NULL, f, w, LG_TYPE_F32, 4, 1, NULL, 1) == LG_GPU_ERR_ARG, "get_rows NULL ids");
 	CHECK(lg_gpu_dequantize_f16(NULL, f, w, LG_TYPE_Q4_0, 32, -1) == LG_GPU_ERR_ARG, "dequantize negative rows");
 	CHECK(lg_gpu_dequantize_f16(NULL, f, w, LG_TYPE_Q6_K, 32, 1) == LG_GPU_ERR_ARG, "dequantize k 32 of q6_K");
-	CHECK(lg_gpu_blas_create(&b, NULL) == LG_GPU_OK && b == NULL, "no BLAS: NULL handle");
+	CHECK(lg_gpu_blas_create(&b, NULL) == LG_GPU_OK && b != NULL, "BLAS: a handle");
 	lg_gpu_blas_destroy(b);
 }
 
@@ -264,6 +299,11 @@ main(void)
 		{LG_TYPE_Q6_K, "q6_K", 256, 210, {208}},
 	};
 
+	if (lg_gpu_blas_create(&blas_handle, NULL) != LG_GPU_OK || blas_handle == NULL)
+	{
+		printf("FAIL lg_gpu_blas_create: %s\n", lg_gpu_last_error());
+		return 1;
+	}
 	check_args();
 	for (const type_case &tc : cases)
 	{
@@ -287,9 +327,14 @@ main(void)
 		}
 		check_matmul_half(tc, k, 19, 3);
 		check_matmul_half(tc, k, 19, 40);
+		/* cuBLAS (n >= 32): the row-major -> column-major mapping of blas.cu, m odd */
+		check_matmul(tc, k, 19, 40, 0, true);
+		check_matmul(tc, k, 67, 33, 0, true);
+		check_matmul_half(tc, k, 19, 40, true);
 		check_rows(tc, k);
 		printf("%s %s\n", failures == before ? "ok  " : "FAIL", tc.name);
 	}
+	lg_gpu_blas_destroy(blas_handle);
 	if (failures)
 		printf("%d check(s) failed\n", failures);
 	return failures ? 1 : 0;
