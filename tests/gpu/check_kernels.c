@@ -327,6 +327,47 @@ done:
 
 /* ---- matmul, get_rows, dequantize -------------------------------------- */
 
+/*
+ * y = x · wᵀ with w dequantized as the CPU does and the sums in double: the
+ * truth the GPU's own kernels must hold to 1e-5 (they keep x in float).
+ * The CPU backend's result (ref) differs from it by the CPU's rounding of
+ * x, which the looser per-type bounds allow; this second comparison catches
+ * what those would let through, such as one wrong scale in one sub-block.
+ */
+static void
+exact_matmul(lg_type type, const void *w, int64_t k, int64_t m, const float *x, int64_t n, float *y)
+{
+	float	   *row = xmalloc((size_t) k * sizeof(float));
+	size_t		rb = lg_row_size(type, k);
+
+	for (int64_t j = 0; j < m; j++)
+	{
+		lg_dequantize_row(type, (const char *) w + j * rb, row, k);
+		for (int64_t i = 0; i < n; i++)
+		{
+			double		sum = 0;
+
+			for (int64_t c = 0; c < k; c++)
+				sum += (double) row[c] * x[i * k + c];
+			y[i * m + j] = (float) sum;
+		}
+	}
+	free(row);
+}
+
+/*
+ * The bound against exact_matmul: the own kernels 1e-5; cuBLAS multiplies
+ * x rounded to F16 (BF16 for BF16 weights) and quantized weights
+ * dequantized to F16, so 2e-3 (1e-2 for BF16), F32 1e-5.
+ */
+static double
+exact_bound(lg_type type, bool blas_path)
+{
+	if (!blas_path || type == LG_TYPE_F32)
+		return 1e-5;
+	return type == LG_TYPE_BF16 ? 1e-2 : 2e-3;
+}
+
 /* One matmul case; use_blas false forces the own kernels for large n. */
 static void
 check_matmul_case(lg_type type, int64_t k, int64_t m, int64_t n, bool use_blas)
@@ -367,6 +408,9 @@ check_matmul_case(lg_type type, int64_t k, int64_t m, int64_t n, bool use_blas)
 		goto done;
 	}
 	report("matmul", lg_type_get(type)->name, shape, norm_err(y, ref, n * m), matmul_bound(type));
+	exact_matmul(type, w, k, m, x, n, ref);
+	report("matmul-exact", lg_type_get(type)->name, shape, norm_err(y, ref, n * m),
+		   exact_bound(type, strcmp(path, "blas") == 0));
 done:
 	lg_gpu_free(dw);
 	lg_gpu_free(dx);
