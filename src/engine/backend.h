@@ -192,9 +192,9 @@ struct lg_backend
 
 	/*
 	 * Bracket one forward step.  A failed operation between them (the void
-	 * ones included) is reported by step_end; discard ends the step without
-	 * running what a device recorded (an error or a cancellation midway).
-	 * NULL: nothing to do.
+	 * ones included) is reported by step_end, also with discard (the step
+	 * stopped midway: an error or a cancellation), which need not run what
+	 * a device recorded.  NULL: nothing to do.
 	 */
 	lg_status	(*step_begin) (lg_backend *be, const lg_step_info *info, lg_error *err);
 	lg_status	(*step_end) (lg_backend *be, bool discard, lg_error *err);

@@ -933,11 +933,12 @@ gpu_step_end(lg_backend *be, bool discard, lg_error *err)
 	g->n_deferred = 0;
 	g->in_step = false;
 	stage_reset(g);
+	/* a failure is reported even when discarding: it is why the step stopped */
 	ret = g->sticky;
-	if (ret != LG_OK && !discard)
+	if (ret != LG_OK)
 		lg_error_set(err, ret, "%s", g->sticky_msg);
 	g->sticky = LG_OK;
-	return discard ? LG_OK : ret;
+	return ret;
 }
 
 static lg_status

@@ -441,10 +441,21 @@ lg_context_run_sample(lg_context *c, const lg_fwd_batch *b, float *logits,
 	st = forward_fns[c->model->hp.arch] (c, b, out, err);
 	if (be->step_end)
 	{
-		lg_status	st_end = be->step_end(be, st != LG_OK, st == LG_OK ? err : NULL);
+		lg_error	end_err;
+		lg_status	st_end;
 
-		if (st == LG_OK)
+		lg_error_clear(&end_err);
+		st_end = be->step_end(be, st != LG_OK, &end_err);
+		/*
+		 * the device's own message is more specific than the forward
+		 * pass's "layer 3: … failed" that the same failure produced
+		 */
+		if (st_end != LG_OK && st != LG_ERR_CANCELLED)
+		{
 			st = st_end;
+			if (err)
+				*err = end_err;
+		}
 	}
 	if (st == LG_OK && out != NULL && params != NULL)
 		st = be->sample(be, ids, out, b->n_out, n_vocab, params, err);

@@ -54,6 +54,8 @@ typedef struct shadow
 	int			n_steps;
 	int			n_decode_steps;
 	int			n_samples;		/* rows sampled on the "device" */
+	bool		fault;			/* the next matmul faults, as a device would */
+	bool		faulted;		/* this step had a fault, for step_end */
 	char		problem[256];	/* first rule broken, "" if none */
 } shadow;
 
@@ -110,6 +112,13 @@ sh_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int64_t 
 	lg_tensor	t = *w;
 
 	in_step(s, "matmul outside a step");
+	if (s->fault)
+	{
+		/* a GPU backend keeps the fault for step_end and answers with its status */
+		s->fault = false;
+		s->faulted = true;
+		return LG_ERR_INTERNAL;
+	}
 	t.data = weight(s, w->data, "matmul weight not mapped");
 	device(s, x, sizeof(float) * n * w->ne[0], "matmul input on the host");
 	device(s, y, sizeof(float) * n * w->ne[1], "matmul output on the host");
@@ -328,6 +337,13 @@ sh_step_end(lg_backend *be, bool discard, lg_error *err)
 	if (!s->in_step)
 		problem(s, "step_end without step_begin", NULL);
 	s->in_step = false;
+	if (s->faulted)
+	{
+		s->faulted = false;
+		if (!discard)
+			problem(s, "a failed step not discarded", NULL);
+		return lg_error_set(err, LG_ERR_INTERNAL, "shadow:0: blk.0.attn_q.weight: an illegal memory access");
+	}
 	return LG_OK;
 }
 
@@ -490,6 +506,21 @@ test_context_logits_match_cpu(void **state)
 	}
 	assert_true(sh->n_decode_steps >= 4);
 	assert_string_equal(sh->problem, "");
+
+	/* a device fault midway: the step is discarded and the device's message is the error */
+	{
+		lg_token	t = 7;
+
+		sh->fault = true;
+		assert_int_equal(lg_context_eval(c_dev, &t, 1, b, false, &err), LG_ERR_INTERNAL);
+		assert_string_equal(err.msg, "shadow:0: blk.0.attn_q.weight: an illegal memory access");
+		assert_false(sh->in_step);
+		/* and the context goes on */
+		assert_int_equal(lg_context_eval(c_cpu, &t, 1, a, false, &err), LG_OK);
+		assert_int_equal(lg_context_eval(c_dev, &t, 1, b, false, &err), LG_OK);
+		assert_memory_equal(a, b, sizeof(float) * model->hp.n_vocab);
+		assert_string_equal(sh->problem, "");
+	}
 
 	lg_context_free(c_dev);
 	/* the context gave back every buffer and its weights mapping */
