@@ -9,6 +9,7 @@
  * definitions or names of tools registered with llm_register_tool.
  */
 #include "llamagpu.h"
+#include "jsonb_get.h"
 
 #include <time.h>
 
@@ -51,27 +52,6 @@ invalid(const char *what, const char *fmt,...)
 			 errmsg("invalid %s", what),
 			 errdetail("%s", buf.data)));
 	pg_unreachable();
-}
-
-/* The member key of an object container, or NULL. */
-static JsonbValue *
-member(JsonbContainer *obj, const char *key)
-{
-	return getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
-}
-
-/* Whether v is an object. */
-static bool
-is_object(JsonbValue *v)
-{
-	return v && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
-}
-
-/* Whether v is an array. */
-static bool
-is_array(JsonbValue *v)
-{
-	return v && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
 }
 
 /* Whether v is the string s. */
@@ -172,7 +152,7 @@ check_content(JsonbValue *c, int i, bool null_ok)
 		return;
 	if (c == NULL || c->type == jbvNull)
 		invalid("chat messages", "messages[%d] has no \"content\".", i);
-	if (!is_array(c))
+	if (!jsonb_is_array(c))
 		invalid("chat messages", "messages[%d].content must be a string or an array of content parts.", i);
 	n = JsonContainerSize(c->val.binary.data);
 	for (int j = 0; j < n; j++)
@@ -180,15 +160,15 @@ check_content(JsonbValue *c, int i, bool null_ok)
 		JsonbValue *part = getIthJsonbValueFromContainer(c->val.binary.data, j);
 		JsonbValue *t;
 
-		if (!is_object(part))
+		if (!jsonb_is_object(part))
 			invalid("chat messages", "messages[%d].content[%d] must be an object.", i, j);
-		t = member(part->val.binary.data, "type");
+		t = jsonb_member(part->val.binary.data, "type");
 		if (!is_string(t, "text"))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("only text content parts are supported"),
 					 errdetail("messages[%d].content[%d].type is not \"text\".", i, j)));
-		t = member(part->val.binary.data, "text");
+		t = jsonb_member(part->val.binary.data, "text");
 		if (t == NULL || t->type != jbvString)
 			invalid("chat messages", "messages[%d].content[%d].text must be a string.", i, j);
 	}
@@ -200,7 +180,7 @@ check_tool_calls(JsonbValue *calls, int i)
 {
 	int			n;
 
-	if (!is_array(calls))
+	if (!jsonb_is_array(calls))
 		invalid("chat messages", "messages[%d].tool_calls must be an array.", i);
 	n = JsonContainerSize(calls->val.binary.data);
 	for (int j = 0; j < n; j++)
@@ -209,22 +189,22 @@ check_tool_calls(JsonbValue *calls, int i)
 		JsonbValue *f;
 		JsonbValue *v;
 
-		if (!is_object(call))
+		if (!jsonb_is_object(call))
 			invalid("chat messages", "messages[%d].tool_calls[%d] must be an object.", i, j);
-		v = member(call->val.binary.data, "id");
+		v = jsonb_member(call->val.binary.data, "id");
 		if (v && v->type != jbvString)
 			invalid("chat messages", "messages[%d].tool_calls[%d].id must be a string.", i, j);
-		v = member(call->val.binary.data, "type");
+		v = jsonb_member(call->val.binary.data, "type");
 		if (v && !is_string(v, "function"))
 			invalid("chat messages", "messages[%d].tool_calls[%d].type must be \"function\".", i, j);
-		f = member(call->val.binary.data, "function");
-		if (!is_object(f))
+		f = jsonb_member(call->val.binary.data, "function");
+		if (!jsonb_is_object(f))
 			invalid("chat messages", "messages[%d].tool_calls[%d].function must be an object.", i, j);
-		v = member(f->val.binary.data, "name");
+		v = jsonb_member(f->val.binary.data, "name");
 		if (v == NULL || v->type != jbvString)
 			invalid("chat messages", "messages[%d].tool_calls[%d].function.name must be a string.", i, j);
-		v = member(f->val.binary.data, "arguments");
-		if (v && v->type != jbvString && !is_object(v))
+		v = jsonb_member(f->val.binary.data, "arguments");
+		if (v && v->type != jbvString && !jsonb_is_object(v))
 			invalid("chat messages", "messages[%d].tool_calls[%d].function.arguments must be a JSON string or an object.", i, j);
 		if (v && v->type == jbvString && !string_holds_object(v))
 			invalid("chat messages", "messages[%d].tool_calls[%d].function.arguments must hold a JSON object.", i, j);
@@ -249,31 +229,31 @@ check_messages(Jsonb *messages)
 		JsonbValue *v;
 		JsonbValue *calls;
 
-		if (!is_object(m))
+		if (!jsonb_is_object(m))
 			invalid("chat messages", "messages[%d] must be an object.", i);
-		role = member(m->val.binary.data, "role");
+		role = jsonb_member(m->val.binary.data, "role");
 		if (role == NULL || role->type != jbvString)
 			invalid("chat messages", "messages[%d] has no \"role\" string.", i);
-		v = member(m->val.binary.data, "name");
+		v = jsonb_member(m->val.binary.data, "name");
 		if (v && v->type != jbvString)
 			invalid("chat messages", "messages[%d].name must be a string.", i);
 		if (is_string(role, "system") || is_string(role, "user") || is_string(role, "developer"))
-			check_content(member(m->val.binary.data, "content"), i, false);
+			check_content(jsonb_member(m->val.binary.data, "content"), i, false);
 		else if (is_string(role, "assistant"))
 		{
-			calls = member(m->val.binary.data, "tool_calls");
+			calls = jsonb_member(m->val.binary.data, "tool_calls");
 			if (calls && calls->type == jbvNull)
 				calls = NULL;
 			if (calls)
 				check_tool_calls(calls, i);
-			check_content(member(m->val.binary.data, "content"), i, calls != NULL);
+			check_content(jsonb_member(m->val.binary.data, "content"), i, calls != NULL);
 		}
 		else if (is_string(role, "tool"))
 		{
-			v = member(m->val.binary.data, "tool_call_id");
+			v = jsonb_member(m->val.binary.data, "tool_call_id");
 			if (v == NULL || v->type != jbvString)
 				invalid("chat messages", "messages[%d] (role \"tool\") has no \"tool_call_id\" string.", i);
-			check_content(member(m->val.binary.data, "content"), i, false);
+			check_content(jsonb_member(m->val.binary.data, "content"), i, false);
 		}
 		else
 			invalid("chat messages", "messages[%d].role must be \"system\", \"developer\", \"user\", \"assistant\" or \"tool\", not \"%s\".",
@@ -320,28 +300,28 @@ build_tools(Jsonb *tools, StringInfo out, char **names)
 						 errhint("Register a function with llm_register_tool, or give an OpenAI function definition {\"type\": \"function\", \"function\": {...}}.")));
 			appendStringInfoString(out, LlamagpuUtf8FromText(cstring_to_text(def)));
 		}
-		else if (is_object(t))
+		else if (jsonb_is_object(t))
 		{
 			JsonbValue *f;
 			JsonbValue *v;
 
-			if (!is_string(member(t->val.binary.data, "type"), "function"))
+			if (!is_string(jsonb_member(t->val.binary.data, "type"), "function"))
 				invalid("tools", "tools[%d].type must be \"function\".", i);
-			f = member(t->val.binary.data, "function");
-			if (!is_object(f))
+			f = jsonb_member(t->val.binary.data, "function");
+			if (!jsonb_is_object(f))
 				invalid("tools", "tools[%d].function must be an object.", i);
-			v = member(f->val.binary.data, "name");
+			v = jsonb_member(f->val.binary.data, "name");
 			if (v == NULL || v->type != jbvString)
 				invalid("tools", "tools[%d].function.name must be a string.", i);
 			names[i] = jstr(v);
 			if (!valid_function_name(names[i]))
 				invalid("tools", "tools[%d].function.name \"%s\" is not 1 to 64 letters, digits, underscores and hyphens.",
 						i, names[i]);
-			v = member(f->val.binary.data, "description");
+			v = jsonb_member(f->val.binary.data, "description");
 			if (v && v->type != jbvString)
 				invalid("tools", "tools[%d].function.description must be a string.", i);
-			v = member(f->val.binary.data, "parameters");
-			if (v && !is_object(v) && v->type != jbvBool)
+			v = jsonb_member(f->val.binary.data, "parameters");
+			if (v && !jsonb_is_object(v) && v->type != jbvBool)
 				invalid("tools", "tools[%d].function.parameters must be a JSON Schema object.", i);
 			appendStringInfoString(out, container_json(t->val.binary.data, 0));
 		}
@@ -365,20 +345,20 @@ check_response_format(Jsonb *rf)
 
 	if (JB_ROOT_IS_SCALAR(rf) || !JB_ROOT_IS_OBJECT(rf))
 		invalid("response_format", "response_format must be an object such as {\"type\": \"json_object\"}.");
-	type = member(&rf->root, "type");
+	type = jsonb_member(&rf->root, "type");
 	if (is_string(type, "text"))
 		return false;
 	if (is_string(type, "json_object"))
 		return true;
 	if (!is_string(type, "json_schema"))
 		invalid("response_format", "response_format.type must be \"text\", \"json_object\" or \"json_schema\".");
-	js = member(&rf->root, "json_schema");
-	if (!is_object(js))
+	js = jsonb_member(&rf->root, "json_schema");
+	if (!jsonb_is_object(js))
 		invalid("response_format", "response_format.json_schema must be an object with a \"schema\" member.");
-	v = member(js->val.binary.data, "schema");
-	if (v == NULL || !(is_object(v) || v->type == jbvBool))
+	v = jsonb_member(js->val.binary.data, "schema");
+	if (v == NULL || !(jsonb_is_object(v) || v->type == jbvBool))
 		invalid("response_format", "response_format.json_schema.schema must be a JSON Schema (an object or a boolean).");
-	v = member(js->val.binary.data, "name");
+	v = jsonb_member(js->val.binary.data, "name");
 	if (v && v->type != jbvString)
 		invalid("response_format", "response_format.json_schema.name must be a string.");
 	return true;

@@ -9,6 +9,7 @@
  * like a date).
  */
 #include "llamagpu.h"
+#include "jsonb_get.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
@@ -31,27 +32,6 @@ static void
 json_str(StringInfo out, const char *s)
 {
 	escape_json(out, s);
-}
-
-/* The member key of a jsonb object container, or NULL. */
-static JsonbValue *
-member(JsonbContainer *obj, const char *key)
-{
-	return getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
-}
-
-/* Whether v is a jsonb object (a container). */
-static bool
-is_object(JsonbValue *v)
-{
-	return v && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
-}
-
-/* Whether v is a jsonb array (a container). */
-static bool
-is_array(JsonbValue *v)
-{
-	return v && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
 }
 
 /* A jsonb string value as a C string. */
@@ -82,19 +62,19 @@ find_tool_calls(Jsonb *response)
 		goto bad;
 	if (JsonContainerIsArray(c))
 		return c;
-	if ((v = member(c, "choices")) != NULL)
+	if ((v = jsonb_member(c, "choices")) != NULL)
 	{
 		JsonbValue *first;
 
-		if (!is_array(v) || (first = getIthJsonbValueFromContainer(v->val.binary.data, 0)) == NULL ||
-			!is_object(first) || !is_object(v = member(first->val.binary.data, "message")))
+		if (!jsonb_is_array(v) || (first = getIthJsonbValueFromContainer(v->val.binary.data, 0)) == NULL ||
+			!jsonb_is_object(first) || !jsonb_is_object(v = jsonb_member(first->val.binary.data, "message")))
 			goto bad;
 		c = v->val.binary.data;
 	}
-	v = member(c, "tool_calls");
+	v = jsonb_member(c, "tool_calls");
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
-	if (!is_array(v))
+	if (!jsonb_is_array(v))
 		goto bad;
 	return v->val.binary.data;
 
@@ -166,11 +146,11 @@ check_argument(JsonbValue *v, Oid type, const char *tool, const char *arg)
 				want = "a string";
 			break;
 		case TOOL_ARRAY:
-			if (!is_array(v))
+			if (!jsonb_is_array(v))
 				want = "an array";
 			break;
 		case TOOL_COMPOSITE:
-			if (!is_object(v))
+			if (!jsonb_is_object(v))
 				want = "an object";
 			break;
 		case TOOL_JSON:
@@ -236,23 +216,23 @@ run_tool_call(JsonbValue *call, const char **name_out, char **id_out)
 	Oid			qtypes[1] = {TEXTOID};
 	Datum		qvalues[1];
 
-	if (!is_object(call))
+	if (!jsonb_is_object(call))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tool call must be a JSON object")));
-	v = member(call->val.binary.data, "id");
+	v = jsonb_member(call->val.binary.data, "id");
 	if (v == NULL || v->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tool call has no \"id\" string")));
 	*id_out = jstr(v);
-	v = member(call->val.binary.data, "type");
+	v = jsonb_member(call->val.binary.data, "type");
 	if (v && !(v->type == jbvString && v->val.string.len == 8 && memcmp(v->val.string.val, "function", 8) == 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("only tool calls of type \"function\" can be run")));
-	fn = member(call->val.binary.data, "function");
-	if (!is_object(fn) || (v = member(fn->val.binary.data, "name")) == NULL || v->type != jbvString)
+	fn = jsonb_member(call->val.binary.data, "function");
+	if (!jsonb_is_object(fn) || (v = jsonb_member(fn->val.binary.data, "name")) == NULL || v->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tool call has no \"function\" object with a \"name\" string")));
@@ -289,7 +269,7 @@ run_tool_call(JsonbValue *call, const char **name_out, char **id_out)
 	ToolSignatureRead(fnoid, &sig);
 
 	/* the arguments: a JSON string as OpenAI sends them, or an object */
-	args = member(fn->val.binary.data, "arguments");
+	args = jsonb_member(fn->val.binary.data, "arguments");
 	if (args && args->type == jbvString)
 	{
 		char	   *text = jstr(args);
@@ -300,7 +280,7 @@ run_tool_call(JsonbValue *call, const char **name_out, char **id_out)
 	}
 	else if (args == NULL || args->type == jbvNull)
 		argsj = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	else if (is_object(args))
+	else if (jsonb_is_object(args))
 		argsj = value_jsonb(args);
 	if (argsj == NULL)
 		ereport(ERROR,
@@ -339,7 +319,7 @@ run_tool_call(JsonbValue *call, const char **name_out, char **id_out)
 					 sig.schema, sig.name);
 	for (int i = 0; i < sig.nargs; i++)
 	{
-		JsonbValue *a = member(&argsj->root, sig.names[i]);
+		JsonbValue *a = jsonb_member(&argsj->root, sig.names[i]);
 
 		if (a == NULL)
 		{
