@@ -359,7 +359,7 @@ js_is_annotation(const char *key)
 }
 
 /* True when schema v accepts every value (true or {} modulo annotations). */
-static bool
+bool
 js_trivial(const lg_json_node *v)
 {
 	if (v->kind == LG_JSON_BOOL)

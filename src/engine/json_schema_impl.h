@@ -87,6 +87,15 @@ bool		js_is_annotation(const char *key);
 const lg_json_node *js_norm(const lg_json_node *s);
 bool		js_obviously_empty(const lg_json_node *s);
 const lg_json_node *js_deref(js_ctx *c, const lg_json_node *s, const char *path);
+/* True when schema v accepts every value (true, or {} with only annotations). */
+bool		js_trivial(const lg_json_node *v);
+/*
+ * A length or count keyword (minLength, maxItems, …): its value, or dflt
+ * when absent or on error (recorded).  A value above the largest bound the
+ * grammar engine counts (LG_GRAMMAR_MAX_REPEAT) is unsupported, not
+ * relaxed.
+ */
+long		js_bound_kw(js_ctx *c, const lg_json_node *s, const char *kw, long dflt, const char *path);
 
 /* json_schema_merge.c */
 lg_json_node *js_node_new(js_ctx *c, lg_json_kind kind, size_t n);
@@ -102,13 +111,6 @@ bool		js_array_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *
 
 /* json_schema_string.c */
 bool		js_string_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out);
-/*
- * A length or count keyword (minLength, maxItems, …): its value, or dflt
- * when absent or on error (recorded).  A value above the largest bound the
- * grammar engine counts (LG_GRAMMAR_MAX_REPEAT) is unsupported, not
- * relaxed.
- */
-long		js_bound_kw(js_ctx *c, const lg_json_node *s, const char *kw, long dflt, const char *path);
 bool		js_literal_expr(js_ctx *c, const lg_json_node *v, lg_buf *out);
 bool		js_gbnf_lit(lg_buf *out, const char *s, size_t n);
 bool		js_json_encode(lg_buf *out, const char *s, size_t n);

@@ -484,20 +484,6 @@ js_pattern_matches(const char *pattern, const char *name)
 	return m || unknown;
 }
 
-/* True when schema v constrains nothing (true, {} or only annotations). */
-static bool
-js_trivial_schema(const lg_json_node *v)
-{
-	if (v->kind == LG_JSON_BOOL)
-		return v->boolean;
-	if (v->kind != LG_JSON_OBJECT)
-		return false;
-	for (size_t i = 0; i < v->n; i++)
-		if (!js_is_annotation(v->keys[i]))
-			return false;
-	return true;
-}
-
 /* True when a and b have the same validation keywords with equal values. */
 static bool
 js_same_constraints(const lg_json_node *a, const lg_json_node *b)
@@ -885,7 +871,7 @@ js_object_expr(js_ctx *c, const lg_json_node *s, const char *path, lg_buf *out)
 				if (!js_pattern_matches(pp->keys[p], items[i].name))
 					continue;
 				/* a duplicate that meets the same schema as the declared member is harmless */
-				if (!items[i].forbidden && (decl == NULL || js_trivial_schema(decl) || js_same_constraints(decl, pp->items[p])))
+				if (!items[i].forbidden && (decl == NULL || js_trivial(decl) || js_same_constraints(decl, pp->items[p])))
 					continue;
 				hit_items[nh] = items[i];
 				hit[nh++] = items[i].name;
