@@ -11,7 +11,13 @@ EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION
 
 MODULE_big   = llamagpu
 OBJS         = $(patsubst %.c,%.o,$(wildcard src/pg/*.c))
-DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+# The install script is built from the parts in sql/install/, in name order
+# (one part per feature, so features are added without editing each other's
+# SQL); upgrade scripts sql/llamagpu--A--B.sql are written by hand.
+INSTALL_SQL  = sql/$(EXTENSION)--$(EXTVERSION).sql
+INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
+DATA_built   = $(INSTALL_SQL)
+DATA         = $(filter-out $(INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*--*.sql))
 REGRESS      = llamagpu_setup llamagpu_registry llamagpu_errors llamagpu_generate llamagpu_batch llamagpu_cache llamagpu_jobs llamagpu_tools llamagpu_structured llamagpu_roles
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CPPFLAGS  = -Isrc/pg -Isrc/cli -DLLAMAGPU_VERSION=\"$(EXTVERSION)\"
@@ -31,6 +37,10 @@ include mk/engine.mk
 all: $(CLI_BIN)
 
 $(OBJS): $(wildcard src/pg/*.h)
+
+$(INSTALL_SQL): $(INSTALL_PARTS)
+	{ echo '/* $(EXTENSION)--$(EXTVERSION).sql: built from sql/install/ -- edit those files */'; \
+	  for f in $(INSTALL_PARTS); do echo; echo "-- ---- $$f"; cat $$f; done; } > $@.tmp && mv $@.tmp $@
 
 # bin/llamagpu is the engine server the background worker starts.
 install: install-llamagpu-bin

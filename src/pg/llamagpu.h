@@ -329,6 +329,27 @@ void		LlamagpuJobMarkerPath(Oid dboid, char *path, size_t size);
 void		LlamagpuJobMarkerWrite(Oid dboid);
 PGDLLEXPORT void llamagpu_job_worker_main(Datum main_arg);
 
+/* ---- the API key of the current transaction (request_key.c) ---- */
+
+/*
+ * What llm_pre_request learned from a valid API key: who the requests of
+ * this transaction act for and what the key itself is limited to.  Set only
+ * by C code after the key's secret was checked, so SQL cannot forge it.
+ */
+typedef struct LlamagpuApiKey
+{
+	int64		id;				/* llm_api_keys.id */
+	char		name[NAMEDATALEN];
+	Oid			role;			/* the role the key acts as */
+	int32		requests_per_minute;	/* the key's own limit; 0: none */
+	int64		tokens_per_day; /* the key's own limit; 0: none */
+} LlamagpuApiKey;
+
+/* The key of the current transaction, or NULL (no key: a session or JWT). */
+const LlamagpuApiKey *LlamagpuCurrentApiKey(void);
+/* Set it (NULL clears); it is cleared when the transaction ends. */
+void		LlamagpuSetCurrentApiKey(const LlamagpuApiKey *key);
+
 /* ---- text (utf8.c) ---- */
 
 /* Text from the engine's UTF-8 (invalid bytes become U+FFFD). */

@@ -1,4 +1,4 @@
-/* llamagpu--0.1.0.sql: the first release of the llamagpu extension */
+/* 00_core.sql: roles, the model registry, generation, chat, tools, monitoring, the response cache and table jobs */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION llamagpu" to load this file. \quit
