@@ -215,12 +215,6 @@ cmd_embed(int argc, char **argv)
 			cli_fail("embed", 1, "text %d: %s", i + 1, err.msg);
 			goto done;
 		}
-		if (n > lg_context_n_ctx(c))
-		{
-			cli_fail("embed", 1, "text %d has %lld tokens, more than the context's %d",
-					 i + 1, (long long) n, lg_context_n_ctx(c));
-			goto done;
-		}
 		n_ids[i] = (int32_t) n;
 	}
 

@@ -185,6 +185,9 @@ copy_vocab(lg_gguf_writer *w, const char *path, bool skip_template)
 
 		if (skip_template && kv->key.len == 23 && memcmp(kv->key.s, "tokenizer.chat_template", 23) == 0)
 			continue;
+		/* written with the encoders' metadata (2, as BERT's type_vocab_size) */
+		if (kv->key.len == 31 && memcmp(kv->key.s, "tokenizer.ggml.token_type_count", 31) == 0)
+			continue;
 		if (kv->key.len > 10 && memcmp(kv->key.s, "tokenizer.", 10) == 0 &&
 			lg_gguf_writer_copy_kv(w, v, kv) != LG_OK)
 		{
@@ -608,6 +611,8 @@ cmd_synth(int argc, char **argv)
 		if (ok && strcmp(o.arch, "nomic-bert") == 0)
 			ok = META(lg_gguf_writer_add_u32, "rope.dimension_count", (uint32_t) hd) &&
 				META(lg_gguf_writer_add_f32, "rope.freq_base", o.rope_base);
+		if (!ok && n_vocab >= 0)
+			cli_fail("synth", 1, "cannot write the %s metadata", o.arch);
 		ok = ok && add_encoder_tensors(w, tp, &o, n_vocab);
 		goto write;
 	}
