@@ -329,8 +329,8 @@ wpm_vocab(lg_gguf_writer *w, int64_t vocab_size)
  * The tensors of an encoder (llama.cpp's names, see forward_bert.c):
  * token, token-type and (bert) position embeddings, the embedding
  * LayerNorm, and per layer the attention, its LayerNorm, the FFN and its
- * LayerNorm.  Small embedding tables are F16 in a quantized file, as
- * llama.cpp's quantizer leaves them.
+ * LayerNorm.  The position table is F16 in a quantized file, as llama.cpp's
+ * quantizer leaves it.
  */
 static bool
 add_encoder_tensors(lg_gguf_writer *w, lg_threadpool *tp, const synth_opts *o, int64_t n_vocab)
@@ -342,7 +342,8 @@ add_encoder_tensors(lg_gguf_writer *w, lg_threadpool *tp, const synth_opts *o, i
 	bool		ok;
 
 	ok = add_random_tensor(w, tp, o, "token_embd.weight", o->type, o->dim, n_vocab, 1.0f, 0.0f) &&
-		add_random_tensor(w, tp, o, "token_types.weight", small, o->dim, 2, 0.5f, 0.0f) &&
+		/* F32: llama.cpp adds its row 0 with ggml_add, which takes no f16 operand */
+		add_random_tensor(w, tp, o, "token_types.weight", LG_TYPE_F32, o->dim, 2, 0.5f, 0.0f) &&
 		(!bert || add_random_tensor(w, tp, o, "position_embd.weight", small, o->dim, o->ctx, 0.5f, 0.0f)) &&
 		add_random_tensor(w, tp, o, "token_embd_norm.weight", LG_TYPE_F32, o->dim, 1, 0.1f, 1.0f) &&
 		add_random_tensor(w, tp, o, "token_embd_norm.bias", LG_TYPE_F32, o->dim, 1, 0.1f, 0.0f);
