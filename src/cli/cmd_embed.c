@@ -31,9 +31,22 @@ typedef struct embed_opts
 	int64_t		bench_len;		/* > 0: benchmark sequences of this many tokens */
 	int64_t		bench_count;	/* sequences per benchmark repetition */
 	int64_t		reps;
-	char	  **texts;			/* the arguments that are texts */
+	char	  **texts;			/* the arguments that are texts, or stdin's lines */
 	int			n_texts;
+	bool		own_texts;		/* the strings are stdin's lines (malloc'd) */
 } embed_opts;
+
+/* Free the texts array (and the strings, when they are stdin's). */
+static void
+free_texts(embed_opts *o)
+{
+	if (o->own_texts)
+		for (int i = 0; i < o->n_texts; i++)
+			free(o->texts[i]);
+	free(o->texts);
+	o->texts = NULL;
+	o->n_texts = 0;
+}
 
 /* Parse the options; texts are the arguments that are not options. */
 static int
@@ -129,6 +142,7 @@ read_stdin_texts(embed_opts *o)
 
 	free(o->texts);
 	o->texts = NULL;
+	o->own_texts = true;
 	while ((len = getline(&line, &cap, stdin)) >= 0)
 	{
 		if (len > 0 && line[len - 1] == '\n')
@@ -138,11 +152,18 @@ read_stdin_texts(embed_opts *o)
 			char	  **more = realloc(o->texts, sizeof(char *) * (room = room ? 2 * room : 64));
 
 			if (more == NULL)
+			{
+				free(line);
 				return false;
+			}
 			o->texts = more;
 		}
-		if ((o->texts[o->n_texts++] = strdup(line)) == NULL)
+		if ((o->texts[o->n_texts] = strdup(line)) == NULL)
+		{
+			free(line);
 			return false;
+		}
+		o->n_texts++;
 	}
 	free(line);
 	return true;
@@ -295,7 +316,10 @@ cmd_embed(int argc, char **argv)
 
 	lg_error_clear(&err);
 	if ((rc = parse_opts(argc, argv, &o)) != 0)
+	{
+		free_texts(&o);
 		return rc;
+	}
 	rc = 1;
 	if (o.bench_len > 0)
 	{
@@ -304,15 +328,24 @@ cmd_embed(int argc, char **argv)
 		rc = run_bench(&o, m, c);
 		lg_context_free(c);
 		lg_model_free(m);
-		free(o.texts);
+		free_texts(&o);
 		return rc;
 	}
 	if (o.n_texts == 0 && !read_stdin_texts(&o))
+	{
+		free_texts(&o);
 		return cli_fail("embed", 1, "out of memory reading stdin");
+	}
 	if (o.n_texts == 0)
+	{
+		free_texts(&o);
 		return cli_fail("embed", 2, "no texts to embed (give them as arguments or stdin lines)");
+	}
 	if (!cli_open_model("embed", &o.model, &m, &c))
+	{
+		free_texts(&o);
 		return 1;
+	}
 	d = lg_model_n_embd(m);
 	pool = o.pool == LG_POOL_DEFAULT ? lg_model_pooling(m) : o.pool;
 	ids = calloc(o.n_texts, sizeof(lg_token *));
@@ -401,5 +434,6 @@ done:
 	free(out);
 	lg_context_free(c);
 	lg_model_free(m);
+	free_texts(&o);
 	return rc;
 }
