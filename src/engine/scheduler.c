@@ -138,8 +138,9 @@ struct lg_sched
 	/* the stepping thread's scratch */
 	lg_batch_seq *batch;		/* [max_seqs] */
 	sched_seq **owners;			/* [max_seqs] */
-	sched_seq **embeds;			/* [cap_queue] this step's embedding requests */
+	sched_seq **embeds;			/* [cap_embeds] this step's embedding requests */
 	int32_t		n_embeds;
+	int32_t		cap_embeds;
 	float	   *logits;			/* [max_seqs][n_vocab] */
 };
 
@@ -245,7 +246,8 @@ lg_sched_new(const lg_model *m, const lg_sched_params *params, lg_error *err)
 	s->run = calloc((size_t) p.max_seqs, sizeof(*s->run));
 	s->batch = calloc((size_t) p.max_seqs, sizeof(*s->batch));
 	s->owners = calloc((size_t) p.max_seqs, sizeof(*s->owners));
-	s->embeds = calloc((size_t) s->cap_queue, sizeof(*s->embeds));
+	s->cap_embeds = 16;
+	s->embeds = calloc((size_t) s->cap_embeds, sizeof(*s->embeds));
 	s->logits = malloc(sizeof(float) * (size_t) p.max_seqs * (size_t) s->n_vocab);
 	s->dev_params = calloc((size_t) p.max_seqs, sizeof(*s->dev_params));
 	s->dev_ids = calloc((size_t) p.max_seqs, sizeof(*s->dev_ids));
@@ -524,6 +526,28 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 	return LG_OK;
 }
 
+/*
+ * Make room for one more in the wait queue, keeping max_seqs spare for
+ * preemptions (under the lock); embedding requests that started stay in
+ * it beyond max_queued.  False when out of memory.
+ */
+static bool
+queue_room(lg_sched *s)
+{
+	sched_seq **q;
+	int32_t		cap;
+
+	if (s->n_queue + s->p.max_seqs < s->cap_queue)
+		return true;
+	cap = s->cap_queue * 2;
+	q = realloc(s->queue, sizeof(*q) * (size_t) cap);
+	if (q == NULL)
+		return false;
+	s->queue = q;
+	s->cap_queue = cap;
+	return true;
+}
+
 lg_status
 lg_sched_submit_embed(lg_sched *s, const lg_sched_embed_request *r, uint64_t *id, lg_error *err)
 {
@@ -591,7 +615,7 @@ lg_sched_submit_embed(lg_sched *s, const lg_sched_embed_request *r, uint64_t *id
 	em->t_aging = q->t_submit;
 
 	pthread_mutex_lock(&s->lock);
-	if (queued_waiting(s) >= s->p.max_queued || s->n_queue >= s->cap_queue - s->p.max_seqs)
+	if (queued_waiting(s) >= s->p.max_queued || !queue_room(s))
 	{
 		s->stats.n_rejected++;
 		pthread_mutex_unlock(&s->lock);
@@ -881,6 +905,15 @@ plan_embed(lg_sched *s, sched_seq *q, int32_t budget, double now)
 		taken += em->n_tokens[end++];
 	if (end == em->next)
 		return 0;
+	if (s->n_embeds == s->cap_embeds)
+	{
+		sched_seq **more = realloc(s->embeds, sizeof(*more) * (size_t) s->cap_embeds * 2);
+
+		if (more == NULL)
+			return 0;			/* out of memory: the next step tries again */
+		s->embeds = more;
+		s->cap_embeds *= 2;
+	}
 	em->step_end = end;
 	em->started = true;
 	em->t_aging = now;

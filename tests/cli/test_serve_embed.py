@@ -150,27 +150,32 @@ class ServeEmbed(unittest.TestCase):
             srv.stop()
 
     def test_busy_and_cancel(self):
-        srv = EngineServer("--max-queued", 1, "--max-batch-tokens", 16, "--debug-token-delay-ms", 20)
+        srv = EngineServer("--max-queued", 1, "--max-batch-tokens", 16, "--debug-token-delay-ms", 100)
         try:
             conn = srv.connect()
             self.supported(conn)
             big = ["Once upon a time there was a girl"] * 200
             conn.send("B", 2, self.embed_fields(big))
-            time.sleep(0.3)      # running: it no longer counts as queued
+            time.sleep(0.5)      # running: it no longer counts as queued
+            # two more between two steps: the queue holds one
             conn.send("B", 3, self.embed_fields(big))
-            time.sleep(0.1)
-            conn.send("B", 4, self.embed_fields(["a"]))
-            got = conn.collect([4], timeout=30)[4]
-            self.assertEqual((got[1], got[2]["status"]), ("X", "busy"))
-            conn.send("C", 3)
-            conn.send("C", 2)
-            res = conn.collect([2, 3], timeout=30)
-            self.assertEqual((res[2][1], res[2][2]["status"]), ("X", "cancelled"))
-            self.assertEqual((res[3][1], res[3][2]["status"]), ("X", "cancelled"))
+            conn.send("B", 4, self.embed_fields(big))
+            typ, rid, body = conn.read(timeout=30)
+            self.assertIn(rid, (3, 4))
+            self.assertEqual((typ, body["status"]), ("X", "busy"))
+            other = 7 - rid
+            st = as_list(conn.status().get("sched"))[0].split("\t")
+            self.assertEqual(st[5], "1")                      # rejected
+            for rid in (other, 2):
+                conn.send("C", rid)
+            res = conn.collect([2, other], timeout=30)
+            for rid in (2, other):
+                self.assertEqual((res[rid][1], res[rid][2]["status"]), ("X", "cancelled"))
+            st = as_list(conn.status().get("sched"))[0].split("\t")
+            self.assertEqual(st[1:5], ["0", "0", "3", "3"])    # queued running submitted finished
             conn.close()
         finally:
             srv.stop()
-
 
 if __name__ == "__main__":
     unittest.main()
