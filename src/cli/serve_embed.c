@@ -213,6 +213,8 @@ serve_embed(serve_request *r, serve_model *sm)
 	bool		normalize = true;
 	bool		truncate = false;
 	long long	priority = 0;
+	long long	base = 1;		/* the number of the first input in messages */
+	long long	n_ctx = 0;		/* the request's context; 0 or more: the scheduler's */
 	int32_t		n_inputs = 0;
 	int64_t		n_prompt = 0;
 	uint64_t	sched_id = 0;
@@ -248,6 +250,32 @@ serve_embed(serve_request *r, serve_model *sm)
 			return false;
 		}
 	}
+	if ((v = serve_fields_get(&r->fields, "input_base")) != NULL)
+	{
+		char	   *end;
+
+		errno = 0;
+		base = strtoll(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || base < 0 || base > INT32_MAX)
+		{
+			serve_send_error(r, LG_WIRE_ARG, "invalid value for input_base: \"%s\"", v);
+			return false;
+		}
+	}
+	if ((v = serve_fields_get(&r->fields, "n_ctx")) != NULL)
+	{
+		char	   *end;
+
+		errno = 0;
+		n_ctx = strtoll(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || n_ctx < 0)
+		{
+			serve_send_error(r, LG_WIRE_ARG, "invalid value for n_ctx: \"%s\"", v);
+			return false;
+		}
+	}
+	if (n_ctx == 0 || n_ctx > sm->n_ctx)
+		n_ctx = sm->n_ctx;
 	for (int i = 0; i < r->fields.n; i++)
 		if (strcmp(r->fields.keys[i], "input") == 0)
 			n_inputs++;
@@ -278,26 +306,26 @@ serve_embed(serve_request *r, serve_model *sm)
 			continue;
 		if (r->fields.values[i][0] == '\0')
 		{
-			serve_send_error(r, LG_WIRE_ARG, "input %d is empty", k + 1);
+			serve_send_error(r, LG_WIRE_ARG, "input %lld is empty", base + k);
 			goto done;
 		}
 		ids[k] = tokenize_input(m, r->fields.values[i], &n, &err);
 		if (ids[k] == NULL)
 		{
-			serve_send_error(r, serve_wire_status(err.status), "input %d: %s", k + 1, err.msg);
+			serve_send_error(r, serve_wire_status(err.status), "input %lld: %s", base + k, err.msg);
 			goto done;
 		}
-		if (n > sm->n_ctx)
+		if (n > n_ctx)
 		{
 			if (!truncate)
 			{
 				serve_send_error_detail(r, LG_WIRE_CONTEXT, NULL,
 										"Shorten the input, or ask for truncation.",
-										"input %d has %lld tokens, the context holds %d",
-										k + 1, (long long) n, (int) sm->n_ctx);
+										"input %lld has %lld tokens, the context holds %d",
+										base + k, (long long) n, (int) n_ctx);
 				goto done;
 			}
-			n = sm->n_ctx;
+			n = n_ctx;
 			j->n_truncated++;
 		}
 		j->n_tokens[k] = (int32_t) n;
