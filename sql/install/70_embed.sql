@@ -212,6 +212,11 @@ CREATE FUNCTION llm_embedding_enqueue() RETURNS trigger
 DECLARE
 	rid text;
 BEGIN
+	-- only on the job's own table (anyone may attach this trigger function anywhere)
+	IF NOT EXISTS (SELECT FROM @extschema@.llm_embedding_jobs j
+				   WHERE j.id = TG_ARGV[0]::bigint AND j.table_oid = TG_RELID) THEN
+		RETURN NULL;
+	END IF;
 	EXECUTE pg_catalog.format('SELECT ($1).%I::text', TG_ARGV[1]) INTO rid USING NEW;
 	IF rid IS NULL THEN
 		RETURN NULL;
@@ -244,6 +249,10 @@ CREATE FUNCTION llm_embedding_dequeue() RETURNS trigger
 DECLARE
 	rid text;
 BEGIN
+	IF NOT EXISTS (SELECT FROM @extschema@.llm_embedding_jobs j
+				   WHERE j.id = TG_ARGV[0]::bigint AND j.table_oid = TG_RELID) THEN
+		RETURN NULL;
+	END IF;
 	EXECUTE pg_catalog.format('SELECT ($1).%I::text', TG_ARGV[1]) INTO rid USING OLD;
 	DELETE FROM @extschema@.llm_embedding_queue q
 	WHERE q.job_id = TG_ARGV[0]::bigint AND q.row_id = rid AND q.done_at IS NULL;
@@ -436,7 +445,8 @@ REVOKE ALL ON FUNCTION
 	llm_embedding_model_check(text), llm_embedding_wake(), llm_embedding_enqueue(), llm_embedding_dequeue(),
 	llm_embedding_job_create(regclass, text, text, text, text, jsonb), llm_embedding_job_drop(regclass, text)
 	FROM PUBLIC;
+-- CREATE TRIGGER needs EXECUTE on the trigger function (which checks its table)
 GRANT EXECUTE ON FUNCTION
-	llm_embedding_model_check(text), llm_embedding_wake(),
+	llm_embedding_model_check(text), llm_embedding_wake(), llm_embedding_enqueue(), llm_embedding_dequeue(),
 	llm_embedding_job_create(regclass, text, text, text, text, jsonb), llm_embedding_job_drop(regclass, text)
 	TO llm_user;

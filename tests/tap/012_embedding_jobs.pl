@@ -128,5 +128,49 @@ is(sql("SELECT count(*) FROM llm_embedding_queue"), '0', 'no queueing after the 
 ($rc, $out, $err) = $node->psql('postgres', "SELECT llm_embedding_job_drop('docs')");
 like($err, qr/no embedding job on public.docs/, 'dropping it again is an error');
 
+# privileges: a job runs as its creator, who sees and drops only its own
+sql(qq{
+	CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
+	GRANT llm_user TO alice, bob;
+	SELECT llm_grant_model('stories', 'alice');
+	CREATE TABLE alice_docs (id int PRIMARY KEY, body text, emb real[]);
+	ALTER TABLE alice_docs OWNER TO alice;
+	INSERT INTO alice_docs VALUES (1, 'Once upon a time'), (2, 'The little dog');
+	GRANT SELECT ON alice_docs TO bob;
+});
+sub as_role
+{
+	my ($role, $q) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', "SET ROLE $role; $q");
+	return $rc == 0 ? $out : $err;
+}
+like(as_role('bob', qq{SELECT llm_embedding_job_create('alice_docs', 'id', 'body', 'emb', 'stories')}),
+	qr/permission denied for model "stories"/, 'no job without a grant on the model');
+sql("SELECT llm_grant_model('stories', 'bob')");
+like(as_role('bob', qq{SELECT llm_embedding_job_create('alice_docs', 'id', 'body', 'emb', 'stories')}),
+	qr/permission denied for table alice_docs/, 'no job on a table without the TRIGGER privilege');
+my $ajob = as_role('alice', qq{SELECT llm_embedding_job_create('alice_docs', 'id', 'body', 'emb', 'stories')});
+like($ajob, qr/^\d+$/, 'the owner creates a job');
+ok(wait_for($node, "SELECT count(*) FROM alice_docs WHERE emb IS NOT NULL", '2', 60), "alice's rows embedded");
+is(sql("SELECT count(*) FROM alice_docs WHERE emb IS DISTINCT FROM llm_embed(body, 'stories')"), '0',
+	"alice's embeddings are llm_embed's");
+is(as_role('bob', 'SELECT count(*) FROM llm_stat_embedding_jobs'), '0', "bob does not see alice's job");
+is(as_role('alice', 'SELECT count(*) FROM llm_stat_embedding_jobs'), '1', 'alice sees her job');
+like(as_role('bob', qq{SELECT llm_embedding_job_drop('alice_docs')}), qr/no embedding job on public.alice_docs/,
+	"bob cannot drop alice's job");
+like(as_role('bob', qq{INSERT INTO llm_embedding_jobs (owner, table_oid, table_name, id_column, id_type, source,
+		target_column, target_type, model, search_path)
+		VALUES ((SELECT oid FROM pg_roles WHERE rolname = 'alice'), 'alice_docs'::regclass, 'x', 'id', 'int',
+		'body', 'emb', 'real[]', 'stories', 'public')}),
+	qr/new row violates row-level security policy/, 'bob cannot make a job that runs as alice');
+like(as_role('bob', 'UPDATE llm_embedding_jobs SET model = 1'), qr/permission denied/, 'only the worker updates jobs');
+# the trigger function attached to another table queues nothing for the job
+sql("GRANT CREATE ON SCHEMA public TO bob");
+as_role('bob', qq{CREATE TABLE bob_t (id int); CREATE TRIGGER t AFTER INSERT ON bob_t FOR EACH ROW
+		EXECUTE FUNCTION llamagpu.llm_embedding_enqueue('$ajob', 'id'); INSERT INTO bob_t VALUES (77)});
+is(sql("SELECT count(*) FROM llm_embedding_queue WHERE row_id = '77'"), '0',
+	"a trigger on another table does not feed alice's job");
+is(as_role('alice', qq{SELECT llm_embedding_job_drop('alice_docs', 'emb')}), 't', 'alice drops her job');
+
 $node->stop;
 done_testing();
