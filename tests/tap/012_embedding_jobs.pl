@@ -168,6 +168,7 @@ like(as_role('bob', 'UPDATE llm_embedding_jobs SET model = 1'), qr/permission de
 sql("GRANT CREATE ON SCHEMA public TO bob");
 as_role('bob', qq{CREATE TABLE bob_t (id int); CREATE TRIGGER t AFTER INSERT ON bob_t FOR EACH ROW
 		EXECUTE FUNCTION llamagpu.llm_embedding_enqueue('$ajob', 'id'); INSERT INTO bob_t VALUES (77)});
+is(sql("SELECT count(*) FROM bob_t"), '1', "bob's trigger ran");
 is(sql("SELECT count(*) FROM llm_embedding_queue WHERE row_id = '77'"), '0',
 	"a trigger on another table does not feed alice's job");
 is(as_role('alice', qq{SELECT llm_embedding_job_drop('alice_docs', 'emb')}), 't', 'alice drops her job');
