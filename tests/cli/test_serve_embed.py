@@ -173,6 +173,14 @@ class ServeEmbed(unittest.TestCase):
                 self.assertEqual((res[rid][1], res[rid][2]["status"]), ("X", "cancelled"))
             st = as_list(conn.status().get("sched"))[0].split("\t")
             self.assertEqual(st[1:5], ["0", "0", "3", "3"])    # queued running submitted finished
+            # a timeout while running; STATUS lists the request meanwhile
+            conn.send("B", 5, self.embed_fields(big, timeout_ms=500))
+            time.sleep(0.3)
+            reqs = as_list(conn.status().get("request"))
+            self.assertEqual(len(reqs), 1)
+            self.assertEqual(reqs[0].split("\t")[4], "prompt")
+            got = conn.collect([5], timeout=30)[5]
+            self.assertEqual((got[1], got[2]["status"]), ("X", "timeout"))
             conn.close()
         finally:
             srv.stop()
