@@ -173,5 +173,20 @@ is(sql("SELECT count(*) FROM llm_embedding_queue WHERE row_id = '77'"), '0',
 	"a trigger on another table does not feed alice's job");
 is(as_role('alice', qq{SELECT llm_embedding_job_drop('alice_docs', 'emb')}), 't', 'alice drops her job');
 
+# a vector target (a STAND-IN type made here, text in and out: pgvector is not installed)
+sql(qq{
+	CREATE TYPE vector;
+	CREATE FUNCTION vector_in(cstring) RETURNS vector AS 'textin' LANGUAGE internal IMMUTABLE STRICT;
+	CREATE FUNCTION vector_out(vector) RETURNS cstring AS 'textout' LANGUAGE internal IMMUTABLE STRICT;
+	CREATE TYPE vector (INPUT = vector_in, OUTPUT = vector_out, LIKE = text);
+	SELECT llm_enable_vector();
+	CREATE TABLE vdocs (id bigint PRIMARY KEY, body text, emb vector);
+	INSERT INTO vdocs VALUES (1, 'Once upon a time'), (2, 'The little dog');
+	SELECT llm_embedding_job_create('vdocs', 'id', 'body', 'emb', 'stories');
+});
+ok(wait_for($node, "SELECT count(*) FROM vdocs WHERE emb IS NOT NULL", '2', 60), 'vector targets filled');
+is(sql("SELECT count(*) FROM vdocs WHERE emb::text IS DISTINCT FROM llm_embed_vector(body, 'stories')::text"), '0',
+	'vector targets are llm_embed_vector');
+
 $node->stop;
 done_testing();
