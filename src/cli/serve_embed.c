@@ -285,6 +285,14 @@ serve_embed(serve_request *r, serve_model *sm)
 		return false;
 	}
 
+	/* the reply must fit one frame: base64 takes 4 bytes per 3 */
+	if ((double) n_inputs * lg_model_n_embd(m) * 4 * 4 / 3 + (double) n_inputs * 64 > LG_PROTO_MAX_PAYLOAD)
+	{
+		serve_send_error_detail(r, LG_WIRE_ARG, NULL, "Send the inputs in several EMBED requests.",
+								"%d inputs of %d floats do not fit one reply", (int) n_inputs,
+								(int) lg_model_n_embd(m));
+		return false;
+	}
 	j = calloc(1, sizeof(*j));
 	ids = calloc((size_t) n_inputs, sizeof(*ids));
 	if (j == NULL || ids == NULL ||
