@@ -62,6 +62,7 @@ class ServeEmbed(unittest.TestCase):
                 (["a"], {"normalize": "yes"}, "arg", "normalize"),
                 (["a"], {"truncate": "2"}, "arg", "truncate"),
                 (["a"], {"priority": "high"}, "arg", "priority"),
+                (["a"] * 170000, {}, "arg", "do not fit one reply"),
             ]
             for i, (inputs, extra, status, words) in enumerate(cases):
                 with self.subTest(case=i):
