@@ -9,7 +9,7 @@
  * --bench-len L embeds --bench-count N made-up sequences of L tokens
  * (random ids between the model's own first and last special tokens, as
  * a tokenized text would have them) in calls of --batch texts, -r times
- * after a warm-up, and prints embeddings per second (scripts/bench-embed.sh).
+ * after a warm-up call of one sequence, and prints embeddings per second (scripts/bench-embed.sh).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +204,8 @@ now_s(void)
 /*
  * The benchmark: bench_count sequences of bench_len tokens (the model's
  * BOS/[CLS] first, [SEP] or nothing last, random ids between), embedded in
- * calls of o->batch, one warm-up then o->reps timed runs; prints the mean
+ * calls of o->batch, a warm-up call of one sequence then o->reps timed
+ * runs; prints the mean
  * embeddings per second.
  */
 static int
@@ -247,9 +248,10 @@ run_bench(const embed_opts *o, lg_model *m, lg_context *c)
 	{
 		double		t0 = now_s(), t;
 
-		for (int64_t i = 0; i < n; i += o->batch)
+		/* r == 0 warms up with one call of one sequence (touches every weight) */
+		for (int64_t i = 0; i < (r == 0 ? 1 : n); i += o->batch)
 		{
-			int32_t		nb = (int32_t) (n - i < o->batch ? n - i : o->batch);
+			int32_t		nb = r == 0 ? 1 : (int32_t) (n - i < o->batch ? n - i : o->batch);
 
 			if (lg_context_embed(c, seqs + i, lens + i, nb, o->pool, o->normalize, out, &err) != LG_OK)
 			{

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "embed.h"
 #include "cli_args.h"
 #include "json.h"
 
@@ -77,7 +78,7 @@ cmd_info(int argc, char **argv)
 					   "\"n_head_kv\":%d,\"head_dim\":%d,\"n_ff\":%d,\"n_vocab\":%d,"
 					   "\"rms_eps\":%g,\"rope_freq_base\":%g,\"rope_freq_scale\":%g,\"rope_style\":\"%s\","
 					   "\"tied_output\":%s,\"tokenizer\":\"%s\",\"bos\":%d,\"eos\":%d,\"add_bos\":%s,"
-					   "\"chat_template\":%s}\n",
+					   "\"chat_template\":%s,\"encoder\":%s,\"pooling\":\"%s\"}\n",
 					   m->gguf->version, (unsigned long long) m->file_size, (long long) hp->n_params,
 					   hp->ftype_name, types, hp->n_ctx_train, hp->n_embd, hp->n_layer, hp->n_head,
 					   hp->n_head_kv, hp->head_dim, hp->n_ff, hp->n_vocab, hp->rms_eps,
@@ -86,7 +87,8 @@ cmd_info(int argc, char **argv)
 					   hp->tied_output ? "true" : "false", lg_vocab_type_name(m->vocab),
 					   lg_vocab_bos(m->vocab), lg_vocab_eos(m->vocab),
 					   lg_vocab_add_bos(m->vocab) ? "true" : "false",
-					   m->chat_template ? "true" : "false");
+					   m->chat_template ? "true" : "false", hp->encoder ? "true" : "false",
+					   lg_pooling_name(lg_model_pooling(m)));
 	}
 	else
 		lg_buf_appendf(&b,
@@ -97,19 +99,22 @@ cmd_info(int argc, char **argv)
 					   "tensor types:   %s\n"
 					   "context length: %d\n"
 					   "dimensions:     n_embd %d, n_layer %d, n_head %d, n_head_kv %d, head_dim %d, n_ff %d\n"
-					   "norm:           rms, eps %g\n"
+					   "norm:           %s, eps %g\n"
 					   "rope:           %s, freq_base %g, freq_scale %g, n_rot %d%s\n"
-					   "output:         %s\n"
+					   "output:         %s%s\n"
 					   "tokenizer:      %s, %d tokens, bos %d, eos %d, add_bos %s\n"
 					   "chat template:  %s\n",
 					   o.model, m->gguf->version, m->file_size / (1024.0 * 1024.0),
 					   lg_arch_name(hp->arch), hp->name[0] ? " (" : "", hp->name, hp->name[0] ? ")" : "",
 					   (long long) hp->n_params, hp->n_params / 1e6, hp->ftype_name, types,
 					   hp->n_ctx_train, hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv,
-					   hp->head_dim, hp->n_ff, hp->rms_eps,
+					   hp->head_dim, hp->n_ff, hp->encoder ? "layer" : "rms",
+					   hp->encoder ? hp->norm_eps : hp->rms_eps,
 					   hp->rope.style == LG_ROPE_NEOX ? "neox" : "norm", hp->rope.freq_base,
 					   hp->rope.freq_scale, hp->rope.n_rot, hp->rope.freq_factors ? ", freq factors" : "",
+					   hp->encoder ? "none (an encoder: embeddings only), pooling " :
 					   hp->tied_output ? "tied to token embeddings" : "separate matrix",
+					   hp->encoder ? lg_pooling_name(lg_model_pooling(m)) : "",
 					   lg_vocab_type_name(m->vocab), hp->n_vocab, lg_vocab_bos(m->vocab),
 					   lg_vocab_eos(m->vocab), lg_vocab_add_bos(m->vocab) ? "yes" : "no",
 					   m->chat_template ? "present" : "none");

@@ -134,6 +134,8 @@ typedef struct lg_cpu_kernels
 								const float *q, float scale, float *s);
 	void		(*attn_accum) (int64_t nc, int32_t d, const float *V, int64_t vs,
 							   const float *p, float *acc);
+	/* s[j] = (q · Kt[.][j]) * scale for j < n, K transposed: Kt[i][j] at kt[i * n + j] (encoders) */
+	void		(*attn_scores_t) (int64_t n, int32_t d, const float *kt, const float *q, float scale, float *s);
 	/* dst[c][0..d) = src[c*ss ..] for nc f16 rows: a tile of the F16 cache */
 	void		(*attn_tile_f16) (int64_t nc, int32_t d, const lg_f16 *src, int64_t ss, float *dst);
 } lg_cpu_kernels;
@@ -212,6 +214,8 @@ void		lg_cpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64
 void		lg_cpu_layernorm(lg_backend *be, float *y, const float *x, const float *w, const float *b,
 							 int64_t n, int64_t d, float eps);
 void		lg_cpu_gelu(lg_backend *be, float *x, int64_t n, int64_t d);
+/* Attention of encoders (every a[i].bidirectional); false: not done, use the general kernel. */
+bool		lg_cpu_attention_bidir(lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 
 /* RoPE's YaRN correction range, as ggml_rope_yarn_corr_dims computes it. */
 void		lg_rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float freq_base,

@@ -114,6 +114,19 @@ scalar_swiglu(int64_t n, float *g, const float *u)
 	}
 }
 
+/* s[j] = (q · Kt[.][j]) * scale over a transposed K (d rows of n) */
+static void
+scalar_attn_scores_t(int64_t n, int32_t d, const float *kt, const float *q, float scale, float *s)
+{
+	for (int64_t j = 0; j < n; j++)
+		s[j] = 0.0f;
+	for (int32_t i = 0; i < d; i++)
+		for (int64_t j = 0; j < n; j++)
+			s[j] += q[i] * kt[i * n + j];
+	for (int64_t j = 0; j < n; j++)
+		s[j] *= scale;
+}
+
 /* x = gelu(x), tanh form written as x * sigmoid(2z) (the same function) */
 static void
 scalar_gelu(int64_t n, float *x)
@@ -189,6 +202,7 @@ lg_cpu_kernels_scalar(lg_cpu_kernels *k)
 	k->exp_sum = scalar_exp_sum;
 	k->swiglu = scalar_swiglu;
 	k->gelu = scalar_gelu;
+	k->attn_scores_t = scalar_attn_scores_t;
 	k->attn_scores = scalar_attn_scores;
 	k->attn_accum = scalar_attn_accum;
 	k->attn_tile_f16 = scalar_attn_tile_f16;

@@ -9,6 +9,7 @@
 #include "backend_cpu_impl.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 #include "simd_x86.h"
 
@@ -135,6 +136,53 @@ avx2_attn_tile_f16(int64_t nc, int32_t d, const lg_f16 *src, int64_t ss, float *
 	}
 }
 
+/*
+ * s[j] = (q · Kt[.][j]) * scale over a transposed K: 32 keys per pass in
+ * four accumulators, one load per multiply-add, no horizontal sums.
+ */
+static void
+avx2_attn_scores_t(int64_t n, int32_t d, const float *kt, const float *q, float scale, float *s)
+{
+	const __m256 vs = _mm256_set1_ps(scale);
+	int64_t		j = 0;
+
+	for (; j + 32 <= n; j += 32)
+	{
+		__m256		a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+		for (int32_t i = 0; i < d; i++)
+		{
+			const __m256 qi = _mm256_broadcast_ss(q + i);
+			const float *r = kt + (int64_t) i * n + j;
+
+			a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(r), a0);
+			a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(r + 8), a1);
+			a2 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(r + 16), a2);
+			a3 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(r + 24), a3);
+		}
+		_mm256_storeu_ps(s + j, _mm256_mul_ps(a0, vs));
+		_mm256_storeu_ps(s + j + 8, _mm256_mul_ps(a1, vs));
+		_mm256_storeu_ps(s + j + 16, _mm256_mul_ps(a2, vs));
+		_mm256_storeu_ps(s + j + 24, _mm256_mul_ps(a3, vs));
+	}
+	for (; j + 8 <= n; j += 8)
+	{
+		__m256		a = _mm256_setzero_ps();
+
+		for (int32_t i = 0; i < d; i++)
+			a = _mm256_fmadd_ps(_mm256_broadcast_ss(q + i), _mm256_loadu_ps(kt + (int64_t) i * n + j), a);
+		_mm256_storeu_ps(s + j, _mm256_mul_ps(a, vs));
+	}
+	for (; j < n; j++)
+	{
+		float		a = 0.0f;
+
+		for (int32_t i = 0; i < d; i++)
+			a = fmaf(q[i], kt[(int64_t) i * n + j], a);
+		s[j] = a * scale;
+	}
+}
+
 /* Install the AVX2 attention loops. */
 void
 lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k)
@@ -142,4 +190,5 @@ lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k)
 	k->attn_scores = avx2_attn_scores;
 	k->attn_accum = avx2_attn_accum;
 	k->attn_tile_f16 = avx2_attn_tile_f16;
+	k->attn_scores_t = avx2_attn_scores_t;
 }

@@ -485,6 +485,9 @@ lg_cpu_attention(lg_backend *be, const lg_attn_args *args, int32_t n_seqs)
 
 	if (n_seqs <= 0)
 		return;
+	/* encoders: by blocks of queries (ops_cpu_bert.c), unless memory is short */
+	if (args[0].bidirectional && !ctx->k.reference && lg_cpu_attention_bidir(be, args, n_seqs))
+		return;
 	if (n_seqs > 1 && !lg_attn_reserve_seqs(ctx, n_seqs))
 	{
 		/* no table: one sequence at a time gives the same answer */

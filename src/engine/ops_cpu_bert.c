@@ -1,6 +1,6 @@
 /*
  * ops_cpu_bert.c — the CPU backend's operations for encoders (bert,
- * nomic-bert): LayerNorm and GELU.
+ * nomic-bert): LayerNorm, GELU and bidirectional attention.
  *
  * LayerNorm follows ggml_norm's rounding (mean and variance summed in
  * double, the scale in float) followed by the weight and bias, as
@@ -13,6 +13,8 @@
 #include "backend_cpu_impl.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct bert_job
 {
@@ -90,4 +92,160 @@ lg_cpu_gelu(lg_backend *be, float *x, int64_t n, int64_t d)
 		gelu_rows(&j, 0, 1);
 	else
 		lg_threadpool_run(ctx->tp, gelu_rows, &j);
+}
+
+/*
+ * Bidirectional attention (encoders), by blocks of queries.  The causal
+ * kernel (ops_cpu_attn.c) scores one query against a tile of keys with a
+ * dot per key, whose horizontal sum dominates at the short heads encoders
+ * have (32, 64).  Here an item is (sequence, head, block of BIDIR_QB
+ * queries): the head's keys are gathered transposed (Kt[d][j]) and its
+ * values packed (V[j][d]) once per item, a query's scores come from Kt
+ * with the keys across the vector lanes (attn_scores_t: no horizontal
+ * sums), then an exact softmax over the whole row and the weighted sum of
+ * V (attn_accum).  A query's result depends only on
+ * its sequence, never on the batch or the thread that computes it.
+ */
+#define BIDIR_QB	128
+
+typedef struct bidir_job
+{
+	const lg_cpu_kernels *k;
+	const lg_attn_args *a;
+	int32_t		n_seqs;
+	const int64_t *item0;		/* [n_seqs + 1] first item of each sequence */
+	float	   *ws;				/* n_threads workspaces of ws_floats */
+	size_t		ws_floats;
+	_Alignas(64) atomic_int_fast64_t next;
+} bidir_job;
+
+/* The pool row of position p of a's sequence. */
+static inline int64_t
+bidir_row(const lg_attn_args *a, int64_t p)
+{
+	return (int64_t) a->block_table[p / a->block_size] * a->block_size + p % a->block_size;
+}
+
+/* One item: queries [i0, i1) of head h of sequence a. */
+static void
+bidir_item(const lg_cpu_kernels *k, const lg_attn_args *a, int32_t h, int64_t i0, int64_t i1, float *ws)
+{
+	const int32_t D = a->head_dim;
+	const int64_t n = a->kv_len;
+	const int64_t row = (int64_t) a->n_kv_heads * D;
+	const int64_t q_row = (int64_t) a->n_heads * D;
+	const int32_t kvh = h / (a->n_heads / a->n_kv_heads);
+	float	   *kt = ws;			/* [D][n] */
+	float	   *v = kt + (size_t) D * n;	/* [n][D] */
+	float	   *s = v + (size_t) n * D;	/* [n] */
+	const bool	f16 = a->kv_type == LG_KV_F16;
+
+	for (int64_t j = 0; j < n; j++)
+	{
+		const int64_t r = bidir_row(a, j) * row + (int64_t) kvh * D;
+
+		if (f16)
+		{
+			k->f16_to_f32((const lg_f16 *) a->v_cache + r, v + j * D, D);
+			k->f16_to_f32((const lg_f16 *) a->k_cache + r, s, D);
+			for (int32_t d = 0; d < D; d++)
+				kt[(int64_t) d * n + j] = s[d];
+		}
+		else
+		{
+			const float *kr = (const float *) a->k_cache + r;
+
+			memcpy(v + j * D, (const float *) a->v_cache + r, (size_t) D * sizeof(float));
+			for (int32_t d = 0; d < D; d++)
+				kt[(int64_t) d * n + j] = kr[d];
+		}
+	}
+	for (int64_t i = i0; i < i1; i++)
+	{
+		const float *q = a->q + i * q_row + (int64_t) h * D;
+		float	   *o = a->out + i * q_row + (int64_t) h * D;
+		float		m, inv;
+
+		k->attn_scores_t(n, D, kt, q, a->scale, s);
+		m = s[0];
+		for (int64_t j = 1; j < n; j++)
+			m = s[j] > m ? s[j] : m;
+		inv = 1.0f / k->exp_sum(n, s, m);
+		memset(o, 0, (size_t) D * sizeof(float));
+		k->attn_accum(n, D, v, D, s, o);
+		for (int32_t d = 0; d < D; d++)
+			o[d] *= inv;
+	}
+}
+
+/* Thread body: items in turn. */
+static void
+bidir_task(void *arg, int ith, int nth)
+{
+	bidir_job  *job = arg;
+	float	   *ws = job->ws + (size_t) ith * job->ws_floats;
+	int32_t		s = 0;
+
+	for (int64_t item = ith; item < job->item0[job->n_seqs];
+		 item = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed))
+	{
+		const lg_attn_args *a;
+		int64_t		local, nqb;
+
+		while (item >= job->item0[s + 1])
+			s++;
+		a = &job->a[s];
+		local = item - job->item0[s];
+		nqb = (a->n_tok + BIDIR_QB - 1) / BIDIR_QB;
+		{
+			const int32_t h = (int32_t) (local / nqb);
+			const int64_t i0 = (local % nqb) * BIDIR_QB;
+			const int64_t i1 = i0 + BIDIR_QB < a->n_tok ? i0 + BIDIR_QB : a->n_tok;
+
+			bidir_item(job->k, a, h, i0, i1, ws);
+		}
+	}
+}
+
+/*
+ * Bidirectional attention of n_seqs sequences.  Returns false (nothing
+ * done) when memory for the plan or the workspaces is short: the caller
+ * then uses the general kernel, which gives the same softmax.
+ */
+bool
+lg_cpu_attention_bidir(lg_backend *be, const lg_attn_args *args, int32_t n_seqs)
+{
+	lg_cpu_ctx *ctx = lg_cpu_ctx_of(be);
+	bidir_job	job = {.k = &ctx->k, .a = args, .n_seqs = n_seqs};
+	int64_t    *item0 = malloc(sizeof(int64_t) * (n_seqs + 1));
+	int64_t		max_n = 1;
+	int32_t		max_d = 1;
+
+	if (item0 == NULL)
+		return false;
+	item0[0] = 0;
+	for (int32_t s = 0; s < n_seqs; s++)
+	{
+		const lg_attn_args *a = &args[s];
+		bool		ok = a->n_tok > 0 && a->kv_len > 0 && a->n_heads > 0 && a->n_kv_heads > 0 &&
+			a->n_heads % a->n_kv_heads == 0 && a->head_dim > 0 && a->block_size > 0;
+
+		item0[s + 1] = item0[s] + (ok ? (int64_t) a->n_heads * ((a->n_tok + BIDIR_QB - 1) / BIDIR_QB) : 0);
+		max_n = a->kv_len > max_n ? a->kv_len : max_n;
+		max_d = a->head_dim > max_d ? a->head_dim : max_d;
+	}
+	job.item0 = item0;
+	job.ws_floats = ((size_t) 2 * max_d * max_n + max_n + 15) & ~(size_t) 15;
+	job.ws = aligned_alloc(64, job.ws_floats * sizeof(float) * ctx->n_threads);
+	if (job.ws == NULL)
+	{
+		free(item0);
+		return false;
+	}
+	atomic_init(&job.next, ctx->n_threads);
+	if (item0[n_seqs] > 0)
+		lg_threadpool_run(ctx->tp, bidir_task, &job);
+	free(job.ws);
+	free(item0);
+	return true;
 }
