@@ -63,6 +63,8 @@ sql(qq{
 	DELETE FROM docs WHERE id IN (20, 21, 22);
 	UPDATE docs SET other = 1 WHERE id = 7;
 });
+ok(wait_for($node, "SELECT count(*) > 0 FROM llm_stat_activity a JOIN pg_stat_activity p ON p.pid = a.backend_pid"
+		  . " WHERE p.backend_type = 'llamagpu job worker'", 't'), '... with an EMBED request in the engine');
 my $engine = engine_pid($node);
 kill 'KILL', $engine;
 ok(wait_engine_restart($node, $engine, 30) > 0, 'engine restarted');
