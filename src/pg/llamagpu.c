@@ -133,4 +133,5 @@ _PG_init(void)
 	shmem_startup_hook = llamagpu_shmem_startup;
 
 	LlamagpuSupervisorRegister();
+	ApiKeyUsageShmemRegister();
 }

@@ -416,6 +416,43 @@ void		LlamagpuUsageAppend(LlamagpuUsageScope *scope, int64 prompt_tokens,
 void		LlamagpuUsageWorkerEnsure(Oid dboid);
 PGDLLEXPORT void llamagpu_usage_worker_main(Datum main_arg);
 
+/* ---- API keys (api_key_secret.c, api_keys.c, api_key_auth.c, api_key_usage.c) ---- */
+
+/*
+ * An API key reads lgk_<prefix>_<secret>: the tag, 12 base64url characters
+ * of public prefix (72 random bits: it finds the key's row and names the
+ * key in logs) and 43 of secret (256 random bits).  The database keeps
+ * only sha256(salt || secret) with a 16-byte random salt.
+ */
+#define API_KEY_TAG				"lgk_"
+#define API_KEY_TAG_LEN			4
+#define API_KEY_PREFIX_LEN		12
+#define API_KEY_SECRET_LEN		43
+#define API_KEY_LEN				(API_KEY_TAG_LEN + API_KEY_PREFIX_LEN + 1 + API_KEY_SECRET_LEN)
+#define API_KEY_SALT_LEN		16
+#define API_KEY_HASH_LEN		32
+
+/* A key's text split into its parts (each NUL-terminated). */
+typedef struct ApiKeyParts
+{
+	char		prefix[API_KEY_PREFIX_LEN + 1];
+	char		secret[API_KEY_SECRET_LEN + 1];
+} ApiKeyParts;
+
+/* A new key: its text (API_KEY_LEN + 1 bytes), and the salt and hash to store. */
+void		ApiKeyGenerate(char *key, ApiKeyParts *parts, uint8 *salt, uint8 *hash);
+/* Split a key's text; an ERROR (SQLSTATE 28000) says what is wrong with it. */
+void		ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts);
+/* sha256(salt || secret). */
+void		ApiKeyHash(const uint8 *salt, const char *secret, uint8 *hash);
+/* Compare two hashes in time that does not depend on where they differ. */
+bool		ApiKeyHashEqual(const uint8 *a, const uint8 *b);
+
+/* Reserve the shared table of keys' last-used times (when preloaded). */
+void		ApiKeyUsageShmemRegister(void);
+/* Note that key keyid of this database was used now. */
+void		ApiKeyUsageRecord(int64 keyid);
+
 /* ---- text (utf8.c) ---- */
 
 /* Text from the engine's UTF-8 (invalid bytes become U+FFFD). */
