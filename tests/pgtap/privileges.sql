@@ -3,7 +3,7 @@
 -- SECURITY DEFINER functions; row-level security on every table that holds
 -- per-role data; whose quota applies and what usage records.
 BEGIN;
-SELECT plan(72);
+SELECT plan(82);
 
 SELECT lives_ok($$SELECT llamagpu.llm_register_model('tap_priv', 'stories260K.gguf')$$,
 				'the superuser registers a model');
@@ -28,12 +28,16 @@ SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
 									'llm_job_failures', 'llm_api_keys')
 				  AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid) ORDER BY 1),
 		  '{}'::text[], 'per-role tables have policies');
--- no C function of the extension is executable by PUBLIC
+-- no C function of the extension is executable by PUBLIC, but the two that
+-- PostgREST's anonymous role needs to present an API key (llm_pre_request)
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
 				WHERE p.pronamespace = 'llamagpu'::regnamespace
 				  AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-				  AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1),
-		  '{}'::text[], 'PUBLIC cannot execute any C function of llamagpu');
+				  AND has_function_privilege('public', p.oid, 'EXECUTE')
+				  AND p.oid::regprocedure::text NOT IN ('llamagpu.llm_api_key_authenticate(text)',
+														'llamagpu.llm_current_api_key()')
+				ORDER BY 1),
+		  '{}'::text[], 'PUBLIC cannot execute any C function of llamagpu but key authentication');
 -- every SECURITY DEFINER function of the extension pins its search_path
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
 				WHERE p.pronamespace = 'llamagpu'::regnamespace AND p.prosecdef
@@ -194,6 +198,24 @@ SET ROLE tap_p_admin;
 SELECT is((SELECT count(*)::int FROM llamagpu.llm_jobs WHERE name = 'tap_p_job'), 1, 'admin: sees it');
 RESET ROLE;
 
+-- ---- API keys: a role sees its own keys only; the key's limits apply on top of the role's ----
+CREATE TEMP TABLE tap_p_keys AS
+	SELECT llamagpu.llm_create_api_key('tap_p_key_user', 'tap_p_user', NULL, 1, NULL) AS key;
+GRANT SELECT ON tap_p_keys TO PUBLIC;
+SELECT is((SELECT count(*)::int FROM llamagpu.llm_api_keys WHERE name = 'tap_p_key_user'), 1,
+		  'superuser: creates a key for user with 1 request a minute');
+SELECT lives_ok($$SELECT llamagpu.llm_create_api_key('tap_p_key_other', 'tap_p_other')$$,
+				'superuser: creates a key for other');
+SET ROLE tap_p_user;
+SELECT is((SELECT array_agg(name) FROM llamagpu.llm_api_keys WHERE name LIKE 'tap_p_key%'),
+		  ARRAY['tap_p_key_user'], 'user: sees its own key, not other''s');
+SELECT throws_ok($$SELECT hash FROM llamagpu.llm_api_keys$$, '42501', NULL, 'user: cannot read key hashes');
+RESET ROLE;
+SET ROLE tap_p_other;
+SELECT is((SELECT array_agg(name) FROM llamagpu.llm_api_keys WHERE name LIKE 'tap_p_key%'),
+		  ARRAY['tap_p_key_other'], 'other: sees its own key only');
+RESET ROLE;
+
 -- ---- whose limits apply: own row, else the groups', never a superuser's groups ----
 SELECT lives_ok($$SELECT llamagpu.llm_set_quota('llm_user', 600, NULL)$$, 'superuser: sets a quota on llm_user');
 SELECT is((SELECT source || ':' || requests_per_minute FROM llamagpu.llm_effective_quota('tap_p_user')),
@@ -204,6 +226,20 @@ SELECT is((SELECT source FROM llamagpu.llm_effective_quota(current_user::regrole
 		  'a superuser does not inherit groups'' limits');
 SELECT is((SELECT source || ':' || requests_per_minute FROM llamagpu.llm_effective_quota('tap_p_admin')),
 		  'own:1', 'llm_admin members inherit llm_user''s limit unless they have their own');
+
+-- last, because a transaction keeps the key it authenticated with
+SELECT is((SELECT llamagpu.llm_api_key_authenticate(key)::text FROM tap_p_keys), 'tap_p_user',
+		  'the key authenticates as its role');
+SET ROLE tap_p_user;
+SELECT lives_ok($$SELECT llamagpu.llm_generate('Once upon a time', 'tap_priv', max_tokens => 1)$$,
+				'user with a key: the first request of the minute passes');
+SELECT throws_ok($$SELECT llamagpu.llm_generate('Once upon a time', 'tap_priv', max_tokens => 1)$$, '53400',
+				 'rate limit of 1 request per minute exceeded for API key "tap_p_key_user"',
+				 'user with a key: the key''s own limit applies on top of the role''s');
+RESET ROLE;
+SELECT ok(llamagpu.llm_usage_flush(), 'usage records flushed');
+SELECT is((SELECT array_agg(status || ':' || api_key ORDER BY id) FROM llamagpu.llm_usage WHERE api_key = 'tap_p_key_user'),
+		  ARRAY['ok:tap_p_key_user', 'rejected:tap_p_key_user'], 'usage rows name the key');
 
 SELECT * FROM finish();
 ROLLBACK;
