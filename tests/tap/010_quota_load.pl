@@ -179,5 +179,19 @@ $lh->finish;
 ok($small->safe_psql('postgres', 'SELECT llamagpu.llm_usage_flush()') eq 't', 'flushed once the lock is gone');
 is($small->safe_psql('postgres', "SELECT count(*) FROM llamagpu.llm_usage"), '64', 'the 64 kept records are rows');
 like(slurp_file($small->logfile), qr/WARNING:  llamagpu: 36 usage records were dropped/, 'the flusher logged the drop');
+
+# retention: the flusher deletes rows older than llamagpu.usage_retention days when it starts
+$small->safe_psql('postgres', q{
+	INSERT INTO llamagpu.llm_usage (started_at, finished_at, role_id, role, outer_role_id, outer_role, kind,
+		status, requests, errors, prompt_tokens, completion_tokens, duration_ms, backend_pid)
+	SELECT now() - d * interval '1 day', now() - d * interval '1 day', 10, 'old', 10, 'old', 'generate',
+		'ok', 1, 0, 1, 1, 1, 0
+	FROM unnest(ARRAY[40, 20]) d;
+	ALTER SYSTEM SET llamagpu.usage_retention = 30;
+	SELECT pg_reload_conf();});
+ok(wait_for($small, 'SELECT flushers FROM llamagpu.llm_stat_usage', '0'), 'the idle flusher exited');
+$small->safe_psql('postgres', "SELECT llamagpu.llm_generate('Once', 'stories', max_tokens => 1)");
+ok(wait_for($small, "SELECT string_agg(extract(day FROM now() - finished_at)::text, ',') FROM llamagpu.llm_usage WHERE role = 'old'", '20'),
+	'the row of 40 days ago was deleted, the one of 20 days kept');
 $small->stop;
 done_testing();
