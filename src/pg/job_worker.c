@@ -301,6 +301,8 @@ run_batch(Job *job)
 	JobOptionsToArgs(job->options, job->model, &args, &batch_size);
 	GenerateRequestBuild(&args, &req);
 	req.kind = "job";
+	/* a step must fit the owner's rate limit, or it would wait forever */
+	batch_size = Min(batch_size, LlamagpuQuotaMaxRequests());
 
 	if (!job->started)
 	{

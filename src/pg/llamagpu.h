@@ -390,6 +390,8 @@ typedef struct LlamagpuUsageScope
  */
 void		LlamagpuQuotaAdmit(LlamagpuUsageScope *scope, LlamagpuModel *model,
 							   const char *kind, int n_requests);
+/* The most requests one call of the current user can be admitted with (INT_MAX: any). */
+int			LlamagpuQuotaMaxRequests(void);
 /*
  * The call is over: charge its tokens to the role's and key's day and
  * append its usage record (never raises; sqlstate 0: succeeded; errors:

@@ -393,6 +393,28 @@ LlamagpuQuotaAdmit(LlamagpuUsageScope *scope, LlamagpuModel *model, const char *
 	scope->open = true;
 }
 
+/*
+ * The most requests one call of the current user can ever be admitted with:
+ * the smallest requests-per-minute limit of its role and key (INT_MAX: no
+ * limit).  A table job takes no more rows per step, so its steps fit.
+ */
+int
+LlamagpuQuotaMaxRequests(void)
+{
+	const LlamagpuApiKey *key = LlamagpuCurrentApiKey();
+	QuotaLimits lim;
+	int			max = INT_MAX;
+
+	if (quota_hash == NULL)
+		return max;
+	role_limits(GetUserId(), &lim);
+	if (lim.rpm > 0)
+		max = Min(max, lim.rpm);
+	if (key && key->requests_per_minute > 0)
+		max = Min(max, key->requests_per_minute);
+	return max;
+}
+
 /* Charge tokens to the counters of a scope's role and key (never raises). */
 void
 LlamagpuQuotaChargeTokens(LlamagpuUsageScope *scope, int64 tokens)

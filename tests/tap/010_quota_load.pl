@@ -193,5 +193,27 @@ ok(wait_for($small, 'SELECT flushers FROM llamagpu.llm_stat_usage', '0'), 'the i
 $small->safe_psql('postgres', "SELECT llamagpu.llm_generate('Once', 'stories', max_tokens => 1)");
 ok(wait_for($small, "SELECT string_agg(extract(day FROM now() - finished_at)::text, ',') FROM llamagpu.llm_usage WHERE role = 'old'", '20'),
 	'the row of 40 days ago was deleted, the one of 20 days kept');
+# a table job runs as its owner, under the owner's quota: its steps are cut
+# to the rate limit, and a refused step waits and is done again
+$small->safe_psql('postgres', q{
+	CREATE ROLE job_owner IN ROLE llm_user;
+	SELECT llamagpu.llm_grant_model('stories', 'job_owner');
+	SELECT llamagpu.llm_set_quota('job_owner', 2, NULL);
+	CREATE TABLE jobsrc (id int PRIMARY KEY, p text, out text);
+	INSERT INTO jobsrc SELECT i, 'Once upon a time' FROM generate_series(1, 5) i;
+	ALTER TABLE jobsrc OWNER TO job_owner;
+	SET ROLE job_owner;
+	SELECT llamagpu.llm_job_create('qjob', 'jobsrc', 'id', 'p', 'jobsrc', 'out', 'stories', '{"max_tokens": 2}');});
+ok(wait_for($small, "SELECT rows_done || ':' || state || ':' || (last_error LIKE '%rate limit of 2 requests per minute exceeded for role \"job_owner\"%') FROM llamagpu.llm_jobs WHERE name = 'qjob'",
+		'2:running:true', 20),
+	'job: 2 rows in a first step of 2, then refused by its owner\'s limit, and still running');
+$small->safe_psql('postgres', "SELECT llamagpu.llm_drop_quota('job_owner'), llamagpu.llm_quota_reset('job_owner')");
+ok(wait_for($small, "SELECT rows_done || ':' || state FROM llamagpu.llm_jobs WHERE name = 'qjob'", '5:done', 30),
+	'job: done once the limit is lifted');
+$small->safe_psql('postgres', 'SELECT llamagpu.llm_usage_flush()');
+is($small->safe_psql('postgres', "SELECT string_agg(DISTINCT kind || ':' || status, ',') FROM llamagpu.llm_usage WHERE role = 'job_owner'"),
+	'job:ok,job:rejected', 'job: usage rows of its steps, the refused ones too');
+is($small->safe_psql('postgres', "SELECT string_agg(DISTINCT requests::text, ',') FROM llamagpu.llm_usage WHERE role = 'job_owner' AND status = 'rejected'"),
+	'2', 'job: under the limit, steps of 2 rows (not the batch size of 32)');
 $small->stop;
 done_testing();
