@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -401,9 +402,62 @@ log_dropped(void)
 	if (n > 0)
 		ereport(WARNING,
 				(errmsg("llamagpu: %llu usage records were dropped", (unsigned long long) n),
-				 errdetail("The usage buffer (llamagpu.usage_buffer_size = %d records) was full, or writing them to llamagpu.llm_usage failed.",
+				 errdetail("The usage buffer (llamagpu.usage_buffer_size = %d records) was full, writing them to llamagpu.llm_usage failed, or their database was dropped.",
 						   usage_shared->capacity),
 				 errhint("Raise llamagpu.usage_buffer_size, or see the flusher's earlier messages.")));
+}
+
+/*
+ * in_transaction body: drop the records of databases that no longer exist
+ * (their flusher can never connect), so they do not fill the buffer.
+ */
+static void
+purge_body(void *arg)
+{
+	Oid			dbs[64];
+	int			n = 0;
+	uint64		purged = 0;
+
+	LWLockAcquire(usage_shared->lock, LW_SHARED);
+	for (int i = 0; i < usage_shared->capacity && n < lengthof(dbs); i++)
+	{
+		UsageRecord *r = &usage_shared->records[i];
+		bool		seen = false;
+
+		if (!r->used)
+			continue;
+		for (int j = 0; j < n && !seen; j++)
+			seen = dbs[j] == r->dboid;
+		if (!seen)
+			dbs[n++] = r->dboid;
+	}
+	LWLockRelease(usage_shared->lock);
+	for (int j = 0; j < n; j++)
+	{
+		int		   *free_list;
+
+		if (SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbs[j])))
+			continue;
+		LWLockAcquire(usage_shared->lock, LW_EXCLUSIVE);
+		free_list = (int *) &usage_shared->records[usage_shared->capacity];
+		for (int i = 0; i < usage_shared->capacity; i++)
+		{
+			UsageRecord *r = &usage_shared->records[i];
+
+			if (r->used && r->dboid == dbs[j])
+			{
+				r->used = false;
+				free_list[usage_shared->n_free++] = i;
+				usage_shared->dropped++;
+				purged++;
+			}
+		}
+		LWLockRelease(usage_shared->lock);
+	}
+	if (purged > 0)
+		ereport(LOG,
+				(errmsg("llamagpu usage flusher: dropped %llu usage records of databases that no longer exist",
+						(unsigned long long) purged)));
 }
 
 /* Exit if no record of ours is buffered: the slot goes in the same locked step. */
@@ -452,6 +506,7 @@ llamagpu_usage_worker_main(Datum main_arg)
 	index = MemoryContextAlloc(TopMemoryContext, sizeof(int) * FLUSH_BATCH);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "llamagpu usage flusher",
 									 ALLOCSET_DEFAULT_SIZES);
+	(void) in_transaction(purge_body, NULL, "drop the records of dropped databases");
 	idle_since = GetCurrentTimestamp();
 	for (;;)
 	{
