@@ -31,6 +31,7 @@ llamagpu_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(LlamagpuShared)));
 	LlamagpuQuotaShmemRequest();
+	LlamagpuUsageShmemRequest();
 }
 
 /* Create or attach to the shared state. */

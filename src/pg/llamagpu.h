@@ -408,6 +408,7 @@ void		LlamagpuQuotaShmemInit(void);
 Size		LlamagpuUsageShmemSize(void);
 void		LlamagpuUsageShmemInit(void);
 void		LlamagpuQuotaShmemRequest(void);
+void		LlamagpuUsageShmemRequest(void);
 /* Charge tokens to the counters of a scope's role and key (usage.c calls it). */
 void		LlamagpuQuotaChargeTokens(LlamagpuUsageScope *scope, int64 tokens);
 /* Append a finished call's record to the shared buffer (never raises). */

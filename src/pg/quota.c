@@ -97,14 +97,12 @@ LlamagpuQuotaShmemSize(void)
 	return hash_estimate_size(llamagpu_quota_entries, sizeof(QuotaCounter));
 }
 
-/* Ask for the counters' and the usage buffer's locks (shmem request hook). */
+/* Ask for the counters' space and lock (shmem request hook). */
 void
 LlamagpuQuotaShmemRequest(void)
 {
 	RequestAddinShmemSpace(LlamagpuQuotaShmemSize());
 	RequestNamedLWLockTranche("llamagpu_quota", 1);
-	RequestAddinShmemSpace(LlamagpuUsageShmemSize());
-	RequestNamedLWLockTranche("llamagpu_usage", 1);
 }
 
 /* Create or attach to the counters (with AddinShmemInitLock held). */
@@ -260,13 +258,14 @@ static void
 scope_fill(LlamagpuUsageScope *scope, LlamagpuModel *model, const char *kind, int n)
 {
 	const LlamagpuApiKey *key = LlamagpuCurrentApiKey();
+	char	   *outer;
 
 	memset(scope, 0, sizeof(*scope));
 	scope->role = GetUserId();
 	namestrcpy(&scope->role_name, GetUserNameFromId(scope->role, false));
 	scope->outer_role = GetOuterUserId();
-	namestrcpy(&scope->outer_role_name, GetUserNameFromId(scope->outer_role, true) ?
-			   GetUserNameFromId(scope->outer_role, true) : "");
+	outer = GetUserNameFromId(scope->outer_role, true);
+	namestrcpy(&scope->outer_role_name, outer ? outer : "");
 	if (key)
 	{
 		scope->key_id = key->id;

@@ -26,6 +26,14 @@ PG_FUNCTION_INFO_V1(llm_usage_flush);
 
 UsageShared *usage_shared = NULL;
 
+/* Ask for the buffer's space and lock (shmem request hook). */
+void
+LlamagpuUsageShmemRequest(void)
+{
+	RequestAddinShmemSpace(LlamagpuUsageShmemSize());
+	RequestNamedLWLockTranche("llamagpu_usage", 1);
+}
+
 /* Space for the buffer: the header, the records and the free list. */
 Size
 LlamagpuUsageShmemSize(void)
@@ -71,17 +79,13 @@ LlamagpuUsageAppend(LlamagpuUsageScope *scope, int64 prompt_tokens, int64 comple
 					int errors, int sqlstate, const char *status)
 {
 	UsageRecord *r;
-	bool		dropped = false;
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (usage_shared == NULL)
 		return;
 	LWLockAcquire(usage_shared->lock, LW_EXCLUSIVE);
 	if (usage_shared->n_free == 0)
-	{
-		usage_shared->dropped++;
-		dropped = true;
-	}
+		usage_shared->dropped++;	/* the flusher logs it */
 	else
 	{
 		r = &usage_shared->records[free_list()[--usage_shared->n_free]];
@@ -108,7 +112,6 @@ LlamagpuUsageAppend(LlamagpuUsageScope *scope, int64 prompt_tokens, int64 comple
 	}
 	LWLockRelease(usage_shared->lock);
 	/* a full buffer needs its flusher all the more */
-	(void) dropped;
 	LlamagpuUsageWorkerEnsure(MyDatabaseId);
 }
 
