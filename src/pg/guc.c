@@ -17,6 +17,7 @@ int			llamagpu_kv_cache_size = 1024;
 int			llamagpu_context_size = 0;
 char	   *llamagpu_default_model = NULL;
 char	   *llamagpu_model_dir = NULL;
+char	   *llamagpu_hub_endpoint = NULL;
 int			llamagpu_request_timeout = 0;
 int			llamagpu_connect_timeout = 10000;
 int			llamagpu_log_level = 2;
@@ -143,6 +144,14 @@ LlamagpuGucInit(void)
 							   &llamagpu_model_dir,
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llamagpu.hub_endpoint",
+							   "Base URL of the model hub that hf:// sources name.",
+							   "A Hugging Face mirror or an offline hub serving the same paths.",
+							   &llamagpu_hub_endpoint,
+							   "https://huggingface.co",
+							   PGC_SUSET, 0,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("llamagpu.request_timeout",

@@ -30,6 +30,7 @@ llamagpu_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(LlamagpuShared)));
+	RequestAddinShmemSpace(LlamagpuDownloadsShmemSize());
 }
 
 /* Create or attach to the shared state. */
@@ -54,6 +55,7 @@ LlamagpuShmemInit(void)
 		memset(llamagpu_shared, 0, sizeof(LlamagpuShared));
 		SpinLockInit(&llamagpu_shared->mutex);
 	}
+	LlamagpuDownloadsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -350,6 +350,111 @@ const LlamagpuApiKey *LlamagpuCurrentApiKey(void);
 /* Set it (NULL clears); it is cleared when the transaction ends. */
 void		LlamagpuSetCurrentApiKey(const LlamagpuApiKey *key);
 
+/* ---- model downloads (download_shmem.c, pull.c, pull_worker.c, hub.c, remote_files.c) ---- */
+
+extern char *llamagpu_hub_endpoint;
+
+/* Downloads shown at once: running ones, then the most recent finished ones. */
+#define LLAMAGPU_MAX_DOWNLOADS	16
+#define DOWNLOAD_PARTIAL_DIR	".llamagpu-downloads"	/* under model_dir */
+
+typedef enum DownloadState
+{
+	DOWNLOAD_FREE = 0,
+	DOWNLOAD_STARTING,			/* the worker was registered, not yet running */
+	DOWNLOAD_RUNNING,			/* transferring (or waiting to retry) */
+	DOWNLOAD_VERIFYING,			/* complete; checking size and SHA-256 */
+	DOWNLOAD_REGISTERING,		/* verified and renamed; llm_register_model runs */
+	DOWNLOAD_DONE,
+	DOWNLOAD_FAILED,
+	DOWNLOAD_CANCELLED
+} DownloadState;
+
+#define DOWNLOAD_FINISHED(s) ((s) >= DOWNLOAD_DONE)
+
+/* One download, in shared memory under LlamagpuDownloads.mutex. */
+typedef struct LlamagpuDownload
+{
+	int64		id;				/* 0: never used */
+	DownloadState state;
+	Oid			dboid;
+	Oid			userid;			/* who asked */
+	pid_t		pid;			/* the worker, once it runs */
+	Latch	   *worker_latch;
+	Latch	   *waiter_latch;	/* the llm_pull_model waiting, or NULL */
+	bool		cancel;			/* asked to stop */
+	char		source[1024];	/* as given (never holds a token) */
+	char		url[2048];		/* what is fetched first */
+	char		name[64];		/* the model to register */
+	char		path[MAXPGPATH];	/* the final file */
+	char		partial[MAXPGPATH]; /* the file being written */
+	char		token_secret[64];	/* llm_secrets name, or "" */
+	char		expected_sha256[65];	/* given in options, or "" */
+	char		sha256[65];		/* the file's, once verified */
+	char		register_options[512];	/* jsonb text for llm_register_model */
+	int			retries;		/* transient failures retried */
+	int			stall_timeout;	/* seconds without data before a retry */
+	bool		https_only;		/* refuse redirects to plain http */
+	bool		send_token_over_http;	/* the first host is loopback */
+	int64		bytes_done;
+	int64		bytes_total;	/* -1: unknown */
+	int64		resumed_from;	/* bytes kept from an earlier attempt */
+	double		rate;			/* bytes per second, this attempt */
+	int			attempts;
+	bool		verified;		/* a published or given SHA-256 matched */
+	bool		partial_kept;	/* failed, partial file kept for a resume */
+	int			sqlstate;		/* of the failure */
+	char		error[512];
+	TimestampTz started_at;
+	TimestampTz updated_at;
+	TimestampTz finished_at;
+} LlamagpuDownload;
+
+typedef struct LlamagpuDownloads
+{
+	slock_t		mutex;
+	int64		next_id;
+	LlamagpuDownload slots[LLAMAGPU_MAX_DOWNLOADS];
+} LlamagpuDownloads;
+
+extern LlamagpuDownloads *llamagpu_downloads;
+
+Size		LlamagpuDownloadsShmemSize(void);
+void		LlamagpuDownloadsShmemInit(void);
+const char *DownloadStateName(DownloadState state);
+/* Finish a download: state, SQLSTATE and message; wakes the waiter. */
+void		DownloadFinish(LlamagpuDownload *dl, DownloadState state, int sqlstate,
+						   const char *fmt,...) pg_attribute_printf(4, 5);
+PGDLLEXPORT void llamagpu_download_worker_main(Datum main_arg);
+
+/* A parsed source: the URL to fetch and the file name to give it. */
+typedef struct HubSource
+{
+	char	   *url;
+	char	   *file_name;		/* the last path segment, decoded */
+	bool		is_hub;			/* hf:// (the default token applies) */
+	bool		https;
+	bool		loopback;		/* the host is 127.0.0.1, ::1 or localhost */
+} HubSource;
+
+/* hf://org/repo/file.gguf[@rev] or an http(s) URL. */
+void		HubParseSource(const char *source, HubSource *src);
+/* The endpoint setting without a trailing slash, checked. */
+char	   *HubEndpoint(void);
+/* Whether url's host is a loopback address (a token may go there over http). */
+bool		HubUrlIsLoopback(const char *url);
+/* The quantization a GGUF file name says (Q4_K_M, F16, ...), or NULL. */
+char	   *HubQuantizationFromName(const char *file_name);
+/* A secret's value, read as the current user (NULL if missing_ok and absent). */
+char	   *HubSecretValue(const char *secret, bool missing_ok);
+/* Whether the current user may read llm_secrets and a secret of that name exists. */
+bool		HubSecretExists(const char *secret);
+struct curl_slist;
+
+/* A libcurl easy handle for url with the options every hub request uses. */
+void	   *HubCurlNew(const char *url, const char *token, bool https_only,
+					   struct curl_slist **headers);
+
 /* ---- text (utf8.c) ---- */
 
 /* Text from the engine's UTF-8 (invalid bytes become U+FFFD). */
