@@ -566,6 +566,12 @@ llm_pull_model(PG_FUNCTION_ARGS)
 	SpinLockRelease(&llamagpu_downloads->mutex);
 	if (copy.state != DOWNLOAD_DONE)
 		report_failure(&copy);
+	if (!copy.verified)
+		ereport(WARNING,
+				(errmsg("the download of \"%s\" was not verified", copy.source),
+				 errdetail("The server published no SHA-256 and option \"sha256\" was not given; the model's sha256 is %s.",
+						   copy.sha256),
+				 errhint("Compare it with the one its publisher gives.")));
 	PG_RETURN_DATUM(result_row(fcinfo, &copy));
 }
 

@@ -39,6 +39,9 @@
 #include "utils/wait_event.h"
 
 #define RETRY_FIRST_MS	500
+
+/* The worker's own resource owner (cryptohash contexts need one between transactions). */
+static ResourceOwner download_owner = NULL;
 #define RETRY_MAX_MS	10000
 
 /* One download as the worker runs it (the slot holds what others see). */
@@ -514,6 +517,7 @@ read_token(Transfer *t)
 	t->token = MemoryContextStrdup(TopMemoryContext, HubSecretValue(t->dl->token_secret, false));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	CurrentResourceOwner = download_owner;
 }
 
 /* Check size and checksums; false (download failed) on a mismatch. */
@@ -613,6 +617,7 @@ register_model(Transfer *t)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		CurrentResourceOwner = download_owner;
 	}
 	PG_CATCH();
 	{
@@ -622,6 +627,7 @@ register_model(Transfer *t)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		CurrentResourceOwner = download_owner;
 		(void) unlink(t->dl->path);
 		DownloadFinish(t->dl, DOWNLOAD_FAILED, edata->sqlerrcode,
 					   "the downloaded file could not be registered: %s", edata->message);
@@ -734,7 +740,8 @@ llamagpu_download_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("llamagpu download");
 	/* cryptohash contexts belong to a resource owner */
-	CurrentResourceOwner = ResourceOwnerCreate(NULL, "llamagpu download");
+	download_owner = ResourceOwnerCreate(NULL, "llamagpu download");
+	CurrentResourceOwner = download_owner;
 
 	PG_TRY();
 	{
