@@ -13,6 +13,7 @@
 #include "llamagpu.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ PG_FUNCTION_INFO_V1(llm_clean_downloads);
 #define MODEL_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
 #define FILE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-"
 #define DEFAULT_TOKEN_SECRET "hf_token"
+#define DOWNLOAD_START_GRACE_MS 60000	/* a worker not running this long after launch failed */
 
 /* llm_pull_model's options, checked. */
 typedef struct PullOptions
@@ -272,6 +274,17 @@ take_slot(const char *path, const char *name, int *busy_with)
 	{
 		LlamagpuDownload *dl = &llamagpu_downloads->slots[i];
 
+		/* a worker that died without saying so (it crashed, or never started) */
+		if (dl->id != 0 && !DOWNLOAD_FINISHED(dl->state) &&
+			((dl->pid != 0 && kill(dl->pid, 0) != 0 && errno == ESRCH) ||
+			 (dl->pid == 0 && TimestampDifferenceExceeds(dl->started_at, GetCurrentTimestamp(),
+														  DOWNLOAD_START_GRACE_MS))))
+		{
+			dl->state = DOWNLOAD_FAILED;
+			dl->sqlstate = ERRCODE_INTERNAL_ERROR;
+			strlcpy(dl->error, "the download worker exited unexpectedly", sizeof(dl->error));
+			dl->finished_at = GetCurrentTimestamp();
+		}
 		if (dl->id != 0 && !DOWNLOAD_FINISHED(dl->state))
 		{
 			if (strcmp(dl->path, path) == 0 || strcmp(dl->name, name) == 0)
