@@ -165,6 +165,13 @@ parse_options(Jsonb *options, PullOptions *opt)
 							 "stall_timeout, context_size, description.")));
 	}
 	appendStringInfoChar(&opt->register_options, '}');
+	if (opt->register_options.len >= (int) sizeof(((LlamagpuDownload *) NULL)->register_options))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("option \"description\" is too long"),
+				 errdetail("The model's options take at most %d bytes here.",
+						   (int) sizeof(((LlamagpuDownload *) NULL)->register_options) - 1),
+				 errhint("Set a longer description afterwards with UPDATE llamagpu.llm_models.")));
 }
 
 /* The local file name: letters, digits, "._+-", not hidden, ending in .gguf. */

@@ -242,7 +242,8 @@ for my $case (
 	[ "'$base/cdn/x.gguf', NULL, '{\"sha256\": \"abc\"}'", qr/22023: option "sha256" must be 64 hexadecimal digits/ ],
 	[ "'$base/cdn/x.gguf', NULL, '{\"wait\": 1}'", qr/42804: option "wait" must be a boolean/ ],
 	[ "'$base/cdn/x.gguf', NULL, '{\"file_name\": \"../x.gguf\"}'", qr/22023: invalid file name "\.\.\/x.gguf"/ ],
-	[ "'http://example.com/x.gguf', NULL, '{\"token_secret\": \"t\"}'", qr/22023: refusing to send token "t" over plain http/ ])
+	[ "'http://example.com/x.gguf', NULL, '{\"token_secret\": \"t\"}'", qr/22023: refusing to send token "t" over plain http/ ],
+	[ "'$base/cdn/x.gguf', NULL, '{\"description\": \"" . ('x' x 600) . "\"}'", qr/54000: option "description" is too long/ ])
 {
 	sql1("INSERT INTO llamagpu.llm_secrets VALUES ('t', 'v') ON CONFLICT DO NOTHING");
 	($out, $err) = as_admin("SELECT llm_pull_model($case->[0])");
