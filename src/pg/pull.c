@@ -490,7 +490,13 @@ llm_pull_model(PG_FUNCTION_ARGS)
 
 	/* the token: named, else hf_token for hub sources when it exists */
 	if (opt.token_secret)
-		pfree(HubSecretValue(opt.token_secret, false));
+	{
+		/* only its existence (and the caller's right to read it) is checked here */
+		char	   *token = HubSecretValue(opt.token_secret, false);
+
+		explicit_bzero(token, strlen(token));
+		pfree(token);
+	}
 	else if (src.is_hub && HubSecretExists(DEFAULT_TOKEN_SECRET))
 		opt.token_secret = DEFAULT_TOKEN_SECRET;
 	if (opt.token_secret && !src.https && !src.loopback)

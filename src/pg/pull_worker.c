@@ -539,6 +539,8 @@ verify(Transfer *t, int64 total, char *hex)
 	}
 	if (pg_cryptohash_final(t->sha, digest, sizeof(digest)) < 0)
 		elog(ERROR, "could not compute SHA-256");
+	pg_cryptohash_free(t->sha);
+	t->sha = NULL;
 	hex_encode((const char *) digest, 32, hex);
 	hex[64] = '\0';
 	for (int i = 0; i < lengthof(expected); i++)
