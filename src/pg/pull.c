@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -475,6 +476,12 @@ llm_pull_model(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("llamagpu must be loaded via shared_preload_libraries"),
 				 errhint("Add llamagpu to shared_preload_libraries in postgresql.conf and restart the server.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot download a model during recovery"),
+				 errdetail("A downloaded model is registered, which writes to the database."),
+				 errhint("Pull it on the primary; the registration replicates.")));
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -380,6 +380,11 @@ open_partial(Transfer *t, char *validator, size_t size)
 			t->cancelled = true;
 			break;
 		}
+		if (ShutdownRequestPending)
+		{
+			t->shutdown = true;
+			break;
+		}
 	}
 	pfree(buf);
 	if (n < 0)
@@ -656,7 +661,7 @@ fetch(Transfer *t)
 	SpinLockRelease(&llamagpu_downloads->mutex);
 	set_state(t, DOWNLOAD_RUNNING);
 
-	for (int n = 1; !t->cancelled; n++)
+	for (int n = 1; !t->cancelled && !t->shutdown; n++)
 	{
 		CURLcode	res;
 
