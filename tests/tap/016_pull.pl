@@ -38,6 +38,8 @@ my $hublog = "$root/../hub.log";
 my $portfile = "$root/../hub.port";
 my $hub = IPC::Run::start(['/usr/bin/python3', "$FindBin::RealBin/lib/hub_server.py",
 	'--root', $root, '--port-file', $portfile, '--log', $hublog, '--token', 'sekret']);
+# stopped however the test ends (a bail-out included)
+END { $hub->kill_kill if $hub && $hub->pumpable; }
 for (1 .. 100) { last if -e $portfile; usleep(50_000); }
 my $port = slurp_file($portfile);
 my $base = "http://127.0.0.1:$port";
