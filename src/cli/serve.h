@@ -157,6 +157,7 @@ typedef struct serve_request
 	const char *outcome;		/* how it ended: END's finish or ERROR's status (static text) */
 	int64_t		arrive_us;		/* monotonic, when its frame was read */
 	int64_t		last_token_us;	/* monotonic, when its latest token was sampled */
+	int			log_min_duration_ms;	/* log it if it takes this long; -1 = never */
 	struct serve_request *prev;
 	struct serve_request *next;
 } serve_request;

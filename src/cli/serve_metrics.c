@@ -155,7 +155,7 @@ outcome_index(const char *outcome)
 /*
  * A GENERATE request ended (its last reference is going): count its
  * outcome, prompt tokens and end-to-end time, and log it when it was slow
- * (--log-min-duration-ms).  A request whose client went away without an
+ * (its log_min_duration_ms field, else --log-min-duration-ms).  A request whose client went away without an
  * answer counts as cancelled.
  */
 void
@@ -175,7 +175,7 @@ serve_metrics_finish(serve_request *r)
 		hist_observe(&m->hist[SERVE_HIST_E2E], e2e_us);
 		pthread_mutex_unlock(&m->lock);
 	}
-	if (serve_opts.log_min_duration_ms >= 0 && e2e_us >= (int64_t) serve_opts.log_min_duration_ms * 1000)
+	if (r->log_min_duration_ms >= 0 && e2e_us >= (int64_t) r->log_min_duration_ms * 1000)
 		serve_log(SERVE_LOG_INFO, "slow request: %.3f ms, model \"%s\", backend PID %d, role \"%s\", "
 				  "%d prompt tokens, %d generated, outcome %s",
 				  e2e_us / 1000.0, r->model, r->backend_pid, r->role, n_prompt, n_gen, outcome);

@@ -892,6 +892,10 @@ serve_request_start(serve_request *r)
 	copy_label(r->model, sizeof(r->model), serve_fields_get(&r->fields, "model"));
 	if ((s = serve_fields_get(&r->fields, "backend_pid")) != NULL)
 		r->backend_pid = atoi(s);
+	/* the session's llamagpu.log_min_duration, else the server's --log-min-duration-ms */
+	r->log_min_duration_ms = serve_opts.log_min_duration_ms;
+	if ((s = serve_fields_get(&r->fields, "log_min_duration_ms")) != NULL)
+		r->log_min_duration_ms = atoi(s) < 0 ? -1 : atoi(s);
 	if ((s = serve_fields_get(&r->fields, "timeout_ms")) != NULL && (v = atoll(s)) > 0)
 		r->deadline_us = serve_now_us() + v * 1000;
 

@@ -916,6 +916,24 @@ class ServeMetrics(unittest.TestCase):
         self.assertRegex(log, r'INFO: unloading model "stories"')
         self.assertRegex(log, r'INFO: stopping')
 
+    def test_out_of_memory_is_logged(self):
+        # a 1 MB pool holds 51 blocks of 32 positions: a prompt of 1801 tokens cannot fit it
+        srv = EngineServer("--kv-cache-size", 1)
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, **self.fields("Once upon a time there was a dog. " * 180, max_tokens=4))
+            text, typ, body = conn.collect([1])[1]
+            self.assertEqual((typ, body["status"]), ("X", "nomem"), body)
+            self.assertEqual(self.metrics(conn.status())[0]["stories"][4], {"nomem": 1})
+            conn.close()
+        finally:
+            srv.proc.terminate()
+            srv.proc.wait(timeout=30)
+            log = srv.proc.stderr.read().decode(errors="replace")
+            srv.stop()
+        self.assertRegex(log, r'llamagpu: engine\[\d+\] WARNING: out of memory: .* \(request \d+, model "stories", '
+                              r'backend PID 4242\)')
+
     def test_bad_log_min_duration(self):
         p = run("serve", "--socket-dir", "/nonexistent/x", "--log-min-duration-ms", "-5", check=False)
         self.assertEqual(p.returncode, 2)

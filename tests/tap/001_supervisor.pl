@@ -49,7 +49,7 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres',
 	extra_params => ['-v', 'VERBOSITY=verbose']);
 like($stderr, qr/57P03: llamagpu engine is not available/, '... calls fail with 57P03');
 ok($node->log_contains('could not execute "/nonexistent/llamagpu"'), '... exec failure logged');
-ok($node->log_contains('restarting the llamagpu engine in 200 ms'), '... with growing back-off');
+ok($node->log_contains('llamagpu: restarting the engine in 200 ms'), '... with growing back-off');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET llamagpu.engine_path");
 $node->reload;
 $new = wait_engine_restart($node, 0, 40);
