@@ -38,7 +38,7 @@ like(slurp_file("/proc/$new/cmdline"), qr/--threads\x002\x00/, 'new engine got -
 is($node->safe_psql('postgres', "SELECT llm_count_tokens('Once upon a time', 'stories')"),
 	'5', 'restarted engine answers');
 is($node->safe_psql('postgres', "SELECT restarts FROM llm_engine_status()"), '1', 'one restart counted');
-ok($node->log_contains('llamagpu engine settings changed; restarting the engine'), 'restart logged');
+ok($node->log_contains('llamagpu: engine settings changed; restarting the engine'), 'restart logged');
 
 # an engine that cannot start: back-off, a clear error, and recovery
 $node->safe_psql('postgres', "ALTER SYSTEM SET llamagpu.engine_path = '/nonexistent/llamagpu'");
