@@ -158,6 +158,7 @@ typedef struct serve_request
 	int64_t		arrive_us;		/* monotonic, when its frame was read */
 	int64_t		last_token_us;	/* monotonic, when its latest token was sampled */
 	int			log_min_duration_ms;	/* log it if it takes this long; -1 = never */
+	atomic_bool counted;		/* serve_metrics_finish ran */
 	struct serve_request *prev;
 	struct serve_request *next;
 } serve_request;

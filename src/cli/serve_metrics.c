@@ -8,9 +8,10 @@
  *
  * Histograms have fixed buckets, the same for the three kinds, so they can
  * be exposed as Prometheus histograms as they are and their quantiles
- * computed the way Prometheus' histogram_quantile does.  The buckets cover
- * 100 µs to 2560 s: a CPU-run small model's inter-token latency (well under
- * 10 ms) falls inside them as well as a long generation's end-to-end time.
+ * computed the way Prometheus' histogram_quantile does (a fixed memory
+ * cost, and every request counts, unlike a reservoir sample).  The buckets
+ * cover 100 µs to 2560 s: a CPU-run small model's inter-token latency (well
+ * under 10 ms) falls inside them as well as a long generation's end to end.
  *
  * A model's entry is made on its first request and lives as long as the
  * process: unloading keeps its counters (llm_stat_models shows them with
@@ -28,11 +29,15 @@
 #include "lg_kernels.h"
 #endif
 
-/* Bucket upper bounds in seconds; an implicit last bucket is +Inf. */
+/*
+ * Bucket upper bounds in seconds; an implicit last bucket is +Inf.  Every
+ * bound of vLLM's time-to-first-token and inter-token-latency histograms
+ * is here, and finer ones below 1 ms.
+ */
 static const double bucket_bounds[] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-	0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
-	160.0, 640.0, 2560.0
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.04, 0.05,
+	0.06, 0.075, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0,
+	7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0
 };
 
 #define N_BOUNDS	((int) (sizeof(bucket_bounds) / sizeof(bucket_bounds[0])))
@@ -153,10 +158,11 @@ outcome_index(const char *outcome)
 }
 
 /*
- * A GENERATE request ended (its last reference is going): count its
- * outcome, prompt tokens and end-to-end time, and log it when it was slow
- * (its log_min_duration_ms field, else --log-min-duration-ms).  A request whose client went away without an
- * answer counts as cancelled.
+ * A GENERATE request ended: count its outcome, prompt tokens and end-to-end
+ * time, and log it when it was slow (its log_min_duration_ms field, else
+ * --log-min-duration-ms).  Called just before its END or ERROR is sent,
+ * and again when its last reference goes (only the first call counts), so
+ * one whose client went away without an answer counts too, as cancelled.
  */
 void
 serve_metrics_finish(serve_request *r)
@@ -167,6 +173,8 @@ serve_metrics_finish(serve_request *r)
 	int			n_prompt = atomic_load(&r->n_prompt);
 	int			n_gen = atomic_load(&r->n_gen);
 
+	if (atomic_exchange(&r->counted, true))
+		return;
 	if (m != NULL)
 	{
 		pthread_mutex_lock(&m->lock);

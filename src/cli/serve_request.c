@@ -84,6 +84,9 @@ send_error_v(serve_request *r, const char *status, const char *detail, const cha
 	serve_log(SERVE_LOG_DEBUG, "request %llu: %s: %s", (unsigned long long) r->seq, status, msg);
 	if (r->outcome == NULL)
 		r->outcome = status;
+	/* counted before the client hears of it, so a STATUS it sends next sees it */
+	if (r->type == LG_FRAME_GENERATE)
+		serve_metrics_finish(r);
 	/* out of memory is an operator's problem whoever asked: always logged */
 	if (strcmp(status, LG_WIRE_NOMEM) == 0)
 		serve_log(SERVE_LOG_WARNING, "out of memory: %s (request %llu, model \"%s\", backend PID %d)",
@@ -375,6 +378,7 @@ on_done(void *arg, const lg_sched_result *res)
 		r->outcome = n_calls > 0 && res->finish != LG_FINISH_LENGTH ?
 			"tool_calls" : lg_finish_reason_name(res->finish);
 		serve_frame_field(&f, "finish", r->outcome);
+		serve_metrics_finish(r);
 		if (r->chat)
 			serve_frame_field(&f, "message", msg.data);
 		lg_buf_free(&msg);
@@ -782,6 +786,7 @@ request_put(serve_request *r)
 	request_unlist(r);
 
 	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
+	/* a request that ended without a reply (its client went away) is counted now */
 	if (r->type == LG_FRAME_GENERATE)
 		serve_metrics_finish(r);
 	serve_grammar_release(r->grammar);
@@ -885,6 +890,7 @@ serve_request_start(serve_request *r)
 	r->unlisted = false;
 	r->metrics = NULL;
 	r->outcome = NULL;
+	atomic_init(&r->counted, false);
 	r->arrive_us = serve_now_us();
 	r->last_token_us = r->arrive_us;
 	r->start_us = serve_wall_us();
