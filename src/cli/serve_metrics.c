@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #ifdef LG_HAVE_GPU
+#include "backend.h"
 #include "lg_kernels.h"
 #endif
 
@@ -229,7 +230,7 @@ device_memory(const char *device, char *name, size_t size, int64_t *used, int64_
 		int			n = colon ? atoi(colon + 1) : 0;
 		lg_gpu_device_info info;
 
-		if (gpu && n >= 0 && n < lg_gpu_device_count() && lg_gpu_device_info_get(n, &info) == LG_GPU_OK)
+		if (gpu && n >= 0 && n < lg_backend_gpu_count() && lg_gpu_device_info_get(n, &info) == LG_GPU_OK)
 		{
 			snprintf(name, size, "%s:%d", lg_gpu_platform(), n);
 			*used = (int64_t) (info.total_mem - info.free_mem);
