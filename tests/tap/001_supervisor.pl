@@ -50,6 +50,12 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres',
 like($stderr, qr/57P03: llamagpu engine is not available/, '... calls fail with 57P03');
 ok($node->log_contains('could not execute "/nonexistent/llamagpu"'), '... exec failure logged');
 ok($node->log_contains('llamagpu: restarting the engine in 200 ms'), '... with growing back-off');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || bool_and(model IS NULL AND uptime IS NULL AND engine_queued IS NULL) || ' ' ||
+		   max(engine_state) || ' ' || (max(restarts) = (SELECT restarts FROM llm_engine_status()))
+	FROM llm_stat_engine}),
+	'1 true restarting true', '... llm_stat_engine: one row, the supervisor\'s state, no engine numbers');
+like($node->safe_psql('postgres', 'SELECT llm_metrics()'), qr/^llamagpu_up 0$/m, '... llm_metrics(): llamagpu_up 0');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET llamagpu.engine_path");
 $node->reload;
 $new = wait_engine_restart($node, 0, 40);
