@@ -133,14 +133,14 @@ append_header(StringInfo buf, const char *name, const char *type, const char *he
 	appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A number: integers without a fraction, others with enough digits to round-trip. */
+/* A number: integers without a fraction, others with 15 significant digits (a double holds them exactly). */
 static void
 append_number(StringInfo buf, double v)
 {
 	if (v == (double) (int64) v && v < 1e15 && v > -1e15)
 		appendStringInfo(buf, INT64_FORMAT, (int64) v);
 	else
-		appendStringInfo(buf, "%.17g", v);
+		appendStringInfo(buf, "%.15g", v);
 }
 
 /* One sample: name{model_name="..."[,label="value"]} value. */
