@@ -21,6 +21,7 @@ char	   *llamagpu_hub_endpoint = NULL;
 int			llamagpu_request_timeout = 0;
 int			llamagpu_connect_timeout = 10000;
 int			llamagpu_log_level = 2;
+int			llamagpu_log_min_duration = -1;
 char	   *llamagpu_engine_options = NULL;
 int			llamagpu_max_batch_tokens = 512;
 int			llamagpu_max_queued_requests = 256;
@@ -177,6 +178,14 @@ LlamagpuGucInit(void)
 							 2, log_level_options,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.log_min_duration",
+							"Generations that take at least this long are logged by the engine.",
+							"The line gives the time, model, backend PID, role, tokens and outcome; -1 logs none.",
+							&llamagpu_log_min_duration,
+							-1, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llamagpu.engine_options",
 							   "Extra command-line options for the engine, separated by spaces.",

@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/array.h"
@@ -454,6 +455,110 @@ struct curl_slist;
 /* A libcurl easy handle for url with the options every hub request uses. */
 void	   *HubCurlNew(const char *url, const char *token, bool https_only,
 					   struct curl_slist **headers);
+
+/* ---- engine statistics (stat_status.c, stat_engine.c, stat_models.c, stat_metrics.c) ---- */
+
+extern int	llamagpu_log_min_duration;
+
+/* The counters of a STATUS "sched" line after the model's name, in order (docs/protocol.md). */
+#define STAT_SCHED_QUEUED			0
+#define STAT_SCHED_RUNNING			1
+#define STAT_SCHED_SUBMITTED		2
+#define STAT_SCHED_FINISHED			3
+#define STAT_SCHED_REJECTED			4
+#define STAT_SCHED_STEPS			5
+#define STAT_SCHED_BATCH_TOKENS		6
+#define STAT_SCHED_PROMPT_TOKENS	7
+#define STAT_SCHED_GEN_TOKENS		8
+#define STAT_SCHED_PREEMPTIONS		9
+#define STAT_SCHED_MAX_BATCH_TOKENS 10
+#define STAT_SCHED_KV_BLOCK_SIZE	11
+#define STAT_SCHED_KV_TOTAL			12
+#define STAT_SCHED_KV_USED			13
+#define STAT_SCHED_KV_CACHED		14
+#define STAT_SCHED_PREFIX_LOOKUP	15
+#define STAT_SCHED_PREFIX_HIT		16
+#define STAT_SCHED_FIELDS			17
+
+#define STAT_HIST_TTFT		0
+#define STAT_HIST_ITL		1
+#define STAT_HIST_E2E		2
+#define STAT_HIST_COUNT		3
+#define STAT_MAX_BUCKETS	64
+
+/* The STATUS names of the histogram kinds ("ttft", "itl", "e2e"). */
+extern const char *const StatHistNames[STAT_HIST_COUNT];
+
+/* A latency histogram in seconds: cumulative counts per upper bound, the last +Inf. */
+typedef struct StatHist
+{
+	bool		present;
+	int64		count;
+	double		sum;
+	int			nbounds;
+	double	   *bounds;
+	char	  **bound_text;		/* as the engine wrote them (Prometheus le labels) */
+	int64	   *cum;			/* nbounds + 1 */
+} StatHist;
+
+/* How many of a model's requests ended one way ("stop", "timeout", ...). */
+typedef struct StatOutcome
+{
+	char	   *name;
+	int64		count;
+} StatOutcome;
+
+/* One model as STATUS describes it. */
+typedef struct StatModel
+{
+	char	   *name;
+	bool		loaded;			/* listed by a "model" line */
+	char	   *path;
+	int64		refs;			/* requests using it now */
+	bool		has_sched;
+	int64		sched[STAT_SCHED_FIELDS];
+	bool		has_memory;
+	char	   *device;
+	int64		weights_bytes;
+	int64		kv_bytes;
+	bool		has_metrics;
+	int64		requests;		/* ended, any outcome */
+	int64		errors;			/* ended with an error other than cancellation */
+	int64		prompt_tokens;
+	int64		gen_tokens;
+	List	   *outcomes;		/* of StatOutcome */
+	StatHist	hist[STAT_HIST_COUNT];
+} StatModel;
+
+/* The engine's STATUS reply. */
+typedef struct EngineStatus
+{
+	bool		reachable;		/* false: not running; the rest is empty */
+	int			pid;
+	bool		has_uptime;
+	int64		uptime_ms;
+	int64		stats_reset_unix_us;
+	bool		has_device_memory;
+	char	   *device;
+	int64		device_memory_used;
+	int64		device_memory_total;
+	bool		has_grammar_cache;
+	int64		grammar_cache_entries;
+	int64		grammar_cache_hits;
+	int64		grammar_cache_misses;
+	List	   *models;			/* of StatModel */
+} EngineStatus;
+
+/* Ask the engine for STATUS (reset: zero its request counters first); never waits for it to start. */
+void		EngineStatusFetch(EngineStatus *st, bool reset);
+/* A histogram's q-quantile in seconds, as Prometheus' histogram_quantile; NaN when empty. */
+double		StatHistQuantile(const StatHist *h, double q);
+/* Sums over the loaded models' schedulers. */
+void		EngineStatusTotals(const EngineStatus *st, int64 *queued, int64 *running, int64 *kv_used,
+							   int64 *kv_total, int64 *prefix_lookup, int64 *prefix_hit);
+/* Unix microseconds as a timestamptz. */
+#define StatUnixUsToTimestamp(us) \
+	((TimestampTz) (us) - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY))
 
 /* ---- text (utf8.c) ---- */
 
