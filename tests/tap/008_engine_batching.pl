@@ -16,6 +16,8 @@ my $fake = "$FindBin::RealBin/lib/fake_engine.pl";
 my $node = llamagpu_node('fake', "llamagpu.engine_path = '$fake'\n");
 my $sockdir = dirname($node->safe_psql('postgres', 'SELECT socket FROM llm_engine_status()'));
 my $log = "$sockdir/requests.log";
+# the socket directory may be /tmp/llamagpu-PORT, left by an earlier run on the same port
+unlink $log;
 
 # 30 prompts, a window of 64, an engine that takes 5 at a time: busy replies, then retries
 my $prompts = "ARRAY(SELECT 'p' || i FROM generate_series(1, 30) i)";
