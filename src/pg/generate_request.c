@@ -489,6 +489,8 @@ GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 	EngineField(&req->other_fields, "path", req->model->path);
 	EngineFieldInt(&req->other_fields, "backend_pid", MyProcPid);
 	EngineField(&req->other_fields, "role", GetUserNameFromId(GetUserId(), false));
+	if (llamagpu_log_min_duration >= 0)
+		EngineFieldInt(&req->other_fields, "log_min_duration_ms", llamagpu_log_min_duration);
 	if (llamagpu_request_timeout > 0)
 		EngineFieldInt(&req->other_fields, "timeout_ms", llamagpu_request_timeout);
 

@@ -32,6 +32,7 @@ llamagpu_shmem_request(void)
 	RequestAddinShmemSpace(MAXALIGN(sizeof(LlamagpuShared)));
 	LlamagpuQuotaShmemRequest();
 	LlamagpuUsageShmemRequest();
+	RequestAddinShmemSpace(LlamagpuDownloadsShmemSize());
 }
 
 /* Create or attach to the shared state. */
@@ -58,6 +59,7 @@ LlamagpuShmemInit(void)
 	}
 	LlamagpuQuotaShmemInit();
 	LlamagpuUsageShmemInit();
+	LlamagpuDownloadsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
