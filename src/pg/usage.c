@@ -12,6 +12,7 @@
  */
 #include "llamagpu.h"
 
+#include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
@@ -84,6 +85,13 @@ LlamagpuUsageAppend(LlamagpuUsageScope *scope, int64 prompt_tokens, int64 comple
 	if (usage_shared == NULL)
 		return;
 	LWLockAcquire(usage_shared->lock, LW_EXCLUSIVE);
+	if (RecoveryInProgress())
+	{
+		/* a standby cannot write llm_usage: counted, and the flusher is not started */
+		usage_shared->dropped++;
+		LWLockRelease(usage_shared->lock);
+		return;
+	}
 	if (usage_shared->n_free == 0)
 		usage_shared->dropped++;	/* the flusher logs it */
 	else
