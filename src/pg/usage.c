@@ -81,11 +81,13 @@ LlamagpuUsageAppend(LlamagpuUsageScope *scope, int64 prompt_tokens, int64 comple
 {
 	UsageRecord *r;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		standby;
 
 	if (usage_shared == NULL)
 		return;
+	standby = RecoveryInProgress();
 	LWLockAcquire(usage_shared->lock, LW_EXCLUSIVE);
-	if (RecoveryInProgress())
+	if (standby)
 	{
 		/* a standby cannot write llm_usage: counted, and the flusher is not started */
 		usage_shared->dropped++;
