@@ -216,12 +216,14 @@ counter_admit(QuotaCounter *c, int n, TimestampTz now)
 /*
  * The role's limits from llm_quotas (llm_effective_quota), read as the
  * table's owner: the user may not see the rows of groups it inherits from.
+ * The query is planned once per backend (the plan cache replans it after
+ * DDL, such as the extension being dropped and created again).
  */
 static void
 role_limits(Oid role, QuotaLimits *lim)
 {
+	static SPIPlanPtr plan = NULL;
 	LlamagpuActAs save;
-	Oid			types[1] = {REGROLEOID};
 	Datum		values[1];
 	int			ret;
 
@@ -233,12 +235,22 @@ role_limits(Oid role, QuotaLimits *lim)
 	LlamagpuActAsOwner("llm_quotas", &save);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (plan == NULL)
+	{
+		Oid			types[1] = {REGROLEOID};
+		SPIPlanPtr	p = SPI_prepare("SELECT requests_per_minute, tokens_per_day "
+									"FROM llamagpu.llm_effective_quota($1)", 1, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plan = p;
+	}
 	values[0] = ObjectIdGetDatum(role);
-	ret = SPI_execute_with_args("SELECT requests_per_minute, tokens_per_day "
-								"FROM llamagpu.llm_effective_quota($1)",
-								1, types, values, NULL, true, 1);
+	ret = SPI_execute_plan(plan, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
