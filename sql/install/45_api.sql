@@ -129,6 +129,7 @@ BEGIN
 	IF api_key IS NULL THEN
 		RETURN;
 	END IF;
+	api_key := pg_catalog.btrim(api_key);
 
 	BEGIN
 		key_role := llamagpu.llm_api_key_authenticate(api_key);

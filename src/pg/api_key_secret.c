@@ -107,15 +107,16 @@ ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 
 	if (len < API_KEY_TAG_LEN || memcmp(key, API_KEY_TAG, API_KEY_TAG_LEN) != 0)
 		malformed("An API key starts with \"" API_KEY_TAG "\"; this one does not.");
+	/* a huge header is not worth looking at */
+	if (len > 65536)
+		malformed(psprintf("An API key is %d characters long; this one has %zu bytes.",
+						   API_KEY_LEN, len));
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char) key[i] >= 0x80)
+			malformed(psprintf("An API key is ASCII; this one has a non-ASCII character at position %d.",
+							   pg_mbstrlen_with_len(key, (int) i) + 1));
 	if (len != API_KEY_LEN)
-	{
-		/* a huge header is not worth counting characters in */
-		if (len > 65536)
-			malformed(psprintf("An API key is %d characters long; this one has %zu bytes.",
-							   API_KEY_LEN, len));
-		malformed(psprintf("An API key is %d characters long; this one has %d.",
-						   API_KEY_LEN, pg_mbstrlen_with_len(key, (int) len)));
-	}
+		malformed(psprintf("An API key is %d characters long; this one has %zu.", API_KEY_LEN, len));
 	for (size_t i = API_KEY_TAG_LEN; i < len; i++)
 	{
 		unsigned char c = (unsigned char) key[i];
@@ -125,11 +126,8 @@ ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 			if (c != '_')
 				malformed(psprintf("An API key has \"_\" after its %d-character prefix; this one has another character at position %zu.",
 								   API_KEY_PREFIX_LEN, i + 1));
-			continue;
 		}
-		if (c >= 0x80)
-			malformed(psprintf("An API key is ASCII; this one has a non-ASCII byte at position %zu.", i + 1));
-		if (!is_base64url(c))
+		else if (!is_base64url(c))
 			malformed(psprintf("An API key has only the characters A-Z, a-z, 0-9, \"-\" and \"_\"; this one has another at position %zu.",
 							   i + 1));
 	}
