@@ -341,6 +341,8 @@ add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
 	req->constrained = grammar != NULL || schema != NULL;
 	req->json = schema != NULL;
 	req->chat = args->chat;
+	/* callers that are more specific (batch, stream, job) say so themselves */
+	req->kind = req->chat ? "chat" : req->json ? "json" : req->constrained ? "grammar" : "generate";
 }
 
 /* Arguments model, max_tokens, temperature, top_p, top_k, seed from argument `first` on. */

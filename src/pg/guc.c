@@ -25,6 +25,9 @@ int			llamagpu_max_batch_tokens = 512;
 int			llamagpu_max_queued_requests = 256;
 bool		llamagpu_response_cache = false;
 int			llamagpu_response_cache_max_rows = 0;
+int			llamagpu_quota_entries = 1024;
+int			llamagpu_usage_buffer_size = 8192;
+int			llamagpu_usage_retention = 90;
 
 static char default_engine_path[MAXPGPATH];
 
@@ -207,6 +210,30 @@ LlamagpuGucInit(void)
 							&llamagpu_response_cache_max_rows,
 							0, 0, INT_MAX,
 							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.quota_entries",
+							"Roles and API keys whose requests and tokens are counted in shared memory.",
+							"Per database; a call whose role or key has a quota is refused when no counter is left.",
+							&llamagpu_quota_entries,
+							1024, 16, 1048576,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.usage_buffer_size",
+							"Usage records the shared buffer holds until the usage flusher writes them to llm_usage.",
+							"When it is full, records are dropped and counted (llm_stat_usage).",
+							&llamagpu_usage_buffer_size,
+							8192, 64, 1048576,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.usage_retention",
+							"Days llm_usage keeps a row; the usage flusher deletes older ones.",
+							"0 keeps rows forever.",
+							&llamagpu_usage_retention,
+							90, 0, 36500,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llamagpu");

@@ -30,6 +30,7 @@ llamagpu_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(LlamagpuShared)));
+	LlamagpuQuotaShmemRequest();
 }
 
 /* Create or attach to the shared state. */
@@ -54,6 +55,8 @@ LlamagpuShmemInit(void)
 		memset(llamagpu_shared, 0, sizeof(LlamagpuShared));
 		SpinLockInit(&llamagpu_shared->mutex);
 	}
+	LlamagpuQuotaShmemInit();
+	LlamagpuUsageShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 

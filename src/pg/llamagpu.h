@@ -204,6 +204,7 @@ typedef struct GenerateRequest
 	bool		constrained;	/* a grammar, JSON schema or tools shape the output */
 	bool		json;			/* a JSON schema: the output is one JSON value */
 	bool		chat;			/* messages instead of a prompt (llm_chat) */
+	const char *kind;			/* what usage records call it: generate, chat, json, batch, job, ... */
 } GenerateRequest;
 
 /* Arguments model.. options of llm_generate-like functions, from argument first on. */
@@ -349,6 +350,71 @@ typedef struct LlamagpuApiKey
 const LlamagpuApiKey *LlamagpuCurrentApiKey(void);
 /* Set it (NULL clears); it is cleared when the transaction ends. */
 void		LlamagpuSetCurrentApiKey(const LlamagpuApiKey *key);
+
+/* ---- quotas, rate limits and usage (quota.c, usage.c, usage_worker.c) ---- */
+
+extern int	llamagpu_quota_entries;
+extern int	llamagpu_usage_buffer_size;
+extern int	llamagpu_usage_retention;
+
+/* How many databases may have a usage flusher at the same time. */
+#define LLAMAGPU_MAX_USAGE_WORKERS 16
+
+/*
+ * One admitted call, from admission to its usage record: who it ran as and
+ * for which key, taken when it was admitted, so the record and the token
+ * charge name the same role and key whatever the call does meanwhile.
+ */
+typedef struct LlamagpuUsageScope
+{
+	bool		open;			/* admitted and not yet finished */
+	Oid			role;			/* the current user: its privileges and quota applied */
+	NameData	role_name;
+	Oid			outer_role;		/* the role outside any SECURITY DEFINER function */
+	NameData	outer_role_name;
+	int64		key_id;			/* 0: no API key */
+	NameData	key_name;
+	char		model[64];
+	char		kind[16];		/* generate, batch, stream, chat, json, ... */
+	int			n_requests;
+	TimestampTz started;
+	int64		pieces;			/* what a stream returned so far (its tokens if cut short) */
+} LlamagpuUsageScope;
+
+/*
+ * Admit n_requests requests of kind for the current user and API key: the
+ * request-per-minute buckets of both are charged, and the call is refused
+ * with SQLSTATE 53400 when a bucket or a day's tokens would be exceeded (a
+ * usage record with status "rejected" is written then).  scope then belongs
+ * to the caller, who must LlamagpuUsageFinish it, also on error.
+ */
+void		LlamagpuQuotaAdmit(LlamagpuUsageScope *scope, LlamagpuModel *model,
+							   const char *kind, int n_requests);
+/*
+ * The call is over: charge its tokens to the role's and key's day and
+ * append its usage record (never raises; sqlstate 0: succeeded; errors:
+ * how many of its requests failed).  A second call does nothing.
+ */
+void		LlamagpuUsageFinish(LlamagpuUsageScope *scope, int64 prompt_tokens,
+								int64 completion_tokens, int errors, int sqlstate);
+/* The same, from a PG_CATCH block: the error being handled gives the SQLSTATE. */
+void		LlamagpuUsageFinishError(LlamagpuUsageScope *scope, int64 prompt_tokens,
+									 int64 completion_tokens, int errors);
+/* Shared memory for counters and records (shmem request and startup hooks). */
+Size		LlamagpuQuotaShmemSize(void);
+void		LlamagpuQuotaShmemInit(void);
+Size		LlamagpuUsageShmemSize(void);
+void		LlamagpuUsageShmemInit(void);
+void		LlamagpuQuotaShmemRequest(void);
+/* Charge tokens to the counters of a scope's role and key (usage.c calls it). */
+void		LlamagpuQuotaChargeTokens(LlamagpuUsageScope *scope, int64 tokens);
+/* Append a finished call's record to the shared buffer (never raises). */
+void		LlamagpuUsageAppend(LlamagpuUsageScope *scope, int64 prompt_tokens,
+								int64 completion_tokens, int errors, int sqlstate,
+								const char *status);
+/* Start (or wake) the usage flusher of a database (never raises). */
+void		LlamagpuUsageWorkerEnsure(Oid dboid);
+PGDLLEXPORT void llamagpu_usage_worker_main(Datum main_arg);
 
 /* ---- API keys (api_key_secret.c, api_keys.c, api_key_auth.c, api_key_usage.c) ---- */
 
