@@ -303,13 +303,15 @@ is($r->{code}, '53400', '... code 53400');
 SKIP:
 {
 	my $quota = sql(q{SELECT count(*) FROM pg_proc WHERE proname ~ 'quota' AND pronamespace = 'llamagpu'::regnamespace});
-	skip 'the quota functions are not in this build', 3 if $quota == 0;
+	skip 'the quota functions are not in this build', 5 if $quota == 0;
 	my $k = sql(q{SELECT llamagpu.llm_create_api_key('limited-key', 'app', requests_per_minute => 2)});
-	my @st = map { request(%tok, headers => { 'x-api-key' => $k })->{status} } 1 .. 2;
-	is("@st", '200 200', 'a key limited to 2 requests a minute: two succeed');
-	$r = request(%tok, headers => { 'x-api-key' => $k });
+	my @st = map { request(%gen, headers => { 'x-api-key' => $k })->{status} } 1 .. 2;
+	is("@st", '200 200', 'a key limited to 2 generations a minute: two succeed');
+	$r = request(%gen, headers => { 'x-api-key' => $k });
 	is($r->{status}, 429, '... the third is 429');
 	like($r->{headers}{'Retry-After'} // '', qr/^\d+$/, '... with Retry-After');
+	is($r->{code}, '53400', '... code 53400');
+	like($r->{message}, qr/rate limit of 2 requests per minute exceeded for API key "limited-key"/, '... naming the key\'s limit');
 }
 
 done_testing();
