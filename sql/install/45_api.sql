@@ -115,14 +115,14 @@ BEGIN
 
 	IF auth IS NOT NULL AND auth OPERATOR(pg_catalog.~*) '^bearer +lgk_' THEN
 		IF api_key IS NOT NULL THEN
-			PERFORM llamagpu.llm_raise_http('28000', 'request has two api keys',
+			PERFORM llamagpu.llm_raise_http('28000', 'request has two API keys',
 				'It has both an Authorization: Bearer key and an X-Api-Key header.',
 				'Send the key in one of them.', 400);
 		END IF;
 		api_key := pg_catalog.substring(auth, '^[^ ]+ +(.*)$');
 	ELSIF api_key IS NOT NULL AND auth IS NOT NULL THEN
 		-- PostgREST has already checked the JWT and set its role
-		PERFORM llamagpu.llm_raise_http('28000', 'request has both a JWT and an api key',
+		PERFORM llamagpu.llm_raise_http('28000', 'request has both a JWT and an API key',
 			'A request acts as one role: the JWT''s or the key''s.',
 			'Send only one of Authorization and X-Api-Key.', 400);
 	END IF;
@@ -143,7 +143,7 @@ BEGIN
 	-- SET ROLE checks the session's role: PostgREST's authenticator
 	IF NOT pg_catalog.pg_has_role(session_user, key_role, 'MEMBER') THEN
 		PERFORM llamagpu.llm_raise_http('42501',
-			pg_catalog.format('role "%s" cannot switch to role "%s" of the api key', session_user, role_name),
+			pg_catalog.format('role "%s" cannot switch to role "%s" of the API key', session_user, role_name),
 			'PostgREST connects as its authenticator role, which must be granted every role a key acts as.',
 			pg_catalog.format('GRANT %I TO %I;', role_name, session_user), 500);
 	END IF;

@@ -34,7 +34,7 @@ not_valid(void)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PASSWORD),
-			 errmsg("api key is not valid"),
+			 errmsg("API key is not valid"),
 			 errdetail("No key of this database has that prefix and secret."),
 			 errhint("Check that the whole key was sent; a rotated key's old secret no longer works.")));
 }
@@ -69,7 +69,7 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key must not be null")));
+				 errmsg("API key must not be null")));
 	arg = PG_GETARG_TEXT_PP(0);
 	ApiKeyParse(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), &parts);
 
@@ -98,11 +98,11 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 		key.role = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		b = DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull));
 		if (VARSIZE_ANY_EXHDR(b) != API_KEY_SALT_LEN)
-			elog(ERROR, "api key \"%s\" has a salt of the wrong length", key.name);
+			elog(ERROR, "API key \"%s\" has a salt of the wrong length", key.name);
 		memcpy(salt, VARDATA_ANY(b), API_KEY_SALT_LEN);
 		b = DatumGetByteaPP(SPI_getbinval(tup, desc, 5, &isnull));
 		if (VARSIZE_ANY_EXHDR(b) != API_KEY_HASH_LEN)
-			elog(ERROR, "api key \"%s\" has a hash of the wrong length", key.name);
+			elog(ERROR, "API key \"%s\" has a hash of the wrong length", key.name);
 		memcpy(stored, VARDATA_ANY(b), API_KEY_HASH_LEN);
 		revoked = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 		expired = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
@@ -125,12 +125,12 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (revoked)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key \"%s\" has been revoked", key.name),
+				 errmsg("API key \"%s\" has been revoked", key.name),
 				 errdetail("It was revoked at %s.", revoked_at)));
 	if (expired)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key \"%s\" has expired", key.name),
+				 errmsg("API key \"%s\" has expired", key.name),
 				 errdetail("It expired at %s.", expires_at),
 				 errhint("An llm_admin can extend it: UPDATE llamagpu.llm_api_keys SET expires_at = ... WHERE name = '%s'.",
 						 key.name)));
@@ -138,11 +138,11 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(key.role)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("the role of api key \"%s\" no longer exists", key.name)));
+				 errmsg("the role of API key \"%s\" no longer exists", key.name)));
 	if (superuser_arg(key.role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key \"%s\" cannot be used: its role \"%s\" is a superuser",
+				 errmsg("API key \"%s\" cannot be used: its role \"%s\" is a superuser",
 						key.name, GetUserNameFromId(key.role, false)),
 				 errdetail("A key never acts as a superuser; the role was made one after the key was created.")));
 
@@ -150,7 +150,7 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (current != NULL && current->id != key.id)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("this transaction already authenticated with api key \"%s\"", current->name),
+				 errmsg("this transaction already authenticated with API key \"%s\"", current->name),
 				 errdetail("A transaction acts for one key; usage and quotas are charged to it.")));
 	LlamagpuSetCurrentApiKey(&key);
 	ApiKeyUsageRecord(key.id);

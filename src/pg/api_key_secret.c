@@ -28,7 +28,7 @@ strong_random(void *buf, size_t len)
 	if (!pg_strong_random(buf, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random bytes for an api key"),
+				 errmsg("could not generate random bytes for an API key"),
 				 errdetail("The operating system's random number generator failed.")));
 }
 
@@ -94,7 +94,7 @@ malformed(const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("malformed api key"),
+			 errmsg("malformed API key"),
 			 errdetail_internal("%s", detail),
 			 errhint("An API key is the %d-character text \"lgk_...\" that llamagpu.llm_create_api_key() returned.",
 					 API_KEY_LEN)));
@@ -153,7 +153,7 @@ ApiKeyHash(const uint8 *salt, const char *secret, uint8 *hash)
 			pg_cryptohash_free(ctx);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute the hash of an api key: %s", why)));
+				 errmsg("could not compute the hash of an API key: %s", why)));
 	}
 	pg_cryptohash_free(ctx);
 }

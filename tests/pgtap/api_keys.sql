@@ -48,7 +48,7 @@ SELECT is((SELECT row(role::text, created_by, requests_per_minute, tokens_per_da
 		  '(tap_app,tap_admin,5,1000)', 'role, creator and limits are stored');
 
 -- ---- who may create a key for whom ----
-SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-a', 'tap_app')$$, '42710', 'api key "tap-a" already exists', 'a name is unique');
+SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-a', 'tap_app')$$, '42710', 'API key "tap-a" already exists', 'a name is unique');
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap a', 'tap_app')$$, '42602', NULL, 'a name with a blank is refused');
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key(NULL, 'tap_app')$$, '22004', NULL, 'a NULL name is refused');
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', NULL)$$, '22004', NULL, 'a NULL role is refused');
@@ -59,13 +59,13 @@ SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', 'tap_app', reques
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', 'tap_app', tokens_per_day => -1)$$, '22023', NULL,
 				 'tokens_per_day -1 is refused');
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', 'tap_super')$$, '42501',
-				 'cannot create an api key for superuser role "tap_super"', 'even a superuser cannot create a key for a superuser');
+				 'cannot create an API key for superuser role "tap_super"', 'even a superuser cannot create a key for a superuser');
 SET ROLE tap_admin;
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', 'tap_admin2')$$, '42501',
-				 'only a superuser may create an api key for role "tap_admin2"', 'an llm_admin cannot create a key for an llm_admin member');
+				 'only a superuser may create an API key for role "tap_admin2"', 'an llm_admin cannot create a key for an llm_admin member');
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', 'tap_admin')$$, '42501', NULL, '... not even for itself');
 SELECT throws_ok($$SELECT llamagpu.llm_create_api_key('tap-x', 'tap_alice')$$, '42501',
-				 'permission denied to create an api key for role "tap_alice"', 'an llm_admin cannot create a key for a role it is not a member of');
+				 'permission denied to create an API key for role "tap_alice"', 'an llm_admin cannot create a key for a role it is not a member of');
 RESET ROLE;
 SELECT lives_ok($$SELECT llamagpu.llm_create_api_key('tap-admin2', 'tap_admin2')$$, 'a superuser may create a key for an llm_admin member');
 SET ROLE tap_app;
@@ -95,12 +95,12 @@ SELECT is((SELECT tokens_per_day FROM llamagpu.llm_api_keys WHERE name = 'tap-ad
 
 -- ---- checking a key, expiry, rotation ----
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', overlay(:'key_a' placing (CASE WHEN substr(:'key_a', 40, 1) = 'A' THEN 'B' ELSE 'A' END) from 40 for 1)),
-				 '28P01', 'api key is not valid', 'one changed character of the secret: not valid');
+				 '28P01', 'API key is not valid', 'one changed character of the secret: not valid');
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', overlay(:'key_a' placing 'AAAAAAAAAAAA' from 5 for 12)),
-				 '28P01', 'api key is not valid', 'an unknown prefix: the same error');
+				 '28P01', 'API key is not valid', 'an unknown prefix: the same error');
 UPDATE llamagpu.llm_api_keys SET expires_at = now() - interval '1 minute' WHERE name = 'tap-a';
-SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_a'), '28000', 'api key "tap-a" has expired', 'an expired key is refused');
-SELECT throws_ok($$SELECT llamagpu.llm_rotate_api_key('tap-a')$$, '55000', 'api key "tap-a" has expired', 'an expired key cannot be rotated');
+SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_a'), '28000', 'API key "tap-a" has expired', 'an expired key is refused');
+SELECT throws_ok($$SELECT llamagpu.llm_rotate_api_key('tap-a')$$, '55000', 'API key "tap-a" has expired', 'an expired key cannot be rotated');
 UPDATE llamagpu.llm_api_keys SET expires_at = now() + interval '1 day' WHERE name = 'tap-a';
 SET ROLE tap_admin;
 SELECT llamagpu.llm_rotate_api_key('tap-a') AS key_a2 \gset
@@ -111,26 +111,26 @@ SELECT is((SELECT hash FROM llamagpu.llm_api_keys WHERE name = 'tap-a'),
 		  '... and stores the new secret''s hash');
 SELECT ok((SELECT rotated_at IS NOT NULL AND requests_per_minute = 5 FROM llamagpu.llm_api_keys WHERE name = 'tap-a'),
 		  '... keeping the key''s limits, noting rotated_at');
-SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_a'), '28P01', 'api key is not valid', 'the old secret no longer works');
+SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_a'), '28P01', 'API key is not valid', 'the old secret no longer works');
 SELECT is(llamagpu.llm_current_api_key(), NULL::text, 'no key before one is checked');
 SELECT is(llamagpu.llm_api_key_authenticate(:'key_a2')::text, 'tap_app', 'the new secret works: the key''s role');
 SELECT is(llamagpu.llm_current_api_key(), 'tap-a', 'the key is the transaction''s key');
 SELECT is(llamagpu.llm_api_key_authenticate(:'key_a2')::text, 'tap_app', 'checking the same key again is fine');
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_b'), '28000',
-				 'this transaction already authenticated with api key "tap-a"', 'a second key in the same transaction is refused');
+				 'this transaction already authenticated with API key "tap-a"', 'a second key in the same transaction is refused');
 
 -- ---- revoking ----
 SET ROLE tap_app2;
-SELECT throws_ok($$SELECT llamagpu.llm_revoke_api_key('tap-a')$$, '42704', 'api key "tap-a" does not exist',
+SELECT throws_ok($$SELECT llamagpu.llm_revoke_api_key('tap-a')$$, '42704', 'API key "tap-a" does not exist',
 				 'a role cannot revoke (or see) another role''s key');
 SET ROLE tap_alice;
 SELECT is(llamagpu.llm_revoke_api_key('tap-a'), true, 'a member of the key''s role revokes it');
 SELECT is(llamagpu.llm_revoke_api_key('tap-a'), false, '... a second time: false');
 RESET ROLE;
-SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_a2'), '28000', 'api key "tap-a" has been revoked',
+SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_a2'), '28000', 'API key "tap-a" has been revoked',
 				 'a revoked key is refused');
-SELECT throws_ok($$SELECT llamagpu.llm_rotate_api_key('tap-a')$$, '55000', 'api key "tap-a" has been revoked', 'a revoked key cannot be rotated');
-SELECT throws_ok($$SELECT llamagpu.llm_revoke_api_key('nope')$$, '42704', 'api key "nope" does not exist', 'revoking an unknown key');
+SELECT throws_ok($$SELECT llamagpu.llm_rotate_api_key('tap-a')$$, '55000', 'API key "tap-a" has been revoked', 'a revoked key cannot be rotated');
+SELECT throws_ok($$SELECT llamagpu.llm_revoke_api_key('nope')$$, '42704', 'API key "nope" does not exist', 'revoking an unknown key');
 SELECT is((SELECT state FROM llamagpu.llm_stat_api_keys WHERE name = 'tap-a'), 'revoked', 'llm_stat_api_keys says revoked');
 
 -- ---- the role changes after the key was made ----
@@ -140,7 +140,7 @@ SELECT llamagpu.llm_create_api_key('tap-rising', 'tap_rising') AS key_rising \gs
 RESET ROLE;
 DROP ROLE tap_doomed;
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_doomed'), '28000',
-				 'the role of api key "tap-doomed" no longer exists', 'a dropped role''s key is refused');
+				 'the role of API key "tap-doomed" no longer exists', 'a dropped role''s key is refused');
 SET ROLE tap_app;
 SELECT lives_ok($$SELECT count(*) FROM llamagpu.llm_api_keys$$, 'reading keys with a dropped role''s key among them works');
 RESET ROLE;
@@ -149,18 +149,18 @@ SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_ri
 				 'a key whose role became a superuser is refused');
 
 -- ---- malformed keys: a specific error each, never a crash ----
-SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate(NULL)$$, '28000', 'api key must not be null', 'NULL');
-SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('')$$, '28000', 'malformed api key', 'empty');
-SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('lgk_')$$, '28000', 'malformed api key', 'the tag alone');
-SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', upper(:'key_b')), '28000', 'malformed api key', 'LGK_ in capitals');
+SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate(NULL)$$, '28000', 'API key must not be null', 'NULL');
+SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('')$$, '28000', 'malformed API key', 'empty');
+SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('lgk_')$$, '28000', 'malformed API key', 'the tag alone');
+SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', upper(:'key_b')), '28000', 'malformed API key', 'LGK_ in capitals');
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', overlay(:'key_b' placing '!' from 20 for 1)),
-				 '28000', 'malformed api key', 'a character outside base64url');
+				 '28000', 'malformed API key', 'a character outside base64url');
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', overlay(:'key_b' placing 'x' from 17 for 1)),
-				 '28000', 'malformed api key', 'no "_" after the prefix');
-SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_b' || 'x'), '28000', 'malformed api key', 'one character too many');
+				 '28000', 'malformed API key', 'no "_" after the prefix');
+SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_b' || 'x'), '28000', 'malformed API key', 'one character too many');
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', overlay(:'key_b' placing 'é' from 30 for 1)),
-				 '28000', 'malformed api key', 'a non-ASCII character');
-SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('lgk_' || repeat('a', 10000000))$$, '28000', 'malformed api key', 'ten megabytes');
+				 '28000', 'malformed API key', 'a non-ASCII character');
+SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('lgk_' || repeat('a', 10000000))$$, '28000', 'malformed API key', 'ten megabytes');
 
 -- ---- the HTTP status of an error ----
 SELECT results_eq($$SELECT llamagpu.llm_http_status(s) FROM unnest(ARRAY['53400', '28P01', '42501', '42704', '54000', '53300', '22023', '25006', 'PT418', 'XX000']) s$$,

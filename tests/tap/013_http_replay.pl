@@ -226,14 +226,14 @@ is(sql(q{SELECT last_used_at IS NOT NULL FROM llamagpu.llm_api_keys WHERE name =
 my $wrong = $key{'app-key'};
 substr($wrong, 30, 1) = substr($wrong, 30, 1) eq 'A' ? 'B' : 'A';
 my @bad = (
-	[ 'a wrong secret', $wrong, '28P01', qr/api key is not valid/ ],
-	[ 'a short key', 'lgk_abc', '28000', qr/malformed api key/ ],
-	[ 'an expired key', $key{'expired-key'}, '28000', qr/api key "expired-key" has expired/ ],
-	[ 'a revoked key', $key{'revoked-key'}, '28000', qr/api key "revoked-key" has been revoked/ ],
-	[ 'a rotated key\'s old secret', $old_rotated, '28P01', qr/api key is not valid/ ],
-	[ 'a 1 MB key', 'lgk_' . ('x' x 1_000_000), '28000', qr/malformed api key/ ],
-	[ 'a non-ASCII key', 'lgk_' . ("\x{e9}" x 56), '28000', qr/malformed api key/ ],
-	[ 'a key that is not lgk_', 'sk-1234', '28000', qr/malformed api key/ ]);
+	[ 'a wrong secret', $wrong, '28P01', qr/API key is not valid/ ],
+	[ 'a short key', 'lgk_abc', '28000', qr/malformed API key/ ],
+	[ 'an expired key', $key{'expired-key'}, '28000', qr/API key "expired-key" has expired/ ],
+	[ 'a revoked key', $key{'revoked-key'}, '28000', qr/API key "revoked-key" has been revoked/ ],
+	[ 'a rotated key\'s old secret', $old_rotated, '28P01', qr/API key is not valid/ ],
+	[ 'a 1 MB key', 'lgk_' . ('x' x 1_000_000), '28000', qr/malformed API key/ ],
+	[ 'a non-ASCII key', 'lgk_' . ("\x{e9}" x 56), '28000', qr/malformed API key/ ],
+	[ 'a key that is not lgk_', 'sk-1234', '28000', qr/malformed API key/ ]);
 for my $b (@bad)
 {
 	my ($what, $k, $code, $re) = @$b;
@@ -290,7 +290,7 @@ is($r->{status}, 401, 'a number as the key: 401');
 # quota errors: 429 with Retry-After (the wrappers' mapping of 53400)
 sql(q{CREATE FUNCTION api.quota_probe() RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM llamagpu.llm_raise_http('53400', 'requests per minute limit of api key "app-key" exceeded',
+	PERFORM llamagpu.llm_raise_http('53400', 'requests per minute limit of API key "app-key" exceeded',
 		'2 requests were made in the last minute; the limit is 2.', 'Retry in 17 seconds.');
 	RETURN NULL;
 END $$});
