@@ -203,6 +203,54 @@ $r = request(%gen, method => 'GET', headers => { 'x-api-key' => $key{'app-key'} 
 is($r->{status}, 200, 'GET /rpc/generate (READ ONLY transaction): 200');
 is($r->{body}, $direct_text, '... the same text');
 
+# chat and JSON output: the same answers as the SQL functions
+my $messages = [ { role => 'user', content => 'Tell me a story.' } ];
+$r = request(fn => 'chat', method => 'POST', args => { messages => $messages, model => 'stories' },
+	headers => { 'x-api-key' => $key{'app-key'} });
+is($r->{status}, 400, 'POST /rpc/chat with a model without a chat template: 400');
+is($r->{code}, '22023', '... code 22023');
+like($r->{message}, qr/chat template failed/, '... chat template failed');
+my $chat_opts = { max_tokens => 6, temperature => 0, seed => 1,
+	chat_template => "{% for m in messages %}{{ m['content'] }}{% endfor %}" };
+my $cdirect = sql("SELECT llamagpu.llm_chat(" . lit($json->encode($messages)) . ", 'stories', options => "
+	  . lit($json->encode($chat_opts)) . ")->'choices'->0->'message'->>'content'");
+$r = request(fn => 'chat', method => 'POST', args => { messages => $messages, model => 'stories', options => $chat_opts },
+	headers => { 'x-api-key' => $key{'app-key'} });
+is($r->{status}, 200, 'POST /rpc/chat with a chat template: 200');
+is(decode_json($r->{body})->{choices}[0]{message}{content}, $cdirect, '... the answer llm_chat gives');
+ok(length($cdirect) > 0, '... which is not empty');
+my $bool_direct = sql(q{SELECT llamagpu.llm_generate_json('Is the sky blue?', '{"type": "boolean"}', 'stories', temperature => 0)});
+$r = request(fn => 'generate_json', method => 'POST',
+	args => { prompt => 'Is the sky blue?', schema => { type => 'boolean' }, model => 'stories', temperature => 0 },
+	headers => { 'x-api-key' => $key{'app-key'} });
+is($r->{status}, 200, 'POST /rpc/generate_json: 200');
+is($r->{body}, $bool_direct, '... the value llm_generate_json gives');
+$r = request(fn => 'generate_json', method => 'POST',
+	args => { prompt => 'x', schema => { type => 'string', pattern => '(?<=a)b' }, model => 'stories' },
+	headers => { 'x-api-key' => $key{'app-key'} });
+is($r->{status}, 400, 'a schema llamagpu cannot enforce: 400');
+
+# models and metrics
+$r = request(fn => 'models', method => 'GET', args => {}, headers => { 'x-api-key' => $key{'app-key'} });
+is($r->{status}, 200, 'GET /rpc/models: 200');
+$r = request(fn => 'models', method => 'GET', args => {}, headers => { 'x-api-key' => $key{'app-key'} },
+	main => probe(q{(SELECT string_agg(name, ',') FROM api.models())}));
+is($r->{body}, 'stories', '... the model the key\'s role was granted');
+$r = request(fn => 'models', method => 'GET', args => {}, headers => { 'x-api-key' => $key{'nomodel-key'} },
+	main => probe(q{(SELECT coalesce(string_agg(name, ','), '-') FROM api.models())}));
+is($r->{body}, '-', '... none for a role without grants');
+$r = request(fn => 'metrics', method => 'GET', args => {}, headers => { 'x-api-key' => $key{'app-key'} });
+if (sql(q{SELECT to_regproc('llamagpu.llm_metrics') IS NOT NULL}) eq 't')
+{
+	is($r->{status}, 200, 'GET /rpc/metrics: 200');
+	like(decode_json($r->{body}), qr/^# (HELP|TYPE) /m, '... the Prometheus exposition');
+}
+else
+{
+	is($r->{status}, 404, 'GET /rpc/metrics without llm_metrics in this build: 404');
+	is($r->{code}, '42883', '... code 42883');
+}
+
 # the role and the key inside the request, and after it on the same
 # connection: instead of the RPC, a probe whose result stands for the body
 sub probe { return "SELECT null, 1, $_[0], null, null, ''"; }
