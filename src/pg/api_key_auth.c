@@ -39,6 +39,33 @@ not_valid(void)
 			 errhint("Check that the whole key was sent; a rotated key's old secret no longer works.")));
 }
 
+/*
+ * The lookup by prefix, planned once per backend: a request's check is one
+ * index probe, and planning would cost more than the rest of it.
+ */
+static SPIPlanPtr
+lookup_plan(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT id, name, role, salt, hash, revoked_at IS NOT NULL, "
+									"  expires_at IS NOT NULL AND expires_at <= now(), "
+									"  coalesce(requests_per_minute, 0), coalesce(tokens_per_day, 0), "
+									"  revoked_at::text, expires_at::text "
+									"FROM llamagpu.llm_api_keys WHERE prefix = $1",
+									1, types);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare the API key lookup: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	return plan;
+}
+
 PG_FUNCTION_INFO_V1(llm_api_key_authenticate);
 
 /*
@@ -50,7 +77,6 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 {
 	text	   *arg;
 	ApiKeyParts parts;
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	LlamagpuActAs save;
 	int			ret;
@@ -77,12 +103,7 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(parts.prefix);
 	SPI_connect();
 	LlamagpuActAsOwner("llm_api_keys", &save);
-	ret = SPI_execute_with_args("SELECT id, name, role, salt, hash, revoked_at IS NOT NULL, "
-								"  expires_at IS NOT NULL AND expires_at <= now(), "
-								"  coalesce(requests_per_minute, 0), coalesce(tokens_per_day, 0), "
-								"  revoked_at::text, expires_at::text "
-								"FROM llamagpu.llm_api_keys WHERE prefix = $1",
-								1, types, values, NULL, true, 1);
+	ret = SPI_execute_plan(lookup_plan(), values, NULL, true, 1);
 	LlamagpuActAsUser(&save);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read llm_api_keys: %s", SPI_result_code_string(ret));
