@@ -266,9 +266,14 @@ ok(sql(q{SELECT last_used_at > now() - interval '1 minute' FROM llamagpu.llm_sta
 	'last use of the key shows (recorded in a READ ONLY transaction)');
 is(sql(q{SELECT last_used_at IS NULL FROM llamagpu.llm_api_keys WHERE name = 'app-key'}), 't',
 	'... held in shared memory until a flush');
+sql(q{BEGIN; SELECT llamagpu.llm_api_keys_flush(); ROLLBACK});
+is(sql(q{SELECT (k.last_used_at IS NULL) || '/' || (llamagpu.llm_api_key_last_used(k.id) IS NOT NULL)
+		 FROM llamagpu.llm_api_keys k WHERE name = 'app-key'}), 'true/true',
+	'a flush that rolls back leaves the time held');
 sql(q{SELECT llamagpu.llm_api_keys_flush()});
-is(sql(q{SELECT last_used_at IS NOT NULL FROM llamagpu.llm_api_keys WHERE name = 'app-key'}), 't',
-	'... and in the table after llm_api_keys_flush()');
+is(sql(q{SELECT (k.last_used_at IS NOT NULL) || '/' || (llamagpu.llm_api_key_last_used(k.id) IS NULL)
+		 FROM llamagpu.llm_api_keys k WHERE name = 'app-key'}), 'true/true',
+	'... a committed llm_api_keys_flush() moves it into the table');
 
 # keys that do not authenticate: 401 with WWW-Authenticate
 my $wrong = $key{'app-key'};
