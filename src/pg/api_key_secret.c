@@ -68,6 +68,7 @@ is_base64url(unsigned char c)
 		(c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
+/* A new key from fresh random bytes, with its salt and hash. */
 void
 ApiKeyGenerate(char *key, ApiKeyParts *parts, uint8 *salt, uint8 *hash)
 {
@@ -100,6 +101,7 @@ malformed(const char *detail)
 					 API_KEY_LEN)));
 }
 
+/* Check a key's form (cheap checks first: a header may be huge) and split it. */
 void
 ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 {
@@ -137,6 +139,7 @@ ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 	parts->secret[API_KEY_SECRET_LEN] = '\0';
 }
 
+/* sha256(salt || secret) with PostgreSQL's cryptohash (OpenSSL when built with it). */
 void
 ApiKeyHash(const uint8 *salt, const char *secret, uint8 *hash)
 {
@@ -158,6 +161,7 @@ ApiKeyHash(const uint8 *salt, const char *secret, uint8 *hash)
 	pg_cryptohash_free(ctx);
 }
 
+/* OR of the bytes' differences: no early exit that timing could reveal. */
 bool
 ApiKeyHashEqual(const uint8 *a, const uint8 *b)
 {

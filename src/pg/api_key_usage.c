@@ -75,6 +75,7 @@ usage_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* Chain the shared memory hooks (from _PG_init, when preloaded). */
 void
 ApiKeyUsageShmemRegister(void)
 {
@@ -84,6 +85,7 @@ ApiKeyUsageShmemRegister(void)
 	shmem_startup_hook = usage_shmem_startup;
 }
 
+/* Note a key's use now; a later time never goes back. */
 void
 ApiKeyUsageRecord(int64 keyid)
 {
