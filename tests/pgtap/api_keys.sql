@@ -2,7 +2,7 @@
 -- is stored, who may manage keys for whom, row-level security and column
 -- privileges on llm_api_keys, malformed keys, the HTTP status table.
 BEGIN;
-SELECT plan(75);
+SELECT plan(76);
 
 CREATE ROLE tap_admin NOLOGIN IN ROLE llm_admin;
 CREATE ROLE tap_admin2 NOLOGIN IN ROLE llm_admin;
@@ -161,6 +161,45 @@ SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', :'key_b'
 SELECT throws_ok(format('SELECT llamagpu.llm_api_key_authenticate(%L)', overlay(:'key_b' placing 'é' from 30 for 1)),
 				 '28000', 'malformed API key', 'a non-ASCII character');
 SELECT throws_ok($$SELECT llamagpu.llm_api_key_authenticate('lgk_' || repeat('a', 10000000))$$, '28000', 'malformed API key', 'ten megabytes');
+
+-- random texts and one-character mutations of a real key: only ever the
+-- two errors of a key that does not authenticate
+CREATE FUNCTION pg_temp.fuzz_keys(base text, n int) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+	pool text[] := ARRAY['A', 'z', '0', '_', '-', '!', ' ', 'é', '€', '😀', E'\t', '.', '=', '/', '+'];
+	k text;
+	seen text[] := '{}';
+	msg text;
+BEGIN
+	PERFORM setseed(0.42);
+	FOR i IN 1 .. n LOOP
+		IF i % 2 = 0 THEN
+			-- one character of the real key replaced by a different one
+			LOOP
+				k := overlay(base placing pool[1 + floor(random() * array_length(pool, 1))::int]
+							 from 1 + floor(random() * length(base))::int for 1);
+				EXIT WHEN k <> base;
+			END LOOP;
+		ELSE
+			k := CASE WHEN random() < 0.5 THEN 'lgk_' ELSE '' END;
+			FOR j IN 1 .. floor(random() * 70)::int LOOP
+				k := k || pool[1 + floor(random() * array_length(pool, 1))::int];
+			END LOOP;
+		END IF;
+		BEGIN
+			PERFORM llamagpu.llm_api_key_authenticate(k);
+			seen := seen || ('accepted: ' || k);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+			IF NOT (SQLSTATE || ' ' || msg) = ANY (seen) THEN
+				seen := seen || (SQLSTATE || ' ' || msg);
+			END IF;
+		END;
+	END LOOP;
+	RETURN (SELECT array_agg(x ORDER BY x) FROM unnest(seen) x);
+END $$;
+SELECT is(pg_temp.fuzz_keys(:'key_b', 2000), ARRAY['28000 malformed API key', '28P01 API key is not valid'],
+		  '2000 random and mutated keys: malformed or not valid, nothing else');
 
 -- ---- the HTTP status of an error ----
 SELECT results_eq($$SELECT llamagpu.llm_http_status(s) FROM unnest(ARRAY['53400', '28P01', '42501', '42704', '54000', '53300', '22023', '25006', 'PT418', 'XX000']) s$$,
