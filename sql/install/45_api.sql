@@ -93,6 +93,7 @@ DECLARE
 	api_key text;
 	key_role regrole;
 	role_name text;
+	setting text;
 	st text;
 	msg text;
 	det text;
@@ -147,6 +148,21 @@ BEGIN
 			'PostgREST connects as its authenticator role, which must be granted every role a key acts as.',
 			pg_catalog.format('GRANT %I TO %I;', role_name, session_user), 500);
 	END IF;
+	-- the role's settings, as PostgREST applies a JWT role's: those of the
+	-- role in any database, then in this one; only settings any role may
+	-- set (context "user"), so none can fail for lack of privilege
+	FOR setting IN
+		SELECT s.setting
+		FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) AS s(setting)
+		WHERE d.setrole = key_role
+		  AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
+		  AND EXISTS (SELECT FROM pg_catalog.pg_settings p
+					  WHERE p.name = pg_catalog.lower(pg_catalog.split_part(s.setting, '=', 1)) AND p.context = 'user')
+		ORDER BY d.setdatabase
+	LOOP
+		PERFORM pg_catalog.set_config(pg_catalog.split_part(setting, '=', 1),
+			pg_catalog.substr(setting, pg_catalog.strpos(setting, '=') + 1), true);
+	END LOOP;
 	PERFORM pg_catalog.set_config('role', role_name, true);
 END
 $$;

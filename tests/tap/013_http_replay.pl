@@ -257,6 +257,12 @@ sub probe { return "SELECT null, 1, $_[0], null, null, ''"; }
 $r = request(%tok, headers => { 'x-api-key' => $key{'app-key'} },
 	main => probe(q{current_user || '/' || session_user || '/' || coalesce(llamagpu.llm_current_api_key(), '-')}));
 is($r->{body}, 'app/authenticator/app-key', 'after the pre-request: the key\'s role, the key recorded');
+sql(q{ALTER ROLE app SET statement_timeout = '1234s'; ALTER ROLE app SET work_mem = '5MB';
+	ALTER ROLE app IN DATABASE postgres SET work_mem = '7MB'; ALTER ROLE app SET log_min_duration_statement = 0});
+$r = request(%tok, headers => { 'x-api-key' => $key{'app-key'} },
+	main => probe(q{current_setting('statement_timeout') || '/' || current_setting('work_mem') || '/' || current_setting('log_min_duration_statement')}));
+is($r->{body}, '1234s/7MB/-1', 'the key role\'s settings apply, this database\'s winning, superuser-only ones left out');
+sql(q{ALTER ROLE app RESET ALL; ALTER ROLE app IN DATABASE postgres RESET ALL});
 my $two = request_sql(%tok, headers => { 'x-api-key' => $key{'app-key'} })
   . request_sql(%tok, main => probe(q{current_user || '/' || coalesce(llamagpu.llm_current_api_key(), '-')}));
 $r = run_request($two);
