@@ -7,7 +7,7 @@
 -- so a key cannot be forged by writing a hash.  A revoked key keeps its row
 -- (usage rows refer to it).
 CREATE TABLE llm_api_keys (
-	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id					bigserial PRIMARY KEY,
 	name				text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.:-]{1,63}$'),
 	role				regrole NOT NULL,
 	prefix				text NOT NULL UNIQUE CHECK (prefix ~ '^[A-Za-z0-9_-]{12}$'),
@@ -55,6 +55,7 @@ GRANT SELECT (id, name, role, prefix, created_at, created_by, rotated_at, expire
 	ON llm_api_keys TO llm_user, llm_admin;
 GRANT UPDATE (expires_at, requests_per_minute, tokens_per_day) ON llm_api_keys TO llm_admin;
 SELECT pg_catalog.pg_extension_config_dump('llm_api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_api_keys_id_seq', '');
 
 CREATE FUNCTION llm_create_api_key(name text, role regrole, expires_at timestamptz DEFAULT NULL,
 								   requests_per_minute int DEFAULT NULL, tokens_per_day bigint DEFAULT NULL)

@@ -93,6 +93,7 @@ DECLARE
 	api_key text;
 	key_role regrole;
 	role_name text;
+	setting text;
 	st text;
 	msg text;
 	det text;
@@ -115,20 +116,21 @@ BEGIN
 
 	IF auth IS NOT NULL AND auth OPERATOR(pg_catalog.~*) '^bearer +lgk_' THEN
 		IF api_key IS NOT NULL THEN
-			PERFORM llamagpu.llm_raise_http('28000', 'request has two api keys',
+			PERFORM llamagpu.llm_raise_http('28000', 'request has two API keys',
 				'It has both an Authorization: Bearer key and an X-Api-Key header.',
 				'Send the key in one of them.', 400);
 		END IF;
 		api_key := pg_catalog.substring(auth, '^[^ ]+ +(.*)$');
 	ELSIF api_key IS NOT NULL AND auth IS NOT NULL THEN
 		-- PostgREST has already checked the JWT and set its role
-		PERFORM llamagpu.llm_raise_http('28000', 'request has both a JWT and an api key',
+		PERFORM llamagpu.llm_raise_http('28000', 'request has both a JWT and an API key',
 			'A request acts as one role: the JWT''s or the key''s.',
 			'Send only one of Authorization and X-Api-Key.', 400);
 	END IF;
 	IF api_key IS NULL THEN
 		RETURN;
 	END IF;
+	api_key := pg_catalog.btrim(api_key);
 
 	BEGIN
 		key_role := llamagpu.llm_api_key_authenticate(api_key);
@@ -142,10 +144,25 @@ BEGIN
 	-- SET ROLE checks the session's role: PostgREST's authenticator
 	IF NOT pg_catalog.pg_has_role(session_user, key_role, 'MEMBER') THEN
 		PERFORM llamagpu.llm_raise_http('42501',
-			pg_catalog.format('role "%s" cannot switch to role "%s" of the api key', session_user, role_name),
+			pg_catalog.format('role "%s" cannot switch to role "%s" of the API key', session_user, role_name),
 			'PostgREST connects as its authenticator role, which must be granted every role a key acts as.',
 			pg_catalog.format('GRANT %I TO %I;', role_name, session_user), 500);
 	END IF;
+	-- the role's settings, as PostgREST applies a JWT role's: those of the
+	-- role in any database, then in this one; only settings any role may
+	-- set (context "user"), so none can fail for lack of privilege
+	FOR setting IN
+		SELECT s.setting
+		FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) AS s(setting)
+		WHERE d.setrole = key_role
+		  AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
+		  AND EXISTS (SELECT FROM pg_catalog.pg_settings p
+					  WHERE p.name = pg_catalog.lower(pg_catalog.split_part(s.setting, '=', 1)) AND p.context = 'user')
+		ORDER BY d.setdatabase
+	LOOP
+		PERFORM pg_catalog.set_config(pg_catalog.split_part(setting, '=', 1),
+			pg_catalog.substr(setting, pg_catalog.strpos(setting, '=') + 1), true);
+	END LOOP;
 	PERFORM pg_catalog.set_config('role', role_name, true);
 END
 $$;

@@ -34,9 +34,36 @@ not_valid(void)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PASSWORD),
-			 errmsg("api key is not valid"),
+			 errmsg("API key is not valid"),
 			 errdetail("No key of this database has that prefix and secret."),
 			 errhint("Check that the whole key was sent; a rotated key's old secret no longer works.")));
+}
+
+/*
+ * The lookup by prefix, planned once per backend: a request's check is one
+ * index probe, and planning would cost more than the rest of it.
+ */
+static SPIPlanPtr
+lookup_plan(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT id, name, role, salt, hash, revoked_at IS NOT NULL, "
+									"  expires_at IS NOT NULL AND expires_at <= now(), "
+									"  coalesce(requests_per_minute, 0), coalesce(tokens_per_day, 0), "
+									"  revoked_at::text, expires_at::text "
+									"FROM llamagpu.llm_api_keys WHERE prefix = $1",
+									1, types);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare the API key lookup: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	return plan;
 }
 
 PG_FUNCTION_INFO_V1(llm_api_key_authenticate);
@@ -50,7 +77,6 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 {
 	text	   *arg;
 	ApiKeyParts parts;
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	LlamagpuActAs save;
 	int			ret;
@@ -69,7 +95,7 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key must not be null")));
+				 errmsg("API key must not be null")));
 	arg = PG_GETARG_TEXT_PP(0);
 	ApiKeyParse(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), &parts);
 
@@ -77,12 +103,7 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(parts.prefix);
 	SPI_connect();
 	LlamagpuActAsOwner("llm_api_keys", &save);
-	ret = SPI_execute_with_args("SELECT id, name, role, salt, hash, revoked_at IS NOT NULL, "
-								"  expires_at IS NOT NULL AND expires_at <= now(), "
-								"  coalesce(requests_per_minute, 0), coalesce(tokens_per_day, 0), "
-								"  revoked_at::text, expires_at::text "
-								"FROM llamagpu.llm_api_keys WHERE prefix = $1",
-								1, types, values, NULL, true, 1);
+	ret = SPI_execute_plan(lookup_plan(), values, NULL, true, 1);
 	LlamagpuActAsUser(&save);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read llm_api_keys: %s", SPI_result_code_string(ret));
@@ -98,11 +119,11 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 		key.role = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		b = DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull));
 		if (VARSIZE_ANY_EXHDR(b) != API_KEY_SALT_LEN)
-			elog(ERROR, "api key \"%s\" has a salt of the wrong length", key.name);
+			elog(ERROR, "API key \"%s\" has a salt of the wrong length", key.name);
 		memcpy(salt, VARDATA_ANY(b), API_KEY_SALT_LEN);
 		b = DatumGetByteaPP(SPI_getbinval(tup, desc, 5, &isnull));
 		if (VARSIZE_ANY_EXHDR(b) != API_KEY_HASH_LEN)
-			elog(ERROR, "api key \"%s\" has a hash of the wrong length", key.name);
+			elog(ERROR, "API key \"%s\" has a hash of the wrong length", key.name);
 		memcpy(stored, VARDATA_ANY(b), API_KEY_HASH_LEN);
 		revoked = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 		expired = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
@@ -125,12 +146,12 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (revoked)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key \"%s\" has been revoked", key.name),
+				 errmsg("API key \"%s\" has been revoked", key.name),
 				 errdetail("It was revoked at %s.", revoked_at)));
 	if (expired)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key \"%s\" has expired", key.name),
+				 errmsg("API key \"%s\" has expired", key.name),
 				 errdetail("It expired at %s.", expires_at),
 				 errhint("An llm_admin can extend it: UPDATE llamagpu.llm_api_keys SET expires_at = ... WHERE name = '%s'.",
 						 key.name)));
@@ -138,11 +159,11 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(key.role)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("the role of api key \"%s\" no longer exists", key.name)));
+				 errmsg("the role of API key \"%s\" no longer exists", key.name)));
 	if (superuser_arg(key.role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("api key \"%s\" cannot be used: its role \"%s\" is a superuser",
+				 errmsg("API key \"%s\" cannot be used: its role \"%s\" is a superuser",
 						key.name, GetUserNameFromId(key.role, false)),
 				 errdetail("A key never acts as a superuser; the role was made one after the key was created.")));
 
@@ -150,7 +171,7 @@ llm_api_key_authenticate(PG_FUNCTION_ARGS)
 	if (current != NULL && current->id != key.id)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("this transaction already authenticated with api key \"%s\"", current->name),
+				 errmsg("this transaction already authenticated with API key \"%s\"", current->name),
 				 errdetail("A transaction acts for one key; usage and quotas are charged to it.")));
 	LlamagpuSetCurrentApiKey(&key);
 	ApiKeyUsageRecord(key.id);

@@ -28,7 +28,7 @@ strong_random(void *buf, size_t len)
 	if (!pg_strong_random(buf, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random bytes for an api key"),
+				 errmsg("could not generate random bytes for an API key"),
 				 errdetail("The operating system's random number generator failed.")));
 }
 
@@ -68,6 +68,7 @@ is_base64url(unsigned char c)
 		(c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
+/* A new key from fresh random bytes, with its salt and hash. */
 void
 ApiKeyGenerate(char *key, ApiKeyParts *parts, uint8 *salt, uint8 *hash)
 {
@@ -94,12 +95,13 @@ malformed(const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("malformed api key"),
+			 errmsg("malformed API key"),
 			 errdetail_internal("%s", detail),
 			 errhint("An API key is the %d-character text \"lgk_...\" that llamagpu.llm_create_api_key() returned.",
 					 API_KEY_LEN)));
 }
 
+/* Check a key's form (cheap checks first: a header may be huge) and split it. */
 void
 ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 {
@@ -107,15 +109,16 @@ ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 
 	if (len < API_KEY_TAG_LEN || memcmp(key, API_KEY_TAG, API_KEY_TAG_LEN) != 0)
 		malformed("An API key starts with \"" API_KEY_TAG "\"; this one does not.");
+	/* a huge header is not worth looking at */
+	if (len > 65536)
+		malformed(psprintf("An API key is %d characters long; this one has %zu bytes.",
+						   API_KEY_LEN, len));
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char) key[i] >= 0x80)
+			malformed(psprintf("An API key is ASCII; this one has a non-ASCII character at position %d.",
+							   pg_mbstrlen_with_len(key, (int) i) + 1));
 	if (len != API_KEY_LEN)
-	{
-		/* a huge header is not worth counting characters in */
-		if (len > 65536)
-			malformed(psprintf("An API key is %d characters long; this one has %zu bytes.",
-							   API_KEY_LEN, len));
-		malformed(psprintf("An API key is %d characters long; this one has %d.",
-						   API_KEY_LEN, pg_mbstrlen_with_len(key, (int) len)));
-	}
+		malformed(psprintf("An API key is %d characters long; this one has %zu.", API_KEY_LEN, len));
 	for (size_t i = API_KEY_TAG_LEN; i < len; i++)
 	{
 		unsigned char c = (unsigned char) key[i];
@@ -125,11 +128,8 @@ ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 			if (c != '_')
 				malformed(psprintf("An API key has \"_\" after its %d-character prefix; this one has another character at position %zu.",
 								   API_KEY_PREFIX_LEN, i + 1));
-			continue;
 		}
-		if (c >= 0x80)
-			malformed(psprintf("An API key is ASCII; this one has a non-ASCII byte at position %zu.", i + 1));
-		if (!is_base64url(c))
+		else if (!is_base64url(c))
 			malformed(psprintf("An API key has only the characters A-Z, a-z, 0-9, \"-\" and \"_\"; this one has another at position %zu.",
 							   i + 1));
 	}
@@ -139,6 +139,7 @@ ApiKeyParse(const char *key, size_t len, ApiKeyParts *parts)
 	parts->secret[API_KEY_SECRET_LEN] = '\0';
 }
 
+/* sha256(salt || secret) with PostgreSQL's cryptohash (OpenSSL when built with it). */
 void
 ApiKeyHash(const uint8 *salt, const char *secret, uint8 *hash)
 {
@@ -155,11 +156,12 @@ ApiKeyHash(const uint8 *salt, const char *secret, uint8 *hash)
 			pg_cryptohash_free(ctx);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute the hash of an api key: %s", why)));
+				 errmsg("could not compute the hash of an API key: %s", why)));
 	}
 	pg_cryptohash_free(ctx);
 }
 
+/* OR of the bytes' differences: no early exit that timing could reveal. */
 bool
 ApiKeyHashEqual(const uint8 *a, const uint8 *b)
 {

@@ -12,7 +12,7 @@
  */
 #include "llamagpu.h"
 
-#include "funcapi.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -20,6 +20,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 /* keys whose times are held until a flush; more are not tracked until then */
@@ -38,6 +39,10 @@ typedef struct ApiKeyUsageEntry
 } ApiKeyUsageEntry;
 
 static HTAB *usage_hash = NULL;
+/* what this transaction's flush wrote, to forget when it commits */
+static ApiKeyUsageEntry *flushed = NULL;
+static int	n_flushed = 0;
+static bool callback_registered = false;
 static LWLock *usage_lock = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -70,6 +75,7 @@ usage_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* Chain the shared memory hooks (from _PG_init, when preloaded). */
 void
 ApiKeyUsageShmemRegister(void)
 {
@@ -79,6 +85,7 @@ ApiKeyUsageShmemRegister(void)
 	shmem_startup_hook = usage_shmem_startup;
 }
 
+/* Note a key's use now; a later time never goes back. */
 void
 ApiKeyUsageRecord(int64 keyid)
 {
@@ -136,12 +143,43 @@ llm_api_key_last_used(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(t);
 }
 
+/*
+ * At commit, forget the times a flush wrote, unless a later use replaced
+ * them meanwhile; at abort keep them, for the next flush.
+ */
+static void
+usage_xact_callback(XactEvent event, void *arg)
+{
+	if (flushed == NULL)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		LWLockAcquire(usage_lock, LW_EXCLUSIVE);
+		for (int i = 0; i < n_flushed; i++)
+		{
+			ApiKeyUsageEntry *e = hash_search(usage_hash, &flushed[i].tag, HASH_FIND, NULL);
+
+			if (e != NULL && e->last_used == flushed[i].last_used)
+				hash_search(usage_hash, &flushed[i].tag, HASH_REMOVE, NULL);
+		}
+		LWLockRelease(usage_lock);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		flushed = NULL;			/* TopTransactionContext goes with the transaction */
+		n_flushed = 0;
+	}
+}
+
 PG_FUNCTION_INFO_V1(llm_api_keys_flush);
 
 /*
  * llm_api_keys_flush() RETURNS bigint: copy the held last-used times of
  * this database's keys into llm_api_keys.last_used_at and forget them; the
- * number of keys updated.  A time noted while this runs stays held.
+ * number of keys updated.  The times are forgotten when this transaction
+ * commits; a time noted meanwhile stays held.
  */
 Datum
 llm_api_keys_flush(PG_FUNCTION_ARGS)
@@ -156,8 +194,8 @@ llm_api_keys_flush(PG_FUNCTION_ARGS)
 	if (usage_hash == NULL)
 		PG_RETURN_INT64(0);
 
-	/* a copy, so the lock is not held across SPI */
-	copy = palloc(sizeof(ApiKeyUsageEntry) * API_KEY_USAGE_MAX);
+	/* a copy, so the lock is not held across SPI; it lives until commit */
+	copy = MemoryContextAlloc(TopTransactionContext, sizeof(ApiKeyUsageEntry) * API_KEY_USAGE_MAX);
 	LWLockAcquire(usage_lock, LW_SHARED);
 	hash_seq_init(&seq, usage_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -183,18 +221,13 @@ llm_api_keys_flush(PG_FUNCTION_ARGS)
 	LlamagpuActAsUser(&save);
 	SPI_finish();
 
-	/*
-	 * Forget what was written.  Should this transaction roll back, the
-	 * times are lost: they are a convenience, not an audit record (the
-	 * usage table is that).
-	 */
-	LWLockAcquire(usage_lock, LW_EXCLUSIVE);
-	for (int i = 0; i < n; i++)
+	/* forget the times when the rows are committed (not before: a rollback keeps them) */
+	if (!callback_registered)
 	{
-		e = hash_search(usage_hash, &copy[i].tag, HASH_FIND, NULL);
-		if (e != NULL && e->last_used == copy[i].last_used)
-			hash_search(usage_hash, &copy[i].tag, HASH_REMOVE, NULL);
+		RegisterXactCallback(usage_xact_callback, NULL);
+		callback_registered = true;
 	}
-	LWLockRelease(usage_lock);
+	flushed = copy;
+	n_flushed = n;
 	PG_RETURN_INT64(updated);
 }

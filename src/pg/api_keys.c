@@ -36,13 +36,13 @@ key_name_arg(FunctionCallInfo fcinfo, int argno)
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("api key name must not be null")));
+				 errmsg("API key name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	len = strlen(name);
 	if (len == 0 || len > 63 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") != len)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("invalid api key name \"%s\"", name),
+				 errmsg("invalid API key name \"%s\"", name),
 				 errdetail("A key name has 1 to 63 characters, each a letter, a digit, \"_\", \".\", \":\" or \"-\".")));
 	return name;
 }
@@ -57,24 +57,24 @@ check_key_role(Oid role)
 	if (!OidIsValid(role) || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role of an api key must be an existing role")));
+				 errmsg("role of an API key must be an existing role")));
 	rolename = GetUserNameFromId(role, false);
 	if (superuser_arg(role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot create an api key for superuser role \"%s\"", rolename),
+				 errmsg("cannot create an API key for superuser role \"%s\"", rolename),
 				 errdetail("A key is a bearer credential sent over HTTP, and PostgREST's authenticator would have to be granted the superuser role to switch to it."),
 				 errhint("Create a key for a role that has only the privileges the application needs.")));
 	if (OidIsValid(admin) && is_member_of_role(role, admin) && !superuser())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only a superuser may create an api key for role \"%s\"", rolename),
+				 errmsg("only a superuser may create an API key for role \"%s\"", rolename),
 				 errdetail("Role \"%s\" is a member of llm_admin: its key could manage models, grants and other keys.",
 						   rolename)));
 	if (!superuser() && !is_member_of_role(GetUserId(), role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to create an api key for role \"%s\"", rolename),
+				 errmsg("permission denied to create an API key for role \"%s\"", rolename),
 				 errdetail("A key acts as its role, so only members of the role may create one."),
 				 errhint("A superuser can run: GRANT \"%s\" TO \"%s\";",
 						 rolename, GetUserNameFromId(GetUserId(), false))));
@@ -108,7 +108,7 @@ new_key(char *key, ApiKeyParts *parts, uint8 *salt, uint8 *hash)
 		if (!prefix_taken(parts->prefix))
 			return;
 		if (tries == 3)
-			elog(ERROR, "could not find an unused api key prefix");
+			elog(ERROR, "could not find an unused API key prefix");
 	}
 }
 
@@ -149,7 +149,7 @@ llm_create_api_key(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("role of an api key must not be null")));
+				 errmsg("role of an API key must not be null")));
 	role = PG_GETARG_OID(1);
 	check_key_role(role);
 	if (!PG_ARGISNULL(2) && PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
@@ -184,7 +184,7 @@ llm_create_api_key(PG_FUNCTION_ARGS)
 	if (ret == SPI_OK_SELECT && SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("api key \"%s\" already exists", name),
+				 errmsg("API key \"%s\" already exists", name),
 				 errhint("Choose another name; rotate the existing key with llamagpu.llm_rotate_api_key('%s').", name)));
 	new_key(key, &parts, salt, hash);
 	values[3] = bytea_datum(salt, API_KEY_SALT_LEN);
@@ -230,7 +230,7 @@ lock_key(const char *name, bool *revoked, bool *expired)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("api key \"%s\" does not exist", name)));
+				 errmsg("API key \"%s\" does not exist", name)));
 	role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	*revoked = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	*expired = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
@@ -273,7 +273,7 @@ llm_revoke_api_key(PG_FUNCTION_ARGS)
 		/* the same error as for no key: a key one may not see is not there */
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("api key \"%s\" does not exist", name)));
+				 errmsg("API key \"%s\" does not exist", name)));
 	if (revoked)
 	{
 		SPI_finish();
@@ -322,13 +322,13 @@ llm_rotate_api_key(PG_FUNCTION_ARGS)
 	if (revoked)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("api key \"%s\" has been revoked", name),
+				 errmsg("API key \"%s\" has been revoked", name),
 				 errdetail("A revoked key stays revoked."),
 				 errhint("Create a new key instead.")));
 	if (expired)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("api key \"%s\" has expired", name),
+				 errmsg("API key \"%s\" has expired", name),
 				 errhint("Extend it first: UPDATE llamagpu.llm_api_keys SET expires_at = ... WHERE name = '%s'.", name)));
 
 	LlamagpuActAsOwner("llm_api_keys", &save);
