@@ -73,12 +73,17 @@ GRANT llm_user TO regress_embed_user;
 SET ROLE regress_embed_user;
 SELECT regress_error($$SELECT llamagpu.llm_embed('a', 'stories')$$);
 RESET ROLE;
-SELECT llm_grant_model('stories', 'regress_embed_user');
+SELECT llm_grant_model('stories', 'regress_embed_user'), llm_grant_model('stories_ctx16', 'regress_embed_user');
 SET ROLE regress_embed_user;
 SELECT array_length(llamagpu.llm_embed('a', 'stories'), 1) AS dims;
 SELECT count(*) AS rows FROM llamagpu.llm_embed_batch(ARRAY['a', 'b'], 'stories');
+SELECT regress_error($$SELECT llamagpu.llm_embed(repeat('Once upon a time ', 10), 'stories_ctx16')$$);
 RESET ROLE;
-SELECT llm_revoke_model('stories', 'regress_embed_user');
+-- one usage record per call (a batch is one request), with the inputs' tokens
+SELECT llm_usage_flush();
+SELECT kind, status, sqlstate, requests, errors, prompt_tokens, completion_tokens
+FROM llm_usage WHERE role::text = 'regress_embed_user' ORDER BY id;
+SELECT llm_revoke_model('stories', 'regress_embed_user'), llm_revoke_model('stories_ctx16', 'regress_embed_user');
 DROP ROLE regress_embed_user;
 
 -- llm_embed_vector: none without a vector type

@@ -65,7 +65,7 @@ llm_embed(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	input = EmbedInputUtf8(PG_GETARG_TEXT_PP(0));
 	model = model_arg(fcinfo, 1);
-	EmbedRun(model, &input, 1, normalize, truncate, &res);
+	EmbedRun(model, &input, 1, normalize, truncate, "embed", &res);
 	PG_RETURN_ARRAYTYPE_P(EmbedVectorArray(res.vectors, res.n_embd));
 }
 
@@ -127,7 +127,7 @@ llm_embed_batch(PG_FUNCTION_ARGS)
 		slot[i] = n_sent++;
 	}
 	if (n_sent > 0)
-		EmbedRun(model_arg(fcinfo, 1), inputs, n_sent, normalize, truncate, &res);
+		EmbedRun(model_arg(fcinfo, 1), inputs, n_sent, normalize, truncate, "embed_batch", &res);
 	else
 		(void) model_arg(fcinfo, 1);	/* the model must exist and be usable all the same */
 

@@ -252,15 +252,21 @@ embed_loop(EngineConn *conn, EmbedChunk *chunks, int n_chunks, const char *const
 	}
 }
 
-/* Embed inputs[0..n) with model (see llamagpu.h). */
+/*
+ * Embed inputs[0..n) with model (see llamagpu.h).  The call is one request
+ * for the quota, however many inputs it has (as OpenAI's embeddings API
+ * counts an array); its tokens are the inputs' tokens.  It is one usage
+ * record, written however it ends.
+ */
 void
 EmbedRun(LlamagpuModel *model, const char *const *inputs, int n, bool normalize, bool truncate,
-		 EmbedResult *res)
+		 const char *kind, EmbedResult *res)
 {
 	StringInfoData common;
-	EngineConn *conn;
+	EngineConn *volatile conn = NULL;
 	EmbedChunk *chunks;
 	int			n_chunks = (n + EMBED_CHUNK - 1) / EMBED_CHUNK;
+	LlamagpuUsageScope usage;
 
 	memset(res, 0, sizeof(*res));
 	res->n = n;
@@ -275,24 +281,24 @@ EmbedRun(LlamagpuModel *model, const char *const *inputs, int n, bool normalize,
 	}
 	embed_common_fields(model, normalize, truncate, &common);
 
-	/* quota: LlamagpuQuotaAdmit() goes here, before anything is sent */
-
-	conn = EngineConnect(llamagpu_connect_timeout, false);
+	LlamagpuQuotaAdmit(&usage, model, kind, 1);
 	PG_TRY();
 	{
+		conn = EngineConnect(llamagpu_connect_timeout, false);
 		embed_loop(conn, chunks, n_chunks, inputs, &common, res);
 	}
 	PG_CATCH();
 	{
-		for (int i = 0; i < n_chunks; i++)
-			if (chunks[i].state == CHUNK_SENT)
-				EngineCancelNoWait(conn, chunks[i].id);
+		if (conn != NULL)
+			for (int i = 0; i < n_chunks; i++)
+				if (chunks[i].state == CHUNK_SENT)
+					EngineCancelNoWait(conn, chunks[i].id);
+		LlamagpuUsageFinishError(&usage, res->tokens, 0, 1);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	EngineClose(conn);
-
-	/* quota: LlamagpuUsageRecord(model, res->tokens prompt tokens, 0 generated) goes here */
+	LlamagpuUsageFinish(&usage, res->tokens, 0, 0, 0);
 }
 
 /* An input argument as UTF-8, checked: not empty (what names it in the message). */

@@ -104,6 +104,7 @@ transient(int sqlstate)
 		sqlstate == ERRCODE_T_R_DEADLOCK_DETECTED ||
 		sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
 		sqlstate == ERRCODE_INSUFFICIENT_RESOURCES ||
+		sqlstate == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED ||	/* a quota: later */
 		sqlstate == ERRCODE_ADMIN_SHUTDOWN;
 }
 
@@ -228,7 +229,7 @@ embed_inputs(void *arg)
 {
 	EmbedCall  *c = arg;
 
-	EmbedRun(c->model, c->inputs, c->n, c->job->normalize, c->job->truncate, &c->res);
+	EmbedRun(c->model, c->inputs, c->n, c->job->normalize, c->job->truncate, "embed_job", &c->res);
 }
 
 /* Read, embed and write one batch of job as its owner; fills rows. */

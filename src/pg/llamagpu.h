@@ -347,9 +347,11 @@ typedef struct EmbedResult
 /*
  * Embed inputs[0..n) (UTF-8, not empty) with model on one engine
  * connection; engine errors are raised (an input named by its number).
+ * One request of kind ("embed", "embed_batch", "embed_job") for the quota
+ * and the usage records.
  */
 void		EmbedRun(LlamagpuModel *model, const char *const *inputs, int n, bool normalize,
-					 bool truncate, EmbedResult *res);
+					 bool truncate, const char *kind, EmbedResult *res);
 /* An input argument as UTF-8; it must not be empty. */
 char	   *EmbedInputUtf8(text *input);
 /* A vector as a real[] (float4) array. */
