@@ -110,12 +110,14 @@ CREATE EVENT TRIGGER llamagpu_vector ON ddl_command_end
 
 SELECT @extschema@.llm_enable_vector();
 
+-- as every C function of llamagpu: llm_user's (llm_similarity runs no model, but the rule is simple)
 REVOKE ALL ON FUNCTION
 	llm_embed(text, text, boolean, boolean), llm_embed_batch(text[], text, boolean, boolean),
-	llm_enable_vector(), llm_vector_event()
+	llm_similarity(real[], real[]), llm_enable_vector(), llm_vector_event()
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-	llm_embed(text, text, boolean, boolean), llm_embed_batch(text[], text, boolean, boolean)
+	llm_embed(text, text, boolean, boolean), llm_embed_batch(text[], text, boolean, boolean),
+	llm_similarity(real[], real[])
 	TO llm_user;
 GRANT EXECUTE ON FUNCTION llm_enable_vector() TO llm_admin;
 
