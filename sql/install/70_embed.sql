@@ -438,6 +438,29 @@ END
 $fn$;
 COMMENT ON FUNCTION llm_embedding_job_drop IS 'drop the embedding job(s) of a table (one column, or all): triggers and queue';
 
+-- Run a failed job again (after the cause was fixed: a grant given back, a
+-- column restored); returns how many jobs were resumed.
+CREATE FUNCTION llm_embedding_job_resume("table" regclass, target_column text DEFAULT NULL)
+	RETURNS int
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	n int;
+BEGIN
+	UPDATE @extschema@.llm_embedding_jobs e SET state = 'running'
+	WHERE e.table_oid = $1 AND (e.target_column = $2 OR $2 IS NULL) AND e.state = 'failed';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM @extschema@.llm_embedding_wake();
+	END IF;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION llm_embedding_job_resume IS 'run the failed embedding job(s) of a table again';
+-- the owner may set the state (the policy keeps it to its own jobs); the counters are the worker's
+GRANT UPDATE (state) ON llm_embedding_jobs TO llm_user;
+
 SELECT pg_catalog.pg_extension_config_dump('llm_embedding_jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_embedding_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_embedding_jobs_id_seq', '');
@@ -445,10 +468,12 @@ SELECT pg_catalog.pg_extension_config_dump('llm_embedding_queue_seq_seq', '');
 
 REVOKE ALL ON FUNCTION
 	llm_embedding_model_check(text), llm_embedding_wake(), llm_embedding_enqueue(), llm_embedding_dequeue(),
-	llm_embedding_job_create(regclass, text, text, text, text, jsonb), llm_embedding_job_drop(regclass, text)
+	llm_embedding_job_create(regclass, text, text, text, text, jsonb), llm_embedding_job_drop(regclass, text),
+	llm_embedding_job_resume(regclass, text)
 	FROM PUBLIC;
 -- CREATE TRIGGER needs EXECUTE on the trigger function (which checks its table)
 GRANT EXECUTE ON FUNCTION
 	llm_embedding_model_check(text), llm_embedding_wake(), llm_embedding_enqueue(), llm_embedding_dequeue(),
-	llm_embedding_job_create(regclass, text, text, text, text, jsonb), llm_embedding_job_drop(regclass, text)
+	llm_embedding_job_create(regclass, text, text, text, text, jsonb), llm_embedding_job_drop(regclass, text),
+	llm_embedding_job_resume(regclass, text)
 	TO llm_user;

@@ -166,6 +166,21 @@ like(as_role('bob', qq{INSERT INTO llm_embedding_jobs (owner, table_oid, table_n
 		'body', 'emb', 'real[]', 'stories', 'public')}),
 	qr/new row violates row-level security policy/, 'bob cannot make a job that runs as alice');
 like(as_role('bob', 'UPDATE llm_embedding_jobs SET model = 1'), qr/permission denied/, 'only the worker updates jobs');
+# a job whose owner lost the model fails; given it back, it resumes
+sql("SELECT llm_revoke_model('stories', 'alice')");
+sql("UPDATE alice_docs SET body = 'Lily and Ben' WHERE id = 1");
+ok(wait_for($node, "SELECT state FROM llm_stat_embedding_jobs WHERE id = $ajob", 'failed', 60), 'the job fails');
+like(as_role('alice', "SELECT last_error FROM llm_stat_embedding_jobs"), qr/permission denied for model "stories"/,
+	'last_error says why');
+is(as_role('bob', "SELECT llm_embedding_job_resume('alice_docs')"), '0', "bob cannot resume alice's job");
+sql("SELECT llm_grant_model('stories', 'alice')");
+is(as_role('alice', "SELECT llm_embedding_job_resume('alice_docs')"), '1', 'alice resumes it');
+ok(wait_for($node, "SELECT emb IS NOT DISTINCT FROM llm_embed(body, 'stories') FROM alice_docs WHERE id = 1", 't', 60),
+	'the resumed job catches up');
+is(as_role('alice', "SELECT state FROM llm_stat_embedding_jobs"), 'running', 'running again');
+like(as_role('alice', "UPDATE llm_embedding_jobs SET rows_done = 0"), qr/permission denied/,
+	'the owner cannot touch the counters');
+
 # the trigger function attached to another table queues nothing for the job
 sql("GRANT CREATE ON SCHEMA public TO bob");
 as_role('bob', qq{CREATE TABLE bob_t (id int); CREATE TRIGGER t AFTER INSERT ON bob_t FOR EACH ROW
