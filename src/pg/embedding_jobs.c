@@ -51,6 +51,7 @@ typedef struct EmbeddingJob
 	int			batch_size;
 	bool		keep_done;
 	char	   *search_path;
+	bool		progressed;		/* the batch did (or failed) some row */
 } EmbeddingJob;
 
 /* One queue entry of a batch. */
@@ -461,6 +462,7 @@ embed_batch(EmbeddingJob *job)
 	values[3] = Int64GetDatum(tokens);
 	values[4] = last_error ? CStringGetTextDatum(last_error) : (Datum) 0;
 	nulls[4] = last_error ? ' ' : 'n';
+	job->progressed = done + failed > 0;
 	ret = SPI_execute_with_args("UPDATE llamagpu.llm_embedding_jobs SET rows_done = rows_done + $2, "
 								" rows_failed = rows_failed + $3, tokens = tokens + $4, batches = batches + 1, "
 								" updated_at = clock_timestamp(), last_error = coalesce($5, last_error) "
@@ -479,18 +481,18 @@ embed_batch_fn(void *arg)
 
 /*
  * One step of the embedding jobs (job_worker.c's loop): a batch of the job
- * that waited longest.  False when no job has pending rows.  In the
- * worker's transaction, SPI connected, search_path pg_catalog; transient
- * errors are thrown (the worker retries), others fail the job.
+ * that waited longest.  In the worker's transaction, SPI connected,
+ * search_path pg_catalog; transient errors are thrown (the worker
+ * retries), others fail the job.
  */
-bool
+EmbeddingStep
 EmbeddingJobStep(void)
 {
 	EmbeddingJob *job = pick_job();
 	ErrorData  *e;
 
 	if (job == NULL)
-		return false;
+		return EMBEDDING_STEP_NONE;
 	pgstat_report_activity(STATE_RUNNING, psprintf("llamagpu embedding job %lld", (long long) job->id));
 	e = try_subxact(embed_batch_fn, job);
 	if (e)
@@ -508,6 +510,8 @@ EmbeddingJobStep(void)
 									2, types, values, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		return EMBEDDING_STEP_WORKED;
 	}
-	return true;
+	/* every pending row is locked by someone changing it: wait rather than spin */
+	return job->progressed ? EMBEDDING_STEP_WORKED : EMBEDDING_STEP_BLOCKED;
 }

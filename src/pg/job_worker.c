@@ -521,6 +521,7 @@ run_step(void)
 	PG_TRY();
 	{
 		Job		   *job;
+		EmbeddingStep embedding;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
@@ -530,12 +531,17 @@ run_step(void)
 		/* table jobs and embedding jobs (embedding_jobs.c) take turns */
 		embedding_turn = !embedding_turn;
 		job_name = MemoryContextStrdup(cxt, "(embedding)");
-		if (embedding_turn && EmbeddingJobStep())
+		embedding = embedding_turn ? EmbeddingJobStep() : EMBEDDING_STEP_NONE;
+		if (embedding == EMBEDDING_STEP_WORKED)
 			;
 		else if ((job = pick_job()) == NULL)
 		{
-			if (embedding_turn || !EmbeddingJobStep())
+			if (!embedding_turn)
+				embedding = EmbeddingJobStep();
+			if (embedding == EMBEDDING_STEP_NONE)
 				result = JOB_STEP_IDLE;
+			else if (embedding == EMBEDDING_STEP_BLOCKED)
+				result = JOB_STEP_WAIT;
 		}
 		else
 		{

@@ -356,11 +356,16 @@ void		EmbedRun(LlamagpuModel *model, const char *const *inputs, int n, bool norm
 char	   *EmbedInputUtf8(text *input);
 /* A vector as a real[] (float4) array. */
 ArrayType  *EmbedVectorArray(const float *v, int n);
-/*
- * One batch of an embedding job (the job worker's step, in its transaction,
- * SPI connected); false when no embedding job has rows pending.
- */
-bool		EmbeddingJobStep(void);
+/* What an embedding job step did. */
+typedef enum EmbeddingStep
+{
+	EMBEDDING_STEP_NONE,		/* no job has rows pending */
+	EMBEDDING_STEP_WORKED,		/* a batch (or a job failed) */
+	EMBEDDING_STEP_BLOCKED		/* rows pending, all locked by transactions changing them */
+} EmbeddingStep;
+
+/* One batch of an embedding job (the job worker's step, in its transaction, SPI connected). */
+EmbeddingStep EmbeddingJobStep(void);
 
 /* ---- the API key of the current transaction (request_key.c) ---- */
 

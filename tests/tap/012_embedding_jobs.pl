@@ -205,5 +205,20 @@ ok(wait_for($node, "SELECT count(*) FROM vdocs WHERE emb IS NOT NULL", '2', 60),
 is(sql("SELECT count(*) FROM vdocs WHERE emb::text IS DISTINCT FROM llm_embed_vector(body, 'stories')::text"), '0',
 	'vector targets are llm_embed_vector');
 
+# a pending row locked by another transaction: the worker waits (does not spin), then does it
+my $vjob = sql("SELECT id FROM llm_embedding_jobs WHERE table_name = 'public.vdocs'");
+my ($h) = start_psql($node, "BEGIN; SELECT 1 FROM vdocs WHERE id = 2 FOR SHARE; SELECT pg_sleep(3); COMMIT;");
+sleep(1);
+my $batches = sql("SELECT batches FROM llm_embedding_jobs WHERE id = $vjob");
+sql("INSERT INTO llm_embedding_queue (job_id, row_id) VALUES ($vjob, '2'); SELECT llm_embedding_wake();");
+sleep(1);
+cmp_ok(sql("SELECT batches FROM llm_embedding_jobs WHERE id = $vjob") - $batches, '<=', 4,
+	'a locked row makes the worker wait, not spin');
+is(sql("SELECT count(*) FROM llm_embedding_queue WHERE job_id = $vjob AND done_at IS NULL"), '1',
+	'the locked row is still pending');
+$h->finish;
+ok(wait_for($node, "SELECT count(*) FROM llm_embedding_queue WHERE job_id = $vjob AND done_at IS NULL", '0', 60),
+	'done once the lock is gone');
+
 $node->stop;
 done_testing();
