@@ -11,8 +11,10 @@
 #      ids, [SEP]) runs `llamagpu embed --bench-len L --batch B` for B in 1 and 64
 #      and llama.cpp (node-llama-cpp 3.21.1's prebuilt CPU binary and its
 #      embedding API, scripts/bench/llamacpp-embed.mjs) on the same file;
-#   3. prints embeddings per second and the ratio ours / llama.cpp, with the
-#      load average before each measurement.
+#   3. prints embeddings per second (wall clock) and the ratio ours / llama.cpp,
+#      then embeddings per CPU-second of the 1-thread runs (the work each tool
+#      does per text, which the machine's load hardly changes), with the load
+#      average before and after each row.
 # Each tool runs at every --threads count and its best is reported, with the
 # count: on a machine shared with other work, llama.cpp's spinning thread
 # barriers make 2 threads far slower than 1 (and ours can lose a little too).
@@ -85,14 +87,17 @@ shape() {
 
 RUNS=$WORK/runs.jsonl
 : >"$RUNS"
-# best emb/s of a tool's JSON lines on stdin, as "rate threads"
+# of a tool's JSON lines on stdin: the best emb/s and its thread count, and
+# the 1-thread run's emb per CPU-second, as "rate threads cpu_rate"
 best() { python3 -c '
 import json, sys
 runs = [json.loads(l) for l in sys.stdin if l.strip()]
 b = max(runs, key=lambda r: r["emb_per_s"])
-print("%.2f %d" % (b["emb_per_s"], b["threads"]))'; }
-printf '| model | type | tokens | batch | llamagpu emb/s (threads) | llama.cpp emb/s (threads) | ratio | load |\n'
-printf '|---|---|---:|---:|---:|---:|---:|---:|\n'
+one = min(runs, key=lambda r: r["threads"])
+print("%.2f %d %.2f" % (b["emb_per_s"], b["threads"], one["emb_per_cpu_s"]))'; }
+ratio() { python3 -c "import sys; print('%.1f×' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+printf '| model | type | tokens | batch | llamagpu emb/s (threads) | llama.cpp emb/s (threads) | ratio | llamagpu emb/CPU-s | llama.cpp emb/CPU-s | ratio | load |\n'
+printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for model in ${MODELS//,/ }; do
 	for type in ${TYPES//,/ }; do
 		file=$WORK/$model-$type.gguf
@@ -106,7 +111,7 @@ for model in ${MODELS//,/ }; do
 		fi
 		for len in ${LENS//,/ }; do
 			few=$([ "$len" -le 64 ] && echo 16 || echo 4)
-			ll="– 0"
+			ll="– 0 –"
 			l0=$(load)
 			if [ "$NO_LLAMACPP" = 0 ]; then
 				lines=
@@ -128,10 +133,12 @@ for model in ${MODELS//,/ }; do
 					echo "{\"who\": \"llamagpu\", \"model\": \"$model\", \"type\": \"$type\", \"load\": $(load), \"run\": $out}" >>"$RUNS"
 					lines+="$out"$'\n'
 				done
-				ours=$(printf '%s' "$lines" | best)
-				ratio=$([ "${ll%% *}" = "–" ] && echo "–" || python3 -c "print('%.1f×' % (${ours%% *} / ${ll%% *}))")
-				printf '| %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s–%s |\n' "$model" "$type" "$len" "$batch" \
-					${ours} ${ll} "$ratio" "$l0" "$(load)"
+				read -r o_rate o_t o_cpu <<<"$(printf '%s' "$lines" | best)"
+				read -r l_rate l_t l_cpu <<<"$ll"
+				r1=–; r2=–
+				if [ "$l_rate" != – ]; then r1=$(ratio "$o_rate" "$l_rate"); r2=$(ratio "$o_cpu" "$l_cpu"); fi
+				printf '| %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s | %s | %s–%s |\n' "$model" "$type" \
+					"$len" "$batch" "$o_rate" "$o_t" "$l_rate" "$l_t" "$r1" "$o_cpu" "$l_cpu" "$r2" "$l0" "$(load)"
 			done
 		done
 	done

@@ -11,7 +11,9 @@
 // `llamagpu embed --bench-len`).  node-llama-cpp's embedding API evaluates one
 // input per llama_decode (it has no batch of several texts), so COUNT calls
 // are what a batch of COUNT texts costs there.  One warm-up call, then R
-// repetitions; the reported embeddings/s is the mean over repetitions.
+// repetitions; the reported embeddings/s is the mean over repetitions, and
+// emb_per_cpu_s divides the texts by the CPU time the process used for them
+// (process.cpuUsage: every thread, JavaScript included).
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -73,13 +75,18 @@ const seqs = sequences(nVocab, o.len, o.count, first, last);
 
 let nEmbd = 0;
 const rates = [];
+let cpuS = 0;
 for (let r = -1; r < o.r; r++) {
-    const t0 = nowS();
+    const t0 = nowS(), c0 = process.cpuUsage();
     for (const s of (r < 0 ? seqs.slice(0, 1) : seqs)) {
         const e = await ctx.getEmbeddingFor(s);
         nEmbd = e.vector.length;
     }
-    if (r >= 0) rates.push(o.count / (nowS() - t0));
+    if (r >= 0) {
+        rates.push(o.count / (nowS() - t0));
+        const c = process.cpuUsage(c0);
+        cpuS += (c.user + c.system) / 1e6;
+    }
 }
 
 let nlcVersion = null;
@@ -88,7 +95,8 @@ try {
     nlcVersion = JSON.parse(readFileSync(path.join(pkgDir, "package.json"), "utf8")).version;
 } catch { /* best effort */ }
 console.log(JSON.stringify({
-    emb_per_s: mean(rates), best_emb_per_s: Math.max(...rates), n_embd: nEmbd, seq_len: o.len,
+    emb_per_s: mean(rates), best_emb_per_s: Math.max(...rates), emb_per_cpu_s: o.count * o.r / cpuS,
+    n_embd: nEmbd, seq_len: o.len,
     count: o.count, reps: o.r, threads: o.t,
     version: `llama.cpp ${llama.llamaCppRelease.release} via node-llama-cpp ${nlcVersion}`,
 }));

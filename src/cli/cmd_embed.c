@@ -9,12 +9,14 @@
  * --bench-len L embeds --bench-count N made-up sequences of L tokens
  * (random ids between the model's own first and last special tokens, as
  * a tokenized text would have them) in calls of --batch texts, -r times
- * after a warm-up call of one sequence, and prints embeddings per second (scripts/bench-embed.sh).
+ * after a warm-up call of one sequence, and prints embeddings per second
+ * of wall time and per CPU-second (scripts/bench-embed.sh).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "cli_args.h"
@@ -31,9 +33,22 @@ typedef struct embed_opts
 	int64_t		bench_len;		/* > 0: benchmark sequences of this many tokens */
 	int64_t		bench_count;	/* sequences per benchmark repetition */
 	int64_t		reps;
-	char	  **texts;			/* the arguments that are texts */
+	char	  **texts;			/* the arguments that are texts, or stdin's lines */
 	int			n_texts;
+	bool		own_texts;		/* the strings are stdin's lines (malloc'd) */
 } embed_opts;
+
+/* Free the texts array (and the strings, when they are stdin's). */
+static void
+free_texts(embed_opts *o)
+{
+	if (o->own_texts)
+		for (int i = 0; i < o->n_texts; i++)
+			free(o->texts[i]);
+	free(o->texts);
+	o->texts = NULL;
+	o->n_texts = 0;
+}
 
 /* Parse the options; texts are the arguments that are not options. */
 static int
@@ -129,6 +144,7 @@ read_stdin_texts(embed_opts *o)
 
 	free(o->texts);
 	o->texts = NULL;
+	o->own_texts = true;
 	while ((len = getline(&line, &cap, stdin)) >= 0)
 	{
 		if (len > 0 && line[len - 1] == '\n')
@@ -138,11 +154,18 @@ read_stdin_texts(embed_opts *o)
 			char	  **more = realloc(o->texts, sizeof(char *) * (room = room ? 2 * room : 64));
 
 			if (more == NULL)
+			{
+				free(line);
 				return false;
+			}
 			o->texts = more;
 		}
-		if ((o->texts[o->n_texts++] = strdup(line)) == NULL)
+		if ((o->texts[o->n_texts] = strdup(line)) == NULL)
+		{
+			free(line);
 			return false;
+		}
+		o->n_texts++;
 	}
 	free(line);
 	return true;
@@ -201,6 +224,16 @@ now_s(void)
 	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* CPU seconds this process has used (every thread, user and system). */
+static double
+cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 /*
  * The benchmark: bench_count sequences of bench_len tokens (the model's
  * BOS/[CLS] first, [SEP] or nothing last, random ids between), embedded in
@@ -219,7 +252,7 @@ run_bench(const embed_opts *o, lg_model *m, lg_context *c)
 	int32_t    *lens = malloc(sizeof(int32_t) * n);
 	float	   *out = malloc(sizeof(float) * o->batch * d);
 	uint64_t	s = 1;
-	double		sum = 0.0, best = 0.0;
+	double		sum = 0.0, best = 0.0, cpu = 0.0;
 	lg_error	err;
 	int			rc = 1;
 
@@ -246,7 +279,7 @@ run_bench(const embed_opts *o, lg_model *m, lg_context *c)
 	}
 	for (int64_t r = 0; r <= o->reps; r++)
 	{
-		double		t0 = now_s(), t;
+		double		t0 = now_s(), c0 = cpu_s(), t;
 
 		/* r == 0 warms up with one call of one sequence (touches every weight) */
 		for (int64_t i = 0; i < (r == 0 ? 1 : n); i += o->batch)
@@ -262,13 +295,16 @@ run_bench(const embed_opts *o, lg_model *m, lg_context *c)
 		t = (double) n / (now_s() - t0);
 		if (r == 0)
 			continue;			/* the warm-up */
+		cpu += cpu_s() - c0;
 		sum += t;
 		best = t > best ? t : best;
 	}
 	printf("{\"arch\": \"%s\", \"n_embd\": %lld, \"type\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, "
-		   "\"count\": %lld, \"reps\": %lld, \"emb_per_s\": %.3f, \"best_emb_per_s\": %.3f, \"tokens_per_s\": %.1f}\n",
+		   "\"count\": %lld, \"reps\": %lld, \"emb_per_s\": %.3f, \"best_emb_per_s\": %.3f, \"tokens_per_s\": %.1f, "
+		   "\"emb_per_cpu_s\": %.3f}\n",
 		   m->hp.arch_name, (long long) d, m->hp.ftype_name, (long long) len, (long long) o->batch,
-		   (long long) n, (long long) o->reps, sum / o->reps, best, sum / o->reps * len);
+		   (long long) n, (long long) o->reps, sum / o->reps, best, sum / o->reps * len,
+		   (double) (n * o->reps) / cpu);
 	rc = 0;
 done:
 	free(toks);
@@ -295,7 +331,10 @@ cmd_embed(int argc, char **argv)
 
 	lg_error_clear(&err);
 	if ((rc = parse_opts(argc, argv, &o)) != 0)
+	{
+		free_texts(&o);
 		return rc;
+	}
 	rc = 1;
 	if (o.bench_len > 0)
 	{
@@ -304,15 +343,24 @@ cmd_embed(int argc, char **argv)
 		rc = run_bench(&o, m, c);
 		lg_context_free(c);
 		lg_model_free(m);
-		free(o.texts);
+		free_texts(&o);
 		return rc;
 	}
 	if (o.n_texts == 0 && !read_stdin_texts(&o))
+	{
+		free_texts(&o);
 		return cli_fail("embed", 1, "out of memory reading stdin");
+	}
 	if (o.n_texts == 0)
+	{
+		free_texts(&o);
 		return cli_fail("embed", 2, "no texts to embed (give them as arguments or stdin lines)");
+	}
 	if (!cli_open_model("embed", &o.model, &m, &c))
+	{
+		free_texts(&o);
 		return 1;
+	}
 	d = lg_model_n_embd(m);
 	pool = o.pool == LG_POOL_DEFAULT ? lg_model_pooling(m) : o.pool;
 	ids = calloc(o.n_texts, sizeof(lg_token *));
@@ -401,5 +449,6 @@ done:
 	free(out);
 	lg_context_free(c);
 	lg_model_free(m);
+	free_texts(&o);
 	return rc;
 }

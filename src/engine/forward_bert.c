@@ -13,7 +13,9 @@
  *     x = LayerNorm(f + x)
  *
  * The last x is the hidden state embeddings pool (there is no final norm
- * and no output head).  Token types are all 0 ("sentence A"), as in
+ * and no output head).  When pooling wants some rows only (cls, last), the
+ * last layer computes every row's k and v but carries on with those rows
+ * alone, as llama.cpp does with its output ids.  Token types are all 0 ("sentence A"), as in
  * llama.cpp.  Sequences of a batch are packed one after another; each
  * attends over its own rows only (its own block table), which is what
  * a padded batch with an attention mask computes.
@@ -87,76 +89,113 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 		const lg_layer *l = &m->layers[il];
 		void	   *k_pool = lg_kv_cache_k(c->kv, il);
 		void	   *v_pool = lg_kv_cache_v(c->kv, il);
+		/*
+		 * the last layer carries on with the rows asked for only (cls and
+		 * last pooling: one per text), as llama.cpp's inp_out_ids: every
+		 * row's k and v, then just those rows' queries, output and FFN
+		 */
+		const bool	prune = il == hp->n_layer - 1 && b->n_out > 0 && b->n_out < n;
+		int32_t		nq = prune ? b->n_out : n;
+		int32_t		n_att = 0;
 
 		if (lg_context_aborted(c))
 			return lg_error_set(err, LG_ERR_CANCELLED, "evaluation cancelled");
 
-		/* q, k, v = x·W (+ b); nomic-bert: RoPE */
-		if ((st = be->matmul(be, c->q, &l->wq, c->x, n)) != LG_OK ||
-			(st = be->matmul(be, c->k, &l->wk, c->x, n)) != LG_OK ||
+		/* k, v = x·W (+ b); nomic-bert: RoPE */
+		if ((st = be->matmul(be, c->k, &l->wk, c->x, n)) != LG_OK ||
 			(st = be->matmul(be, c->v, &l->wv, c->x, n)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: attention projection failed", il);
-		if (l->bq.data)
-			be->add_bias(be, c->q, l->bq.data, n, d);
 		if (l->bk.data)
 			be->add_bias(be, c->k, l->bk.data, n, d);
 		if (l->bv.data)
 			be->add_bias(be, c->v, l->bv.data, n, d);
 		if (!bert)
-		{
-			be->rope(be, c->q, n, hp->n_head, hp->head_dim, c->positions, &hp->rope);
 			be->rope(be, c->k, n, hp->n_head_kv, hp->head_dim, c->positions, &hp->rope);
-		}
-
-		/* each sequence attends over all of its own rows */
 		be->kv_store_slots(be, k_pool, c->kv_type, c->slots, c->k, n, d);
 		be->kv_store_slots(be, v_pool, c->kv_type, c->slots, c->v, n, d);
-		for (int32_t s = 0; s < b->n_seqs; s++)
+		if (prune)
+		{
+			/* rows out_rows[i] move to i (increasing, so in place) with their positions */
+			for (int32_t i = 0; i < nq; i++)
+				if (b->out_rows[i] != i)
+				{
+					memcpy(c->x + i * d, c->x + b->out_rows[i] * d, (size_t) d * sizeof(float));
+					c->positions[i] = c->positions[b->out_rows[i]];
+				}
+		}
+		/* q = x·Wq (+ b) for the rows that go on */
+		if ((st = be->matmul(be, c->q, &l->wq, c->x, nq)) != LG_OK)
+			return lg_error_set(err, st, "layer %d: attention projection failed", il);
+		if (l->bq.data)
+			be->add_bias(be, c->q, l->bq.data, nq, d);
+		if (!bert)
+			be->rope(be, c->q, nq, hp->n_head, hp->head_dim, c->positions, &hp->rope);
+
+		/* each sequence's queries attend over all of its own rows */
+		for (int32_t s = 0, k = 0; s < b->n_seqs; s++)
 		{
 			const lg_fwd_seq *fs = &b->seqs[s];
-			lg_attn_args *a = &c->attn_args[s];
+			lg_attn_args *a = &c->attn_args[n_att];
+			int32_t		q0 = prune ? k : fs->row0;
+			int32_t		n_tok = fs->n;
 
+			if (prune)
+			{
+				while (k < nq && b->out_rows[k] < fs->row0 + fs->n)
+					k++;
+				n_tok = k - q0;
+				if (n_tok == 0)
+					continue;
+			}
 			*a = a0;
-			a->out = c->att + fs->row0 * d;
-			a->q = c->q + fs->row0 * d;
+			a->out = c->att + q0 * d;
+			a->q = c->q + q0 * d;
 			a->k_cache = k_pool;
 			a->v_cache = v_pool;
 			a->block_table = fs->kv->blocks;
-			a->n_tok = fs->n;
+			a->n_tok = n_tok;
 			a->pos0 = fs->kv->n_pos;
 			a->kv_len = fs->kv->n_pos + fs->n;
+			n_att++;
 		}
-		be->attention(be, c->attn_args, b->n_seqs);
+		be->attention(be, c->attn_args, n_att);
 
 		/* x = LayerNorm(att·Wo + bo + x) */
-		if ((st = be->matmul(be, c->xb, &l->wo, c->att, n)) != LG_OK)
+		if ((st = be->matmul(be, c->xb, &l->wo, c->att, nq)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: attention output failed", il);
 		if (l->bo.data)
-			be->add_bias(be, c->xb, l->bo.data, n, d);
-		be->add(be, c->xb, c->x, n * d);
-		be->layernorm(be, c->x, c->xb, l->attn_out_norm.data, l->attn_out_norm_b.data, n, d, hp->norm_eps);
+			be->add_bias(be, c->xb, l->bo.data, nq, d);
+		be->add(be, c->xb, c->x, nq * d);
+		be->layernorm(be, c->x, c->xb, l->attn_out_norm.data, l->attn_out_norm_b.data, nq, d, hp->norm_eps);
 
 		/* feed-forward, then x = LayerNorm(f + x) */
 		if (bert)
 		{
-			if ((st = be->matmul(be, c->hb, &l->ffn_up, c->x, n)) != LG_OK)
+			if ((st = be->matmul(be, c->hb, &l->ffn_up, c->x, nq)) != LG_OK)
 				return lg_error_set(err, st, "layer %d: feed-forward failed", il);
-			be->add_bias(be, c->hb, l->ffn_up_b.data, n, hp->n_ff);
-			be->gelu(be, c->hb, n, hp->n_ff);
+			be->add_bias(be, c->hb, l->ffn_up_b.data, nq, hp->n_ff);
+			be->gelu(be, c->hb, nq, hp->n_ff);
 		}
 		else
 		{
-			if ((st = be->matmul(be, c->hb, &l->ffn_gate, c->x, n)) != LG_OK ||
-				(st = be->matmul(be, c->hb2, &l->ffn_up, c->x, n)) != LG_OK)
+			if ((st = be->matmul(be, c->hb, &l->ffn_gate, c->x, nq)) != LG_OK ||
+				(st = be->matmul(be, c->hb2, &l->ffn_up, c->x, nq)) != LG_OK)
 				return lg_error_set(err, st, "layer %d: feed-forward failed", il);
-			be->swiglu(be, c->hb, c->hb2, n, hp->n_ff);
+			be->swiglu(be, c->hb, c->hb2, nq, hp->n_ff);
 		}
-		if ((st = be->matmul(be, c->xb, &l->ffn_down, c->hb, n)) != LG_OK)
+		if ((st = be->matmul(be, c->xb, &l->ffn_down, c->hb, nq)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: feed-forward output failed", il);
 		if (l->ffn_down_b.data)
-			be->add_bias(be, c->xb, l->ffn_down_b.data, n, d);
-		be->add(be, c->xb, c->x, n * d);
-		be->layernorm(be, c->x, c->xb, l->layer_out_norm.data, l->layer_out_norm_b.data, n, d, hp->norm_eps);
+			be->add_bias(be, c->xb, l->ffn_down_b.data, nq, d);
+		be->add(be, c->xb, c->x, nq * d);
+		be->layernorm(be, c->x, c->xb, l->layer_out_norm.data, l->layer_out_norm_b.data, nq, d, hp->norm_eps);
+		if (prune)
+		{
+			/* x now holds the asked rows in order */
+			if (out != NULL)
+				memcpy(out, c->x, (size_t) nq * d * sizeof(float));
+			return LG_OK;
+		}
 	}
 
 	/* the hidden states asked for (host memory: checked above) */
