@@ -203,6 +203,15 @@ bool		serve_generate_constraint(serve_request *r, struct serve_model *sm, lg_sch
 bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls,
 							   bool cut);
 
+/* ---- remote models (serve_provider.c) ---- */
+
+/* Whether r names a remote model (it carries a "provider" field). */
+bool		serve_provider_is_remote(const serve_request *r);
+/* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
+void		serve_provider_request(serve_request *r);
+/* Take r out of STATUS's list before its last reply (serve_request.c). */
+void		serve_request_unlist(serve_request *r);
+
 /* ---- models (serve_models.c) ---- */
 
 typedef struct serve_model

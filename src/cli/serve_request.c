@@ -757,6 +757,13 @@ request_unlist(serve_request *r)
 	pthread_mutex_unlock(&requests_lock);
 }
 
+/* Take r out of the list before its last reply (remote models answer outside on_done). */
+void
+serve_request_unlist(serve_request *r)
+{
+	request_unlist(r);
+}
+
 /* Drop a reference to r; the last one unlists and frees it. */
 static void
 request_put(serve_request *r)
@@ -782,6 +789,13 @@ request_main(void *arg)
 	serve_request *r = arg;
 	serve_model *sm = NULL;
 
+	/* a remote model has no weights here: its requests go to the provider */
+	if (serve_provider_is_remote(r) && r->type != LG_FRAME_UNLOAD && r->type != LG_FRAME_STATUS)
+	{
+		serve_provider_request(r);
+		request_put(r);
+		return NULL;
+	}
 	switch (r->type)
 	{
 		case LG_FRAME_GENERATE:
