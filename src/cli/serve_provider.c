@@ -500,7 +500,10 @@ take_object(provider_call *c, const lg_json_node *o)
 
 	if (err)
 	{
-		call_fail(c, LG_WIRE_REMOTE_UNAVAILABLE, err, "the provider reported an error in its answer");
+		char		said[1024];
+
+		snprintf(said, sizeof(said), "The provider said: %s", err);
+		call_fail(c, LG_WIRE_REMOTE_UNAVAILABLE, said, "the provider reported an error in its answer");
 		return;
 	}
 	if (usage && usage->kind == LG_JSON_OBJECT)
@@ -601,6 +604,9 @@ on_header(char *buf, size_t size, size_t n, void *arg)
 	if (len > 5 && strncmp(buf, "HTTP/", 5) == 0)
 	{
 		/* a new response (after 100 Continue, say): forget the last one's headers */
+		const char *sp = memchr(buf, ' ', len);
+
+		c->http_status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		c->event_stream = false;
 		c->retry_after_s = -1;
 	}
@@ -794,10 +800,13 @@ body_message(provider_call *c, char *out, size_t size)
 
 	if (m == NULL && o != NULL)
 		m = lg_json_get_str(o, "message");
+	/* quoted after a prefix: the extension makes the detail a sentence, the message stays as sent */
+	snprintf(out, size, "The provider said: ");
 	if (m)
-		copy_redacted(out, size, m, strlen(m), c->api_key);
+		copy_redacted(out + strlen(out), size - strlen(out), m, strlen(m), c->api_key);
 	else if (c->body.len)
-		copy_redacted(out, size, c->body.data, c->body.len < 300 ? c->body.len : 300, c->api_key);
+		copy_redacted(out + strlen(out), size - strlen(out), c->body.data,
+					  c->body.len < 300 ? c->body.len : 300, c->api_key);
 	else
 		snprintf(out, size, "The provider sent no message.");
 	lg_json_node_free(o);
