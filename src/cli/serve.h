@@ -159,6 +159,19 @@ void		serve_send_error_detail(serve_request *r, const char *status, const char *
 									const char *hint, const char *fmt, ...)
 			__attribute__((format(printf, 5, 6)));
 
+/* The wire name (LG_WIRE_*) of an engine status. */
+const char *serve_wire_status(lg_status s);
+/* Take r out of STATUS (before its final reply goes out). */
+void		serve_request_unlist(serve_request *r);
+/* Drop a reference to r (the scheduler's, after its final reply). */
+void		serve_request_put(serve_request *r);
+
+/* ---- embeddings (serve_embed.c) ---- */
+
+struct serve_model;
+/* EMBED: tokenize and submit to the model's scheduler; true when submitted. */
+bool		serve_embed(serve_request *r, struct serve_model *sm);
+
 /* Start a worker thread for the request (takes ownership). */
 bool		serve_request_start(serve_request *r);
 /* Mark every running request of conn (and id, unless any_id) cancelled. */

@@ -33,6 +33,7 @@
 #define LG_FRAME_UNLOAD			'U'
 #define LG_FRAME_STATUS			'S'
 #define LG_FRAME_CANCEL			'C'	/* stop request <id>; no payload, no reply */
+#define LG_FRAME_EMBED			'B'	/* embed inputs: one RESULT with a vector per input */
 
 /* server -> client */
 #define LG_FRAME_PIECE			'P'	/* generated text, streamed */

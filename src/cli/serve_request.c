@@ -72,6 +72,13 @@ status_wire_name(lg_status s)
 	return LG_WIRE_INTERNAL;
 }
 
+/* The wire name of an engine status (serve.h). */
+const char *
+serve_wire_status(lg_status s)
+{
+	return status_wire_name(s);
+}
+
 /* Send an ERROR frame for r: status, message, and detail and hint when given. */
 static void
 send_error_v(serve_request *r, const char *status, const char *detail, const char *hint,
@@ -782,6 +789,20 @@ request_put(serve_request *r)
 	free(r);
 }
 
+/* Take r out of STATUS (serve.h). */
+void
+serve_request_unlist(serve_request *r)
+{
+	request_unlist(r);
+}
+
+/* Drop a reference to r (serve.h). */
+void
+serve_request_put(serve_request *r)
+{
+	request_put(r);
+}
+
 /* The worker thread. */
 static void *
 request_main(void *arg)
@@ -802,6 +823,7 @@ request_main(void *arg)
 		case LG_FRAME_TOKENIZE:
 		case LG_FRAME_DETOKENIZE:
 		case LG_FRAME_LOAD:
+		case LG_FRAME_EMBED:
 			sm = request_model(r);
 			if (sm == NULL)
 				break;
@@ -811,6 +833,8 @@ request_main(void *arg)
 			pthread_mutex_unlock(&requests_lock);
 			if (r->type == LG_FRAME_GENERATE)
 				do_generate(r, sm);
+			else if (r->type == LG_FRAME_EMBED)
+				serve_embed(r, sm);
 			else if (r->type == LG_FRAME_TOKENIZE)
 				do_tokenize(r, sm);
 			else if (r->type == LG_FRAME_DETOKENIZE)
