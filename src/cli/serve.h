@@ -222,8 +222,6 @@ bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf 
 bool		serve_provider_is_remote(const serve_request *r);
 /* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
 void		serve_provider_request(serve_request *r);
-/* Take r out of STATUS's list before its last reply (serve_request.c). */
-void		serve_request_unlist(serve_request *r);
 
 /* ---- models (serve_models.c) ---- */
 

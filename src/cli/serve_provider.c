@@ -949,183 +949,435 @@ backoff_ms(const provider_opts *po, int attempt, unsigned *seed)
 	return (int64_t) (d / 2 + d / 2 * (rand_r(seed) / (double) RAND_MAX));
 }
 
-/* GENERATE for a remote model: build, send with retries, stream, end. */
-static void
-provider_generate(serve_request *r)
+/* What a transfer needs besides the call: the handle, its URL and headers. */
+typedef struct provider_http
 {
-	const char *base = serve_fields_get(&r->fields, "base_url");
-	const char *key = serve_fields_get(&r->fields, "api_key");
-	provider_opts po;
-	provider_call c;
-	lg_buf		body;
+	CURL	   *easy;
+	struct curl_slist *headers;
 	lg_buf		url;
 	lg_buf		auth;
-	bool		chat = false;
-	CURL	   *easy = NULL;
-	struct curl_slist *headers = NULL;
 	char		errbuf[CURL_ERROR_SIZE];
-	unsigned	seed = (unsigned) (serve_now_us() ^ r->seq);
-	int64_t		deadline;
-	int			attempt;
-	CURLcode	res = CURLE_OK;
+} provider_http;
 
-	memset(&c, 0, sizeof(c));
-	lg_buf_init(&body);
-	lg_buf_init(&url);
-	lg_buf_init(&auth);
-	lg_buf_init(&c.line);
-	lg_buf_init(&c.data);
-	lg_buf_init(&c.body);
-	lg_buf_init(&c.text);
-	c.r = r;
-	c.api_key = key && key[0] ? key : NULL;
-	parse_options(serve_fields_get(&r->fields, "provider_options"), &po);
-	if (serve_fields_get(&r->fields, "remote_model") == NULL || base == NULL)
-	{
-		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks base_url or remote_model");
-		goto done;
-	}
-	if (!build_body(r, &po, &body, &chat))
-		goto done;
-	/* the model's own timeout when the request has none */
-	if (r->deadline_us == 0 && po.timeout_ms > 0)
-		r->deadline_us = serve_now_us() + (int64_t) po.timeout_ms * 1000;
-	deadline = r->deadline_us;
+/* Set up a POST of body to base_url + path; false with the error sent. */
+static bool
+http_begin(serve_request *r, provider_call *c, const provider_opts *po, const char *path,
+		   const lg_buf *body, provider_http *h)
+{
+	const char *base = serve_fields_get(&r->fields, "base_url");
 
-	lg_buf_append(&url, base, strlen(base));
-	while (url.len > 0 && url.data[url.len - 1] == '/')
-		url.data[--url.len] = '\0';
-	if (chat)
-		APPEND_LIT(&url, "/chat/completions");
-	else
-		APPEND_LIT(&url, "/completions");
+	lg_buf_append(&h->url, base, strlen(base));
+	while (h->url.len > 0 && h->url.data[h->url.len - 1] == '/')
+		h->url.data[--h->url.len] = '\0';
+	lg_buf_append(&h->url, path, strlen(path));
 
 	pthread_once(&curl_once, curl_init_once);
-	if (!curl_ready || (easy = curl_easy_init()) == NULL)
+	if (!curl_ready || (h->easy = curl_easy_init()) == NULL)
 	{
 		serve_send_error(r, LG_WIRE_INTERNAL, "could not initialize libcurl");
-		goto done;
+		return false;
 	}
-	headers = curl_slist_append(headers, "Content-Type: application/json");
-	headers = curl_slist_append(headers, po.stream ? "Accept: text/event-stream" : "Accept: application/json");
-	if (c.api_key)
+	h->headers = curl_slist_append(h->headers, "Content-Type: application/json");
+	h->headers = curl_slist_append(h->headers, po->stream ? "Accept: text/event-stream, application/json" :
+								   "Accept: application/json");
+	if (c->api_key)
 	{
-		lg_buf_appendf(&auth, "Authorization: Bearer %s", c.api_key);
-		headers = curl_slist_append(headers, auth.data);
+		lg_buf_appendf(&h->auth, "Authorization: Bearer %s", c->api_key);
+		h->headers = curl_slist_append(h->headers, h->auth.data);
 	}
-	curl_easy_setopt(easy, CURLOPT_URL, url.data);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.data);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body.len);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "llamagpu");
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &c);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &c);
-	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h->easy, CURLOPT_URL, h->url.data);
+	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body->data);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body->len);
+	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "llamagpu");
+	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
 	/* a stalled stream is caught by the deadline; a dead peer by TCP keepalive */
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	return true;
+}
+
+/* Free a transfer's handle and headers, wiping the Authorization header. */
+static void
+http_end(provider_http *h)
+{
+	if (h->easy)
+		curl_easy_cleanup(h->easy);
+	curl_slist_free_all(h->headers);
+	if (h->auth.data)
+		explicit_bzero(h->auth.data, h->auth.len);
+	lg_buf_free(&h->auth);
+	lg_buf_free(&h->url);
+}
+
+/*
+ * Run the POST with retries: true when a 2xx answer was read to its end (an
+ * event stream taken event by event, or a JSON body left in c->body);
+ * false with the error (or nothing, when the client went away) sent.
+ */
+static bool
+http_run(serve_request *r, provider_call *c, const provider_opts *po, provider_http *h, int *attempts)
+{
+	unsigned	seed = (unsigned) (serve_now_us() ^ r->seq);
+	int64_t		deadline = r->deadline_us;
+	CURLcode	res = CURLE_OK;
+	int			attempt;
 
 	for (attempt = 1;; attempt++)
 	{
 		bool		stopped;
 		int64_t		wait_ms;
-		long		connect_ms = po.connect_timeout_ms;
+		long		connect_ms = po->connect_timeout_ms;
 
+		*attempts = attempt;
 		if (deadline && (deadline - serve_now_us()) / 1000 < connect_ms)
 			connect_ms = (long) ((deadline - serve_now_us()) / 1000) + 1;
 		if (connect_ms < 1)
 			connect_ms = 1;
-		curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-		call_reset(&c);
-		errbuf[0] = '\0';
-		c.t_start_us = serve_now_us();
+		curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+		call_reset(c);
+		h->errbuf[0] = '\0';
+		c->t_start_us = serve_now_us();
 		atomic_store(&r->state, SERVE_STATE_PROMPT);
-		res = perform(r, easy, &stopped);
-		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &c.http_status);
+		res = perform(r, h->easy, &stopped);
 		if (stopped)
 		{
-			send_stopped(r, &c);
-			goto done;
+			send_stopped(r, c);
+			return false;
 		}
-		if (c.fail_status[0])
+		if (c->fail_status[0])
 		{
-			serve_send_error_detail(r, c.fail_status, c.fail_detail[0] ? c.fail_detail : NULL, NULL,
-									"%s", c.fail_msg);
-			goto done;
+			serve_send_error_detail(r, c->fail_status, c->fail_detail[0] ? c->fail_detail : NULL, NULL,
+									"%s", c->fail_msg);
+			return false;
 		}
-		if (res == CURLE_OK && c.http_status >= 200 && c.http_status < 300)
-		{
-			if (!c.event_stream && c.body.len > 0)
-				take_json(&c, c.body.data, c.body.len);
-			else if (c.event_stream && c.line.len > 0)
-				sse_line(&c, c.line.data, c.line.len);
-			if (c.event_stream)
-				sse_line(&c, "", 0);	/* an event not closed by a blank line */
-			if (c.fail_status[0])
-				serve_send_error_detail(r, c.fail_status, c.fail_detail[0] ? c.fail_detail : NULL, NULL,
-										"%s", c.fail_msg);
-			else if (c.event_stream && !c.done && c.n_pieces == 0 && c.n_calls == 0 && c.finish[0] == '\0')
-				serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL, "the provider's event stream ended without an answer");
-			else
-				send_end(r, &c, serve_fields_get(&r->fields, "messages") != NULL, attempt);
-			goto done;
-		}
+		if (res == CURLE_OK && c->http_status >= 200 && c->http_status < 300)
+			return true;
 		/* failed: another attempt only while nothing was streamed */
-		if (c.streamed || attempt > po.max_retries ||
-			(res == CURLE_OK ? !http_retryable(c.http_status) : !curl_retryable(res)))
+		if (c->streamed || attempt > po->max_retries ||
+			(res == CURLE_OK ? !http_retryable(c->http_status) : !curl_retryable(res)))
 			break;
-		wait_ms = backoff_ms(&po, attempt, &seed);
-		if (res == CURLE_OK && c.retry_after_s >= 0)
+		wait_ms = backoff_ms(po, attempt, &seed);
+		if (res == CURLE_OK && c->retry_after_s >= 0)
 		{
-			if (c.retry_after_s * 1000 > po.retry_max_ms)
+			if (c->retry_after_s * 1000 > po->retry_max_ms)
 				break;			/* longer than we may wait: report it */
-			wait_ms = (int64_t) (c.retry_after_s * 1000);
+			wait_ms = (int64_t) (c->retry_after_s * 1000);
 		}
 		if (deadline && serve_now_us() + wait_ms * 1000 >= deadline)
 			break;				/* no time left for another attempt: report this one */
 		serve_log(SERVE_LOG_INFO, "request %llu: provider answered %ld%s%s, retrying in %lld ms",
-				  (unsigned long long) r->seq, c.http_status, res == CURLE_OK ? "" : ": ",
+				  (unsigned long long) r->seq, c->http_status, res == CURLE_OK ? "" : ": ",
 				  res == CURLE_OK ? "" : curl_easy_strerror(res), (long long) wait_ms);
 		if (!nap(r, wait_ms))
 		{
-			send_stopped(r, &c);
-			goto done;
+			send_stopped(r, c);
+			return false;
 		}
 	}
 	if (res == CURLE_OK)
-		send_http_error(r, &c, url.data, attempt);
-	else if (c.streamed)
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, errbuf[0] ? errbuf : NULL, NULL,
-								"the connection to the provider failed after %d pieces", c.n_pieces);
+		send_http_error(r, c, h->url.data, attempt);
+	else if (c->streamed)
+		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, h->errbuf[0] ? h->errbuf : NULL, NULL,
+								"the connection to the provider failed after %d pieces", c->n_pieces);
 	else
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, errbuf[0] ? errbuf : NULL,
+		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, h->errbuf[0] ? h->errbuf : NULL,
 								"Check the model's base_url and that the provider is running.",
-								"could not reach the provider at %s (%d attempt%s)", url.data, attempt,
+								"could not reach the provider at %s (%d attempt%s)", h->url.data, attempt,
 								attempt == 1 ? "" : "s");
+	return false;
+}
+
+/* Set up a call's buffers and options; the model's own timeout when the request has none. */
+static void
+call_begin(serve_request *r, provider_call *c, provider_opts *po)
+{
+	const char *key = serve_fields_get(&r->fields, "api_key");
+
+	memset(c, 0, sizeof(*c));
+	lg_buf_init(&c->line);
+	lg_buf_init(&c->data);
+	lg_buf_init(&c->body);
+	lg_buf_init(&c->text);
+	c->r = r;
+	c->api_key = key && key[0] ? key : NULL;
+	parse_options(serve_fields_get(&r->fields, "provider_options"), po);
+	if (r->deadline_us == 0 && po->timeout_ms > 0)
+		r->deadline_us = serve_now_us() + (int64_t) po->timeout_ms * 1000;
+}
+
+/* Free a call's buffers. */
+static void
+call_end(provider_call *c)
+{
+	call_reset(c);
+	lg_buf_free(&c->line);
+	lg_buf_free(&c->data);
+	lg_buf_free(&c->body);
+	lg_buf_free(&c->text);
+}
+
+/* GENERATE for a remote model: build, send with retries, stream, end. */
+static void
+provider_generate(serve_request *r)
+{
+	provider_opts po;
+	provider_call c;
+	provider_http h;
+	lg_buf		body;
+	bool		chat = false;
+	int			attempts = 0;
+
+	memset(&h, 0, sizeof(h));
+	lg_buf_init(&body);
+	call_begin(r, &c, &po);
+	if (!build_body(r, &po, &body, &chat) ||
+		!http_begin(r, &c, &po, chat ? "/chat/completions" : "/completions", &body, &h) ||
+		!http_run(r, &c, &po, &h, &attempts))
+		goto done;
+
+	if (!c.event_stream && c.body.len > 0)
+		take_json(&c, c.body.data, c.body.len);
+	else if (c.event_stream && c.line.len > 0)
+		sse_line(&c, c.line.data, c.line.len);
+	if (c.event_stream)
+		sse_line(&c, "", 0);	/* an event not closed by a blank line */
+	if (c.fail_status[0])
+		serve_send_error_detail(r, c.fail_status, c.fail_detail[0] ? c.fail_detail : NULL, NULL,
+								"%s", c.fail_msg);
+	else if (c.n_pieces == 0 && c.n_calls == 0 && c.finish[0] == '\0')
+		serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL, "the provider's answer ended without any output");
+	else
+		send_end(r, &c, serve_fields_get(&r->fields, "messages") != NULL, attempts);
 
 done:
-	if (easy)
-		curl_easy_cleanup(easy);
-	curl_slist_free_all(headers);
-	if (auth.data)
-		explicit_bzero(auth.data, auth.len);
-	call_reset(&c);
-	lg_buf_free(&auth);
+	http_end(&h);
+	call_end(&c);
 	lg_buf_free(&body);
-	lg_buf_free(&url);
-	lg_buf_free(&c.line);
-	lg_buf_free(&c.data);
-	lg_buf_free(&c.body);
-	lg_buf_free(&c.text);
+}
+
+/* ---- embeddings ---- */
+
+/* The EMBED's inputs as an embeddings request body; false with the error sent. */
+static bool
+build_embed_body(serve_request *r, lg_buf *b, int *n_inputs)
+{
+	const char *model = serve_fields_get(&r->fields, "remote_model");
+	const char *pooling = serve_fields_get(&r->fields, "pooling");
+	const char *truncate = serve_fields_get(&r->fields, "truncate");
+
+	if (pooling && strcmp(pooling, "default") != 0)
+	{
+		serve_send_error_detail(r, LG_WIRE_REMOTE_UNSUPPORTED, NULL,
+								"A remote model pools as its provider does; leave pooling out.",
+								"pooling \"%s\" cannot be chosen for a remote model", pooling);
+		return false;
+	}
+	if (truncate && strcmp(truncate, "1") == 0)
+	{
+		serve_send_error_detail(r, LG_WIRE_REMOTE_UNSUPPORTED, NULL,
+								"Shorten the input: the provider decides what to do with a long one.",
+								"truncate cannot be sent to a remote model");
+		return false;
+	}
+	APPEND_LIT(b, "{\"model\":");
+	lg_buf_append_json_str(b, model, strlen(model));
+	APPEND_LIT(b, ",\"encoding_format\":\"float\",\"input\":[");
+	*n_inputs = 0;
+	for (int i = 0; i < r->fields.n; i++)
+	{
+		if (strcmp(r->fields.keys[i], "input") != 0)
+			continue;
+		if ((*n_inputs)++ > 0)
+			APPEND_LIT(b, ",");
+		lg_buf_append_json_str(b, r->fields.values[i], strlen(r->fields.values[i]));
+	}
+	if (!APPEND_LIT(b, "]}"))
+	{
+		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+		return false;
+	}
+	if (*n_inputs == 0)
+	{
+		serve_send_error(r, LG_WIRE_ARG, "request lacks input");
+		return false;
+	}
+	return true;
+}
+
+/* Append n floats as base64 of their little-endian bytes (the EMBED reply's form). */
+static void
+append_base64_floats(lg_buf *out, const float *v, int n)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t		len = (size_t) n * 4;
+	unsigned char *raw = malloc(len ? len : 1);
+
+	if (raw == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		uint32_t	u;
+
+		memcpy(&u, &v[i], 4);
+		raw[i * 4] = u & 0xff;
+		raw[i * 4 + 1] = (u >> 8) & 0xff;
+		raw[i * 4 + 2] = (u >> 16) & 0xff;
+		raw[i * 4 + 3] = (u >> 24) & 0xff;
+	}
+	for (size_t i = 0; i < len; i += 3)
+	{
+		uint32_t	w = (uint32_t) raw[i] << 16 | (i + 1 < len ? (uint32_t) raw[i + 1] << 8 : 0) |
+			(i + 2 < len ? raw[i + 2] : 0);
+		char		q[4] = {tbl[(w >> 18) & 63], tbl[(w >> 12) & 63],
+			i + 1 < len ? tbl[(w >> 6) & 63] : '=', i + 2 < len ? tbl[w & 63] : '='};
+
+		lg_buf_append(out, q, 4);
+	}
+	free(raw);
 }
 
 /*
- * A request for a remote model (on its worker thread): GENERATE goes to the
- * provider; the frames that need the model's weights or vocabulary cannot.
+ * The embeddings answer as the EMBED reply: data[i].embedding (placed by
+ * its index), unit length when normalize asks.  False with the error sent.
+ */
+static bool
+send_embeddings(serve_request *r, provider_call *c, int n_inputs, int attempts)
+{
+	lg_error	err = {0};
+	lg_json_node *o = lg_json_parse(c->body.data ? c->body.data : "", c->body.len, &err);
+	const lg_json_node *data = o ? lg_json_get(o, "data") : NULL;
+	const lg_json_node *usage = o ? lg_json_get(o, "usage") : NULL;
+	const char *norm = serve_fields_get(&r->fields, "normalize");
+	bool		normalize = norm == NULL || strcmp(norm, "0") != 0;
+	const lg_json_node **vecs = calloc((size_t) n_inputs, sizeof(*vecs));
+	float	   *v = NULL;
+	int			n_embd = -1;
+	serve_frame f = {0};
+	bool		ok = false;
+
+	if (o == NULL || data == NULL || data->kind != LG_JSON_ARRAY || vecs == NULL)
+	{
+		serve_send_error_detail(r, LG_WIRE_REMOTE_PROTOCOL, o ? NULL : err.msg, NULL,
+								"the provider's embeddings answer has no \"data\" array");
+		goto done;
+	}
+	for (size_t i = 0; i < data->n; i++)
+	{
+		const lg_json_node *d = data->items[i];
+		const lg_json_node *ix = lg_json_get(d, "index");
+		const lg_json_node *e = lg_json_get(d, "embedding");
+		long		k = ix && ix->kind == LG_JSON_NUMBER ? (long) ix->number : (long) i;
+
+		if (k < 0 || k >= n_inputs || vecs[k] || e == NULL || e->kind != LG_JSON_ARRAY || e->n == 0 ||
+			(n_embd >= 0 && (int) e->n != n_embd))
+		{
+			serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL,
+							 "the provider's embedding %zu is malformed (index %ld, %d inputs)", i, k, n_inputs);
+			goto done;
+		}
+		vecs[k] = e;
+		n_embd = (int) e->n;
+	}
+	for (int k = 0; k < n_inputs; k++)
+		if (vecs[k] == NULL)
+		{
+			serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL, "the provider sent no embedding for input %d", k + 1);
+			goto done;
+		}
+	v = malloc(sizeof(float) * (size_t) n_embd);
+	if (v == NULL)
+	{
+		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
+		goto done;
+	}
+	serve_request_unlist(r);
+	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
+	serve_frame_fieldf(&f, "n_embd", "%d", n_embd);
+	serve_frame_field(&f, "pooling", "remote");
+	{
+		const lg_json_node *pt = usage ? lg_json_get(usage, "prompt_tokens") : NULL;
+
+		serve_frame_fieldf(&f, "n_prompt", "%ld", pt && pt->kind == LG_JSON_NUMBER ? (long) pt->number : 0L);
+	}
+	serve_frame_field(&f, "n_truncated", "0");
+	serve_frame_field(&f, "t_queue_ms", "0.000");
+	serve_frame_fieldf(&f, "t_embed_ms", "%.3f", (serve_now_us() - c->t_start_us) / 1000.0);
+	serve_frame_fieldf(&f, "n_attempts", "%d", attempts);
+	for (int k = 0; k < n_inputs; k++)
+	{
+		double		ss = 0;
+		lg_buf		b64;
+
+		for (int j = 0; j < n_embd; j++)
+		{
+			const lg_json_node *x = vecs[k]->items[j];
+
+			if (x->kind != LG_JSON_NUMBER)
+			{
+				serve_frame_free(&f);
+				serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL, "the provider's embedding %d holds a %s",
+								 k + 1, lg_json_kind_name(x->kind));
+				goto done;
+			}
+			v[j] = (float) x->number;
+			ss += (double) v[j] * v[j];
+		}
+		if (normalize && ss > 0)
+			for (int j = 0; j < n_embd; j++)
+				v[j] = (float) (v[j] / sqrt(ss));
+		/* the provider does not say how many tokens each input had */
+		serve_frame_field(&f, "n_tokens", "0");
+		lg_buf_init(&b64);
+		append_base64_floats(&b64, v, n_embd);
+		serve_frame_field(&f, "embedding", b64.data ? b64.data : "");
+		lg_buf_free(&b64);
+	}
+	serve_conn_send(r->conn, &f);
+	ok = true;
+
+done:
+	serve_frame_free(&f);
+	free(v);
+	free(vecs);
+	lg_json_node_free(o);
+	return ok;
+}
+
+/* EMBED for a remote model: POST {base_url}/embeddings, one RESULT with every vector. */
+static void
+provider_embed(serve_request *r)
+{
+	provider_opts po;
+	provider_call c;
+	provider_http h;
+	lg_buf		body;
+	int			n_inputs = 0;
+	int			attempts = 0;
+
+	memset(&h, 0, sizeof(h));
+	lg_buf_init(&body);
+	call_begin(r, &c, &po);
+	po.stream = false;
+	if (build_embed_body(r, &body, &n_inputs) &&
+		http_begin(r, &c, &po, "/embeddings", &body, &h) &&
+		http_run(r, &c, &po, &h, &attempts))
+		send_embeddings(r, &c, n_inputs, attempts);
+	http_end(&h);
+	call_end(&c);
+	lg_buf_free(&body);
+}
+
+/*
+ * A request for a remote model (on its worker thread): GENERATE and EMBED
+ * go to the provider; the frames that need the model's weights or
+ * vocabulary cannot.
  */
 void
 serve_provider_request(serve_request *r)
@@ -1140,11 +1392,22 @@ serve_provider_request(serve_request *r)
 								"unknown provider \"%s\"", provider);
 		return;
 	}
+	if (serve_fields_get(&r->fields, "remote_model") == NULL ||
+		serve_fields_get(&r->fields, "base_url") == NULL)
+	{
+		if (r->type == LG_FRAME_GENERATE || r->type == LG_FRAME_EMBED)
+		{
+			serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks base_url or remote_model");
+			return;
+		}
+	}
 	if (r->type == LG_FRAME_GENERATE)
 		provider_generate(r);
+	else if (r->type == LG_FRAME_EMBED)
+		provider_embed(r);
 	else
 		serve_send_error_detail(r, LG_WIRE_REMOTE_UNSUPPORTED, NULL,
-								"Tokenizing, loading and unloading apply to local models only.",
+								"Tokenizing and loading apply to local models only.",
 								"model \"%s\" is a remote model: the engine has no %s for it",
 								model ? model : "", r->type == LG_FRAME_LOAD ? "weights to load" : "vocabulary");
 }

@@ -764,13 +764,6 @@ request_unlist(serve_request *r)
 	pthread_mutex_unlock(&requests_lock);
 }
 
-/* Take r out of the list before its last reply (remote models answer outside on_done). */
-void
-serve_request_unlist(serve_request *r)
-{
-	request_unlist(r);
-}
-
 /* Drop a reference to r; the last one unlists and frees it. */
 static void
 request_put(serve_request *r)

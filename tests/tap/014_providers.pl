@@ -254,6 +254,32 @@ is($node->safe_psql('postgres',
 		"SELECT count(*) FILTER (WHERE d.out = llm_generate(s.body, 'stories', max_tokens => 10, temperature => 0)) FROM src s JOIN dst d USING (id)"),
 	'3', 'job outputs = local');
 
+# ---- embeddings: /v1/embeddings ----
+is($node->safe_psql('postgres', q{
+	SELECT array_length(l, 1) = array_length(r, 1) AND array_length(l, 1) > 0
+		   AND (SELECT max(abs(a - b)) < 1e-5 FROM unnest(l, r) AS t(a, b))
+	FROM (SELECT llm_embed('Once upon a time', 'stories') l, llm_embed('Once upon a time', 'remote') r) x}),
+	't', 'llm_embed: remote = local');
+is(stats('stories')->{last_path}, '/v1/embeddings', 'embeddings go to /v1/embeddings');
+is($node->safe_psql('postgres', q{
+	SELECT bool_and((SELECT max(abs(a - b)) < 1e-5 FROM unnest(l.embedding, r.embedding) AS t(a, b)))
+		   AND count(*) = 3
+	FROM llm_embed_batch(ARRAY['Once', 'The cat sat', 'A dog'], 'stories') l
+	JOIN llm_embed_batch(ARRAY['Once', 'The cat sat', 'A dog'], 'remote') r USING (ord)}),
+	't', 'llm_embed_batch: remote = local, in order (the provider answered out of order)');
+is_deeply(stats('stories')->{last_body}{input}, [ 'Once', 'The cat sat', 'A dog' ], 'inputs sent in one request');
+($e, $err) = sql_error("SELECT llm_embed('x', 'remote-down')");
+like($e, qr/^08006:/, 'embeddings: 503 until retries run out');
+($e) = sql_error("SELECT llm_embed('x', 'remote-malformed')");
+like($e, qr/^08P01:/, 'embeddings: malformed answer');
+($e) = sql_error("SELECT llm_embed('x', 'remote', truncate => true)");
+like($e, qr/^0A000:/, 'embeddings: truncate is not for remote models');
+
+# a secret that is gone: a specific error when the model is used
+$node->safe_psql('postgres', "SELECT llm_drop_secret('wrong_key')");
+like((sql_error("SELECT llm_generate('x', 'remote-badkey')"))[0],
+	qr/^42704: secret "wrong_key" of model "remote-badkey" does not exist/, 'dropped secret');
+
 # ---- the key never reaches a log ----
 my $log = slurp_file($node->logfile);
 unlike($log, qr/\Q$key\E/, 'the API key is not in the server log');

@@ -13,6 +13,7 @@ Authorization header per model).
 usage: openai_adapter.py --model PATH --port-file FILE --stats FILE [--key KEY] [--llamagpu BIN]
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -85,6 +86,27 @@ class Engine:
         parts = payload.split(b"\0")
         return {parts[i].decode(): parts[i + 1].decode("utf-8", "replace")
                 for i in range(0, len(parts) - 1, 2)}
+
+    def embed(self, inputs):
+        """The engine's unit-length embeddings of inputs (lists of floats) and the token count."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.sock_path)
+        try:
+            self._send(s, "H", 0, [("protocol", "1"), ("client", "openai_adapter")])
+            self._recv(s)
+            self._send(s, "B", 1, [("model", "stories"), ("path", self.model)] +
+                       [("input", t) for t in inputs])
+            ftype, payload = self._recv(s)
+        finally:
+            s.close()
+        parts = payload.split(b"\0")
+        fields = [(parts[i].decode(), parts[i + 1].decode()) for i in range(0, len(parts) - 1, 2)]
+        d = dict(fields)
+        if ftype != "R":
+            raise RuntimeError(d.get("message", "engine error"))
+        n = int(d["n_embd"])
+        vecs = [list(struct.unpack("<%df" % n, base64.b64decode(v))) for k, v in fields if k == "embedding"]
+        return vecs, int(d.get("n_prompt", "0"))
 
     def generate(self, fields):
         """Yield ('P', text), then ('E', fields) or ('X', fields)."""
@@ -208,6 +230,8 @@ class Handler(BaseHTTPRequestHandler):
             # like a real provider, the message names the key it got (the client must hide it)
             got = auth[7:] if auth.startswith("Bearer ") else auth
             return self.error(401, "Incorrect API key provided: %s." % got)
+        if self.path == "/v1/embeddings":
+            return self.embeddings(model, body)
         chat = self.path == "/v1/chat/completions"
         if self.path not in ("/v1/completions", "/v1/chat/completions"):
             return self.error(404, "no route %s" % self.path)
@@ -215,6 +239,19 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(model, body, chat, calls)
         except (BrokenPipeError, ConnectionResetError):
             self.stat(model, aborted=1)
+
+    def embeddings(self, model, body):
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if model == "down":
+            return self.error(503, "upstream overloaded")
+        if model == "malformed":
+            return self.send_json(200, {"data": [{"index": 0, "embedding": "oops"}]})
+        vecs, n_prompt = self.server.engine.embed(inputs)
+        # in reverse order: the client must place them by index
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)][::-1]
+        return self.send_json(200, {"object": "list", "data": data, "model": model,
+                                    "usage": {"prompt_tokens": n_prompt, "total_tokens": n_prompt}})
 
     def answer(self, model, body, chat, calls):
         stream = bool(body.get("stream"))
