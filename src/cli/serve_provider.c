@@ -91,12 +91,44 @@ typedef struct provider_call
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static bool curl_ready;
+/* connections, TLS sessions and DNS answers shared by every request's transfer */
+static CURLSH *curl_share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
-/* curl_global_init is not thread-safe: once, before the first transfer. */
+/* libcurl's lock callback for the share. */
+static void
+share_lock(CURL *easy, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	pthread_mutex_lock(&share_locks[data]);
+}
+
+/* libcurl's unlock callback for the share. */
+static void
+share_unlock(CURL *easy, curl_lock_data data, void *arg)
+{
+	pthread_mutex_unlock(&share_locks[data]);
+}
+
+/*
+ * curl_global_init is not thread-safe: once, before the first transfer.
+ * The share lets requests reuse DNS answers and TLS sessions.
+ */
 static void
 curl_init_once(void)
 {
 	curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+	if (!curl_ready)
+		return;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_locks[i], NULL);
+	curl_share = curl_share_init();
+	if (curl_share == NULL)
+		return;
+	curl_share_setopt(curl_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(curl_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(curl_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(curl_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	/* not CURL_LOCK_DATA_CONNECT: unsafe across threads (libcurl's known bugs); see multi_take */
 }
 
 /* Whether r names a remote model (field "provider"). */
@@ -735,11 +767,50 @@ call_reset(provider_call *c)
 	c->done = false;
 }
 
+/*
+ * Idle multi handles.  A multi handle owns a connection cache: taking one
+ * that an earlier request used lets this request reuse the connection that
+ * one left open to the same provider (no new TCP and TLS handshake), while
+ * only one thread at a time ever uses a handle.
+ */
+#define MULTI_POOL_MAX 16
+static pthread_mutex_t multi_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static CURLM *multi_pool[MULTI_POOL_MAX];
+static int	multi_pool_n;
+
+/* An idle multi handle, or a new one; NULL when out of memory. */
+static CURLM *
+multi_take(void)
+{
+	CURLM	   *m = NULL;
+
+	pthread_mutex_lock(&multi_pool_lock);
+	if (multi_pool_n > 0)
+		m = multi_pool[--multi_pool_n];
+	pthread_mutex_unlock(&multi_pool_lock);
+	return m ? m : curl_multi_init();
+}
+
+/* Give a multi handle back (with its open connections), or free it when the pool is full. */
+static void
+multi_give(CURLM *m)
+{
+	pthread_mutex_lock(&multi_pool_lock);
+	if (multi_pool_n < MULTI_POOL_MAX)
+	{
+		multi_pool[multi_pool_n++] = m;
+		m = NULL;
+	}
+	pthread_mutex_unlock(&multi_pool_lock);
+	if (m)
+		curl_multi_cleanup(m);
+}
+
 /* Run one transfer in a multi loop that checks for cancellation every POLL_MS; its result. */
 static CURLcode
 perform(serve_request *r, CURL *easy, bool *stopped)
 {
-	CURLM	   *multi = curl_multi_init();
+	CURLM	   *multi = multi_take();
 	CURLcode	res = CURLE_OK;
 	int			running = 1;
 	CURLMsg    *msg;
@@ -768,8 +839,9 @@ perform(serve_request *r, CURL *easy, bool *stopped)
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 		if (msg->msg == CURLMSG_DONE)
 			res = msg->data.result;
+	/* a transfer stopped midway closes its connection: the provider sees it and stops */
 	curl_multi_remove_handle(multi, easy);
-	curl_multi_cleanup(multi);
+	multi_give(multi);
 	return res;
 }
 
@@ -978,6 +1050,8 @@ http_begin(serve_request *r, provider_call *c, const provider_opts *po, const ch
 		return false;
 	}
 	h->headers = curl_slist_append(h->headers, "Content-Type: application/json");
+	/* no "Expect: 100-continue": a server that ignores it would cost a second per request */
+	h->headers = curl_slist_append(h->headers, "Expect:");
 	h->headers = curl_slist_append(h->headers, po->stream ? "Accept: text/event-stream, application/json" :
 								   "Accept: application/json");
 	if (c->api_key)
@@ -986,6 +1060,8 @@ http_begin(serve_request *r, provider_call *c, const provider_opts *po, const ch
 		h->headers = curl_slist_append(h->headers, h->auth.data);
 	}
 	curl_easy_setopt(h->easy, CURLOPT_URL, h->url.data);
+	if (curl_share)
+		curl_easy_setopt(h->easy, CURLOPT_SHARE, curl_share);
 	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body->data);

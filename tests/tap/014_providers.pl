@@ -108,6 +108,9 @@ is($node->safe_psql('postgres', sprintf("SELECT $gen", "'remote'")), $local, 'll
 is($node->safe_psql('postgres', sprintf("SELECT $gen", "'remote-nostream'")), $local,
 	'non-streaming answer = local');
 is(stats('stories')->{last_body}{stream}, undef, 'stream: false sends no stream flag');
+my $port1 = stats('stories')->{last_port};
+$node->safe_psql('postgres', "SELECT llm_generate('The cat', 'remote-nostream', max_tokens => 4)");
+is(stats('stories')->{last_port}, $port1, 'the next request reuses the connection');
 is($node->safe_psql('postgres',
 		"SELECT llm_generate('Once upon a time', 'remote', max_tokens => 40, temperature => 0, stop => ARRAY['Lily'])"),
 	$node->safe_psql('postgres',

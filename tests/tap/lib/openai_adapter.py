@@ -157,7 +157,8 @@ def engine_fields(body, chat):
 
 
 class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"   # the body of a stream ends with the connection
+    # JSON answers keep the connection open (Content-Length); a stream ends with it
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):
         pass
@@ -169,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         with srv.lock:
             m = srv.stats.setdefault(model, {"calls": 0, "pieces": 0, "aborted": 0})
             for k, v in add.items():
-                if isinstance(v, int) and not isinstance(v, bool) and k in m and k != "last_status":
+                if k in ("calls", "pieces", "aborted"):
                     m[k] += v
                 else:
                     m[k] = v
@@ -197,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
 
     def event(self, model, obj, raw=None):
@@ -224,7 +227,8 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         with self.server.lock:
             calls = self.server.stats.get(model, {}).get("calls", 0) + 1
-        self.stat(model, calls=1, last_body=body, last_auth=auth, last_path=self.path)
+        self.stat(model, calls=1, last_body=body, last_auth=auth, last_path=self.path,
+                  last_port=self.client_address[1])
         key = self.server.key
         if key and auth != "Bearer " + key:
             # like a real provider, the message names the key it got (the client must hide it)
