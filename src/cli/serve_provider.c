@@ -1,135 +1,31 @@
 /*
  * serve_provider.c — requests for a remote model: a model registered with
  * an OpenAI-compatible endpoint (docs/providers.md) is not loaded here; its
- * GENERATE is sent over HTTP with libcurl, on the request's worker thread,
- * and the answer is streamed back as PIECE frames and one END, exactly as a
- * local generation's, so the extension treats both alike.
+ * GENERATE and EMBED are sent over HTTP with libcurl, on the request's
+ * worker thread, and the answer comes back as the same frames a local
+ * model's would (PIECE frames and one END; one RESULT), so the extension
+ * treats both alike.
  *
  * The request carries the endpoint (provider, base_url, remote_model,
  * provider_options) and the API key (api_key), which is sent only in the
  * Authorization header: it never goes into a log line or an error message
  * (a provider's message that echoes it is redacted).
  *
- * One call: POST {base_url}/chat/completions (a messages request, or any
- * prompt when prompt_api is "chat") or {base_url}/completions, with
- * "stream": true; the answer is Server-Sent Events (or one JSON body when
- * the provider does not stream).  429, 408 and 5xx answers and failed
- * connections are retried, with exponential back-off and jitter or the
- * provider's Retry-After, while nothing has been streamed yet.  The transfer
- * runs in a curl multi loop that wakes every 50 ms, so a CANCEL frame, a
- * closed connection or timeout_ms stops it at once.
+ * This file: the dispatch, the model's options, and a generation's request
+ * body and END.  serve_provider_http.c runs the transfer (retries,
+ * timeouts, cancellation), serve_provider_answer.c reads the answer (SSE
+ * events or one JSON body), serve_provider_embed.c does embeddings.
  */
-#include "serve.h"
+#include "serve_provider.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "json_value.h"
-
-#define PROVIDER_OPENAI		"openai-compatible"
-#define BODY_MAX			((size_t) 16 * 1024 * 1024)	/* a non-streamed answer or an error body */
-#define EVENT_MAX			((size_t) 4 * 1024 * 1024)	/* one Server-Sent Event */
-#define MAX_TOOL_CALLS		64
-#define POLL_MS				50
-
-/* Append a string literal. */
-#define APPEND_LIT(b, s)	lg_buf_append((b), (s), sizeof(s) - 1)
-
-/* What the model's options say about its endpoint (llm_register_remote_model). */
-typedef struct provider_opts
-{
-	int			connect_timeout_ms; /* TCP and TLS handshake */
-	int			timeout_ms;		/* whole call, when the request sets none */
-	int			max_retries;	/* attempts after the first */
-	int			retry_base_ms;	/* first back-off; doubles each time */
-	int			retry_max_ms;	/* longest single wait, Retry-After included */
-	bool		chat_api;		/* prompts go to /chat/completions as one user message */
-	bool		stream;
-	bool		sampling_extensions;	/* send top_k, min_p, ... (llama.cpp, vLLM) */
-} provider_opts;
-
-/* One tool call being assembled from streamed deltas. */
-typedef struct tool_call
-{
-	lg_buf		id;
-	lg_buf		name;
-	lg_buf		args;
-} tool_call;
-
-/* One attempt's state, reset before each attempt. */
-typedef struct provider_call
-{
-	serve_request *r;
-	const char *api_key;		/* to redact from messages; NULL: none */
-	long		http_status;
-	bool		event_stream;	/* Content-Type: text/event-stream */
-	double		retry_after_s;	/* Retry-After, or -1 */
-	lg_buf		line;			/* SSE: the line being read */
-	lg_buf		data;			/* SSE: the event's data lines */
-	lg_buf		body;			/* an error body, or a non-streamed answer */
-	lg_buf		text;			/* everything streamed */
-	tool_call	calls[MAX_TOOL_CALLS];
-	int			n_calls;
-	char		finish[32];
-	long		n_prompt;		/* usage.prompt_tokens, or -1 */
-	long		n_completion;	/* usage.completion_tokens, or -1 */
-	int			n_pieces;
-	bool		streamed;		/* a PIECE was sent: no retry from here on */
-	bool		done;			/* data: [DONE] */
-	char		fail_status[32];	/* set when the answer is unusable: abort */
-	char		fail_msg[512];
-	char		fail_detail[1024];
-	int64_t		t_start_us;
-	int64_t		t_first_us;
-} provider_call;
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static bool curl_ready;
-/* connections, TLS sessions and DNS answers shared by every request's transfer */
-static CURLSH *curl_share;
-static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-
-/* libcurl's lock callback for the share. */
-static void
-share_lock(CURL *easy, curl_lock_data data, curl_lock_access access, void *arg)
-{
-	pthread_mutex_lock(&share_locks[data]);
-}
-
-/* libcurl's unlock callback for the share. */
-static void
-share_unlock(CURL *easy, curl_lock_data data, void *arg)
-{
-	pthread_mutex_unlock(&share_locks[data]);
-}
-
-/*
- * curl_global_init is not thread-safe: once, before the first transfer.
- * The share lets requests reuse DNS answers and TLS sessions.
- */
-static void
-curl_init_once(void)
-{
-	curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-	if (!curl_ready)
-		return;
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&share_locks[i], NULL);
-	curl_share = curl_share_init();
-	if (curl_share == NULL)
-		return;
-	curl_share_setopt(curl_share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(curl_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(curl_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(curl_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	/* not CURL_LOCK_DATA_CONNECT: unsafe across threads (libcurl's known bugs); see multi_take */
-}
 
 /* Whether r names a remote model (field "provider"). */
 bool
@@ -181,6 +77,58 @@ parse_options(const char *json, provider_opts *po)
 	po->stream = opt_bool(o, "stream", true);
 	po->sampling_extensions = opt_bool(o, "sampling_extensions", false);
 	lg_json_node_free(o);
+}
+
+/* ---- the call ---- */
+
+/* Reset c for a new attempt (the buffers are kept). */
+void
+provider_call_reset(provider_call *c)
+{
+	for (int i = 0; i < c->n_calls; i++)
+	{
+		lg_buf_free(&c->calls[i].id);
+		lg_buf_free(&c->calls[i].name);
+		lg_buf_free(&c->calls[i].args);
+	}
+	c->n_calls = 0;
+	c->http_status = 0;
+	c->event_stream = false;
+	c->retry_after_s = -1;
+	c->line.len = c->data.len = c->body.len = 0;
+	c->finish[0] = '\0';
+	c->n_prompt = c->n_completion = -1;
+	c->fail_status[0] = c->fail_msg[0] = c->fail_detail[0] = '\0';
+	c->done = false;
+}
+
+/* Set up a call's buffers and options; the model's own timeout when the request has none. */
+void
+provider_call_begin(serve_request *r, provider_call *c, provider_opts *po)
+{
+	const char *key = serve_fields_get(&r->fields, "api_key");
+
+	memset(c, 0, sizeof(*c));
+	lg_buf_init(&c->line);
+	lg_buf_init(&c->data);
+	lg_buf_init(&c->body);
+	lg_buf_init(&c->text);
+	c->r = r;
+	c->api_key = key && key[0] ? key : NULL;
+	parse_options(serve_fields_get(&r->fields, "provider_options"), po);
+	if (r->deadline_us == 0 && po->timeout_ms > 0)
+		r->deadline_us = serve_now_us() + (int64_t) po->timeout_ms * 1000;
+}
+
+/* Free a call's buffers. */
+void
+provider_call_end(provider_call *c)
+{
+	provider_call_reset(c);
+	lg_buf_free(&c->line);
+	lg_buf_free(&c->data);
+	lg_buf_free(&c->body);
+	lg_buf_free(&c->text);
 }
 
 /* ---- the request body ---- */
@@ -378,548 +326,7 @@ build_body(serve_request *r, const provider_opts *po, lg_buf *b, bool *chat)
 	return true;
 }
 
-/* ---- the answer ---- */
-
-/* Copy src into dst (one line, at most size - 1 bytes), with the API key replaced by "***". */
-static void
-copy_redacted(char *dst, size_t size, const char *src, size_t len, const char *key)
-{
-	size_t		klen = key ? strlen(key) : 0;
-	size_t		o = 0;
-
-	for (size_t i = 0; i < len && o + 1 < size; i++)
-	{
-		if (klen >= 4 && i + klen <= len && memcmp(src + i, key, klen) == 0)
-		{
-			for (const char *s = "***"; *s && o + 1 < size; s++)
-				dst[o++] = *s;
-			i += klen - 1;
-			continue;
-		}
-		dst[o++] = (src[i] == '\n' || src[i] == '\r' || src[i] == '\0') ? ' ' : src[i];
-	}
-	dst[o] = '\0';
-}
-
-/* Mark the attempt failed (the transfer is aborted; no retry). */
-static void
-call_fail(provider_call *c, const char *status, const char *detail, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void
-call_fail(provider_call *c, const char *status, const char *detail, const char *fmt, ...)
-{
-	va_list		ap;
-
-	if (c->fail_status[0])
-		return;
-	snprintf(c->fail_status, sizeof(c->fail_status), "%s", status);
-	va_start(ap, fmt);
-	vsnprintf(c->fail_msg, sizeof(c->fail_msg), fmt, ap);
-	va_end(ap);
-	if (detail)
-		copy_redacted(c->fail_detail, sizeof(c->fail_detail), detail, strlen(detail), c->api_key);
-}
-
-/* Stream text as a PIECE. */
-static void
-emit_text(provider_call *c, const char *s, size_t len)
-{
-	serve_request *r = c->r;
-	serve_frame f = {0};
-
-	if (len == 0)
-		return;
-	if (!c->streamed)
-	{
-		c->t_first_us = serve_now_us();
-		r->gen_start_us = c->t_first_us;
-		atomic_store(&r->state, SERVE_STATE_GENERATING);
-	}
-	c->streamed = true;
-	c->n_pieces++;
-	atomic_fetch_add(&r->n_gen, 1);
-	lg_buf_append(&c->text, s, len);
-	if (r->peer_gone)
-		return;
-	serve_frame_begin(&f, LG_FRAME_PIECE, r->id);
-	serve_frame_append(&f, s, len);
-	if (!serve_conn_send(r->conn, &f))
-		r->peer_gone = true;
-	serve_frame_free(&f);
-}
-
-/* Add a (delta of a) tool call: index, id, function.name, function.arguments. */
-static void
-take_tool_call(provider_call *c, const lg_json_node *tc, size_t pos)
-{
-	const lg_json_node *ix = lg_json_get(tc, "index");
-	const lg_json_node *fn = lg_json_get(tc, "function");
-	const char *id = lg_json_get_str(tc, "id");
-	const char *name = fn ? lg_json_get_str(fn, "name") : NULL;
-	const char *args = fn ? lg_json_get_str(fn, "arguments") : NULL;
-	long		i = ix && ix->kind == LG_JSON_NUMBER ? (long) ix->number : (long) pos;
-	tool_call  *t;
-
-	if (i < 0 || i >= MAX_TOOL_CALLS)
-	{
-		call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "the provider sent tool call index %ld (at most %d calls)",
-				  i, MAX_TOOL_CALLS);
-		return;
-	}
-	while (c->n_calls <= i)
-	{
-		t = &c->calls[c->n_calls++];
-		lg_buf_init(&t->id);
-		lg_buf_init(&t->name);
-		lg_buf_init(&t->args);
-	}
-	t = &c->calls[i];
-	if (id && t->id.len == 0)
-		lg_buf_append(&t->id, id, strlen(id));
-	if (name)
-		lg_buf_append(&t->name, name, strlen(name));
-	if (args)
-		lg_buf_append(&t->args, args, strlen(args));
-	if (!c->streamed)
-	{
-		c->t_first_us = serve_now_us();
-		atomic_store(&c->r->state, SERVE_STATE_GENERATING);
-	}
-	/* a call is output too: a retry now would repeat it */
-	c->streamed = true;
-}
-
-/* The usage object: token counts for END. */
-static void
-take_usage(provider_call *c, const lg_json_node *u)
-{
-	const lg_json_node *p = lg_json_get(u, "prompt_tokens");
-	const lg_json_node *g = lg_json_get(u, "completion_tokens");
-
-	if (p && p->kind == LG_JSON_NUMBER)
-		c->n_prompt = (long) p->number;
-	if (g && g->kind == LG_JSON_NUMBER)
-		c->n_completion = (long) g->number;
-}
-
-/* The provider's error object ({"error": {"message": ..}} or {"error": ".."}) as text, or NULL. */
-static const char *
-error_message(const lg_json_node *o)
-{
-	const lg_json_node *e = lg_json_get(o, "error");
-
-	if (e == NULL)
-		return NULL;
-	if (e->kind == LG_JSON_STRING)
-		return e->str;
-	if (lg_json_get_str(e, "message"))
-		return lg_json_get_str(e, "message");
-	return "the provider reported an error without a message";
-}
-
-/*
- * One answer object: a streamed chunk (delta) or a whole response
- * (message); its text, tool calls, finish reason and usage.
- */
-static void
-take_object(provider_call *c, const lg_json_node *o)
-{
-	const lg_json_node *choices = lg_json_get(o, "choices");
-	const lg_json_node *ch = choices ? lg_json_at(choices, 0) : NULL;
-	const lg_json_node *usage = lg_json_get(o, "usage");
-	const char *err = error_message(o);
-
-	if (err)
-	{
-		char		said[1024];
-
-		snprintf(said, sizeof(said), "The provider said: %s", err);
-		call_fail(c, LG_WIRE_REMOTE_UNAVAILABLE, said, "the provider reported an error in its answer");
-		return;
-	}
-	if (usage && usage->kind == LG_JSON_OBJECT)
-		take_usage(c, usage);
-	if (ch != NULL && ch->kind == LG_JSON_OBJECT)
-	{
-		const lg_json_node *msg = lg_json_get(ch, "delta");
-		const char *finish = lg_json_get_str(ch, "finish_reason");
-		const lg_json_node *calls;
-		const char *text;
-
-		if (msg == NULL)
-			msg = lg_json_get(ch, "message");
-		text = msg ? lg_json_get_str(msg, "content") : lg_json_get_str(ch, "text");
-		if (text == NULL)
-			text = lg_json_get_str(ch, "text");
-		if (text)
-			emit_text(c, text, strlen(text));
-		calls = msg ? lg_json_get(msg, "tool_calls") : NULL;
-		if (calls && calls->kind == LG_JSON_ARRAY)
-			for (size_t i = 0; i < calls->n; i++)
-				take_tool_call(c, calls->items[i], i);
-		if (finish)
-			snprintf(c->finish, sizeof(c->finish), "%s", finish);
-	}
-	else if (choices == NULL && usage == NULL)
-		call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "the provider's answer has no \"choices\"");
-}
-
-/* Parse one JSON text (an SSE event's data or a whole body) and take it. */
-static void
-take_json(provider_call *c, const char *s, size_t len)
-{
-	lg_error	err = {0};
-	lg_json_node *o = lg_json_parse(s, len, &err);
-
-	if (o == NULL || o->kind != LG_JSON_OBJECT)
-	{
-		char		head[120];
-
-		copy_redacted(head, sizeof(head), s, len, c->api_key);
-		call_fail(c, LG_WIRE_REMOTE_PROTOCOL, o ? "The data is not a JSON object." : err.msg,
-				  "malformed answer from the provider: \"%s\"", head);
-	}
-	else
-		take_object(c, o);
-	lg_json_node_free(o);
-}
-
-/* One complete SSE line (without its end of line). */
-static void
-sse_line(provider_call *c, const char *s, size_t len)
-{
-	if (len == 0)
-	{
-		/* a blank line dispatches the event */
-		if (c->data.len == 0)
-			return;
-		if (c->done)
-			;					/* anything after [DONE] is ignored */
-		else if (c->data.len == 6 && memcmp(c->data.data, "[DONE]", 6) == 0)
-			c->done = true;
-		else
-			take_json(c, c->data.data, c->data.len);
-		c->data.len = 0;
-		c->data.data[0] = '\0';
-		return;
-	}
-	if (len >= 5 && memcmp(s, "data:", 5) == 0)
-	{
-		s += 5;
-		len -= 5;
-		if (len > 0 && *s == ' ')
-		{
-			s++;
-			len--;
-		}
-		if (c->data.len > 0)
-			APPEND_LIT(&c->data, "\n");
-		if (c->data.len + len > EVENT_MAX)
-		{
-			call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "an event from the provider is longer than %zu bytes",
-					  EVENT_MAX);
-			return;
-		}
-		lg_buf_append(&c->data, s, len);
-	}
-	/* comments (":") and the fields event, id and retry mean nothing here */
-}
-
-/* libcurl's header callback: status line, Content-Type, Retry-After. */
-static size_t
-on_header(char *buf, size_t size, size_t n, void *arg)
-{
-	provider_call *c = arg;
-	size_t		len = size * n;
-
-	if (len > 5 && strncmp(buf, "HTTP/", 5) == 0)
-	{
-		/* a new response (after 100 Continue, say): forget the last one's headers */
-		const char *sp = memchr(buf, ' ', len);
-
-		c->http_status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		c->event_stream = false;
-		c->retry_after_s = -1;
-	}
-	else if (len > 13 && strncasecmp(buf, "content-type:", 13) == 0)
-		c->event_stream = strstr(buf, "text/event-stream") != NULL;
-	else if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0)
-	{
-		char		v[128];
-		char	   *end;
-		double		s;
-
-		snprintf(v, sizeof(v), "%.*s", (int) (len - 12 < 127 ? len - 12 : 127), buf + 12);
-		s = strtod(v, &end);
-		if (end != v && s >= 0 && isfinite(s))
-			c->retry_after_s = s;
-		else
-		{
-			/* an HTTP date */
-			time_t		t = curl_getdate(v, NULL);
-
-			if (t > 0)
-				c->retry_after_s = t > time(NULL) ? (double) (t - time(NULL)) : 0;
-		}
-	}
-	return len;
-}
-
-/* libcurl's write callback: an SSE stream, a JSON body, or an error body. */
-static size_t
-on_body(char *buf, size_t size, size_t n, void *arg)
-{
-	provider_call *c = arg;
-	size_t		len = size * n;
-	if (c->fail_status[0])
-		return 0;
-	if (c->http_status < 200 || c->http_status >= 300 || !c->event_stream)
-	{
-		if (c->body.len + len > BODY_MAX)
-		{
-			if (c->http_status >= 200 && c->http_status < 300)
-			{
-				call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "the provider's answer is longer than %zu bytes",
-						  BODY_MAX);
-				return 0;
-			}
-			return len;			/* an error body: its beginning says enough */
-		}
-		lg_buf_append(&c->body, buf, len);
-		return len;
-	}
-	for (size_t i = 0; i < len; i++)
-	{
-		if (buf[i] == '\n')
-		{
-			size_t		l = c->line.len;
-
-			if (l > 0 && c->line.data[l - 1] == '\r')
-				l--;
-			sse_line(c, c->line.data ? c->line.data : "", l);
-			c->line.len = 0;
-			if (c->line.data)
-				c->line.data[0] = '\0';
-			if (c->fail_status[0])
-				return 0;
-			continue;
-		}
-		if (c->line.len >= EVENT_MAX)
-		{
-			call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "a line from the provider is longer than %zu bytes",
-					  EVENT_MAX);
-			return 0;
-		}
-		lg_buf_append(&c->line, buf + i, 1);
-	}
-	return len;
-}
-
-/* ---- the call ---- */
-
-/* Whether r should stop now: cancelled, timed out, or its client gone. */
-static bool
-must_stop(serve_request *r)
-{
-	if (r->deadline_us && serve_now_us() >= r->deadline_us)
-		atomic_store(&r->timed_out, true);
-	return atomic_load(&r->cancel) || atomic_load(&r->timed_out) || r->peer_gone ||
-		atomic_load(&r->conn->closed);
-}
-
-/* Sleep ms milliseconds in short naps; false when r must stop. */
-static bool
-nap(serve_request *r, int64_t ms)
-{
-	int64_t		until = serve_now_us() + ms * 1000;
-
-	while (serve_now_us() < until)
-	{
-		int64_t		left = (until - serve_now_us()) / 1000;
-		struct timespec ts = {0, (long) (left < POLL_MS ? left : POLL_MS) * 1000000L};
-
-		if (must_stop(r))
-			return false;
-		nanosleep(&ts, NULL);
-	}
-	return !must_stop(r);
-}
-
-/* Reset c for a new attempt (the buffers are kept). */
-static void
-call_reset(provider_call *c)
-{
-	for (int i = 0; i < c->n_calls; i++)
-	{
-		lg_buf_free(&c->calls[i].id);
-		lg_buf_free(&c->calls[i].name);
-		lg_buf_free(&c->calls[i].args);
-	}
-	c->n_calls = 0;
-	c->http_status = 0;
-	c->event_stream = false;
-	c->retry_after_s = -1;
-	c->line.len = c->data.len = c->body.len = 0;
-	c->finish[0] = '\0';
-	c->n_prompt = c->n_completion = -1;
-	c->fail_status[0] = c->fail_msg[0] = c->fail_detail[0] = '\0';
-	c->done = false;
-}
-
-/*
- * Idle multi handles.  A multi handle owns a connection cache: taking one
- * that an earlier request used lets this request reuse the connection that
- * one left open to the same provider (no new TCP and TLS handshake), while
- * only one thread at a time ever uses a handle.
- */
-#define MULTI_POOL_MAX 16
-static pthread_mutex_t multi_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static CURLM *multi_pool[MULTI_POOL_MAX];
-static int	multi_pool_n;
-
-/* An idle multi handle, or a new one; NULL when out of memory. */
-static CURLM *
-multi_take(void)
-{
-	CURLM	   *m = NULL;
-
-	pthread_mutex_lock(&multi_pool_lock);
-	if (multi_pool_n > 0)
-		m = multi_pool[--multi_pool_n];
-	pthread_mutex_unlock(&multi_pool_lock);
-	return m ? m : curl_multi_init();
-}
-
-/* Give a multi handle back (with its open connections), or free it when the pool is full. */
-static void
-multi_give(CURLM *m)
-{
-	pthread_mutex_lock(&multi_pool_lock);
-	if (multi_pool_n < MULTI_POOL_MAX)
-	{
-		multi_pool[multi_pool_n++] = m;
-		m = NULL;
-	}
-	pthread_mutex_unlock(&multi_pool_lock);
-	if (m)
-		curl_multi_cleanup(m);
-}
-
-/* Run one transfer in a multi loop that checks for cancellation every POLL_MS; its result. */
-static CURLcode
-perform(serve_request *r, CURL *easy, bool *stopped)
-{
-	CURLM	   *multi = multi_take();
-	CURLcode	res = CURLE_OK;
-	int			running = 1;
-	CURLMsg    *msg;
-	int			left;
-
-	*stopped = false;
-	if (multi == NULL)
-		return CURLE_OUT_OF_MEMORY;
-	curl_multi_add_handle(multi, easy);
-	while (running)
-	{
-		if (curl_multi_perform(multi, &running) != CURLM_OK)
-		{
-			res = CURLE_FAILED_INIT;
-			break;
-		}
-		if (!running)
-			break;
-		if (must_stop(r))
-		{
-			*stopped = true;
-			break;
-		}
-		curl_multi_poll(multi, NULL, 0, POLL_MS, NULL);
-	}
-	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
-		if (msg->msg == CURLMSG_DONE)
-			res = msg->data.result;
-	/* a transfer stopped midway closes its connection: the provider sees it and stops */
-	curl_multi_remove_handle(multi, easy);
-	multi_give(multi);
-	return res;
-}
-
-/* Whether an HTTP status is worth another attempt. */
-static bool
-http_retryable(long status)
-{
-	return status == 408 || status == 429 || status == 500 || status == 502 ||
-		status == 503 || status == 504;
-}
-
-/* Whether a transfer error is worth another attempt (the connection, not the answer, failed). */
-static bool
-curl_retryable(CURLcode res)
-{
-	return res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
-		res == CURLE_OPERATION_TIMEDOUT || res == CURLE_SEND_ERROR || res == CURLE_RECV_ERROR ||
-		res == CURLE_GOT_NOTHING || res == CURLE_PARTIAL_FILE;
-}
-
-/* The error body's message (the provider's error.message, else the body's start), redacted. */
-static void
-body_message(provider_call *c, char *out, size_t size)
-{
-	lg_error	err = {0};
-	lg_json_node *o = c->body.len ? lg_json_parse(c->body.data, c->body.len, &err) : NULL;
-	const char *m = o ? error_message(o) : NULL;
-
-	if (m == NULL && o != NULL)
-		m = lg_json_get_str(o, "message");
-	/* quoted after a prefix: the extension makes the detail a sentence, the message stays as sent */
-	snprintf(out, size, "The provider said: ");
-	if (m)
-		copy_redacted(out + strlen(out), size - strlen(out), m, strlen(m), c->api_key);
-	else if (c->body.len)
-		copy_redacted(out + strlen(out), size - strlen(out), c->body.data,
-					  c->body.len < 300 ? c->body.len : 300, c->api_key);
-	else
-		snprintf(out, size, "The provider sent no message.");
-	lg_json_node_free(o);
-}
-
-/* Send the ERROR for an HTTP status the provider answered with (after the retries). */
-static void
-send_http_error(serve_request *r, provider_call *c, const char *url, int attempts)
-{
-	char		detail[1024];
-	char		hint[160];
-	long		st = c->http_status;
-
-	body_message(c, detail, sizeof(detail));
-	if (st == 401 || st == 403)
-		serve_send_error_detail(r, LG_WIRE_REMOTE_AUTH, detail,
-								c->api_key ? "Check the secret named by the model's api_key_secret in llamagpu.llm_secrets." :
-								"The model has no api_key_secret: store the key with llamagpu.llm_set_secret() and register the model with it.",
-								"the provider refused the request (HTTP %ld)", st);
-	else if (st == 429)
-	{
-		if (c->retry_after_s >= 0)
-			snprintf(hint, sizeof(hint), "The provider asks to retry after %.0f seconds.", c->retry_after_s);
-		else
-			snprintf(hint, sizeof(hint), "Retry later, or raise the model's option \"max_retries\".");
-		serve_send_error_detail(r, LG_WIRE_REMOTE_RATE_LIMIT, detail, hint,
-								"the provider rate-limited the request (HTTP 429, %d attempt%s)",
-								attempts, attempts == 1 ? "" : "s");
-	}
-	else if (st >= 500 || st == 408)
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, detail, NULL,
-								"the provider failed with HTTP %ld (%d attempt%s)",
-								st, attempts, attempts == 1 ? "" : "s");
-	else if (st == 404)
-		serve_send_error_detail(r, LG_WIRE_REMOTE_NOT_FOUND, detail,
-								"Check the model's base_url and remote_model.",
-								"the provider answered HTTP 404 for %s", url);
-	else
-		serve_send_error_detail(r, LG_WIRE_REMOTE_REJECTED, detail, NULL,
-								"the provider rejected the request (HTTP %ld)", st);
-}
+/* ---- the END ---- */
 
 /* The assistant message of a chat answer: content and the assembled tool calls. */
 static void
@@ -994,211 +401,6 @@ send_end(serve_request *r, provider_call *c, bool chat, int attempts)
 	serve_frame_free(&f);
 }
 
-/* The ERROR for a request stopped by cancel, timeout or its client going away. */
-static void
-send_stopped(serve_request *r, provider_call *c)
-{
-	if (atomic_load(&r->timed_out))
-		serve_send_error(r, LG_WIRE_TIMEOUT, "the remote model did not finish in time (%d pieces received)",
-						 c->n_pieces);
-	else if (r->peer_gone || atomic_load(&r->conn->closed))
-	{
-		serve_request_unlist(r);
-		serve_log(SERVE_LOG_DEBUG, "request %llu: client went away", (unsigned long long) r->seq);
-	}
-	else
-		serve_send_error(r, LG_WIRE_CANCELLED, "the request was cancelled");
-}
-
-/* The back-off before attempt `attempt` (1 = the first retry), in ms: exponential, half jitter. */
-static int64_t
-backoff_ms(const provider_opts *po, int attempt, unsigned *seed)
-{
-	double		d = po->retry_base_ms * pow(2, attempt - 1);
-
-	if (d > po->retry_max_ms)
-		d = po->retry_max_ms;
-	return (int64_t) (d / 2 + d / 2 * (rand_r(seed) / (double) RAND_MAX));
-}
-
-/* What a transfer needs besides the call: the handle, its URL and headers. */
-typedef struct provider_http
-{
-	CURL	   *easy;
-	struct curl_slist *headers;
-	lg_buf		url;
-	lg_buf		auth;
-	char		errbuf[CURL_ERROR_SIZE];
-} provider_http;
-
-/* Set up a POST of body to base_url + path; false with the error sent. */
-static bool
-http_begin(serve_request *r, provider_call *c, const provider_opts *po, const char *path,
-		   const lg_buf *body, provider_http *h)
-{
-	const char *base = serve_fields_get(&r->fields, "base_url");
-
-	lg_buf_append(&h->url, base, strlen(base));
-	while (h->url.len > 0 && h->url.data[h->url.len - 1] == '/')
-		h->url.data[--h->url.len] = '\0';
-	lg_buf_append(&h->url, path, strlen(path));
-
-	pthread_once(&curl_once, curl_init_once);
-	if (!curl_ready || (h->easy = curl_easy_init()) == NULL)
-	{
-		serve_send_error(r, LG_WIRE_INTERNAL, "could not initialize libcurl");
-		return false;
-	}
-	h->headers = curl_slist_append(h->headers, "Content-Type: application/json");
-	/* no "Expect: 100-continue": a server that ignores it would cost a second per request */
-	h->headers = curl_slist_append(h->headers, "Expect:");
-	h->headers = curl_slist_append(h->headers, po->stream ? "Accept: text/event-stream, application/json" :
-								   "Accept: application/json");
-	if (c->api_key)
-	{
-		lg_buf_appendf(&h->auth, "Authorization: Bearer %s", c->api_key);
-		h->headers = curl_slist_append(h->headers, h->auth.data);
-	}
-	curl_easy_setopt(h->easy, CURLOPT_URL, h->url.data);
-	if (curl_share)
-		curl_easy_setopt(h->easy, CURLOPT_SHARE, curl_share);
-	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
-	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body->data);
-	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body->len);
-	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "llamagpu");
-	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
-	/* a stalled stream is caught by the deadline; a dead peer by TCP keepalive */
-	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	return true;
-}
-
-/* Free a transfer's handle and headers, wiping the Authorization header. */
-static void
-http_end(provider_http *h)
-{
-	if (h->easy)
-		curl_easy_cleanup(h->easy);
-	curl_slist_free_all(h->headers);
-	if (h->auth.data)
-		explicit_bzero(h->auth.data, h->auth.len);
-	lg_buf_free(&h->auth);
-	lg_buf_free(&h->url);
-}
-
-/*
- * Run the POST with retries: true when a 2xx answer was read to its end (an
- * event stream taken event by event, or a JSON body left in c->body);
- * false with the error (or nothing, when the client went away) sent.
- */
-static bool
-http_run(serve_request *r, provider_call *c, const provider_opts *po, provider_http *h, int *attempts)
-{
-	unsigned	seed = (unsigned) (serve_now_us() ^ r->seq);
-	int64_t		deadline = r->deadline_us;
-	CURLcode	res = CURLE_OK;
-	int			attempt;
-
-	for (attempt = 1;; attempt++)
-	{
-		bool		stopped;
-		int64_t		wait_ms;
-		long		connect_ms = po->connect_timeout_ms;
-
-		*attempts = attempt;
-		if (deadline && (deadline - serve_now_us()) / 1000 < connect_ms)
-			connect_ms = (long) ((deadline - serve_now_us()) / 1000) + 1;
-		if (connect_ms < 1)
-			connect_ms = 1;
-		curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-		call_reset(c);
-		h->errbuf[0] = '\0';
-		c->t_start_us = serve_now_us();
-		atomic_store(&r->state, SERVE_STATE_PROMPT);
-		res = perform(r, h->easy, &stopped);
-		if (stopped)
-		{
-			send_stopped(r, c);
-			return false;
-		}
-		if (c->fail_status[0])
-		{
-			serve_send_error_detail(r, c->fail_status, c->fail_detail[0] ? c->fail_detail : NULL, NULL,
-									"%s", c->fail_msg);
-			return false;
-		}
-		if (res == CURLE_OK && c->http_status >= 200 && c->http_status < 300)
-			return true;
-		/* failed: another attempt only while nothing was streamed */
-		if (c->streamed || attempt > po->max_retries ||
-			(res == CURLE_OK ? !http_retryable(c->http_status) : !curl_retryable(res)))
-			break;
-		wait_ms = backoff_ms(po, attempt, &seed);
-		if (res == CURLE_OK && c->retry_after_s >= 0)
-		{
-			if (c->retry_after_s * 1000 > po->retry_max_ms)
-				break;			/* longer than we may wait: report it */
-			wait_ms = (int64_t) (c->retry_after_s * 1000);
-		}
-		if (deadline && serve_now_us() + wait_ms * 1000 >= deadline)
-			break;				/* no time left for another attempt: report this one */
-		serve_log(SERVE_LOG_INFO, "request %llu: provider answered %ld%s%s, retrying in %lld ms",
-				  (unsigned long long) r->seq, c->http_status, res == CURLE_OK ? "" : ": ",
-				  res == CURLE_OK ? "" : curl_easy_strerror(res), (long long) wait_ms);
-		if (!nap(r, wait_ms))
-		{
-			send_stopped(r, c);
-			return false;
-		}
-	}
-	if (res == CURLE_OK)
-		send_http_error(r, c, h->url.data, attempt);
-	else if (c->streamed)
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, h->errbuf[0] ? h->errbuf : NULL, NULL,
-								"the connection to the provider failed after %d pieces", c->n_pieces);
-	else
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNAVAILABLE, h->errbuf[0] ? h->errbuf : NULL,
-								"Check the model's base_url and that the provider is running.",
-								"could not reach the provider at %s (%d attempt%s)", h->url.data, attempt,
-								attempt == 1 ? "" : "s");
-	return false;
-}
-
-/* Set up a call's buffers and options; the model's own timeout when the request has none. */
-static void
-call_begin(serve_request *r, provider_call *c, provider_opts *po)
-{
-	const char *key = serve_fields_get(&r->fields, "api_key");
-
-	memset(c, 0, sizeof(*c));
-	lg_buf_init(&c->line);
-	lg_buf_init(&c->data);
-	lg_buf_init(&c->body);
-	lg_buf_init(&c->text);
-	c->r = r;
-	c->api_key = key && key[0] ? key : NULL;
-	parse_options(serve_fields_get(&r->fields, "provider_options"), po);
-	if (r->deadline_us == 0 && po->timeout_ms > 0)
-		r->deadline_us = serve_now_us() + (int64_t) po->timeout_ms * 1000;
-}
-
-/* Free a call's buffers. */
-static void
-call_end(provider_call *c)
-{
-	call_reset(c);
-	lg_buf_free(&c->line);
-	lg_buf_free(&c->data);
-	lg_buf_free(&c->body);
-	lg_buf_free(&c->text);
-}
-
 /* GENERATE for a remote model: build, send with retries, stream, end. */
 static void
 provider_generate(serve_request *r)
@@ -1212,18 +414,18 @@ provider_generate(serve_request *r)
 
 	memset(&h, 0, sizeof(h));
 	lg_buf_init(&body);
-	call_begin(r, &c, &po);
+	provider_call_begin(r, &c, &po);
 	if (!build_body(r, &po, &body, &chat) ||
-		!http_begin(r, &c, &po, chat ? "/chat/completions" : "/completions", &body, &h) ||
-		!http_run(r, &c, &po, &h, &attempts))
+		!provider_http_begin(r, &c, &po, chat ? "/chat/completions" : "/completions", &body, &h) ||
+		!provider_http_run(r, &c, &po, &h, &attempts))
 		goto done;
 
 	if (!c.event_stream && c.body.len > 0)
-		take_json(&c, c.body.data, c.body.len);
+		provider_take_json(&c, c.body.data, c.body.len);
 	else if (c.event_stream && c.line.len > 0)
-		sse_line(&c, c.line.data, c.line.len);
+		provider_sse_line(&c, c.line.data, c.line.len);
 	if (c.event_stream)
-		sse_line(&c, "", 0);	/* an event not closed by a blank line */
+		provider_sse_line(&c, "", 0);	/* an event not closed by a blank line */
 	if (c.fail_status[0])
 		serve_send_error_detail(r, c.fail_status, c.fail_detail[0] ? c.fail_detail : NULL, NULL,
 								"%s", c.fail_msg);
@@ -1233,220 +435,8 @@ provider_generate(serve_request *r)
 		send_end(r, &c, serve_fields_get(&r->fields, "messages") != NULL, attempts);
 
 done:
-	http_end(&h);
-	call_end(&c);
-	lg_buf_free(&body);
-}
-
-/* ---- embeddings ---- */
-
-/* The EMBED's inputs as an embeddings request body; false with the error sent. */
-static bool
-build_embed_body(serve_request *r, lg_buf *b, int *n_inputs)
-{
-	const char *model = serve_fields_get(&r->fields, "remote_model");
-	const char *pooling = serve_fields_get(&r->fields, "pooling");
-	const char *truncate = serve_fields_get(&r->fields, "truncate");
-
-	if (pooling && strcmp(pooling, "default") != 0)
-	{
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNSUPPORTED, NULL,
-								"A remote model pools as its provider does; leave pooling out.",
-								"pooling \"%s\" cannot be chosen for a remote model", pooling);
-		return false;
-	}
-	if (truncate && strcmp(truncate, "1") == 0)
-	{
-		serve_send_error_detail(r, LG_WIRE_REMOTE_UNSUPPORTED, NULL,
-								"Shorten the input: the provider decides what to do with a long one.",
-								"truncate cannot be sent to a remote model");
-		return false;
-	}
-	APPEND_LIT(b, "{\"model\":");
-	lg_buf_append_json_str(b, model, strlen(model));
-	APPEND_LIT(b, ",\"encoding_format\":\"float\",\"input\":[");
-	*n_inputs = 0;
-	for (int i = 0; i < r->fields.n; i++)
-	{
-		if (strcmp(r->fields.keys[i], "input") != 0)
-			continue;
-		if ((*n_inputs)++ > 0)
-			APPEND_LIT(b, ",");
-		lg_buf_append_json_str(b, r->fields.values[i], strlen(r->fields.values[i]));
-	}
-	if (!APPEND_LIT(b, "]}"))
-	{
-		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
-		return false;
-	}
-	if (*n_inputs == 0)
-	{
-		serve_send_error(r, LG_WIRE_ARG, "request lacks input");
-		return false;
-	}
-	return true;
-}
-
-/* Append n floats as base64 of their little-endian bytes (the EMBED reply's form). */
-static void
-append_base64_floats(lg_buf *out, const float *v, int n)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t		len = (size_t) n * 4;
-	unsigned char *raw = malloc(len ? len : 1);
-
-	if (raw == NULL)
-		return;
-	for (int i = 0; i < n; i++)
-	{
-		uint32_t	u;
-
-		memcpy(&u, &v[i], 4);
-		raw[i * 4] = u & 0xff;
-		raw[i * 4 + 1] = (u >> 8) & 0xff;
-		raw[i * 4 + 2] = (u >> 16) & 0xff;
-		raw[i * 4 + 3] = (u >> 24) & 0xff;
-	}
-	for (size_t i = 0; i < len; i += 3)
-	{
-		uint32_t	w = (uint32_t) raw[i] << 16 | (i + 1 < len ? (uint32_t) raw[i + 1] << 8 : 0) |
-			(i + 2 < len ? raw[i + 2] : 0);
-		char		q[4] = {tbl[(w >> 18) & 63], tbl[(w >> 12) & 63],
-			i + 1 < len ? tbl[(w >> 6) & 63] : '=', i + 2 < len ? tbl[w & 63] : '='};
-
-		lg_buf_append(out, q, 4);
-	}
-	free(raw);
-}
-
-/*
- * The embeddings answer as the EMBED reply: data[i].embedding (placed by
- * its index), unit length when normalize asks.  False with the error sent.
- */
-static bool
-send_embeddings(serve_request *r, provider_call *c, int n_inputs, int attempts)
-{
-	lg_error	err = {0};
-	lg_json_node *o = lg_json_parse(c->body.data ? c->body.data : "", c->body.len, &err);
-	const lg_json_node *data = o ? lg_json_get(o, "data") : NULL;
-	const lg_json_node *usage = o ? lg_json_get(o, "usage") : NULL;
-	const char *norm = serve_fields_get(&r->fields, "normalize");
-	bool		normalize = norm == NULL || strcmp(norm, "0") != 0;
-	const lg_json_node **vecs = calloc((size_t) n_inputs, sizeof(*vecs));
-	float	   *v = NULL;
-	int			n_embd = -1;
-	serve_frame f = {0};
-	bool		ok = false;
-
-	if (o == NULL || data == NULL || data->kind != LG_JSON_ARRAY || vecs == NULL)
-	{
-		serve_send_error_detail(r, LG_WIRE_REMOTE_PROTOCOL, o ? NULL : err.msg, NULL,
-								"the provider's embeddings answer has no \"data\" array");
-		goto done;
-	}
-	for (size_t i = 0; i < data->n; i++)
-	{
-		const lg_json_node *d = data->items[i];
-		const lg_json_node *ix = lg_json_get(d, "index");
-		const lg_json_node *e = lg_json_get(d, "embedding");
-		long		k = ix && ix->kind == LG_JSON_NUMBER ? (long) ix->number : (long) i;
-
-		if (k < 0 || k >= n_inputs || vecs[k] || e == NULL || e->kind != LG_JSON_ARRAY || e->n == 0 ||
-			(n_embd >= 0 && (int) e->n != n_embd))
-		{
-			serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL,
-							 "the provider's embedding %zu is malformed (index %ld, %d inputs)", i, k, n_inputs);
-			goto done;
-		}
-		vecs[k] = e;
-		n_embd = (int) e->n;
-	}
-	for (int k = 0; k < n_inputs; k++)
-		if (vecs[k] == NULL)
-		{
-			serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL, "the provider sent no embedding for input %d", k + 1);
-			goto done;
-		}
-	v = malloc(sizeof(float) * (size_t) n_embd);
-	if (v == NULL)
-	{
-		serve_send_error(r, LG_WIRE_NOMEM, "out of memory");
-		goto done;
-	}
-	serve_request_unlist(r);
-	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
-	serve_frame_fieldf(&f, "n_embd", "%d", n_embd);
-	serve_frame_field(&f, "pooling", "remote");
-	{
-		const lg_json_node *pt = usage ? lg_json_get(usage, "prompt_tokens") : NULL;
-
-		serve_frame_fieldf(&f, "n_prompt", "%ld", pt && pt->kind == LG_JSON_NUMBER ? (long) pt->number : 0L);
-	}
-	serve_frame_field(&f, "n_truncated", "0");
-	serve_frame_field(&f, "t_queue_ms", "0.000");
-	serve_frame_fieldf(&f, "t_embed_ms", "%.3f", (serve_now_us() - c->t_start_us) / 1000.0);
-	serve_frame_fieldf(&f, "n_attempts", "%d", attempts);
-	for (int k = 0; k < n_inputs; k++)
-	{
-		double		ss = 0;
-		lg_buf		b64;
-
-		for (int j = 0; j < n_embd; j++)
-		{
-			const lg_json_node *x = vecs[k]->items[j];
-
-			if (x->kind != LG_JSON_NUMBER)
-			{
-				serve_frame_free(&f);
-				serve_send_error(r, LG_WIRE_REMOTE_PROTOCOL, "the provider's embedding %d holds a %s",
-								 k + 1, lg_json_kind_name(x->kind));
-				goto done;
-			}
-			v[j] = (float) x->number;
-			ss += (double) v[j] * v[j];
-		}
-		if (normalize && ss > 0)
-			for (int j = 0; j < n_embd; j++)
-				v[j] = (float) (v[j] / sqrt(ss));
-		/* the provider does not say how many tokens each input had */
-		serve_frame_field(&f, "n_tokens", "0");
-		lg_buf_init(&b64);
-		append_base64_floats(&b64, v, n_embd);
-		serve_frame_field(&f, "embedding", b64.data ? b64.data : "");
-		lg_buf_free(&b64);
-	}
-	serve_conn_send(r->conn, &f);
-	ok = true;
-
-done:
-	serve_frame_free(&f);
-	free(v);
-	free(vecs);
-	lg_json_node_free(o);
-	return ok;
-}
-
-/* EMBED for a remote model: POST {base_url}/embeddings, one RESULT with every vector. */
-static void
-provider_embed(serve_request *r)
-{
-	provider_opts po;
-	provider_call c;
-	provider_http h;
-	lg_buf		body;
-	int			n_inputs = 0;
-	int			attempts = 0;
-
-	memset(&h, 0, sizeof(h));
-	lg_buf_init(&body);
-	call_begin(r, &c, &po);
-	po.stream = false;
-	if (build_embed_body(r, &body, &n_inputs) &&
-		http_begin(r, &c, &po, "/embeddings", &body, &h) &&
-		http_run(r, &c, &po, &h, &attempts))
-		send_embeddings(r, &c, n_inputs, attempts);
-	http_end(&h);
-	call_end(&c);
+	provider_http_end(&h);
+	provider_call_end(&c);
 	lg_buf_free(&body);
 }
 
