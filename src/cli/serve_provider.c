@@ -141,13 +141,13 @@ static const struct
 	bool		extension;		/* allowed with sampling_extensions */
 } unsupported_fields[] = {
 	{"grammar", "a grammar (GBNF) cannot be sent to a remote model", false},
-	{"logit_bias", "logit_bias names token ids of a local vocabulary and cannot be sent to a remote model", false},
+	{"logit_bias", "the option logit_bias names token ids of a local vocabulary and cannot be sent to a remote model", false},
 	{"chat_template", "a remote model renders messages with its own chat template", false},
-	{"json_compact", "json_compact cannot be sent to a remote model", false},
-	{"min_p", "min_p is not part of the OpenAI API", true},
-	{"typical_p", "typical_p is not part of the OpenAI API", true},
-	{"repeat_penalty", "repeat_penalty is not part of the OpenAI API", true},
-	{"penalty_last_n", "penalty_last_n is not part of the OpenAI API", true},
+	{"json_compact", "the option json_compact cannot be sent to a remote model", false},
+	{"min_p", "the option min_p is not part of the OpenAI API", true},
+	{"typical_p", "the option typical_p is not part of the OpenAI API", true},
+	{"repeat_penalty", "the option repeat_penalty is not part of the OpenAI API", true},
+	{"penalty_last_n", "the option penalty_last_n is not part of the OpenAI API", true},
 };
 
 /* A numeric field as a JSON member ("key": number); false (error sent) if malformed. */

@@ -74,6 +74,8 @@ $node->safe_psql('postgres', qq{
 	SELECT name FROM llm_register_remote_model('remote-chatapi', '$base', 'stories', 'adapter_key', '{"prompt_api": "chat"}');
 	SELECT name FROM llm_register_remote_model('remote-flaky', '$base', 'flaky', 'adapter_key', '{"retry_base_ms": 20}');
 	SELECT name FROM llm_register_remote_model('remote-down', '$base', 'down', 'adapter_key', '$fast');
+	SELECT name FROM llm_register_remote_model('remote-limited', '$base', 'ratelimited', 'adapter_key', '$fast');
+	SELECT name FROM llm_register_remote_model('remote-ext', '$base', 'stories', 'adapter_key', '{"sampling_extensions": true}');
 	SELECT name FROM llm_register_remote_model('remote-slow', '$base', 'slow', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-drip', '$base', 'drip', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-malformed', '$base', 'malformed', 'adapter_key', '$fast');
@@ -189,6 +191,13 @@ like($e, qr/^08006: remote model provider is unavailable/, '503 until retries ru
 like($err, qr/DETAIL:\s+The provider failed with HTTP 503 \(3 attempts\)\. The provider said: upstream overloaded\./, 'detail: status, attempts, the provider\'s message');
 is(stats('down')->{calls}, 3, 'max_retries 2: three attempts');
 
+$t0 = time();
+($e, $err) = sql_error("SELECT llm_generate('x', 'remote-limited')");
+like($e, qr/^53400: remote model provider rate limit exceeded/, 'Retry-After beyond retry_max_ms: 53400 at once');
+like($err, qr/HINT:\s+The provider asks to retry after 120 seconds\./, 'hint: the provider\'s Retry-After');
+cmp_ok(time() - $t0, '<', 1, 'no waiting');
+is(stats('ratelimited')->{calls}, 1, 'one attempt');
+
 $node->safe_psql('postgres', "ALTER SYSTEM SET llamagpu.request_timeout = 700; SELECT pg_reload_conf()");
 $t0 = time();
 ($e) = sql_error("SELECT llm_generate('x', 'remote-slow')");
@@ -225,6 +234,15 @@ like($e, qr/^0A000: feature not available for a remote model/, 'grammar: 0A000')
 like($e, qr/^0A000:/, 'logit_bias: 0A000');
 ($e) = sql_error("SELECT llm_tokenize('x', 'remote')");
 like($e, qr/^0A000:/, 'tokenize a remote model: 0A000');
+($e) = sql_error("SELECT llm_load_model('remote')");
+like($e, qr/^0A000:/, 'load a remote model: 0A000');
+($e, $err) = sql_error(q{SELECT llm_generate('x', 'remote', options => '{"min_p": 0.1}')});
+like($err, qr/DETAIL:\s+The option min_p is not part of the OpenAI API\.\nHINT:.*sampling_extensions/, 'min_p: 0A000, hint sampling_extensions');
+$node->safe_psql('postgres', q{SELECT llm_generate('x', 'remote-ext', top_k => 7, max_tokens => 2, options => '{"min_p": 0.1, "repeat_penalty": 1.1}')});
+is_deeply([ @{ stats('stories')->{last_body} }{qw(top_k min_p repeat_penalty)} ], [ 7, 0.1, 1.1 ],
+	'sampling_extensions: top_k, min_p, repeat_penalty sent');
+is(stats('stories')->{last_body}{min_p} // 'none', 0.1, 'min_p value');
+ok(!exists $body->{top_k}, 'without sampling_extensions top_k is not sent');
 
 # ---- cancellation mid-stream ----
 my ($h, $out, $herr) = start_psql($node, "SELECT llm_generate('x', 'remote-drip', max_tokens => 1000)");
@@ -282,6 +300,9 @@ like($e, qr/^0A000:/, 'embeddings: truncate is not for remote models');
 $node->safe_psql('postgres', "SELECT llm_drop_secret('wrong_key')");
 like((sql_error("SELECT llm_generate('x', 'remote-badkey')"))[0],
 	qr/^42704: secret "wrong_key" of model "remote-badkey" does not exist/, 'dropped secret');
+
+is($node->safe_psql('postgres', "SELECT llm_drop_model('remote-refused'); SELECT count(*) FROM llm_models WHERE name = 'remote-refused'"),
+	"t\n0", 'llm_drop_model drops a remote model');
 
 # ---- the key never reaches a log ----
 my $log = slurp_file($node->logfile);

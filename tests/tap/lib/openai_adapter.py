@@ -31,13 +31,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 #   stories         the engine, with the model given by --model
 #   flaky           HTTP 429 (Retry-After: 1) twice, then the engine
 #   down            HTTP 503 every time
+#   ratelimited     HTTP 429 with Retry-After: 120 every time
 #   slow            waits 3 s before answering (timeouts)
 #   drip            streams "tick " every 100 ms, 200 times (cancellation)
 #   malformed       one good event, then data that is not JSON
 #   midfail         one good event, then an error event
 #   tools           a scripted tool call, streamed in pieces
 #   badstatus       HTTP 400 with an error object
-SCRIPTED = {"flaky", "down", "slow", "drip", "malformed", "midfail", "tools", "badstatus"}
+SCRIPTED = {"flaky", "down", "ratelimited", "slow", "drip", "malformed", "midfail", "tools", "badstatus"}
 
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant:{% endif %}")
@@ -263,6 +264,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(429, "slow down", [("Retry-After", "1")] if calls == 1 else [])
         if model == "down":
             return self.error(503, "upstream overloaded")
+        if model == "ratelimited":
+            return self.error(429, "quota exhausted for this minute", [("Retry-After", "120")])
         if model == "badstatus":
             return self.error(400, "max_tokens is too large for this model")
         if model == "slow":
