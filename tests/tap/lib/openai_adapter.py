@@ -160,6 +160,8 @@ def engine_fields(body, chat):
 class Handler(BaseHTTPRequestHandler):
     # JSON answers keep the connection open (Content-Length); a stream ends with it
     protocol_version = "HTTP/1.1"
+    # headers and body are separate writes: without this each answer waits for a delayed ACK
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
@@ -343,6 +345,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.event(model, None, "[DONE]")
 
 
+class Server(ThreadingHTTPServer):
+    """Python's default listen backlog (5) would drop the connections of a batch."""
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -352,8 +360,7 @@ def main():
     ap.add_argument("--llamagpu", default=shutil.which("llamagpu") or "llamagpu")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", 0), Handler)
     srv.engine = Engine(a.llamagpu, a.model)
     srv.lock = threading.Lock()
     srv.stats = {}
