@@ -712,7 +712,7 @@ do_status(serve_request *r)
 		int			n_gen = atomic_load(&q->n_gen);
 		double		tps = 0;
 
-		if (q->type != LG_FRAME_GENERATE)
+		if (q->type != LG_FRAME_GENERATE && q->type != LG_FRAME_EMBED)
 			continue;
 		if (state == SERVE_STATE_GENERATING && now > q->gen_start_us && n_gen > 1)
 			tps = (n_gen - 1) / ((now - q->gen_start_us) / 1e6);
