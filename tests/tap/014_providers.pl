@@ -296,6 +296,17 @@ like($e, qr/^08P01:/, 'embeddings: malformed answer');
 ($e) = sql_error("SELECT llm_embed('x', 'remote', truncate => true)");
 like($e, qr/^0A000:/, 'embeddings: truncate is not for remote models');
 
+# an embedding job on a remote model fills the column like a local one
+$node->safe_psql('postgres', q{
+	CREATE TABLE docs (id int PRIMARY KEY, body text, emb real[]);
+	INSERT INTO docs SELECT i, 'Once upon a time there was a dog number ' || i FROM generate_series(1, 5) i;
+	SELECT llm_embedding_job_create('docs', 'id', 'body', 'emb', 'remote');
+});
+ok(wait_for($node, "SELECT count(*) FROM docs WHERE emb IS NOT NULL", '5', 60), 'remote embedding job done');
+is($node->safe_psql('postgres', q{
+	SELECT bool_and((SELECT max(abs(a - b)) < 1e-5 FROM unnest(emb, llm_embed(body, 'stories')) AS t(a, b))) FROM docs}),
+	't', 'embedding job vectors = local');
+
 # a secret that is gone: a specific error when the model is used
 $node->safe_psql('postgres', "SELECT llm_drop_secret('wrong_key')");
 like((sql_error("SELECT llm_generate('x', 'remote-badkey')"))[0],
