@@ -195,15 +195,13 @@ $t0 = time();
 ($e, $err) = sql_error("SELECT llm_generate('x', 'remote-limited')");
 like($e, qr/^53400: remote model provider rate limit exceeded/, 'Retry-After beyond retry_max_ms: 53400 at once');
 like($err, qr/HINT:\s+The provider asks to retry after 120 seconds\./, 'hint: the provider\'s Retry-After');
-cmp_ok(time() - $t0, '<', 1, 'no waiting');
+cmp_ok(time() - $t0, '<', 5, 'no waiting for the 120 s');
 is(stats('ratelimited')->{calls}, 1, 'one attempt');
 
-$node->safe_psql('postgres', "ALTER SYSTEM SET llamagpu.request_timeout = 700; SELECT pg_reload_conf()");
 $t0 = time();
-($e) = sql_error("SELECT llm_generate('x', 'remote-slow')");
+($e) = sql_error("SET llamagpu.request_timeout = 700; SELECT llm_generate('x', 'remote-slow')");
 like($e, qr/^57014: llamagpu request timed out/, 'slow first byte: timeout');
 cmp_ok(time() - $t0, '<', 2.5, 'the timeout cut the wait short');
-$node->safe_psql('postgres', "ALTER SYSTEM RESET llamagpu.request_timeout; SELECT pg_reload_conf()");
 
 ($e, $err) = sql_error("SELECT llm_generate('x', 'remote-malformed')");
 like($e, qr/^08P01: invalid answer from the remote model provider/, 'malformed SSE: 08P01');
@@ -259,7 +257,7 @@ like($$herr, qr/canceling statement due to user request/, 'cancelled');
 $deadline = time() + 5;
 usleep(20_000) while stats('drip')->{aborted} < 1 && time() < $deadline;
 is(stats('drip')->{aborted}, 1, 'the HTTP stream was closed');
-cmp_ok(time() - $t0, '<', 2, 'promptly');
+cmp_ok(time() - $t0, '<', 3, 'promptly');
 ok(stats('drip')->{pieces} < 100, 'long before the stream ended');
 
 # ---- table jobs ----
