@@ -77,6 +77,7 @@ $node->safe_psql('postgres', qq{
 	SELECT name FROM llm_register_remote_model('remote-limited', '$base', 'ratelimited', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-ext', '$base', 'stories', 'adapter_key', '{"sampling_extensions": true}');
 	SELECT name FROM llm_register_remote_model('remote-slow', '$base', 'slow', 'adapter_key', '$fast');
+	SELECT name FROM llm_register_remote_model('remote-slow2', '$base', 'slow', 'adapter_key', '{"timeout_ms": 500}');
 	SELECT name FROM llm_register_remote_model('remote-drip', '$base', 'drip', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-malformed', '$base', 'malformed', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-midfail', '$base', 'midfail', 'adapter_key', '$fast');
@@ -202,6 +203,10 @@ $t0 = time();
 ($e) = sql_error("SET llamagpu.request_timeout = 700; SELECT llm_generate('x', 'remote-slow')");
 like($e, qr/^57014: llamagpu request timed out/, 'slow first byte: timeout');
 cmp_ok(time() - $t0, '<', 2.5, 'the timeout cut the wait short');
+$t0 = time();
+($e) = sql_error("SELECT llm_generate('x', 'remote-slow2')");
+like($e, qr/^57014: llamagpu request timed out/, "the model's own timeout_ms");
+cmp_ok(time() - $t0, '<', 2.5, 'it cut the wait short too');
 
 ($e, $err) = sql_error("SELECT llm_generate('x', 'remote-malformed')");
 like($e, qr/^08P01: invalid answer from the remote model provider/, 'malformed SSE: 08P01');
