@@ -458,16 +458,11 @@ serve_provider_request(serve_request *r)
 								"unknown provider \"%s\"", provider);
 		return;
 	}
-	if (serve_fields_get(&r->fields, "remote_model") == NULL ||
-		serve_fields_get(&r->fields, "base_url") == NULL)
-	{
-		if (r->type == LG_FRAME_GENERATE || r->type == LG_FRAME_EMBED)
-		{
-			serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks base_url or remote_model");
-			return;
-		}
-	}
-	if (r->type == LG_FRAME_GENERATE)
+	if ((r->type == LG_FRAME_GENERATE || r->type == LG_FRAME_EMBED) &&
+		(serve_fields_get(&r->fields, "remote_model") == NULL ||
+		 serve_fields_get(&r->fields, "base_url") == NULL))
+		serve_send_error(r, LG_WIRE_PROTOCOL, "request lacks base_url or remote_model");
+	else if (r->type == LG_FRAME_GENERATE)
 		provider_generate(r);
 	else if (r->type == LG_FRAME_EMBED)
 		provider_embed(r);

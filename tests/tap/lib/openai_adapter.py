@@ -14,6 +14,7 @@ usage: openai_adapter.py --model PATH --port-file FILE --stats FILE [--key KEY] 
 """
 import argparse
 import base64
+import email.utils
 import json
 import os
 import shutil
@@ -32,13 +33,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 #   flaky           HTTP 429 (Retry-After: 1) twice, then the engine
 #   down            HTTP 503 every time
 #   ratelimited     HTTP 429 with Retry-After: 120 every time
+#   flakydate       HTTP 429 with Retry-After as an HTTP date 2 s ahead once, then the engine
 #   slow            waits 3 s before answering (timeouts)
 #   drip            streams "tick " every 100 ms, 200 times (cancellation)
 #   malformed       one good event, then data that is not JSON
 #   midfail         one good event, then an error event
 #   tools           a scripted tool call, streamed in pieces
 #   badstatus       HTTP 400 with an error object
-SCRIPTED = {"flaky", "down", "ratelimited", "slow", "drip", "malformed", "midfail", "tools", "badstatus"}
+SCRIPTED = {"flaky", "flakydate", "down", "ratelimited", "slow", "drip", "malformed", "midfail", "tools", "badstatus"}
 
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant:{% endif %}")
@@ -266,6 +268,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(429, "slow down", [("Retry-After", "1")] if calls == 1 else [])
         if model == "down":
             return self.error(503, "upstream overloaded")
+        if model == "flakydate" and calls == 1:
+            return self.error(429, "slow down", [("Retry-After", email.utils.formatdate(time.time() + 2, usegmt=True))])
         if model == "ratelimited":
             return self.error(429, "quota exhausted for this minute", [("Retry-After", "120")])
         if model == "badstatus":
