@@ -120,6 +120,10 @@ LlamagpuModelLookup(const char *name, bool check_usage)
 	model->remote_model = lookup_text(7, outer);
 	model->api_key_secret = lookup_text(8, outer);
 	model->options = options ? MemoryContextStrdup(outer, options) : NULL;
+	/* the response cache's model identity follows the endpoint, even one changed by UPDATE */
+	if (model->provider)
+		model->sha256 = MemoryContextStrdup(outer, psprintf("%s %s %s", model->provider,
+															model->base_url, model->remote_model));
 	SPI_finish();
 	return model;
 }
