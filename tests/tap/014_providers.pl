@@ -125,6 +125,13 @@ is_deeply([ $body->{stop}, $body->{max_tokens}, $body->{temperature}, $body->{st
 is(stats('stories')->{last_auth}, "Bearer $key", 'API key sent as a bearer token');
 is(stats('stories')->{last_path}, '/v1/completions', 'prompts go to /v1/completions');
 
+# the response cache holds greedy remote answers like local ones
+my $cached = q{SELECT llm_generate('Once upon a time, a cat', 'remote', max_tokens => 8, temperature => 0, options => '{"cache": true}')};
+my $first = $node->safe_psql('postgres', $cached);
+my $calls = stats('stories')->{calls};
+is($node->safe_psql('postgres', $cached), $first, 'cached answer');
+is(stats('stories')->{calls}, $calls, 'the second answer came from the response cache');
+
 my $stream = $node->safe_psql('postgres', sprintf(
 		"SELECT count(*) > 1, string_agg(p, '') FROM llm_generate_stream('Once upon a time', %s, max_tokens => 24, temperature => 0) p",
 		"'remote'"));
