@@ -207,15 +207,23 @@ done
 # 5. cluster-level TAP tests, as the unprivileged user (they make their own clusters)
 echo "== TAP"
 if ! skip_no_model "TAP tests"; then
+	# a 512 KiB file system for the download test's disk-full case (mounting needs root)
+	smallfs=""
+	if [ "$(id -u)" -eq 0 ] && mkdir -p "$LG_TMP/smallfs" &&
+		mount -t tmpfs -o "size=512k,mode=0700,uid=$(id -u postgres),gid=$(id -g postgres)" tmpfs "$LG_TMP/smallfs"; then
+		smallfs=$LG_TMP/smallfs
+	fi
 	for f in tests/tap/*.pl; do
 		if LG_TIMEOUT=300 lg_run_as_pg "cd '$LG_TMP/tap' && PATH='$LG_BINDIR:$PATH' PERL5LIB='$LG_PERL5LIB' \
 				PG_REGRESS='$LG_PG_REGRESS' TESTDIR='$LG_TMP/tap' LLAMAGPU_TEST_MODEL='$LG_MODEL' \
+				LLAMAGPU_TEST_SMALLFS='$smallfs' \
 				LLAMAGPU_ENGINE_PATH='${LLAMAGPU_ENGINE_PATH:-}' prove -v '$LG_TMP/tap/$(basename "$f")'"; then
 			pass "tap $(basename "$f")"
 		else
 			fail "tap $(basename "$f")"
 		fi
 	done
+	[ -n "$smallfs" ] && umount "$smallfs"
 fi
 
 echo

@@ -39,6 +39,7 @@ typedef struct serve_options
 	int			token_delay_ms; /* test hook: sleep after each token */
 	int			grammar_cache;	/* compiled grammars kept (LRU); 0 = none */
 	const char *device;			/* --device: lg_backend_open's name ("auto") */
+	int			log_min_duration_ms;	/* log generations that took this long; -1 = off */
 } serve_options;
 
 extern serve_options serve_opts;
@@ -48,7 +49,14 @@ extern serve_options serve_opts;
 #define SERVE_LOG_INFO		2
 #define SERVE_LOG_DEBUG		3
 
+/*
+ * Log a line to stderr, which the supervisor leaves pointing at the
+ * Postgres server log: "llamagpu: engine[PID] LEVEL: message", and
+ * " (backend PID N)" when the thread is working for a request.
+ */
 void		serve_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The backend PID of the request this thread works for (0: none), for serve_log. */
+extern _Thread_local int serve_log_backend_pid;
 
 /* ---- frames (serve_frame.c) ---- */
 
@@ -115,6 +123,7 @@ typedef enum serve_state
 
 struct serve_model;
 typedef struct serve_grammar serve_grammar;
+typedef struct serve_metrics serve_metrics;
 
 typedef struct serve_request
 {
@@ -144,6 +153,12 @@ typedef struct serve_request
 	serve_grammar *grammar;		/* the constraint it holds (serve_grammar.c), or NULL */
 	bool		chat;			/* a messages request: END carries the assistant message */
 	int			chat_format;	/* lg_chat_format of its template */
+	serve_metrics *metrics;		/* its model's measurements (GENERATE), or NULL */
+	const char *outcome;		/* how it ended: END's finish or ERROR's status (static text) */
+	int64_t		arrive_us;		/* monotonic, when its frame was read */
+	int64_t		last_token_us;	/* monotonic, when its latest token was sampled */
+	int			log_min_duration_ms;	/* log it if it takes this long; -1 = never */
+	atomic_bool counted;		/* serve_metrics_finish ran */
 	struct serve_request *prev;
 	struct serve_request *next;
 } serve_request;
@@ -222,6 +237,27 @@ bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf 
 bool		serve_provider_is_remote(const serve_request *r);
 /* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
 void		serve_provider_request(serve_request *r);
+
+/* ---- measurements (serve_metrics.c) ---- */
+
+#define SERVE_HIST_TTFT		0	/* request arrived -> first token */
+#define SERVE_HIST_ITL		1	/* one token -> the next */
+#define SERVE_HIST_E2E		2	/* request arrived -> it ended */
+#define SERVE_HIST_COUNT	3
+
+void		serve_metrics_init(void);
+/* The measurements of model name (made on first use); NULL when out of memory. */
+serve_metrics *serve_metrics_get(const char *name);
+/* A token was sampled: first (us since arrival) or a later one (us since the previous). */
+void		serve_metrics_token(serve_metrics *m, bool first, int64_t us);
+/* A GENERATE request ended: count its outcome and time; log it when slow. */
+void		serve_metrics_finish(serve_request *r);
+void		serve_metrics_reset(void);
+/* The engine-wide fields and every model's "metrics" and "histogram" fields (STATUS). */
+void		serve_metrics_describe(serve_frame *f);
+/* A loaded model's "model_memory" field (STATUS). */
+void		serve_metrics_describe_model(serve_frame *f, const char *name, const char *device,
+										 int64_t weights_bytes, int64_t kv_bytes);
 
 /* ---- models (serve_models.c) ---- */
 

@@ -376,6 +376,10 @@ send_end(serve_request *r, provider_call *c, bool chat, int attempts)
 		finish = "tool_calls";
 	if (c->n_prompt >= 0)
 		atomic_store(&r->n_prompt, (int) c->n_prompt);
+	/* counted (finish reason, prompt tokens, time) before the client hears of it */
+	r->outcome = strcmp(finish, "stop") == 0 ? "stop" : strcmp(finish, "length") == 0 ? "length" :
+		strcmp(finish, "tool_calls") == 0 ? "tool_calls" : "other";
+	serve_metrics_finish(r);
 	serve_request_unlist(r);
 	serve_frame_begin(&f, LG_FRAME_END, r->id);
 	serve_frame_field(&f, "finish", finish);
@@ -414,6 +418,8 @@ provider_generate(serve_request *r)
 
 	memset(&h, 0, sizeof(h));
 	lg_buf_init(&body);
+	/* measured like a local model's generations, under the model's name (llm_stat_models) */
+	r->metrics = serve_metrics_get(r->model);
 	provider_call_begin(r, &c, &po);
 	if (!build_body(r, &po, &body, &chat) ||
 		!provider_http_begin(r, &c, &po, chat ? "/chat/completions" : "/completions", &body, &h) ||

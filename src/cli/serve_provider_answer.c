@@ -61,18 +61,23 @@ emit_text(provider_call *c, const char *s, size_t len)
 {
 	serve_request *r = c->r;
 	serve_frame f = {0};
+	int64_t		now = serve_now_us();
+	bool		first = c->n_pieces == 0;
 
 	if (len == 0)
 		return;
 	if (!c->streamed)
 	{
-		c->t_first_us = serve_now_us();
-		r->gen_start_us = c->t_first_us;
+		c->t_first_us = now;
+		r->gen_start_us = now;
 		atomic_store(&r->state, SERVE_STATE_GENERATING);
 	}
 	c->streamed = true;
 	c->n_pieces++;
 	atomic_fetch_add(&r->n_gen, 1);
+	/* a delta stands for a token in the metrics: providers stream about one token per delta */
+	serve_metrics_token(r->metrics, first, now - (first ? r->arrive_us : r->last_token_us));
+	r->last_token_us = now;
 	lg_buf_append(&c->text, s, len);
 	if (r->peer_gone)
 		return;

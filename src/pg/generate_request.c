@@ -341,6 +341,8 @@ add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
 	req->constrained = grammar != NULL || schema != NULL;
 	req->json = schema != NULL;
 	req->chat = args->chat;
+	/* callers that are more specific (batch, stream, job) say so themselves */
+	req->kind = req->chat ? "chat" : req->json ? "json" : req->constrained ? "grammar" : "generate";
 }
 
 /* Arguments model, max_tokens, temperature, top_p, top_k, seed from argument `first` on. */
@@ -489,6 +491,8 @@ GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 		LlamagpuProviderFields(&req->other_fields, req->model);
 	EngineFieldInt(&req->other_fields, "backend_pid", MyProcPid);
 	EngineField(&req->other_fields, "role", GetUserNameFromId(GetUserId(), false));
+	if (llamagpu_log_min_duration >= 0)
+		EngineFieldInt(&req->other_fields, "log_min_duration_ms", llamagpu_log_min_duration);
 	if (llamagpu_request_timeout > 0)
 		EngineFieldInt(&req->other_fields, "timeout_ms", llamagpu_request_timeout);
 

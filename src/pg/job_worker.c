@@ -301,6 +301,9 @@ run_batch(Job *job)
 
 	JobOptionsToArgs(job->options, job->model, &args, &batch_size);
 	GenerateRequestBuild(&args, &req);
+	req.kind = "job";
+	/* a step must fit the owner's rate limit, or it would wait forever */
+	batch_size = Min(batch_size, LlamagpuQuotaMaxRequests());
 
 	if (!job->started)
 	{
@@ -466,7 +469,8 @@ error_is_transient(int sqlstate)
 		sqlstate == ERRCODE_T_R_SERIALIZATION_FAILURE ||
 		sqlstate == ERRCODE_T_R_DEADLOCK_DETECTED ||
 		sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
-		sqlstate == ERRCODE_INSUFFICIENT_RESOURCES;
+		sqlstate == ERRCODE_INSUFFICIENT_RESOURCES ||
+		sqlstate == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;	/* the owner's quota: wait */
 }
 
 /* Note an error on the job in a transaction of its own; fail the job if fatal. */

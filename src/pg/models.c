@@ -136,6 +136,8 @@ LlamagpuModelFields(StringInfo buf, LlamagpuModel *model)
 	EngineField(buf, "path", model->path);
 	if (model->context_size > 0)
 		EngineFieldInt(buf, "n_ctx", model->context_size);
+	/* so the engine's log lines about it (a load, say) name this backend */
+	EngineFieldInt(buf, "backend_pid", MyProcPid);
 	/* a remote model: the engine answers that it has no weights or vocabulary here */
 	if (model->provider)
 		EngineField(buf, "provider", model->provider);
@@ -434,6 +436,7 @@ llm_unload_model(PG_FUNCTION_ARGS)
 	conn = EngineConnect(llamagpu_connect_timeout, false);
 	initStringInfo(&req);
 	EngineField(&req, "model", model->name);
+	EngineFieldInt(&req, "backend_pid", MyProcPid);
 	EngineCall(conn, LG_FRAME_UNLOAD, &req, &res);
 	EngineClose(conn);
 	v = EngineFrameGet(&res, "unloaded");

@@ -182,7 +182,7 @@ start_engine(void)
 	if (pid < 0)
 	{
 		ereport(WARNING,
-				(errmsg("could not fork the llamagpu engine: %m")));
+				(errmsg("llamagpu: could not fork the engine: %m")));
 		set_state(LLAMAGPU_ENGINE_BACKOFF, 0, false);
 		return;
 	}
@@ -211,7 +211,7 @@ start_engine(void)
 		}
 		setsid();
 		execv(argv[0], argv);
-		fprintf(stderr, "llamagpu supervisor: could not execute \"%s\": %s\n",
+		fprintf(stderr, "llamagpu: supervisor: could not execute \"%s\": %s\n",
 				argv[0], strerror(errno));
 		_exit(127);
 	}
@@ -219,7 +219,7 @@ start_engine(void)
 	engine_pid = pid;
 	set_state(LLAMAGPU_ENGINE_RUNNING, pid, true);
 	ereport(LOG,
-			(errmsg("llamagpu engine started (PID %d)", (int) pid),
+			(errmsg("llamagpu: engine started (PID %d)", (int) pid),
 			 errdetail("Command: %s", engine_cmdline)));
 }
 
@@ -240,11 +240,11 @@ reap_engine(bool log_exit)
 			return true;
 		if (WIFSIGNALED(status))
 			ereport(LOG,
-					(errmsg("llamagpu engine (PID %d) was terminated by signal %d: %s",
+					(errmsg("llamagpu: engine (PID %d) was terminated by signal %d: %s",
 							(int) pid, WTERMSIG(status), pg_strsignal(WTERMSIG(status)))));
 		else
 			ereport(LOG,
-					(errmsg("llamagpu engine (PID %d) exited with exit code %d",
+					(errmsg("llamagpu: engine (PID %d) exited with exit code %d",
 							(int) pid, WEXITSTATUS(status))));
 		return true;
 	}
@@ -257,6 +257,8 @@ stop_engine(void)
 {
 	if (engine_pid <= 0)
 		return;
+	ereport(LOG,
+			(errmsg("llamagpu: stopping the engine (PID %d)", (int) engine_pid)));
 	set_state(LLAMAGPU_ENGINE_STOPPING, engine_pid, false);
 	kill(engine_pid, SIGTERM);
 	for (int waited = 0; waited < STOP_GRACE_MS && engine_pid > 0; waited += 10)
@@ -267,6 +269,9 @@ stop_engine(void)
 	}
 	if (engine_pid > 0)
 	{
+		ereport(LOG,
+				(errmsg("llamagpu: engine (PID %d) did not stop within %d ms; killing it",
+						(int) engine_pid, STOP_GRACE_MS)));
 		kill(engine_pid, SIGKILL);
 		waitpid(engine_pid, NULL, 0);
 		engine_pid = 0;
@@ -325,7 +330,8 @@ llamagpu_supervisor_main(Datum main_arg)
 			next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 			set_state(LLAMAGPU_ENGINE_BACKOFF, 0, false);
 			ereport(LOG,
-					(errmsg("restarting the llamagpu engine in %d ms", delay_ms)));
+					(errmsg("llamagpu: restarting the engine in %d ms (restart %d)", delay_ms,
+							llamagpu_shared->restarts + 1)));
 		}
 
 		if (ConfigReloadPending)
@@ -339,7 +345,7 @@ llamagpu_supervisor_main(Datum main_arg)
 			{
 				/* running, or waiting out a back-off: start afresh now */
 				ereport(LOG,
-						(errmsg("llamagpu engine settings changed; restarting the engine")));
+						(errmsg("llamagpu: engine settings changed; restarting the engine")));
 				stop_engine();
 				delay_ms = 0;
 				next_start = 0;

@@ -805,6 +805,140 @@ class ServeBatching(unittest.TestCase):
                 self.assertIn(opt[2:], p.stderr.decode())
 
 
+
+class ServeMetrics(unittest.TestCase):
+    """STATUS reports per-model measurements (serve_metrics.c) that agree with the replies."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+
+    def fields(self, prompt, **extra):
+        f = {"model": "stories", "path": STORIES, "prompt": prompt, "max_tokens": 20, "temperature": 0,
+             "backend_pid": 4242, "role": "alice"}
+        f.update(extra)
+        return f
+
+    @staticmethod
+    def metrics(st):
+        """{model: (requests, errors, prompt, generated, {outcome: n})} and {(model, kind): (count, sum, bounds, cum)}."""
+        out = {}
+        for line in as_list(st.get("metrics")):
+            name, req, err, prompt, gen, outcomes = line.split("\t")
+            oc = dict((k, int(v)) for k, v in (x.split(":") for x in outcomes.split(",") if x))
+            out[name] = (int(req), int(err), int(prompt), int(gen), oc)
+        hist = {}
+        for line in as_list(st.get("histogram")):
+            name, kind, count, total, bounds, cum = line.split("\t")
+            hist[(name, kind)] = (int(count), float(total), [float(b) for b in bounds.split(",")],
+                                  [int(c) for c in cum.split(",")])
+        return out, hist
+
+    def test_counts_agree_with_replies(self):
+        srv = EngineServer("--log-min-duration-ms", 0, "--log-level", "info")
+        try:
+            conn = srv.connect()
+            st0 = conn.status()
+            self.assertGreaterEqual(int(st0["uptime_ms"]), 0)
+            dev, used, total = st0["device_memory"].split("\t")
+            self.assertTrue(dev == "cpu" or ":" in dev, dev)
+            self.assertGreater(int(used), 0)
+            self.assertGreaterEqual(int(total), int(used))
+            self.assertNotIn("metrics", st0)          # no request yet, no model entry
+            prompts = ["Once upon a time", "The little dog", "Tom had a red ball"]
+            for i, p in enumerate(prompts):
+                conn.send("G", i + 1, **self.fields(p, max_tokens=10 + 5 * i))
+            ends = conn.collect([1, 2, 3])
+            # an error: the prompt does not fit a context of 4 positions
+            conn.send("G", 4, **self.fields("Once upon a time there was a dog", n_ctx=4))
+            err = conn.collect([4])[4]
+            self.assertEqual((err[1], err[2]["status"]), ("X", "context"))
+            st = conn.status()
+            m, h = self.metrics(st)
+            req, errors, prompt, gen, oc = m["stories"]
+            self.assertEqual(req, 4)
+            self.assertEqual(errors, 1)
+            self.assertEqual(oc.get("context"), 1)
+            self.assertEqual(sum(oc.values()), 4)
+            n_prompt = sum(int(ends[i][2]["n_prompt"]) for i in (1, 2, 3))
+            n_gen = sum(int(ends[i][2]["n_gen"]) for i in (1, 2, 3))
+            self.assertEqual(oc.get("stop", 0) + oc.get("length", 0), 3)
+            self.assertEqual(gen, n_gen)
+            # the failed request was tokenized before the context check: its prompt counts too
+            self.assertGreater(prompt, n_prompt)
+            count, total, bounds, cum = h[("stories", "ttft")]
+            self.assertEqual(count, 3)
+            self.assertEqual(h[("stories", "itl")][0], n_gen - 3)
+            self.assertEqual(h[("stories", "e2e")][0], 4)
+            for kind in ("ttft", "itl", "e2e"):
+                count, total, bounds, cum = h[("stories", kind)]
+                self.assertEqual(len(cum), len(bounds) + 1, kind)
+                self.assertEqual(bounds, sorted(bounds))
+                self.assertEqual(cum, sorted(cum), kind + " buckets are cumulative")
+                self.assertEqual(cum[-1], count, kind + " +Inf bucket is the count")
+                self.assertGreaterEqual(total, 0)
+            # the loaded model's memory
+            name, device, weights, kv = st["model_memory"].split("\t")
+            self.assertEqual(name, "stories")
+            self.assertGreater(int(weights), 0)
+            self.assertLessEqual(int(weights), os.path.getsize(STORIES))
+            self.assertGreater(int(kv), 0)
+            # reset: zero again, and later requests count from there
+            conn.send("S", 50, reset=1)
+            typ, rid, st2 = conn.read()
+            self.assertEqual(typ, "R")
+            m2, h2 = self.metrics(st2)
+            self.assertEqual(m2["stories"][:4], (0, 0, 0, 0))
+            self.assertEqual(h2[("stories", "e2e")][3][-1], 0)
+            self.assertGreaterEqual(int(st2["stats_reset_unix_us"]), int(st2["started_unix_us"]))
+            conn.send("G", 5, **self.fields("The sun was", max_tokens=5))
+            conn.collect([5])
+            self.assertEqual(self.metrics(conn.status())[0]["stories"][0], 1)
+            # unloading keeps the counters
+            conn.send("U", 6, model="stories")
+            conn.collect([6])
+            st3 = conn.status()
+            self.assertNotIn("model_memory", st3)
+            self.assertEqual(self.metrics(st3)[0]["stories"][0], 1)
+            conn.close()
+        finally:
+            srv.proc.terminate()
+            srv.proc.wait(timeout=30)
+            log = srv.proc.stderr.read().decode(errors="replace")
+            srv.stop()
+        lines = log.splitlines()
+        self.assertTrue(all(l.startswith("llamagpu: engine[") for l in lines), log)
+        self.assertEqual(sum("slow request" in l for l in lines), 5, log)
+        self.assertRegex(log, r'slow request: [0-9.]+ ms, model "stories", backend PID 4242, role "alice", '
+                              r'\d+ prompt tokens, \d+ generated, outcome context')
+        self.assertRegex(log, r'loading model "stories" from .* \(backend PID 4242\)')
+        self.assertRegex(log, r'INFO: started, listening on')
+        self.assertRegex(log, r'INFO: unloading model "stories"')
+        self.assertRegex(log, r'INFO: stopping')
+
+    def test_out_of_memory_is_logged(self):
+        # a 1 MB pool holds 51 blocks of 32 positions: a prompt of 1801 tokens cannot fit it
+        srv = EngineServer("--kv-cache-size", 1)
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, **self.fields("Once upon a time there was a dog. " * 180, max_tokens=4))
+            text, typ, body = conn.collect([1])[1]
+            self.assertEqual((typ, body["status"]), ("X", "nomem"), body)
+            self.assertEqual(self.metrics(conn.status())[0]["stories"][4], {"nomem": 1})
+            conn.close()
+        finally:
+            srv.proc.terminate()
+            srv.proc.wait(timeout=30)
+            log = srv.proc.stderr.read().decode(errors="replace")
+            srv.stop()
+        self.assertRegex(log, r'llamagpu: engine\[\d+\] WARNING: out of memory: .* \(request \d+, model "stories", '
+                              r'backend PID 4242\)')
+
+    def test_bad_log_min_duration(self):
+        p = run("serve", "--socket-dir", "/nonexistent/x", "--log-min-duration-ms", "-5", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("log-min-duration-ms", p.stderr.decode())
+
 # A GBNF grammar and the Python regular expression of the same language.
 ST_PERSON_GBNF = r'''
 root ::= "{" ws "\"name\":" ws name ws "," ws "\"age\":" ws age ws "}"
