@@ -325,6 +325,30 @@ like((sql_error("SELECT llm_generate('x', 'remote-badkey')"))[0],
 is($node->safe_psql('postgres', "SELECT llm_drop_model('remote-refused'); SELECT count(*) FROM llm_models WHERE name = 'remote-refused'"),
 	"t\n0", 'llm_drop_model drops a remote model');
 
+# ---- the same usage rows, quotas and metrics as a local model ----
+ok($node->safe_psql('postgres', 'SELECT llm_usage_flush(30000)') eq 't', 'usage flushed');
+my $first_row = q{SELECT prompt_tokens || '/' || completion_tokens || '/' || requests FROM llm_usage
+	WHERE model = '%s' AND status = 'ok' AND kind = 'generate' ORDER BY id LIMIT 1};
+is($node->safe_psql('postgres', sprintf($first_row, 'remote')), $node->safe_psql('postgres', sprintf($first_row, 'stories')),
+	'usage row of the first remote generation = the local one (the provider\'s token counts)');
+like($node->safe_psql('postgres', sprintf($first_row, 'remote')), qr{^[1-9]\d*/24/1$}, 'prompt tokens, 24 generated, one request');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT sqlstate, ',') FROM llm_usage WHERE model = 'remote-down' AND status = 'error'}),
+	'08006', 'a failed remote call is an error row with its SQLSTATE');
+$node->safe_psql('postgres', "SELECT llm_set_quota('alice', 2, NULL)");
+my $alice_calls = stats('stories')->{calls};
+$node->psql('postgres', "SELECT llm_generate('a', 'remote', max_tokens => 2)", extra_params => [ '-U', 'alice' ])
+	for 1 .. 2;
+like((sql_error("SELECT llm_generate('a', 'remote', max_tokens => 2)", 'alice'))[0],
+	qr/^53400:/, 'the role\'s requests_per_minute quota applies to a remote model');
+is(stats('stories')->{calls}, $alice_calls + 2, 'the refused request never reached the provider');
+is($node->safe_psql('postgres', q{
+	SELECT requests > 0 AND generated_tokens > 0 AND prompt_tokens > 0 AND ttft_p50_ms IS NOT NULL
+	FROM llm_stat_models WHERE model = 'remote'}), 't', 'llm_stat_models measures the remote model');
+is($node->safe_psql('postgres', q{
+	SELECT outcomes->>'remote_unavailable' FROM llm_stat_models WHERE model = 'remote-down'}),
+	'1', 'its failures by status');
+
 # ---- the key never reaches a log ----
 my $log = slurp_file($node->logfile);
 unlike($log, qr/\Q$key\E/, 'the API key is not in the server log');
