@@ -7,6 +7,7 @@
 #   1b. tests/cli/test_cli.py    the llamagpu tool end to end (and 1c: again under ASan+UBSan)
 #   1b'. tests/cli/test_embed.py embeddings against a numpy reference forward pass
 #   1b''. tests/cli/test_serve_embed.py  EMBED requests of llamagpu serve
+#   1b'''. tests/cli/test_serve_provider.py  remote models against a loopback endpoint (also in 1c)
 #   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
 #   4. pgTAP                     schema, roles, privileges (tests/pgtap/)
@@ -112,6 +113,14 @@ while read -r t; do pass "serve-embed $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*
 while read -r t; do fail "serve-embed $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-serve-embed.log" | sort -u)
 if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-serve-embed.log"; then fail "tests/cli/test_serve_embed.py"; fi
 
+# 1b'''. remote models (OpenAI-compatible providers) against a loopback endpoint answering with the
+#       engine: equal output, tool calls, retries, errors, cancellation, timeouts, embeddings
+echo "== tests/cli/test_serve_provider.py"
+timeout 300 python3 tests/cli/test_serve_provider.py -v 2>&1 | tee "$ROOT/build/test-serve-provider.log"; rc=${PIPESTATUS[0]}
+while read -r t; do pass "serve-provider $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. ok$/\1/p' "$ROOT/build/test-serve-provider.log")
+while read -r t; do fail "serve-provider $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-serve-provider.log" | sort -u)
+if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-serve-provider.log"; then fail "tests/cli/test_serve_provider.py"; fi
+
 # 1c. the same tests against a build with AddressSanitizer and UndefinedBehaviorSanitizer, so a
 #     memory error in a kernel or the tokenizer fails the run even where the output looks right
 echo "== tests/cli/test_cli.py, sanitized build"
@@ -124,6 +133,18 @@ if make -s -j2 ENGINE_BUILD=build/asan CLI_BIN=build/asan/llamagpu \
 	else
 		grep -E '^(FAIL|ERROR)|Sanitizer|runtime error' "$ROOT/build/test-cli-asan.log" | head -40
 		fail "cli under ASan+UBSan"
+	fi
+	# the HTTP client of remote models (libcurl callbacks, SSE parsing) under the sanitizers
+	rm -f "$ROOT/build/serve-provider-asan.log"
+	if ASAN_OPTIONS=detect_leaks=1 LLAMAGPU_BIN="$ROOT/build/asan/llamagpu" \
+			LLAMAGPU_TEST_SERVE_LOG="$ROOT/build/serve-provider-asan.log" timeout 300 \
+			python3 tests/cli/test_serve_provider.py >"$ROOT/build/test-serve-provider-asan.log" 2>&1 &&
+			! grep -qE 'Sanitizer|runtime error' "$ROOT/build/serve-provider-asan.log" 2>/dev/null; then
+		pass "serve-provider under ASan+UBSan"
+	else
+		grep -E '^(FAIL|ERROR)|Sanitizer|runtime error' "$ROOT/build/test-serve-provider-asan.log" \
+			"$ROOT/build/serve-provider-asan.log" 2>/dev/null | head -40
+		fail "serve-provider under ASan+UBSan"
 	fi
 else
 	tail -20 "$ROOT/build/asan-build.log"

@@ -231,6 +231,13 @@ bool		serve_generate_constraint(serve_request *r, struct serve_model *sm, lg_sch
 bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls,
 							   bool cut);
 
+/* ---- remote models (serve_provider.c) ---- */
+
+/* Whether r names a remote model (it carries a "provider" field). */
+bool		serve_provider_is_remote(const serve_request *r);
+/* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
+void		serve_provider_request(serve_request *r);
+
 /* ---- measurements (serve_metrics.c) ---- */
 
 #define SERVE_HIST_TTFT		0	/* request arrived -> first token */

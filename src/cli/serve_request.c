@@ -827,6 +827,14 @@ request_main(void *arg)
 	serve_model *sm = NULL;
 
 	serve_log_backend_pid = r->backend_pid;
+
+	/* a remote model has no weights here: its requests go to the provider */
+	if (serve_provider_is_remote(r) && r->type != LG_FRAME_UNLOAD && r->type != LG_FRAME_STATUS)
+	{
+		serve_provider_request(r);
+		request_put(r);
+		return NULL;
+	}
 	switch (r->type)
 	{
 		case LG_FRAME_GENERATE:

@@ -160,6 +160,12 @@ typedef struct LlamagpuModel
 	char	   *path;
 	int			context_size;	/* from the model's options; 0 = engine default */
 	char	   *sha256;			/* the file's identity, for the response cache */
+	/* a remote model (providers.c); provider NULL for a local one */
+	char	   *provider;
+	char	   *base_url;
+	char	   *remote_model;
+	char	   *api_key_secret;	/* name of its llm_secrets row, or NULL */
+	char	   *options;		/* the model's options (JSON text): the provider's settings */
 } LlamagpuModel;
 
 /*
@@ -169,6 +175,11 @@ typedef struct LlamagpuModel
 LlamagpuModel *LlamagpuModelLookup(const char *name, bool check_usage);
 /* Add the fields naming model to a request. */
 void		LlamagpuModelFields(StringInfo buf, LlamagpuModel *model);
+
+/* ---- remote models (providers.c) ---- */
+
+/* Add a remote model's endpoint and API key (read as llm_secrets' owner) to a GENERATE. */
+void		LlamagpuProviderFields(StringInfo buf, LlamagpuModel *model);
 
 /* ---- generation requests (generate_request.c) ---- */
 
