@@ -64,7 +64,7 @@ $(ENGINE_BUILD)/cli/%.o: src/cli/%.c src/cli/*.h src/engine/*.h
 
 $(CLI_BIN): $(CLI_OBJS) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(ENGINE_CC) -o $@ $(CLI_OBJS) $(ENGINE_LIB) $(ENGINE_LIBS)
+	$(ENGINE_CC) -o $@ $(CLI_OBJS) $(ENGINE_LIB) $(ENGINE_LIBS) -ldl
 
 $(ENGINE_BUILD)/tests/%: tests/engine/%.c tests/engine/*.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -80,3 +80,4 @@ check-engine: engine engine-tests
 	  echo "== $$t"; LLAMAGPU_BIN=$(CURDIR)/$(CLI_BIN) $$t || fail=1; done; exit $$fail
 
 include mk/gpu.mk
+include mk/plugins.mk

@@ -410,6 +410,7 @@ usage(FILE *out)
 			"  --grammar-cache N        compiled grammars and schemas kept for reuse (default 64;\n"
 			"                           0: compile every request's anew)\n"
 			"  --log-level LEVEL        error, warning, info or debug\n"
+			"  --plugin NAME:SHA256:PATH  load an engine plugin (docs/plugins.md); repeatable\n"
 			"  --debug-token-delay-ms N sleep N ms after each scheduler step (tests)\n");
 }
 
@@ -446,6 +447,7 @@ cmd_serve(int argc, char **argv)
 		{"no-prefix-cache", no_argument, NULL, 'P'},
 		{"grammar-cache", required_argument, NULL, 'G'},
 		{"device", required_argument, NULL, 'D'},
+		{"plugin", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -502,6 +504,14 @@ cmd_serve(int argc, char **argv)
 			case 'K': serve_opts.kv_block_size = v; break;
 			case 'P': serve_opts.prefix_cache = false; break;
 			case 'G': serve_opts.grammar_cache = v; break;
+			case 'L':
+				{
+					char		perr[512];
+
+					if (!serve_plugins_add(optarg, perr, sizeof(perr)))
+						return cli_fail("serve", 2, "%s", perr);
+				}
+				break;
 			case 'D':
 				{
 					/* checked now, so a bad setting fails at start, not at the first model load */
@@ -556,6 +566,7 @@ cmd_serve(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 
 	umask(077);
+	serve_plugins_load();
 	if (!prepare_socket_dir(serve_opts.socket_dir))
 		return 1;
 	listen_fd = open_listener(serve_opts.socket_dir, sockpath, sizeof(sockpath));

@@ -60,5 +60,6 @@
 #define LG_WIRE_BUSY			"busy"		/* the wait queue is full (max_queued) */
 #define LG_WIRE_GRAMMAR			"grammar"	/* invalid grammar or schema, or a grammar dead end */
 #define LG_WIRE_TEMPLATE		"template"	/* chat template missing, unparsable, or it raised */
+#define LG_WIRE_PLUGIN			"plugin"	/* engine plugin not loaded, or it refused or failed the request */
 
 #endif							/* LG_SERVE_PROTOCOL_H */
