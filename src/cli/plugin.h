@@ -28,6 +28,7 @@ typedef enum plugin_fail
 typedef struct plugin_lib
 {
 	void	   *handle;			/* dlopen's */
+	int			fd;				/* the file, open while loaded: dlopen knows it by /proc/self/fd/N */
 	lg_plugin_v1 api;			/* the plugin's table; members past its size are NULL */
 	uint32_t	abi_version;	/* what the plugin reported (also on PLUGIN_ERR_ABI) */
 	char		name[LG_PLUGIN_NAME_MAX + 1];

@@ -99,15 +99,21 @@ plugin_open(const char *path, const char *want_sha256, plugin_lib *out, char *er
 		close(fd);
 		return PLUGIN_ERR_CHECKSUM;
 	}
-	/* load what was hashed, not whatever the path names by now */
+	/*
+	 * Load what was hashed, not whatever the path names by now.  The
+	 * descriptor stays open while the library is loaded: dlopen knows a
+	 * library by its path, and a reused descriptor number would name
+	 * another plugin by the same path.
+	 */
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
 	out->handle = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
-	close(fd);
 	if (out->handle == NULL)
 	{
 		snprintf(err, err_size, "cannot load \"%s\": %s", path, dlerror());
+		close(fd);
 		return PLUGIN_ERR_LOAD;
 	}
+	out->fd = fd;
 	*(void **) &init = dlsym(out->handle, LG_PLUGIN_INIT_SYMBOL);
 	if (init == NULL)
 	{
@@ -124,6 +130,7 @@ plugin_open(const char *path, const char *want_sha256, plugin_lib *out, char *er
 	if (rc != PLUGIN_OK)
 	{
 		dlclose(out->handle);
+		close(out->fd);
 		out->handle = NULL;
 	}
 	return rc;
