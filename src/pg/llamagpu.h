@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/array.h"
@@ -349,6 +350,28 @@ typedef struct LlamagpuApiKey
 const LlamagpuApiKey *LlamagpuCurrentApiKey(void);
 /* Set it (NULL clears); it is cleared when the transaction ends. */
 void		LlamagpuSetCurrentApiKey(const LlamagpuApiKey *key);
+
+/* ---- engine plugins (plugins.c, plugin_files.c; docs/plugins.md) ---- */
+
+struct JsonbValue;
+
+/* Check the GENERATE option logits_processor or plugin_options and add its field. */
+void		PluginGenerateOption(StringInfo fields, const char *key, struct JsonbValue *v);
+/* DataDir/llamagpu_plugins: the plugin lists and crash marks. */
+const char *PluginDir(void);
+/* Replace a file's content atomically (temporary file and rename). */
+void		PluginWriteFile(const char *path, const char *data, size_t len);
+/* The crash marks: names and reasons (lists of C strings, the same length). */
+void		PluginReadCrashed(List **names, List **reasons);
+/* Mark names (C strings) disabled after crashes, for reason. */
+void		PluginMarkCrashed(List *names, const char *reason);
+/* Forget the crash marks of names (C strings). */
+void		PluginClearCrashed(List *names);
+/*
+ * The engine's --plugin values (NAME:SHA256:PATH) for every database's
+ * enabled engine plugins less the crashed ones; *names gets their names.
+ */
+List	   *PluginEngineArgs(List **names);
 
 /* ---- text (utf8.c) ---- */
 
