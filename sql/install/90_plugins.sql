@@ -153,17 +153,20 @@ BEGIN
 END
 $$;
 
+-- Not SET search_path: a tool's function is named as the caller would name
+-- it (it runs as the caller, who could only fool themselves); everything
+-- else is qualified.
 CREATE FUNCTION llm_install_plugin(name text, kind text, source text, checksum text DEFAULT NULL,
 								   options jsonb DEFAULT NULL)
 	RETURNS llm_plugins
 	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
 	opts jsonb := coalesce(options, '{}');
 	info record;
 	proc regprocedure;
 	descr text;
+	plugin_version text;
 	result @extschema@.llm_plugins;
 BEGIN
 	IF name IS NULL OR kind IS NULL OR source IS NULL THEN
@@ -174,7 +177,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = 'Plugin names are 1 to 63 letters, digits, underscores and hyphens.';
 	END IF;
-	IF jsonb_typeof(opts) <> 'object' THEN
+	IF pg_catalog.jsonb_typeof(opts) <> 'object' THEN
 		RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF EXISTS (SELECT FROM @extschema@.llm_plugin_registry r WHERE r.name = llm_install_plugin.name) THEN
@@ -191,15 +194,19 @@ BEGIN
 				USING ERRCODE = 'undefined_function',
 					  DETAIL = 'The source of a tool plugin is a function signature, like myschema.lookup(text).';
 		END;
-		IF EXISTS (SELECT FROM jsonb_object_keys(opts) k WHERE k <> 'description') THEN
+		IF EXISTS (SELECT FROM pg_catalog.jsonb_object_keys(opts) k WHERE k <> 'description') THEN
 			RAISE EXCEPTION 'unrecognized option for tool plugin "%"', name
 				USING ERRCODE = 'invalid_parameter_value', HINT = 'A tool plugin takes the option description.';
 		END IF;
 		IF checksum IS NOT NULL THEN
 			RAISE EXCEPTION 'a tool plugin has no checksum' USING ERRCODE = 'invalid_parameter_value';
 		END IF;
-		source := proc::text;
-		descr := coalesce(opts->>'description', obj_description(proc, 'pg_proc'));
+		-- stored schema-qualified, so it means the same function to everyone
+		source := (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(f.proname) || '(' ||
+						  pg_catalog.oidvectortypes(f.proargtypes) || ')'
+				   FROM pg_catalog.pg_proc f JOIN pg_catalog.pg_namespace n ON n.oid = f.pronamespace
+				   WHERE f.oid = proc);
+		descr := coalesce(opts->>'description', pg_catalog.obj_description(proc, 'pg_proc'));
 	ELSIF kind = 'provider' THEN
 		PERFORM @extschema@.llm_plugin_check_provider(name, source, opts);
 		IF checksum IS NOT NULL THEN
@@ -212,17 +219,17 @@ BEGIN
 			RAISE EXCEPTION 'engine plugin path "%" is not absolute', source
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
-		IF checksum IS NOT NULL AND lower(checksum) !~ '^[0-9a-f]{64}$' THEN
+		IF checksum IS NOT NULL AND pg_catalog.lower(checksum) !~ '^[0-9a-f]{64}$' THEN
 			RAISE EXCEPTION 'invalid checksum "%"', checksum
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = 'The checksum of an engine plugin is the SHA-256 of its file, 64 hexadecimal digits.';
 		END IF;
-		checksum := lower(checksum);
+		checksum := pg_catalog.lower(checksum);
 		info := @extschema@.llm_plugin_inspect(source, checksum);
 		IF info.status = 'checksum' THEN
 			RAISE EXCEPTION 'checksum mismatch for engine plugin "%"', name
 				USING ERRCODE = 'data_corrupted',
-					  DETAIL = format('The file %s has SHA-256 %s, not %s.', source, info.sha256, checksum),
+					  DETAIL = pg_catalog.format('The file %s has SHA-256 %s, not %s.', source, info.sha256, checksum),
 					  HINT = 'Give the checksum of the file you mean to install, or check that the file was not changed.';
 		ELSIF info.status = 'abi' THEN
 			RAISE EXCEPTION 'engine plugin "%" implements ABI version %, this engine implements version %',
@@ -241,6 +248,7 @@ BEGIN
 					  HINT = 'Install it under the name the plugin gives itself.';
 		END IF;
 		checksum := info.sha256;
+		plugin_version := info.version;
 		descr := nullif(info.description, '');
 	ELSE
 		RAISE EXCEPTION 'invalid plugin kind "%"', kind
@@ -248,7 +256,7 @@ BEGIN
 	END IF;
 
 	INSERT INTO @extschema@.llm_plugin_registry (name, kind, version, source, checksum, options, description)
-	VALUES (name, kind, CASE WHEN kind = 'engine' THEN info.version END, source, checksum, opts, descr);
+	VALUES (name, kind, plugin_version, source, checksum, opts, descr);
 	SELECT * INTO result FROM @extschema@.llm_plugins p WHERE p.name = llm_install_plugin.name;
 	RETURN result;
 END
@@ -270,8 +278,10 @@ BEGIN
 			USING ERRCODE = 'undefined_object', HINT = 'See the installed plugins in llamagpu.llm_plugins.';
 	END IF;
 	IF p.kind = 'tool' THEN
-		DELETE FROM @extschema@.llm_tools t WHERE t.name = p.name;
-		PERFORM @extschema@.llm_register_tool(p.source::regprocedure, p.description, p.name);
+		-- enabling twice is harmless; a tool of that name that is not this function is an error
+		IF NOT EXISTS (SELECT FROM @extschema@.llm_tools t WHERE t.name = p.name AND t.fn = p.source::regprocedure) THEN
+			PERFORM @extschema@.llm_register_tool(p.source::regprocedure, p.description, p.name);
+		END IF;
 	ELSIF p.kind = 'provider' THEN
 		PERFORM @extschema@.llm_plugin_check_provider(p.name, p.source, p.options);
 		PERFORM @extschema@.llm_plugin_provider_enable(p.name, p.source, p.options);
