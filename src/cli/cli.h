@@ -19,6 +19,7 @@ int			cmd_generate(int argc, char **argv);
 int			cmd_eval(int argc, char **argv);
 int			cmd_bench(int argc, char **argv);
 int			cmd_synth(int argc, char **argv);
+int			cmd_embed(int argc, char **argv);
 int			cmd_serve(int argc, char **argv);
 int			cmd_grammar(int argc, char **argv);
 int			grammar_gbnf(int argc, char **argv);	/* cmd_grammar_schema.c */

@@ -19,6 +19,7 @@ static const struct
 	{"detokenize", cmd_detokenize, "detokenize -m FILE [--special] --jsonl"},
 	{"generate", cmd_generate, "generate -m FILE -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--kv f16|f32] [--device cpu|auto|cuda:N] [--json] ..."},
 	{"eval", cmd_eval, "eval -m FILE --ids 1,2,3 [--top K] [--kv f16|f32] [--device cpu|auto|cuda:N] --json"},
+	{"embed", cmd_embed, "embed -m FILE [--pooling none|mean|cls|last] [--no-normalize] [--batch N] [--json] [TEXT ...]"},
 	{"bench", cmd_bench, "bench -m FILE [-p 128] [-n 32] [-t THREADS] [-r REPS] [--json]"},
 	{"synth", cmd_synth, "synth --arch llama|qwen2 --dim D --layers L --heads H --kv-heads K --ffn F (--vocab-from VOCAB.gguf | --vocab-bytes) --type T --seed S -o OUT.gguf"},
 	{"grammar", cmd_grammar, "grammar check|bench --gbnf FILE [--text STRING | --file FILE] [-m MODEL.gguf]"},

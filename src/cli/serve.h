@@ -162,6 +162,19 @@ void		serve_send_error_detail(serve_request *r, const char *status, const char *
 									const char *hint, const char *fmt, ...)
 			__attribute__((format(printf, 5, 6)));
 
+/* The wire name (LG_WIRE_*) of an engine status. */
+const char *serve_wire_status(lg_status s);
+/* Take r out of STATUS (before its final reply goes out). */
+void		serve_request_unlist(serve_request *r);
+/* Drop a reference to r (the scheduler's, after its final reply). */
+void		serve_request_put(serve_request *r);
+
+/* ---- embeddings (serve_embed.c) ---- */
+
+struct serve_model;
+/* EMBED: tokenize and submit to the model's scheduler; true when submitted. */
+bool		serve_embed(serve_request *r, struct serve_model *sm);
+
 /* Start a worker thread for the request (takes ownership). */
 bool		serve_request_start(serve_request *r);
 /* Mark every running request of conn (and id, unless any_id) cancelled. */
@@ -219,6 +232,15 @@ struct serve_model;
 bool		serve_plugin_begin(serve_request *r, struct serve_model *sm, lg_sched_request *sr);
 /* End r's plugin request, if it has one (request_end). */
 void		serve_plugin_end(serve_request *r);
+
+/* ---- remote models (serve_provider.c) ---- */
+
+/* Whether r names a remote model (it carries a "provider" field). */
+bool		serve_provider_is_remote(const serve_request *r);
+/* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
+void		serve_provider_request(serve_request *r);
+/* Take r out of STATUS's list before its last reply (serve_request.c). */
+void		serve_request_unlist(serve_request *r);
 
 /* ---- models (serve_models.c) ---- */
 

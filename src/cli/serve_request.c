@@ -72,6 +72,13 @@ status_wire_name(lg_status s)
 	return LG_WIRE_INTERNAL;
 }
 
+/* The wire name of an engine status (serve.h). */
+const char *
+serve_wire_status(lg_status s)
+{
+	return status_wire_name(s);
+}
+
 /* Send an ERROR frame for r: status, message, and detail and hint when given. */
 static void
 send_error_v(serve_request *r, const char *status, const char *detail, const char *hint,
@@ -765,6 +772,13 @@ request_unlist(serve_request *r)
 	pthread_mutex_unlock(&requests_lock);
 }
 
+/* Take r out of the list before its last reply (remote models answer outside on_done). */
+void
+serve_request_unlist(serve_request *r)
+{
+	request_unlist(r);
+}
+
 /* Drop a reference to r; the last one unlists and frees it. */
 static void
 request_put(serve_request *r)
@@ -783,6 +797,20 @@ request_put(serve_request *r)
 	free(r);
 }
 
+/* Take r out of STATUS (serve.h). */
+void
+serve_request_unlist(serve_request *r)
+{
+	request_unlist(r);
+}
+
+/* Drop a reference to r (serve.h). */
+void
+serve_request_put(serve_request *r)
+{
+	request_put(r);
+}
+
 /* The worker thread. */
 static void *
 request_main(void *arg)
@@ -790,12 +818,20 @@ request_main(void *arg)
 	serve_request *r = arg;
 	serve_model *sm = NULL;
 
+	/* a remote model has no weights here: its requests go to the provider */
+	if (serve_provider_is_remote(r) && r->type != LG_FRAME_UNLOAD && r->type != LG_FRAME_STATUS)
+	{
+		serve_provider_request(r);
+		request_put(r);
+		return NULL;
+	}
 	switch (r->type)
 	{
 		case LG_FRAME_GENERATE:
 		case LG_FRAME_TOKENIZE:
 		case LG_FRAME_DETOKENIZE:
 		case LG_FRAME_LOAD:
+		case LG_FRAME_EMBED:
 			sm = request_model(r);
 			if (sm == NULL)
 				break;
@@ -805,6 +841,8 @@ request_main(void *arg)
 			pthread_mutex_unlock(&requests_lock);
 			if (r->type == LG_FRAME_GENERATE)
 				do_generate(r, sm);
+			else if (r->type == LG_FRAME_EMBED)
+				serve_embed(r, sm);
 			else if (r->type == LG_FRAME_TOKENIZE)
 				do_tokenize(r, sm);
 			else if (r->type == LG_FRAME_DETOKENIZE)

@@ -173,6 +173,7 @@ lg_context_free(lg_context *c)
 {
 	if (c == NULL)
 		return;
+	lg_embed_free_scratch(c);
 	if (c->own_kv && c->kv)
 	{
 		lg_kv_seq_release(c->kv, &c->seq);
@@ -412,9 +413,9 @@ lg_context_run_sample(lg_context *c, const lg_fwd_batch *b, float *logits,
 {
 	lg_backend *be = c->be;
 	const int32_t n_vocab = c->model->hp.n_vocab;
-	lg_step_info info = {.n_rows = b->n, .n_seqs = b->n_seqs, .decode = b->n == b->n_seqs};
+	lg_step_info info = {.n_rows = b->n, .n_seqs = b->n_seqs, .decode = b->n == b->n_seqs && !b->hidden};
 	float	   *out = NULL;
-	size_t		out_floats = (size_t) b->n_out * n_vocab;
+	size_t		out_floats = (size_t) b->n_out * (b->hidden ? c->model->hp.n_embd : n_vocab);
 	lg_status	st;
 
 	if ((logits != NULL || params != NULL) && b->n_out > 0)

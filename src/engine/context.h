@@ -25,6 +25,12 @@ typedef struct lg_fwd_batch
 	int32_t		n_seqs;
 	const int32_t *out_rows;	/* [n_out] rows whose logits are wanted, increasing */
 	int32_t		n_out;
+	/*
+	 * embeddings: the out rows' last hidden states (after the final norm,
+	 * n_out rows of n_embd) instead of their logits; encoders attend both
+	 * ways (embed.c)
+	 */
+	bool		hidden;
 } lg_fwd_batch;
 
 struct lg_context
@@ -57,6 +63,12 @@ struct lg_context
 	lg_fwd_seq *bseqs;			/* [n_batch] a batch's sequences */
 	int32_t    *out_rows;		/* [n_batch] rows whose logits are wanted */
 	lg_attn_args *attn_args;	/* [n_batch] one layer's attention, per sequence */
+	/* embeddings' scratch (embed.c), made on first use */
+	lg_kv_cache *emb_kv;		/* F32, one position per block: rows laid out at will */
+	int32_t		emb_rows;		/* positions emb_kv holds */
+	int32_t    *emb_blocks;		/* [emb_rows] 0, 1, 2, ...: block tables are slices */
+	float	   *emb_out;		/* [n_batch][n_embd] host: a step's hidden states */
+	lg_kv_seq  *emb_seqs;		/* [n_batch] a step's block tables */
 	lg_abort_fn abort_fn;		/* polled between layers; may be NULL */
 	void	   *abort_arg;
 };
@@ -85,6 +97,9 @@ lg_status	lg_context_run(lg_context *c, const lg_fwd_batch *b, float *logits, lg
 /* The same, with params given: ids[k] = a token drawn on the device from output row k. */
 lg_status	lg_context_run_sample(lg_context *c, const lg_fwd_batch *b, float *logits,
 								  const lg_device_sample *params, lg_token *ids, lg_error *err);
+
+/* Free the embedding scratch (embed.c). */
+void		lg_embed_free_scratch(lg_context *c);
 
 lg_status	lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err);
 

@@ -124,7 +124,7 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 	/*
 	 * logits = rmsnorm(x)·Woutput for the rows asked: gathered, one
 	 * product; a run of consecutive rows (every row of a decode step) is
-	 * one rmsnorm call
+	 * one rmsnorm call.  Embeddings want rmsnorm(x) itself.
 	 */
 	for (int32_t i = 0; i < b->n_out;)
 	{
@@ -132,10 +132,12 @@ lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *
 
 		while (i + run < b->n_out && b->out_rows[i + run] == b->out_rows[i] + run)
 			run++;
-		be->rmsnorm(be, c->xb + i * d, c->x + b->out_rows[i] * d, m->output_norm.data,
-					run, d, hp->rms_eps);
+		be->rmsnorm(be, (b->hidden ? logits : c->xb) + i * d, c->x + b->out_rows[i] * d,
+					m->output_norm.data, run, d, hp->rms_eps);
 		i += run;
 	}
+	if (b->hidden)
+		return LG_OK;
 	if ((st = be->matmul(be, logits, &m->output, c->xb, b->n_out)) != LG_OK)
 		return lg_error_set(err, st, "output projection failed");
 	return LG_OK;

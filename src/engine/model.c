@@ -166,6 +166,13 @@ load_hparams(lg_model *m, lg_error *err)
 	if (get_arch_u32(g, arch, "attention.value_length", &u) && (int32_t) u != hp->head_dim)
 		return lg_error_set(err, LG_ERR_UNSUPPORTED, "attention.value_length differs from key_length");
 
+	hp->pooling = -1;
+	if (get_arch_u32(g, arch, "pooling_type", &u))
+	{
+		if (u > 3)
+			return lg_error_set(err, LG_ERR_UNSUPPORTED, "pooling_type %u is not supported (0-3: none, mean, cls, last)", u);
+		hp->pooling = (int32_t) u;
+	}
 	hp->n_ctx_train = 2048;
 	if (get_arch_u32(g, arch, "context_length", &u) && u > 0 && u <= (1u << 24))
 		hp->n_ctx_train = (int32_t) u;

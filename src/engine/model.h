@@ -42,6 +42,9 @@ typedef struct lg_hparams
 	bool		tied_output;	/* output.weight absent: reuse token_embd */
 	int64_t		n_params;
 	lg_type		main_type;		/* most common weight type ("ftype") */
+	/* embeddings (embed.h) */
+	bool		encoder;		/* bert-like: bidirectional, no output head */
+	int32_t		pooling;		/* <arch>.pooling_type (lg_pooling), -1 when absent */
 	char		ftype_name[16];	/* "Q4_K_M" when general.file_type says so */
 } lg_hparams;
 

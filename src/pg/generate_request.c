@@ -491,6 +491,8 @@ GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 		EngineFieldInt(&req->key_fields, "n_ctx", req->model->context_size);
 	EngineField(&req->other_fields, "model", req->model->name);
 	EngineField(&req->other_fields, "path", req->model->path);
+	if (req->model->provider)
+		LlamagpuProviderFields(&req->other_fields, req->model);
 	EngineFieldInt(&req->other_fields, "backend_pid", MyProcPid);
 	EngineField(&req->other_fields, "role", GetUserNameFromId(GetUserId(), false));
 	if (llamagpu_request_timeout > 0)

@@ -160,6 +160,12 @@ typedef struct LlamagpuModel
 	char	   *path;
 	int			context_size;	/* from the model's options; 0 = engine default */
 	char	   *sha256;			/* the file's identity, for the response cache */
+	/* a remote model (providers.c); provider NULL for a local one */
+	char	   *provider;
+	char	   *base_url;
+	char	   *remote_model;
+	char	   *api_key_secret;	/* name of its llm_secrets row, or NULL */
+	char	   *options;		/* the model's options (JSON text): the provider's settings */
 } LlamagpuModel;
 
 /*
@@ -169,6 +175,11 @@ typedef struct LlamagpuModel
 LlamagpuModel *LlamagpuModelLookup(const char *name, bool check_usage);
 /* Add the fields naming model to a request. */
 void		LlamagpuModelFields(StringInfo buf, LlamagpuModel *model);
+
+/* ---- remote models (providers.c) ---- */
+
+/* Add a remote model's endpoint and API key (read as llm_secrets' owner) to a GENERATE. */
+void		LlamagpuProviderFields(StringInfo buf, LlamagpuModel *model);
 
 /* ---- generation requests (generate_request.c) ---- */
 
@@ -329,6 +340,30 @@ void		LlamagpuJobMarkerPath(Oid dboid, char *path, size_t size);
 /* Create the marker (a failure only warns). */
 void		LlamagpuJobMarkerWrite(Oid dboid);
 PGDLLEXPORT void llamagpu_job_worker_main(Datum main_arg);
+
+/* ---- embeddings (embed_request.c, embed.c, embedding_jobs.c) ---- */
+
+/* What EmbedRun returns: n vectors of n_embd floats, in input order. */
+typedef struct EmbedResult
+{
+	int			n;
+	int			n_embd;			/* 0 when n is 0 */
+	float	   *vectors;		/* [n][n_embd] */
+	int32	   *n_tokens;		/* [n] tokens of each input (after truncation) */
+	int64		tokens;			/* all inputs' tokens */
+	int			n_truncated;
+} EmbedResult;
+
+/*
+ * Embed inputs[0..n) (UTF-8, not empty) with model on one engine
+ * connection; engine errors are raised (an input named by its number).
+ */
+void		EmbedRun(LlamagpuModel *model, const char *const *inputs, int n, bool normalize,
+					 bool truncate, EmbedResult *res);
+/* An input argument as UTF-8; it must not be empty. */
+char	   *EmbedInputUtf8(text *input);
+/* A vector as a real[] (float4) array. */
+ArrayType  *EmbedVectorArray(const float *v, int n);
 
 /* ---- the API key of the current transaction (request_key.c) ---- */
 
