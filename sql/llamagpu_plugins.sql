@@ -87,7 +87,19 @@ SELECT name, kind, source, options, enabled, state, description
 FROM llm_install_plugin('remote', 'provider', 'https://api.example.com/v1',
 						options => '{"model": "gpt-x", "api_key_secret": "regress_provider_key"}');
 SELECT name, enabled, state FROM llm_enable_plugin('remote');
+-- enabled, it is the remote model of its name
+SELECT name, provider, base_url, remote_model, api_key_secret FROM llm_models WHERE name = 'remote';
 SELECT name, enabled, state FROM llm_disable_plugin('remote');
+SELECT count(*) AS models FROM llm_models WHERE name = 'remote';
+-- options of the remote model are checked when it is registered
+SELECT name FROM llm_install_plugin('remote2', 'provider', 'http://127.0.0.1:9/v1', options => '{"model": "m", "max_retries": 99}');
+\pset format unaligned
+\pset tuples_only on
+SELECT regress_error($$SELECT llm_enable_plugin('remote2')$$);
+\pset tuples_only off
+\pset format aligned
+SELECT name, enabled FROM llm_plugins WHERE name = 'remote2';
+SELECT llm_drop_plugin('remote2');
 SELECT llm_drop_plugin('remote');
 -- llm_admin may read the registry; nothing in it is a secret's value
 SELECT name, kind, enabled, state FROM llm_plugins ORDER BY name;

@@ -115,6 +115,14 @@ BEGIN
 END
 $$;
 
+-- The options of a provider plugin: model and api_key_secret, then those of
+-- llm_register_remote_model (docs/providers.md).
+CREATE FUNCTION llm_plugin_provider_options() RETURNS text[]
+	LANGUAGE sql IMMUTABLE
+	AS $$SELECT ARRAY['model', 'api_key_secret', 'connect_timeout_ms', 'timeout_ms', 'max_retries',
+					  'retry_base_ms', 'retry_max_ms', 'prompt_api', 'stream', 'sampling_extensions',
+					  'context_size', 'description']$$;
+
 -- A provider definition is valid: http(s) base URL, a model id, an existing secret.
 CREATE FUNCTION llm_plugin_check_provider(name text, source text, options jsonb) RETURNS void
 	LANGUAGE plpgsql STABLE
@@ -144,11 +152,12 @@ BEGIN
 					  HINT = 'Store the key first: \copy llamagpu.llm_secrets (name, value) FROM ''key.txt''.';
 		END IF;
 	END IF;
-	IF EXISTS (SELECT FROM jsonb_object_keys(options) k WHERE k NOT IN ('model', 'api_key_secret', 'timeout_ms', 'max_retries', 'context_length')) THEN
+	-- the others are llm_register_remote_model's options, which it checks when the plugin is enabled
+	IF EXISTS (SELECT FROM jsonb_object_keys(options) k WHERE k <> ALL (@extschema@.llm_plugin_provider_options())) THEN
 		RAISE EXCEPTION 'unrecognized option "%" for provider plugin "%"',
-			(SELECT k FROM jsonb_object_keys(options) k WHERE k NOT IN ('model', 'api_key_secret', 'timeout_ms', 'max_retries', 'context_length') LIMIT 1), name
+			(SELECT k FROM jsonb_object_keys(options) k WHERE k <> ALL (@extschema@.llm_plugin_provider_options()) LIMIT 1), name
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Provider options are model, api_key_secret, timeout_ms, max_retries and context_length.';
+				  HINT = 'Provider options are ' || array_to_string(@extschema@.llm_plugin_provider_options(), ', ') || '.';
 	END IF;
 END
 $$;
@@ -368,9 +377,10 @@ BEGIN
 END
 $$;
 
--- Providers: the remote model behind an enabled provider plugin.  Remote
--- models come with llm_register_remote_model (docs/providers.md); a build
--- without it stores and validates the definition only.
+-- Providers: an enabled provider plugin is the remote model of the same
+-- name (llm_register_remote_model, docs/providers.md), which llm_generate,
+-- llm_chat and the others route to; disabling drops that model.  A build
+-- without remote models stores and validates the definition only.
 CREATE FUNCTION llm_plugin_provider_enable(name text, source text, options jsonb) RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -381,7 +391,15 @@ BEGIN
 			USING DETAIL = 'llm_register_remote_model is not installed, so no model routes to the endpoint.';
 		RETURN;
 	END IF;
-	EXECUTE 'SELECT @extschema@.llm_register_remote_model($1, $2, $3)' USING name, source, options;
+	IF EXISTS (SELECT FROM @extschema@.llm_models m WHERE m.name = llm_plugin_provider_enable.name) THEN
+		RAISE EXCEPTION 'model "%" already exists', name
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'Enabling provider plugin "' || name || '" registers the remote model of that name.',
+				  HINT = 'Drop the model, or install the provider under another name.';
+	END IF;
+	EXECUTE 'SELECT FROM @extschema@.llm_register_remote_model($1, $2, $3, $4, $5)'
+		USING name, source, options->>'model', options->>'api_key_secret',
+			  nullif(options - 'model' - 'api_key_secret', '{}'::jsonb);
 END
 $$;
 
@@ -393,7 +411,9 @@ BEGIN
 	IF to_regproc('@extschema@.llm_register_remote_model') IS NULL THEN
 		RETURN;
 	END IF;
-	EXECUTE 'SELECT @extschema@.llm_drop_model($1)' USING name;
+	IF EXISTS (SELECT FROM @extschema@.llm_models m WHERE m.name = llm_plugin_provider_disable.name) THEN
+		EXECUTE 'SELECT FROM @extschema@.llm_drop_model($1)' USING name;
+	END IF;
 END
 $$;
 
@@ -407,12 +427,14 @@ REVOKE ALL ON FUNCTION
 	llm_plugin_require_superuser(text, text), llm_plugin_check_provider(text, text, jsonb),
 	llm_install_plugin(text, text, text, text, jsonb), llm_enable_plugin(text),
 	llm_disable_plugin(text), llm_drop_plugin(text), llm_plugin_deactivate(llm_plugin_registry),
-	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text)
+	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text),
+	llm_plugin_provider_options()
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	llm_plugin_engine_state(), llm_plugin_engine_sync(text[]),
 	llm_plugin_require_superuser(text, text), llm_plugin_check_provider(text, text, jsonb),
 	llm_install_plugin(text, text, text, text, jsonb), llm_enable_plugin(text),
 	llm_disable_plugin(text), llm_drop_plugin(text), llm_plugin_deactivate(llm_plugin_registry),
-	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text)
+	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text),
+	llm_plugin_provider_options()
 	TO llm_admin;
