@@ -77,7 +77,7 @@ engine: $(ENGINE_LIB) $(CLI_BIN)
 engine-tests: $(TEST_BINS)
 
 # Every engine test binary; each prints its cmocka summary.
-check-engine: engine engine-tests
+check-engine: engine engine-tests plugins
 	@fail=0; for t in $(TEST_BINS); do \
 	  echo "== $$t"; LLAMAGPU_BIN=$(CURDIR)/$(CLI_BIN) $$t || fail=1; done; exit $$fail
 

@@ -215,6 +215,18 @@ close_inherited_fds(void)
 		close(fd);
 }
 
+/* Whether two lists of C strings are equal. */
+static bool
+same_names(List *a, List *b)
+{
+	if (list_length(a) != list_length(b))
+		return false;
+	for (int i = 0; i < list_length(a); i++)
+		if (strcmp(list_nth(a, i), list_nth(b, i)) != 0)
+			return false;
+	return true;
+}
+
 /* Fork and exec the engine. */
 static void
 start_engine(void)
@@ -270,6 +282,9 @@ start_engine(void)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+		/* crashes count against one set of plugins: another set starts afresh */
+		if (!same_names(engine_plugins, argv_plugins))
+			n_plugin_crashes = 0;
 		list_free_deep(engine_plugins);
 		engine_plugins = NIL;
 		for (int i = 0; i < list_length(argv_plugins); i++)

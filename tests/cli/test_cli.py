@@ -10,6 +10,7 @@ import json
 import math
 import os
 import select
+import signal
 import shutil
 import socket
 import struct
@@ -1478,7 +1479,10 @@ class Plugins(unittest.TestCase):
             conn = srv.connect()
             conn.send("G", 1, model="stories", path=STORIES, prompt="Once", logits_processor="crash")
             srv.proc.wait(timeout=60)
-            self.assertEqual(srv.proc.returncode, -11)   # SIGSEGV, from inside the plugin
+            # SIGSEGV, from inside the plugin (under ASan its handler reports it and exits 1)
+            self.assertNotEqual(srv.proc.returncode, 0)
+            if srv.proc.returncode < 0:
+                self.assertEqual(srv.proc.returncode, -signal.SIGSEGV)
         finally:
             srv.stop()
 
