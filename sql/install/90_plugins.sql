@@ -83,6 +83,20 @@ CREATE FUNCTION llm_plugin_engine_sync(clear_crashed text[] DEFAULT '{}') RETURN
 	AS 'MODULE_PATHNAME', 'llm_plugin_engine_sync'
 	LANGUAGE C VOLATILE;
 
+-- Any change of the registry, through the functions or not, rewrites the
+-- engine's list at commit (a change that leaves it as it was restarts nothing).
+CREATE FUNCTION llm_plugin_registry_changed() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	PERFORM @extschema@.llm_plugin_engine_sync('{}');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER llm_plugin_registry_changed AFTER INSERT OR UPDATE OR DELETE ON llm_plugin_registry
+	FOR EACH STATEMENT EXECUTE FUNCTION llm_plugin_registry_changed();
+
 CREATE VIEW llm_plugins AS
 	SELECT r.name, r.kind, r.version, r.source, r.checksum,
 		   r.enabled AND coalesce(s.state, '') <> 'crashed' AS enabled,

@@ -114,6 +114,23 @@ ok(!$node->log_contains('engine plugin "crash" 0.0 loaded from.*\n(?s:.*)restart
 # enabling it again clears the crash mark (and the engine loads it again)
 $node->safe_psql('postgres', "SELECT llm_enable_plugin('crash')");
 ok(wait_for($node, "SELECT state FROM llm_plugins WHERE name = 'crash'", 'loaded', 20), 'enabled again, it is loaded again');
+$node->safe_psql('postgres', "SELECT llm_disable_plugin('crash')");
+
+# --- a file changed after it was enabled is not loaded -------------------
+$pid = engine_pid($node);
+$node->safe_psql('postgres', "SELECT llm_enable_plugin('banwords')");
+$pid = wait_engine_restart($node, $pid);
+ok(wait_for($node, "SELECT state FROM llm_plugins WHERE name = 'banwords'", 'loaded'), 'banwords loaded again');
+open(my $fh, '>>', "$plugins/banwords.so") or die "cannot append to banwords.so: $!";
+print $fh "x";
+close($fh);
+kill 'KILL', $pid;
+ok(wait_engine_restart($node, $pid), 'the engine restarted');
+ok(wait_for($node, "SELECT state FROM llm_plugins WHERE name = 'banwords'", 'failed'), 'the changed file was not loaded');
+like($node->safe_psql('postgres', "SELECT last_error FROM llm_plugins WHERE name = 'banwords'"),
+	qr/^checksum mismatch: "\S+banwords.so" has SHA-256 [0-9a-f]{64}, expected $sha$/, '... for its checksum');
+like(fails("SELECT llm_enable_plugin('banwords')"),
+	qr/ERROR:  XX001: checksum mismatch for engine plugin "banwords"/, 'enabling it again is refused');
 is($node->safe_psql('postgres', "SELECT llm_drop_plugin('crash'), llm_drop_plugin('banwords')"), 't|t', 'dropped');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM llm_plugins'), '0', 'the registry is empty');
 
