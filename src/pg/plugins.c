@@ -162,13 +162,17 @@ static char *
 check_field(const char *out, const char *key)
 {
 	size_t		klen = strlen(key);
+	const char *line = out;
 
-	for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+	while (*line)
 	{
 		const char *end = strchr(line, '\n');
 
+		if (end == NULL)
+			end = line + strlen(line);
 		if (strncmp(line, key, klen) == 0 && line[klen] == '=')
-			return pnstrdup(line + klen + 1, (end ? end : line + strlen(line)) - (line + klen + 1));
+			return pnstrdup(line + klen + 1, end - (line + klen + 1));
+		line = *end ? end + 1 : end;
 	}
 	return NULL;
 }
@@ -229,7 +233,7 @@ llm_plugin_abi_version(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(LG_PLUGIN_ABI_VERSION);
 }
 
-/* One `plugin` field of STATUS (name TAB version TAB loaded|failed TAB error) into the tuplestore. */
+/* llm_plugin_engine_state's result, and the plugins already reported crashed. */
 typedef struct StateScan
 {
 	ReturnSetInfo *rsinfo;
@@ -249,7 +253,7 @@ put_state(ReturnSetInfo *rsinfo, const char *name, const char *state, const char
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-/* EngineFrameForEach callback: one loaded or failed plugin. */
+/* EngineFrameForEach callback: one STATUS `plugin` field (name TAB version TAB loaded|failed TAB error). */
 static void
 add_engine_plugin(const char *value, void *arg)
 {
@@ -369,6 +373,11 @@ plugins_xact_callback(XactEvent event, void *arg)
 		write_pending_list();
 		return;
 	}
+	if (event == XACT_EVENT_PRE_PREPARE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that changed llamagpu plugins"),
+				 errdetail("The engine's list of plugins is written when the transaction commits.")));
 	if (event == XACT_EVENT_COMMIT)
 	{
 		char		path[MAXPGPATH];
