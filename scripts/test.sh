@@ -5,6 +5,8 @@
 #                                the toolkits are installed; a missing one is a SKIP
 #   1a'. tests/gpu_emu/run.sh    the GPU kernels and backend on the host emulator (no GPU)
 #   1b. tests/cli/test_cli.py    the llamagpu tool end to end (and 1c: again under ASan+UBSan)
+#   1b'. tests/cli/test_embed.py embeddings against a numpy reference forward pass
+#   1b''. tests/cli/test_serve_embed.py  EMBED requests of llamagpu serve
 #   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
 #   4. pgTAP                     schema, roles, privileges (tests/pgtap/)
@@ -92,6 +94,23 @@ while read -r t; do pass "cli $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.
 while read -r t; do echo "SKIP: cli $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. skipped.*/\1/p' "$ROOT/build/test-cli.log")
 while read -r t; do fail "cli $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-cli.log" | sort -u)
 if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-cli.log"; then fail "tests/cli/test_cli.py"; fi
+
+# 1b'. embeddings (bert, nomic-bert, llama; F32 and F16) against an independent numpy forward
+#     pass; needs Debian's numpy, so /usr/bin/python3
+echo "== tests/cli/test_embed.py"
+timeout 300 /usr/bin/python3 -W ignore tests/cli/test_embed.py -v 2>&1 | tee "$ROOT/build/test-embed.log"; rc=${PIPESTATUS[0]}
+while read -r t; do pass "embed $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. ok$/\1/p' "$ROOT/build/test-embed.log")
+while read -r t; do echo "SKIP: embed $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. skipped.*/\1/p' "$ROOT/build/test-embed.log")
+while read -r t; do fail "embed $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-embed.log" | sort -u)
+if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-embed.log"; then fail "tests/cli/test_embed.py"; fi
+
+# 1b''. EMBED requests of llamagpu serve: errors, vectors, batch == single, busy, cancel, and a
+#      generation not starved behind a big embedding job
+echo "== tests/cli/test_serve_embed.py"
+timeout 300 python3 tests/cli/test_serve_embed.py -v 2>&1 | tee "$ROOT/build/test-serve-embed.log"; rc=${PIPESTATUS[0]}
+while read -r t; do pass "serve-embed $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. ok$/\1/p' "$ROOT/build/test-serve-embed.log")
+while read -r t; do fail "serve-embed $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-serve-embed.log" | sort -u)
+if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-serve-embed.log"; then fail "tests/cli/test_serve_embed.py"; fi
 
 # 1c. the same tests against a build with AddressSanitizer and UndefinedBehaviorSanitizer, so a
 #     memory error in a kernel or the tokenizer fails the run even where the output looks right

@@ -5,10 +5,16 @@
  * Plain output is one line per text (per token with --pooling none) of
  * space-separated floats; --json prints one object with every vector.
  * Floats are printed with 9 significant digits, enough to round-trip.
+ *
+ * --bench-len L embeds --bench-count N made-up sequences of L tokens
+ * (random ids between the model's own first and last special tokens, as
+ * a tokenized text would have them) in calls of --batch texts, -r times
+ * after a warm-up, and prints embeddings per second (scripts/bench-embed.sh).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "cli_args.h"
@@ -22,6 +28,9 @@ typedef struct embed_opts
 	bool		normalize;
 	bool		json;
 	int64_t		batch;			/* texts per lg_context_embed call */
+	int64_t		bench_len;		/* > 0: benchmark sequences of this many tokens */
+	int64_t		bench_count;	/* sequences per benchmark repetition */
+	int64_t		reps;
 	char	  **texts;			/* the arguments that are texts */
 	int			n_texts;
 } embed_opts;
@@ -35,6 +44,8 @@ parse_opts(int argc, char **argv, embed_opts *o)
 	o->pool = LG_POOL_DEFAULT;
 	o->normalize = true;
 	o->batch = 64;
+	o->bench_count = 64;
+	o->reps = 3;
 	o->texts = calloc(argc, sizeof(char *));
 	if (o->texts == NULL)
 		return cli_fail("embed", 1, "out of memory");
@@ -50,6 +61,18 @@ parse_opts(int argc, char **argv, embed_opts *o)
 				return 2;
 			if (!cli_parse_i64(v, 1, 1 << 20, &o->batch))
 				return cli_fail("embed", 2, "--batch must be an integer from 1 to %d", 1 << 20);
+			continue;
+		}
+		if (strcmp(argv[i], "--bench-len") == 0 || strcmp(argv[i], "--bench-count") == 0 ||
+			strcmp(argv[i], "-r") == 0)
+		{
+			int64_t    *dst = argv[i][1] == 'r' ? &o->reps : argv[i][8] == 'l' ? &o->bench_len : &o->bench_count;
+			const char *opt = argv[i];
+
+			if ((v = cli_value("embed", argc, argv, &i)) == NULL)
+				return 2;
+			if (!cli_parse_i64(v, 1, 1 << 20, dst))
+				return cli_fail("embed", 2, "%s must be an integer from 1 to %d", opt, 1 << 20);
 			continue;
 		}
 		if (strcmp(argv[i], "--pooling") == 0)
@@ -80,7 +103,9 @@ parse_opts(int argc, char **argv, embed_opts *o)
 				   "  --pooling       how token states become one vector (default: the model's)\n"
 				   "  --no-normalize  keep the vectors' length (default: unit L2 length)\n"
 				   "  --batch N       texts embedded together (default 64)\n"
-				   "  --json          one JSON object: {\"model\", \"n_embd\", \"pooling\", \"embeddings\"}\n");
+				   "  --json          one JSON object: {\"model\", \"n_embd\", \"pooling\", \"embeddings\"}\n"
+				   "  --bench-len L [--bench-count N (64)] [-r R (3)]\n"
+				   "                  time N made-up sequences of L tokens instead (prints one JSON line)\n");
 			exit(0);
 		}
 		else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -166,6 +191,91 @@ print_vectors(const float *v, int64_t n, int64_t d, bool json, bool *first)
 	lg_buf_free(&b);
 }
 
+/* Monotonic seconds. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * The benchmark: bench_count sequences of bench_len tokens (the model's
+ * BOS/[CLS] first, [SEP] or nothing last, random ids between), embedded in
+ * calls of o->batch, one warm-up then o->reps timed runs; prints the mean
+ * embeddings per second.
+ */
+static int
+run_bench(const embed_opts *o, lg_model *m, lg_context *c)
+{
+	const int64_t n = o->bench_count, len = o->bench_len, d = lg_model_n_embd(m);
+	const lg_token first = lg_vocab_bos(m->vocab);
+	const lg_token last = m->hp.encoder ? lg_vocab_sep(m->vocab) : LG_TOKEN_NULL;
+	lg_token   *toks = malloc(sizeof(lg_token) * n * len);
+	const lg_token **seqs = malloc(sizeof(lg_token *) * n);
+	int32_t    *lens = malloc(sizeof(int32_t) * n);
+	float	   *out = malloc(sizeof(float) * o->batch * d);
+	uint64_t	s = 1;
+	double		sum = 0.0, best = 0.0;
+	lg_error	err;
+	int			rc = 1;
+
+	if (toks == NULL || seqs == NULL || lens == NULL || out == NULL)
+	{
+		cli_fail("embed", 1, "out of memory");
+		goto done;
+	}
+	for (int64_t i = 0; i < n; i++)
+	{
+		for (int64_t j = 0; j < len; j++)
+		{
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			/* ids past the first thousand: ordinary tokens in every vocabulary we synthesize */
+			toks[i * len + j] = (lg_token) (m->hp.n_vocab > 2000 ? 1000 + (s >> 33) % (m->hp.n_vocab - 1000)
+											: 5 + (s >> 33) % (m->hp.n_vocab - 5));
+		}
+		if (first != LG_TOKEN_NULL)
+			toks[i * len] = first;
+		if (last != LG_TOKEN_NULL && len > 1)
+			toks[i * len + len - 1] = last;
+		seqs[i] = toks + i * len;
+		lens[i] = (int32_t) len;
+	}
+	for (int64_t r = 0; r <= o->reps; r++)
+	{
+		double		t0 = now_s(), t;
+
+		for (int64_t i = 0; i < n; i += o->batch)
+		{
+			int32_t		nb = (int32_t) (n - i < o->batch ? n - i : o->batch);
+
+			if (lg_context_embed(c, seqs + i, lens + i, nb, o->pool, o->normalize, out, &err) != LG_OK)
+			{
+				cli_fail("embed", 1, "%s", err.msg);
+				goto done;
+			}
+		}
+		t = (double) n / (now_s() - t0);
+		if (r == 0)
+			continue;			/* the warm-up */
+		sum += t;
+		best = t > best ? t : best;
+	}
+	printf("{\"arch\": \"%s\", \"n_embd\": %lld, \"type\": \"%s\", \"seq_len\": %lld, \"batch\": %lld, "
+		   "\"count\": %lld, \"reps\": %lld, \"emb_per_s\": %.3f, \"best_emb_per_s\": %.3f, \"tokens_per_s\": %.1f}\n",
+		   m->hp.arch_name, (long long) d, m->hp.ftype_name, (long long) len, (long long) o->batch,
+		   (long long) n, (long long) o->reps, sum / o->reps, best, sum / o->reps * len);
+	rc = 0;
+done:
+	free(toks);
+	free(seqs);
+	free(lens);
+	free(out);
+	return rc;
+}
+
 int
 cmd_embed(int argc, char **argv)
 {
@@ -185,6 +295,16 @@ cmd_embed(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &o)) != 0)
 		return rc;
 	rc = 1;
+	if (o.bench_len > 0)
+	{
+		if (!cli_open_model("embed", &o.model, &m, &c))
+			return 1;
+		rc = run_bench(&o, m, c);
+		lg_context_free(c);
+		lg_model_free(m);
+		free(o.texts);
+		return rc;
+	}
 	if (o.n_texts == 0 && !read_stdin_texts(&o))
 		return cli_fail("embed", 1, "out of memory reading stdin");
 	if (o.n_texts == 0)
@@ -213,12 +333,6 @@ cmd_embed(int argc, char **argv)
 		if (n < 0)
 		{
 			cli_fail("embed", 1, "text %d: %s", i + 1, err.msg);
-			goto done;
-		}
-		if (n > lg_context_n_ctx(c))
-		{
-			cli_fail("embed", 1, "text %d has %lld tokens, more than the context's %d",
-					 i + 1, (long long) n, lg_context_n_ctx(c));
 			goto done;
 		}
 		n_ids[i] = (int32_t) n;

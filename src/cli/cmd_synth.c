@@ -6,6 +6,12 @@
  * q4_k, q5_k, q6_k) store every matrix in that type; q4_k_m and q5_k_m
  * follow llama.cpp's mixes (output and some attn_v/ffn_down layers in Q6_K).
  * Norms and biases are always f32.  The same arguments give the same file.
+ *
+ * --arch bert and nomic-bert write encoders with llama.cpp's tensor names
+ * and metadata (what convert_hf_to_gguf.py writes for BERT/MiniLM/bge and
+ * nomic-embed), with a WordPiece vocabulary copied (--vocab-from a bert
+ * vocabulary) or built in (--vocab-wpm: the special tokens and every
+ * printable ASCII character, word-initial and continuation).
  */
 #include <errno.h>
 #include <math.h>
@@ -27,7 +33,11 @@ typedef struct synth_opts
 	float		rope_base;
 	const char *vocab_from;
 	bool		vocab_bytes;
+	bool		vocab_wpm;
 	bool		tied;
+	bool		encoder;		/* bert, nomic-bert */
+	int64_t		pooling;		/* <arch>.pooling_type for encoders */
+	float		norm_eps;
 	const char *type_name;
 	lg_type		type;
 	int			mix;			/* 0 pure, 4 q4_k_m, 5 q5_k_m */
@@ -175,6 +185,9 @@ copy_vocab(lg_gguf_writer *w, const char *path, bool skip_template)
 
 		if (skip_template && kv->key.len == 23 && memcmp(kv->key.s, "tokenizer.chat_template", 23) == 0)
 			continue;
+		/* written with the encoders' metadata (2, as BERT's type_vocab_size) */
+		if (kv->key.len == 31 && memcmp(kv->key.s, "tokenizer.ggml.token_type_count", 31) == 0)
+			continue;
 		if (kv->key.len > 10 && memcmp(kv->key.s, "tokenizer.", 10) == 0 &&
 			lg_gguf_writer_copy_kv(w, v, kv) != LG_OK)
 		{
@@ -247,6 +260,125 @@ byte_vocab(lg_gguf_writer *w, int64_t vocab_size)
 	return n;
 }
 
+/*
+ * A WordPiece vocabulary as the converter writes one: [PAD] [UNK] [CLS]
+ * [SEP] [MASK], then each printable ASCII character (upper case aside: the
+ * tokenizer lower-cases) word-initial ("\u2581c") and as a continuation
+ * ("c"), padded with [unusedN] to vocab_size.
+ */
+static int64_t
+wpm_vocab(lg_gguf_writer *w, int64_t vocab_size)
+{
+	static const char *const special[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+	int64_t		n_min = 5 + 2 * (0x7f - 0x21 - 26);
+	int64_t		n = vocab_size > n_min ? vocab_size : n_min;
+	char	  **texts = calloc(n, sizeof(char *));
+	uint64_t   *lens = calloc(n, sizeof(uint64_t));
+	int32_t    *types = calloc(n, sizeof(int32_t));
+	int64_t		i = 0;
+	bool		ok = texts && lens && types;
+
+	for (; ok && i < n; i++)
+	{
+		if ((texts[i] = malloc(32)) == NULL)
+		{
+			ok = false;
+			break;
+		}
+		types[i] = LG_TOKEN_TYPE_NORMAL;
+		if (i < 5)
+		{
+			snprintf(texts[i], 32, "%s", special[i]);
+			types[i] = LG_TOKEN_TYPE_CONTROL;
+		}
+		else if (i < n_min)
+		{
+			int			k = (int) (i - 5) / 2;
+			/* A-Z skipped: indices past '@' map to the characters after 'Z' */
+			int			ch = 0x21 + k < 'A' ? 0x21 + k : 0x21 + k + 26;
+			snprintf(texts[i], 32, (i - 5) % 2 == 0 ? "\u2581%c" : "%c", ch);
+		}
+		else
+		{
+			snprintf(texts[i], 32, "[unused%lld]", (long long) (i - n_min));
+			types[i] = LG_TOKEN_TYPE_UNUSED;
+		}
+		lens[i] = strlen(texts[i]);
+	}
+	ok = ok &&
+		lg_gguf_writer_add_str(w, "tokenizer.ggml.model", "bert") == LG_OK &&
+		lg_gguf_writer_add_str(w, "tokenizer.ggml.pre", "default") == LG_OK &&
+		lg_gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *) texts, lens, n) == LG_OK &&
+		lg_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", LG_GGUF_INT32, types, n) == LG_OK &&
+		lg_gguf_writer_add_u32(w, "tokenizer.ggml.padding_token_id", 0) == LG_OK &&
+		lg_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 1) == LG_OK &&
+		lg_gguf_writer_add_u32(w, "tokenizer.ggml.cls_token_id", 2) == LG_OK &&
+		lg_gguf_writer_add_u32(w, "tokenizer.ggml.seperator_token_id", 3) == LG_OK &&
+		lg_gguf_writer_add_u32(w, "tokenizer.ggml.mask_token_id", 4) == LG_OK;
+	for (int64_t j = 0; texts && j < n; j++)
+		free(texts[j]);
+	free(texts);
+	free(lens);
+	free(types);
+	if (!ok)
+		return cli_fail("synth", 1, "cannot build the WordPiece vocabulary"), -1;
+	return n;
+}
+
+/*
+ * The tensors of an encoder (llama.cpp's names, see forward_bert.c):
+ * token, token-type and (bert) position embeddings, the embedding
+ * LayerNorm, and per layer the attention, its LayerNorm, the FFN and its
+ * LayerNorm.  The position table is F16 in a quantized file, as llama.cpp's
+ * quantizer leaves it.
+ */
+static bool
+add_encoder_tensors(lg_gguf_writer *w, lg_threadpool *tp, const synth_opts *o, int64_t n_vocab)
+{
+	const bool	bert = strcmp(o->arch, "bert") == 0;
+	const lg_type small = o->type == LG_TYPE_F32 ? LG_TYPE_F32 : LG_TYPE_F16;
+	const float sd = 1.0f / sqrtf((float) o->dim), sf = 1.0f / sqrtf((float) o->ffn);
+	char		name[96];
+	bool		ok;
+
+	ok = add_random_tensor(w, tp, o, "token_embd.weight", o->type, o->dim, n_vocab, 1.0f, 0.0f) &&
+		/* F32: llama.cpp adds its row 0 with ggml_add, which takes no f16 operand */
+		add_random_tensor(w, tp, o, "token_types.weight", LG_TYPE_F32, o->dim, 2, 0.5f, 0.0f) &&
+		(!bert || add_random_tensor(w, tp, o, "position_embd.weight", small, o->dim, o->ctx, 0.5f, 0.0f)) &&
+		add_random_tensor(w, tp, o, "token_embd_norm.weight", LG_TYPE_F32, o->dim, 1, 0.1f, 1.0f) &&
+		add_random_tensor(w, tp, o, "token_embd_norm.bias", LG_TYPE_F32, o->dim, 1, 0.1f, 0.0f);
+	for (int64_t il = 0; ok && il < o->layers; il++)
+	{
+#define MAT(sfx, cols, rows, scale) \
+		(snprintf(name, sizeof(name), "blk.%lld.%s", (long long) il, sfx), \
+		 add_random_tensor(w, tp, o, name, o->type, cols, rows, scale, 0.0f))
+#define VEC(sfx, n, scale, center) \
+		(snprintf(name, sizeof(name), "blk.%lld.%s", (long long) il, sfx), \
+		 add_random_tensor(w, tp, o, name, LG_TYPE_F32, n, 1, scale, center))
+		if (bert)
+			ok = MAT("attn_q.weight", o->dim, o->dim, sd) && VEC("attn_q.bias", o->dim, 0.1f, 0.0f) &&
+				MAT("attn_k.weight", o->dim, o->dim, sd) && VEC("attn_k.bias", o->dim, 0.1f, 0.0f) &&
+				MAT("attn_v.weight", o->dim, o->dim, sd) && VEC("attn_v.bias", o->dim, 0.1f, 0.0f) &&
+				MAT("attn_output.weight", o->dim, o->dim, sd) && VEC("attn_output.bias", o->dim, 0.1f, 0.0f);
+		else
+			ok = MAT("attn_qkv.weight", o->dim, 3 * o->dim, sd) &&
+				MAT("attn_output.weight", o->dim, o->dim, sd);
+		ok = ok && VEC("attn_output_norm.weight", o->dim, 0.1f, 1.0f) &&
+			VEC("attn_output_norm.bias", o->dim, 0.1f, 0.0f);
+		if (ok && bert)
+			ok = MAT("ffn_up.weight", o->dim, o->ffn, sd) && VEC("ffn_up.bias", o->ffn, 0.1f, 0.0f) &&
+				MAT("ffn_down.weight", o->ffn, o->dim, sf) && VEC("ffn_down.bias", o->dim, 0.1f, 0.0f);
+		else if (ok)
+			ok = MAT("ffn_gate.weight", o->dim, o->ffn, sd) && MAT("ffn_up.weight", o->dim, o->ffn, sd) &&
+				MAT("ffn_down.weight", o->ffn, o->dim, sf);
+		ok = ok && VEC("layer_output_norm.weight", o->dim, 0.1f, 1.0f) &&
+			VEC("layer_output_norm.bias", o->dim, 0.1f, 0.0f);
+#undef MAT
+#undef VEC
+	}
+	return ok;
+}
+
 /* llama.cpp's general.file_type for the chosen type. */
 static uint32_t
 file_type(const synth_opts *o)
@@ -295,16 +427,18 @@ parse_synth(int argc, char **argv, synth_opts *o)
 	};
 
 	memset(o, 0, sizeof(*o));
-	o->ctx = 2048;
-	o->rope_base = 10000.0f;
+	o->ctx = 0;
+	o->rope_base = 0.0f;
+	o->pooling = -1;
+	o->norm_eps = 1e-12f;
 	for (int i = 1; i < argc; i++)
 	{
 		const char *a = argv[i], *val;
 		bool		found = false;
 
-		if (strcmp(a, "--vocab-bytes") == 0 || strcmp(a, "--tied") == 0)
+		if (strcmp(a, "--vocab-bytes") == 0 || strcmp(a, "--tied") == 0 || strcmp(a, "--vocab-wpm") == 0)
 		{
-			*(a[2] == 'v' ? &o->vocab_bytes : &o->tied) = true;
+			*(a[2] == 't' ? &o->tied : a[8] == 'b' ? &o->vocab_bytes : &o->vocab_wpm) = true;
 			continue;
 		}
 		if (strcmp(a, "--help") == 0)
@@ -312,6 +446,10 @@ parse_synth(int argc, char **argv, synth_opts *o)
 			printf("usage: llamagpu synth --arch llama|qwen2 --dim D --layers L --heads H --kv-heads K --ffn F\n"
 				   "         (--vocab-from VOCAB.gguf | --vocab-bytes [--vocab-size N]) --type T --seed S\n"
 				   "         [--ctx N] [--rope-base B] [--tied] [--chat-template FILE] [-t THREADS] -o OUT.gguf\n"
+				   "       llamagpu synth --arch bert|nomic-bert --dim D --layers L --heads H --ffn F\n"
+				   "         (--vocab-from BERT-VOCAB.gguf | --vocab-wpm [--vocab-size N]) --type T --seed S\n"
+				   "         [--ctx N (512; nomic-bert 2048)] [--pooling none|mean|cls|last (mean)]\n"
+				   "         [--norm-eps E (1e-12)] [--rope-base B (nomic-bert: 1000)] -o OUT.gguf\n"
 				   "  types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k (every matrix)\n"
 				   "         q4_k_m q5_k_m (llama.cpp's mixes)\n");
 			exit(0);
@@ -338,6 +476,21 @@ parse_synth(int argc, char **argv, synth_opts *o)
 			o->chat_template = val;
 		else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
 			o->out = val;
+		else if (strcmp(a, "--pooling") == 0)
+		{
+			static const char *const names[] = {"none", "mean", "cls", "last"};
+
+			for (int k = 0; k < 4; k++)
+				if (strcmp(val, names[k]) == 0)
+					o->pooling = k;
+			if (o->pooling < 0)
+				return cli_fail("synth", 2, "--pooling must be none, mean, cls or last");
+		}
+		else if (strcmp(a, "--norm-eps") == 0)
+		{
+			if (!cli_parse_f32(val, 1e-30f, 0.1f, &o->norm_eps))
+				return cli_fail("synth", 2, "invalid --norm-eps \"%s\"", val);
+		}
 		else if (strcmp(a, "--rope-base") == 0)
 		{
 			if (!cli_parse_f32(val, 1.0f, 1e9f, &o->rope_base))
@@ -354,8 +507,22 @@ parse_synth(int argc, char **argv, synth_opts *o)
 		else
 			return cli_fail("synth", 2, "unknown option \"%s\"", a);
 	}
-	if (o->arch == NULL || (strcmp(o->arch, "llama") != 0 && strcmp(o->arch, "qwen2") != 0))
-		return cli_fail("synth", 2, "--arch must be llama or qwen2");
+	if (o->arch == NULL || (strcmp(o->arch, "llama") != 0 && strcmp(o->arch, "qwen2") != 0 &&
+							strcmp(o->arch, "bert") != 0 && strcmp(o->arch, "nomic-bert") != 0))
+		return cli_fail("synth", 2, "--arch must be llama, qwen2, bert or nomic-bert");
+	o->encoder = strcmp(o->arch, "bert") == 0 || strcmp(o->arch, "nomic-bert") == 0;
+	if (o->ctx == 0)
+		o->ctx = strcmp(o->arch, "bert") == 0 ? 512 : 2048;
+	if (o->rope_base == 0.0f)
+		o->rope_base = strcmp(o->arch, "nomic-bert") == 0 ? 1000.0f : 10000.0f;
+	if (o->pooling < 0)
+		o->pooling = 1;
+	if (o->encoder && (o->vocab_bytes || o->tied || o->chat_template || (o->kv_heads && o->kv_heads != o->heads)))
+		return cli_fail("synth", 2, "encoders take --vocab-wpm or --vocab-from, and no --tied, --chat-template or --kv-heads");
+	if (!o->encoder && o->vocab_wpm)
+		return cli_fail("synth", 2, "--vocab-wpm is for --arch bert and nomic-bert");
+	if (o->vocab_wpm)
+		o->vocab_bytes = true;	/* "built in", for the check below */
 	if (!o->dim || !o->layers || !o->heads || !o->ffn || o->type_name == NULL || o->out == NULL)
 		return cli_fail("synth", 2, "--dim, --layers, --heads, --ffn, --type and -o are required");
 	if (!o->kv_heads)
@@ -421,7 +588,8 @@ cmd_synth(int argc, char **argv)
 	if (w == NULL || tp == NULL)
 		return cli_fail("synth", 1, "out of memory");
 
-	n_vocab = o.vocab_bytes ? byte_vocab(w, o.vocab_size) : copy_vocab(w, o.vocab_from, o.chat_template != NULL);
+	n_vocab = o.vocab_wpm ? wpm_vocab(w, o.vocab_size) :
+		o.vocab_bytes ? byte_vocab(w, o.vocab_size) : copy_vocab(w, o.vocab_from, o.chat_template != NULL);
 	if (n_vocab < 0)
 		ok = false;
 	if (ok && o.chat_template != NULL)
@@ -434,7 +602,22 @@ cmd_synth(int argc, char **argv)
 		META(lg_gguf_writer_add_u32, "embedding_length", (uint32_t) o.dim) &&
 		META(lg_gguf_writer_add_u32, "block_count", (uint32_t) o.layers) &&
 		META(lg_gguf_writer_add_u32, "feed_forward_length", (uint32_t) o.ffn) &&
-		META(lg_gguf_writer_add_u32, "attention.head_count", (uint32_t) o.heads) &&
+		META(lg_gguf_writer_add_u32, "attention.head_count", (uint32_t) o.heads);
+	if (o.encoder)
+	{
+		ok = ok && META(lg_gguf_writer_add_f32, "attention.layer_norm_epsilon", o.norm_eps) &&
+			META(lg_gguf_writer_add_bool, "attention.causal", false) &&
+			META(lg_gguf_writer_add_u32, "pooling_type", (uint32_t) o.pooling) &&
+			lg_gguf_writer_add_u32(w, "tokenizer.ggml.token_type_count", 2) == LG_OK;
+		if (ok && strcmp(o.arch, "nomic-bert") == 0)
+			ok = META(lg_gguf_writer_add_u32, "rope.dimension_count", (uint32_t) hd) &&
+				META(lg_gguf_writer_add_f32, "rope.freq_base", o.rope_base);
+		if (!ok && n_vocab >= 0)
+			cli_fail("synth", 1, "cannot write the %s metadata", o.arch);
+		ok = ok && add_encoder_tensors(w, tp, &o, n_vocab);
+		goto write;
+	}
+	ok = ok &&
 		META(lg_gguf_writer_add_u32, "attention.head_count_kv", (uint32_t) o.kv_heads) &&
 		META(lg_gguf_writer_add_u32, "rope.dimension_count", (uint32_t) hd) &&
 		META(lg_gguf_writer_add_f32, "rope.freq_base", o.rope_base) &&
@@ -475,6 +658,7 @@ cmd_synth(int argc, char **argv)
 	if (ok && !o.tied)
 		ok = add_random_tensor(w, tp, &o, "output.weight", matrix_type(&o, "output.weight", 0),
 							   o.dim, n_vocab, 1.0f / sqrtf((float) o.dim), 0.0f);
+write:
 	lg_error_clear(&err);
 	if (ok && lg_gguf_writer_write(w, o.out, &err) != LG_OK)
 		ok = (cli_fail("synth", 1, "%s: %s", o.out, err.msg), false);

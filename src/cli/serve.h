@@ -239,8 +239,6 @@ void		serve_plugin_end(serve_request *r);
 bool		serve_provider_is_remote(const serve_request *r);
 /* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
 void		serve_provider_request(serve_request *r);
-/* Take r out of STATUS's list before its last reply (serve_request.c). */
-void		serve_request_unlist(serve_request *r);
 
 /* ---- models (serve_models.c) ---- */
 

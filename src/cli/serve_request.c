@@ -719,7 +719,7 @@ do_status(serve_request *r)
 		int			n_gen = atomic_load(&q->n_gen);
 		double		tps = 0;
 
-		if (q->type != LG_FRAME_GENERATE)
+		if (q->type != LG_FRAME_GENERATE && q->type != LG_FRAME_EMBED)
 			continue;
 		if (state == SERVE_STATE_GENERATING && now > q->gen_start_us && n_gen > 1)
 			tps = (n_gen - 1) / ((now - q->gen_start_us) / 1e6);
@@ -770,13 +770,6 @@ request_unlist(serve_request *r)
 		r->unlisted = true;
 	}
 	pthread_mutex_unlock(&requests_lock);
-}
-
-/* Take r out of the list before its last reply (remote models answer outside on_done). */
-void
-serve_request_unlist(serve_request *r)
-{
-	request_unlist(r);
 }
 
 /* Drop a reference to r; the last one unlists and frees it. */

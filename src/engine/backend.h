@@ -92,6 +92,12 @@ typedef struct lg_attn_args
 	int32_t		head_dim;
 	float		scale;			/* usually 1/sqrt(head_dim) */
 	float	   *scratch;		/* see lg_backend.attn_scratch_floats */
+	/*
+	 * encoders: every query sees all kv_len positions, not just those up
+	 * to its own (a backend without the entry below ignores it, so the
+	 * forward pass checks layernorm first)
+	 */
+	bool		bidirectional;
 } lg_attn_args;
 
 typedef struct lg_backend lg_backend;
@@ -206,6 +212,16 @@ struct lg_backend
 	 */
 	lg_status	(*sample) (lg_backend *be, int32_t *ids, const float *logits, int64_t n, int64_t n_vocab,
 						   const lg_device_sample *p, lg_error *err);
+
+	/*
+	 * Encoders (bert).  NULL in a backend that cannot run them; one that
+	 * sets them also honours lg_attn_args.bidirectional.
+	 */
+	/* y[n][d] = (x - mean(x)) / sqrt(var(x) + eps) * w + b   (y may equal x) */
+	void		(*layernorm) (lg_backend *be, float *y, const float *x, const float *w, const float *b,
+							  int64_t n, int64_t d, float eps);
+	/* x = gelu(x) over n rows of d values, tanh approximation (ggml_gelu), row by row */
+	void		(*gelu) (lg_backend *be, float *x, int64_t n, int64_t d);
 };
 
 /*

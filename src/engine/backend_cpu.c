@@ -193,6 +193,8 @@ lg_backend_cpu_new_level(int n_threads, const char *level, lg_error *err)
 	be->swiglu = lg_cpu_swiglu;
 	be->add = lg_cpu_add;
 	be->add_bias = lg_cpu_add_bias;
+	be->layernorm = lg_cpu_layernorm;
+	be->gelu = lg_cpu_gelu;
 
 	if (reference)
 		lg_cpu_kernels_reference(&ctx->k);

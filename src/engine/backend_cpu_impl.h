@@ -123,6 +123,8 @@ typedef struct lg_cpu_kernels
 	float		(*exp_sum) (int64_t n, float *x, float max);
 	/* g[i] = silu(g[i]) * u[i] */
 	void		(*swiglu) (int64_t n, float *g, const float *u);
+	/* x[i] = gelu(x[i]), tanh form: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x³)) */
+	void		(*gelu) (int64_t n, float *x);
 
 	/*
 	 * Attention inner loops over nc cache rows of d floats, ks/vs floats
@@ -206,6 +208,10 @@ size_t		lg_cpu_attn_scratch_floats(lg_backend *be, int64_t n_tok, int64_t kv_len
 void		lg_cpu_swiglu(lg_backend *be, float *g, const float *u, int64_t n, int64_t d);
 void		lg_cpu_add(lg_backend *be, float *y, const float *x, int64_t n);
 void		lg_cpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64_t d);
+/* ops_cpu_bert.c: the encoders' LayerNorm and GELU */
+void		lg_cpu_layernorm(lg_backend *be, float *y, const float *x, const float *w, const float *b,
+							 int64_t n, int64_t d, float eps);
+void		lg_cpu_gelu(lg_backend *be, float *x, int64_t n, int64_t d);
 
 /* RoPE's YaRN correction range, as ggml_rope_yarn_corr_dims computes it. */
 void		lg_rope_yarn_corr_dims(int n_dims, int n_ctx_orig, float freq_base,

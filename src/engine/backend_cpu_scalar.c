@@ -114,6 +114,19 @@ scalar_swiglu(int64_t n, float *g, const float *u)
 	}
 }
 
+/* x = gelu(x), tanh form written as x * sigmoid(2z) (the same function) */
+static void
+scalar_gelu(int64_t n, float *x)
+{
+	for (int64_t i = 0; i < n; i++)
+	{
+		const float v = x[i];
+		const float z2 = 1.5957691216057308f * (v + 0.044715f * v * v * v);
+
+		x[i] = v / (1.0f + expf(-z2));
+	}
+}
+
 /*
  * s[c] = (q · K[c]) * scale, the dot in double like ggml's scalar F16/F32
  * vec_dot (sum of float products), then rounded and scaled in float.
@@ -175,6 +188,7 @@ lg_cpu_kernels_scalar(lg_cpu_kernels *k)
 	k->scale_f32 = scalar_scale_f32;
 	k->exp_sum = scalar_exp_sum;
 	k->swiglu = scalar_swiglu;
+	k->gelu = scalar_gelu;
 	k->attn_scores = scalar_attn_scores;
 	k->attn_accum = scalar_attn_accum;
 	k->attn_tile_f16 = scalar_attn_tile_f16;

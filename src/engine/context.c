@@ -13,6 +13,8 @@
 static const lg_forward_fn forward_fns[LG_ARCH_COUNT] = {
 	[LG_ARCH_LLAMA] = lg_forward_llama,
 	[LG_ARCH_QWEN2] = lg_forward_llama,
+	[LG_ARCH_BERT] = lg_forward_bert,
+	[LG_ARCH_NOMIC_BERT] = lg_forward_bert,
 };
 
 void
@@ -83,6 +85,9 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	c->n_batch = p->n_batch > 0 ? p->n_batch : 512;
 	/* a private cache's one sequence cannot take more rows than it holds */
 	if (p->kv == NULL && c->n_batch > c->n_ctx)
+		c->n_batch = c->n_ctx;
+	/* an encoder sees a whole sequence in one step: any sequence that fits must fit a step */
+	if (hp->encoder && c->n_batch < c->n_ctx)
 		c->n_batch = c->n_ctx;
 	if (p->backend)
 		c->be = p->backend;

@@ -102,5 +102,6 @@ lg_status	lg_context_run_sample(lg_context *c, const lg_fwd_batch *b, float *log
 void		lg_embed_free_scratch(lg_context *c);
 
 lg_status	lg_forward_llama(lg_context *c, const lg_fwd_batch *b, float *logits, lg_error *err);
+lg_status	lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err);
 
 #endif							/* LG_CONTEXT_H */

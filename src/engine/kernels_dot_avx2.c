@@ -830,6 +830,32 @@ avx2_swiglu(int64_t n, float *g, const float *u)
 	}
 }
 
+/* x = gelu(x) = x / (1 + exp(-2z)), z = sqrt(2/pi) * (x + 0.044715 x³) */
+static void
+avx2_gelu(int64_t n, float *x)
+{
+	const __m256 one = _mm256_set1_ps(1.0f);
+	const __m256 c0 = _mm256_set1_ps(-1.5957691216057308f);
+	const __m256 c1 = _mm256_set1_ps(0.044715f);
+	int64_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		const __m256 v = _mm256_loadu_ps(x + i);
+		const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(c1, v), _mm256_mul_ps(v, v), v);
+		/* exp's argument clamped so a large negative x gives 0, not NaN (inf/inf) */
+		const __m256 e = exp_ps(_mm256_min_ps(_mm256_mul_ps(c0, inner), _mm256_set1_ps(80.0f)));
+
+		_mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
+	}
+	for (; i < n; i++)
+	{
+		const float v = x[i];
+
+		x[i] = v / (1.0f + expf(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
+	}
+}
+
 /* Install the AVX2 kernels over the scalar ones. */
 void
 lg_cpu_kernels_avx2(lg_cpu_kernels *k)
@@ -859,4 +885,5 @@ lg_cpu_kernels_avx2(lg_cpu_kernels *k)
 	k->scale_f32 = avx2_scale_f32;
 	k->exp_sum = avx2_exp_sum;
 	k->swiglu = avx2_swiglu;
+	k->gelu = avx2_gelu;
 }

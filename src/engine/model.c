@@ -12,6 +12,8 @@
 static const char *const arch_names[LG_ARCH_COUNT] = {
 	[LG_ARCH_LLAMA] = "llama",
 	[LG_ARCH_QWEN2] = "qwen2",
+	[LG_ARCH_BERT] = "bert",
+	[LG_ARCH_NOMIC_BERT] = "nomic-bert",
 };
 
 /* llama.cpp's general.file_type numbers (llama_ftype) and their names. */
@@ -139,7 +141,7 @@ load_hparams(lg_model *m, lg_error *err)
 			break;
 	if (i == LG_ARCH_COUNT)
 		return lg_error_set(err, LG_ERR_UNSUPPORTED,
-							"model architecture \"%s\" is not supported (supported: llama, qwen2)", hp->arch_name);
+							"model architecture \"%s\" is not supported (supported: llama, qwen2, bert, nomic-bert)", hp->arch_name);
 	hp->arch = (lg_arch) i;
 	arch = hp->arch_name;
 	lg_gguf_get_cstr(g, "general.name", hp->name, sizeof(hp->name));
@@ -183,9 +185,29 @@ load_hparams(lg_model *m, lg_error *err)
 			return lg_error_set(err, LG_ERR_FORMAT, "attention.layer_norm_rms_epsilon %g is out of range", f);
 		hp->rms_eps = f;
 	}
+	/* encoders: LayerNorm's epsilon, and attention both ways unless the file says causal */
+	hp->encoder = hp->arch == LG_ARCH_BERT || hp->arch == LG_ARCH_NOMIC_BERT;
+	hp->causal = !hp->encoder;
+	if (hp->encoder)
+	{
+		char		key[160];
+		bool		b;
+
+		if (!get_arch_f32(g, arch, "attention.layer_norm_epsilon", &f))
+			return lg_error_set(err, LG_ERR_FORMAT, "missing metadata key \"%s.attention.layer_norm_epsilon\"", arch);
+		if (!(f > 0.0f && f < 1.0f))
+			return lg_error_set(err, LG_ERR_FORMAT, "attention.layer_norm_epsilon %g is out of range", f);
+		hp->norm_eps = f;
+		snprintf(key, sizeof(key), "%s.attention.causal", arch);
+		if (lg_gguf_get_bool(g, key, &b))
+			hp->causal = b;
+		if (hp->n_head_kv != hp->n_head || (int64_t) hp->head_dim * hp->n_head != hp->n_embd)
+			return lg_error_set(err, LG_ERR_UNSUPPORTED,
+								"%s with grouped-query attention or a head size other than n_embd / n_head is not supported", arch);
+	}
 
 	/* RoPE: llama rotates adjacent pairs (the converter permutes Q/K); qwen2 is NeoX-style. */
-	hp->rope.style = hp->arch == LG_ARCH_QWEN2 ? LG_ROPE_NEOX : LG_ROPE_NORM;
+	hp->rope.style = hp->arch == LG_ARCH_QWEN2 || hp->arch == LG_ARCH_NOMIC_BERT ? LG_ROPE_NEOX : LG_ROPE_NORM;
 	hp->rope.n_rot = hp->head_dim;
 	if (get_arch_u32(g, arch, "rope.dimension_count", &u))
 		hp->rope.n_rot = (int32_t) u;
@@ -239,6 +261,90 @@ load_hparams(lg_model *m, lg_error *err)
 	return LG_OK;
 }
 
+/*
+ * A view of rows [r0, r0 + n) of a 2-D tensor (nomic-bert's fused QKV as
+ * three matrices: rows are contiguous, so a row range is a matrix).
+ */
+static lg_tensor
+tensor_rows(const lg_tensor *t, int64_t r0, int64_t n)
+{
+	lg_tensor	v = *t;
+
+	v.ne[1] = n;
+	v.data = (const char *) t->data + r0 * t->row_bytes;
+	return v;
+}
+
+/*
+ * The encoders' tensors, as llama.cpp names them: bert has separate Q/K/V
+ * with biases, absolute positions and a GELU FFN with biases; nomic-bert a
+ * fused QKV without biases, RoPE and a SwiGLU FFN.  Both have token types,
+ * the embedding LayerNorm and two LayerNorms per layer.
+ */
+static lg_status
+load_tensors_encoder(lg_model *m, lg_error *err)
+{
+	const lg_gguf *g = m->gguf;
+	lg_hparams *hp = &m->hp;
+	const bool	bert = hp->arch == LG_ARCH_BERT;
+	int64_t		d = hp->n_embd;
+	const lg_gguf_tensor *tt = lg_gguf_find_tensor(g, "token_types.weight");
+	lg_status	st;
+	char		name[96];
+
+	if ((st = bind_tensor(g, &m->tok_embd, "token_embd.weight", d, hp->n_vocab, false, false, err)) != LG_OK ||
+		(st = bind_tensor(g, &m->type_embd, "token_types.weight", d, tt ? tt->ne[1] : 1, false, true, err)) != LG_OK ||
+		(st = bind_tensor(g, &m->pos_embd, "position_embd.weight", d, hp->n_ctx_train, false, !bert, err)) != LG_OK ||
+		(st = bind_tensor(g, &m->tok_norm, "token_embd_norm.weight", d, 0, true, false, err)) != LG_OK ||
+		(st = bind_tensor(g, &m->tok_norm_b, "token_embd_norm.bias", d, 0, true, false, err)) != LG_OK)
+		return st;
+	m->layers = calloc(hp->n_layer, sizeof(lg_layer));
+	if (m->layers == NULL)
+		return lg_error_set(err, LG_ERR_NOMEM, "out of memory for %d layers", hp->n_layer);
+	for (int il = 0; il < hp->n_layer; il++)
+	{
+		lg_layer   *l = &m->layers[il];
+
+#define BIND(field, suffix, ne0, ne1, flt, opt) \
+		snprintf(name, sizeof(name), "blk.%d.%s", il, suffix); \
+		if ((st = bind_tensor(g, &l->field, name, ne0, ne1, flt, opt, err)) != LG_OK) \
+			return st
+		if (bert)
+		{
+			BIND(wq, "attn_q.weight", d, d, false, false);
+			BIND(wk, "attn_k.weight", d, d, false, false);
+			BIND(wv, "attn_v.weight", d, d, false, false);
+			BIND(bq, "attn_q.bias", d, 0, true, false);
+			BIND(bk, "attn_k.bias", d, 0, true, false);
+			BIND(bv, "attn_v.bias", d, 0, true, false);
+			BIND(bo, "attn_output.bias", d, 0, true, false);
+			BIND(ffn_up_b, "ffn_up.bias", hp->n_ff, 0, true, false);
+			BIND(ffn_down_b, "ffn_down.bias", d, 0, true, false);
+		}
+		else
+		{
+			lg_tensor	qkv;
+
+			BIND(ffn_gate, "ffn_gate.weight", d, hp->n_ff, false, false);
+			snprintf(name, sizeof(name), "blk.%d.attn_qkv.weight", il);
+			if ((st = bind_tensor(g, &qkv, name, d, 3 * d, false, false, err)) != LG_OK)
+				return st;
+			l->wq = tensor_rows(&qkv, 0, d);
+			l->wk = tensor_rows(&qkv, d, d);
+			l->wv = tensor_rows(&qkv, 2 * d, d);
+		}
+		BIND(wo, "attn_output.weight", d, d, false, false);
+		BIND(attn_out_norm, "attn_output_norm.weight", d, 0, true, false);
+		BIND(attn_out_norm_b, "attn_output_norm.bias", d, 0, true, false);
+		BIND(ffn_up, "ffn_up.weight", d, hp->n_ff, false, false);
+		BIND(ffn_down, "ffn_down.weight", hp->n_ff, d, false, false);
+		BIND(layer_out_norm, "layer_output_norm.weight", d, 0, true, false);
+		BIND(layer_out_norm_b, "layer_output_norm.bias", d, 0, true, false);
+#undef BIND
+	}
+	return LG_OK;
+}
+
 /* Bind every weight tensor and check shapes against the hyperparameters. */
 static lg_status
 load_tensors(lg_model *m, lg_error *err)
@@ -254,6 +360,12 @@ load_tensors(lg_model *m, lg_error *err)
 	lg_status	st;
 	char		name[96];
 
+	if (hp->encoder)
+	{
+		if ((st = load_tensors_encoder(m, err)) != LG_OK)
+			return st;
+		goto count;
+	}
 	if ((st = bind_tensor(g, &m->tok_embd, "token_embd.weight", d, hp->n_vocab, false, false, err)) != LG_OK ||
 		(st = bind_tensor(g, &m->output_norm, "output_norm.weight", d, 0, true, false, err)) != LG_OK ||
 		(st = bind_tensor(g, &m->output, "output.weight", d, hp->n_vocab, false, true, err)) != LG_OK ||
@@ -290,6 +402,7 @@ load_tensors(lg_model *m, lg_error *err)
 #undef BIND
 	}
 
+count:
 	/* parameter count and the dominant weight type, for `info` and the registry */
 	hp->n_params = 0;
 	for (i = 0; i < g->n_tensors; i++)

@@ -21,6 +21,8 @@ typedef enum lg_arch
 {
 	LG_ARCH_LLAMA = 0,			/* llama, mistral, tinyllama, smollm */
 	LG_ARCH_QWEN2,				/* QKV bias, NeoX RoPE */
+	LG_ARCH_BERT,				/* encoder: absolute positions, post-norm, GELU */
+	LG_ARCH_NOMIC_BERT,			/* encoder: NeoX RoPE, fused QKV, SwiGLU */
 	LG_ARCH_COUNT
 } lg_arch;
 
@@ -44,7 +46,9 @@ typedef struct lg_hparams
 	lg_type		main_type;		/* most common weight type ("ftype") */
 	/* embeddings (embed.h) */
 	bool		encoder;		/* bert-like: bidirectional, no output head */
+	bool		causal;			/* <arch>.attention.causal (encoders: false) */
 	int32_t		pooling;		/* <arch>.pooling_type (lg_pooling), -1 when absent */
+	float		norm_eps;		/* <arch>.attention.layer_norm_epsilon (LayerNorm) */
 	char		ftype_name[16];	/* "Q4_K_M" when general.file_type says so */
 } lg_hparams;
 
@@ -60,6 +64,14 @@ typedef struct lg_layer
 	lg_tensor	ffn_gate;		/* [n_embd] -> [n_ff] */
 	lg_tensor	ffn_up;			/* [n_embd] -> [n_ff] */
 	lg_tensor	ffn_down;		/* [n_ff] -> [n_embd] */
+	/*
+	 * encoders (forward_bert.c); data NULL when absent.  nomic-bert's fused
+	 * attn_qkv is bound as three row-range views in wq, wk, wv.
+	 */
+	lg_tensor	bo;				/* attn_output.bias */
+	lg_tensor	attn_out_norm, attn_out_norm_b;	/* LayerNorm after attention */
+	lg_tensor	ffn_up_b, ffn_down_b;
+	lg_tensor	layer_out_norm, layer_out_norm_b;	/* LayerNorm after the FFN */
 } lg_layer;
 
 typedef struct lg_model
@@ -71,6 +83,10 @@ typedef struct lg_model
 	lg_tensor	output_norm;	/* [n_embd] f32 */
 	lg_tensor	output;			/* [n_embd] -> [n_vocab]; == tok_embd when tied */
 	lg_tensor	rope_freqs;		/* optional [n_rot/2] f32 */
+	/* encoders: token-type row 0, absolute positions (bert), embedding LayerNorm */
+	lg_tensor	type_embd;		/* [n_embd] x n_token_types, or data NULL */
+	lg_tensor	pos_embd;		/* [n_embd] x n_ctx_train (bert) */
+	lg_tensor	tok_norm, tok_norm_b;	/* [n_embd] f32 */
 	lg_layer   *layers;			/* [n_layer] */
 	char	   *chat_template;	/* tokenizer.chat_template or NULL (owned) */
 	uint64_t	file_size;

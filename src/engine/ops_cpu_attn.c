@@ -1,5 +1,6 @@
 /*
- * ops_cpu_attn.c — causal grouped-query attention over a paged KV cache.
+ * ops_cpu_attn.c — causal grouped-query attention over a paged KV cache
+ * (or bidirectional, for encoders: every query sees the whole sequence).
  *
  * A token's positions are cut into chunks of a fixed number of positions
  * (LG_ATTN_CHUNK, whole tiles), and each chunk is walked in tiles of a
@@ -144,7 +145,7 @@ lg_attn_chunk(const lg_cpu_kernels *k, const lg_attn_seq *job, int64_t t, int64_
 	const int32_t nh = a->n_heads;
 	const int64_t row = (int64_t) a->n_kv_heads * D;	/* values per cache row */
 	const int64_t q_row = (int64_t) nh * D;
-	const int64_t n_valid = a->pos0 + t + 1 < a->kv_len ? a->pos0 + t + 1 : a->kv_len;
+	const int64_t n_valid = a->bidirectional || a->pos0 + t + 1 >= a->kv_len ? a->kv_len : a->pos0 + t + 1;
 	const int64_t cs = ch * job->chunk;
 	const int64_t ce = cs + job->chunk < n_valid ? cs + job->chunk : n_valid;
 	const bool	f16 = a->kv_type == LG_KV_F16;
@@ -299,7 +300,7 @@ lg_attn_token(const lg_cpu_kernels *k, const lg_attn_seq *job, int64_t t, float 
 	const lg_attn_args *a = job->a;
 	const int32_t D = a->head_dim;
 	const int32_t nh = a->n_heads;
-	const int64_t n_valid = a->pos0 + t + 1 < a->kv_len ? a->pos0 + t + 1 : a->kv_len;
+	const int64_t n_valid = a->bidirectional || a->pos0 + t + 1 >= a->kv_len ? a->kv_len : a->pos0 + t + 1;
 	float	   *p = ws + LG_ATTN_WS_FLOATS - 2 * (size_t) nh * (D + 2);
 	float	   *r = p + (size_t) nh * (D + 2);
 

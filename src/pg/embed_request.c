@@ -73,6 +73,9 @@ embed_common_fields(LlamagpuModel *model, bool normalize, bool truncate, StringI
 	initStringInfo(buf);
 	EngineField(buf, "model", model->name);
 	EngineField(buf, "path", model->path);
+	/* a remote model: the engine asks its provider's /embeddings (docs/providers.md) */
+	if (model->provider)
+		LlamagpuProviderFields(buf, model);
 	EngineFieldInt(buf, "normalize", normalize ? 1 : 0);
 	EngineFieldInt(buf, "truncate", truncate ? 1 : 0);
 	if (model->context_size > 0)

@@ -81,6 +81,7 @@ typedef struct JobRow
 } JobRow;
 
 static LlamagpuJobSlot *my_slot = NULL;
+static bool embedding_turn = false;	/* this step tries the embedding jobs first */
 
 /* Take the slot of our database; false if another worker runs it. */
 static bool
@@ -522,9 +523,16 @@ run_step(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
 		set_search_path("pg_catalog, pg_temp");
-		job = pick_job();
-		if (job == NULL)
-			result = JOB_STEP_IDLE;
+		/* table jobs and embedding jobs (embedding_jobs.c) take turns */
+		embedding_turn = !embedding_turn;
+		job_name = MemoryContextStrdup(cxt, "(embedding)");
+		if (embedding_turn && EmbeddingJobStep())
+			;
+		else if ((job = pick_job()) == NULL)
+		{
+			if (embedding_turn || !EmbeddingJobStep())
+				result = JOB_STEP_IDLE;
+		}
 		else
 		{
 			job_id = job->id;

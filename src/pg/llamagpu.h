@@ -364,6 +364,11 @@ void		EmbedRun(LlamagpuModel *model, const char *const *inputs, int n, bool norm
 char	   *EmbedInputUtf8(text *input);
 /* A vector as a real[] (float4) array. */
 ArrayType  *EmbedVectorArray(const float *v, int n);
+/*
+ * One batch of an embedding job (the job worker's step, in its transaction,
+ * SPI connected); false when no embedding job has rows pending.
+ */
+bool		EmbeddingJobStep(void);
 
 /* ---- the API key of the current transaction (request_key.c) ---- */
 

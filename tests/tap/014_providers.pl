@@ -74,6 +74,8 @@ $node->safe_psql('postgres', qq{
 	SELECT name FROM llm_register_remote_model('remote-chatapi', '$base', 'stories', 'adapter_key', '{"prompt_api": "chat"}');
 	SELECT name FROM llm_register_remote_model('remote-flaky', '$base', 'flaky', 'adapter_key', '{"retry_base_ms": 20}');
 	SELECT name FROM llm_register_remote_model('remote-down', '$base', 'down', 'adapter_key', '$fast');
+	SELECT name FROM llm_register_remote_model('remote-limited', '$base', 'ratelimited', 'adapter_key', '$fast');
+	SELECT name FROM llm_register_remote_model('remote-ext', '$base', 'stories', 'adapter_key', '{"sampling_extensions": true}');
 	SELECT name FROM llm_register_remote_model('remote-slow', '$base', 'slow', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-drip', '$base', 'drip', 'adapter_key', '$fast');
 	SELECT name FROM llm_register_remote_model('remote-malformed', '$base', 'malformed', 'adapter_key', '$fast');
@@ -108,6 +110,9 @@ is($node->safe_psql('postgres', sprintf("SELECT $gen", "'remote'")), $local, 'll
 is($node->safe_psql('postgres', sprintf("SELECT $gen", "'remote-nostream'")), $local,
 	'non-streaming answer = local');
 is(stats('stories')->{last_body}{stream}, undef, 'stream: false sends no stream flag');
+my $port1 = stats('stories')->{last_port};
+$node->safe_psql('postgres', "SELECT llm_generate('The cat', 'remote-nostream', max_tokens => 4)");
+is(stats('stories')->{last_port}, $port1, 'the next request reuses the connection');
 is($node->safe_psql('postgres',
 		"SELECT llm_generate('Once upon a time', 'remote', max_tokens => 40, temperature => 0, stop => ARRAY['Lily'])"),
 	$node->safe_psql('postgres',
@@ -186,6 +191,13 @@ like($e, qr/^08006: remote model provider is unavailable/, '503 until retries ru
 like($err, qr/DETAIL:\s+The provider failed with HTTP 503 \(3 attempts\)\. The provider said: upstream overloaded\./, 'detail: status, attempts, the provider\'s message');
 is(stats('down')->{calls}, 3, 'max_retries 2: three attempts');
 
+$t0 = time();
+($e, $err) = sql_error("SELECT llm_generate('x', 'remote-limited')");
+like($e, qr/^53400: remote model provider rate limit exceeded/, 'Retry-After beyond retry_max_ms: 53400 at once');
+like($err, qr/HINT:\s+The provider asks to retry after 120 seconds\./, 'hint: the provider\'s Retry-After');
+cmp_ok(time() - $t0, '<', 1, 'no waiting');
+is(stats('ratelimited')->{calls}, 1, 'one attempt');
+
 $node->safe_psql('postgres', "ALTER SYSTEM SET llamagpu.request_timeout = 700; SELECT pg_reload_conf()");
 $t0 = time();
 ($e) = sql_error("SELECT llm_generate('x', 'remote-slow')");
@@ -222,6 +234,15 @@ like($e, qr/^0A000: feature not available for a remote model/, 'grammar: 0A000')
 like($e, qr/^0A000:/, 'logit_bias: 0A000');
 ($e) = sql_error("SELECT llm_tokenize('x', 'remote')");
 like($e, qr/^0A000:/, 'tokenize a remote model: 0A000');
+($e) = sql_error("SELECT llm_load_model('remote')");
+like($e, qr/^0A000:/, 'load a remote model: 0A000');
+($e, $err) = sql_error(q{SELECT llm_generate('x', 'remote', options => '{"min_p": 0.1}')});
+like($err, qr/DETAIL:\s+The option min_p is not part of the OpenAI API\.\nHINT:.*sampling_extensions/, 'min_p: 0A000, hint sampling_extensions');
+$node->safe_psql('postgres', q{SELECT llm_generate('x', 'remote-ext', top_k => 7, max_tokens => 2, options => '{"min_p": 0.1, "repeat_penalty": 1.1}')});
+is_deeply([ @{ stats('stories')->{last_body} }{qw(top_k min_p repeat_penalty)} ], [ 7, 0.1, 1.1 ],
+	'sampling_extensions: top_k, min_p, repeat_penalty sent');
+is(stats('stories')->{last_body}{min_p} // 'none', 0.1, 'min_p value');
+ok(!exists $body->{top_k}, 'without sampling_extensions top_k is not sent');
 
 # ---- cancellation mid-stream ----
 my ($h, $out, $herr) = start_psql($node, "SELECT llm_generate('x', 'remote-drip', max_tokens => 1000)");
@@ -253,6 +274,35 @@ ok(wait_for($node, "SELECT state FROM llm_stat_jobs WHERE name = 'rj'", 'done', 
 is($node->safe_psql('postgres',
 		"SELECT count(*) FILTER (WHERE d.out = llm_generate(s.body, 'stories', max_tokens => 10, temperature => 0)) FROM src s JOIN dst d USING (id)"),
 	'3', 'job outputs = local');
+
+# ---- embeddings: /v1/embeddings ----
+is($node->safe_psql('postgres', q{
+	SELECT array_length(l, 1) = array_length(r, 1) AND array_length(l, 1) > 0
+		   AND (SELECT max(abs(a - b)) < 1e-5 FROM unnest(l, r) AS t(a, b))
+	FROM (SELECT llm_embed('Once upon a time', 'stories') l, llm_embed('Once upon a time', 'remote') r) x}),
+	't', 'llm_embed: remote = local');
+is(stats('stories')->{last_path}, '/v1/embeddings', 'embeddings go to /v1/embeddings');
+is($node->safe_psql('postgres', q{
+	SELECT bool_and((SELECT max(abs(a - b)) < 1e-5 FROM unnest(l.embedding, r.embedding) AS t(a, b)))
+		   AND count(*) = 3
+	FROM llm_embed_batch(ARRAY['Once', 'The cat sat', 'A dog'], 'stories') l
+	JOIN llm_embed_batch(ARRAY['Once', 'The cat sat', 'A dog'], 'remote') r USING (ord)}),
+	't', 'llm_embed_batch: remote = local, in order (the provider answered out of order)');
+is_deeply(stats('stories')->{last_body}{input}, [ 'Once', 'The cat sat', 'A dog' ], 'inputs sent in one request');
+($e, $err) = sql_error("SELECT llm_embed('x', 'remote-down')");
+like($e, qr/^08006:/, 'embeddings: 503 until retries run out');
+($e) = sql_error("SELECT llm_embed('x', 'remote-malformed')");
+like($e, qr/^08P01:/, 'embeddings: malformed answer');
+($e) = sql_error("SELECT llm_embed('x', 'remote', truncate => true)");
+like($e, qr/^0A000:/, 'embeddings: truncate is not for remote models');
+
+# a secret that is gone: a specific error when the model is used
+$node->safe_psql('postgres', "SELECT llm_drop_secret('wrong_key')");
+like((sql_error("SELECT llm_generate('x', 'remote-badkey')"))[0],
+	qr/^42704: secret "wrong_key" of model "remote-badkey" does not exist/, 'dropped secret');
+
+is($node->safe_psql('postgres', "SELECT llm_drop_model('remote-refused'); SELECT count(*) FROM llm_models WHERE name = 'remote-refused'"),
+	"t\n0", 'llm_drop_model drops a remote model');
 
 # ---- the key never reaches a log ----
 my $log = slurp_file($node->logfile);

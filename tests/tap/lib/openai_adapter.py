@@ -13,6 +13,7 @@ Authorization header per model).
 usage: openai_adapter.py --model PATH --port-file FILE --stats FILE [--key KEY] [--llamagpu BIN]
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -30,13 +31,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 #   stories         the engine, with the model given by --model
 #   flaky           HTTP 429 (Retry-After: 1) twice, then the engine
 #   down            HTTP 503 every time
+#   ratelimited     HTTP 429 with Retry-After: 120 every time
 #   slow            waits 3 s before answering (timeouts)
 #   drip            streams "tick " every 100 ms, 200 times (cancellation)
 #   malformed       one good event, then data that is not JSON
 #   midfail         one good event, then an error event
 #   tools           a scripted tool call, streamed in pieces
 #   badstatus       HTTP 400 with an error object
-SCRIPTED = {"flaky", "down", "slow", "drip", "malformed", "midfail", "tools", "badstatus"}
+SCRIPTED = {"flaky", "down", "ratelimited", "slow", "drip", "malformed", "midfail", "tools", "badstatus"}
 
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant:{% endif %}")
@@ -85,6 +87,27 @@ class Engine:
         parts = payload.split(b"\0")
         return {parts[i].decode(): parts[i + 1].decode("utf-8", "replace")
                 for i in range(0, len(parts) - 1, 2)}
+
+    def embed(self, inputs):
+        """The engine's unit-length embeddings of inputs (lists of floats) and the token count."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.sock_path)
+        try:
+            self._send(s, "H", 0, [("protocol", "1"), ("client", "openai_adapter")])
+            self._recv(s)
+            self._send(s, "B", 1, [("model", "stories"), ("path", self.model)] +
+                       [("input", t) for t in inputs])
+            ftype, payload = self._recv(s)
+        finally:
+            s.close()
+        parts = payload.split(b"\0")
+        fields = [(parts[i].decode(), parts[i + 1].decode()) for i in range(0, len(parts) - 1, 2)]
+        d = dict(fields)
+        if ftype != "R":
+            raise RuntimeError(d.get("message", "engine error"))
+        n = int(d["n_embd"])
+        vecs = [list(struct.unpack("<%df" % n, base64.b64decode(v))) for k, v in fields if k == "embedding"]
+        return vecs, int(d.get("n_prompt", "0"))
 
     def generate(self, fields):
         """Yield ('P', text), then ('E', fields) or ('X', fields)."""
@@ -135,7 +158,10 @@ def engine_fields(body, chat):
 
 
 class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"   # the body of a stream ends with the connection
+    # JSON answers keep the connection open (Content-Length); a stream ends with it
+    protocol_version = "HTTP/1.1"
+    # headers and body are separate writes: without this each answer waits for a delayed ACK
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
@@ -147,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
         with srv.lock:
             m = srv.stats.setdefault(model, {"calls": 0, "pieces": 0, "aborted": 0})
             for k, v in add.items():
-                if isinstance(v, int) and not isinstance(v, bool) and k in m and k != "last_status":
+                if k in ("calls", "pieces", "aborted"):
                     m[k] += v
                 else:
                     m[k] = v
@@ -175,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
 
     def event(self, model, obj, raw=None):
@@ -202,12 +230,15 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         with self.server.lock:
             calls = self.server.stats.get(model, {}).get("calls", 0) + 1
-        self.stat(model, calls=1, last_body=body, last_auth=auth, last_path=self.path)
+        self.stat(model, calls=1, last_body=body, last_auth=auth, last_path=self.path,
+                  last_port=self.client_address[1])
         key = self.server.key
         if key and auth != "Bearer " + key:
             # like a real provider, the message names the key it got (the client must hide it)
             got = auth[7:] if auth.startswith("Bearer ") else auth
             return self.error(401, "Incorrect API key provided: %s." % got)
+        if self.path == "/v1/embeddings":
+            return self.embeddings(model, body)
         chat = self.path == "/v1/chat/completions"
         if self.path not in ("/v1/completions", "/v1/chat/completions"):
             return self.error(404, "no route %s" % self.path)
@@ -216,12 +247,27 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.stat(model, aborted=1)
 
+    def embeddings(self, model, body):
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if model == "down":
+            return self.error(503, "upstream overloaded")
+        if model == "malformed":
+            return self.send_json(200, {"data": [{"index": 0, "embedding": "oops"}]})
+        vecs, n_prompt = self.server.engine.embed(inputs)
+        # in reverse order: the client must place them by index
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)][::-1]
+        return self.send_json(200, {"object": "list", "data": data, "model": model,
+                                    "usage": {"prompt_tokens": n_prompt, "total_tokens": n_prompt}})
+
     def answer(self, model, body, chat, calls):
         stream = bool(body.get("stream"))
         if model == "flaky" and calls <= 2:
             return self.error(429, "slow down", [("Retry-After", "1")] if calls == 1 else [])
         if model == "down":
             return self.error(503, "upstream overloaded")
+        if model == "ratelimited":
+            return self.error(429, "quota exhausted for this minute", [("Retry-After", "120")])
         if model == "badstatus":
             return self.error(400, "max_tokens is too large for this model")
         if model == "slow":
@@ -299,6 +345,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.event(model, None, "[DONE]")
 
 
+class Server(ThreadingHTTPServer):
+    """Python's default listen backlog (5) would drop the connections of a batch."""
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -308,8 +360,7 @@ def main():
     ap.add_argument("--llamagpu", default=shutil.which("llamagpu") or "llamagpu")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", 0), Handler)
     srv.engine = Engine(a.llamagpu, a.model)
     srv.lock = threading.Lock()
     srv.stats = {}
