@@ -790,6 +790,13 @@ request_put(serve_request *r)
 	free(r);
 }
 
+/* Take r out of STATUS (serve.h). */
+void
+serve_request_unlist(serve_request *r)
+{
+	request_unlist(r);
+}
+
 /* Drop a reference to r (serve.h). */
 void
 serve_request_put(serve_request *r)
