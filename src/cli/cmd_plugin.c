@@ -25,6 +25,7 @@ put(const char *key, const char *value)
 	putchar('\n');
 }
 
+/* `llamagpu plugin-check`: key=value lines on stdout. */
 int
 cmd_plugin_check(int argc, char **argv)
 {

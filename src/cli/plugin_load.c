@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The status= name of a failure (plugin.h). */
 const char *
 plugin_fail_name(plugin_fail f)
 {
@@ -19,6 +20,7 @@ plugin_fail_name(plugin_fail f)
 	return (unsigned) f < sizeof(names) / sizeof(names[0]) ? names[f] : "invalid";
 }
 
+/* Whether s is a valid plugin name (plugin.h). */
 bool
 plugin_name_valid(const char *s)
 {
@@ -71,6 +73,7 @@ check_table(const lg_plugin_v1 *t, plugin_lib *out, char *err, size_t err_size)
 	return PLUGIN_OK;
 }
 
+/* Hash, load and check a plugin (plugin.h). */
 plugin_fail
 plugin_open(const char *path, const char *want_sha256, plugin_lib *out, char *err, size_t err_size)
 {

@@ -38,6 +38,7 @@ typedef struct serve_plugin
 static serve_plugin plugins[MAX_PLUGINS];
 static int	n_plugins;
 
+/* Remember one --plugin NAME:SHA256:PATH (serve.h). */
 bool
 serve_plugins_add(const char *spec, char *err, size_t err_size)
 {
@@ -86,6 +87,7 @@ serve_plugins_add(const char *spec, char *err, size_t err_size)
 	return true;
 }
 
+/* Load every plugin given, leaving out (and logging) those that fail (serve.h). */
 void
 serve_plugins_load(void)
 {
@@ -110,6 +112,7 @@ serve_plugins_load(void)
 	}
 }
 
+/* STATUS: one plugin field per plugin given (serve.h). */
 void
 serve_plugins_describe(serve_frame *f)
 {
@@ -146,6 +149,7 @@ on_logits(void *arg, float *logits, int32_t n_vocab, const lg_token *tokens, int
 	return false;
 }
 
+/* Begin r's plugin request and hook it into sr (serve.h). */
 bool
 serve_plugin_begin(serve_request *r, serve_model *sm, lg_sched_request *sr)
 {
@@ -197,6 +201,7 @@ serve_plugin_begin(serve_request *r, serve_model *sm, lg_sched_request *sr)
 	return true;
 }
 
+/* End r's plugin request, once (serve.h). */
 void
 serve_plugin_end(serve_request *r)
 {

@@ -115,6 +115,7 @@ sha256_final_hex(sha256_ctx *c, char hex[65])
 		snprintf(hex + 8 * i, 9, "%08x", c->h[i]);
 }
 
+/* SHA-256 of everything fd holds, from its start (plugin.h). */
 bool
 plugin_sha256_fd(int fd, char hex[65], char *err, size_t err_size)
 {

@@ -30,6 +30,7 @@
 
 #define PLUGIN_DIR_NAME "llamagpu_plugins"
 
+/* DataDir/llamagpu_plugins (llamagpu.h). */
 const char *
 PluginDir(void)
 {
@@ -147,6 +148,7 @@ lock_crashed(void)
 	return fd;
 }
 
+/* The crash marks (llamagpu.h). */
 void
 PluginReadCrashed(List **names, List **reasons)
 {
@@ -221,12 +223,14 @@ rewrite_crashed(List *drop, List *add, const char *reason)
 	PG_END_TRY();
 }
 
+/* Mark names crashed, for reason (llamagpu.h). */
 void
 PluginMarkCrashed(List *names, const char *reason)
 {
 	rewrite_crashed(NIL, names, reason);
 }
 
+/* Forget the crash marks of names (llamagpu.h). */
 void
 PluginClearCrashed(List *names)
 {
@@ -253,6 +257,7 @@ cmp_strings(const ListCell *a, const ListCell *b)
 	return strcmp(lfirst(a), lfirst(b));
 }
 
+/* The engine's --plugin values from every database's list (llamagpu.h). */
 List *
 PluginEngineArgs(List **names)
 {

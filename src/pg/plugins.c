@@ -449,6 +449,7 @@ llm_plugin_engine_sync(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* Check option logits_processor or plugin_options and add its GENERATE field (llamagpu.h). */
 void
 PluginGenerateOption(StringInfo fields, const char *key, JsonbValue *v)
 {
