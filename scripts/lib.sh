@@ -86,6 +86,8 @@ lg_cluster_start() {
 	fi
 	cp "$ROOT"/tests/tap/*.pl "$LG_TMP/tap/" 2>/dev/null
 	cp -r "$ROOT"/tests/tap/lib "$LG_TMP/tap/" 2>/dev/null
+	# engine plugins (make plugins), readable by the server: tests/tap/017_plugins.pl
+	[ -d "$ROOT/build/plugins" ] && cp -r "$ROOT/build/plugins" "$LG_TMP/plugins"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$LG_TMP"
 	chmod 700 "$LG_TMP"
 

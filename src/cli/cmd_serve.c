@@ -421,6 +421,7 @@ usage(FILE *out)
 			"                           0: compile every request's anew)\n"
 			"  --log-level LEVEL        error, warning, info or debug\n"
 			"  --log-min-duration-ms N  log generations that took N ms or more (-1: none, the default)\n"
+			"  --plugin NAME:SHA256:PATH  load an engine plugin (docs/plugins.md); repeatable\n"
 			"  --debug-token-delay-ms N sleep N ms after each scheduler step (tests)\n");
 }
 
@@ -458,6 +459,7 @@ cmd_serve(int argc, char **argv)
 		{"grammar-cache", required_argument, NULL, 'G'},
 		{"device", required_argument, NULL, 'D'},
 		{"log-min-duration-ms", required_argument, NULL, 'M'},
+		{"plugin", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -522,6 +524,14 @@ cmd_serve(int argc, char **argv)
 				else if ((serve_opts.log_min_duration_ms = parse_nonneg(optarg)) < 0)
 					return cli_fail("serve", 2, "invalid value \"%s\" for --log-min-duration-ms", optarg);
 				break;
+			case 'L':
+				{
+					char		perr[512];
+
+					if (!serve_plugins_add(optarg, perr, sizeof(perr)))
+						return cli_fail("serve", 2, "%s", perr);
+				}
+				break;
 			case 'D':
 				{
 					/* checked now, so a bad setting fails at start, not at the first model load */
@@ -577,6 +587,7 @@ cmd_serve(int argc, char **argv)
 
 	umask(077);
 	serve_metrics_init();
+	serve_plugins_load();
 	if (!prepare_socket_dir(serve_opts.socket_dir))
 		return 1;
 	listen_fd = open_listener(serve_opts.socket_dir, sockpath, sizeof(sockpath));

@@ -151,6 +151,9 @@ typedef struct serve_request
 	int64_t		gen_start_us;	/* monotonic, when the first token was produced */
 	int64_t		deadline_us;	/* monotonic; 0 = none */
 	serve_grammar *grammar;		/* the constraint it holds (serve_grammar.c), or NULL */
+	const struct serve_plugin *plugin;	/* its logits processor (serve_plugins.c), or NULL */
+	void	   *plugin_state;	/* the plugin's, from request_begin */
+	bool		plugin_failed;	/* the plugin's logits hook failed it */
 	bool		chat;			/* a messages request: END carries the assistant message */
 	int			chat_format;	/* lg_chat_format of its template */
 	serve_metrics *metrics;		/* its model's measurements (GENERATE), or NULL */
@@ -230,6 +233,20 @@ bool		serve_generate_constraint(serve_request *r, struct serve_model *sm, lg_sch
 /* A chat answer as the OpenAI assistant message (appended to msg); false when out of memory. */
 bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls,
 							   bool cut);
+
+/* ---- engine plugins (serve_plugins.c) ---- */
+
+/* Add --plugin NAME:SHA256:PATH; false with err set. */
+bool		serve_plugins_add(const char *spec, char *err, size_t err_size);
+/* Open every plugin added, checking each checksum; failures are logged and left out. */
+void		serve_plugins_load(void);
+/* One "plugin" field per plugin (STATUS): name TAB version TAB loaded|failed TAB error. */
+void		serve_plugins_describe(serve_frame *f);
+struct serve_model;
+/* Start r's plugin (field logits_processor), setting sr->on_logits; false with the error sent. */
+bool		serve_plugin_begin(serve_request *r, struct serve_model *sm, lg_sched_request *sr);
+/* End r's plugin request, if it has one (request_end). */
+void		serve_plugin_end(serve_request *r);
 
 /* ---- remote models (serve_provider.c) ---- */
 

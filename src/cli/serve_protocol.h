@@ -61,6 +61,7 @@
 #define LG_WIRE_BUSY			"busy"		/* the wait queue is full (max_queued) */
 #define LG_WIRE_GRAMMAR			"grammar"	/* invalid grammar or schema, or a grammar dead end */
 #define LG_WIRE_TEMPLATE		"template"	/* chat template missing, unparsable, or it raised */
+#define LG_WIRE_PLUGIN			"plugin"	/* engine plugin not loaded, or it refused or failed the request */
 
 /* a remote model's provider (src/cli/serve_provider.c, docs/providers.md) */
 #define LG_WIRE_REMOTE_AUTH			"remote_auth"		/* HTTP 401/403: the API key was refused */

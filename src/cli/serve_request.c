@@ -349,6 +349,7 @@ on_done(void *arg, const lg_sched_result *res)
 
 	/* gone from STATUS before the client hears the end */
 	request_unlist(r);
+	serve_plugin_end(r);
 	if (atomic_load(&r->timed_out))
 		serve_send_error(r, LG_WIRE_TIMEOUT, "the request timed out after %d tokens",
 						 atomic_load(&r->n_gen));
@@ -358,6 +359,8 @@ on_done(void *arg, const lg_sched_result *res)
 		serve_send_error(r, LG_WIRE_CANCELLED, "%s", atomic_load(&r->unloaded) ?
 						 "the request was cancelled: its model was unloaded" :
 						 "the request was cancelled");
+	else if (r->plugin_failed)
+		serve_send_error(r, LG_WIRE_PLUGIN, "%s", res->err.msg);
 	else if (res->status == LG_ERR_FORMAT && r->grammar != NULL)
 		serve_send_error_detail(r, LG_WIRE_GRAMMAR, NULL,
 								"A grammar must leave some token of the model's vocabulary allowed until it is complete.",
@@ -530,6 +533,8 @@ do_generate(serve_request *r, serve_model *sm)
 	ids = tokenize(r, m, prompt, add_bos, chat, &n_ids);
 	if (ids == NULL)
 		goto done;
+	if (!serve_plugin_begin(r, sm, &sr))
+		goto done;
 	atomic_store(&r->n_prompt, (int) n_ids);
 
 	/* the context: the request's size, else the server's, at most the scheduler's */
@@ -572,6 +577,8 @@ do_generate(serve_request *r, serve_model *sm)
 		lg_sched_cancel(sm->sched, sched_id);
 
 done:
+	if (!submitted)
+		serve_plugin_end(r);
 	lg_buf_free(&rendered);
 	free(ids);
 	free(stops);
@@ -742,6 +749,7 @@ do_status(serve_request *r)
 	}
 	pthread_mutex_unlock(&requests_lock);
 	serve_models_describe(&f);
+	serve_plugins_describe(&f);
 	{
 		int			entries;
 		int64_t		hits;

@@ -94,6 +94,7 @@ typedef struct sched_seq
 	lg_piece_fn on_piece;
 	lg_sched_done_fn on_done;
 	lg_sched_state_fn on_state;
+	lg_sched_logits_fn on_logits;
 	void	   *arg;
 	bool		reported_running;	/* the last on_state said running */
 	int32_t		n_cached;		/* prefix-cache hit at the first admission */
@@ -449,6 +450,7 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 	q->on_piece = r->on_piece;
 	q->on_done = r->on_done;
 	q->on_state = r->on_state;
+	q->on_logits = r->on_logits;
 	q->arg = r->arg;
 	q->gp = r->gen;
 	q->gp.max_tokens = max_tokens;
@@ -1256,7 +1258,8 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 	on_device = !s->p.host_sampling && lg_context_can_sample(s->ctx);
 	for (int32_t i = 0; on_device && i < nb; i++)
 		if (s->batch[i].want_logits &&
-			(s->owners[i]->gp.grammar != NULL || !lg_sampler_device_ok(s->owners[i]->sampler)))
+			(s->owners[i]->gp.grammar != NULL || s->owners[i]->on_logits != NULL ||
+			 !lg_sampler_device_ok(s->owners[i]->sampler)))
 			on_device = false;
 	if (on_device)
 	{
@@ -1301,7 +1304,20 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 			lg_sampler_accept(q->sampler, t);
 		}
 		else
-			t = lg_stream_sample(&q->stream, q->sampler, s->logits + (size_t) row++ * s->n_vocab, NULL);
+		{
+			float	   *lr = s->logits + (size_t) row++ * s->n_vocab;
+
+			/* a logits processor (an engine plugin) goes before the sampler */
+			memset(&qerr, 0, sizeof(qerr));
+			if (q->on_logits != NULL &&
+				!q->on_logits(q->arg, lr, s->n_vocab, q->tokens, q->n_tokens, q->n_prompt, &qerr))
+			{
+				retire(s, q);
+				seq_finish(s, q, qerr.status != LG_OK ? qerr.status : LG_ERR_INTERNAL, &qerr);
+				continue;
+			}
+			t = lg_stream_sample(&q->stream, q->sampler, lr, NULL);
+		}
 		if (q->t_first == 0)
 			q->t_first = now_ms();
 		q->decoding = true;

@@ -94,6 +94,13 @@ typedef struct lg_sched_result
 typedef void (*lg_sched_done_fn) (void *arg, const lg_sched_result *res);
 /* A request was admitted (running true) or preempted back to the queue (false). */
 typedef void (*lg_sched_state_fn) (void *arg, bool running);
+/*
+ * Before each sample, on the stepping thread: change the request's logits
+ * (n_vocab floats) in place; tokens are its ids so far (n_prompt prompt
+ * ids first).  False, with err set, fails the request.
+ */
+typedef bool (*lg_sched_logits_fn) (void *arg, float *logits, int32_t n_vocab, const lg_token *tokens,
+									int32_t n_tokens, int32_t n_prompt, lg_error *err);
 
 typedef struct lg_sched_request
 {
@@ -119,6 +126,7 @@ typedef struct lg_sched_request
 	lg_piece_fn on_piece;		/* streamed text; return false to cancel; may be NULL */
 	lg_sched_done_fn on_done;	/* called exactly once, also on failure and cancel */
 	lg_sched_state_fn on_state; /* may be NULL; for monitoring */
+	lg_sched_logits_fn on_logits;	/* may be NULL; a request with one samples on the host */
 	void	   *arg;
 } lg_sched_request;
 

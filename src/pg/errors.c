@@ -14,6 +14,9 @@
 #ifndef LG_WIRE_GRAMMAR
 #define LG_WIRE_GRAMMAR			"grammar"
 #endif
+#ifndef LG_WIRE_PLUGIN
+#define LG_WIRE_PLUGIN			"plugin"
+#endif
 #ifndef LG_WIRE_TEMPLATE
 #define LG_WIRE_TEMPLATE		"template"
 #endif
@@ -69,6 +72,9 @@ static const EngineErrorMap engine_errors[] = {
 	{LG_WIRE_GRAMMAR, ERRCODE_INVALID_PARAMETER_VALUE,
 		"invalid grammar or JSON schema",
 	"See docs/structured-output.md for the grammar syntax and the JSON Schema keywords llamagpu enforces."},
+	{LG_WIRE_PLUGIN, ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+		"engine plugin failed",
+	"See llamagpu.llm_plugins for the engine plugins and their state, and docs/plugins.md."},
 	{LG_WIRE_TEMPLATE, ERRCODE_INVALID_PARAMETER_VALUE,
 		"chat template failed",
 	"Check the messages against what the model's chat template expects, or give another template with the option \"chat_template\"."},

@@ -40,7 +40,7 @@ static const GenerateOption generate_options[] = {
 	{"penalty_last_n", true, -1, 1048576},
 };
 
-#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias, priority, cache, json_schema, grammar, json_compact, json_strict, chat_template"
+#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias, priority, cache, json_schema, grammar, json_compact, json_strict, chat_template, logits_processor, plugin_options"
 
 /* What the options say about the shape of the output (grammar, schema, template). */
 typedef struct OutputOptions
@@ -237,6 +237,12 @@ add_options(GenerateRequest *req, Jsonb *options, int *cache, OutputOptions *out
 				out->grammar = text;
 			else
 				out->chat_template = text;
+			continue;
+		}
+		if (strcmp(key, "logits_processor") == 0 || strcmp(key, "plugin_options") == 0)
+		{
+			/* an engine plugin (docs/plugins.md): it shapes the output, so it is in the key */
+			PluginGenerateOption(&req->key_fields, key, &v);
 			continue;
 		}
 		if (strcmp(key, "json_compact") == 0 || strcmp(key, "json_strict") == 0)

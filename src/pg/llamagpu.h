@@ -713,6 +713,28 @@ void		EngineStatusTotals(const EngineStatus *st, int64 *queued, int64 *running, 
 #define StatUnixUsToTimestamp(us) \
 	((TimestampTz) (us) - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY))
 
+/* ---- engine plugins (plugins.c, plugin_files.c; docs/plugins.md) ---- */
+
+struct JsonbValue;
+
+/* Check the GENERATE option logits_processor or plugin_options and add its field. */
+void		PluginGenerateOption(StringInfo fields, const char *key, struct JsonbValue *v);
+/* DataDir/llamagpu_plugins: the plugin lists and crash marks. */
+const char *PluginDir(void);
+/* Replace a file's content atomically (temporary file and rename). */
+void		PluginWriteFile(const char *path, const char *data, size_t len);
+/* The crash marks: names and reasons (lists of C strings, the same length). */
+void		PluginReadCrashed(List **names, List **reasons);
+/* Mark names (C strings) disabled after crashes, for reason. */
+void		PluginMarkCrashed(List *names, const char *reason);
+/* Forget the crash marks of names (C strings). */
+void		PluginClearCrashed(List *names);
+/*
+ * The engine's --plugin values (NAME:SHA256:PATH) for every database's
+ * enabled engine plugins less the crashed ones; *names gets their names.
+ */
+List	   *PluginEngineArgs(List **names);
+
 /* ---- text (utf8.c) ---- */
 
 /* Text from the engine's UTF-8 (invalid bytes become U+FFFD). */

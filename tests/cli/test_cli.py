@@ -10,6 +10,7 @@ import json
 import math
 import os
 import select
+import signal
 import shutil
 import socket
 import struct
@@ -1453,6 +1454,171 @@ class ChatTemplates(unittest.TestCase):
             out = run("chat-template", "render", "--template", tpl, "--messages", "@" + mfile,
                       "--tools", "[]", "--no-generation-prompt").stdout
             self.assertEqual(out, b"10")
+
+
+PLUGIN_DIR = os.environ.get("LLAMAGPU_PLUGIN_DIR", os.path.join(ROOT, "build", "plugins"))
+
+
+def plugin(name):
+    path = os.path.join(PLUGIN_DIR, name + ".so")
+    if not os.path.exists(path):
+        raise unittest.SkipTest("SKIP: %s not built (make plugins)" % path)
+    return path
+
+
+def plugin_check(*args):
+    p = run("plugin-check", *args, check=False)
+    return p.returncode, dict(line.split("=", 1) for line in p.stdout.decode().splitlines())
+
+
+class Plugins(unittest.TestCase):
+    """Engine plugins (docs/plugins.md): plugin-check, and serve's logits processors."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+        cls.banwords = plugin("banwords")
+        cls.sha = plugin_check(cls.banwords)[1]["sha256"]
+
+    def test_plugin_check(self):
+        rc, out = plugin_check(self.banwords)
+        self.assertEqual(rc, 0)
+        self.assertEqual((out["status"], out["abi_version"], out["name"], out["version"]),
+                         ("ok", "1", "banwords", "1.0"))
+        with open(self.banwords, "rb") as f:
+            import hashlib
+            self.assertEqual(out["sha256"], hashlib.sha256(f.read()).hexdigest())
+        rc, out = plugin_check(self.banwords, "--sha256", "0" * 64)
+        self.assertEqual((rc, out["status"]), (1, "checksum"))
+        self.assertIn("checksum mismatch", out["error"])
+        rc, out = plugin_check(plugin("test_wrong_abi"))
+        self.assertEqual((rc, out["status"], out["abi_version"]), (1, "abi", "99"))
+        self.assertIn("ABI version 99; this engine implements version 1", out["error"])
+        rc, out = plugin_check(plugin("test_no_init"))
+        self.assertEqual((rc, out["status"]), (1, "symbol"))
+        rc, out = plugin_check(STORIES)
+        self.assertEqual((rc, out["status"]), (1, "load"))
+        rc, out = plugin_check("/nonexistent/x.so")
+        self.assertEqual((rc, out["status"]), (1, "open"))
+        self.assertEqual(run("plugin-check", check=False).returncode, 2)
+
+    def gen(self, conn, rid, **extra):
+        f = {"model": "stories", "path": STORIES, "prompt": "Once upon a time", "max_tokens": 40,
+             "temperature": 0}
+        f.update(extra)
+        conn.send("G", rid, **f)
+        return conn.collect([rid])[rid]
+
+    def rpc(self, conn, typ, rid, **fields):
+        conn.send(typ, rid, **fields)
+        t, got, body = conn.read()
+        self.assertEqual((t, got), ("R", rid), body)
+        return body
+
+    def test_banwords_changes_greedy_output_exactly(self):
+        srv = EngineServer("--plugin", "banwords:%s:%s" % (self.sha, self.banwords),
+                           "--plugin", "fail:%s:%s" % (plugin_check(plugin("test_fail"))[1]["sha256"],
+                                                       plugin("test_fail")))
+        try:
+            conn = srv.connect()
+            base = self.gen(conn, 1)
+            self.assertEqual(base[1], "E", base[2])
+            # ban the first generated token: greedy takes the next best there, as logit_bias -inf does
+            ids = self.rpc(conn, "T", 2, model="stories", path=STORIES, text=base[0], add_special=0)
+            first = int(ids["tokens"].split(",")[0])
+            banned = self.gen(conn, 3, logits_processor="banwords", plugin_options='{"tokens": [%d]}' % first)
+            ref = self.gen(conn, 4, logit_bias="%d:-inf" % first)
+            self.assertEqual(banned[1], "E", banned[2])
+            self.assertNotEqual(banned[0], base[0])
+            self.assertEqual(banned[0], ref[0])
+            # a word: every token that spells it alone (leading spaces aside) is banned
+            pieces = {}
+            n_vocab = int(self.rpc(conn, "I", 5, path=STORIES)["n_vocab"])
+            for t in range(n_vocab):
+                try:
+                    pieces[t] = self.rpc(conn, "D", 6, model="stories", path=STORIES, tokens=str(t))["text"]
+                except UnicodeDecodeError:
+                    pieces[t] = ""     # a byte token, not UTF-8 alone: not a word
+            word = next(p.strip() for p in (pieces[int(t)] for t in ids["tokens"].split(","))
+                        if p.strip().isalpha() and len(p.strip()) >= 3)
+            same = [t for t, p in pieces.items() if p.lstrip(" ") == word]
+            self.assertTrue(same)
+            worded = self.gen(conn, 7, logits_processor="banwords", plugin_options=json.dumps({"words": [word]}))
+            conn.send("G", 8, model="stories", path=STORIES, prompt="Once upon a time", max_tokens=40,
+                      temperature=0, fields=[("logit_bias", "%d:-inf" % t) for t in same])
+            ref = conn.collect([8])[8]
+            self.assertEqual(worded[1], "E", worded[2])
+            self.assertEqual(worded[0], ref[0])
+            self.assertNotEqual(worded[0], base[0])
+            # a bias of +100 on one token makes greedy choose it every time
+            forced = self.gen(conn, 9, logits_processor="banwords", plugin_options='{"bias": {"%d": 100}}' % first,
+                              max_tokens=8)
+            ref = self.gen(conn, 10, logit_bias="%d:100" % first, max_tokens=8)
+            self.assertEqual((forced[0], forced[2]["n_gen"]), (ref[0], "8"))
+            self.assertEqual(self.rpc(conn, "T", 11, model="stories", path=STORIES, text=forced[0],
+                                      add_special=0)["tokens"].split(",")[:2], [str(first)] * 2)
+            # errors: unknown options, an unknown plugin, options without a plugin, a failing hook
+            bad = self.gen(conn, 12, logits_processor="banwords", plugin_options='{"colour": 1}')
+            self.assertEqual((bad[1], bad[2]["status"]), ("X", "plugin"))
+            self.assertIn('unknown option "colour"', bad[2]["message"])
+            bad = self.gen(conn, 13, logits_processor="banwords", plugin_options='{"tokens": [%d]}' % n_vocab)
+            self.assertIn("not in the vocabulary", bad[2]["message"])
+            bad = self.gen(conn, 14, logits_processor="nosuch")
+            self.assertEqual((bad[1], bad[2]["status"]), ("X", "plugin"))
+            self.assertIn('engine plugin "nosuch" is not loaded', bad[2]["message"])
+            bad = self.gen(conn, 15, plugin_options="{}")
+            self.assertEqual(bad[2]["status"], "arg")
+            bad = self.gen(conn, 16, logits_processor="fail", plugin_options='{"refuse": true}')
+            self.assertEqual(bad[2]["status"], "plugin")
+            self.assertIn("refused the request: options refused as asked", bad[2]["message"])
+            bad = self.gen(conn, 17, logits_processor="fail")
+            self.assertEqual(bad[2]["status"], "plugin")
+            self.assertIn("failed after 2 tokens as designed", bad[2]["message"])
+            self.assertEqual(self.gen(conn, 18)[:2], base[:2])     # the server goes on
+            st = as_list(conn.status().get("plugin"))
+            self.assertEqual(st, ["banwords\t1.0\tloaded\t", "fail\t0.1\tloaded\t"])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_load_failures_leave_the_plugin_out(self):
+        srv = EngineServer("--plugin", "banwords:%s:%s" % ("0" * 64, self.banwords),
+                           "--plugin", "wrong_abi:%s:%s" % (plugin_check(plugin("test_wrong_abi"))[1]["sha256"],
+                                                            plugin("test_wrong_abi")),
+                           "--plugin", "other:%s:%s" % (self.sha, self.banwords))
+        try:
+            conn = srv.connect()
+            st = [x.split("\t") for x in as_list(conn.status().get("plugin"))]
+            self.assertEqual([(x[0], x[2]) for x in st], [("banwords", "failed"), ("wrong_abi", "failed"),
+                                                           ("other", "failed")])
+            self.assertIn("checksum mismatch", st[0][3])
+            self.assertIn("ABI version 99", st[1][3])
+            self.assertIn('calls itself "banwords"', st[2][3])
+            bad = self.gen(conn, 1, logits_processor="banwords")
+            self.assertEqual(bad[2]["status"], "plugin")
+            self.assertIn("checksum mismatch", bad[2]["detail"])
+            self.assertEqual(self.gen(conn, 2)[1], "E")
+            conn.close()
+        finally:
+            srv.stop()
+        for spec in ("banwords", "banwords:abc:/x.so", "bad name:%s:/x.so" % ("0" * 64)):
+            p = run("serve", "--socket-dir", "/tmp/unused-plugin-test", "--plugin", spec, check=False)
+            self.assertEqual(p.returncode, 2, spec)
+            self.assertIn(b"--plugin", p.stderr)
+
+    def test_crashing_plugin_kills_only_the_engine(self):
+        crash = plugin("test_crash")
+        srv = EngineServer("--plugin", "crash:%s:%s" % (plugin_check(crash)[1]["sha256"], crash))
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, model="stories", path=STORIES, prompt="Once", logits_processor="crash")
+            srv.proc.wait(timeout=60)
+            # SIGSEGV, from inside the plugin (under ASan its handler reports it and exits 1)
+            self.assertNotEqual(srv.proc.returncode, 0)
+            if srv.proc.returncode < 0:
+                self.assertEqual(srv.proc.returncode, -signal.SIGSEGV)
+        finally:
+            srv.stop()
 
 
 if __name__ == "__main__":
