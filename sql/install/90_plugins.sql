@@ -442,8 +442,10 @@ REVOKE ALL ON FUNCTION
 	llm_install_plugin(text, text, text, text, jsonb), llm_enable_plugin(text),
 	llm_disable_plugin(text), llm_drop_plugin(text), llm_plugin_deactivate(llm_plugin_registry),
 	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text),
-	llm_plugin_provider_options()
+	llm_plugin_provider_options(), llm_plugin_abi_version()
 	FROM PUBLIC;
+-- a constant, but no C function of llamagpu is executable by PUBLIC
+GRANT EXECUTE ON FUNCTION llm_plugin_abi_version() TO llm_user;
 GRANT EXECUTE ON FUNCTION
 	llm_plugin_engine_state(), llm_plugin_engine_sync(text[]),
 	llm_plugin_require_superuser(text, text), llm_plugin_check_provider(text, text, jsonb),
