@@ -1,4 +1,4 @@
-/* 85_providers.sql: remote models behind an OpenAI-compatible endpoint (docs/providers.md) */
+/* 85_providers.sql: remote models behind an OpenAI-compatible endpoint (docs/models.md, "Remote providers") */
 
 -- A remote model is a row of llm_models with a provider: the engine sends
 -- its requests to base_url instead of loading weights.  path holds the

@@ -130,7 +130,7 @@ END
 $$;
 
 -- The options of a provider plugin: model and api_key_secret, then those of
--- llm_register_remote_model (docs/providers.md).
+-- llm_register_remote_model (docs/models.md, "Remote providers").
 CREATE FUNCTION llm_plugin_provider_options() RETURNS text[]
 	LANGUAGE sql IMMUTABLE
 	AS $$SELECT ARRAY['model', 'api_key_secret', 'connect_timeout_ms', 'timeout_ms', 'max_retries',
@@ -392,7 +392,7 @@ END
 $$;
 
 -- Providers: an enabled provider plugin is the remote model of the same
--- name (llm_register_remote_model, docs/providers.md), which llm_generate,
+-- name (llm_register_remote_model, docs/models.md, "Remote providers"), which llm_generate,
 -- llm_chat and the others route to; disabling drops that model.  A build
 -- without remote models stores and validates the definition only.
 CREATE FUNCTION llm_plugin_provider_enable(name text, source text, options jsonb) RETURNS void

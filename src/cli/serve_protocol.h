@@ -63,7 +63,7 @@
 #define LG_WIRE_TEMPLATE		"template"	/* chat template missing, unparsable, or it raised */
 #define LG_WIRE_PLUGIN			"plugin"	/* engine plugin not loaded, or it refused or failed the request */
 
-/* a remote model's provider (src/cli/serve_provider.c, docs/providers.md) */
+/* a remote model's provider (src/cli/serve_provider.c, docs/models.md, "Remote providers") */
 #define LG_WIRE_REMOTE_AUTH			"remote_auth"		/* HTTP 401/403: the API key was refused */
 #define LG_WIRE_REMOTE_RATE_LIMIT	"remote_rate_limit"	/* HTTP 429, after the retries */
 #define LG_WIRE_REMOTE_UNAVAILABLE	"remote_unavailable"	/* unreachable, 5xx after the retries, an error mid-answer */

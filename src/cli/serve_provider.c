@@ -1,6 +1,6 @@
 /*
  * serve_provider.c — requests for a remote model: a model registered with
- * an OpenAI-compatible endpoint (docs/providers.md) is not loaded here; its
+ * an OpenAI-compatible endpoint (docs/models.md, "Remote providers") is not loaded here; its
  * GENERATE and EMBED are sent over HTTP with libcurl, on the request's
  * worker thread, and the answer comes back as the same frames a local
  * model's would (PIECE frames and one END; one RESULT), so the extension

@@ -1,5 +1,5 @@
 /*
- * serve_provider.h — the parts of a remote model's request (docs/providers.md),
+ * serve_provider.h — the parts of a remote model's request (docs/models.md, "Remote providers"),
  * shared by serve_provider.c (dispatch, options, generation),
  * serve_provider_http.c (libcurl transfers, retries, cancellation),
  * serve_provider_answer.c (reading the answer: SSE events, JSON bodies) and

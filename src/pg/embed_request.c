@@ -73,7 +73,7 @@ embed_common_fields(LlamagpuModel *model, bool normalize, bool truncate, StringI
 	initStringInfo(buf);
 	EngineField(buf, "model", model->name);
 	EngineField(buf, "path", model->path);
-	/* a remote model: the engine asks its provider's /embeddings (docs/providers.md) */
+	/* a remote model: the engine asks its provider's /embeddings (docs/models.md, "Remote providers") */
 	if (model->provider)
 		LlamagpuProviderFields(buf, model);
 	EngineFieldInt(buf, "normalize", normalize ? 1 : 0);

@@ -78,7 +78,7 @@ static const EngineErrorMap engine_errors[] = {
 	{LG_WIRE_TEMPLATE, ERRCODE_INVALID_PARAMETER_VALUE,
 		"chat template failed",
 	"Check the messages against what the model's chat template expects, or give another template with the option \"chat_template\"."},
-	/* remote models (docs/providers.md): the provider's own message is the detail */
+	/* remote models (docs/models.md, "Remote providers"): the provider's own message is the detail */
 	{LG_WIRE_REMOTE_AUTH, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
 		"remote model provider refused the API key",
 	"Check the secret named by the model's api_key_secret in llamagpu.llm_secrets."},

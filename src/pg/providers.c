@@ -1,5 +1,5 @@
 /*
- * providers.c — remote models (docs/providers.md): the fields that send a
+ * providers.c — remote models (docs/models.md, "Remote providers"): the fields that send a
  * GENERATE for a model registered with llm_register_remote_model to its
  * OpenAI-compatible endpoint instead of to local weights.  The engine does
  * the HTTP (src/cli/serve_provider.c); a backend only adds where to send it

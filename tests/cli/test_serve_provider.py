@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Remote models in `llamagpu serve` (docs/providers.md, docs/protocol.md).
+"""Remote models in `llamagpu serve` (docs/models.md, "Remote providers", docs/protocol.md).
 
 The engine server talks to a real OpenAI-compatible endpoint on loopback,
 tests/tap/lib/openai_adapter.py, which answers with its own `llamagpu serve`

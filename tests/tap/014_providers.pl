@@ -1,4 +1,4 @@
-# Remote models (docs/providers.md): a model registered with an
+# Remote models (docs/models.md, "Remote providers"): a model registered with an
 # OpenAI-compatible endpoint answers llm_generate, llm_generate_stream,
 # llm_generate_batch, llm_chat (tools), llm_generate_json and table jobs with
 # the same privileges as a local one.  The endpoint is a real HTTP server on
