@@ -18,9 +18,10 @@ INSTALL_SQL  = sql/$(EXTENSION)--$(EXTVERSION).sql
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built   = $(INSTALL_SQL)
 DATA         = $(filter-out $(INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*--*.sql))
-REGRESS      = llamagpu_setup llamagpu_registry llamagpu_errors llamagpu_generate llamagpu_batch llamagpu_cache llamagpu_jobs llamagpu_tools llamagpu_structured llamagpu_roles
+REGRESS      = llamagpu_setup llamagpu_registry llamagpu_errors llamagpu_generate llamagpu_batch llamagpu_cache llamagpu_jobs llamagpu_tools llamagpu_structured llamagpu_quota llamagpu_embed llamagpu_plugins llamagpu_roles
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 PG_CPPFLAGS  = -Isrc/pg -Isrc/cli -DLLAMAGPU_VERSION=\"$(EXTVERSION)\"
+SHLIB_LINK   = -lcurl
 EXTRA_CLEAN  = build bin results regression.diffs regression.out tmp_check log
 
 # The extension is small C glue; it needs no LLVM bitcode (and the GPU code
@@ -34,7 +35,7 @@ CONTRIB_TESTDB = llamagpu_regress
 
 include mk/engine.mk
 
-all: $(CLI_BIN)
+all: $(CLI_BIN) plugins
 
 $(OBJS): $(wildcard src/pg/*.h)
 

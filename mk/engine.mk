@@ -37,6 +37,8 @@ ENGINE_LIB     := $(ENGINE_BUILD)/libllamagpu_engine.a
 CLI_SRCS       := $(wildcard src/cli/*.c)
 CLI_OBJS       := $(patsubst src/cli/%.c,$(ENGINE_BUILD)/cli/%.o,$(CLI_SRCS))
 CLI_BIN        := bin/llamagpu
+# the engine server talks to remote providers over HTTP (serve_provider.c)
+CLI_LIBS       := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 TEST_SRCS      := $(wildcard tests/engine/test_*.c)
 TEST_BINS      := $(patsubst tests/engine/%.c,$(ENGINE_BUILD)/tests/%,$(TEST_SRCS))
@@ -64,7 +66,7 @@ $(ENGINE_BUILD)/cli/%.o: src/cli/%.c src/cli/*.h src/engine/*.h
 
 $(CLI_BIN): $(CLI_OBJS) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(ENGINE_CC) -o $@ $(CLI_OBJS) $(ENGINE_LIB) $(ENGINE_LIBS)
+	$(ENGINE_CC) -o $@ $(CLI_OBJS) $(ENGINE_LIB) $(ENGINE_LIBS) $(CLI_LIBS) -ldl
 
 $(ENGINE_BUILD)/tests/%: tests/engine/%.c tests/engine/*.h $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -75,8 +77,9 @@ engine: $(ENGINE_LIB) $(CLI_BIN)
 engine-tests: $(TEST_BINS)
 
 # Every engine test binary; each prints its cmocka summary.
-check-engine: engine engine-tests
+check-engine: engine engine-tests plugins
 	@fail=0; for t in $(TEST_BINS); do \
 	  echo "== $$t"; LLAMAGPU_BIN=$(CURDIR)/$(CLI_BIN) $$t || fail=1; done; exit $$fail
 
 include mk/gpu.mk
+include mk/plugins.mk

@@ -5,7 +5,7 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 LLAMAGPU_SHARED=${LLAMAGPU_SHARED:-$ROOT/../shared}
 LG_DEPS="build-essential pkg-config libpcre2-dev libcmocka-dev postgresql-15 postgresql-server-dev-15 \
 postgresql-15-pgtap libipc-run-perl clang-14 libclang-rt-14-dev python3 \
-python3-jinja2 python3-jsonschema hipcc libamdhip64-dev rocm-device-libs llvm-15"
+python3-jinja2 python3-jsonschema libcurl4-openssl-dev hipcc libamdhip64-dev rocm-device-libs llvm-15"
 
 # Install the Debian packages we need (once; skipped when all are present).
 lg_install_deps() {
@@ -86,6 +86,8 @@ lg_cluster_start() {
 	fi
 	cp "$ROOT"/tests/tap/*.pl "$LG_TMP/tap/" 2>/dev/null
 	cp -r "$ROOT"/tests/tap/lib "$LG_TMP/tap/" 2>/dev/null
+	# engine plugins (make plugins), readable by the server: tests/tap/017_plugins.pl
+	[ -d "$ROOT/build/plugins" ] && cp -r "$ROOT/build/plugins" "$LG_TMP/plugins"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$LG_TMP"
 	chmod 700 "$LG_TMP"
 

@@ -6,6 +6,8 @@
 #   1a'. tests/gpu_emu/run.sh    the GPU kernels and backend on the host emulator (no GPU)
 #   1b. tests/cli/test_cli.py    the llamagpu tool end to end (and 1c: again under ASan+UBSan)
 #   1b'. tests/cli/test_embed.py embeddings against a numpy reference forward pass
+#   1b''. tests/cli/test_serve_embed.py  EMBED requests of llamagpu serve
+#   1b'''. tests/cli/test_serve_provider.py  remote models against a loopback endpoint (also in 1c)
 #   2. scripts/fuzz.sh run 45    a bounded fuzz run, then the corpora replayed (ASan+UBSan)
 #   3. pg_regress                SQL behaviour (sql/, expected/)
 #   4. pgTAP                     schema, roles, privileges (tests/pgtap/)
@@ -103,6 +105,22 @@ while read -r t; do echo "SKIP: embed $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*
 while read -r t; do fail "embed $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-embed.log" | sort -u)
 if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-embed.log"; then fail "tests/cli/test_embed.py"; fi
 
+# 1b''. EMBED requests of llamagpu serve: errors, vectors, batch == single, busy, cancel, and a
+#      generation not starved behind a big embedding job
+echo "== tests/cli/test_serve_embed.py"
+timeout 300 python3 tests/cli/test_serve_embed.py -v 2>&1 | tee "$ROOT/build/test-serve-embed.log"; rc=${PIPESTATUS[0]}
+while read -r t; do pass "serve-embed $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. ok$/\1/p' "$ROOT/build/test-serve-embed.log")
+while read -r t; do fail "serve-embed $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-serve-embed.log" | sort -u)
+if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-serve-embed.log"; then fail "tests/cli/test_serve_embed.py"; fi
+
+# 1b'''. remote models (OpenAI-compatible providers) against a loopback endpoint answering with the
+#       engine: equal output, tool calls, retries, errors, cancellation, timeouts, embeddings
+echo "== tests/cli/test_serve_provider.py"
+timeout 300 python3 tests/cli/test_serve_provider.py -v 2>&1 | tee "$ROOT/build/test-serve-provider.log"; rc=${PIPESTATUS[0]}
+while read -r t; do pass "serve-provider $t"; done < <(sed -n 's/^\(test_[a-z0-9_]*\) .* \.\.\. ok$/\1/p' "$ROOT/build/test-serve-provider.log")
+while read -r t; do fail "serve-provider $t"; done < <(sed -n 's/^\(FAIL\|ERROR\): \(test_[a-z0-9_]*\) .*/\2/p' "$ROOT/build/test-serve-provider.log" | sort -u)
+if [ $rc -ne 0 ] && ! grep -q '^\(FAIL\|ERROR\):' "$ROOT/build/test-serve-provider.log"; then fail "tests/cli/test_serve_provider.py"; fi
+
 # 1c. the same tests against a build with AddressSanitizer and UndefinedBehaviorSanitizer, so a
 #     memory error in a kernel or the tokenizer fails the run even where the output looks right
 echo "== tests/cli/test_cli.py, sanitized build"
@@ -115,6 +133,18 @@ if make -s -j2 ENGINE_BUILD=build/asan CLI_BIN=build/asan/llamagpu \
 	else
 		grep -E '^(FAIL|ERROR)|Sanitizer|runtime error' "$ROOT/build/test-cli-asan.log" | head -40
 		fail "cli under ASan+UBSan"
+	fi
+	# the HTTP client of remote models (libcurl callbacks, SSE parsing) under the sanitizers
+	rm -f "$ROOT/build/serve-provider-asan.log"
+	if ASAN_OPTIONS=detect_leaks=1 LLAMAGPU_BIN="$ROOT/build/asan/llamagpu" \
+			LLAMAGPU_TEST_SERVE_LOG="$ROOT/build/serve-provider-asan.log" timeout 300 \
+			python3 tests/cli/test_serve_provider.py >"$ROOT/build/test-serve-provider-asan.log" 2>&1 &&
+			! grep -qE 'Sanitizer|runtime error' "$ROOT/build/serve-provider-asan.log" 2>/dev/null; then
+		pass "serve-provider under ASan+UBSan"
+	else
+		grep -E '^(FAIL|ERROR)|Sanitizer|runtime error' "$ROOT/build/test-serve-provider-asan.log" \
+			"$ROOT/build/serve-provider-asan.log" 2>/dev/null | head -40
+		fail "serve-provider under ASan+UBSan"
 	fi
 else
 	tail -20 "$ROOT/build/asan-build.log"
@@ -177,15 +207,23 @@ done
 # 5. cluster-level TAP tests, as the unprivileged user (they make their own clusters)
 echo "== TAP"
 if ! skip_no_model "TAP tests"; then
+	# a 512 KiB file system for the download test's disk-full case (mounting needs root)
+	smallfs=""
+	if [ "$(id -u)" -eq 0 ] && mkdir -p "$LG_TMP/smallfs" &&
+		mount -t tmpfs -o "size=512k,mode=0700,uid=$(id -u postgres),gid=$(id -g postgres)" tmpfs "$LG_TMP/smallfs"; then
+		smallfs=$LG_TMP/smallfs
+	fi
 	for f in tests/tap/*.pl; do
 		if LG_TIMEOUT=300 lg_run_as_pg "cd '$LG_TMP/tap' && PATH='$LG_BINDIR:$PATH' PERL5LIB='$LG_PERL5LIB' \
 				PG_REGRESS='$LG_PG_REGRESS' TESTDIR='$LG_TMP/tap' LLAMAGPU_TEST_MODEL='$LG_MODEL' \
+				LLAMAGPU_TEST_SMALLFS='$smallfs' \
 				LLAMAGPU_ENGINE_PATH='${LLAMAGPU_ENGINE_PATH:-}' prove -v '$LG_TMP/tap/$(basename "$f")'"; then
 			pass "tap $(basename "$f")"
 		else
 			fail "tap $(basename "$f")"
 		fi
 	done
+	[ -n "$smallfs" ] && umount "$smallfs"
 fi
 
 echo

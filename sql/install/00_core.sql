@@ -307,7 +307,13 @@ CREATE FUNCTION llm_stat_engine_internal(
 	OUT rejected bigint, OUT steps bigint, OUT batch_tokens bigint, OUT prompt_tokens bigint,
 	OUT gen_tokens bigint, OUT preemptions bigint, OUT max_batch_tokens bigint,
 	OUT kv_block_size bigint, OUT kv_blocks_total bigint, OUT kv_blocks_used bigint,
-	OUT kv_blocks_cached bigint, OUT prefix_lookup_tokens bigint, OUT prefix_hit_tokens bigint)
+	OUT kv_blocks_cached bigint, OUT prefix_lookup_tokens bigint, OUT prefix_hit_tokens bigint,
+	-- engine-wide (docs/observability.md): the same on every row
+	OUT uptime interval, OUT restarts int, OUT engine_state text,
+	OUT engine_queued bigint, OUT engine_running bigint,
+	OUT engine_kv_blocks_used bigint, OUT engine_kv_blocks_total bigint,
+	OUT engine_prefix_lookup_tokens bigint, OUT engine_prefix_hit_tokens bigint,
+	OUT device text, OUT device_memory_used bigint, OUT device_memory_total bigint)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'llm_stat_engine_internal'
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -320,9 +326,14 @@ CREATE VIEW llm_stat_engine AS
 		   max_batch_tokens, kv_block_size, kv_blocks_used, kv_blocks_cached, kv_blocks_total,
 		   preemptions, prefix_lookup_tokens, prefix_hit_tokens,
 		   CASE WHEN prefix_lookup_tokens > 0
-				THEN prefix_hit_tokens::float8 / prefix_lookup_tokens END AS prefix_hit_rate
+				THEN prefix_hit_tokens::float8 / prefix_lookup_tokens END AS prefix_hit_rate,
+		   uptime, restarts, engine_state, engine_queued, engine_running,
+		   engine_kv_blocks_used, engine_kv_blocks_total,
+		   CASE WHEN engine_prefix_lookup_tokens > 0
+				THEN engine_prefix_hit_tokens::float8 / engine_prefix_lookup_tokens END AS engine_prefix_hit_rate,
+		   device, device_memory_used, device_memory_total
 	FROM @extschema@.llm_stat_engine_internal();
-COMMENT ON VIEW llm_stat_engine IS 'one row per model loaded in the engine, with its scheduler counters';
+COMMENT ON VIEW llm_stat_engine IS 'one row per model loaded in the engine, with its scheduler counters and the engine-wide numbers; one row with model NULL when none is loaded';
 
 -- The response cache (opt-in: option "cache" or llamagpu.response_cache).
 -- Written only by the extension, as the table's owner.

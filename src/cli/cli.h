@@ -25,6 +25,7 @@ int			cmd_grammar(int argc, char **argv);
 int			grammar_gbnf(int argc, char **argv);	/* cmd_grammar_schema.c */
 int			grammar_schema_batch(int argc, char **argv);
 int			cmd_chat_template(int argc, char **argv);
+int			cmd_plugin_check(int argc, char **argv);
 
 /* Print "llamagpu <cmd>: <msg>\n" to stderr; returns status for `return cli_fail(...)`. */
 int			cli_fail(const char *cmd, int status, const char *fmt, ...)

@@ -33,15 +33,23 @@
 
 serve_options serve_opts;
 
+_Thread_local int serve_log_backend_pid;
+
 static volatile sig_atomic_t stop_requested;
 static int	wake_pipe[2] = {-1, -1};
 
-/* Log a line to stderr (the Postgres server log when run by the extension). */
+/*
+ * Log a line to stderr (the Postgres server log when run by the
+ * extension), with the prefix every llamagpu log line has, and the backend
+ * PID of the request this thread works for.  One fprintf per line: stderr
+ * is unbuffered, so lines of different threads do not interleave.
+ */
 void
 serve_log(int level, const char *fmt, ...)
 {
 	static const char *const names[] = {"ERROR", "WARNING", "INFO", "DEBUG"};
 	char		line[1024];
+	char		pid[40] = "";
 	va_list		ap;
 
 	if (level > serve_opts.log_level)
@@ -49,7 +57,9 @@ serve_log(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "llamagpu serve[%d] %s: %s\n", (int) getpid(), names[level], line);
+	if (serve_log_backend_pid > 0)
+		snprintf(pid, sizeof(pid), " (backend PID %d)", serve_log_backend_pid);
+	fprintf(stderr, "llamagpu: engine[%d] %s: %s%s\n", (int) getpid(), names[level], line, pid);
 }
 
 /* SIGTERM, SIGINT: leave the poll loop. */
@@ -410,6 +420,8 @@ usage(FILE *out)
 			"  --grammar-cache N        compiled grammars and schemas kept for reuse (default 64;\n"
 			"                           0: compile every request's anew)\n"
 			"  --log-level LEVEL        error, warning, info or debug\n"
+			"  --log-min-duration-ms N  log generations that took N ms or more (-1: none, the default)\n"
+			"  --plugin NAME:SHA256:PATH  load an engine plugin (docs/plugins.md); repeatable\n"
 			"  --debug-token-delay-ms N sleep N ms after each scheduler step (tests)\n");
 }
 
@@ -446,6 +458,8 @@ cmd_serve(int argc, char **argv)
 		{"no-prefix-cache", no_argument, NULL, 'P'},
 		{"grammar-cache", required_argument, NULL, 'G'},
 		{"device", required_argument, NULL, 'D'},
+		{"log-min-duration-ms", required_argument, NULL, 'M'},
+		{"plugin", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -465,6 +479,7 @@ cmd_serve(int argc, char **argv)
 	serve_opts.prefix_cache = true;
 	serve_opts.grammar_cache = 64;
 	serve_opts.device = "auto";
+	serve_opts.log_min_duration_ms = -1;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
 	{
@@ -502,6 +517,21 @@ cmd_serve(int argc, char **argv)
 			case 'K': serve_opts.kv_block_size = v; break;
 			case 'P': serve_opts.prefix_cache = false; break;
 			case 'G': serve_opts.grammar_cache = v; break;
+			case 'M':
+				/* -1 turns it off, as Postgres' log_min_duration_statement */
+				if (strcmp(optarg, "-1") == 0)
+					serve_opts.log_min_duration_ms = -1;
+				else if ((serve_opts.log_min_duration_ms = parse_nonneg(optarg)) < 0)
+					return cli_fail("serve", 2, "invalid value \"%s\" for --log-min-duration-ms", optarg);
+				break;
+			case 'L':
+				{
+					char		perr[512];
+
+					if (!serve_plugins_add(optarg, perr, sizeof(perr)))
+						return cli_fail("serve", 2, "%s", perr);
+				}
+				break;
 			case 'D':
 				{
 					/* checked now, so a bad setting fails at start, not at the first model load */
@@ -556,12 +586,14 @@ cmd_serve(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 
 	umask(077);
+	serve_metrics_init();
+	serve_plugins_load();
 	if (!prepare_socket_dir(serve_opts.socket_dir))
 		return 1;
 	listen_fd = open_listener(serve_opts.socket_dir, sockpath, sizeof(sockpath));
 	if (listen_fd < 0)
 		return 1;
-	serve_log(SERVE_LOG_INFO, "listening on %s (device %s, threads %d, kv cache %d MB per model, "
+	serve_log(SERVE_LOG_INFO, "started, listening on %s (device %s, threads %d, kv cache %d MB per model, "
 			  "batch %d tokens, %d sequences, queue %d, blocks of %d, prefix cache %s)",
 			  sockpath, serve_opts.device, serve_opts.threads, serve_opts.kv_cache_mb, serve_opts.max_batch_tokens,
 			  serve_opts.max_seqs, serve_opts.max_queued, serve_opts.kv_block_size,
@@ -650,7 +682,7 @@ cmd_serve(int argc, char **argv)
 		}
 	}
 
-	serve_log(SERVE_LOG_INFO, "shutting down");
+	serve_log(SERVE_LOG_INFO, "stopping: %d requests in flight are cancelled", serve_requests_running());
 	serve_requests_cancel_all();
 	close(listen_fd);
 	unlink(sockpath);

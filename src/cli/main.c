@@ -24,6 +24,7 @@ static const struct
 	{"synth", cmd_synth, "synth --arch llama|qwen2 --dim D --layers L --heads H --kv-heads K --ffn F (--vocab-from VOCAB.gguf | --vocab-bytes) --type T --seed S -o OUT.gguf"},
 	{"grammar", cmd_grammar, "grammar check|bench --gbnf FILE [--text STRING | --file FILE] [-m MODEL.gguf]"},
 	{"chat-template", cmd_chat_template, "chat-template render (--template FILE | -m FILE) --messages JSON|@FILE [--tools JSON] [--no-generation-prompt] [--bos S] [--eos S] [--now UNIX]"},
+	{"plugin-check", cmd_plugin_check, "plugin-check FILE [--sha256 HEX]   (an engine plugin's ABI version and name)"},
 	{"serve", cmd_serve, "serve --socket-dir DIR [options]   (started by the Postgres extension)"},
 };
 

@@ -39,6 +39,7 @@ typedef struct serve_options
 	int			token_delay_ms; /* test hook: sleep after each token */
 	int			grammar_cache;	/* compiled grammars kept (LRU); 0 = none */
 	const char *device;			/* --device: lg_backend_open's name ("auto") */
+	int			log_min_duration_ms;	/* log generations that took this long; -1 = off */
 } serve_options;
 
 extern serve_options serve_opts;
@@ -48,7 +49,14 @@ extern serve_options serve_opts;
 #define SERVE_LOG_INFO		2
 #define SERVE_LOG_DEBUG		3
 
+/*
+ * Log a line to stderr, which the supervisor leaves pointing at the
+ * Postgres server log: "llamagpu: engine[PID] LEVEL: message", and
+ * " (backend PID N)" when the thread is working for a request.
+ */
 void		serve_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The backend PID of the request this thread works for (0: none), for serve_log. */
+extern _Thread_local int serve_log_backend_pid;
 
 /* ---- frames (serve_frame.c) ---- */
 
@@ -115,6 +123,7 @@ typedef enum serve_state
 
 struct serve_model;
 typedef struct serve_grammar serve_grammar;
+typedef struct serve_metrics serve_metrics;
 
 typedef struct serve_request
 {
@@ -142,8 +151,17 @@ typedef struct serve_request
 	int64_t		gen_start_us;	/* monotonic, when the first token was produced */
 	int64_t		deadline_us;	/* monotonic; 0 = none */
 	serve_grammar *grammar;		/* the constraint it holds (serve_grammar.c), or NULL */
+	const struct serve_plugin *plugin;	/* its logits processor (serve_plugins.c), or NULL */
+	void	   *plugin_state;	/* the plugin's, from request_begin */
+	bool		plugin_failed;	/* the plugin's logits hook failed it */
 	bool		chat;			/* a messages request: END carries the assistant message */
 	int			chat_format;	/* lg_chat_format of its template */
+	serve_metrics *metrics;		/* its model's measurements (GENERATE), or NULL */
+	const char *outcome;		/* how it ended: END's finish or ERROR's status (static text) */
+	int64_t		arrive_us;		/* monotonic, when its frame was read */
+	int64_t		last_token_us;	/* monotonic, when its latest token was sampled */
+	int			log_min_duration_ms;	/* log it if it takes this long; -1 = never */
+	atomic_bool counted;		/* serve_metrics_finish ran */
 	struct serve_request *prev;
 	struct serve_request *next;
 } serve_request;
@@ -158,6 +176,19 @@ void		serve_send_error(serve_request *r, const char *status, const char *fmt, ..
 void		serve_send_error_detail(serve_request *r, const char *status, const char *detail,
 									const char *hint, const char *fmt, ...)
 			__attribute__((format(printf, 5, 6)));
+
+/* The wire name (LG_WIRE_*) of an engine status. */
+const char *serve_wire_status(lg_status s);
+/* Take r out of STATUS (before its final reply goes out). */
+void		serve_request_unlist(serve_request *r);
+/* Drop a reference to r (the scheduler's, after its final reply). */
+void		serve_request_put(serve_request *r);
+
+/* ---- embeddings (serve_embed.c) ---- */
+
+struct serve_model;
+/* EMBED: tokenize and submit to the model's scheduler; true when submitted. */
+bool		serve_embed(serve_request *r, struct serve_model *sm);
 
 /* Start a worker thread for the request (takes ownership). */
 bool		serve_request_start(serve_request *r);
@@ -202,6 +233,48 @@ bool		serve_generate_constraint(serve_request *r, struct serve_model *sm, lg_sch
 /* A chat answer as the OpenAI assistant message (appended to msg); false when out of memory. */
 bool		serve_chat_message(serve_request *r, const char *text, size_t len, lg_buf *msg, int *n_calls,
 							   bool cut);
+
+/* ---- engine plugins (serve_plugins.c) ---- */
+
+/* Add --plugin NAME:SHA256:PATH; false with err set. */
+bool		serve_plugins_add(const char *spec, char *err, size_t err_size);
+/* Open every plugin added, checking each checksum; failures are logged and left out. */
+void		serve_plugins_load(void);
+/* One "plugin" field per plugin (STATUS): name TAB version TAB loaded|failed TAB error. */
+void		serve_plugins_describe(serve_frame *f);
+struct serve_model;
+/* Start r's plugin (field logits_processor), setting sr->on_logits; false with the error sent. */
+bool		serve_plugin_begin(serve_request *r, struct serve_model *sm, lg_sched_request *sr);
+/* End r's plugin request, if it has one (request_end). */
+void		serve_plugin_end(serve_request *r);
+
+/* ---- remote models (serve_provider.c) ---- */
+
+/* Whether r names a remote model (it carries a "provider" field). */
+bool		serve_provider_is_remote(const serve_request *r);
+/* Answer a request for a remote model (GENERATE over HTTP; others: an error). */
+void		serve_provider_request(serve_request *r);
+
+/* ---- measurements (serve_metrics.c) ---- */
+
+#define SERVE_HIST_TTFT		0	/* request arrived -> first token */
+#define SERVE_HIST_ITL		1	/* one token -> the next */
+#define SERVE_HIST_E2E		2	/* request arrived -> it ended */
+#define SERVE_HIST_COUNT	3
+
+void		serve_metrics_init(void);
+/* The measurements of model name (made on first use); NULL when out of memory. */
+serve_metrics *serve_metrics_get(const char *name);
+/* A token was sampled: first (us since arrival) or a later one (us since the previous). */
+void		serve_metrics_token(serve_metrics *m, bool first, int64_t us);
+/* A GENERATE request ended: count its outcome and time; log it when slow. */
+void		serve_metrics_finish(serve_request *r);
+void		serve_metrics_reset(void);
+/* The engine-wide fields and every model's "metrics" and "histogram" fields (STATUS). */
+void		serve_metrics_describe(serve_frame *f);
+/* A loaded model's "model_memory" field (STATUS). */
+void		serve_metrics_describe_model(serve_frame *f, const char *name, const char *device,
+										 int64_t weights_bytes, int64_t kv_bytes);
 
 /* ---- models (serve_models.c) ---- */
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "chat_template.h"
+#include "gguf.h"
 #include "grammar.h"
 
 static pthread_mutex_t models_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -220,6 +221,7 @@ serve_model_unload(const char *name)
 		if (strcmp(m->name, name) == 0)
 		{
 			found = true;
+			serve_log(SERVE_LOG_INFO, "unloading model \"%s\" (%d requests using it are cancelled)", name, m->refs);
 			model_unlist(m);
 			if (m->refs == 0)
 				model_free(m);
@@ -291,6 +293,9 @@ serve_models_describe(serve_frame *f)
 						   (int) st.kv.block_size, (int) st.kv.n_blocks, (int) st.kv.n_used,
 						   (int) st.kv.n_cached, (long long) st.kv.prefix_lookup_tokens,
 						   (long long) st.kv.prefix_hit_tokens);
+		serve_metrics_describe_model(f, m->name, lg_sched_device(m->sched),
+									 m->model->gguf ? (int64_t) (m->model->gguf->size - m->model->gguf->data_offset) : 0,
+									 (int64_t) lg_kv_block_bytes(m->model, st.kv.block_size, LG_KV_F16) * st.kv.n_blocks);
 	}
 	pthread_mutex_unlock(&models_lock);
 }

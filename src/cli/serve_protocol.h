@@ -33,6 +33,7 @@
 #define LG_FRAME_UNLOAD			'U'
 #define LG_FRAME_STATUS			'S'
 #define LG_FRAME_CANCEL			'C'	/* stop request <id>; no payload, no reply */
+#define LG_FRAME_EMBED			'B'	/* embed inputs: one RESULT with a vector per input */
 
 /* server -> client */
 #define LG_FRAME_PIECE			'P'	/* generated text, streamed */
@@ -60,5 +61,15 @@
 #define LG_WIRE_BUSY			"busy"		/* the wait queue is full (max_queued) */
 #define LG_WIRE_GRAMMAR			"grammar"	/* invalid grammar or schema, or a grammar dead end */
 #define LG_WIRE_TEMPLATE		"template"	/* chat template missing, unparsable, or it raised */
+#define LG_WIRE_PLUGIN			"plugin"	/* engine plugin not loaded, or it refused or failed the request */
+
+/* a remote model's provider (src/cli/serve_provider.c, docs/models.md, "Remote providers") */
+#define LG_WIRE_REMOTE_AUTH			"remote_auth"		/* HTTP 401/403: the API key was refused */
+#define LG_WIRE_REMOTE_RATE_LIMIT	"remote_rate_limit"	/* HTTP 429, after the retries */
+#define LG_WIRE_REMOTE_UNAVAILABLE	"remote_unavailable"	/* unreachable, 5xx after the retries, an error mid-answer */
+#define LG_WIRE_REMOTE_NOT_FOUND	"remote_not_found"	/* HTTP 404: wrong base_url or model */
+#define LG_WIRE_REMOTE_REJECTED		"remote_rejected"	/* another 4xx: the provider refused the request */
+#define LG_WIRE_REMOTE_PROTOCOL		"remote_protocol"	/* a malformed answer (SSE, JSON) */
+#define LG_WIRE_REMOTE_UNSUPPORTED	"remote_unsupported"	/* a setting a remote model cannot take (grammar, logit_bias) */
 
 #endif							/* LG_SERVE_PROTOCOL_H */

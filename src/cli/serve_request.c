@@ -72,6 +72,13 @@ status_wire_name(lg_status s)
 	return LG_WIRE_INTERNAL;
 }
 
+/* The wire name of an engine status (serve.h). */
+const char *
+serve_wire_status(lg_status s)
+{
+	return status_wire_name(s);
+}
+
 /* Send an ERROR frame for r: status, message, and detail and hint when given. */
 static void
 send_error_v(serve_request *r, const char *status, const char *detail, const char *hint,
@@ -82,6 +89,15 @@ send_error_v(serve_request *r, const char *status, const char *detail, const cha
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	serve_log(SERVE_LOG_DEBUG, "request %llu: %s: %s", (unsigned long long) r->seq, status, msg);
+	if (r->outcome == NULL)
+		r->outcome = status;
+	/* counted before the client hears of it, so a STATUS it sends next sees it */
+	if (r->type == LG_FRAME_GENERATE)
+		serve_metrics_finish(r);
+	/* out of memory is an operator's problem whoever asked: always logged */
+	if (strcmp(status, LG_WIRE_NOMEM) == 0)
+		serve_log(SERVE_LOG_WARNING, "out of memory: %s (request %llu, model \"%s\", backend PID %d)",
+				  msg, (unsigned long long) r->seq, r->model, r->backend_pid);
 	/* an error ends the request: gone from STATUS before the client hears it */
 	request_unlist(r);
 	serve_frame_begin(&f, LG_FRAME_ERROR, r->id);
@@ -289,13 +305,17 @@ static bool
 on_piece(void *arg, const char *piece, size_t len)
 {
 	serve_request *r = arg;
+	int64_t		now = serve_now_us();
+	bool		first = atomic_load(&r->state) != SERVE_STATE_GENERATING;
 
-	if (atomic_load(&r->state) != SERVE_STATE_GENERATING)
+	if (first)
 	{
-		r->gen_start_us = serve_now_us();
+		r->gen_start_us = now;
 		atomic_store(&r->state, SERVE_STATE_GENERATING);
 	}
 	atomic_fetch_add(&r->n_gen, 1);
+	serve_metrics_token(r->metrics, first, now - (first ? r->arrive_us : r->last_token_us));
+	r->last_token_us = now;
 	if (len > 0 && !r->peer_gone)
 	{
 		serve_frame f = {0};
@@ -329,6 +349,7 @@ on_done(void *arg, const lg_sched_result *res)
 
 	/* gone from STATUS before the client hears the end */
 	request_unlist(r);
+	serve_plugin_end(r);
 	if (atomic_load(&r->timed_out))
 		serve_send_error(r, LG_WIRE_TIMEOUT, "the request timed out after %d tokens",
 						 atomic_load(&r->n_gen));
@@ -338,6 +359,8 @@ on_done(void *arg, const lg_sched_result *res)
 		serve_send_error(r, LG_WIRE_CANCELLED, "%s", atomic_load(&r->unloaded) ?
 						 "the request was cancelled: its model was unloaded" :
 						 "the request was cancelled");
+	else if (r->plugin_failed)
+		serve_send_error(r, LG_WIRE_PLUGIN, "%s", res->err.msg);
 	else if (res->status == LG_ERR_FORMAT && r->grammar != NULL)
 		serve_send_error_detail(r, LG_WIRE_GRAMMAR, NULL,
 								"A grammar must leave some token of the model's vocabulary allowed until it is complete.",
@@ -362,8 +385,10 @@ on_done(void *arg, const lg_sched_result *res)
 		}
 		serve_frame_begin(&f, LG_FRAME_END, r->id);
 		/* calls kept from an answer cut short still say "length": the answer did not end */
-		serve_frame_field(&f, "finish", n_calls > 0 && res->finish != LG_FINISH_LENGTH ?
-						  "tool_calls" : lg_finish_reason_name(res->finish));
+		r->outcome = n_calls > 0 && res->finish != LG_FINISH_LENGTH ?
+			"tool_calls" : lg_finish_reason_name(res->finish);
+		serve_frame_field(&f, "finish", r->outcome);
+		serve_metrics_finish(r);
 		if (r->chat)
 			serve_frame_field(&f, "message", msg.data);
 		lg_buf_free(&msg);
@@ -410,6 +435,7 @@ do_generate(serve_request *r, serve_model *sm)
 
 	memset(&sr, 0, sizeof(sr));
 	lg_buf_init(&rendered);
+	r->metrics = serve_metrics_get(sm->name);
 	/* the constraint first: bad tools are reported before the template runs on them */
 	serve_chat_detect(r, sm);
 	if (!serve_generate_constraint(r, sm, &sr))
@@ -507,6 +533,8 @@ do_generate(serve_request *r, serve_model *sm)
 	ids = tokenize(r, m, prompt, add_bos, chat, &n_ids);
 	if (ids == NULL)
 		goto done;
+	if (!serve_plugin_begin(r, sm, &sr))
+		goto done;
 	atomic_store(&r->n_prompt, (int) n_ids);
 
 	/* the context: the request's size, else the server's, at most the scheduler's */
@@ -549,6 +577,8 @@ do_generate(serve_request *r, serve_model *sm)
 		lg_sched_cancel(sm->sched, sched_id);
 
 done:
+	if (!submitted)
+		serve_plugin_end(r);
 	lg_buf_free(&rendered);
 	free(ids);
 	free(stops);
@@ -695,6 +725,9 @@ do_status(serve_request *r)
 	serve_frame f = {0};
 	int64_t		now = serve_now_us();
 
+	/* reset first: the reply shows the counters starting again */
+	if (serve_fields_get(&r->fields, "reset") != NULL && strcmp(serve_fields_get(&r->fields, "reset"), "1") == 0)
+		serve_metrics_reset();
 	serve_frame_begin(&f, LG_FRAME_RESULT, r->id);
 	serve_frame_fieldf(&f, "pid", "%d", (int) getpid());
 	pthread_mutex_lock(&requests_lock);
@@ -705,7 +738,7 @@ do_status(serve_request *r)
 		int			n_gen = atomic_load(&q->n_gen);
 		double		tps = 0;
 
-		if (q->type != LG_FRAME_GENERATE)
+		if (q->type != LG_FRAME_GENERATE && q->type != LG_FRAME_EMBED)
 			continue;
 		if (state == SERVE_STATE_GENERATING && now > q->gen_start_us && n_gen > 1)
 			tps = (n_gen - 1) / ((now - q->gen_start_us) / 1e6);
@@ -716,6 +749,7 @@ do_status(serve_request *r)
 	}
 	pthread_mutex_unlock(&requests_lock);
 	serve_models_describe(&f);
+	serve_plugins_describe(&f);
 	{
 		int			entries;
 		int64_t		hits;
@@ -725,6 +759,7 @@ do_status(serve_request *r)
 		serve_frame_fieldf(&f, "grammar_cache", "%d\t%lld\t%lld", entries, (long long) hits,
 						   (long long) misses);
 	}
+	serve_metrics_describe(&f);
 	serve_conn_send(r->conn, &f);
 	serve_frame_free(&f);
 }
@@ -766,6 +801,9 @@ request_put(serve_request *r)
 	request_unlist(r);
 
 	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
+	/* a request that ended without a reply (its client went away) is counted now */
+	if (r->type == LG_FRAME_GENERATE)
+		serve_metrics_finish(r);
 	serve_grammar_release(r->grammar);
 	if (r->sm)
 		serve_model_release(r->sm);
@@ -775,6 +813,20 @@ request_put(serve_request *r)
 	free(r);
 }
 
+/* Take r out of STATUS (serve.h). */
+void
+serve_request_unlist(serve_request *r)
+{
+	request_unlist(r);
+}
+
+/* Drop a reference to r (serve.h). */
+void
+serve_request_put(serve_request *r)
+{
+	request_put(r);
+}
+
 /* The worker thread. */
 static void *
 request_main(void *arg)
@@ -782,12 +834,22 @@ request_main(void *arg)
 	serve_request *r = arg;
 	serve_model *sm = NULL;
 
+	serve_log_backend_pid = r->backend_pid;
+
+	/* a remote model has no weights here: its requests go to the provider */
+	if (serve_provider_is_remote(r) && r->type != LG_FRAME_UNLOAD && r->type != LG_FRAME_STATUS)
+	{
+		serve_provider_request(r);
+		request_put(r);
+		return NULL;
+	}
 	switch (r->type)
 	{
 		case LG_FRAME_GENERATE:
 		case LG_FRAME_TOKENIZE:
 		case LG_FRAME_DETOKENIZE:
 		case LG_FRAME_LOAD:
+		case LG_FRAME_EMBED:
 			sm = request_model(r);
 			if (sm == NULL)
 				break;
@@ -797,6 +859,8 @@ request_main(void *arg)
 			pthread_mutex_unlock(&requests_lock);
 			if (r->type == LG_FRAME_GENERATE)
 				do_generate(r, sm);
+			else if (r->type == LG_FRAME_EMBED)
+				serve_embed(r, sm);
 			else if (r->type == LG_FRAME_TOKENIZE)
 				do_tokenize(r, sm);
 			else if (r->type == LG_FRAME_DETOKENIZE)
@@ -864,11 +928,20 @@ serve_request_start(serve_request *r)
 	r->chat_format = 0;
 	r->peer_gone = false;
 	r->unlisted = false;
+	r->metrics = NULL;
+	r->outcome = NULL;
+	atomic_init(&r->counted, false);
+	r->arrive_us = serve_now_us();
+	r->last_token_us = r->arrive_us;
 	r->start_us = serve_wall_us();
 	copy_label(r->role, sizeof(r->role), serve_fields_get(&r->fields, "role"));
 	copy_label(r->model, sizeof(r->model), serve_fields_get(&r->fields, "model"));
 	if ((s = serve_fields_get(&r->fields, "backend_pid")) != NULL)
 		r->backend_pid = atoi(s);
+	/* the session's llamagpu.log_min_duration, else the server's --log-min-duration-ms */
+	r->log_min_duration_ms = serve_opts.log_min_duration_ms;
+	if ((s = serve_fields_get(&r->fields, "log_min_duration_ms")) != NULL)
+		r->log_min_duration_ms = atoi(s) < 0 ? -1 : atoi(s);
 	if ((s = serve_fields_get(&r->fields, "timeout_ms")) != NULL && (v = atoll(s)) > 0)
 		r->deadline_us = serve_now_us() + v * 1000;
 

@@ -30,6 +30,12 @@
  * waiting k * aging_ms: nothing starves while higher priorities keep
  * coming.  Ties go to preempted requests, then to the oldest.
  *
+ * Embedding requests (sched_embed) stay in the wait queue until their
+ * last input is evaluated; a step plans whole inputs of them after the
+ * generation admissions would have (same ranking), evaluates them with
+ * lg_context_embed after the generation batch, and ages them from their
+ * last step rather than from submit (so they take turns, see scheduler.h).
+ *
  * Locking: s->lock guards the two lists, the cancel flags and the
  * counters.  The KV cache, the context and the sequences' contents are the
  * stepping thread's alone; the lock is dropped for the forward pass and
@@ -49,6 +55,22 @@
 #define SCHED_MAX_SEQS_DEFAULT	64
 #define SCHED_MAX_QUEUED_DEFAULT 256
 #define SCHED_AGING_MS_DEFAULT	1000
+
+/* The inputs of an embedding request and how far it got. */
+typedef struct sched_embed
+{
+	lg_token  **inputs;			/* [n_inputs] copies */
+	int32_t    *n_tokens;
+	int32_t		n_inputs;
+	int32_t		next;			/* inputs before it are done */
+	int32_t		step_end;		/* this step evaluates next .. step_end - 1 */
+	int64_t		n_total;		/* tokens in all inputs */
+	lg_pooling	pool;			/* resolved: never LG_POOL_DEFAULT */
+	bool		normalize;
+	bool		started;		/* some step planned it (no longer "queued") */
+	float	   *out;
+	double		t_aging;		/* aging counts from here: submit, then its last step */
+} sched_embed;
 
 typedef struct sched_seq
 {
@@ -72,6 +94,7 @@ typedef struct sched_seq
 	lg_piece_fn on_piece;
 	lg_sched_done_fn on_done;
 	lg_sched_state_fn on_state;
+	lg_sched_logits_fn on_logits;
 	void	   *arg;
 	bool		reported_running;	/* the last on_state said running */
 	int32_t		n_cached;		/* prefix-cache hit at the first admission */
@@ -84,6 +107,7 @@ typedef struct sched_seq
 	int32_t		n_step;
 	struct sched_seq *next_done;
 	struct sched_seq *next_preempted;	/* preempted during this step's planning */
+	sched_embed *embed;			/* an embedding request, or NULL */
 } sched_seq;
 
 struct lg_sched
@@ -115,6 +139,9 @@ struct lg_sched
 	/* the stepping thread's scratch */
 	lg_batch_seq *batch;		/* [max_seqs] */
 	sched_seq **owners;			/* [max_seqs] */
+	sched_seq **embeds;			/* [cap_embeds] this step's embedding requests */
+	int32_t		n_embeds;
+	int32_t		cap_embeds;
 	float	   *logits;			/* [max_seqs][n_vocab] */
 };
 
@@ -155,6 +182,14 @@ seq_free(sched_seq *q)
 	lg_stream_free(&q->stream);
 	lg_sampler_free(q->sampler);
 	lg_grammar_matcher_free(q->matcher);
+	if (q->embed)
+	{
+		for (int32_t i = 0; i < q->embed->n_inputs; i++)
+			free(q->embed->inputs[i]);
+		free(q->embed->inputs);
+		free(q->embed->n_tokens);
+		free(q->embed);
+	}
 	free(q->kv.blocks);
 	free(q->tokens);
 	free(q);
@@ -212,10 +247,12 @@ lg_sched_new(const lg_model *m, const lg_sched_params *params, lg_error *err)
 	s->run = calloc((size_t) p.max_seqs, sizeof(*s->run));
 	s->batch = calloc((size_t) p.max_seqs, sizeof(*s->batch));
 	s->owners = calloc((size_t) p.max_seqs, sizeof(*s->owners));
+	s->cap_embeds = 16;
+	s->embeds = calloc((size_t) s->cap_embeds, sizeof(*s->embeds));
 	s->logits = malloc(sizeof(float) * (size_t) p.max_seqs * (size_t) s->n_vocab);
 	s->dev_params = calloc((size_t) p.max_seqs, sizeof(*s->dev_params));
 	s->dev_ids = calloc((size_t) p.max_seqs, sizeof(*s->dev_ids));
-	if (!s->queue || !s->run || !s->batch || !s->owners || !s->logits || !s->dev_params || !s->dev_ids)
+	if (!s->queue || !s->run || !s->batch || !s->owners || !s->embeds || !s->logits || !s->dev_params || !s->dev_ids)
 	{
 		lg_error_set(err, LG_ERR_NOMEM, "out of memory for a scheduler of %d sequences", (int) p.max_seqs);
 		lg_sched_free(s);
@@ -269,6 +306,23 @@ seq_finish(lg_sched *s, sched_seq *q, lg_status st, const lg_error *e)
 	double		t = now_ms();
 
 	memset(&res, 0, sizeof(res));
+	if (q->embed)
+	{
+		res.status = st;
+		if (e)
+			res.err = *e;
+		res.finish = st == LG_OK ? LG_FINISH_STOP : LG_FINISH_NONE;
+		res.text = "";
+		res.n_prompt = (int32_t) (q->embed->n_total < INT32_MAX ? q->embed->n_total : INT32_MAX);
+		if (q->admitted)
+		{
+			res.t_queue_ms = q->t_admit - q->t_submit;
+			res.t_prompt_ms = t - q->t_admit;
+		}
+		q->on_done(q->arg, &res);
+		seq_free(q);
+		return;
+	}
 	if (st == LG_OK)
 		lg_stream_end(&q->stream, LG_FINISH_LENGTH, q->on_piece, q->arg);
 	res.status = st;
@@ -324,10 +378,23 @@ lg_sched_free(lg_sched *s)
 	free(s->run);
 	free(s->batch);
 	free(s->owners);
+	free(s->embeds);
 	free(s->logits);
 	free(s->dev_params);
 	free(s->dev_ids);
 	free(s);
+}
+
+/* Requests waiting for their first step (under the lock): embedding ones that started do not count. */
+static int32_t
+queued_waiting(lg_sched *s)
+{
+	int32_t		n = 0;
+
+	for (int32_t i = 0; i < s->n_queue; i++)
+		if (s->queue[i]->embed == NULL || !s->queue[i]->embed->started)
+			n++;
+	return n;
 }
 
 lg_status
@@ -383,6 +450,7 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 	q->on_piece = r->on_piece;
 	q->on_done = r->on_done;
 	q->on_state = r->on_state;
+	q->on_logits = r->on_logits;
 	q->arg = r->arg;
 	q->gp = r->gen;
 	q->gp.max_tokens = max_tokens;
@@ -443,7 +511,113 @@ lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *
 	q->t_submit = now_ms();
 
 	pthread_mutex_lock(&s->lock);
-	if (s->n_queue >= s->p.max_queued)
+	if (queued_waiting(s) >= s->p.max_queued)
+	{
+		s->stats.n_rejected++;
+		pthread_mutex_unlock(&s->lock);
+		seq_free(q);
+		return lg_error_set(err, LG_ERR_BUSY, "the wait queue is full (%d requests)", (int) s->p.max_queued);
+	}
+	q->id = s->next_id++;
+	s->queue[s->n_queue++] = q;
+	s->stats.n_submitted++;
+	if (id)
+		*id = q->id;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return LG_OK;
+}
+
+/*
+ * Make room for one more in the wait queue, keeping max_seqs spare for
+ * preemptions (under the lock); embedding requests that started stay in
+ * it beyond max_queued.  False when out of memory.
+ */
+static bool
+queue_room(lg_sched *s)
+{
+	sched_seq **q;
+	int32_t		cap;
+
+	if (s->n_queue + s->p.max_seqs < s->cap_queue)
+		return true;
+	cap = s->cap_queue * 2;
+	q = realloc(s->queue, sizeof(*q) * (size_t) cap);
+	if (q == NULL)
+		return false;
+	s->queue = q;
+	s->cap_queue = cap;
+	return true;
+}
+
+lg_status
+lg_sched_submit_embed(lg_sched *s, const lg_sched_embed_request *r, uint64_t *id, lg_error *err)
+{
+	sched_seq  *q;
+	sched_embed *em;
+
+	if (r->n_inputs <= 0 || r->inputs == NULL || r->n_tokens == NULL)
+		return lg_error_set(err, LG_ERR_ARG, "an embedding request needs at least one input");
+	if (r->on_done == NULL)
+		return lg_error_set(err, LG_ERR_ARG, "a request needs an on_done callback");
+	if (r->out == NULL)
+		return lg_error_set(err, LG_ERR_ARG, "an embedding request needs an output buffer");
+	if (r->pool == LG_POOL_NONE || lg_pooling_name(r->pool == LG_POOL_DEFAULT ? LG_POOL_MEAN : r->pool) == NULL)
+		return lg_error_set(err, LG_ERR_ARG, "an embedding request pools each input into one vector (mean, cls or last)");
+	for (int32_t i = 0; i < r->n_inputs; i++)
+	{
+		if (r->n_tokens[i] <= 0 || r->inputs[i] == NULL)
+			return lg_error_set(err, LG_ERR_ARG, "input %d is empty", (int) i + 1);
+		if (r->n_tokens[i] > s->p.n_ctx)
+			return lg_error_set(err, LG_ERR_RANGE, "input %d has %d tokens, the context holds %d",
+								(int) i + 1, (int) r->n_tokens[i], (int) s->p.n_ctx);
+		for (int32_t j = 0; j < r->n_tokens[i]; j++)
+			if (r->inputs[i][j] < 0 || r->inputs[i][j] >= s->n_vocab)
+				return lg_error_set(err, LG_ERR_RANGE, "input %d: token %d is not in the vocabulary (%d tokens)",
+									(int) i + 1, (int) r->inputs[i][j], (int) s->n_vocab);
+	}
+
+	q = calloc(1, sizeof(*q));
+	em = calloc(1, sizeof(*em));
+	if (q == NULL || em == NULL)
+	{
+		free(q);
+		free(em);
+		return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+	}
+	q->embed = em;
+	em->inputs = calloc((size_t) r->n_inputs, sizeof(*em->inputs));
+	em->n_tokens = malloc(sizeof(int32_t) * (size_t) r->n_inputs);
+	if (em->inputs == NULL || em->n_tokens == NULL)
+	{
+		seq_free(q);
+		return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+	}
+	for (int32_t i = 0; i < r->n_inputs; i++)
+	{
+		em->inputs[i] = malloc(sizeof(lg_token) * (size_t) r->n_tokens[i]);
+		em->n_inputs++;
+		if (em->inputs[i] == NULL)
+		{
+			seq_free(q);
+			return lg_error_set(err, LG_ERR_NOMEM, "out of memory");
+		}
+		memcpy(em->inputs[i], r->inputs[i], sizeof(lg_token) * (size_t) r->n_tokens[i]);
+		em->n_tokens[i] = r->n_tokens[i];
+		em->n_total += r->n_tokens[i];
+	}
+	em->pool = r->pool == LG_POOL_DEFAULT ? lg_model_pooling(s->model) : r->pool;
+	em->normalize = r->normalize;
+	em->out = r->out;
+	q->priority = r->priority;
+	q->on_done = r->on_done;
+	q->on_state = r->on_state;
+	q->arg = r->arg;
+	q->t_submit = now_ms();
+	em->t_aging = q->t_submit;
+
+	pthread_mutex_lock(&s->lock);
+	if (queued_waiting(s) >= s->p.max_queued || !queue_room(s))
 	{
 		s->stats.n_rejected++;
 		pthread_mutex_unlock(&s->lock);
@@ -502,8 +676,8 @@ lg_sched_stats_get(lg_sched *s, lg_sched_stats *out)
 {
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
-	out->n_queued = s->n_queue;
-	out->n_running = s->n_run;
+	out->n_queued = queued_waiting(s);
+	out->n_running = s->n_run + (s->n_queue - out->n_queued);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -630,9 +804,13 @@ reserve_running(lg_sched *s, int32_t i, int32_t want, int32_t granted, sched_seq
 	return 0;
 }
 
-/* Index of the queued request with the best effective priority, or -1. */
+/*
+ * Index of the queued request with the best effective priority, or -1;
+ * generation requests only when gen_ok (a free sequence slot), embedding
+ * requests not yet planned in this step.
+ */
 static int32_t
-best_queued(lg_sched *s, double now)
+best_queued(lg_sched *s, double now, bool gen_ok)
 {
 	int32_t		best = -1;
 	double		best_eff = 0;
@@ -640,9 +818,9 @@ best_queued(lg_sched *s, double now)
 	for (int32_t i = 0; i < s->n_queue; i++)
 	{
 		sched_seq  *q = s->queue[i];
-		double		eff = q->priority + (now - q->t_submit) / s->p.aging_ms;
+		double		eff = q->priority + (now - (q->embed ? q->embed->t_aging : q->t_submit)) / s->p.aging_ms;
 
-		if (q->cancel)
+		if (q->cancel || (q->embed ? q->embed->step_end > q->embed->next : !gen_ok))
 			continue;
 		if (best < 0 || eff > best_eff ||
 			(eff == best_eff && (q->preempted > s->queue[best]->preempted ||
@@ -710,6 +888,46 @@ admit(lg_sched *s, int32_t k, int32_t budget, double now, sched_seq **failed)
 	q->admit_order = ++s->admit_counter;
 	s->run[s->n_run++] = q;
 	return want;
+}
+
+/*
+ * Give embedding request q whole inputs within budget (at least one when
+ * no embedding input is planned in this step yet); returns the tokens
+ * taken, 0 when none fit.
+ */
+static int32_t
+plan_embed(lg_sched *s, sched_seq *q, int32_t budget, double now)
+{
+	sched_embed *em = q->embed;
+	int32_t		taken = 0;
+	int32_t		end = em->next;
+
+	while (end < em->n_inputs &&
+		   (taken + em->n_tokens[end] <= budget || (s->n_embeds == 0 && end == em->next)))
+		taken += em->n_tokens[end++];
+	if (end == em->next)
+		return 0;
+	if (s->n_embeds == s->cap_embeds)
+	{
+		sched_seq **more = realloc(s->embeds, sizeof(*more) * (size_t) s->cap_embeds * 2);
+
+		if (more == NULL)
+			return 0;			/* out of memory: the next step tries again */
+		s->embeds = more;
+		s->cap_embeds *= 2;
+	}
+	em->step_end = end;
+	em->started = true;
+	em->t_aging = now;
+	if (!q->admitted)
+	{
+		q->admitted = true;
+		q->t_admit = now;
+	}
+	s->embeds[s->n_embeds++] = q;
+	s->stats.n_batch_tokens += taken;
+	s->stats.n_prompt_tokens += taken;
+	return taken;
 }
 
 /*
@@ -785,16 +1003,25 @@ plan_step(lg_sched *s, sched_seq **cancelled, sched_seq **failed)
 	 * had to preempt: the pool is short, and admitting now would only
 	 * preempt again next step.
 	 */
-	while (budget > 0 && s->n_run < s->p.max_seqs && s->n_queue > 0 &&
+	s->n_embeds = 0;
+	while (budget > 0 && s->n_queue > 0 &&
 		   s->stats.n_preemptions == preemptions_before)
 	{
-		int32_t		k = best_queued(s, now);
+		int32_t		k = best_queued(s, now, s->n_run < s->p.max_seqs);
 		int32_t		got;
 		sched_seq  *q;
 
 		if (k < 0)
 			break;
 		q = s->queue[k];
+		if (q->embed)
+		{
+			got = plan_embed(s, q, budget, now);
+			if (got == 0)
+				break;
+			budget -= got;
+			continue;
+		}
 		got = admit(s, k, budget, now, failed);
 		if (got == 0)
 			break;
@@ -822,9 +1049,9 @@ plan_step(lg_sched *s, sched_seq **cancelled, sched_seq **failed)
 			s->stats.n_prompt_tokens += q->n_step;
 		nb++;
 	}
-	s->stats.last_batch_seqs = nb;
+	s->stats.last_batch_seqs = nb + s->n_embeds;
 	s->stats.last_batch_tokens = s->p.max_batch_tokens - budget;
-	if (nb > 0)
+	if (nb > 0 || s->n_embeds > 0)
 		s->stats.n_steps++;
 	return nb;
 }
@@ -844,6 +1071,106 @@ retire(lg_sched *s, sched_seq *q)
 	}
 	s->stats.n_finished++;
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* Take q (an embedding request that ended) out of the wait queue. */
+static void
+embed_retire(lg_sched *s, sched_seq *q)
+{
+	pthread_mutex_lock(&s->lock);
+	for (int32_t i = 0; i < s->n_queue; i++)
+	{
+		if (s->queue[i] == q)
+		{
+			s->queue[i] = s->queue[--s->n_queue];
+			break;
+		}
+	}
+	s->stats.n_finished++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Evaluate this step's embedding inputs: one lg_context_embed call per run
+ * of requests with the same pooling and normalisation, written straight
+ * into each request's output.  A failed call fails its requests.
+ */
+static void
+step_embeddings(lg_sched *s)
+{
+	int32_t		n_embd = lg_model_n_embd(s->model);
+
+	for (int32_t a = 0; a < s->n_embeds;)
+	{
+		sched_embed *ea = s->embeds[a]->embed;
+		int32_t		b = a;
+		int32_t		n = 0;
+		const lg_token **toks;
+		int32_t    *lens;
+		float	   *out;
+		lg_error	e;
+		lg_status	st;
+		int64_t		n_tok = 0;
+
+		while (b < s->n_embeds && s->embeds[b]->embed->pool == ea->pool &&
+			   s->embeds[b]->embed->normalize == ea->normalize)
+		{
+			n += s->embeds[b]->embed->step_end - s->embeds[b]->embed->next;
+			b++;
+		}
+		toks = malloc(sizeof(*toks) * (size_t) n);
+		lens = malloc(sizeof(*lens) * (size_t) n);
+		out = malloc(sizeof(float) * (size_t) n * (size_t) n_embd);
+		memset(&e, 0, sizeof(e));
+		if (toks == NULL || lens == NULL || out == NULL)
+			st = lg_error_set(&e, LG_ERR_NOMEM, "out of memory for %d embedding inputs", (int) n);
+		else
+		{
+			int32_t		k = 0;
+
+			for (int32_t i = a; i < b; i++)
+			{
+				sched_embed *em = s->embeds[i]->embed;
+
+				for (int32_t j = em->next; j < em->step_end; j++, k++)
+				{
+					toks[k] = em->inputs[j];
+					lens[k] = em->n_tokens[j];
+					n_tok += lens[k];
+				}
+			}
+			st = lg_context_embed(s->ctx, toks, lens, n, ea->pool, ea->normalize, out, &e);
+		}
+		for (int32_t i = a, k = 0; i < b; i++)
+		{
+			sched_seq  *q = s->embeds[i];
+			sched_embed *em = q->embed;
+			int32_t		m = em->step_end - em->next;
+
+			if (st == LG_OK)
+				memcpy(em->out + (size_t) em->next * n_embd, out + (size_t) k * n_embd,
+					   sizeof(float) * (size_t) m * (size_t) n_embd);
+			k += m;
+			em->next = em->step_end;
+			if (st != LG_OK || em->next == em->n_inputs)
+			{
+				embed_retire(s, q);
+				seq_finish(s, q, st, st == LG_OK ? NULL : &e);
+			}
+		}
+		if (st == LG_OK)
+		{
+			pthread_mutex_lock(&s->lock);
+			s->stats.n_embed_inputs += n;
+			s->stats.n_embed_tokens += n_tok;
+			pthread_mutex_unlock(&s->lock);
+		}
+		free(toks);
+		free(lens);
+		free(out);
+		a = b;
+	}
+	s->n_embeds = 0;
 }
 
 lg_status
@@ -892,6 +1219,12 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 		sched_seq  *q = cancelled;
 
 		cancelled = q->next_done;
+		if (q->embed)
+		{
+			lg_error_set(&e, LG_ERR_CANCELLED, "the request was cancelled");
+			seq_finish(s, q, LG_ERR_CANCELLED, &e);
+			continue;
+		}
 		lg_stream_end(&q->stream, LG_FINISH_CANCELLED, NULL, NULL);
 		seq_finish(s, q, LG_OK, NULL);
 	}
@@ -902,8 +1235,19 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 		failed = q->next_done;
 		seq_finish(s, q, q->fail.status != LG_OK ? q->fail.status : LG_ERR_NOMEM, &q->fail);
 	}
+	for (int32_t i = 0; i < s->n_embeds; i++)
+	{
+		sched_seq  *q = s->embeds[i];
+
+		if (!q->reported_running)
+		{
+			q->reported_running = true;
+			if (q->on_state)
+				q->on_state(q->arg, true);
+		}
+	}
 	if (nb == 0)
-		goto out;
+		goto embeddings;
 
 	memset(&e, 0, sizeof(e));
 	/*
@@ -914,7 +1258,8 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 	on_device = !s->p.host_sampling && lg_context_can_sample(s->ctx);
 	for (int32_t i = 0; on_device && i < nb; i++)
 		if (s->batch[i].want_logits &&
-			(s->owners[i]->gp.grammar != NULL || !lg_sampler_device_ok(s->owners[i]->sampler)))
+			(s->owners[i]->gp.grammar != NULL || s->owners[i]->on_logits != NULL ||
+			 !lg_sampler_device_ok(s->owners[i]->sampler)))
 			on_device = false;
 	if (on_device)
 	{
@@ -959,7 +1304,20 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 			lg_sampler_accept(q->sampler, t);
 		}
 		else
-			t = lg_stream_sample(&q->stream, q->sampler, s->logits + (size_t) row++ * s->n_vocab, NULL);
+		{
+			float	   *lr = s->logits + (size_t) row++ * s->n_vocab;
+
+			/* a logits processor (an engine plugin) goes before the sampler */
+			memset(&qerr, 0, sizeof(qerr));
+			if (q->on_logits != NULL &&
+				!q->on_logits(q->arg, lr, s->n_vocab, q->tokens, q->n_tokens, q->n_prompt, &qerr))
+			{
+				retire(s, q);
+				seq_finish(s, q, qerr.status != LG_OK ? qerr.status : LG_ERR_INTERNAL, &qerr);
+				continue;
+			}
+			t = lg_stream_sample(&q->stream, q->sampler, lr, NULL);
+		}
 		if (q->t_first == 0)
 			q->t_first = now_ms();
 		q->decoding = true;
@@ -979,7 +1337,8 @@ lg_sched_step(lg_sched *s, bool *busy, lg_error *err)
 		}
 	}
 
-out:
+embeddings:
+	step_embeddings(s);
 	pthread_mutex_lock(&s->lock);
 	lg_kv_cache_stats(s->kv, &s->stats.kv);
 	pthread_mutex_unlock(&s->lock);

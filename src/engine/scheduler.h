@@ -22,6 +22,16 @@
  * the prefix cache usually makes that cheap.  Its sampler state and stream
  * are kept, so its output is the same as without preemption.
  *
+ * Embedding requests (lg_sched_submit_embed) wait in the same queue, by
+ * the same priority and aging rule, and count against max_queued while
+ * none of their inputs has run.  They hold no KV blocks and need no
+ * decode steps: a step gives the token budget left after the running
+ * generations to whole inputs of the best-ranked embedding requests (at
+ * least one input per step, even one longer than the budget), so a big
+ * embedding job advances a budget's worth at a time, between generation
+ * tokens.  A request that just advanced ages again from zero, so waiting
+ * generations and other embedding requests take turns with it.
+ *
  * Threads: submit, cancel, stats and wait may be called from any thread;
  * step is called by one thread (the one that runs the model), and the
  * callbacks run on it.
@@ -32,6 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "embed.h"
 #include "generate.h"
 #include "kv_cache.h"
 #include "model.h"
@@ -83,6 +94,13 @@ typedef struct lg_sched_result
 typedef void (*lg_sched_done_fn) (void *arg, const lg_sched_result *res);
 /* A request was admitted (running true) or preempted back to the queue (false). */
 typedef void (*lg_sched_state_fn) (void *arg, bool running);
+/*
+ * Before each sample, on the stepping thread: change the request's logits
+ * (n_vocab floats) in place; tokens are its ids so far (n_prompt prompt
+ * ids first).  False, with err set, fails the request.
+ */
+typedef bool (*lg_sched_logits_fn) (void *arg, float *logits, int32_t n_vocab, const lg_token *tokens,
+									int32_t n_tokens, int32_t n_prompt, lg_error *err);
 
 typedef struct lg_sched_request
 {
@@ -108,6 +126,7 @@ typedef struct lg_sched_request
 	lg_piece_fn on_piece;		/* streamed text; return false to cancel; may be NULL */
 	lg_sched_done_fn on_done;	/* called exactly once, also on failure and cancel */
 	lg_sched_state_fn on_state; /* may be NULL; for monitoring */
+	lg_sched_logits_fn on_logits;	/* may be NULL; a request with one samples on the host */
 	void	   *arg;
 } lg_sched_request;
 
@@ -127,7 +146,29 @@ typedef struct lg_sched_stats
 	int32_t		last_batch_tokens;	/* tokens in the most recent step */
 	int32_t		last_batch_seqs;
 	lg_kv_stats kv;
+	int64_t		n_embed_inputs;	/* embedding inputs evaluated */
+	int64_t		n_embed_tokens;	/* their tokens (also in n_batch_tokens) */
 } lg_sched_stats;
+
+/*
+ * An embedding request: n_inputs token sequences, one pooled vector each.
+ * on_done gets n_prompt (tokens in all inputs), t_queue_ms (submit to its
+ * first step) and t_prompt_ms (first step to done); on LG_OK the vectors
+ * are in out.
+ */
+typedef struct lg_sched_embed_request
+{
+	const lg_token *const *inputs;	/* copied by submit */
+	const int32_t *n_tokens;	/* each > 0 and at most n_ctx */
+	int32_t		n_inputs;
+	lg_pooling	pool;			/* not LG_POOL_NONE; LG_POOL_DEFAULT: the model's */
+	bool		normalize;
+	float	   *out;			/* [n_inputs][n_embd], the caller's until on_done */
+	int32_t		priority;
+	lg_sched_done_fn on_done;	/* called exactly once, also on failure and cancel */
+	lg_sched_state_fn on_state; /* may be NULL: true at its first step */
+	void	   *arg;
+} lg_sched_embed_request;
 
 typedef struct lg_sched lg_sched;
 
@@ -144,6 +185,13 @@ void		lg_sched_free(lg_sched *s);
  * on_done is NOT called then, the error is the return value.
  */
 lg_status	lg_sched_submit(lg_sched *s, const lg_sched_request *r, uint64_t *id, lg_error *err);
+/*
+ * Queue an embedding request; errors as lg_sched_submit (LG_ERR_ARG for
+ * no inputs, an empty one or LG_POOL_NONE, LG_ERR_RANGE for one longer
+ * than n_ctx).
+ */
+lg_status	lg_sched_submit_embed(lg_sched *s, const lg_sched_embed_request *r, uint64_t *id,
+								  lg_error *err);
 /* Cancel a queued or running request (on_done follows, from step). */
 void		lg_sched_cancel(lg_sched *s, uint64_t id);
 

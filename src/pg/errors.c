@@ -14,6 +14,9 @@
 #ifndef LG_WIRE_GRAMMAR
 #define LG_WIRE_GRAMMAR			"grammar"
 #endif
+#ifndef LG_WIRE_PLUGIN
+#define LG_WIRE_PLUGIN			"plugin"
+#endif
 #ifndef LG_WIRE_TEMPLATE
 #define LG_WIRE_TEMPLATE		"template"
 #endif
@@ -69,9 +72,34 @@ static const EngineErrorMap engine_errors[] = {
 	{LG_WIRE_GRAMMAR, ERRCODE_INVALID_PARAMETER_VALUE,
 		"invalid grammar or JSON schema",
 	"See docs/structured-output.md for the grammar syntax and the JSON Schema keywords llamagpu enforces."},
+	{LG_WIRE_PLUGIN, ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+		"engine plugin failed",
+	"See llamagpu.llm_plugins for the engine plugins and their state, and docs/plugins.md."},
 	{LG_WIRE_TEMPLATE, ERRCODE_INVALID_PARAMETER_VALUE,
 		"chat template failed",
 	"Check the messages against what the model's chat template expects, or give another template with the option \"chat_template\"."},
+	/* remote models (docs/models.md, "Remote providers"): the provider's own message is the detail */
+	{LG_WIRE_REMOTE_AUTH, ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+		"remote model provider refused the API key",
+	"Check the secret named by the model's api_key_secret in llamagpu.llm_secrets."},
+	{LG_WIRE_REMOTE_RATE_LIMIT, ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+		"remote model provider rate limit exceeded",
+	"Retry later, or raise the model's option \"max_retries\"."},
+	{LG_WIRE_REMOTE_UNAVAILABLE, ERRCODE_CONNECTION_FAILURE,
+		"remote model provider is unavailable",
+	"Check the model's base_url and that the provider is running; failures before any output are retried (option \"max_retries\")."},
+	{LG_WIRE_REMOTE_NOT_FOUND, ERRCODE_UNDEFINED_OBJECT,
+		"remote model or endpoint not found",
+	"Check the model's base_url and remote_model in llamagpu.llm_models."},
+	{LG_WIRE_REMOTE_REJECTED, ERRCODE_INVALID_PARAMETER_VALUE,
+		"remote model provider rejected the request",
+	"The detail is the provider's message."},
+	{LG_WIRE_REMOTE_PROTOCOL, ERRCODE_PROTOCOL_VIOLATION,
+		"invalid answer from the remote model provider",
+	"The endpoint must speak the OpenAI API (/v1/completions, /v1/chat/completions)."},
+	{LG_WIRE_REMOTE_UNSUPPORTED, ERRCODE_FEATURE_NOT_SUPPORTED,
+		"feature not available for a remote model",
+	NULL},
 };
 
 /*

@@ -15,10 +15,11 @@ PG_FUNCTION_INFO_V1(llm_generate_stream);
 
 /*
  * Wait for the next piece of request id: true with the text appended to out,
- * false at the END.  ERROR frames raise.
+ * false at the END (its token counts in *n_prompt and *n_gen).  ERROR
+ * frames raise.
  */
 static bool
-next_piece(EngineConn *conn, uint32 id, StringInfo out)
+next_piece(EngineConn *conn, uint32 id, StringInfo out, int64 *n_prompt, int64 *n_gen)
 {
 	EngineFrame frame;
 
@@ -33,7 +34,14 @@ next_piece(EngineConn *conn, uint32 id, StringInfo out)
 				appendBinaryStringInfo(out, frame.payload.data, frame.payload.len);
 				return true;
 			case LG_FRAME_END:
-				return false;
+				{
+					const char *v = EngineFrameGet(&frame, "n_prompt");
+
+					*n_prompt = v ? strtoll(v, NULL, 10) : 0;
+					v = EngineFrameGet(&frame, "n_gen");
+					*n_gen = v ? strtoll(v, NULL, 10) : 0;
+					return false;
+				}
 			case LG_FRAME_ERROR:
 				EngineReportError(&frame);
 				break;
@@ -91,7 +99,27 @@ typedef struct StreamState
 	uint32		id;
 	StringInfoData pending;		/* the start of a UTF-8 character split across pieces */
 	bool		done;
+	LlamagpuUsageScope usage;	/* open until the END, an error, or the SRF's end */
+	MemoryContextCallback usage_cb;
 } StreamState;
+
+/*
+ * The stream was closed before its END (LIMIT, a cursor closed, an error
+ * outside the function): record it as cancelled by the caller, with the
+ * pieces returned as its tokens.  Runs in a memory context reset, so it
+ * must not raise; the functions it calls do not.
+ */
+static void
+stream_usage_cb(void *arg)
+{
+	StreamState *st = arg;
+
+	if (!st->usage.open)
+		return;
+	st->usage.open = false;
+	LlamagpuQuotaChargeTokens(&st->usage, st->usage.pieces);
+	LlamagpuUsageAppend(&st->usage, 0, st->usage.pieces, 0, 0, "cancelled");
+}
 
 /* Length of the prefix of s that ends on a whole UTF-8 character. */
 static int
@@ -139,9 +167,22 @@ llm_generate_stream(PG_FUNCTION_ARGS)
 		GenerateRequestPayload(&req, prompt, &payload);
 		st = palloc0(sizeof(StreamState));
 		initStringInfo(&st->pending);
-		st->conn = EngineConnect(llamagpu_connect_timeout, false);
-		EngineFieldInt(&payload, "stream", 1);
-		st->id = EngineSendRequest(st->conn, LG_FRAME_GENERATE, &payload);
+		LlamagpuQuotaAdmit(&st->usage, req.model, "stream", 1);
+		st->usage_cb.func = stream_usage_cb;
+		st->usage_cb.arg = st;
+		MemoryContextRegisterResetCallback(funcctx->multi_call_memory_ctx, &st->usage_cb);
+		PG_TRY();
+		{
+			st->conn = EngineConnect(llamagpu_connect_timeout, false);
+			EngineFieldInt(&payload, "stream", 1);
+			st->id = EngineSendRequest(st->conn, LG_FRAME_GENERATE, &payload);
+		}
+		PG_CATCH();
+		{
+			LlamagpuUsageFinishError(&st->usage, 0, 0, 1);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -151,12 +192,27 @@ llm_generate_stream(PG_FUNCTION_ARGS)
 	while (!st->done)
 	{
 		int			whole;
+		int64		n_prompt = 0;
+		int64		n_gen = 0;
+		bool		more;
 
-		if (!next_piece(st->conn, st->id, &st->pending))
+		PG_TRY();
+		{
+			more = next_piece(st->conn, st->id, &st->pending, &n_prompt, &n_gen);
+		}
+		PG_CATCH();
+		{
+			LlamagpuUsageFinishError(&st->usage, 0, st->usage.pieces, 1);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		if (!more)
 		{
 			st->done = true;
+			LlamagpuUsageFinish(&st->usage, n_prompt, n_gen, 0, 0);
 			break;
 		}
+		st->usage.pieces++;
 		whole = utf8_whole_prefix(st->pending.data, st->pending.len);
 		if (whole == 0)
 			continue;

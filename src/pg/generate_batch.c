@@ -214,23 +214,49 @@ batch_loop(BatchRun *run, GenerateRequest *req, int window, bool raise_errors)
 	}
 }
 
-/* Generate every item (see llamagpu.h). */
-void
-GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n, int window,
-				 bool raise_errors, const char *what)
+/* The tokens the items used (cached answers: none) and how they ended. */
+static void
+batch_usage(BatchItem *items, int n, int64 *prompt_tokens, int64 *completion_tokens,
+			int *done, int *failed)
 {
-	BatchRun	run = {0};
-	ErrorContextCallback errcb;
-	int			todo = 0;
+	*prompt_tokens = *completion_tokens = 0;
+	*done = *failed = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (items[i].state == BATCH_ITEM_DONE)
+		{
+			(*done)++;
+			if (!items[i].cached)
+			{
+				*prompt_tokens += items[i].n_prompt;
+				*completion_tokens += items[i].n_gen;
+			}
+		}
+		else if (items[i].state == BATCH_ITEM_FAILED)
+			(*failed)++;
+	}
+}
 
-	run.items = items;
-	run.n = n;
-	run.current = -1;
-	run.what = what;
-	errcb.callback = batch_error_context;
-	errcb.arg = &run;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+/* The SQLSTATE of the first failed item, 0 if none failed. */
+static int
+batch_first_error(GenerateRequest *req, BatchItem *items, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (items[i].state == BATCH_ITEM_FAILED)
+		{
+			int			code;
+
+			(void) EngineGenerateErrorText(&items[i].error, req->constrained, &code);
+			return code;
+		}
+	return 0;
+}
+
+/* Look up the cached answers; how many items are left to send. */
+static int
+batch_from_cache(GenerateRequest *req, BatchItem *items, int n)
+{
+	int			todo = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -254,23 +280,79 @@ GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n, int window,
 		if (it->state == BATCH_ITEM_PENDING)
 			todo++;
 	}
+	return todo;
+}
 
-	if (todo > 0)
+/*
+ * Generate every item (see llamagpu.h).  Every prompt is a request for the
+ * quota, admitted all together before anything is sent, cached answers
+ * included (they cost no tokens); the call is one usage record, written
+ * however it ends.
+ */
+void
+GenerateBatchRun(GenerateRequest *req, BatchItem *items, int n, int window,
+				 bool raise_errors, const char *what)
+{
+	BatchRun	run = {0};
+	ErrorContextCallback errcb;
+	LlamagpuUsageScope usage;
+	int			n_requests = 0;
+	int64		prompt_tokens;
+	int64		completion_tokens;
+	int			done;
+	int			failed;
+
+	for (int i = 0; i < n; i++)
+		if (items[i].prompt)
+			n_requests++;
+	if (n_requests > 0)
+		LlamagpuQuotaAdmit(&usage, req->model, req->kind, n_requests);
+
+	run.items = items;
+	run.n = n;
+	run.current = -1;
+	run.what = what;
+	errcb.callback = batch_error_context;
+	errcb.arg = &run;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	PG_TRY();
 	{
-		run.conn = EngineConnect(llamagpu_connect_timeout, false);
-		PG_TRY();
+		if (batch_from_cache(req, items, n) > 0)
 		{
-			batch_loop(&run, req, window, raise_errors);
+			run.conn = EngineConnect(llamagpu_connect_timeout, false);
+			PG_TRY();
+			{
+				batch_loop(&run, req, window, raise_errors);
+			}
+			PG_CATCH();
+			{
+				cancel_in_flight(&run);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+			EngineClose(run.conn);
 		}
-		PG_CATCH();
-		{
-			cancel_in_flight(&run);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		EngineClose(run.conn);
 	}
+	PG_CATCH();
+	{
+		if (n_requests > 0)
+		{
+			batch_usage(items, n, &prompt_tokens, &completion_tokens, &done, &failed);
+			LlamagpuUsageFinishError(&usage, prompt_tokens, completion_tokens, n_requests - done);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	error_context_stack = errcb.previous;
+
+	if (n_requests > 0)
+	{
+		batch_usage(items, n, &prompt_tokens, &completion_tokens, &done, &failed);
+		LlamagpuUsageFinish(&usage, prompt_tokens, completion_tokens, failed,
+							failed ? batch_first_error(req, items, n) : 0);
+	}
 }
 
 /*
@@ -302,6 +384,8 @@ llm_generate_batch(PG_FUNCTION_ARGS)
 
 	GenerateArgsFromCall(fcinfo, 1, &args);
 	GenerateRequestBuild(&args, &req);
+	if (strcmp(req.kind, "generate") == 0)
+		req.kind = "batch";
 
 	items = palloc0(sizeof(BatchItem) * Max(n, 1));
 	for (int i = 0; i < n; i++)

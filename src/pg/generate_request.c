@@ -40,7 +40,7 @@ static const GenerateOption generate_options[] = {
 	{"penalty_last_n", true, -1, 1048576},
 };
 
-#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias, priority, cache, json_schema, grammar, json_compact, json_strict, chat_template"
+#define OPTION_NAMES "min_p, typical_p, repeat_penalty, presence_penalty, frequency_penalty, penalty_last_n, logit_bias, priority, cache, json_schema, grammar, json_compact, json_strict, chat_template, logits_processor, plugin_options"
 
 /* What the options say about the shape of the output (grammar, schema, template). */
 typedef struct OutputOptions
@@ -239,6 +239,12 @@ add_options(GenerateRequest *req, Jsonb *options, int *cache, OutputOptions *out
 				out->chat_template = text;
 			continue;
 		}
+		if (strcmp(key, "logits_processor") == 0 || strcmp(key, "plugin_options") == 0)
+		{
+			/* an engine plugin (docs/plugins.md): it shapes the output, so it is in the key */
+			PluginGenerateOption(&req->key_fields, key, &v);
+			continue;
+		}
 		if (strcmp(key, "json_compact") == 0 || strcmp(key, "json_strict") == 0)
 		{
 			if (v.type != jbvBool)
@@ -341,6 +347,8 @@ add_output_fields(GenerateRequest *req, GenerateArgs *args, OutputOptions *out)
 	req->constrained = grammar != NULL || schema != NULL;
 	req->json = schema != NULL;
 	req->chat = args->chat;
+	/* callers that are more specific (batch, stream, job) say so themselves */
+	req->kind = req->chat ? "chat" : req->json ? "json" : req->constrained ? "grammar" : "generate";
 }
 
 /* Arguments model, max_tokens, temperature, top_p, top_k, seed from argument `first` on. */
@@ -485,8 +493,12 @@ GenerateRequestBuild(GenerateArgs *args, GenerateRequest *req)
 		EngineFieldInt(&req->key_fields, "n_ctx", req->model->context_size);
 	EngineField(&req->other_fields, "model", req->model->name);
 	EngineField(&req->other_fields, "path", req->model->path);
+	if (req->model->provider)
+		LlamagpuProviderFields(&req->other_fields, req->model);
 	EngineFieldInt(&req->other_fields, "backend_pid", MyProcPid);
 	EngineField(&req->other_fields, "role", GetUserNameFromId(GetUserId(), false));
+	if (llamagpu_log_min_duration >= 0)
+		EngineFieldInt(&req->other_fields, "log_min_duration_ms", llamagpu_log_min_duration);
 	if (llamagpu_request_timeout > 0)
 		EngineFieldInt(&req->other_fields, "timeout_ms", llamagpu_request_timeout);
 

@@ -17,14 +17,19 @@ int			llamagpu_kv_cache_size = 1024;
 int			llamagpu_context_size = 0;
 char	   *llamagpu_default_model = NULL;
 char	   *llamagpu_model_dir = NULL;
+char	   *llamagpu_hub_endpoint = NULL;
 int			llamagpu_request_timeout = 0;
 int			llamagpu_connect_timeout = 10000;
 int			llamagpu_log_level = 2;
+int			llamagpu_log_min_duration = -1;
 char	   *llamagpu_engine_options = NULL;
 int			llamagpu_max_batch_tokens = 512;
 int			llamagpu_max_queued_requests = 256;
 bool		llamagpu_response_cache = false;
 int			llamagpu_response_cache_max_rows = 0;
+int			llamagpu_quota_entries = 1024;
+int			llamagpu_usage_buffer_size = 8192;
+int			llamagpu_usage_retention = 90;
 
 static char default_engine_path[MAXPGPATH];
 
@@ -145,6 +150,14 @@ LlamagpuGucInit(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
+	DefineCustomStringVariable("llamagpu.hub_endpoint",
+							   "Base URL of the model hub that hf:// sources name.",
+							   "A Hugging Face mirror or an offline hub serving the same paths.",
+							   &llamagpu_hub_endpoint,
+							   "https://huggingface.co",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+
 	DefineCustomIntVariable("llamagpu.request_timeout",
 							"Longest time one engine request may run.",
 							"0 disables the timeout.",
@@ -168,6 +181,14 @@ LlamagpuGucInit(void)
 							 2, log_level_options,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.log_min_duration",
+							"Generations that take at least this long are logged by the engine.",
+							"The line gives the time, model, backend PID, role, tokens and outcome; -1 logs none.",
+							&llamagpu_log_min_duration,
+							-1, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llamagpu.engine_options",
 							   "Extra command-line options for the engine, separated by spaces.",
@@ -207,6 +228,30 @@ LlamagpuGucInit(void)
 							&llamagpu_response_cache_max_rows,
 							0, 0, INT_MAX,
 							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.quota_entries",
+							"Roles and API keys whose requests and tokens are counted in shared memory.",
+							"Per database; a call whose role or key has a quota is refused when no counter is left.",
+							&llamagpu_quota_entries,
+							1024, 16, 1048576,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.usage_buffer_size",
+							"Usage records the shared buffer holds until the usage flusher writes them to llm_usage.",
+							"When it is full, records are dropped and counted (llm_stat_usage).",
+							&llamagpu_usage_buffer_size,
+							8192, 64, 1048576,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llamagpu.usage_retention",
+							"Days llm_usage keeps a row; the usage flusher deletes older ones.",
+							"0 keeps rows forever.",
+							&llamagpu_usage_retention,
+							90, 0, 36500,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llamagpu");

@@ -81,6 +81,7 @@ typedef struct JobRow
 } JobRow;
 
 static LlamagpuJobSlot *my_slot = NULL;
+static bool embedding_turn = false;	/* this step tries the embedding jobs first */
 
 /* Take the slot of our database; false if another worker runs it. */
 static bool
@@ -300,6 +301,9 @@ run_batch(Job *job)
 
 	JobOptionsToArgs(job->options, job->model, &args, &batch_size);
 	GenerateRequestBuild(&args, &req);
+	req.kind = "job";
+	/* a step must fit the owner's rate limit, or it would wait forever */
+	batch_size = Min(batch_size, LlamagpuQuotaMaxRequests());
 
 	if (!job->started)
 	{
@@ -465,7 +469,8 @@ error_is_transient(int sqlstate)
 		sqlstate == ERRCODE_T_R_SERIALIZATION_FAILURE ||
 		sqlstate == ERRCODE_T_R_DEADLOCK_DETECTED ||
 		sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
-		sqlstate == ERRCODE_INSUFFICIENT_RESOURCES;
+		sqlstate == ERRCODE_INSUFFICIENT_RESOURCES ||
+		sqlstate == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;	/* the owner's quota: wait */
 }
 
 /* Note an error on the job in a transaction of its own; fail the job if fatal. */
@@ -516,15 +521,28 @@ run_step(void)
 	PG_TRY();
 	{
 		Job		   *job;
+		EmbeddingStep embedding;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
 		set_search_path("pg_catalog, pg_temp");
-		job = pick_job();
-		if (job == NULL)
-			result = JOB_STEP_IDLE;
+		/* table jobs and embedding jobs (embedding_jobs.c) take turns */
+		embedding_turn = !embedding_turn;
+		job_name = MemoryContextStrdup(cxt, "(embedding)");
+		embedding = embedding_turn ? EmbeddingJobStep() : EMBEDDING_STEP_NONE;
+		if (embedding == EMBEDDING_STEP_WORKED)
+			;
+		else if ((job = pick_job()) == NULL)
+		{
+			if (!embedding_turn)
+				embedding = EmbeddingJobStep();
+			if (embedding == EMBEDDING_STEP_NONE)
+				result = JOB_STEP_IDLE;
+			else if (embedding == EMBEDDING_STEP_BLOCKED)
+				result = JOB_STEP_WAIT;
+		}
 		else
 		{
 			job_id = job->id;

@@ -30,6 +30,9 @@ llamagpu_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(LlamagpuShared)));
+	LlamagpuQuotaShmemRequest();
+	LlamagpuUsageShmemRequest();
+	RequestAddinShmemSpace(LlamagpuDownloadsShmemSize());
 }
 
 /* Create or attach to the shared state. */
@@ -54,6 +57,9 @@ LlamagpuShmemInit(void)
 		memset(llamagpu_shared, 0, sizeof(LlamagpuShared));
 		SpinLockInit(&llamagpu_shared->mutex);
 	}
+	LlamagpuQuotaShmemInit();
+	LlamagpuUsageShmemInit();
+	LlamagpuDownloadsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -130,4 +136,5 @@ _PG_init(void)
 	shmem_startup_hook = llamagpu_shmem_startup;
 
 	LlamagpuSupervisorRegister();
+	ApiKeyUsageShmemRegister();
 }

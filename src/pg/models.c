@@ -33,7 +33,7 @@ static const char *const lookup_sql =
 "    WHERE g.model = m.name AND (g.grantee = 0 OR EXISTS ("
 "      SELECT 1 FROM pg_catalog.pg_roles r"
 "      WHERE r.oid = g.grantee AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))), "
-"  m.sha256"
+"  m.sha256, m.provider, m.base_url, m.remote_model, m.api_key_secret"
 " FROM llamagpu.llm_models m WHERE m.name = $1";
 
 /* context_size from a model's options (a JSON object as text). */
@@ -56,6 +56,15 @@ options_context_size(const char *options)
 	if (v == NULL || v->type != jbvNumeric)
 		return 0;
 	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v->val.numeric)));
+}
+
+/* Column col of the lookup's row as a string in cxt, or NULL. */
+static char *
+lookup_text(int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
 }
 
 /* The registered model called name (NULL: the default model). */
@@ -105,6 +114,16 @@ LlamagpuModelLookup(const char *name, bool check_usage)
 	options = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	model->context_size = options_context_size(options);
 	model->sha256 = MemoryContextStrdup(outer, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
+	/* a remote model (85_providers.sql): columns 5 to 8, NULL for a local one */
+	model->provider = lookup_text(5, outer);
+	model->base_url = lookup_text(6, outer);
+	model->remote_model = lookup_text(7, outer);
+	model->api_key_secret = lookup_text(8, outer);
+	model->options = options ? MemoryContextStrdup(outer, options) : NULL;
+	/* the response cache's model identity follows the endpoint, even one changed by UPDATE */
+	if (model->provider)
+		model->sha256 = MemoryContextStrdup(outer, psprintf("%s %s %s", model->provider,
+															model->base_url, model->remote_model));
 	SPI_finish();
 	return model;
 }
@@ -117,6 +136,11 @@ LlamagpuModelFields(StringInfo buf, LlamagpuModel *model)
 	EngineField(buf, "path", model->path);
 	if (model->context_size > 0)
 		EngineFieldInt(buf, "n_ctx", model->context_size);
+	/* so the engine's log lines about it (a load, say) name this backend */
+	EngineFieldInt(buf, "backend_pid", MyProcPid);
+	/* a remote model: the engine answers that it has no weights or vocabulary here */
+	if (model->provider)
+		EngineField(buf, "provider", model->provider);
 }
 
 /* Check registration options: an object with known keys of the right types. */
@@ -412,6 +436,7 @@ llm_unload_model(PG_FUNCTION_ARGS)
 	conn = EngineConnect(llamagpu_connect_timeout, false);
 	initStringInfo(&req);
 	EngineField(&req, "model", model->name);
+	EngineFieldInt(&req, "backend_pid", MyProcPid);
 	EngineCall(conn, LG_FRAME_UNLOAD, &req, &res);
 	EngineClose(conn);
 	v = EngineFrameGet(&res, "unloaded");

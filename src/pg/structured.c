@@ -302,6 +302,7 @@ llm_classify(PG_FUNCTION_ARGS)
 		args.options = PG_GETARG_JSONB_P(6);
 	args.grammar = grammar.data;
 	GenerateRequestBuild(&args, &req);
+	req.kind = "classify";
 
 	item = generate_one(&req, prompt.data);
 	out = item->output.data;

@@ -8,6 +8,13 @@
  * the worker starts it again after an exponential back-off; on SIGHUP it
  * restarts the engine if a setting the engine was started with changed; at
  * shutdown it stops the engine.
+ *
+ * Enabled engine plugins (docs/plugins.md) are part of the engine's
+ * arguments: a backend that changes them signals SIGHUP, and the engine is
+ * restarted with the new list.  When the engine dies abnormally
+ * PLUGIN_CRASH_LIMIT times within PLUGIN_CRASH_WINDOW_MS while plugins are
+ * loaded, the plugins are marked crashed (plugin_files.c) and the engine
+ * starts again without them.
  */
 #include "llamagpu.h"
 
@@ -34,12 +41,19 @@
 #define STABLE_RUN_MS			10000	/* a run this long resets the back-off */
 #define STOP_GRACE_MS			5000
 #define JOB_CHECK_MS			5000	/* how often job workers are checked */
+#define PLUGIN_CRASH_LIMIT		3		/* abnormal exits with plugins loaded ... */
+#define PLUGIN_CRASH_WINDOW_MS	300000	/* ... within this long disable them */
 
 static volatile sig_atomic_t got_sigterm = false;
 static volatile sig_atomic_t got_sigchld = false;
 
 static pid_t engine_pid = 0;
 static char *engine_cmdline = NULL;	/* the settings the running engine got */
+static int	engine_exit_status = 0; /* waitpid's status of the last exit */
+static List *argv_plugins = NIL;	/* the plugins of the last build_argv (its context) */
+static List *engine_plugins = NIL;	/* the running engine's plugins (TopMemoryContext) */
+static TimestampTz plugin_crashes[PLUGIN_CRASH_LIMIT];	/* recent abnormal exits with plugins */
+static int	n_plugin_crashes = 0;
 
 /* Register the supervisor with the postmaster (from _PG_init). */
 void
@@ -96,6 +110,41 @@ set_state(LlamagpuEngineState state, pid_t pid, bool started)
 	SpinLockRelease(&llamagpu_shared->mutex);
 }
 
+/*
+ * --plugin arguments for the enabled engine plugins (argv_plugins gets
+ * their names).  A file that cannot be read is reported and the engine
+ * runs without plugins: the supervisor itself must not fail.
+ */
+static List *
+plugin_args(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *values = NIL;
+	List	   *args = NIL;
+	ListCell   *lc;
+
+	argv_plugins = NIL;
+	PG_TRY();
+	{
+		values = PluginEngineArgs(&argv_plugins);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		values = NIL;
+		argv_plugins = NIL;
+	}
+	PG_END_TRY();
+	foreach(lc, values)
+	{
+		args = lappend(args, pstrdup("--plugin"));
+		args = lappend(args, lfirst(lc));
+	}
+	return args;
+}
+
 /* The engine's argument vector from the current settings (palloc'd, NULL-terminated). */
 static char **
 build_argv(void)
@@ -134,6 +183,7 @@ build_argv(void)
 	extra = pstrdup(llamagpu_engine_options ? llamagpu_engine_options : "");
 	for (tok = strtok_r(extra, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
 		args = lappend(args, pstrdup(tok));
+	args = list_concat(args, plugin_args());
 
 	argv = palloc0(sizeof(char *) * (list_length(args) + 1));
 	foreach(lc, args)
@@ -165,6 +215,18 @@ close_inherited_fds(void)
 		close(fd);
 }
 
+/* Whether two lists of C strings are equal. */
+static bool
+same_names(List *a, List *b)
+{
+	if (list_length(a) != list_length(b))
+		return false;
+	for (int i = 0; i < list_length(a); i++)
+		if (strcmp(list_nth(a, i), list_nth(b, i)) != 0)
+			return false;
+	return true;
+}
+
 /* Fork and exec the engine. */
 static void
 start_engine(void)
@@ -182,7 +244,7 @@ start_engine(void)
 	if (pid < 0)
 	{
 		ereport(WARNING,
-				(errmsg("could not fork the llamagpu engine: %m")));
+				(errmsg("llamagpu: could not fork the engine: %m")));
 		set_state(LLAMAGPU_ENGINE_BACKOFF, 0, false);
 		return;
 	}
@@ -211,15 +273,27 @@ start_engine(void)
 		}
 		setsid();
 		execv(argv[0], argv);
-		fprintf(stderr, "llamagpu supervisor: could not execute \"%s\": %s\n",
+		fprintf(stderr, "llamagpu: supervisor: could not execute \"%s\": %s\n",
 				argv[0], strerror(errno));
 		_exit(127);
 	}
 
 	engine_pid = pid;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		/* crashes count against one set of plugins: another set starts afresh */
+		if (!same_names(engine_plugins, argv_plugins))
+			n_plugin_crashes = 0;
+		list_free_deep(engine_plugins);
+		engine_plugins = NIL;
+		for (int i = 0; i < list_length(argv_plugins); i++)
+			engine_plugins = lappend(engine_plugins, pstrdup(list_nth(argv_plugins, i)));
+		MemoryContextSwitchTo(old);
+	}
 	set_state(LLAMAGPU_ENGINE_RUNNING, pid, true);
 	ereport(LOG,
-			(errmsg("llamagpu engine started (PID %d)", (int) pid),
+			(errmsg("llamagpu: engine started (PID %d)", (int) pid),
 			 errdetail("Command: %s", engine_cmdline)));
 }
 
@@ -236,15 +310,16 @@ reap_engine(bool log_exit)
 		if (pid != engine_pid)
 			continue;
 		engine_pid = 0;
+		engine_exit_status = status;
 		if (!log_exit)
 			return true;
 		if (WIFSIGNALED(status))
 			ereport(LOG,
-					(errmsg("llamagpu engine (PID %d) was terminated by signal %d: %s",
+					(errmsg("llamagpu: engine (PID %d) was terminated by signal %d: %s",
 							(int) pid, WTERMSIG(status), pg_strsignal(WTERMSIG(status)))));
 		else
 			ereport(LOG,
-					(errmsg("llamagpu engine (PID %d) exited with exit code %d",
+					(errmsg("llamagpu: engine (PID %d) exited with exit code %d",
 							(int) pid, WEXITSTATUS(status))));
 		return true;
 	}
@@ -257,6 +332,8 @@ stop_engine(void)
 {
 	if (engine_pid <= 0)
 		return;
+	ereport(LOG,
+			(errmsg("llamagpu: stopping the engine (PID %d)", (int) engine_pid)));
 	set_state(LLAMAGPU_ENGINE_STOPPING, engine_pid, false);
 	kill(engine_pid, SIGTERM);
 	for (int waited = 0; waited < STOP_GRACE_MS && engine_pid > 0; waited += 10)
@@ -267,11 +344,66 @@ stop_engine(void)
 	}
 	if (engine_pid > 0)
 	{
+		ereport(LOG,
+				(errmsg("llamagpu: engine (PID %d) did not stop within %d ms; killing it",
+						(int) engine_pid, STOP_GRACE_MS)));
 		kill(engine_pid, SIGKILL);
 		waitpid(engine_pid, NULL, 0);
 		engine_pid = 0;
 	}
 	set_state(LLAMAGPU_ENGINE_STOPPED, 0, false);
+}
+
+/*
+ * The engine died abnormally: if it had plugins, count the crash, and after
+ * PLUGIN_CRASH_LIMIT within the window mark its plugins crashed, so the
+ * next start is without them.  True if plugins were disabled.
+ */
+static bool
+count_plugin_crash(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	char	   *how;
+	char	   *reason;
+	StringInfoData names;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (engine_plugins == NIL ||
+		(WIFEXITED(engine_exit_status) && WEXITSTATUS(engine_exit_status) == 0))
+		return false;
+	plugin_crashes[n_plugin_crashes++ % PLUGIN_CRASH_LIMIT] = now;
+	for (int i = 0; i < Min(n_plugin_crashes, PLUGIN_CRASH_LIMIT); i++)
+		if (TimestampDifferenceMilliseconds(plugin_crashes[i], now) <= PLUGIN_CRASH_WINDOW_MS)
+			n++;
+	if (n < PLUGIN_CRASH_LIMIT)
+		return false;
+	n_plugin_crashes = 0;
+
+	how = WIFSIGNALED(engine_exit_status) ?
+		psprintf("signal %d: %s", WTERMSIG(engine_exit_status), pg_strsignal(WTERMSIG(engine_exit_status))) :
+		psprintf("exit code %d", WEXITSTATUS(engine_exit_status));
+	reason = psprintf("disabled: the engine crashed %d times within %d s with this plugin loaded (last: %s)",
+					  PLUGIN_CRASH_LIMIT, PLUGIN_CRASH_WINDOW_MS / 1000, how);
+	initStringInfo(&names);
+	foreach(lc, engine_plugins)
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "", (char *) lfirst(lc));
+	PG_TRY();
+	{
+		PluginMarkCrashed(engine_plugins, reason);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	ereport(WARNING,
+			(errmsg("llamagpu engine crashed %d times within %d s with engine plugins loaded; restarting it without them",
+					PLUGIN_CRASH_LIMIT, PLUGIN_CRASH_WINDOW_MS / 1000),
+			 errdetail("Engine plugins disabled: %s.  Last exit: %s.", names.data, how),
+			 errhint("Fix or drop the plugins; llm_enable_plugin() enables one again.")));
+	return true;
 }
 
 /* On any exit of the supervisor, the engine goes too. */
@@ -317,15 +449,16 @@ llamagpu_supervisor_main(Datum main_arg)
 		{
 			long		ran_ms = TimestampDifferenceMilliseconds(last_start, GetCurrentTimestamp());
 
-			/* exponential back-off, reset after a stable run */
-			if (ran_ms >= STABLE_RUN_MS || delay_ms == 0)
+			/* exponential back-off, reset after a stable run or without the plugins that crashed it */
+			if (count_plugin_crash() || ran_ms >= STABLE_RUN_MS || delay_ms == 0)
 				delay_ms = RESTART_DELAY_MIN_MS;
 			else
 				delay_ms = Min(delay_ms * 2, RESTART_DELAY_MAX_MS);
 			next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 			set_state(LLAMAGPU_ENGINE_BACKOFF, 0, false);
 			ereport(LOG,
-					(errmsg("restarting the llamagpu engine in %d ms", delay_ms)));
+					(errmsg("llamagpu: restarting the engine in %d ms (restart %d)", delay_ms,
+							llamagpu_shared->restarts + 1)));
 		}
 
 		if (ConfigReloadPending)
@@ -339,7 +472,7 @@ llamagpu_supervisor_main(Datum main_arg)
 			{
 				/* running, or waiting out a back-off: start afresh now */
 				ereport(LOG,
-						(errmsg("llamagpu engine settings changed; restarting the engine")));
+						(errmsg("llamagpu: engine settings changed; restarting the engine")));
 				stop_engine();
 				delay_ms = 0;
 				next_start = 0;

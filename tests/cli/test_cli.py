@@ -10,6 +10,7 @@ import json
 import math
 import os
 import select
+import signal
 import shutil
 import socket
 import struct
@@ -805,6 +806,140 @@ class ServeBatching(unittest.TestCase):
                 self.assertIn(opt[2:], p.stderr.decode())
 
 
+
+class ServeMetrics(unittest.TestCase):
+    """STATUS reports per-model measurements (serve_metrics.c) that agree with the replies."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+
+    def fields(self, prompt, **extra):
+        f = {"model": "stories", "path": STORIES, "prompt": prompt, "max_tokens": 20, "temperature": 0,
+             "backend_pid": 4242, "role": "alice"}
+        f.update(extra)
+        return f
+
+    @staticmethod
+    def metrics(st):
+        """{model: (requests, errors, prompt, generated, {outcome: n})} and {(model, kind): (count, sum, bounds, cum)}."""
+        out = {}
+        for line in as_list(st.get("metrics")):
+            name, req, err, prompt, gen, outcomes = line.split("\t")
+            oc = dict((k, int(v)) for k, v in (x.split(":") for x in outcomes.split(",") if x))
+            out[name] = (int(req), int(err), int(prompt), int(gen), oc)
+        hist = {}
+        for line in as_list(st.get("histogram")):
+            name, kind, count, total, bounds, cum = line.split("\t")
+            hist[(name, kind)] = (int(count), float(total), [float(b) for b in bounds.split(",")],
+                                  [int(c) for c in cum.split(",")])
+        return out, hist
+
+    def test_counts_agree_with_replies(self):
+        srv = EngineServer("--log-min-duration-ms", 0, "--log-level", "info")
+        try:
+            conn = srv.connect()
+            st0 = conn.status()
+            self.assertGreaterEqual(int(st0["uptime_ms"]), 0)
+            dev, used, total = st0["device_memory"].split("\t")
+            self.assertTrue(dev == "cpu" or ":" in dev, dev)
+            self.assertGreater(int(used), 0)
+            self.assertGreaterEqual(int(total), int(used))
+            self.assertNotIn("metrics", st0)          # no request yet, no model entry
+            prompts = ["Once upon a time", "The little dog", "Tom had a red ball"]
+            for i, p in enumerate(prompts):
+                conn.send("G", i + 1, **self.fields(p, max_tokens=10 + 5 * i))
+            ends = conn.collect([1, 2, 3])
+            # an error: the prompt does not fit a context of 4 positions
+            conn.send("G", 4, **self.fields("Once upon a time there was a dog", n_ctx=4))
+            err = conn.collect([4])[4]
+            self.assertEqual((err[1], err[2]["status"]), ("X", "context"))
+            st = conn.status()
+            m, h = self.metrics(st)
+            req, errors, prompt, gen, oc = m["stories"]
+            self.assertEqual(req, 4)
+            self.assertEqual(errors, 1)
+            self.assertEqual(oc.get("context"), 1)
+            self.assertEqual(sum(oc.values()), 4)
+            n_prompt = sum(int(ends[i][2]["n_prompt"]) for i in (1, 2, 3))
+            n_gen = sum(int(ends[i][2]["n_gen"]) for i in (1, 2, 3))
+            self.assertEqual(oc.get("stop", 0) + oc.get("length", 0), 3)
+            self.assertEqual(gen, n_gen)
+            # the failed request was tokenized before the context check: its prompt counts too
+            self.assertGreater(prompt, n_prompt)
+            count, total, bounds, cum = h[("stories", "ttft")]
+            self.assertEqual(count, 3)
+            self.assertEqual(h[("stories", "itl")][0], n_gen - 3)
+            self.assertEqual(h[("stories", "e2e")][0], 4)
+            for kind in ("ttft", "itl", "e2e"):
+                count, total, bounds, cum = h[("stories", kind)]
+                self.assertEqual(len(cum), len(bounds) + 1, kind)
+                self.assertEqual(bounds, sorted(bounds))
+                self.assertEqual(cum, sorted(cum), kind + " buckets are cumulative")
+                self.assertEqual(cum[-1], count, kind + " +Inf bucket is the count")
+                self.assertGreaterEqual(total, 0)
+            # the loaded model's memory
+            name, device, weights, kv = st["model_memory"].split("\t")
+            self.assertEqual(name, "stories")
+            self.assertGreater(int(weights), 0)
+            self.assertLessEqual(int(weights), os.path.getsize(STORIES))
+            self.assertGreater(int(kv), 0)
+            # reset: zero again, and later requests count from there
+            conn.send("S", 50, reset=1)
+            typ, rid, st2 = conn.read()
+            self.assertEqual(typ, "R")
+            m2, h2 = self.metrics(st2)
+            self.assertEqual(m2["stories"][:4], (0, 0, 0, 0))
+            self.assertEqual(h2[("stories", "e2e")][3][-1], 0)
+            self.assertGreaterEqual(int(st2["stats_reset_unix_us"]), int(st2["started_unix_us"]))
+            conn.send("G", 5, **self.fields("The sun was", max_tokens=5))
+            conn.collect([5])
+            self.assertEqual(self.metrics(conn.status())[0]["stories"][0], 1)
+            # unloading keeps the counters
+            conn.send("U", 6, model="stories")
+            conn.collect([6])
+            st3 = conn.status()
+            self.assertNotIn("model_memory", st3)
+            self.assertEqual(self.metrics(st3)[0]["stories"][0], 1)
+            conn.close()
+        finally:
+            srv.proc.terminate()
+            srv.proc.wait(timeout=30)
+            log = srv.proc.stderr.read().decode(errors="replace")
+            srv.stop()
+        lines = log.splitlines()
+        self.assertTrue(all(l.startswith("llamagpu: engine[") for l in lines), log)
+        self.assertEqual(sum("slow request" in l for l in lines), 5, log)
+        self.assertRegex(log, r'slow request: [0-9.]+ ms, model "stories", backend PID 4242, role "alice", '
+                              r'\d+ prompt tokens, \d+ generated, outcome context')
+        self.assertRegex(log, r'loading model "stories" from .* \(backend PID 4242\)')
+        self.assertRegex(log, r'INFO: started, listening on')
+        self.assertRegex(log, r'INFO: unloading model "stories"')
+        self.assertRegex(log, r'INFO: stopping')
+
+    def test_out_of_memory_is_logged(self):
+        # a 1 MB pool holds 51 blocks of 32 positions: a prompt of 1801 tokens cannot fit it
+        srv = EngineServer("--kv-cache-size", 1)
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, **self.fields("Once upon a time there was a dog. " * 180, max_tokens=4))
+            text, typ, body = conn.collect([1])[1]
+            self.assertEqual((typ, body["status"]), ("X", "nomem"), body)
+            self.assertEqual(self.metrics(conn.status())[0]["stories"][4], {"nomem": 1})
+            conn.close()
+        finally:
+            srv.proc.terminate()
+            srv.proc.wait(timeout=30)
+            log = srv.proc.stderr.read().decode(errors="replace")
+            srv.stop()
+        self.assertRegex(log, r'llamagpu: engine\[\d+\] WARNING: out of memory: .* \(request \d+, model "stories", '
+                              r'backend PID 4242\)')
+
+    def test_bad_log_min_duration(self):
+        p = run("serve", "--socket-dir", "/nonexistent/x", "--log-min-duration-ms", "-5", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("log-min-duration-ms", p.stderr.decode())
+
 # A GBNF grammar and the Python regular expression of the same language.
 ST_PERSON_GBNF = r'''
 root ::= "{" ws "\"name\":" ws name ws "," ws "\"age\":" ws age ws "}"
@@ -1319,6 +1454,171 @@ class ChatTemplates(unittest.TestCase):
             out = run("chat-template", "render", "--template", tpl, "--messages", "@" + mfile,
                       "--tools", "[]", "--no-generation-prompt").stdout
             self.assertEqual(out, b"10")
+
+
+PLUGIN_DIR = os.environ.get("LLAMAGPU_PLUGIN_DIR", os.path.join(ROOT, "build", "plugins"))
+
+
+def plugin(name):
+    path = os.path.join(PLUGIN_DIR, name + ".so")
+    if not os.path.exists(path):
+        raise unittest.SkipTest("SKIP: %s not built (make plugins)" % path)
+    return path
+
+
+def plugin_check(*args):
+    p = run("plugin-check", *args, check=False)
+    return p.returncode, dict(line.split("=", 1) for line in p.stdout.decode().splitlines())
+
+
+class Plugins(unittest.TestCase):
+    """Engine plugins (docs/plugins.md): plugin-check, and serve's logits processors."""
+
+    @classmethod
+    def setUpClass(cls):
+        need(STORIES)
+        cls.banwords = plugin("banwords")
+        cls.sha = plugin_check(cls.banwords)[1]["sha256"]
+
+    def test_plugin_check(self):
+        rc, out = plugin_check(self.banwords)
+        self.assertEqual(rc, 0)
+        self.assertEqual((out["status"], out["abi_version"], out["name"], out["version"]),
+                         ("ok", "1", "banwords", "1.0"))
+        with open(self.banwords, "rb") as f:
+            import hashlib
+            self.assertEqual(out["sha256"], hashlib.sha256(f.read()).hexdigest())
+        rc, out = plugin_check(self.banwords, "--sha256", "0" * 64)
+        self.assertEqual((rc, out["status"]), (1, "checksum"))
+        self.assertIn("checksum mismatch", out["error"])
+        rc, out = plugin_check(plugin("test_wrong_abi"))
+        self.assertEqual((rc, out["status"], out["abi_version"]), (1, "abi", "99"))
+        self.assertIn("ABI version 99; this engine implements version 1", out["error"])
+        rc, out = plugin_check(plugin("test_no_init"))
+        self.assertEqual((rc, out["status"]), (1, "symbol"))
+        rc, out = plugin_check(STORIES)
+        self.assertEqual((rc, out["status"]), (1, "load"))
+        rc, out = plugin_check("/nonexistent/x.so")
+        self.assertEqual((rc, out["status"]), (1, "open"))
+        self.assertEqual(run("plugin-check", check=False).returncode, 2)
+
+    def gen(self, conn, rid, **extra):
+        f = {"model": "stories", "path": STORIES, "prompt": "Once upon a time", "max_tokens": 40,
+             "temperature": 0}
+        f.update(extra)
+        conn.send("G", rid, **f)
+        return conn.collect([rid])[rid]
+
+    def rpc(self, conn, typ, rid, **fields):
+        conn.send(typ, rid, **fields)
+        t, got, body = conn.read()
+        self.assertEqual((t, got), ("R", rid), body)
+        return body
+
+    def test_banwords_changes_greedy_output_exactly(self):
+        srv = EngineServer("--plugin", "banwords:%s:%s" % (self.sha, self.banwords),
+                           "--plugin", "fail:%s:%s" % (plugin_check(plugin("test_fail"))[1]["sha256"],
+                                                       plugin("test_fail")))
+        try:
+            conn = srv.connect()
+            base = self.gen(conn, 1)
+            self.assertEqual(base[1], "E", base[2])
+            # ban the first generated token: greedy takes the next best there, as logit_bias -inf does
+            ids = self.rpc(conn, "T", 2, model="stories", path=STORIES, text=base[0], add_special=0)
+            first = int(ids["tokens"].split(",")[0])
+            banned = self.gen(conn, 3, logits_processor="banwords", plugin_options='{"tokens": [%d]}' % first)
+            ref = self.gen(conn, 4, logit_bias="%d:-inf" % first)
+            self.assertEqual(banned[1], "E", banned[2])
+            self.assertNotEqual(banned[0], base[0])
+            self.assertEqual(banned[0], ref[0])
+            # a word: every token that spells it alone (leading spaces aside) is banned
+            pieces = {}
+            n_vocab = int(self.rpc(conn, "I", 5, path=STORIES)["n_vocab"])
+            for t in range(n_vocab):
+                try:
+                    pieces[t] = self.rpc(conn, "D", 6, model="stories", path=STORIES, tokens=str(t))["text"]
+                except UnicodeDecodeError:
+                    pieces[t] = ""     # a byte token, not UTF-8 alone: not a word
+            word = next(p.strip() for p in (pieces[int(t)] for t in ids["tokens"].split(","))
+                        if p.strip().isalpha() and len(p.strip()) >= 3)
+            same = [t for t, p in pieces.items() if p.lstrip(" ") == word]
+            self.assertTrue(same)
+            worded = self.gen(conn, 7, logits_processor="banwords", plugin_options=json.dumps({"words": [word]}))
+            conn.send("G", 8, model="stories", path=STORIES, prompt="Once upon a time", max_tokens=40,
+                      temperature=0, fields=[("logit_bias", "%d:-inf" % t) for t in same])
+            ref = conn.collect([8])[8]
+            self.assertEqual(worded[1], "E", worded[2])
+            self.assertEqual(worded[0], ref[0])
+            self.assertNotEqual(worded[0], base[0])
+            # a bias of +100 on one token makes greedy choose it every time
+            forced = self.gen(conn, 9, logits_processor="banwords", plugin_options='{"bias": {"%d": 100}}' % first,
+                              max_tokens=8)
+            ref = self.gen(conn, 10, logit_bias="%d:100" % first, max_tokens=8)
+            self.assertEqual((forced[0], forced[2]["n_gen"]), (ref[0], "8"))
+            self.assertEqual(self.rpc(conn, "T", 11, model="stories", path=STORIES, text=forced[0],
+                                      add_special=0)["tokens"].split(",")[:2], [str(first)] * 2)
+            # errors: unknown options, an unknown plugin, options without a plugin, a failing hook
+            bad = self.gen(conn, 12, logits_processor="banwords", plugin_options='{"colour": 1}')
+            self.assertEqual((bad[1], bad[2]["status"]), ("X", "plugin"))
+            self.assertIn('unknown option "colour"', bad[2]["message"])
+            bad = self.gen(conn, 13, logits_processor="banwords", plugin_options='{"tokens": [%d]}' % n_vocab)
+            self.assertIn("not in the vocabulary", bad[2]["message"])
+            bad = self.gen(conn, 14, logits_processor="nosuch")
+            self.assertEqual((bad[1], bad[2]["status"]), ("X", "plugin"))
+            self.assertIn('engine plugin "nosuch" is not loaded', bad[2]["message"])
+            bad = self.gen(conn, 15, plugin_options="{}")
+            self.assertEqual(bad[2]["status"], "arg")
+            bad = self.gen(conn, 16, logits_processor="fail", plugin_options='{"refuse": true}')
+            self.assertEqual(bad[2]["status"], "plugin")
+            self.assertIn("refused the request: options refused as asked", bad[2]["message"])
+            bad = self.gen(conn, 17, logits_processor="fail")
+            self.assertEqual(bad[2]["status"], "plugin")
+            self.assertIn("failed after 2 tokens as designed", bad[2]["message"])
+            self.assertEqual(self.gen(conn, 18)[:2], base[:2])     # the server goes on
+            st = as_list(conn.status().get("plugin"))
+            self.assertEqual(st, ["banwords\t1.0\tloaded\t", "fail\t0.1\tloaded\t"])
+            conn.close()
+        finally:
+            srv.stop()
+
+    def test_load_failures_leave_the_plugin_out(self):
+        srv = EngineServer("--plugin", "banwords:%s:%s" % ("0" * 64, self.banwords),
+                           "--plugin", "wrong_abi:%s:%s" % (plugin_check(plugin("test_wrong_abi"))[1]["sha256"],
+                                                            plugin("test_wrong_abi")),
+                           "--plugin", "other:%s:%s" % (self.sha, self.banwords))
+        try:
+            conn = srv.connect()
+            st = [x.split("\t") for x in as_list(conn.status().get("plugin"))]
+            self.assertEqual([(x[0], x[2]) for x in st], [("banwords", "failed"), ("wrong_abi", "failed"),
+                                                           ("other", "failed")])
+            self.assertIn("checksum mismatch", st[0][3])
+            self.assertIn("ABI version 99", st[1][3])
+            self.assertIn('calls itself "banwords"', st[2][3])
+            bad = self.gen(conn, 1, logits_processor="banwords")
+            self.assertEqual(bad[2]["status"], "plugin")
+            self.assertIn("checksum mismatch", bad[2]["detail"])
+            self.assertEqual(self.gen(conn, 2)[1], "E")
+            conn.close()
+        finally:
+            srv.stop()
+        for spec in ("banwords", "banwords:abc:/x.so", "bad name:%s:/x.so" % ("0" * 64)):
+            p = run("serve", "--socket-dir", "/tmp/unused-plugin-test", "--plugin", spec, check=False)
+            self.assertEqual(p.returncode, 2, spec)
+            self.assertIn(b"--plugin", p.stderr)
+
+    def test_crashing_plugin_kills_only_the_engine(self):
+        crash = plugin("test_crash")
+        srv = EngineServer("--plugin", "crash:%s:%s" % (plugin_check(crash)[1]["sha256"], crash))
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, model="stories", path=STORIES, prompt="Once", logits_processor="crash")
+            srv.proc.wait(timeout=60)
+            # SIGSEGV, from inside the plugin (under ASan its handler reports it and exits 1)
+            self.assertNotEqual(srv.proc.returncode, 0)
+            if srv.proc.returncode < 0:
+                self.assertEqual(srv.proc.returncode, -signal.SIGSEGV)
+        finally:
+            srv.stop()
 
 
 if __name__ == "__main__":

@@ -535,6 +535,112 @@ test_grammar_bad_requests(void **state)
 	lg_grammar_free(g);
 }
 
+/* What the logits hook of test_logits_hook does and saw. */
+static lg_token hook_ban;		/* banned (-INFINITY) by the hook */
+static int	hook_fail_at;		/* fail at this generated token; 0: never */
+static int	hook_calls;
+static int32_t hook_n_prompt;
+
+/* A logits processor (what an engine plugin is to serve): ban hook_ban, or fail. */
+static bool
+ban_hook(void *arg, float *logits, int32_t n_vocab, const lg_token *tokens, int32_t n_tokens,
+		 int32_t n_prompt, lg_error *err)
+{
+	/* called once per sampled token, with the ids so far */
+	assert_int_equal(n_tokens, n_prompt + hook_calls);
+	assert_int_equal(n_vocab, model->hp.n_vocab);
+	assert_true(tokens[0] == lg_vocab_bos(model->vocab));
+	hook_n_prompt = n_prompt;
+	hook_calls++;
+	if (hook_fail_at > 0 && hook_calls == hook_fail_at)
+	{
+		lg_error_set(err, LG_ERR_ARG, "hook failed at token %d", hook_calls);
+		return false;
+	}
+	logits[hook_ban] = -INFINITY;
+	return true;
+}
+
+/*
+ * A request's logits hook runs before its sampler: banning the greedy
+ * choice gives exactly what a logit bias of -inf gives, other requests in
+ * the batch are untouched, and a hook that fails ends only its request.
+ */
+static void
+test_logits_hook(void **state)
+{
+	lg_sched_params p = params(16, 0, false);
+	lg_sampler_params sp = sampling(0);
+	lg_logit_bias bias;
+	lg_sched_request r;
+	lg_token	ids[512];
+	outcome		base, hooked, biased, other, failed;
+	lg_sched   *s;
+	lg_error	err;
+
+	if (model == NULL)
+		skip();
+	s = new_sched(&p);
+	memset(&base, 0, sizeof(base));
+	assert_int_equal(submit(s, prompts[0], 0, 16, 0, &base, NULL), LG_OK);
+	run_all(s);
+	assert_int_equal(base.status, LG_OK);
+	assert_true(base.n_ids >= 2);
+
+	/* the hook bans the first greedy token; an unhooked request runs beside it */
+	hook_ban = base.ids[0];
+	hook_fail_at = 0;
+	hook_calls = 0;
+	memset(&r, 0, sizeof(r));
+	memset(&hooked, 0, sizeof(hooked));
+	memset(&other, 0, sizeof(other));
+	r.n_prompt = tokenize(prompts[0], ids);
+	r.prompt = ids;
+	r.sampling = &sp;
+	r.gen.max_tokens = 16;
+	r.on_piece = on_piece;
+	r.on_done = on_done;
+	r.on_logits = ban_hook;
+	r.arg = &hooked;
+	lg_error_clear(&err);
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_OK);
+	assert_int_equal(submit(s, prompts[0], 0, 16, 0, &other, NULL), LG_OK);
+	run_all(s);
+	assert_int_equal(hooked.status, LG_OK);
+	assert_int_equal(hook_calls, hooked.n_ids);
+	assert_int_equal(hook_n_prompt, r.n_prompt);
+	assert_int_not_equal(hooked.ids[0], base.ids[0]);
+	for (int32_t i = 0; i < hooked.n_ids; i++)
+		assert_int_not_equal(hooked.ids[i], hook_ban);
+	assert_same(&other, &base);
+
+	/* the same ban as a logit bias */
+	bias.token = hook_ban;
+	bias.bias = -INFINITY;
+	sp.logit_bias = &bias;
+	sp.n_logit_bias = 1;
+	r.on_logits = NULL;
+	r.arg = &biased;
+	memset(&biased, 0, sizeof(biased));
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_OK);
+	run_all(s);
+	assert_same(&hooked, &biased);
+
+	/* a failing hook fails its request with its error, after the tokens before it */
+	sp.n_logit_bias = 0;
+	hook_fail_at = 3;
+	hook_calls = 0;
+	r.on_logits = ban_hook;
+	r.arg = &failed;
+	memset(&failed, 0, sizeof(failed));
+	assert_int_equal(lg_sched_submit(s, &r, NULL, &err), LG_OK);
+	run_all(s);
+	assert_int_equal(failed.n_done, 1);
+	assert_int_equal(failed.status, LG_ERR_ARG);
+	assert_string_equal(failed.errmsg, "hook failed at token 3");
+	finish_sched(s);
+}
+
 /* The counters add up exactly without preemption or prefix cache. */
 static void
 test_stats_add_up(void **state)
@@ -1069,6 +1175,7 @@ main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_too_long_for_pool_fails),
 		cmocka_unit_test(test_wait),
+		cmocka_unit_test(test_logits_hook),
 		cmocka_unit_test(test_threads),
 	};
 

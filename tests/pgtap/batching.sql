@@ -75,7 +75,10 @@ SELECT columns_are('llamagpu', 'llm_stat_engine',
 	ARRAY['model', 'path', 'requests', 'queued', 'running', 'submitted', 'finished', 'rejected',
 		  'steps', 'batch_tokens', 'prompt_tokens', 'gen_tokens', 'avg_batch_fill', 'max_batch_tokens',
 		  'kv_block_size', 'kv_blocks_used', 'kv_blocks_cached', 'kv_blocks_total', 'preemptions',
-		  'prefix_lookup_tokens', 'prefix_hit_tokens', 'prefix_hit_rate']);
+		  'prefix_lookup_tokens', 'prefix_hit_tokens', 'prefix_hit_rate',
+		  'uptime', 'restarts', 'engine_state', 'engine_queued', 'engine_running',
+		  'engine_kv_blocks_used', 'engine_kv_blocks_total', 'engine_prefix_hit_rate',
+		  'device', 'device_memory_used', 'device_memory_total']);
 SELECT col_type_is('llamagpu', 'llm_stat_engine', 'avg_batch_fill', 'double precision', 'avg_batch_fill is a fraction');
 SELECT col_type_is('llamagpu', 'llm_stat_engine', 'prefix_hit_rate', 'double precision', 'prefix_hit_rate is a fraction');
 SELECT table_privs_are('llamagpu', 'llm_stat_engine', 'llm_user', ARRAY['SELECT']);

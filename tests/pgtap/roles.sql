@@ -1,6 +1,6 @@
 -- pgTAP: roles and privileges.
 BEGIN;
-SELECT plan(26);
+SELECT plan(29);
 
 SELECT has_role('llm_user');
 SELECT has_role('llm_admin');
@@ -25,6 +25,10 @@ SELECT function_privs_are('llamagpu', 'llm_generate',
 SELECT function_privs_are('llamagpu', 'llm_tokenize', ARRAY['text', 'text'], 'llm_user', ARRAY['EXECUTE']);
 SELECT function_privs_are('llamagpu', 'llm_register_model', ARRAY['text', 'text', 'jsonb'], 'llm_user', '{}'::text[]);
 SELECT function_privs_are('llamagpu', 'llm_register_model', ARRAY['text', 'text', 'jsonb'], 'llm_admin', ARRAY['EXECUTE']);
+SELECT ok(NOT has_function_privilege('public', 'llamagpu.llm_register_remote_model(text, text, text, text, jsonb)', 'EXECUTE'),
+		  'PUBLIC cannot register remote models');
+SELECT function_privs_are('llamagpu', 'llm_register_remote_model', ARRAY['text', 'text', 'text', 'text', 'jsonb'], 'llm_user', '{}'::text[]);
+SELECT function_privs_are('llamagpu', 'llm_register_remote_model', ARRAY['text', 'text', 'text', 'text', 'jsonb'], 'llm_admin', ARRAY['EXECUTE']);
 SELECT function_privs_are('llamagpu', 'llm_load_model', ARRAY['text'], 'llm_admin', ARRAY['EXECUTE']);
 SELECT function_privs_are('llamagpu', 'llm_unload_model', ARRAY['text'], 'llm_admin', ARRAY['EXECUTE']);
 SELECT function_privs_are('llamagpu', 'llm_drop_model', ARRAY['text'], 'llm_admin', ARRAY['EXECUTE']);

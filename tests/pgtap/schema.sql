@@ -11,7 +11,8 @@ SELECT is((SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.o
 SELECT has_table('llamagpu', 'llm_models', 'registry table');
 SELECT columns_are('llamagpu', 'llm_models',
 	ARRAY['name', 'path', 'architecture', 'parameters', 'quantization', 'context_length',
-		  'file_size', 'sha256', 'device', 'options', 'registered_by', 'registered_at']);
+		  'file_size', 'sha256', 'device', 'options', 'registered_by', 'registered_at',
+		  'provider', 'base_url', 'remote_model', 'api_key_secret']);
 SELECT col_is_pk('llamagpu', 'llm_models', 'name', 'model name is the primary key');
 SELECT col_type_is('llamagpu', 'llm_models', 'options', 'jsonb', 'options is jsonb');
 SELECT col_type_is('llamagpu', 'llm_models', 'parameters', 'bigint', 'parameters is bigint');

@@ -38,7 +38,7 @@ like(slurp_file("/proc/$new/cmdline"), qr/--threads\x002\x00/, 'new engine got -
 is($node->safe_psql('postgres', "SELECT llm_count_tokens('Once upon a time', 'stories')"),
 	'5', 'restarted engine answers');
 is($node->safe_psql('postgres', "SELECT restarts FROM llm_engine_status()"), '1', 'one restart counted');
-ok($node->log_contains('llamagpu engine settings changed; restarting the engine'), 'restart logged');
+ok($node->log_contains('llamagpu: engine settings changed; restarting the engine'), 'restart logged');
 
 # an engine that cannot start: back-off, a clear error, and recovery
 $node->safe_psql('postgres', "ALTER SYSTEM SET llamagpu.engine_path = '/nonexistent/llamagpu'");
@@ -49,7 +49,13 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres',
 	extra_params => ['-v', 'VERBOSITY=verbose']);
 like($stderr, qr/57P03: llamagpu engine is not available/, '... calls fail with 57P03');
 ok($node->log_contains('could not execute "/nonexistent/llamagpu"'), '... exec failure logged');
-ok($node->log_contains('restarting the llamagpu engine in 200 ms'), '... with growing back-off');
+ok($node->log_contains('llamagpu: restarting the engine in 200 ms'), '... with growing back-off');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || bool_and(model IS NULL AND uptime IS NULL AND engine_queued IS NULL) || ' ' ||
+		   max(engine_state) || ' ' || (max(restarts) = (SELECT restarts FROM llm_engine_status()))
+	FROM llm_stat_engine}),
+	'1 true restarting true', '... llm_stat_engine: one row, the supervisor\'s state, no engine numbers');
+like($node->safe_psql('postgres', 'SELECT llm_metrics()'), qr/^llamagpu_up 0$/m, '... llm_metrics(): llamagpu_up 0');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET llamagpu.engine_path");
 $node->reload;
 $new = wait_engine_restart($node, 0, 40);

@@ -46,7 +46,7 @@ for my $r (@runs)
 
 my $new = wait_engine_restart($node, $pid);
 ok($new > 0, "supervisor restarted the engine ($pid -> $new)");
-ok($node->log_contains("llamagpu engine \\(PID $pid\\) was terminated by signal 9"), 'death logged');
+ok($node->log_contains("llamagpu: engine \\(PID $pid\\) was terminated by signal 9"), 'death logged');
 is($node->safe_psql('postgres',
 		"SELECT length(llm_generate('Once upon a time', 'stories', max_tokens => 4, temperature => 0)) > 0"),
 	't', 'next call succeeds');

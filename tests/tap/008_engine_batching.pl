@@ -16,6 +16,8 @@ my $fake = "$FindBin::RealBin/lib/fake_engine.pl";
 my $node = llamagpu_node('fake', "llamagpu.engine_path = '$fake'\n");
 my $sockdir = dirname($node->safe_psql('postgres', 'SELECT socket FROM llm_engine_status()'));
 my $log = "$sockdir/requests.log";
+# the socket directory may be /tmp/llamagpu-PORT, left by an earlier run on the same port
+unlink $log;
 
 # 30 prompts, a window of 64, an engine that takes 5 at a time: busy replies, then retries
 my $prompts = "ARRAY(SELECT 'p' || i FROM generate_series(1, 30) i)";
@@ -34,6 +36,27 @@ is($node->safe_psql('postgres', qq{
 		   preemptions || ' ' || prefix_hit_rate || ' ' || max_batch_tokens || ' ' || kv_block_size
 	FROM llm_stat_engine}),
 	'fake 30 30 10 2560 0.5 40/25/100 3 0.25 512 16', 'llm_stat_engine from the sched line');
+
+# measurements of a model with an odd name (the fake engine's): llm_stat_models,
+# and llm_metrics()'s label escaping as Prometheus' parser reads it
+is($node->safe_psql('postgres', q{
+	SELECT requests || ' ' || errors || ' ' || outcomes::text || ' ' || prompt_tokens || ' ' || generated_tokens || ' ' ||
+		   round(ttft_p50_ms) || ' ' || round(ttft_p95_ms) || ' ' || round(ttft_p99_ms) || ' ' || loaded
+	FROM llm_stat_models WHERE model = E'q"uote\\\\back\nline'}),
+	'3 1 {"stop": 2, "timeout": 1} 30 20 100 910 982 false', 'llm_stat_models from the metrics and histogram lines');
+my $prom = PostgreSQL::Test::Utils::tempdir() . "/metrics.prom";
+open my $pf, '>', $prom or die;
+print $pf $node->safe_psql('postgres', 'SELECT llm_metrics()'), "\n";
+close $pf;
+my ($pyout, $pyerr) = run_command(['/usr/bin/python3', '-c', q{
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in f.samples:
+        if s.name == "vllm:request_success_total" and s.labels["finished_reason"] == "abort":
+            print(repr(s.labels["model_name"]), s.value)
+}, $prom]);
+is($pyout, qq{'q"uote\\\\back\\nline' 1.0}, 'label values are escaped: the parser reads the name back') or diag($pyerr);
 
 # priority reaches the engine
 $node->safe_psql('postgres',

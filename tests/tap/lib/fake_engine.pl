@@ -98,8 +98,11 @@ sub handle
 	{
 		my $sched = join("\t", 'fake', scalar(@queue), scalar(@run), $stat{submitted}, $stat{finished},
 			$stat{rejected}, 10, 2560, 2000, 560, 3, 512, 16, 100, 40, 25, 200, 50);
+		# measurements of a model whose name needs escaping in Prometheus labels
+		my $odd = "q\"uote\\back\nline";
+		my @hist = map { ('histogram', "$odd\t$_\t2\t0.3\t0.1,1\t1,2,2") } qw(ttft itl e2e);
 		send_to($fd, frame('R', $id, fields('pid', $$, 'model', "fake\t/fake.gguf\t" . (@queue + @run),
-			'sched', $sched)));
+			'sched', $sched, 'metrics', "$odd\t3\t1\t30\t20\tstop:2,timeout:1", @hist)));
 	}
 	else { send_to($fd, frame('X', $id, fields('status', 'protocol', 'message', "unknown frame $type"))); }
 }
