@@ -679,6 +679,9 @@ typedef struct StatModel
 	int64		errors;			/* ended with an error other than cancellation */
 	int64		prompt_tokens;
 	int64		gen_tokens;
+	int64		embed_requests; /* of requests, the embedding ones */
+	int64		embed_inputs;	/* vectors they returned */
+	int64		embed_prompt_tokens;	/* of prompt_tokens, theirs */
 	List	   *outcomes;		/* of StatOutcome */
 	StatHist	hist[STAT_HIST_COUNT];
 } StatModel;
