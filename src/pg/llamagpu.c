@@ -126,6 +126,7 @@ void
 _PG_init(void)
 {
 	LlamagpuGucInit();
+	PluginDropHookInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

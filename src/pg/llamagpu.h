@@ -737,6 +737,12 @@ void		PluginClearCrashed(List *names);
  * enabled engine plugins less the crashed ones; *names gets their names.
  */
 List	   *PluginEngineArgs(List **names);
+/* DROP EXTENSION llamagpu in this transaction: this database's plugin list goes at commit. */
+void		PluginExtensionDropped(void);
+/* DROP DATABASE db in this transaction: its plugin list goes at commit. */
+void		PluginDatabaseDropped(Oid db);
+/* The object access hook that calls the two above (plugin_drop.c). */
+void		PluginDropHookInit(void);
 
 /* ---- text (utf8.c) ---- */
 
