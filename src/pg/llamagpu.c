@@ -33,6 +33,7 @@ llamagpu_shmem_request(void)
 	LlamagpuQuotaShmemRequest();
 	LlamagpuUsageShmemRequest();
 	RequestAddinShmemSpace(LlamagpuDownloadsShmemSize());
+	RequestKeyShmemRequest();
 }
 
 /* Create or attach to the shared state. */
@@ -60,6 +61,7 @@ LlamagpuShmemInit(void)
 	LlamagpuQuotaShmemInit();
 	LlamagpuUsageShmemInit();
 	LlamagpuDownloadsShmemInit();
+	RequestKeyShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 

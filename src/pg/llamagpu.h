@@ -398,6 +398,9 @@ typedef struct LlamagpuApiKey
 const LlamagpuApiKey *LlamagpuCurrentApiKey(void);
 /* Set it (NULL clears); it is cleared when the transaction ends. */
 void		LlamagpuSetCurrentApiKey(const LlamagpuApiKey *key);
+/* Shared memory through which parallel workers see their leader's key. */
+void		RequestKeyShmemRequest(void);
+void		RequestKeyShmemInit(void);
 
 /* ---- quotas, rate limits and usage (quota.c, usage.c, usage_worker.c) ---- */
 

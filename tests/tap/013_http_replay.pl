@@ -443,4 +443,45 @@ SKIP:
 	is($r->{status}, 429, '... and so does a batch: 429');
 }
 
+# a key's generation run by a parallel worker (llm_generate is PARALLEL
+# SAFE): the worker sees its leader's key, so the key's limits apply and
+# the usage row names it
+SKIP:
+{
+	my $quota = sql(q{SELECT count(*) FROM pg_proc WHERE proname = 'llm_usage_flush'});
+	skip 'the usage functions are not in this build', 9 if $quota == 0;
+	my $k = sql(q{SELECT llamagpu.llm_create_api_key('parallel-key', 'app', requests_per_minute => 2)});
+	# force_parallel_mode puts the whole (parallel safe) query under a
+	# single-copy Gather, which a worker runs; the leader's PID is handed
+	# to the worker in a setting, which workers get from their leader
+	my $par = "SELECT set_config('force_parallel_mode', 'on', true), set_config('parallel_setup_cost', '0', true), "
+	  . "set_config('parallel_tuple_cost', '0', true), set_config('max_parallel_workers_per_gather', '2', true), "
+	  . "set_config('llamagpu_test.leader', pg_backend_pid()::text, true); ";
+	my $q = q{llamagpu.llm_generate('Once upon a time', 'stories', max_tokens => 4, temperature => 0) IS NOT NULL
+		|| '/' || coalesce(llamagpu.llm_current_api_key(), '-') || '/' || current_setting('llamagpu_test.leader')};
+	my @leaders;
+	for my $i (1 .. 2)
+	{
+		$r = request(%tok, headers => { 'x-api-key' => $k }, main => $par . probe($q));
+		like($r->{body} // '', qr{^true/parallel-key/\d+$}, "parallel request $i: generated, the worker sees the key");
+		push @leaders, ($r->{body} // '') =~ m{/(\d+)$};
+	}
+	$r = request(%tok, headers => { 'x-api-key' => $k }, main => $par . probe($q));
+	is($r->{code}, '53400', 'the third in a minute is refused by the key\'s limit of 2, in the worker too');
+	like($r->{message} // '', qr/API key "parallel-key"/, '... naming the key');
+	sql(q{SELECT llamagpu.llm_usage_flush(30000)});
+	my $rows = sql(q{SELECT string_agg(status || ':' || backend_pid, ',' ORDER BY id) FROM llamagpu.llm_usage
+		WHERE api_key = 'parallel-key'});
+	my @rows = split /,/, $rows;
+	is(scalar(@rows), 3, 'three usage rows name the key');
+	is(join(',', map { (split /:/)[0] } @rows), 'ok,ok,rejected', '... two generations and the refusal');
+	my @pids = map { (split /:/)[1] } @rows;
+	ok($pids[0] != $leaders[0] && $pids[1] != $leaders[1],
+		"... written by parallel workers, not by their leaders (@pids[0,1] vs @leaders)");
+	is(sql(q{SELECT count(*) FROM llamagpu.llm_usage WHERE api_key IS NULL AND role = 'app'}), '0',
+		'no usage row of the key\'s role lacks the key');
+	is(sql(q{SELECT provolatile::text || proparallel::text FROM pg_proc WHERE oid = 'llamagpu.llm_current_api_key'::regproc}), 'vs',
+		'llm_current_api_key is PARALLEL SAFE');
+}
+
 done_testing();
