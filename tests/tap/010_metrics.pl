@@ -50,6 +50,10 @@ $bpid = (split /\n/, $bpid)[-1];
 my ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT llm_generate('Hi', 'stories', options => '{"logit_bias": {"999999": 1}}')});
 isnt($ret, 0, 'a bad logit_bias fails');
+# embeddings (another session): requests with a prompt and no decode steps
+$node->safe_psql('postgres', q{
+	SELECT llm_embed('Once upon a time', 'stories');
+	SELECT count(*) FROM llm_embed_batch(ARRAY['The little dog', 'Lily'], 'stories')});
 
 my $second = $scrape->("$dir/second.prom");
 my $expected = $node->safe_psql('postgres', q{
@@ -68,7 +72,16 @@ is($node->safe_psql('postgres', q{
 		   (itl_p50_ms <= itl_p99_ms) || ' ' || (e2e_p50_ms > 0 AND e2e_p50_ms <= e2e_p99_ms) || ' ' ||
 		   (outcomes ->> 'range') || ' ' || (stats_reset <= now())
 	FROM llm_stat_models WHERE model = 'stories'}),
-	'true cpu true true true 6 1 true true true true true 1 true', 'llm_stat_models after six generations, one failed');
+	'true cpu true true true 8 1 true true true true true 1 true',
+	'llm_stat_models after six generations, one failed, and two embedding requests');
+is($node->safe_psql('postgres', q{
+	SELECT embedding_requests || ' ' || embedding_inputs || ' ' ||
+		   (embedding_prompt_tokens > 0 AND embedding_prompt_tokens < prompt_tokens) || ' ' ||
+		   ((outcomes ->> 'stop')::int >= 2) || ' ' ||
+		   (requests = (SELECT sum(value::int) FROM jsonb_each_text(outcomes)))
+	FROM llm_stat_models WHERE model = 'stories'}),
+	'2 3 true true true',
+	'... the embedding requests counted apart too: two, three inputs, their tokens part of prompt_tokens');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) || ' ' || bool_and(model = 'stories') || ' ' || bool_and(engine_running = running) || ' ' ||
 		   bool_and(engine_kv_blocks_total = kv_blocks_total) || ' ' || bool_and(submitted = finished)
