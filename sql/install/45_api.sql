@@ -45,7 +45,11 @@ COMMENT ON FUNCTION llm_http_status IS 'the HTTP status the api schema answers a
 -- Raise an error as PostgREST's "RAISE SQLSTATE 'PGRST'": message is the
 -- JSON body (code, message, details, hint), detail the status and headers.
 -- 401 gets WWW-Authenticate (RFC 6750); 429 and 503 get Retry-After, for a
--- quota error the seconds its hint names ("Retry in 20 seconds.").
+-- quota error the seconds its hint names ("Retry in 20 seconds.").  A
+-- remote model's provider refusing the server's own credential (28000,
+-- "remote model provider refused the API key") is 502: the client's
+-- credentials are fine, the upstream said no (a 401 would tell the client
+-- to drop its key).
 CREATE FUNCTION llm_raise_http(code text, message text, details text DEFAULT NULL,
 							   hint text DEFAULT NULL, status int DEFAULT NULL)
 	RETURNS void
@@ -53,7 +57,9 @@ CREATE FUNCTION llm_raise_http(code text, message text, details text DEFAULT NUL
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	st int := coalesce(status, @extschema@.llm_http_status(code));
+	st int := coalesce(status,
+		CASE WHEN code LIKE '28%' AND message LIKE 'remote model provider %' THEN 502 END,
+		@extschema@.llm_http_status(code));
 	headers jsonb := '{}';
 	secs text;
 BEGIN

@@ -230,6 +230,11 @@ like($err, qr/Incorrect API key provided: \*\*\*/, 'the key the provider echoed 
 unlike($err, qr/\Q$wrong\E/, 'the key is not in the error');
 ($e) = sql_error("SELECT llm_generate('x', 'remote-nokey')");
 like($e, qr/^28000:/, 'no key: 28000');
+# over HTTP (the api schema): 502, not the 401 of a client's bad key
+($e, $err) = sql_error("SELECT api.generate('x', 'remote-badkey')");
+like($e, qr/^PGRST: \{"code" : "28000", "message" : "remote model provider refused the API key"/,
+	'api.generate: the provider\'s refusal keeps its code');
+like($err, qr/DETAIL:\s+\{"status" : 502, "headers" : \{\}\}/, '... as HTTP 502 without WWW-Authenticate');
 
 ($e, $err) = sql_error("SELECT llm_generate('x', 'remote-bad')");
 like($e, qr/^22023: remote model provider rejected the request/, 'HTTP 400: 22023');
