@@ -50,10 +50,14 @@ $bpid = (split /\n/, $bpid)[-1];
 my ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT llm_generate('Hi', 'stories', options => '{"logit_bias": {"999999": 1}}')});
 isnt($ret, 0, 'a bad logit_bias fails');
-# embeddings (another session): requests with a prompt and no decode steps
-$node->safe_psql('postgres', q{
-	SELECT llm_embed('Once upon a time', 'stories');
-	SELECT count(*) FROM llm_embed_batch(ARRAY['The little dog', 'Lily'], 'stories')});
+# embeddings (another session): requests with a prompt and no decode steps,
+# logged as slow too
+my $embed_pid = $node->safe_psql('postgres', q{
+	SET llamagpu.log_min_duration = 0;
+	SELECT count(*) FROM llm_embed('Once upon a time', 'stories');
+	SELECT count(*) FROM llm_embed_batch(ARRAY['The little dog', 'Lily'], 'stories');
+	SELECT pg_backend_pid()});
+$embed_pid = (split /\n/, $embed_pid)[-1];
 
 my $second = $scrape->("$dir/second.prom");
 my $expected = $node->safe_psql('postgres', q{
@@ -130,7 +134,9 @@ like($log, qr/llamagpu: engine\[$epid\] INFO: loading model "stories" from \S+ \
 like($log, qr/llamagpu: engine\[$epid\] INFO: slow request: [0-9.]+ ms, model "stories", backend PID $bpid, role "\w+", \d+ prompt tokens, 12 generated, outcome length/,
 	'slow request logged with the backend PID');
 my $slow = () = $log =~ /INFO: slow request:/g;
-is($slow, 5, '... every request of that session (the failed one ran in another), none of the others');
+is($slow, 7, '... every request of those sessions (the failed one ran in another), none of the others');
+my $embed_slow = () = $log =~ /INFO: slow request: [0-9.]+ ms, model "stories", backend PID $embed_pid, role "\w+", [1-9]\d* prompt tokens, 0 generated, outcome stop/g;
+is($embed_slow, 2, 'slow embedding requests logged with their PID, prompt tokens and outcome');
 like($log, qr/llamagpu: engine\[$epid\] INFO: statistics reset/, 'reset logged by the engine');
 like($log, qr/LOG:  llamagpu: statistics reset by backend PID \d+/, '... and by the backend');
 like($log, qr/llamagpu: engine\[$epid\] INFO: unloading model "stories" \(\d+ requests using it are cancelled\) \(backend PID \d+\)/,
