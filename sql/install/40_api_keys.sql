@@ -81,9 +81,10 @@ CREATE FUNCTION llm_api_key_authenticate(key text) RETURNS regrole
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION llm_api_key_authenticate IS 'check an API key and make it this transaction''s key; its role (llm_pre_request switches to it)';
 
+-- PARALLEL SAFE: a parallel worker reads its leader's key (request_key.c)
 CREATE FUNCTION llm_current_api_key() RETURNS text
 	AS 'MODULE_PATHNAME', 'llm_current_api_key'
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+	LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION llm_current_api_key IS 'the name of the key this transaction authenticated with, or NULL';
 
 CREATE FUNCTION llm_api_key_last_used(id bigint) RETURNS timestamptz

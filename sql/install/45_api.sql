@@ -45,7 +45,11 @@ COMMENT ON FUNCTION llm_http_status IS 'the HTTP status the api schema answers a
 -- Raise an error as PostgREST's "RAISE SQLSTATE 'PGRST'": message is the
 -- JSON body (code, message, details, hint), detail the status and headers.
 -- 401 gets WWW-Authenticate (RFC 6750); 429 and 503 get Retry-After, for a
--- quota error the seconds its hint names ("Retry in 20 seconds.").
+-- quota error the seconds its hint names ("Retry in 20 seconds.").  A
+-- remote model's provider refusing the server's own credential (28000,
+-- "remote model provider refused the API key") is 502: the client's
+-- credentials are fine, the upstream said no (a 401 would tell the client
+-- to drop its key).
 CREATE FUNCTION llm_raise_http(code text, message text, details text DEFAULT NULL,
 							   hint text DEFAULT NULL, status int DEFAULT NULL)
 	RETURNS void
@@ -53,7 +57,9 @@ CREATE FUNCTION llm_raise_http(code text, message text, details text DEFAULT NUL
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	st int := coalesce(status, @extschema@.llm_http_status(code));
+	st int := coalesce(status,
+		CASE WHEN code LIKE '28%' AND message LIKE 'remote model provider %' THEN 502 END,
+		@extschema@.llm_http_status(code));
 	headers jsonb := '{}';
 	secs text;
 BEGIN
@@ -283,6 +289,48 @@ END
 $$;
 COMMENT ON FUNCTION api.detokenize IS 'GET or POST /rpc/detokenize: the text of token ids (llamagpu.llm_detokenize)';
 
+-- Embeddings (llamagpu.llm_embed, llm_embed_batch; docs/embeddings.md).  The
+-- calls are resolved when they run, so this part does not depend on the
+-- embeddings part's order.  An embedding is a JSON array of numbers.
+CREATE FUNCTION api.embed(input text, model text DEFAULT NULL, "normalize" boolean DEFAULT true,
+						  truncate boolean DEFAULT false)
+	RETURNS real[]
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	st text; msg text; det text; hnt text;
+BEGIN
+	RETURN llamagpu.llm_embed(input, model, "normalize", truncate);
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	PERFORM llamagpu.llm_raise_http(st, msg, nullif(det, ''), nullif(hnt, ''));
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION api.embed IS 'POST /rpc/embed: the embedding of input, an array of numbers (llamagpu.llm_embed)';
+
+-- PostgREST answers a set-returning function with a JSON array of its rows:
+-- [{"ord": 1, "embedding": [...]}, ...].  The rows are all computed before
+-- the first is returned, so an error is an HTTP status, never a cut-off body.
+CREATE FUNCTION api.embed_batch(inputs text[], model text DEFAULT NULL, "normalize" boolean DEFAULT true,
+								truncate boolean DEFAULT false)
+	RETURNS TABLE (ord int, embedding real[])
+	LANGUAGE plpgsql VOLATILE ROWS 100
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	st text; msg text; det text; hnt text;
+BEGIN
+	RETURN QUERY SELECT b.ord, b.embedding
+		FROM llamagpu.llm_embed_batch(inputs, model, "normalize", truncate) AS b;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	PERFORM llamagpu.llm_raise_http(st, msg, nullif(det, ''), nullif(hnt, ''));
+END
+$$;
+COMMENT ON FUNCTION api.embed_batch IS 'POST /rpc/embed_batch: one {ord, embedding} per element of inputs, in order (llamagpu.llm_embed_batch)';
+
 -- The models the caller may use (the rule of llm_generate's check).
 CREATE FUNCTION api.models()
 	RETURNS TABLE (name text, architecture text, parameters bigint, quantization text,
@@ -323,11 +371,13 @@ REVOKE ALL ON FUNCTION
 	api.generate(text, text, int, float8, float8, int, bigint, text[], jsonb),
 	api.chat(jsonb, text, jsonb, text, jsonb, jsonb),
 	api.generate_json(text, jsonb, text, int, float8, float8, int, bigint, jsonb),
-	api.tokenize(text, text), api.detokenize(int[], text), api.models(), api.metrics()
+	api.tokenize(text, text), api.detokenize(int[], text), api.models(), api.metrics(),
+	api.embed(text, text, boolean, boolean), api.embed_batch(text[], text, boolean, boolean)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	api.generate(text, text, int, float8, float8, int, bigint, text[], jsonb),
 	api.chat(jsonb, text, jsonb, text, jsonb, jsonb),
 	api.generate_json(text, jsonb, text, int, float8, float8, int, bigint, jsonb),
-	api.tokenize(text, text), api.detokenize(int[], text), api.models(), api.metrics()
+	api.tokenize(text, text), api.detokenize(int[], text), api.models(), api.metrics(),
+	api.embed(text, text, boolean, boolean), api.embed_batch(text[], text, boolean, boolean)
 	TO llm_user;

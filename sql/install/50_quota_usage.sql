@@ -108,7 +108,7 @@ CREATE TABLE llm_usage (
 	api_key_id			bigint,					-- the key the transaction authenticated with
 	api_key				text,
 	model				text,
-	kind				text NOT NULL,			-- generate, batch, stream, chat, json, grammar, classify, job
+	kind				text NOT NULL,			-- generate, batch, stream, chat, json, grammar, classify, job, embed, embed_batch, embed_job
 	status				text NOT NULL CHECK (status IN ('ok', 'error', 'rejected', 'cancelled')),
 	sqlstate			text,
 	requests			integer NOT NULL,
@@ -119,7 +119,7 @@ CREATE TABLE llm_usage (
 	backend_pid			integer NOT NULL
 );
 CREATE INDEX llm_usage_finished_at ON llm_usage (finished_at);
-COMMENT ON TABLE llm_usage IS 'one row per generation call, kept llamagpu.usage_retention days';
+COMMENT ON TABLE llm_usage IS 'one row per generation or embedding call, kept llamagpu.usage_retention days';
 
 -- Whether the current user may see a usage row: its role's or its caller's
 -- (a member of either), or everything for llm_admin.

@@ -1,7 +1,9 @@
 /* 60_metrics.sql: llm_stat_models, llm_stat_reset, llm_metrics (docs/observability.md) */
 
 -- The engine's measurements per model it has loaded or served since it
--- started (or since llm_stat_reset).  Latencies are in milliseconds,
+-- started (or since llm_stat_reset).  Embedding requests count in
+-- requests, outcomes ("stop"), prompt_tokens and the e2e latency, as vLLM
+-- counts pooling requests, and again in the embedding_* columns.  Latencies are in milliseconds,
 -- quantiles of fixed-bucket histograms (see docs/observability.md).
 CREATE FUNCTION llm_stat_models_internal(
 	OUT model text, OUT loaded boolean, OUT device text,
@@ -11,7 +13,8 @@ CREATE FUNCTION llm_stat_models_internal(
 	OUT ttft_p50_ms float8, OUT ttft_p95_ms float8, OUT ttft_p99_ms float8,
 	OUT itl_p50_ms float8, OUT itl_p95_ms float8, OUT itl_p99_ms float8,
 	OUT e2e_p50_ms float8, OUT e2e_p95_ms float8, OUT e2e_p99_ms float8,
-	OUT stats_reset timestamptz)
+	OUT stats_reset timestamptz,
+	OUT embedding_requests bigint, OUT embedding_inputs bigint, OUT embedding_prompt_tokens bigint)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'llm_stat_models_internal'
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -33,7 +36,10 @@ CREATE VIEW llm_stat_models AS
 		   s.ttft_p50_ms, s.ttft_p95_ms, s.ttft_p99_ms,
 		   s.itl_p50_ms, s.itl_p95_ms, s.itl_p99_ms,
 		   s.e2e_p50_ms, s.e2e_p95_ms, s.e2e_p99_ms,
-		   s.stats_reset
+		   s.stats_reset,
+		   COALESCE(s.embedding_requests, 0) AS embedding_requests,
+		   COALESCE(s.embedding_inputs, 0) AS embedding_inputs,
+		   COALESCE(s.embedding_prompt_tokens, 0) AS embedding_prompt_tokens
 	FROM @extschema@.llm_models r
 	FULL JOIN @extschema@.llm_stat_models_internal() s ON s.model = r.name;
 COMMENT ON VIEW llm_stat_models IS 'per model: loaded, device, memory, requests by outcome, tokens, latency quantiles';

@@ -156,7 +156,7 @@ typedef struct serve_request
 	bool		plugin_failed;	/* the plugin's logits hook failed it */
 	bool		chat;			/* a messages request: END carries the assistant message */
 	int			chat_format;	/* lg_chat_format of its template */
-	serve_metrics *metrics;		/* its model's measurements (GENERATE), or NULL */
+	serve_metrics *metrics;		/* its model's measurements (GENERATE, EMBED), or NULL */
 	const char *outcome;		/* how it ended: END's finish or ERROR's status (static text) */
 	int64_t		arrive_us;		/* monotonic, when its frame was read */
 	int64_t		last_token_us;	/* monotonic, when its latest token was sampled */
@@ -267,8 +267,10 @@ void		serve_metrics_init(void);
 serve_metrics *serve_metrics_get(const char *name);
 /* A token was sampled: first (us since arrival) or a later one (us since the previous). */
 void		serve_metrics_token(serve_metrics *m, bool first, int64_t us);
-/* A GENERATE request ended: count its outcome and time; log it when slow. */
+/* A GENERATE or EMBED request ended: count its outcome and time; log it when slow. */
 void		serve_metrics_finish(serve_request *r);
+/* An EMBED request returned n_inputs vectors. */
+void		serve_metrics_embedded(serve_metrics *m, int n_inputs);
 void		serve_metrics_reset(void);
 /* The engine-wide fields and every model's "metrics" and "histogram" fields (STATUS). */
 void		serve_metrics_describe(serve_frame *f);

@@ -124,7 +124,13 @@ embed_done(void *arg, const lg_sched_result *res)
 		if (f.oom)
 			serve_send_error(r, LG_WIRE_NOMEM, "out of memory for the embeddings' reply");
 		else
+		{
+			/* counted before the client hears of it, so a STATUS it sends next sees it */
+			r->outcome = "stop";
+			serve_metrics_embedded(r->metrics, j->n_inputs);
+			serve_metrics_finish(r);
 			serve_conn_send(r->conn, &f);
+		}
 		serve_frame_free(&f);
 	}
 	atomic_store(&r->state, SERVE_STATE_DONE);
@@ -222,6 +228,7 @@ serve_embed(serve_request *r, serve_model *sm)
 	lg_status	st;
 
 	memset(&er, 0, sizeof(er));
+	r->metrics = serve_metrics_get(sm->name);
 	er.pool = LG_POOL_DEFAULT;
 	if ((v = serve_fields_get(&r->fields, "pooling")) != NULL && strcmp(v, "default") != 0)
 	{

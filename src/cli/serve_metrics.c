@@ -79,6 +79,9 @@ struct serve_metrics
 	int64_t		outcomes[N_OUTCOMES];
 	int64_t		prompt_tokens;	/* of finished requests, cached ones included */
 	int64_t		gen_tokens;		/* counted as they are sampled */
+	int64_t		embed_requests; /* EMBED requests ended, any outcome (also in outcomes) */
+	int64_t		embed_inputs;	/* texts they embedded */
+	int64_t		embed_prompt_tokens;	/* their tokens (also in prompt_tokens) */
 	serve_hist	hist[SERVE_HIST_COUNT];
 	struct serve_metrics *next;
 };
@@ -161,9 +164,20 @@ outcome_index(const char *outcome)
 	return N_OUTCOMES - 1;
 }
 
+/* An EMBED request of m returned n_inputs vectors. */
+void
+serve_metrics_embedded(serve_metrics *m, int n_inputs)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->embed_inputs += n_inputs;
+	pthread_mutex_unlock(&m->lock);
+}
+
 /*
- * A GENERATE request ended: count its outcome, prompt tokens and end-to-end
- * time, and log it when it was slow (its log_min_duration_ms field, else
+ * A GENERATE or EMBED request ended: count its outcome, prompt tokens and
+ * end-to-end time, and log it when it was slow (its log_min_duration_ms field, else
  * --log-min-duration-ms).  Called just before its END or ERROR is sent,
  * and again when its last reference goes (only the first call counts), so
  * one whose client went away without an answer counts too, as cancelled.
@@ -184,6 +198,16 @@ serve_metrics_finish(serve_request *r)
 		pthread_mutex_lock(&m->lock);
 		m->outcomes[outcome_index(outcome)]++;
 		m->prompt_tokens += n_prompt;
+		/*
+		 * an embedding is a request with a prompt and no decode steps, as
+		 * vLLM counts pooling requests: its outcome, prompt tokens and end
+		 * to end time are the model's, and it is also counted on its own
+		 */
+		if (r->type == LG_FRAME_EMBED)
+		{
+			m->embed_requests++;
+			m->embed_prompt_tokens += n_prompt;
+		}
 		hist_observe(&m->hist[SERVE_HIST_E2E], e2e_us);
 		pthread_mutex_unlock(&m->lock);
 	}
@@ -204,6 +228,9 @@ serve_metrics_reset(void)
 		memset(m->outcomes, 0, sizeof(m->outcomes));
 		m->prompt_tokens = 0;
 		m->gen_tokens = 0;
+		m->embed_requests = 0;
+		m->embed_inputs = 0;
+		m->embed_prompt_tokens = 0;
 		memset(m->hist, 0, sizeof(m->hist));
 		pthread_mutex_unlock(&m->lock);
 	}
@@ -301,9 +328,10 @@ serve_metrics_describe(serve_frame *f)
 				off += snprintf(outcomes + off, sizeof(outcomes) - off, "%s%s:%lld", off ? "," : "",
 								outcome_names[i], (long long) m->outcomes[i]);
 		}
-		serve_frame_fieldf(f, "metrics", "%s\t%lld\t%lld\t%lld\t%lld\t%s", m->name, (long long) requests,
-						   (long long) errors, (long long) m->prompt_tokens, (long long) m->gen_tokens,
-						   outcomes);
+		serve_frame_fieldf(f, "metrics", "%s\t%lld\t%lld\t%lld\t%lld\t%s\t%lld\t%lld\t%lld", m->name,
+						   (long long) requests, (long long) errors, (long long) m->prompt_tokens,
+						   (long long) m->gen_tokens, outcomes, (long long) m->embed_requests,
+						   (long long) m->embed_inputs, (long long) m->embed_prompt_tokens);
 		for (int k = 0; k < SERVE_HIST_COUNT; k++)
 		{
 			const serve_hist *h = &m->hist[k];

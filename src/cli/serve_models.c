@@ -284,7 +284,7 @@ serve_models_describe(serve_frame *f)
 
 		lg_sched_stats_get(m->sched, &st);
 		serve_frame_fieldf(f, "sched",
-						   "%s\t%d\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%d\t%d\t%d\t%d\t%lld\t%lld",
+						   "%s\t%d\t%d\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%lld\t%d\t%d\t%d\t%d\t%d\t%lld\t%lld\t%lld\t%lld",
 						   m->name, (int) st.n_queued, (int) st.n_running,
 						   (long long) st.n_submitted, (long long) st.n_finished, (long long) st.n_rejected,
 						   (long long) st.n_steps, (long long) st.n_batch_tokens,
@@ -292,7 +292,8 @@ serve_models_describe(serve_frame *f)
 						   (long long) st.n_preemptions, (int) st.max_batch_tokens,
 						   (int) st.kv.block_size, (int) st.kv.n_blocks, (int) st.kv.n_used,
 						   (int) st.kv.n_cached, (long long) st.kv.prefix_lookup_tokens,
-						   (long long) st.kv.prefix_hit_tokens);
+						   (long long) st.kv.prefix_hit_tokens, (long long) st.n_embed_inputs,
+						   (long long) st.n_embed_tokens);
 		serve_metrics_describe_model(f, m->name, lg_sched_device(m->sched),
 									 m->model->gguf ? (int64_t) (m->model->gguf->size - m->model->gguf->data_offset) : 0,
 									 (int64_t) lg_kv_block_bytes(m->model, st.kv.block_size, LG_KV_F16) * st.kv.n_blocks);

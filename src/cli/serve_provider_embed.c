@@ -154,8 +154,12 @@ send_embeddings(serve_request *r, provider_call *c, int n_inputs, int attempts)
 	serve_frame_field(&f, "pooling", "remote");
 	{
 		const lg_json_node *pt = usage ? lg_json_get(usage, "prompt_tokens") : NULL;
+		long		n_prompt = pt && pt->kind == LG_JSON_NUMBER && pt->number >= 0 &&
+			pt->number < INT32_MAX ? (long) pt->number : 0L;
 
-		serve_frame_fieldf(&f, "n_prompt", "%ld", pt && pt->kind == LG_JSON_NUMBER ? (long) pt->number : 0L);
+		/* the provider's count is the request's, in usage rows and metrics alike */
+		atomic_store(&r->n_prompt, (int) n_prompt);
+		serve_frame_fieldf(&f, "n_prompt", "%ld", n_prompt);
 	}
 	serve_frame_field(&f, "n_truncated", "0");
 	serve_frame_field(&f, "t_queue_ms", "0.000");
@@ -190,6 +194,10 @@ send_embeddings(serve_request *r, provider_call *c, int n_inputs, int attempts)
 		serve_frame_field(&f, "embedding", b64.data ? b64.data : "");
 		lg_buf_free(&b64);
 	}
+	/* counted before the client hears of it, so a STATUS it sends next sees it */
+	r->outcome = "stop";
+	serve_metrics_embedded(r->metrics, n_inputs);
+	serve_metrics_finish(r);
 	serve_conn_send(r->conn, &f);
 	ok = true;
 
@@ -214,6 +222,8 @@ provider_embed(serve_request *r)
 
 	memset(&h, 0, sizeof(h));
 	lg_buf_init(&body);
+	/* measured like a local model's embeddings, under the model's name (llm_stat_models) */
+	r->metrics = serve_metrics_get(r->model);
 	provider_call_begin(r, &c, &po);
 	po.stream = false;
 	if (build_embed_body(r, &body, &n_inputs) &&

@@ -92,7 +92,7 @@ send_error_v(serve_request *r, const char *status, const char *detail, const cha
 	if (r->outcome == NULL)
 		r->outcome = status;
 	/* counted before the client hears of it, so a STATUS it sends next sees it */
-	if (r->type == LG_FRAME_GENERATE)
+	if (r->type == LG_FRAME_GENERATE || r->type == LG_FRAME_EMBED)
 		serve_metrics_finish(r);
 	/* out of memory is an operator's problem whoever asked: always logged */
 	if (strcmp(status, LG_WIRE_NOMEM) == 0)
@@ -802,7 +802,7 @@ request_put(serve_request *r)
 
 	serve_log(SERVE_LOG_DEBUG, "request %llu done", (unsigned long long) r->seq);
 	/* a request that ended without a reply (its client went away) is counted now */
-	if (r->type == LG_FRAME_GENERATE)
+	if (r->type == LG_FRAME_GENERATE || r->type == LG_FRAME_EMBED)
 		serve_metrics_finish(r);
 	serve_grammar_release(r->grammar);
 	if (r->sm)

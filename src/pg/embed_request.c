@@ -84,6 +84,9 @@ embed_common_fields(LlamagpuModel *model, bool normalize, bool truncate, StringI
 	EngineField(buf, "role", GetUserNameFromId(GetUserId(), false));
 	if (llamagpu_request_timeout > 0)
 		EngineFieldInt(buf, "timeout_ms", llamagpu_request_timeout);
+	/* slow embedding requests are logged like slow generations (docs/observability.md) */
+	if (llamagpu_log_min_duration >= 0)
+		EngineFieldInt(buf, "log_min_duration_ms", llamagpu_log_min_duration);
 }
 
 /* Decode one base64 vector into out[n_embd]; errors if it is not n_embd floats. */

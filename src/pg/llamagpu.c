@@ -33,6 +33,7 @@ llamagpu_shmem_request(void)
 	LlamagpuQuotaShmemRequest();
 	LlamagpuUsageShmemRequest();
 	RequestAddinShmemSpace(LlamagpuDownloadsShmemSize());
+	RequestKeyShmemRequest();
 }
 
 /* Create or attach to the shared state. */
@@ -60,6 +61,7 @@ LlamagpuShmemInit(void)
 	LlamagpuQuotaShmemInit();
 	LlamagpuUsageShmemInit();
 	LlamagpuDownloadsShmemInit();
+	RequestKeyShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -126,6 +128,7 @@ void
 _PG_init(void)
 {
 	LlamagpuGucInit();
+	PluginDropHookInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -398,6 +398,9 @@ typedef struct LlamagpuApiKey
 const LlamagpuApiKey *LlamagpuCurrentApiKey(void);
 /* Set it (NULL clears); it is cleared when the transaction ends. */
 void		LlamagpuSetCurrentApiKey(const LlamagpuApiKey *key);
+/* Shared memory through which parallel workers see their leader's key. */
+void		RequestKeyShmemRequest(void);
+void		RequestKeyShmemInit(void);
 
 /* ---- quotas, rate limits and usage (quota.c, usage.c, usage_worker.c) ---- */
 
@@ -679,6 +682,9 @@ typedef struct StatModel
 	int64		errors;			/* ended with an error other than cancellation */
 	int64		prompt_tokens;
 	int64		gen_tokens;
+	int64		embed_requests; /* of requests, the embedding ones */
+	int64		embed_inputs;	/* vectors they returned */
+	int64		embed_prompt_tokens;	/* of prompt_tokens, theirs */
 	List	   *outcomes;		/* of StatOutcome */
 	StatHist	hist[STAT_HIST_COUNT];
 } StatModel;
@@ -734,6 +740,12 @@ void		PluginClearCrashed(List *names);
  * enabled engine plugins less the crashed ones; *names gets their names.
  */
 List	   *PluginEngineArgs(List **names);
+/* DROP EXTENSION llamagpu in this transaction: this database's plugin list goes at commit. */
+void		PluginExtensionDropped(void);
+/* DROP DATABASE db in this transaction: its plugin list goes at commit. */
+void		PluginDatabaseDropped(Oid db);
+/* The object access hook that calls the two above (plugin_drop.c). */
+void		PluginDropHookInit(void);
 
 /* ---- text (utf8.c) ---- */
 

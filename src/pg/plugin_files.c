@@ -257,6 +257,36 @@ cmp_strings(const ListCell *a, const ListCell *b)
 	return strcmp(lfirst(a), lfirst(b));
 }
 
+/*
+ * Whether the database of list file name ("<oid>.list") still exists, by
+ * its directory DataDir/base/<oid> (the supervisor has no connection to
+ * look in pg_database).  The list of one that does not is left over from
+ * a DROP DATABASE that did not remove it (llamagpu not loaded in the
+ * backend that ran it, or a version before it did): it is removed, so a
+ * database created later with the same OID does not inherit its plugins.
+ */
+static bool
+database_exists(const char *name)
+{
+	char		path[MAXPGPATH];
+	char	   *end;
+	unsigned long oid;
+	struct stat st;
+
+	errno = 0;
+	oid = strtoul(name, &end, 10);
+	if (errno != 0 || end == name || strcmp(end, ".list") != 0 || oid == 0 || oid > PG_UINT32_MAX)
+		return false;			/* not a list this code writes */
+	snprintf(path, sizeof(path), "%s/base/%lu", DataDir, oid);
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		return true;			/* a failed stat for another reason: keep its plugins */
+	snprintf(path, sizeof(path), "%s/%s", PluginDir(), name);
+	if (unlink(path) == 0)
+		ereport(LOG,
+				(errmsg("llamagpu: removed the engine plugin list of database %lu, which no longer exists", oid)));
+	return false;
+}
+
 /* The engine's --plugin values from every database's list (llamagpu.h). */
 List *
 PluginEngineArgs(List **names)
@@ -278,7 +308,7 @@ PluginEngineArgs(List **names)
 	{
 		size_t		len = strlen(de->d_name);
 
-		if (len > 5 && strcmp(de->d_name + len - 5, ".list") == 0)
+		if (len > 5 && strcmp(de->d_name + len - 5, ".list") == 0 && database_exists(de->d_name))
 			files = lappend(files, psprintf("%s/%s", PluginDir(), de->d_name));
 	}
 	FreeDir(dir);

@@ -37,10 +37,25 @@ PG_FUNCTION_INFO_V1(llm_plugin_engine_sync);
 PG_FUNCTION_INFO_V1(llm_plugin_abi_version);
 
 /* What this transaction changed, for the commit callback (TopMemoryContext). */
-static bool sync_pending = false;
+static bool sync_pending = false;	/* this database's list is rewritten at commit */
+static bool sync_dropped = false;	/* ... or removed, if the extension is gone by then */
 static List *sync_clear = NIL;	/* plugins whose crash marks go at commit */
 static char *sync_tmp = NULL;	/* the list written at pre-commit, renamed at commit */
+static List *dropped_dbs = NIL; /* OIDs of databases dropped: their lists go at commit */
 static bool callback_registered = false;
+
+static void plugins_xact_callback(XactEvent event, void *arg);
+
+/* Have plugins_xact_callback called at the transaction's end. */
+static void
+register_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(plugins_xact_callback, NULL);
+		callback_registered = true;
+	}
+}
 
 /* The child side of plugin-check: stdout to the pipe, then exec. */
 static void
@@ -322,8 +337,15 @@ write_pending_list(void)
 	rc = SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e "
 					 "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
 					 "WHERE e.extname = 'llamagpu'", true, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "extension llamagpu is not installed in this database");
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %d", rc);
+	if (SPI_processed != 1)
+	{
+		/* dropped in this transaction: no registry, so no list (removed at commit) */
+		SPI_finish();
+		PopActiveSnapshot();
+		return;
+	}
 	query = psprintf("SELECT name, checksum, source FROM %s.llm_plugin_registry "
 					 "WHERE kind = 'engine' AND enabled ORDER BY name",
 					 quote_identifier(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)));
@@ -354,7 +376,31 @@ reset_pending(void)
 	sync_tmp = NULL;
 	list_free_deep(sync_clear);
 	sync_clear = NIL;
+	list_free(dropped_dbs);
+	dropped_dbs = NIL;
 	sync_pending = false;
+	sync_dropped = false;
+}
+
+/*
+ * Remove the list of database db; true if there was one.  After commit:
+ * an error can only be reported.
+ */
+static bool
+remove_list(Oid db)
+{
+	char		path[MAXPGPATH];
+
+	snprintf(path, sizeof(path), "%s/%u.list", PluginDir(), db);
+	if (unlink(path) == 0)
+		return true;
+	if (errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", path),
+				 errdetail("The engine keeps loading the engine plugins it lists."),
+				 errhint("Remove the file by hand.")));
+	return false;
 }
 
 /*
@@ -366,14 +412,16 @@ reset_pending(void)
 static void
 plugins_xact_callback(XactEvent event, void *arg)
 {
-	if (!sync_pending)
+	if (!sync_pending && dropped_dbs == NIL)
 		return;
 	if (event == XACT_EVENT_PRE_COMMIT)
 	{
-		write_pending_list();
+		/* writes nothing if the extension was dropped (and not created again) */
+		if (sync_pending)
+			write_pending_list();
 		return;
 	}
-	if (event == XACT_EVENT_PRE_PREPARE)
+	if (event == XACT_EVENT_PRE_PREPARE && sync_pending)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot prepare a transaction that changed llamagpu plugins"),
@@ -382,9 +430,18 @@ plugins_xact_callback(XactEvent event, void *arg)
 	{
 		char		path[MAXPGPATH];
 		pid_t		supervisor = 0;
+		ListCell   *lc;
 
 		snprintf(path, sizeof(path), "%s/%u.list", PluginDir(), MyDatabaseId);
-		if (sync_tmp && rename(sync_tmp, path) != 0)
+		if (sync_tmp == NULL)
+		{
+			/* the extension was dropped: its plugins go with it */
+			if (sync_dropped && remove_list(MyDatabaseId))
+				ereport(LOG,
+						(errmsg("llamagpu: removed the engine plugin list of database %u (extension dropped)",
+								MyDatabaseId)));
+		}
+		else if (rename(sync_tmp, path) != 0)
 			ereport(WARNING,
 					(errcode_for_file_access(),
 					 errmsg("could not rename \"%s\" to \"%s\": %m", sync_tmp, path),
@@ -394,6 +451,11 @@ plugins_xact_callback(XactEvent event, void *arg)
 			pfree(sync_tmp);
 			sync_tmp = NULL;
 		}
+		foreach(lc, dropped_dbs)
+			if (remove_list(lfirst_oid(lc)))
+				ereport(LOG,
+						(errmsg("llamagpu: removed the engine plugin list of database %u (database dropped)",
+								lfirst_oid(lc))));
 		PG_TRY();
 		{
 			PluginClearCrashed(sync_clear);
@@ -426,11 +488,7 @@ llm_plugin_engine_sync(PG_FUNCTION_ARGS)
 {
 	MemoryContext old;
 
-	if (!callback_registered)
-	{
-		RegisterXactCallback(plugins_xact_callback, NULL);
-		callback_registered = true;
-	}
+	register_callback();
 	sync_pending = true;
 	if (!PG_ARGISNULL(0))
 	{
@@ -447,6 +505,30 @@ llm_plugin_engine_sync(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * DROP EXTENSION llamagpu (llamagpu.h): at pre-commit the list is written
+ * again from the registry if the extension is there after all (a savepoint
+ * rolled back, or it was created again), else removed at commit.
+ */
+void
+PluginExtensionDropped(void)
+{
+	register_callback();
+	sync_pending = true;
+	sync_dropped = true;
+}
+
+/* DROP DATABASE db (llamagpu.h): its list is removed at commit. */
+void
+PluginDatabaseDropped(Oid db)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	register_callback();
+	dropped_dbs = lappend_oid(dropped_dbs, db);
+	MemoryContextSwitchTo(old);
 }
 
 /* Check option logits_processor or plugin_options and add its GENERATE field (llamagpu.h). */

@@ -33,6 +33,9 @@ typedef struct ModelFamily
 static bool v_prompt_tokens(const StatModel *m, double *v) { *v = m->prompt_tokens; return m->has_metrics; }
 static bool v_gen_tokens(const StatModel *m, double *v) { *v = m->gen_tokens; return m->has_metrics; }
 static bool v_errors(const StatModel *m, double *v) { *v = m->errors; return m->has_metrics; }
+static bool v_embed_requests(const StatModel *m, double *v) { *v = m->embed_requests; return m->has_metrics; }
+static bool v_embed_inputs(const StatModel *m, double *v) { *v = m->embed_inputs; return m->has_metrics; }
+static bool v_embed_tokens(const StatModel *m, double *v) { *v = m->embed_prompt_tokens; return m->has_metrics; }
 static bool v_steps(const StatModel *m, double *v) { return SCHED(STAT_SCHED_STEPS); }
 static bool v_running(const StatModel *m, double *v) { return SCHED(STAT_SCHED_RUNNING); }
 static bool v_queued(const StatModel *m, double *v) { return SCHED(STAT_SCHED_QUEUED); }
@@ -86,7 +89,10 @@ static const ModelFamily model_families[] = {
 	{"llamagpu_model_loaded", "gauge", "1 when the model is loaded in the engine, 0 when it was unloaded.", v_loaded},
 	{"llamagpu_model_weights_bytes", "gauge", "Bytes of the model's weights (the tensor data of its GGUF file).", v_weights},
 	{"llamagpu_model_kv_cache_bytes", "gauge", "Bytes of the model's KV block pool.", v_kv_bytes},
-	{"llamagpu_request_errors_total", "counter", "Generations that ended with an error (cancellations not included).", v_errors},
+	{"llamagpu_request_errors_total", "counter", "Generations and embedding requests that ended with an error (cancellations not included).", v_errors},
+	{"llamagpu_embedding_requests_total", "counter", "Embedding requests that ended, any outcome (also in vllm:request_success_total and llamagpu_requests_total).", v_embed_requests},
+	{"llamagpu_embedding_inputs_total", "counter", "Texts embedded (one vector each).", v_embed_inputs},
+	{"llamagpu_embedding_prompt_tokens_total", "counter", "Tokens of the embedded texts (also in vllm:prompt_tokens_total).", v_embed_tokens},
 	{"llamagpu_requests_rejected_total", "counter", "Generations refused at once because the wait queue was full.", v_rejected},
 	{"llamagpu_batch_tokens_total", "counter", "Tokens evaluated in batched steps, prompt and generated.", v_batch_tokens},
 	{"llamagpu_kv_cache_blocks_used", "gauge", "KV blocks held by running requests.", v_kv_used},
@@ -212,7 +218,7 @@ append_outcomes(StringInfo buf, List *models)
 					  outcome_sum(m, abort_));
 	}
 	append_header(buf, "llamagpu_requests_total", "counter",
-				  "Generations that ended, by outcome (a finish reason or an error status).");
+				  "Generations and embedding requests that ended, by outcome (a finish reason or an error status).");
 	foreach(lc, models)
 	{
 		StatModel  *m = lfirst(lc);

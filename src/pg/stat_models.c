@@ -18,7 +18,7 @@
 PG_FUNCTION_INFO_V1(llm_stat_models_internal);
 PG_FUNCTION_INFO_V1(llm_stat_reset);
 
-#define MODELS_COLS		21
+#define MODELS_COLS		24
 
 /* A model's outcomes as a jsonb object {"stop": 3, "timeout": 1}. */
 static Datum
@@ -92,9 +92,13 @@ llm_stat_models_internal(PG_FUNCTION_ARGS)
 				put_quantile(&m->hist[k], quantiles[q], &values[c], &nulls[c]);
 				c++;
 			}
-		Assert(c == MODELS_COLS - 1);
 		nulls[c] = st.stats_reset_unix_us == 0;
 		values[c++] = TimestampTzGetDatum(StatUnixUsToTimestamp(st.stats_reset_unix_us));
+		/* embeddings, also counted in requests, outcomes and prompt_tokens above */
+		values[c++] = Int64GetDatum(m->embed_requests);
+		values[c++] = Int64GetDatum(m->embed_inputs);
+		values[c++] = Int64GetDatum(m->embed_prompt_tokens);
+		Assert(c == MODELS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

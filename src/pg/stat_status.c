@@ -90,12 +90,15 @@ add_model_memory(const char *value, void *arg)
 	m->kv_bytes = strtoll(f[3], NULL, 10);
 }
 
-/* "metrics": name, requests, errors, prompt and generated tokens, outcome:count list. */
+/*
+ * "metrics": name, requests, errors, prompt and generated tokens,
+ * outcome:count list, then embedding requests, inputs and prompt tokens.
+ */
 static void
 add_metrics(const char *value, void *arg)
 {
-	char	   *f[6];
-	int			n = split_tabs(pstrdup(value), f, 6);
+	char	   *f[9];
+	int			n = split_tabs(pstrdup(value), f, 9);
 	StatModel  *m;
 
 	if (n < 5)
@@ -106,6 +109,9 @@ add_metrics(const char *value, void *arg)
 	m->errors = strtoll(f[2], NULL, 10);
 	m->prompt_tokens = strtoll(f[3], NULL, 10);
 	m->gen_tokens = strtoll(f[4], NULL, 10);
+	m->embed_requests = n >= 7 ? strtoll(f[6], NULL, 10) : 0;
+	m->embed_inputs = n >= 8 ? strtoll(f[7], NULL, 10) : 0;
+	m->embed_prompt_tokens = n >= 9 ? strtoll(f[8], NULL, 10) : 0;
 	m->outcomes = NIL;
 	if (n >= 6 && f[5][0] != '\0')
 	{

@@ -654,7 +654,7 @@ class ServeBatching(unittest.TestCase):
             sched = as_list(st.get("sched"))
             self.assertEqual(len(sched), 1)
             cols = sched[0].split("\t")
-            self.assertEqual(len(cols), 18)
+            self.assertEqual(len(cols), 20)
             self.assertEqual(cols[0], "stories")
             nums = list(map(int, cols[1:]))
             queued, running, submitted, finished, rejected, steps, batch_tokens, prompt_tokens, gen_tokens = nums[:9]
@@ -822,12 +822,13 @@ class ServeMetrics(unittest.TestCase):
 
     @staticmethod
     def metrics(st):
-        """{model: (requests, errors, prompt, generated, {outcome: n})} and {(model, kind): (count, sum, bounds, cum)}."""
+        """{model: (requests, errors, prompt, generated, {outcome: n}, (embed requests, inputs, tokens))}
+        and {(model, kind): (count, sum, bounds, cum)}."""
         out = {}
         for line in as_list(st.get("metrics")):
-            name, req, err, prompt, gen, outcomes = line.split("\t")
+            name, req, err, prompt, gen, outcomes, e_req, e_in, e_tok = line.split("\t")
             oc = dict((k, int(v)) for k, v in (x.split(":") for x in outcomes.split(",") if x))
-            out[name] = (int(req), int(err), int(prompt), int(gen), oc)
+            out[name] = (int(req), int(err), int(prompt), int(gen), oc, (int(e_req), int(e_in), int(e_tok)))
         hist = {}
         for line in as_list(st.get("histogram")):
             name, kind, count, total, bounds, cum = line.split("\t")
@@ -856,10 +857,11 @@ class ServeMetrics(unittest.TestCase):
             self.assertEqual((err[1], err[2]["status"]), ("X", "context"))
             st = conn.status()
             m, h = self.metrics(st)
-            req, errors, prompt, gen, oc = m["stories"]
+            req, errors, prompt, gen, oc, emb = m["stories"]
             self.assertEqual(req, 4)
             self.assertEqual(errors, 1)
             self.assertEqual(oc.get("context"), 1)
+            self.assertEqual(emb, (0, 0, 0))          # no embedding requests
             self.assertEqual(sum(oc.values()), 4)
             n_prompt = sum(int(ends[i][2]["n_prompt"]) for i in (1, 2, 3))
             n_gen = sum(int(ends[i][2]["n_gen"]) for i in (1, 2, 3))
@@ -916,6 +918,56 @@ class ServeMetrics(unittest.TestCase):
         self.assertRegex(log, r'INFO: started, listening on')
         self.assertRegex(log, r'INFO: unloading model "stories"')
         self.assertRegex(log, r'INFO: stopping')
+
+    def test_embeddings_counted(self):
+        """An EMBED counts as a request with a prompt and no decode steps (as vLLM counts pooling requests)."""
+        srv = EngineServer()
+        try:
+            conn = srv.connect()
+            conn.send("G", 1, **self.fields("Once upon a time", max_tokens=6))
+            gen = conn.collect([1])[1]
+            self.assertEqual(gen[1], "E", gen[2])
+            base = [("model", "stories"), ("path", STORIES), ("backend_pid", 4242), ("role", "alice")]
+            conn.send("B", 2, base + [("input", t) for t in ("Once upon a time", "The little dog", "Lily")])
+            conn.send("B", 3, base + [("input", "Tom had a red ball")])
+            res = conn.collect([2, 3])
+            for rid in (2, 3):
+                self.assertEqual(res[rid][1], "R", res[rid][2])
+            conn.send("B", 4, base + [("input", "a"), ("input", "")])     # refused: input 2 is empty
+            err = conn.collect([4])[4]
+            self.assertEqual((err[1], err[2]["status"]), ("X", "arg"), err[2])
+            st = conn.status()
+            m, h = self.metrics(st)
+            req, errors, prompt, generated, oc, emb = m["stories"]
+            embed_tokens = int(res[2][2]["n_prompt"]) + int(res[3][2]["n_prompt"])
+            self.assertEqual(embed_tokens, sum(int(n) for rid in (2, 3) for n in as_list(res[rid][2]["n_tokens"])))
+            self.assertEqual(req, 4)
+            self.assertEqual(errors, 1)
+            self.assertEqual(oc.get("arg"), 1)
+            self.assertEqual(oc.get("stop", 0) + oc.get("length", 0), 3)
+            self.assertEqual(emb, (3, 4, embed_tokens))
+            self.assertEqual(prompt, int(gen[2]["n_prompt"]) + embed_tokens)
+            self.assertEqual(generated, int(gen[2]["n_gen"]))
+            # end to end for all four; time to first token for the generation only
+            self.assertEqual(h[("stories", "e2e")][0], 4)
+            self.assertEqual(h[("stories", "ttft")][0], 1)
+            self.assertEqual(h[("stories", "itl")][0], int(gen[2]["n_gen"]) - 1)
+            # the scheduler's own counters: inputs and tokens evaluated
+            # (the scheduler counts a step's inputs after their RESULT is sent: wait for it)
+            deadline = time.time() + 10
+            while True:
+                sched = as_list(conn.status()["sched"])[0].split("\t")
+                self.assertEqual(len(sched), 20, sched)
+                if int(sched[18]) == 4 or time.time() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual((int(sched[18]), int(sched[19])), (4, embed_tokens))
+            conn.send("S", 50, reset=1)
+            typ, rid, st2 = conn.read()
+            self.assertEqual(self.metrics(st2)[0]["stories"][5], (0, 0, 0))
+            conn.close()
+        finally:
+            srv.stop()
 
     def test_out_of_memory_is_logged(self):
         # a 1 MB pool holds 51 blocks of 32 positions: a prompt of 1801 tokens cannot fit it

@@ -9,7 +9,8 @@ SELECT columns_are('llamagpu', 'llm_stat_models',
 	ARRAY['model', 'loaded', 'device', 'weights_bytes', 'kv_cache_bytes', 'memory_bytes', 'requests_active',
 		  'requests', 'errors', 'outcomes', 'prompt_tokens', 'generated_tokens',
 		  'ttft_p50_ms', 'ttft_p95_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p95_ms', 'itl_p99_ms',
-		  'e2e_p50_ms', 'e2e_p95_ms', 'e2e_p99_ms', 'stats_reset']);
+		  'e2e_p50_ms', 'e2e_p95_ms', 'e2e_p99_ms', 'stats_reset',
+		  'embedding_requests', 'embedding_inputs', 'embedding_prompt_tokens']);
 SELECT col_type_is('llamagpu', 'llm_stat_models', 'outcomes', 'jsonb', 'outcomes is jsonb');
 SELECT col_type_is('llamagpu', 'llm_stat_models', 'ttft_p99_ms', 'double precision', 'latencies are float8 ms');
 SELECT col_type_is('llamagpu', 'llm_stat_engine', 'uptime', 'interval', 'uptime is an interval');

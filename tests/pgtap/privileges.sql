@@ -3,7 +3,7 @@
 -- SECURITY DEFINER functions; row-level security on every table that holds
 -- per-role data; whose quota applies and what usage records.
 BEGIN;
-SELECT plan(82);
+SELECT plan(84);
 
 SELECT lives_ok($$SELECT llamagpu.llm_register_model('tap_priv', 'stories260K.gguf')$$,
 				'the superuser registers a model');
@@ -19,15 +19,45 @@ CREATE SCHEMA tap_p AUTHORIZATION tap_p_admin;
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
 				WHERE c.relnamespace = 'llamagpu'::regnamespace
 				  AND c.relname IN ('llm_model_grants', 'llm_quotas', 'llm_usage', 'llm_jobs',
-									'llm_job_failures', 'llm_api_keys')
+									'llm_job_failures', 'llm_api_keys', 'llm_embedding_jobs',
+									'llm_embedding_queue')
 				  AND NOT c.relrowsecurity ORDER BY 1),
 		  '{}'::text[], 'per-role tables have row-level security enabled');
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
 				WHERE c.relnamespace = 'llamagpu'::regnamespace
 				  AND c.relname IN ('llm_model_grants', 'llm_quotas', 'llm_usage', 'llm_jobs',
-									'llm_job_failures', 'llm_api_keys')
+									'llm_job_failures', 'llm_api_keys', 'llm_embedding_jobs',
+									'llm_embedding_queue')
 				  AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid) ORDER BY 1),
 		  '{}'::text[], 'per-role tables have policies');
+-- every C function is granted to llm_user or llm_admin and to no one else
+-- (but the owner), except the superuser-only llm_plugin_inspect and the
+-- two PUBLIC ones above
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text || ': ' ||
+					   coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+												   ',' ORDER BY 1)
+								 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+								 WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), '-')
+				FROM pg_proc p
+				WHERE p.pronamespace = 'llamagpu'::regnamespace
+				  AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+				  AND p.oid::regprocedure::text NOT IN ('llamagpu.llm_api_key_authenticate(text)',
+														'llamagpu.llm_current_api_key()',
+														'llamagpu.llm_plugin_inspect(text,text)')
+				  AND coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ',')
+								FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+								WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), '-')
+					  NOT IN ('llm_user', 'llm_admin')
+				ORDER BY 1),
+		  '{}'::text[], 'every C function is executable by llm_user or llm_admin alone');
+-- every table llm_user may write (any column) keeps each role to its rows
+SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
+				WHERE c.relnamespace = 'llamagpu'::regnamespace AND c.relkind = 'r'
+				  AND (has_table_privilege('llm_user', c.oid, 'INSERT') OR has_table_privilege('llm_user', c.oid, 'DELETE')
+					   OR has_any_column_privilege('llm_user', c.oid, 'UPDATE'))
+				  AND NOT (c.relrowsecurity AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid))
+				ORDER BY 1),
+		  '{}'::text[], 'every table llm_user may write has row-level security and a policy');
 -- no C function of the extension is executable by PUBLIC, but the two that
 -- PostgREST's anonymous role needs to present an API key (llm_pre_request)
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p

@@ -50,6 +50,14 @@ $bpid = (split /\n/, $bpid)[-1];
 my ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT llm_generate('Hi', 'stories', options => '{"logit_bias": {"999999": 1}}')});
 isnt($ret, 0, 'a bad logit_bias fails');
+# embeddings (another session): requests with a prompt and no decode steps,
+# logged as slow too
+my $embed_pid = $node->safe_psql('postgres', q{
+	SET llamagpu.log_min_duration = 0;
+	SELECT count(*) FROM llm_embed('Once upon a time', 'stories');
+	SELECT count(*) FROM llm_embed_batch(ARRAY['The little dog', 'Lily'], 'stories');
+	SELECT pg_backend_pid()});
+$embed_pid = (split /\n/, $embed_pid)[-1];
 
 my $second = $scrape->("$dir/second.prom");
 my $expected = $node->safe_psql('postgres', q{
@@ -68,7 +76,16 @@ is($node->safe_psql('postgres', q{
 		   (itl_p50_ms <= itl_p99_ms) || ' ' || (e2e_p50_ms > 0 AND e2e_p50_ms <= e2e_p99_ms) || ' ' ||
 		   (outcomes ->> 'range') || ' ' || (stats_reset <= now())
 	FROM llm_stat_models WHERE model = 'stories'}),
-	'true cpu true true true 6 1 true true true true true 1 true', 'llm_stat_models after six generations, one failed');
+	'true cpu true true true 8 1 true true true true true 1 true',
+	'llm_stat_models after six generations, one failed, and two embedding requests');
+is($node->safe_psql('postgres', q{
+	SELECT embedding_requests || ' ' || embedding_inputs || ' ' ||
+		   (embedding_prompt_tokens > 0 AND embedding_prompt_tokens < prompt_tokens) || ' ' ||
+		   ((outcomes ->> 'stop')::int >= 2) || ' ' ||
+		   (requests = (SELECT sum(value::int) FROM jsonb_each_text(outcomes)))
+	FROM llm_stat_models WHERE model = 'stories'}),
+	'2 3 true true true',
+	'... the embedding requests counted apart too: two, three inputs, their tokens part of prompt_tokens');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) || ' ' || bool_and(model = 'stories') || ' ' || bool_and(engine_running = running) || ' ' ||
 		   bool_and(engine_kv_blocks_total = kv_blocks_total) || ' ' || bool_and(submitted = finished)
@@ -117,7 +134,9 @@ like($log, qr/llamagpu: engine\[$epid\] INFO: loading model "stories" from \S+ \
 like($log, qr/llamagpu: engine\[$epid\] INFO: slow request: [0-9.]+ ms, model "stories", backend PID $bpid, role "\w+", \d+ prompt tokens, 12 generated, outcome length/,
 	'slow request logged with the backend PID');
 my $slow = () = $log =~ /INFO: slow request:/g;
-is($slow, 5, '... every request of that session (the failed one ran in another), none of the others');
+is($slow, 7, '... every request of those sessions (the failed one ran in another), none of the others');
+my $embed_slow = () = $log =~ /INFO: slow request: [0-9.]+ ms, model "stories", backend PID $embed_pid, role "\w+", [1-9]\d* prompt tokens, 0 generated, outcome stop/g;
+is($embed_slow, 2, 'slow embedding requests logged with their PID, prompt tokens and outcome');
 like($log, qr/llamagpu: engine\[$epid\] INFO: statistics reset/, 'reset logged by the engine');
 like($log, qr/LOG:  llamagpu: statistics reset by backend PID \d+/, '... and by the backend');
 like($log, qr/llamagpu: engine\[$epid\] INFO: unloading model "stories" \(\d+ requests using it are cancelled\) \(backend PID \d+\)/,

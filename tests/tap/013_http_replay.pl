@@ -90,13 +90,16 @@ for my $line (split /\n/, sql(q{
 	FROM pg_proc p, unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, type)
 	WHERE p.pronamespace = 'api'::regnamespace}))
 {
+	next if $line eq '';			# a RETURNS TABLE column: a name without an input type
 	my ($fn, $name, $type) = split / /, $line, 3;
 	$argtypes{$fn}{$name} = $type;
 }
 
 # The statements of one request to /rpc/<fn> (v12, PostgreSQL >= 14):
 # method GET (READ ONLY) or POST (READ WRITE: the functions are VOLATILE),
-# args as the JSON body or query string gives them, headers lower-cased.
+# args as the JSON body or query string gives them, headers lower-cased;
+# set: the function returns rows (RETURNS TABLE), which PostgREST calls in
+# FROM and answers with a JSON array of row objects.
 sub request_sql
 {
 	my (%r) = @_;
@@ -112,15 +115,20 @@ sub request_sql
 	my $typed = join ', ', map { qq{"$_" $argtypes{$fn}{$_}} } @names;
 	my $cols = join ', ', map { qq{"$_"} } @names;
 	my $call = join ', ', map { qq{"$_" := pgrst_body."$_"} } @names;
+	my $callee = $r{set} ? "\"api\".\"$fn\"($call) pgrst_call"
+	  : "(SELECT \"api\".\"$fn\"($call) pgrst_scalar) pgrst_call";
 	my $from = @names
 	  ? "FROM (SELECT " . lit($json->encode($r{args})) . "::json AS json_data) pgrst_payload, "
 	  . "LATERAL (SELECT $cols FROM json_to_record(pgrst_payload.json_data) AS _($typed) LIMIT 1) pgrst_body , "
-	  . "LATERAL (SELECT \"api\".\"$fn\"($call) pgrst_scalar) pgrst_call"
-	  : "FROM (SELECT \"api\".\"$fn\"() pgrst_scalar) pgrst_call";
+	  . "LATERAL $callee"
+	  : "FROM $callee";
 	my $mode = $r{method} eq 'GET' ? 'READ ONLY' : 'READ WRITE';
-	my $main = $r{main} // "WITH pgrst_source AS (SELECT pgrst_call.pgrst_scalar $from) "
+	my $body = $r{set} ? "coalesce(json_agg(_postgrest_t), '[]')::text"
+	  : "coalesce((json_agg(_postgrest_t.pgrst_scalar)->0)::text, 'null')";
+	my $main = $r{main} // "WITH pgrst_source AS (SELECT " . ($r{set} ? 'pgrst_call.*' : 'pgrst_call.pgrst_scalar')
+	  . " $from) "
 	  . "SELECT null::bigint AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, "
-	  . "coalesce((json_agg(_postgrest_t.pgrst_scalar)->0)::text, 'null') AS body, "
+	  . "$body AS body, "
 	  . "nullif(current_setting('response.headers', true), '') AS response_headers, "
 	  . "nullif(current_setting('response.status', true), '') AS response_status, "
 	  . "'' AS response_inserted "
@@ -164,8 +172,10 @@ sub run_request
 		return { status => $status, headers => $headers, code => $bcode, message => $bmsg,
 			hint => $bhint // '', stderr => $err };
 	}
-	my @lines = split /\n/, $out;
-	my @f = split /\x1f/, $lines[-1], -1;
+	# the last row: six fields, of which the body may span lines (json_agg
+	# puts a newline between rows)
+	my @f = $out =~ /(?:^|\n)([^\x1f\n]*)\x1f([^\x1f\n]*)\x1f([^\x1f]*)\x1f([^\x1f\n]*)\x1f([^\x1f\n]*)\x1f([^\x1f\n]*)\z/s
+	  or die "no response row in psql's output: $out";
 	my $headers = {};
 	$headers = { map { %$_ } @{ decode_json($f[3]) } } if $f[3] ne '';
 	return { status => ($f[4] ne '' ? $f[4] : 200), headers => $headers, body => $f[2], code => '' };
@@ -229,6 +239,60 @@ $r = request(fn => 'generate_json', method => 'POST',
 	args => { prompt => 'x', schema => { type => 'string', pattern => '(?<=a)b' }, model => 'stories' },
 	headers => { 'x-api-key' => $key{'app-key'} });
 is($r->{status}, 400, 'a schema llamagpu cannot enforce: 400');
+
+# embeddings: the vectors llm_embed and llm_embed_batch give, as JSON arrays
+my $ekey = { 'x-api-key' => $key{'app-key'} };
+my %emb = (fn => 'embed', method => 'POST', args => { input => 'Once upon a time', model => 'stories' },
+	headers => $ekey);
+my $edirect = sql(q{SELECT to_json(llamagpu.llm_embed('Once upon a time', 'stories'))});
+$r = request(%emb);
+is($r->{status}, 200, 'POST /rpc/embed: 200');
+is($r->{body}, $edirect, '... the vector llm_embed gives');
+my $ev = decode_json($r->{body});
+my $norm2 = 0;
+$norm2 += $_ * $_ for @$ev;
+ok(@$ev > 1 && abs($norm2 - 1) < 1e-4, '... of unit length (' . scalar(@$ev) . ' numbers)');
+$r = request(%emb, method => 'GET');
+is($r->{status}, 200, 'GET /rpc/embed (READ ONLY transaction): 200');
+$r = request(%emb, args => { %{ $emb{args} }, normalize => JSON::PP::false });
+is($r->{body}, sql(q{SELECT to_json(llamagpu.llm_embed('Once upon a time', 'stories', "normalize" => false))}),
+	'... normalize false: the raw vector');
+$r = request(%emb, args => { input => '', model => 'stories' });
+is($r->{status}, 400, 'an empty input: 400');
+is($r->{code}, '2200F', '... code 2200F');
+$r = request(%emb, args => { input => 'Once upon a time ' x 3000, model => 'stories' });
+is($r->{status}, 413, 'an input longer than the context: 413');
+is($r->{code}, '54000', '... code 54000');
+$r = request(%emb, args => { input => 'Once upon a time ' x 3000, model => 'stories', truncate => JSON::PP::true });
+is($r->{status}, 200, '... 200 with truncate');
+$r = request(%emb, headers => { 'x-api-key' => $key{'nomodel-key'} });
+is($r->{status}, 403, 'embed with a key whose role has no grant on the model: 403');
+is($r->{code}, '42501', '... code 42501');
+$r = request(%emb, args => { input => 'x', model => 'nope' });
+is($r->{status}, 404, 'embed with an unknown model: 404');
+$r = request(%emb, headers => {});
+is($r->{status}, 401, 'embed without a key: 401');
+
+my %batch = (fn => 'embed_batch', method => 'POST', set => 1, headers => $ekey,
+	args => { inputs => [ 'Once upon a time', 'Lily and Ben' ], model => 'stories' });
+$r = request(%batch);
+is($r->{status}, 200, 'POST /rpc/embed_batch: 200');
+my $rows = decode_json($r->{body});
+is(join(',', map { $_->{ord} } @$rows), '1,2', '... one row per input, in order');
+is($json->encode($rows->[0]{embedding}), $json->encode(decode_json($edirect)), '... the first is llm_embed\'s vector');
+is($json->encode($rows->[1]{embedding}),
+	$json->encode(decode_json(sql(q{SELECT to_json(llamagpu.llm_embed('Lily and Ben', 'stories'))}))),
+	'... the second too');
+$r = request(%batch, args => { inputs => [ 'a', undef ], model => 'stories' });
+is($r->{status}, 200, 'embed_batch with a null element: 200');
+is($json->encode([ map { defined $_->{embedding} ? 'vector' : 'null' } @{ decode_json($r->{body}) } ]),
+	'["vector","null"]', '... its row has a null embedding (as llm_embed_batch gives)');
+$r = request(%batch, args => { inputs => [ 'a', '' ], model => 'stories' });
+is($r->{status}, 400, 'embed_batch with an empty element: 400');
+is($r->{code}, '2200F', '... code 2200F');
+like($r->{message}, qr/empty/, '... saying it is empty');
+$r = request(%batch, headers => { 'x-api-key' => $key{'nomodel-key'} });
+is($r->{status}, 403, 'embed_batch without a grant on the model: 403');
 
 # models and metrics
 $r = request(fn => 'models', method => 'GET', args => {}, headers => { 'x-api-key' => $key{'app-key'} });
@@ -362,7 +426,7 @@ is($r->{code}, '53400', '... code 53400');
 SKIP:
 {
 	my $quota = sql(q{SELECT count(*) FROM pg_proc WHERE proname ~ 'quota' AND pronamespace = 'llamagpu'::regnamespace});
-	skip 'the quota functions are not in this build', 5 if $quota == 0;
+	skip 'the quota functions are not in this build', 9 if $quota == 0;
 	my $k = sql(q{SELECT llamagpu.llm_create_api_key('limited-key', 'app', requests_per_minute => 2)});
 	my @st = map { request(%gen, headers => { 'x-api-key' => $k })->{status} } 1 .. 2;
 	is("@st", '200 200', 'a key limited to 2 generations a minute: two succeed');
@@ -371,6 +435,53 @@ SKIP:
 	like($r->{headers}{'Retry-After'} // '', qr/^\d+$/, '... with Retry-After');
 	is($r->{code}, '53400', '... code 53400');
 	like($r->{message}, qr/rate limit of 2 requests per minute exceeded for API key "limited-key"/, '... naming the key\'s limit');
+	$r = request(%emb, headers => { 'x-api-key' => $k });
+	is($r->{status}, 429, 'an embedding counts against the same limit: 429');
+	is($r->{code}, '53400', '... code 53400');
+	like($r->{headers}{'Retry-After'} // '', qr/^\d+$/, '... with Retry-After');
+	$r = request(%batch, headers => { 'x-api-key' => $k });
+	is($r->{status}, 429, '... and so does a batch: 429');
+}
+
+# a key's generation run by a parallel worker (llm_generate is PARALLEL
+# SAFE): the worker sees its leader's key, so the key's limits apply and
+# the usage row names it
+SKIP:
+{
+	my $quota = sql(q{SELECT count(*) FROM pg_proc WHERE proname = 'llm_usage_flush'});
+	skip 'the usage functions are not in this build', 9 if $quota == 0;
+	my $k = sql(q{SELECT llamagpu.llm_create_api_key('parallel-key', 'app', requests_per_minute => 2)});
+	# force_parallel_mode puts the whole (parallel safe) query under a
+	# single-copy Gather, which a worker runs; the leader's PID is handed
+	# to the worker in a setting, which workers get from their leader
+	my $par = "SELECT set_config('force_parallel_mode', 'on', true), set_config('parallel_setup_cost', '0', true), "
+	  . "set_config('parallel_tuple_cost', '0', true), set_config('max_parallel_workers_per_gather', '2', true), "
+	  . "set_config('llamagpu_test.leader', pg_backend_pid()::text, true); ";
+	my $q = q{llamagpu.llm_generate('Once upon a time', 'stories', max_tokens => 4, temperature => 0) IS NOT NULL
+		|| '/' || coalesce(llamagpu.llm_current_api_key(), '-') || '/' || current_setting('llamagpu_test.leader')};
+	my @leaders;
+	for my $i (1 .. 2)
+	{
+		$r = request(%tok, headers => { 'x-api-key' => $k }, main => $par . probe($q));
+		like($r->{body} // '', qr{^true/parallel-key/\d+$}, "parallel request $i: generated, the worker sees the key");
+		push @leaders, ($r->{body} // '') =~ m{/(\d+)$};
+	}
+	$r = request(%tok, headers => { 'x-api-key' => $k }, main => $par . probe($q));
+	is($r->{code}, '53400', 'the third in a minute is refused by the key\'s limit of 2, in the worker too');
+	like($r->{message} // '', qr/API key "parallel-key"/, '... naming the key');
+	sql(q{SELECT llamagpu.llm_usage_flush(30000)});
+	my $rows = sql(q{SELECT string_agg(status || ':' || backend_pid, ',' ORDER BY id) FROM llamagpu.llm_usage
+		WHERE api_key = 'parallel-key'});
+	my @rows = split /,/, $rows;
+	is(scalar(@rows), 3, 'three usage rows name the key');
+	is(join(',', map { (split /:/)[0] } @rows), 'ok,ok,rejected', '... two generations and the refusal');
+	my @pids = map { (split /:/)[1] } @rows;
+	ok($pids[0] != $leaders[0] && $pids[1] != $leaders[1],
+		"... written by parallel workers, not by their leaders (@pids[0,1] vs @leaders)");
+	is(sql(q{SELECT count(*) FROM llamagpu.llm_usage WHERE api_key IS NULL AND role = 'app'}), '0',
+		'no usage row of the key\'s role lacks the key');
+	is(sql(q{SELECT provolatile::text || proparallel::text FROM pg_proc WHERE oid = 'llamagpu.llm_current_api_key'::regproc}), 'vs',
+		'llm_current_api_key is PARALLEL SAFE');
 }
 
 done_testing();

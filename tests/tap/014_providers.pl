@@ -230,6 +230,11 @@ like($err, qr/Incorrect API key provided: \*\*\*/, 'the key the provider echoed 
 unlike($err, qr/\Q$wrong\E/, 'the key is not in the error');
 ($e) = sql_error("SELECT llm_generate('x', 'remote-nokey')");
 like($e, qr/^28000:/, 'no key: 28000');
+# over HTTP (the api schema): 502, not the 401 of a client's bad key
+($e, $err) = sql_error("SELECT api.generate('x', 'remote-badkey')");
+like($e, qr/^PGRST: \{"code" : "28000", "message" : "remote model provider refused the API key"/,
+	'api.generate: the provider\'s refusal keeps its code');
+like($err, qr/DETAIL:\s+\{"status" : 502, "headers" : \{\}\}/, '... as HTTP 502 without WWW-Authenticate');
 
 ($e, $err) = sql_error("SELECT llm_generate('x', 'remote-bad')");
 like($e, qr/^22023: remote model provider rejected the request/, 'HTTP 400: 22023');
@@ -347,7 +352,21 @@ is($node->safe_psql('postgres', q{
 	FROM llm_stat_models WHERE model = 'remote'}), 't', 'llm_stat_models measures the remote model');
 is($node->safe_psql('postgres', q{
 	SELECT outcomes->>'remote_unavailable' FROM llm_stat_models WHERE model = 'remote-down'}),
-	'1', 'its failures by status');
+	'2', 'its failures by status (a generation and an embedding)');
+# remote embeddings: the provider's token counts, in usage rows and metrics alike
+my $first_embed = q{SELECT prompt_tokens || '/' || requests FROM llm_usage
+	WHERE model = '%s' AND status = 'ok' AND kind = 'embed' ORDER BY id LIMIT 1};
+like($node->safe_psql('postgres', sprintf($first_embed, 'remote')), qr{^[1-9]\d*/1$},
+	'usage row of a remote embedding: the provider\'s prompt tokens, one request');
+is($node->safe_psql('postgres', sprintf($first_embed, 'remote')), $node->safe_psql('postgres', sprintf($first_embed, 'stories')),
+	'... the same as the local one');
+is($node->safe_psql('postgres', q{
+	SELECT s.embedding_requests >= 3 AND s.embedding_inputs >= 4 + 5 AND s.embedding_prompt_tokens > 0
+		   AND s.embedding_prompt_tokens = (SELECT sum(prompt_tokens) FROM llm_usage
+											WHERE model = 'remote' AND kind LIKE 'embed%' AND status = 'ok')
+		   AND s.prompt_tokens >= s.embedding_prompt_tokens
+	FROM llm_stat_models s WHERE model = 'remote'}),
+	't', 'llm_stat_models counts remote embeddings: requests, inputs, and the tokens the usage rows have');
 
 # ---- the key never reaches a log ----
 my $log = slurp_file($node->logfile);

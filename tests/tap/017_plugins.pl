@@ -116,6 +116,52 @@ $node->safe_psql('postgres', "SELECT llm_enable_plugin('crash')");
 ok(wait_for($node, "SELECT state FROM llm_plugins WHERE name = 'crash'", 'loaded', 20), 'enabled again, it is loaded again');
 $node->safe_psql('postgres', "SELECT llm_disable_plugin('crash')");
 
+# --- a database's plugins go with its extension and with the database ---
+my $state = "SELECT coalesce(string_agg(state, ','), 'none') FROM llm_plugin_engine_state() WHERE name = 'banwords'";
+# install and enable banwords in database plugdb; returns the engine's new PID
+sub plugdb_enable
+{
+	$node->safe_psql('plugdb', 'CREATE EXTENSION llamagpu');
+	$node->safe_psql('plugdb', "SELECT llamagpu.llm_install_plugin('banwords', 'engine', '$plugins/banwords.so', '$sha')");
+	my $old = engine_pid($node);
+	$node->safe_psql('plugdb', "SELECT llamagpu.llm_enable_plugin('banwords')");
+	return wait_engine_restart($node, $old);
+}
+$node->safe_psql('postgres', 'CREATE DATABASE plugdb');
+my $dboid = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'plugdb'");
+my $list = $node->data_dir . "/llamagpu_plugins/$dboid.list";
+ok(plugdb_enable(), 'enabling an engine plugin in another database restarted the engine');
+ok(-e $list && wait_for($node, $state, 'loaded'), "... which loaded it from that database's list");
+$node->safe_psql('plugdb', 'BEGIN; DROP EXTENSION llamagpu; ROLLBACK');
+$node->safe_psql('plugdb', 'BEGIN; SAVEPOINT s; DROP EXTENSION llamagpu; ROLLBACK TO s; COMMIT');
+like(slurp_file($list), qr/^banwords\t$sha\t/, 'a DROP EXTENSION rolled back (or to a savepoint) keeps the list');
+$pid = engine_pid($node);
+$node->safe_psql('plugdb', 'DROP EXTENSION llamagpu');
+ok(!-e $list, 'DROP EXTENSION llamagpu removes the database\'s list');
+$new = wait_engine_restart($node, $pid);
+ok($new, '... and the engine restarts');
+is($node->safe_psql('postgres', $state), 'none', '... without that database\'s plugin');
+ok($node->log_contains("removed the engine plugin list of database $dboid \\(extension dropped\\)"), '... as the log says');
+
+ok(plugdb_enable() && -e $list, 'enabled again in a new extension');
+$pid = engine_pid($node);
+$node->safe_psql('postgres', 'DROP DATABASE plugdb');
+ok(!-e $list, 'DROP DATABASE removes its list');
+ok(wait_engine_restart($node, $pid), '... and the engine restarts');
+is($node->safe_psql('postgres', $state), 'none', '... without the plugin');
+
+# a list left behind by a database that no longer exists (dropped by a
+# backend without llamagpu loaded, or by an older version) is ignored
+my $stale = $node->data_dir . '/llamagpu_plugins/4000000000.list';
+append_to_file($stale, "banwords\t$sha\t$plugins/banwords.so\n");
+$pid = engine_pid($node);
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok(wait_for($node, "SELECT pg_stat_file('llamagpu_plugins/4000000000.list', true) IS NULL", 't'),
+	'the supervisor removes the list of a database that does not exist');
+ok($node->log_contains('removed the engine plugin list of database 4000000000, which no longer exists'), '... and logs it');
+is(engine_pid($node), $pid, '... and does not restart the engine for it');
+is($node->safe_psql('postgres', $state), 'none', '... nor load its plugins');
+
 # --- a file changed after it was enabled is not loaded -------------------
 $pid = engine_pid($node);
 $node->safe_psql('postgres', "SELECT llm_enable_plugin('banwords')");

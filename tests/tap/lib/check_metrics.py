@@ -63,6 +63,9 @@ TYPES = {
     "llamagpu_kv_cache_blocks_used": "gauge",
     "llamagpu_kv_cache_blocks_cached": "gauge",
     "llamagpu_kv_cache_blocks_total": "gauge",
+    "llamagpu_embedding_requests": "counter",
+    "llamagpu_embedding_inputs": "counter",
+    "llamagpu_embedding_prompt_tokens": "counter",
 }
 
 
@@ -164,7 +167,10 @@ def main():
         for fam, col in (("vllm:prompt_tokens", "prompt_tokens"), ("llamacpp:prompt_tokens", "prompt_tokens"),
                          ("vllm:generation_tokens", "generated_tokens"),
                          ("llamacpp:tokens_predicted", "generated_tokens"),
-                         ("llamagpu_request_errors", "errors")):
+                         ("llamagpu_request_errors", "errors"),
+                         ("llamagpu_embedding_requests", "embedding_requests"),
+                         ("llamagpu_embedding_inputs", "embedding_inputs"),
+                         ("llamagpu_embedding_prompt_tokens", "embedding_prompt_tokens")):
             got = value(second, fam, fam + "_total", model_name=name)
             check(got == m[col], "%s{%s} = %s (llm_stat_models.%s %s)" % (fam, name, got, col, m[col]))
         by_outcome = {lab["outcome"]: v for _, lab, v in second["llamagpu_requests"][2] if lab["model_name"] == name}
