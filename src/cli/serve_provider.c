@@ -150,7 +150,26 @@ static const struct
 	{"penalty_last_n", "the option penalty_last_n is not part of the OpenAI API", true},
 };
 
-/* A numeric field as a JSON member ("key": number); false (error sent) if malformed. */
+/* Whether s is an integer as JSON writes one: -?(0|[1-9][0-9]*). */
+static bool
+json_integer_text(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		return s[1] == '\0';
+	if (*s < '1' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9')
+		s++;
+	return *s == '\0';
+}
+
+/*
+ * A numeric field as a JSON member ("key": number); false (error sent) if
+ * malformed.  An integer goes out as sent (a seed may not fit a double), so
+ * it must already be JSON: strtod alone would let "+5" or "0x10" through.
+ */
 static bool
 add_number(serve_request *r, lg_buf *b, const char *key, const char *json_key, bool integer)
 {
@@ -162,7 +181,8 @@ add_number(serve_request *r, lg_buf *b, const char *key, const char *json_key, b
 		return true;
 	errno = 0;
 	x = strtod(v, &end);
-	if (errno != 0 || end == v || *end != '\0' || !isfinite(x) || (integer && x != floor(x)))
+	if (errno != 0 || end == v || *end != '\0' || !isfinite(x) ||
+		(integer && (x != floor(x) || !json_integer_text(v))))
 	{
 		serve_send_error(r, LG_WIRE_ARG, "invalid value for %s: \"%s\"", key, v);
 		return false;

@@ -9,6 +9,7 @@
 #define LG_SERVE_PROVIDER_H
 
 #include <curl/curl.h>
+#include <time.h>
 
 #include "json_value.h"
 #include "serve.h"
@@ -102,6 +103,8 @@ const char *provider_error_message(const lg_json_node *o);
 void		provider_take_json(provider_call *c, const char *s, size_t len);
 /* One complete SSE line without its end of line; an empty one ends an event. */
 void		provider_sse_line(provider_call *c, const char *s, size_t len);
+/* A Retry-After value (seconds or an HTTP date, counted from now) in seconds, or -1. */
+double		provider_parse_retry_after(const char *v, time_t now);
 /* libcurl's header callback: status line, Content-Type, Retry-After. */
 size_t		provider_on_header(char *buf, size_t size, size_t n, void *arg);
 /* libcurl's write callback: an SSE stream, a JSON body, or an error body. */
