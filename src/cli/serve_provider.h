@@ -103,8 +103,12 @@ const char *provider_error_message(const lg_json_node *o);
 void		provider_take_json(provider_call *c, const char *s, size_t len);
 /* One complete SSE line without its end of line; an empty one ends an event. */
 void		provider_sse_line(provider_call *c, const char *s, size_t len);
+/* The assistant message of a chat answer (JSON): content and the assembled tool calls. */
+void		provider_answer_message(provider_call *c, lg_buf *m);
 /* A Retry-After value (seconds or an HTTP date, counted from now) in seconds, or -1. */
 double		provider_parse_retry_after(const char *v, time_t now);
+/* The transfer ended: take a JSON body, or the stream's last line and event if unterminated. */
+void		provider_answer_end(provider_call *c);
 /* libcurl's header callback: status line, Content-Type, Retry-After. */
 size_t		provider_on_header(char *buf, size_t size, size_t n, void *arg);
 /* libcurl's write callback: an SSE stream, a JSON body, or an error body. */

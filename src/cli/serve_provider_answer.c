@@ -273,6 +273,40 @@ provider_sse_line(provider_call *c, const char *s, size_t len)
 	/* comments (":") and the fields event, id and retry mean nothing here */
 }
 
+/* The assistant message of a chat answer: content and the assembled tool calls. */
+void
+provider_answer_message(provider_call *c, lg_buf *m)
+{
+	APPEND_LIT(m, "{\"role\":\"assistant\",\"content\":");
+	if (c->text.len == 0 && c->n_calls > 0)
+		APPEND_LIT(m, "null");
+	else
+		lg_buf_append_json_str(m, c->text.data ? c->text.data : "", c->text.len);
+	if (c->n_calls > 0)
+	{
+		APPEND_LIT(m, ",\"tool_calls\":[");
+		for (int i = 0; i < c->n_calls; i++)
+		{
+			tool_call  *t = &c->calls[i];
+
+			if (i)
+				APPEND_LIT(m, ",");
+			APPEND_LIT(m, "{\"id\":");
+			if (t->id.len)
+				lg_buf_append_json_str(m, t->id.data, t->id.len);
+			else
+				lg_buf_appendf(m, "\"call_%llu_%d\"", (unsigned long long) c->r->seq, i);
+			APPEND_LIT(m, ",\"type\":\"function\",\"function\":{\"name\":");
+			lg_buf_append_json_str(m, t->name.data ? t->name.data : "", t->name.len);
+			APPEND_LIT(m, ",\"arguments\":");
+			lg_buf_append_json_str(m, t->args.data ? t->args.data : "{}", t->args.len ? t->args.len : 2);
+			APPEND_LIT(m, "}}");
+		}
+		APPEND_LIT(m, "]");
+	}
+	APPEND_LIT(m, "}");
+}
+
 /*
  * A Retry-After value (RFC 9110 10.2.3): delay-seconds, or an HTTP date
  * (now is the time to count from).  Seconds to wait, or -1 when it is
@@ -337,6 +371,20 @@ provider_on_header(char *buf, size_t size, size_t n, void *arg)
 	else if (len > 12 && strncasecmp(h, "retry-after:", 12) == 0)
 		c->retry_after_s = provider_parse_retry_after(h + 12, time(NULL));
 	return len;
+}
+
+/* The transfer ended: take a JSON body, or the stream's last line and event if unterminated. */
+void
+provider_answer_end(provider_call *c)
+{
+	if (c->fail_status[0])
+		return;
+	if (!c->event_stream && c->body.len > 0)
+		provider_take_json(c, c->body.data, c->body.len);
+	else if (c->event_stream && c->line.len > 0)
+		provider_sse_line(c, c->line.data, c->line.len);
+	if (c->event_stream)
+		provider_sse_line(c, "", 0);	/* an event not closed by a blank line */
 }
 
 /* libcurl's write callback: an SSE stream, a JSON body, or an error body. */
