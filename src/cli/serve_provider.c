@@ -95,6 +95,7 @@ provider_call_reset(provider_call *c)
 	c->http_status = 0;
 	c->event_stream = false;
 	c->retry_after_s = -1;
+	c->after_cr = false;
 	c->line.len = c->data.len = c->body.len = 0;
 	c->finish[0] = '\0';
 	c->n_prompt = c->n_completion = -1;

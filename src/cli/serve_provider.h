@@ -53,6 +53,7 @@ typedef struct provider_call
 	bool		event_stream;	/* Content-Type: text/event-stream */
 	double		retry_after_s;	/* Retry-After, or -1 */
 	lg_buf		line;			/* SSE: the line being read */
+	bool		after_cr;		/* SSE: the last byte was a CR (a LF next ends no line) */
 	lg_buf		data;			/* SSE: the event's data lines */
 	lg_buf		body;			/* an error body, or a non-streamed answer */
 	lg_buf		text;			/* everything streamed */

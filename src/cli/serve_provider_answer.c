@@ -410,29 +410,37 @@ provider_on_body(char *buf, size_t size, size_t n, void *arg)
 		lg_buf_append(&c->body, buf, len);
 		return len;
 	}
-	for (size_t i = 0; i < len; i++)
+	/* a line ends at CRLF, LF or CR (the SSE grammar); a CRLF split across calls is one end */
+	for (size_t i = 0; i < len;)
 	{
-		if (buf[i] == '\n')
-		{
-			size_t		l = c->line.len;
+		size_t		run = i;
 
-			if (l > 0 && c->line.data[l - 1] == '\r')
-				l--;
-			provider_sse_line(c, c->line.data ? c->line.data : "", l);
-			c->line.len = 0;
-			if (c->line.data)
-				c->line.data[0] = '\0';
-			if (c->fail_status[0])
-				return 0;
+		if (c->after_cr && buf[i] == '\n')
+		{
+			c->after_cr = false;
+			i++;
 			continue;
 		}
-		if (c->line.len >= EVENT_MAX)
+		c->after_cr = false;
+		while (run < len && buf[run] != '\n' && buf[run] != '\r')
+			run++;
+		if (c->line.len + (run - i) > EVENT_MAX)
 		{
 			provider_call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "a line from the provider is longer than %zu bytes",
-					  EVENT_MAX);
+							   EVENT_MAX);
 			return 0;
 		}
-		lg_buf_append(&c->line, buf + i, 1);
+		lg_buf_append(&c->line, buf + i, run - i);
+		if (run == len)
+			break;
+		c->after_cr = buf[run] == '\r';
+		provider_sse_line(c, c->line.data ? c->line.data : "", c->line.len);
+		c->line.len = 0;
+		if (c->line.data)
+			c->line.data[0] = '\0';
+		if (c->fail_status[0])
+			return 0;
+		i = run + 1;
 	}
 	return len;
 }

@@ -16,6 +16,8 @@
  * Properties checked with a trap:
  *   - every PIECE frame is well formed, and the pieces put together are the
  *     text the call kept;
+ *   - a stream read in chunks reads as the same stream in one piece (text,
+ *     tool calls, finish reason, usage, failure);
  *   - a failure has a status and a message;
  *   - the assistant message built for END is JSON with the text as content;
  *   - Retry-After is -1 or finite and not negative; the status is 0 or 3 digits.
@@ -135,6 +137,28 @@ check_answer(provider_call *c)
 	lg_buf_free(&m);
 }
 
+/* An event stream (status 200, text/event-stream) in chunks of at most chunk bytes, then its end. */
+static void
+feed_stream(provider_call *c, const char *in, size_t len, size_t chunk)
+{
+	c->http_status = 200;
+	c->event_stream = true;
+	/* libcurl hands the body over in pieces of any size; a copy each, so reads past it are caught */
+	for (size_t off = 0; off < len; off += chunk)
+	{
+		size_t		n = len - off < chunk ? len - off : chunk;
+		char	   *p = malloc(n);
+
+		memcpy(p, in + off, n);
+		if (provider_on_body(p, 1, n, c) != n)
+			CHECK(c->fail_status[0] != '\0');
+		free(p);
+		if (c->fail_status[0])
+			break;
+	}
+	provider_answer_end(c);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -160,23 +184,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (mode == 0)
 	{
-		/* libcurl hands the body over in pieces of any size; a copy each, so reads past it are caught */
-		c.http_status = 200;
-		c.event_stream = true;
-		for (size_t off = 0; off < len; off += chunk)
-		{
-			size_t		n = len - off < chunk ? len - off : chunk;
-			char	   *p = malloc(n);
+		provider_call whole;
+		serve_request r2;
+		lg_buf		pieces1;
 
-			memcpy(p, in + off, n);
-			if (provider_on_body(p, 1, n, &c) != n)
-				CHECK(c.fail_status[0] != '\0');
-			free(p);
-			if (c.fail_status[0])
-				break;
-		}
-		provider_answer_end(&c);
+		feed_stream(&c, in, len, chunk);
 		check_answer(&c);
+		/* the same stream in one piece reads the same: cutting it must not matter */
+		pieces1 = pieces;
+		lg_buf_init(&pieces);
+		memset(&r2, 0, sizeof(r2));
+		r2.conn = &conn;
+		call_init(&whole, &r2);
+		feed_stream(&whole, in, len, len ? len : 1);
+		check_answer(&whole);
+		CHECK(strcmp(whole.fail_status, c.fail_status) == 0);
+		if (c.fail_status[0] == '\0')
+		{
+			CHECK(whole.text.len == c.text.len && whole.n_calls == c.n_calls);
+			CHECK(c.text.len == 0 || memcmp(whole.text.data, c.text.data, c.text.len) == 0);
+			CHECK(strcmp(whole.finish, c.finish) == 0);
+			CHECK(whole.n_prompt == c.n_prompt && whole.n_completion == c.n_completion);
+		}
+		call_free(&whole);
+		lg_buf_free(&pieces1);
 	}
 	else if (mode == 1)
 	{
