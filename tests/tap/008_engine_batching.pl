@@ -53,6 +53,12 @@ is($node->safe_psql('postgres', q{
 	'4 {"x:y": 3} null null null', 'malformed histogram and outcome lines are left out');
 unlike($node->safe_psql('postgres', 'SELECT llm_metrics()'), qr/model_name="malformed",le=/,
 	'... and give no buckets in llm_metrics()');
+# an EMBED reply with more vectors than inputs is refused before it is stored
+is($node->safe_psql('postgres', "SELECT llm_embed('fine', 'stories')::text"), '{1,0}', 'an embedding from the fake engine');
+my ($erc, $eout, $eerr) = $node->psql('postgres', "SELECT llm_embed('too many', 'stories')",
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($eerr, qr/08P01: the llamagpu engine answered more embedding fields than the request has inputs/,
+	'an EMBED reply with an embedding too many is a protocol error');
 my $prom = PostgreSQL::Test::Utils::tempdir() . "/metrics.prom";
 open my $pf, '>', $prom or die;
 print $pf $node->safe_psql('postgres', 'SELECT llm_metrics()'), "\n";

@@ -14,6 +14,7 @@ use IO::Socket::UNIX;
 use IO::Select;
 use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(time);
+use MIME::Base64 ();
 
 my $running_max = 2;    # sequences generating at once
 my $queue_max = 3;      # waiting requests before busy
@@ -77,6 +78,16 @@ sub handle
 		}
 		$stat{submitted}++;
 		push @queue, [ $fd, $id, $f->{prompt}, time() ];
+	}
+	elsif ($type eq 'B')
+	{
+		# EMBED: [1, 0] per input; an input "too many" gets one embedding more than asked
+		my @kv = split(/\0/, $payload, -1);
+		my $n = grep { $kv[$_] eq 'input' } grep { $_ % 2 == 0 } 0 .. $#kv - 1;
+		$n++ if ($f->{input} // '') eq 'too many';
+		my $vec = MIME::Base64::encode_base64(pack('f<2', 1, 0), '');
+		send_to($fd, frame('R', $id, fields('n_embd', 2, 'pooling', 'mean', 'n_prompt', $n,
+			map { ('n_tokens', 1, 'embedding', $vec) } 1 .. $n)));
 	}
 	elsif ($type eq 'C')
 	{
