@@ -142,9 +142,13 @@ for _ in range(N):
     cases.append(("llm_api_key_authenticate",
                   "SELECT llamagpu.llm_api_key_authenticate(%s)" % lit(k), k))
     u, m, o = pick(URLS, 80), pick(["gpt-4o-mini", "meta/llama"], 30), json_text()
+    if rng.random() < 0.5:
+        # a valid endpoint, so that the options are what is checked
+        u, m = rng.choice(URLS), "gpt-4o-mini"
+        o = json.dumps({rng.choice(KEYS[8:16]): rand_json(1) for _ in range(rng.randrange(1, 4))})
     cases.append(("llm_register_remote_model",
                   "SELECT llamagpu.llm_register_remote_model(%s, %s, %s, NULL, %s::jsonb)" %
-                  (lit(pick(["fz.remote", "a:b"], 70)), lit(u), lit(m), lit(o)),
+                  (lit("fz.remote" if rng.random() < 0.5 else pick(["fz.remote", "a:b"], 70)), lit(u), lit(m), lit(o)),
                   "%s | %s | %s" % (u, m, o)))
     n, kind, src, ck = (pick(PLUGIN_NAMES, 70), pick(["engine", "provider", "sql"], 10),
                         pick(["/nonexistent/p.so", "llamagpu.fz", "public.f(text)"], 60), pick(CHECKSUMS, 70))
