@@ -104,8 +104,9 @@ take_tool_call(provider_call *c, const lg_json_node *tc, size_t pos)
 	if (ix != NULL && !serve_json_count(ix, MAX_TOOL_CALLS - 1, &i))
 	{
 		provider_call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL,
-						   "the provider sent a tool call index that is %s (at most %d calls)",
-						   ix->kind == LG_JSON_NUMBER ? "out of range" : lg_json_kind_name(ix->kind),
+						   "the provider sent tool call index %.40s%s (a whole number below %d is expected)",
+						   ix->kind == LG_JSON_NUMBER && ix->str ? ix->str : "a ",
+						   ix->kind == LG_JSON_NUMBER && ix->str ? "" : lg_json_kind_name(ix->kind),
 						   MAX_TOOL_CALLS);
 		return;
 	}
@@ -311,7 +312,8 @@ provider_answer_message(provider_call *c, lg_buf *m)
  * A Retry-After value (RFC 9110 10.2.3): delay-seconds, or an HTTP date
  * (now is the time to count from).  Seconds to wait, or -1 when it is
  * neither.  strtod alone would also take "0x1p3", "1e2" or "5 apples":
- * the value must be digits (a fraction is tolerated) and blanks only.
+ * delay-seconds are digits (a fraction is tolerated) and blanks only;
+ * anything else is read as a date, and is -1 unless it is one.
  */
 double
 provider_parse_retry_after(const char *v, time_t now)
@@ -333,9 +335,8 @@ provider_parse_retry_after(const char *v, time_t now)
 
 		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
 			end++;
-		if (*end != '\0')
-			return -1;
-		return strtod(v, NULL);	/* digits only: finite, at worst huge */
+		if (*end == '\0')
+			return strtod(v, NULL); /* digits only: finite, at worst huge */
 	}
 	t = curl_getdate(v, &now);
 	if (t <= 0)
