@@ -17,6 +17,12 @@
 # *_avx512.c kernels.  A source file that does not compile is reported and
 # left out; a target fails only if it needs it.
 #
+# A target that needs sources outside src/engine (the engine server's
+# parsers in src/cli) names them in a comment line of its own:
+#   fuzz-sources: src/cli/serve_frame.c src/cli/serve_provider_answer.c
+#   fuzz-libs: -lcurl
+# and they are compiled into that target only.
+#
 # Environment: FUZZ_CC (default clang-14), FUZZ_ARGS (extra libFuzzer
 # options for run mode, e.g. "-max_len=65536").
 
@@ -90,8 +96,11 @@ for t in $targets; do
 	name=${name#fuzz_}
 	bin="$BUILD/fuzz_$name"
 	mkdir -p "tests/fuzz/corpus/$name"
-	if ! $CC $CFLAGS $PCRE_CFLAGS $SAN -fsanitize=fuzzer -o "$bin" "$t" "$BUILD/libengine.a" \
-		$PCRE_LIBS -lm -pthread; then
+	extra_src=$(sed -n 's/^.*fuzz-sources:\(.*\)$/\1/p' "$t" | head -n 1)
+	extra_libs=$(sed -n 's/^.*fuzz-libs:\(.*\)$/\1/p' "$t" | head -n 1)
+	# shellcheck disable=SC2086
+	if ! $CC $CFLAGS -Isrc/cli $PCRE_CFLAGS $SAN -fsanitize=fuzzer -o "$bin" "$t" $extra_src \
+		"$BUILD/libengine.a" $PCRE_LIBS $extra_libs -lm -pthread; then
 		echo "fuzz.sh: FAIL: cannot build $t" >&2
 		status=1
 		continue

@@ -256,7 +256,7 @@ BEGIN
 					  HINT = 'Give the checksum of the file you mean to install, or check that the file was not changed.';
 		ELSIF info.status = 'abi' THEN
 			RAISE EXCEPTION 'engine plugin "%" implements ABI version %, this engine implements version %',
-				name, info.abi_version, @extschema@.llm_plugin_abi_version()
+				name, coalesce(info.abi_version::text, 'out of range'), @extschema@.llm_plugin_abi_version()
 				USING ERRCODE = 'feature_not_supported',
 					  HINT = 'Rebuild the plugin against this version''s lg_plugin.h.';
 		ELSIF info.status <> 'ok' THEN

@@ -48,6 +48,17 @@ const char *plugin_fail_name(plugin_fail f);
 /* 1 to LG_PLUGIN_NAME_MAX letters, digits, '_' and '-'. */
 bool		plugin_name_valid(const char *s);
 
+/* A --plugin NAME:SHA256:PATH spec, split (path points into the spec). */
+typedef struct plugin_spec
+{
+	char		name[LG_PLUGIN_NAME_MAX + 1];
+	char		sha256[65];
+	const char *path;
+} plugin_spec;
+
+/* Split and check a --plugin spec; false with err set. */
+bool		plugin_spec_parse(const char *spec, plugin_spec *out, char *err, size_t err_size);
+
 /* SHA-256 of an open file as 64 hex digits (sha256.c); false with err set. */
 bool		plugin_sha256_fd(int fd, char hex[65], char *err, size_t err_size);
 

@@ -34,6 +34,51 @@ plugin_name_valid(const char *s)
 	return n >= 1 && n <= LG_PLUGIN_NAME_MAX;
 }
 
+/*
+ * Split a --plugin NAME:SHA256:PATH spec (plugin.h).  The name is checked
+ * as a plugin name, the checksum as 64 hex digits; the path is the rest
+ * (it may hold ':').
+ */
+bool
+plugin_spec_parse(const char *spec, plugin_spec *out, char *err, size_t err_size)
+{
+	const char *c1 = strchr(spec, ':');
+	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (c1 == NULL || c2 == NULL || c2[1] == '\0')
+	{
+		snprintf(err, err_size, "--plugin \"%s\": expected NAME:SHA256:PATH", spec);
+		return false;
+	}
+	if (c1 == spec || c1 - spec > LG_PLUGIN_NAME_MAX)
+	{
+		snprintf(err, err_size, "--plugin \"%s\": the name must be 1 to %d characters", spec,
+				 LG_PLUGIN_NAME_MAX);
+		return false;
+	}
+	memcpy(out->name, spec, (size_t) (c1 - spec));
+	if (!plugin_name_valid(out->name))
+	{
+		snprintf(err, err_size, "--plugin \"%s\": invalid plugin name", spec);
+		return false;
+	}
+	for (const char *h = c1 + 1; h < c2; h++)
+		if (!isxdigit((unsigned char) *h))
+		{
+			c2 = NULL;
+			break;
+		}
+	if (c2 == NULL || c2 - c1 - 1 != 64)
+	{
+		snprintf(err, err_size, "--plugin \"%s\": the SHA-256 must be 64 hex digits", spec);
+		return false;
+	}
+	memcpy(out->sha256, c1 + 1, 64);
+	out->path = c2 + 1;
+	return true;
+}
+
 /* Check the table a plugin's init returned and copy it into out. */
 static plugin_fail
 check_table(const lg_plugin_v1 *t, plugin_lib *out, char *err, size_t err_size)

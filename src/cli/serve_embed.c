@@ -8,11 +8,12 @@
  */
 #include "serve.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embed.h"
+#include "serve_embed_fields.h"
+#include "serve_vectors.h"
 #include "vocab.h"
 
 /* What the scheduler thread needs once the vectors are there. */
@@ -27,51 +28,18 @@ typedef struct serve_embed_job
 	float	   *out;			/* [n_inputs][n_embd] */
 } serve_embed_job;
 
-static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* Append n floats to f as base64 of their little-endian bytes, NUL-terminated. */
 static void
 append_floats_b64(serve_frame *f, const float *v, int32_t n)
 {
-	size_t		nbytes = (size_t) n * 4;
-	unsigned char *bytes = malloc(nbytes + 2);
-	char	   *text = malloc((nbytes + 2) / 3 * 4 + 1);
-	size_t		o = 0;
+	lg_buf		text;
 
-	if (bytes == NULL || text == NULL)
-	{
-		free(bytes);
-		free(text);
+	lg_buf_init(&text);
+	if (!serve_floats_b64(&text, v, n) || !lg_buf_append(&text, "", 1))
 		f->oom = true;
-		return;
-	}
-	for (int32_t i = 0; i < n; i++)
-	{
-		uint32_t	u;
-
-		memcpy(&u, &v[i], 4);
-		bytes[i * 4] = (unsigned char) u;
-		bytes[i * 4 + 1] = (unsigned char) (u >> 8);
-		bytes[i * 4 + 2] = (unsigned char) (u >> 16);
-		bytes[i * 4 + 3] = (unsigned char) (u >> 24);
-	}
-	for (size_t i = 0; i < nbytes; i += 3)
-	{
-		uint32_t	w = (uint32_t) bytes[i] << 16;
-
-		if (i + 1 < nbytes)
-			w |= (uint32_t) bytes[i + 1] << 8;
-		if (i + 2 < nbytes)
-			w |= bytes[i + 2];
-		text[o++] = b64_chars[(w >> 18) & 63];
-		text[o++] = b64_chars[(w >> 12) & 63];
-		text[o++] = i + 1 < nbytes ? b64_chars[(w >> 6) & 63] : '=';
-		text[o++] = i + 2 < nbytes ? b64_chars[w & 63] : '=';
-	}
-	text[o] = '\0';
-	serve_frame_append(f, text, o + 1);
-	free(bytes);
-	free(text);
+	else
+		serve_frame_append(f, text.data, text.len);
+	lg_buf_free(&text);
 }
 
 /* Free a job (not its request). */
@@ -147,23 +115,6 @@ embed_state(void *arg, bool running)
 	atomic_store(&j->r->state, running ? SERVE_STATE_PROMPT : SERVE_STATE_QUEUED);
 }
 
-/* A 0/1 field into *out (unchanged when absent); false with the error sent. */
-static bool
-field_bool(serve_request *r, const char *key, bool *out)
-{
-	const char *v = serve_fields_get(&r->fields, key);
-
-	if (v == NULL)
-		return true;
-	if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
-	{
-		serve_send_error(r, LG_WIRE_ARG, "invalid value for %s: \"%s\" (0 or 1)", key, v);
-		return false;
-	}
-	*out = v[0] == '1';
-	return true;
-}
-
 /* Tokenize one input with the model's special tokens; malloc'd, or NULL with err set. */
 static lg_token *
 tokenize_input(const lg_model *m, const char *text, int64_t *n, lg_error *err)
@@ -214,14 +165,15 @@ serve_embed(serve_request *r, serve_model *sm)
 	lg_sched_embed_request er;
 	serve_embed_job *j = NULL;
 	lg_token  **ids = NULL;
-	const char *v;
+	serve_embed_opts opts;
+	char		msg[256];
 	lg_error	err = {0};
-	bool		normalize = true;
-	bool		truncate = false;
-	long long	priority = 0;
-	long long	base = 1;		/* the number of the first input in messages */
-	long long	n_ctx = 0;		/* the request's context; 0 or more: the scheduler's */
-	int32_t		n_inputs = 0;
+	bool		normalize;
+	bool		truncate;
+	long long	priority;
+	long long	base;			/* the number of the first input in messages */
+	long long	n_ctx;			/* the request's context; 0 or more: the scheduler's */
+	int32_t		n_inputs;
 	int64_t		n_prompt = 0;
 	uint64_t	sched_id = 0;
 	bool		submitted = false;
@@ -229,68 +181,20 @@ serve_embed(serve_request *r, serve_model *sm)
 
 	memset(&er, 0, sizeof(er));
 	r->metrics = serve_metrics_get(sm->name);
-	er.pool = LG_POOL_DEFAULT;
-	if ((v = serve_fields_get(&r->fields, "pooling")) != NULL && strcmp(v, "default") != 0)
+	if (!serve_embed_fields(&r->fields, &opts, msg, sizeof(msg)))
 	{
-		if (lg_pooling_parse(v, &er.pool, &err) != LG_OK)
-		{
-			serve_send_error(r, LG_WIRE_ARG, "%s", err.msg);
-			return false;
-		}
-		if (er.pool == LG_POOL_NONE)
-		{
-			serve_send_error(r, LG_WIRE_ARG, "pooling \"none\" gives a vector per token; EMBED returns one per input");
-			return false;
-		}
-	}
-	if (!field_bool(r, "normalize", &normalize) || !field_bool(r, "truncate", &truncate))
+		serve_send_error(r, LG_WIRE_ARG, "%s", msg);
 		return false;
-	if ((v = serve_fields_get(&r->fields, "priority")) != NULL)
-	{
-		char	   *end;
-
-		errno = 0;
-		priority = strtoll(v, &end, 10);
-		if (errno != 0 || end == v || *end != '\0' || priority < -1000000 || priority > 1000000)
-		{
-			serve_send_error(r, LG_WIRE_ARG, "invalid value for priority: \"%s\"", v);
-			return false;
-		}
 	}
-	if ((v = serve_fields_get(&r->fields, "input_base")) != NULL)
-	{
-		char	   *end;
-
-		errno = 0;
-		base = strtoll(v, &end, 10);
-		if (errno != 0 || end == v || *end != '\0' || base < 0 || base > INT32_MAX)
-		{
-			serve_send_error(r, LG_WIRE_ARG, "invalid value for input_base: \"%s\"", v);
-			return false;
-		}
-	}
-	if ((v = serve_fields_get(&r->fields, "n_ctx")) != NULL)
-	{
-		char	   *end;
-
-		errno = 0;
-		n_ctx = strtoll(v, &end, 10);
-		if (errno != 0 || end == v || *end != '\0' || n_ctx < 0)
-		{
-			serve_send_error(r, LG_WIRE_ARG, "invalid value for n_ctx: \"%s\"", v);
-			return false;
-		}
-	}
+	er.pool = opts.pool;
+	normalize = opts.normalize;
+	truncate = opts.truncate;
+	priority = opts.priority;
+	base = opts.base;
+	n_ctx = opts.n_ctx;
+	n_inputs = opts.n_inputs;
 	if (n_ctx == 0 || n_ctx > sm->n_ctx)
 		n_ctx = sm->n_ctx;
-	for (int i = 0; i < r->fields.n; i++)
-		if (strcmp(r->fields.keys[i], "input") == 0)
-			n_inputs++;
-	if (n_inputs == 0)
-	{
-		serve_send_error(r, LG_WIRE_ARG, "an EMBED request needs at least one input");
-		return false;
-	}
 
 	/* the reply must fit one frame: base64 takes 4 bytes per 3 */
 	if ((double) n_inputs * lg_model_n_embd(m) * 4 * 4 / 3 + (double) n_inputs * 64 > LG_PROTO_MAX_PAYLOAD)

@@ -42,15 +42,11 @@ static int	n_plugins;
 bool
 serve_plugins_add(const char *spec, char *err, size_t err_size)
 {
-	const char *c1 = strchr(spec, ':');
-	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	plugin_spec ps;
 	serve_plugin *p;
 
-	if (c1 == NULL || c2 == NULL || c2[1] == '\0')
-	{
-		snprintf(err, err_size, "--plugin \"%s\": expected NAME:SHA256:PATH", spec);
+	if (!plugin_spec_parse(spec, &ps, err, err_size))
 		return false;
-	}
 	if (n_plugins == MAX_PLUGINS)
 	{
 		snprintf(err, err_size, "at most %d plugins", MAX_PLUGINS);
@@ -58,26 +54,15 @@ serve_plugins_add(const char *spec, char *err, size_t err_size)
 	}
 	p = &plugins[n_plugins];
 	memset(p, 0, sizeof(*p));
-	if (c1 - spec > LG_PLUGIN_NAME_MAX || c2 - c1 - 1 != 64)
-	{
-		snprintf(err, err_size, "--plugin \"%s\": the name must be 1 to %d characters, the SHA-256 64 hex digits",
-				 spec, LG_PLUGIN_NAME_MAX);
-		return false;
-	}
-	memcpy(p->name, spec, (size_t) (c1 - spec));
-	memcpy(p->sha256, c1 + 1, 64);
-	if (!plugin_name_valid(p->name))
-	{
-		snprintf(err, err_size, "--plugin \"%s\": invalid plugin name", spec);
-		return false;
-	}
+	strcpy(p->name, ps.name);
+	strcpy(p->sha256, ps.sha256);
 	for (int i = 0; i < n_plugins; i++)
 		if (strcmp(plugins[i].name, p->name) == 0)
 		{
 			snprintf(err, err_size, "--plugin: \"%s\" is given twice", p->name);
 			return false;
 		}
-	p->path = strdup(c2 + 1);
+	p->path = strdup(ps.path);
 	if (p->path == NULL)
 	{
 		snprintf(err, err_size, "out of memory");

@@ -95,6 +95,7 @@ provider_call_reset(provider_call *c)
 	c->http_status = 0;
 	c->event_stream = false;
 	c->retry_after_s = -1;
+	c->after_cr = false;
 	c->line.len = c->data.len = c->body.len = 0;
 	c->finish[0] = '\0';
 	c->n_prompt = c->n_completion = -1;
@@ -150,7 +151,26 @@ static const struct
 	{"penalty_last_n", "the option penalty_last_n is not part of the OpenAI API", true},
 };
 
-/* A numeric field as a JSON member ("key": number); false (error sent) if malformed. */
+/* Whether s is an integer as JSON writes one: -?(0|[1-9][0-9]*). */
+static bool
+json_integer_text(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		return s[1] == '\0';
+	if (*s < '1' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9')
+		s++;
+	return *s == '\0';
+}
+
+/*
+ * A numeric field as a JSON member ("key": number); false (error sent) if
+ * malformed.  An integer goes out as sent (a seed may not fit a double), so
+ * it must already be JSON: strtod alone would let "+5" or "0x10" through.
+ */
 static bool
 add_number(serve_request *r, lg_buf *b, const char *key, const char *json_key, bool integer)
 {
@@ -162,7 +182,8 @@ add_number(serve_request *r, lg_buf *b, const char *key, const char *json_key, b
 		return true;
 	errno = 0;
 	x = strtod(v, &end);
-	if (errno != 0 || end == v || *end != '\0' || !isfinite(x) || (integer && x != floor(x)))
+	if (errno != 0 || end == v || *end != '\0' || !isfinite(x) ||
+		(integer && (x != floor(x) || !json_integer_text(v))))
 	{
 		serve_send_error(r, LG_WIRE_ARG, "invalid value for %s: \"%s\"", key, v);
 		return false;
@@ -328,40 +349,6 @@ build_body(serve_request *r, const provider_opts *po, lg_buf *b, bool *chat)
 
 /* ---- the END ---- */
 
-/* The assistant message of a chat answer: content and the assembled tool calls. */
-static void
-build_message(provider_call *c, lg_buf *m)
-{
-	APPEND_LIT(m, "{\"role\":\"assistant\",\"content\":");
-	if (c->text.len == 0 && c->n_calls > 0)
-		APPEND_LIT(m, "null");
-	else
-		lg_buf_append_json_str(m, c->text.data ? c->text.data : "", c->text.len);
-	if (c->n_calls > 0)
-	{
-		APPEND_LIT(m, ",\"tool_calls\":[");
-		for (int i = 0; i < c->n_calls; i++)
-		{
-			tool_call  *t = &c->calls[i];
-
-			if (i)
-				APPEND_LIT(m, ",");
-			APPEND_LIT(m, "{\"id\":");
-			if (t->id.len)
-				lg_buf_append_json_str(m, t->id.data, t->id.len);
-			else
-				lg_buf_appendf(m, "\"call_%llu_%d\"", (unsigned long long) c->r->seq, i);
-			APPEND_LIT(m, ",\"type\":\"function\",\"function\":{\"name\":");
-			lg_buf_append_json_str(m, t->name.data ? t->name.data : "", t->name.len);
-			APPEND_LIT(m, ",\"arguments\":");
-			lg_buf_append_json_str(m, t->args.data ? t->args.data : "{}", t->args.len ? t->args.len : 2);
-			APPEND_LIT(m, "}}");
-		}
-		APPEND_LIT(m, "]");
-	}
-	APPEND_LIT(m, "}");
-}
-
 /* The END frame of a finished answer. */
 static void
 send_end(serve_request *r, provider_call *c, bool chat, int attempts)
@@ -388,7 +375,7 @@ send_end(serve_request *r, provider_call *c, bool chat, int attempts)
 		lg_buf		m;
 
 		lg_buf_init(&m);
-		build_message(c, &m);
+		provider_answer_message(c, &m);
 		serve_frame_field(&f, "message", m.data);
 		lg_buf_free(&m);
 	}
@@ -426,12 +413,7 @@ provider_generate(serve_request *r)
 		!provider_http_run(r, &c, &po, &h, &attempts))
 		goto done;
 
-	if (!c.event_stream && c.body.len > 0)
-		provider_take_json(&c, c.body.data, c.body.len);
-	else if (c.event_stream && c.line.len > 0)
-		provider_sse_line(&c, c.line.data, c.line.len);
-	if (c.event_stream)
-		provider_sse_line(&c, "", 0);	/* an event not closed by a blank line */
+	provider_answer_end(&c);
 	if (c.fail_status[0])
 		serve_send_error_detail(r, c.fail_status, c.fail_detail[0] ? c.fail_detail : NULL, NULL,
 								"%s", c.fail_msg);

@@ -9,6 +9,7 @@
 #define LG_SERVE_PROVIDER_H
 
 #include <curl/curl.h>
+#include <time.h>
 
 #include "json_value.h"
 #include "serve.h"
@@ -52,6 +53,7 @@ typedef struct provider_call
 	bool		event_stream;	/* Content-Type: text/event-stream */
 	double		retry_after_s;	/* Retry-After, or -1 */
 	lg_buf		line;			/* SSE: the line being read */
+	bool		after_cr;		/* SSE: the last byte was a CR (a LF next ends no line) */
 	lg_buf		data;			/* SSE: the event's data lines */
 	lg_buf		body;			/* an error body, or a non-streamed answer */
 	lg_buf		text;			/* everything streamed */
@@ -102,6 +104,12 @@ const char *provider_error_message(const lg_json_node *o);
 void		provider_take_json(provider_call *c, const char *s, size_t len);
 /* One complete SSE line without its end of line; an empty one ends an event. */
 void		provider_sse_line(provider_call *c, const char *s, size_t len);
+/* The assistant message of a chat answer (JSON): content and the assembled tool calls. */
+void		provider_answer_message(provider_call *c, lg_buf *m);
+/* A Retry-After value (seconds or an HTTP date, counted from now) in seconds, or -1. */
+double		provider_parse_retry_after(const char *v, time_t now);
+/* The transfer ended: take a JSON body, or the stream's last line and event if unterminated. */
+void		provider_answer_end(provider_call *c);
 /* libcurl's header callback: status line, Content-Type, Retry-After. */
 size_t		provider_on_header(char *buf, size_t size, size_t n, void *arg);
 /* libcurl's write callback: an SSE stream, a JSON body, or an error body. */

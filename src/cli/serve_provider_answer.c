@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "json_value.h"
+#include "serve_vectors.h"
 
 /* Copy src into dst (one line, at most size - 1 bytes), with the API key replaced by "***". */
 void
@@ -97,13 +98,22 @@ take_tool_call(provider_call *c, const lg_json_node *tc, size_t pos)
 	const char *id = lg_json_get_str(tc, "id");
 	const char *name = fn ? lg_json_get_str(fn, "name") : NULL;
 	const char *args = fn ? lg_json_get_str(fn, "arguments") : NULL;
-	long		i = ix && ix->kind == LG_JSON_NUMBER ? (long) ix->number : (long) pos;
+	long		i = (long) pos;
 	tool_call  *t;
 
-	if (i < 0 || i >= MAX_TOOL_CALLS)
+	if (ix != NULL && !serve_json_count(ix, MAX_TOOL_CALLS - 1, &i))
 	{
-		provider_call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "the provider sent tool call index %ld (at most %d calls)",
-				  i, MAX_TOOL_CALLS);
+		provider_call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL,
+						   "the provider sent tool call index %.40s%s (a whole number below %d is expected)",
+						   ix->kind == LG_JSON_NUMBER && ix->str ? ix->str : "a ",
+						   ix->kind == LG_JSON_NUMBER && ix->str ? "" : lg_json_kind_name(ix->kind),
+						   MAX_TOOL_CALLS);
+		return;
+	}
+	if (i >= MAX_TOOL_CALLS)
+	{
+		provider_call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "the provider sent more than %d tool calls",
+						   MAX_TOOL_CALLS);
 		return;
 	}
 	while (c->n_calls <= i)
@@ -136,10 +146,9 @@ take_usage(provider_call *c, const lg_json_node *u)
 	const lg_json_node *p = lg_json_get(u, "prompt_tokens");
 	const lg_json_node *g = lg_json_get(u, "completion_tokens");
 
-	if (p && p->kind == LG_JSON_NUMBER)
-		c->n_prompt = (long) p->number;
-	if (g && g->kind == LG_JSON_NUMBER)
-		c->n_completion = (long) g->number;
+	/* a count that is not one (negative, fractional, past int) is left out: the END counts pieces */
+	(void) serve_json_count(p, INT32_MAX, &c->n_prompt);
+	(void) serve_json_count(g, INT32_MAX, &c->n_completion);
 }
 
 /* The provider's error object ({"error": {"message": ..}} or {"error": ".."}) as text, or NULL. */
@@ -265,44 +274,118 @@ provider_sse_line(provider_call *c, const char *s, size_t len)
 	/* comments (":") and the fields event, id and retry mean nothing here */
 }
 
-/* libcurl's header callback: status line, Content-Type, Retry-After. */
+/* The assistant message of a chat answer: content and the assembled tool calls. */
+void
+provider_answer_message(provider_call *c, lg_buf *m)
+{
+	APPEND_LIT(m, "{\"role\":\"assistant\",\"content\":");
+	if (c->text.len == 0 && c->n_calls > 0)
+		APPEND_LIT(m, "null");
+	else
+		lg_buf_append_json_str(m, c->text.data ? c->text.data : "", c->text.len);
+	if (c->n_calls > 0)
+	{
+		APPEND_LIT(m, ",\"tool_calls\":[");
+		for (int i = 0; i < c->n_calls; i++)
+		{
+			tool_call  *t = &c->calls[i];
+
+			if (i)
+				APPEND_LIT(m, ",");
+			APPEND_LIT(m, "{\"id\":");
+			if (t->id.len)
+				lg_buf_append_json_str(m, t->id.data, t->id.len);
+			else
+				lg_buf_appendf(m, "\"call_%llu_%d\"", (unsigned long long) c->r->seq, i);
+			APPEND_LIT(m, ",\"type\":\"function\",\"function\":{\"name\":");
+			lg_buf_append_json_str(m, t->name.data ? t->name.data : "", t->name.len);
+			APPEND_LIT(m, ",\"arguments\":");
+			lg_buf_append_json_str(m, t->args.data ? t->args.data : "{}", t->args.len ? t->args.len : 2);
+			APPEND_LIT(m, "}}");
+		}
+		APPEND_LIT(m, "]");
+	}
+	APPEND_LIT(m, "}");
+}
+
+/*
+ * A Retry-After value (RFC 9110 10.2.3): delay-seconds, or an HTTP date
+ * (now is the time to count from).  Seconds to wait, or -1 when it is
+ * neither.  strtod alone would also take "0x1p3", "1e2" or "5 apples":
+ * delay-seconds are digits (a fraction is tolerated) and blanks only;
+ * anything else is read as a date, and is -1 unless it is one.
+ */
+double
+provider_parse_retry_after(const char *v, time_t now)
+{
+	const char *p = v;
+	bool		digits = false;
+	time_t		t;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (*p >= '0' && *p <= '9')
+		p++, digits = true;
+	if (digits && *p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	if (digits)
+	{
+		const char *end = p;
+
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (*end == '\0')
+			return strtod(v, NULL); /* digits only: finite, at worst huge */
+	}
+	t = curl_getdate(v, &now);
+	if (t <= 0)
+		return -1;
+	return t > now ? (double) (t - now) : 0;
+}
+
+/*
+ * libcurl's header callback: status line, Content-Type, Retry-After.  The
+ * header is not NUL-terminated: it is copied (at most 255 bytes, enough
+ * for these three) before it is read as a string.
+ */
 size_t
 provider_on_header(char *buf, size_t size, size_t n, void *arg)
 {
 	provider_call *c = arg;
 	size_t		len = size * n;
+	char		h[256];
 
-	if (len > 5 && strncmp(buf, "HTTP/", 5) == 0)
+	snprintf(h, sizeof(h), "%.*s", (int) (len < sizeof(h) - 1 ? len : sizeof(h) - 1), buf);
+	if (len > 5 && strncmp(h, "HTTP/", 5) == 0)
 	{
 		/* a new response (after 100 Continue, say): forget the last one's headers */
-		const char *sp = memchr(buf, ' ', len);
+		const char *sp = strchr(h, ' ');
+		long		st = sp ? strtol(sp + 1, NULL, 10) : 0;
 
-		c->http_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		c->http_status = st >= 100 && st <= 999 ? st : 0;
 		c->event_stream = false;
 		c->retry_after_s = -1;
 	}
-	else if (len > 13 && strncasecmp(buf, "content-type:", 13) == 0)
-		c->event_stream = strstr(buf, "text/event-stream") != NULL;
-	else if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0)
-	{
-		char		v[128];
-		char	   *end;
-		double		s;
-
-		snprintf(v, sizeof(v), "%.*s", (int) (len - 12 < 127 ? len - 12 : 127), buf + 12);
-		s = strtod(v, &end);
-		if (end != v && s >= 0 && isfinite(s))
-			c->retry_after_s = s;
-		else
-		{
-			/* an HTTP date */
-			time_t		t = curl_getdate(v, NULL);
-
-			if (t > 0)
-				c->retry_after_s = t > time(NULL) ? (double) (t - time(NULL)) : 0;
-		}
-	}
+	else if (len > 13 && strncasecmp(h, "content-type:", 13) == 0)
+		c->event_stream = strcasestr(h + 13, "text/event-stream") != NULL;
+	else if (len > 12 && strncasecmp(h, "retry-after:", 12) == 0)
+		c->retry_after_s = provider_parse_retry_after(h + 12, time(NULL));
 	return len;
+}
+
+/* The transfer ended: take a JSON body, or the stream's last line and event if unterminated. */
+void
+provider_answer_end(provider_call *c)
+{
+	if (c->fail_status[0])
+		return;
+	if (!c->event_stream && c->body.len > 0)
+		provider_take_json(c, c->body.data, c->body.len);
+	else if (c->event_stream && c->line.len > 0)
+		provider_sse_line(c, c->line.data, c->line.len);
+	if (c->event_stream)
+		provider_sse_line(c, "", 0);	/* an event not closed by a blank line */
 }
 
 /* libcurl's write callback: an SSE stream, a JSON body, or an error body. */
@@ -328,29 +411,37 @@ provider_on_body(char *buf, size_t size, size_t n, void *arg)
 		lg_buf_append(&c->body, buf, len);
 		return len;
 	}
-	for (size_t i = 0; i < len; i++)
+	/* a line ends at CRLF, LF or CR (the SSE grammar); a CRLF split across calls is one end */
+	for (size_t i = 0; i < len;)
 	{
-		if (buf[i] == '\n')
-		{
-			size_t		l = c->line.len;
+		size_t		run = i;
 
-			if (l > 0 && c->line.data[l - 1] == '\r')
-				l--;
-			provider_sse_line(c, c->line.data ? c->line.data : "", l);
-			c->line.len = 0;
-			if (c->line.data)
-				c->line.data[0] = '\0';
-			if (c->fail_status[0])
-				return 0;
+		if (c->after_cr && buf[i] == '\n')
+		{
+			c->after_cr = false;
+			i++;
 			continue;
 		}
-		if (c->line.len >= EVENT_MAX)
+		c->after_cr = false;
+		while (run < len && buf[run] != '\n' && buf[run] != '\r')
+			run++;
+		if (c->line.len + (run - i) > EVENT_MAX)
 		{
 			provider_call_fail(c, LG_WIRE_REMOTE_PROTOCOL, NULL, "a line from the provider is longer than %zu bytes",
-					  EVENT_MAX);
+							   EVENT_MAX);
 			return 0;
 		}
-		lg_buf_append(&c->line, buf + i, 1);
+		lg_buf_append(&c->line, buf + i, run - i);
+		if (run == len)
+			break;
+		c->after_cr = buf[run] == '\r';
+		provider_sse_line(c, c->line.data ? c->line.data : "", c->line.len);
+		c->line.len = 0;
+		if (c->line.data)
+			c->line.data[0] = '\0';
+		if (c->fail_status[0])
+			return 0;
+		i = run + 1;
 	}
 	return len;
 }

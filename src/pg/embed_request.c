@@ -119,7 +119,20 @@ typedef struct ReplyWalk
 	EmbedResult *res;
 	int			next;			/* input index of the next embedding field */
 	int			tok_next;
+	int			first;			/* the chunk's first input */
+	int			end;			/* one past its last */
 } ReplyWalk;
+
+/* Before a field of input index is stored: an engine that sends too many must not write past res. */
+static void
+check_room(const ReplyWalk *w, int index, const char *what)
+{
+	if (index >= w->end)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("the llamagpu engine answered more %s fields than the request has inputs", what),
+				 errdetail("The request had %d inputs.", w->end - w->first)));
+}
 
 /* One "embedding" field of a RESULT. */
 static void
@@ -127,6 +140,7 @@ take_embedding(const char *value, void *arg)
 {
 	ReplyWalk  *w = arg;
 
+	check_room(w, w->next, "embedding");
 	decode_vector(value, w->res->n_embd, w->res->vectors + (size_t) w->next * w->res->n_embd);
 	w->next++;
 }
@@ -137,6 +151,7 @@ take_n_tokens(const char *value, void *arg)
 {
 	ReplyWalk  *w = arg;
 
+	check_room(w, w->tok_next, "n_tokens");
 	w->res->n_tokens[w->tok_next++] = (int32) strtol(value, NULL, 10);
 }
 
@@ -163,6 +178,8 @@ take_result(EngineFrame *frame, EmbedChunk *c, EmbedResult *res)
 	w.res = res;
 	w.next = c->first;
 	w.tok_next = c->first;
+	w.first = c->first;
+	w.end = c->first + c->n;
 	EngineFrameForEach(frame, "embedding", take_embedding, &w);
 	EngineFrameForEach(frame, "n_tokens", take_n_tokens, &w);
 	if (w.next != c->first + c->n || w.tok_next != c->first + c->n)

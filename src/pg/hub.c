@@ -105,18 +105,26 @@ parse_hf_source(const char *source, HubSource *src)
 	{
 		*at = '\0';
 		revision = at + 1;
+		/* "." and ".." would be resolved away by the URL parser, landing elsewhere in the repository */
 		if (revision[0] == '\0' || strlen(revision) > 255 ||
+			strcmp(revision, ".") == 0 || strcmp(revision, "..") == 0 ||
 			strspn(revision, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") != strlen(revision))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid revision \"%s\" in source \"%s\"", revision, source),
 					 errdetail("A revision is a branch, a tag or a commit hash.")));
 	}
-	for (char *p = spec, *slash; p != NULL && nseg < lengthof(segs); p = slash)
+	for (char *p = spec, *slash; p != NULL; p = slash)
 	{
 		slash = strchr(p, '/');
 		if (slash)
 			*slash++ = '\0';
+		/* more would be dropped from the URL without a word: the file would not be the one named */
+		if (nseg == lengthof(segs))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid source \"%s\"", source),
+					 errdetail("An hf:// source has at most %d path segments.", (int) lengthof(segs))));
 		segs[nseg++] = p;
 	}
 	if (nseg < 3)
@@ -163,8 +171,9 @@ url_file_name(const char *url)
 	initStringInfo(&out);
 	for (const char *p = start; p < end; p++)
 	{
+		/* %00 stays as written: a NUL would cut the name short ("a.gguf%00.txt" is not "a.gguf") */
 		if (*p == '%' && p + 2 < end && isxdigit((unsigned char) p[1]) &&
-			isxdigit((unsigned char) p[2]))
+			isxdigit((unsigned char) p[2]) && !(p[1] == '0' && p[2] == '0'))
 		{
 			char		hex[3] = {p[1], p[2], '\0'};
 

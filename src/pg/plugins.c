@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/spin.h"
 #include "utils/array.h"
@@ -192,6 +193,22 @@ check_field(const char *out, const char *key)
 	return NULL;
 }
 
+/*
+ * A value of plugin-check's output as text: the plugin's own strings
+ * (version, description) are whatever bytes it holds, so text that is not
+ * valid in the database encoding has its non-ASCII bytes made '?' rather
+ * than stored as invalid text.
+ */
+static Datum
+check_text(char *v)
+{
+	if (!pg_verifymbstr(v, strlen(v), true))
+		for (char *p = v; *p; p++)
+			if ((unsigned char) *p >= 0x80)
+				*p = '?';
+	return CStringGetTextDatum(v);
+}
+
 /* llm_plugin_inspect(path, expected_sha256): what plugin-check says (superuser only). */
 Datum
 llm_plugin_inspect(PG_FUNCTION_ARGS)
@@ -234,9 +251,18 @@ llm_plugin_inspect(PG_FUNCTION_ARGS)
 		if (v == NULL)
 			values[i] = (Datum) 0;
 		else if (i == 2)
-			values[i] = Int32GetDatum(pg_strtoint32(v));
+		{
+			/* an ABI version is 32 bits unsigned: one past int's range is no version we know (NULL) */
+			char	   *end;
+			long long	abi;
+
+			errno = 0;
+			abi = strtoll(v, &end, 10);
+			nulls[i] = end == v || *end != '\0' || errno != 0 || abi < 0 || abi > PG_INT32_MAX;
+			values[i] = nulls[i] ? (Datum) 0 : Int32GetDatum((int32) abi);
+		}
 		else
-			values[i] = CStringGetTextDatum(v);
+			values[i] = check_text(v);
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -7,6 +7,7 @@
  */
 #include "llamagpu.h"
 
+#include <errno.h>
 #include <math.h>
 
 /* Split a TAB-separated line (modified in place) into at most max fields; the count. */
@@ -24,6 +25,28 @@ split_tabs(char *line, char **f, int max)
 		*line++ = '\0';
 	}
 	return n;
+}
+
+/* A whole field as a finite double into *out; false if it is not one. */
+static bool
+parse_double(const char *s, double *out)
+{
+	char	   *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return end != s && *end == '\0' && errno == 0 && isfinite(*out);
+}
+
+/* A whole field as an int64 that is not negative into *out; false if it is not one. */
+static bool
+parse_count(const char *s, int64 *out)
+{
+	char	   *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return end != s && *end == '\0' && errno == 0 && *out >= 0;
 }
 
 /* The entry of model name, created (in the order first seen) if new. */
@@ -121,27 +144,33 @@ add_metrics(const char *value, void *arg)
 		{
 			char	   *colon = strrchr(tok, ':');
 			StatOutcome *o;
+			int64		count;
 
-			if (colon == NULL)
+			/* "name:count", both there: anything else is left out */
+			if (colon == NULL || colon == tok || !parse_count(colon + 1, &count))
 				continue;
 			*colon = '\0';
 			o = palloc(sizeof(StatOutcome));
 			o->name = pstrdup(tok);
-			o->count = strtoll(colon + 1, NULL, 10);
+			o->count = count;
 			m->outcomes = lappend(m->outcomes, o);
 		}
 	}
 }
 
-/* Split "a,b,c" into at most max strings; the count. */
+/* Split "a,b,c" into at most max strings; the count, or max + 1 when there are more. */
 static int
 split_commas(char *s, char **out, int max)
 {
 	int			n = 0;
 	char	   *save;
 
-	for (char *tok = strtok_r(s, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
+	for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		if (n == max)
+			return max + 1;
 		out[n++] = tok;
+	}
 	return n;
 }
 
@@ -156,6 +185,8 @@ add_histogram(const char *value, void *arg)
 	int			nb;
 	int			nc;
 	int			kind;
+	double	   *b;
+	int64	   *c;
 	StatHist   *h;
 
 	if (n < 6)
@@ -167,23 +198,31 @@ add_histogram(const char *value, void *arg)
 		return;					/* a kind this extension does not know */
 	nb = split_commas(f[4], bounds, STAT_MAX_BUCKETS);
 	nc = split_commas(f[5], cum, STAT_MAX_BUCKETS + 1);
-	if (nc != nb + 1)
-		return;					/* malformed: leave it out */
+	if (nb > STAT_MAX_BUCKETS || nc != nb + 1)
+		return;					/* malformed, or more buckets than we keep: leave it out */
+	b = palloc(sizeof(double) * (nb + 1));
+	c = palloc(sizeof(int64) * (nb + 1));
+	/*
+	 * Bounds finite and increasing, cumulative counts whole and not
+	 * decreasing: the quantiles interpolate between them, and the bounds'
+	 * text becomes Prometheus' le labels.  Anything else is left out.
+	 */
+	for (int i = 0; i < nb; i++)
+		if (!parse_double(bounds[i], &b[i]) || (i > 0 && b[i] <= b[i - 1]))
+			return;
+	for (int i = 0; i <= nb; i++)
+		if (!parse_count(cum[i], &c[i]) || (i > 0 && c[i] < c[i - 1]))
+			return;
 	h = &model_entry(arg, f[0])->hist[kind];
 	h->present = true;
 	h->count = strtoll(f[2], NULL, 10);
 	h->sum = strtod(f[3], NULL);
 	h->nbounds = nb;
-	h->bounds = palloc(sizeof(double) * nb);
-	h->bound_text = palloc(sizeof(char *) * nb);
-	h->cum = palloc(sizeof(int64) * (nb + 1));
+	h->bounds = b;
+	h->bound_text = palloc(sizeof(char *) * (nb + 1));
+	h->cum = c;
 	for (int i = 0; i < nb; i++)
-	{
-		h->bounds[i] = strtod(bounds[i], NULL);
 		h->bound_text[i] = pstrdup(bounds[i]);
-	}
-	for (int i = 0; i <= nb; i++)
-		h->cum[i] = strtoll(cum[i], NULL, 10);
 }
 
 /*

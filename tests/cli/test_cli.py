@@ -1653,7 +1653,8 @@ class Plugins(unittest.TestCase):
             conn.close()
         finally:
             srv.stop()
-        for spec in ("banwords", "banwords:abc:/x.so", "bad name:%s:/x.so" % ("0" * 64)):
+        for spec in ("banwords", "banwords:abc:/x.so", "bad name:%s:/x.so" % ("0" * 64),
+                     "banwords:%s:/x.so" % ("g" * 64), ":%s:/x.so" % ("0" * 64)):
             p = run("serve", "--socket-dir", "/tmp/unused-plugin-test", "--plugin", spec, check=False)
             self.assertEqual(p.returncode, 2, spec)
             self.assertIn(b"--plugin", p.stderr)

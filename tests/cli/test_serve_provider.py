@@ -163,6 +163,12 @@ class ServeProvider(unittest.TestCase):
         self.assertEqual((typ, x["status"]), ("X", "protocol"), x)
         _, typ, x = self.ask("G", self.remote("stories", prompt="x", tools="[not json"))
         self.assertEqual((typ, x["status"]), ("X", "arg"), x)
+        # integers go into the JSON body as written: strtod's forms that JSON lacks are refused
+        for key, value in (("seed", "+5"), ("max_tokens", "0x10"), ("max_tokens", "010"), ("seed", "1e3")):
+            with self.subTest(key=key, value=value):
+                _, typ, x = self.ask("G", self.remote("stories", prompt="x", **{key: value}))
+                self.assertEqual((typ, x["status"]), ("X", "arg"), x)
+                self.assertIn('invalid value for %s: "%s"' % (key, value), x["message"])
 
     def test_cancel_timeout_and_status(self):
         conn = self.srv.connect()

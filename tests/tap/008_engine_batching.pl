@@ -44,6 +44,21 @@ is($node->safe_psql('postgres', q{
 		   round(ttft_p50_ms) || ' ' || round(ttft_p95_ms) || ' ' || round(ttft_p99_ms) || ' ' || loaded
 	FROM llm_stat_models WHERE model = E'q"uote\\\\back\nline'}),
 	'3 1 {"stop": 2, "timeout": 1} 30 20 100 910 982 false', 'llm_stat_models from the metrics and histogram lines');
+# malformed STATUS lines (the fake engine's model "malformed") are left out, each one alone:
+# more buckets than kept, decreasing or non-numeric bounds, an unknown kind, too few fields
+is($node->safe_psql('postgres', q{
+	SELECT requests || ' ' || outcomes::text || ' ' || coalesce(ttft_p50_ms::text, 'null') || ' ' ||
+		   coalesce(itl_p50_ms::text, 'null') || ' ' || coalesce(e2e_p50_ms::text, 'null')
+	FROM llm_stat_models WHERE model = 'malformed'}),
+	'4 {"x:y": 3} null null null', 'malformed histogram and outcome lines are left out');
+unlike($node->safe_psql('postgres', 'SELECT llm_metrics()'), qr/model_name="malformed",le=/,
+	'... and give no buckets in llm_metrics()');
+# an EMBED reply with more vectors than inputs is refused before it is stored
+is($node->safe_psql('postgres', "SELECT llm_embed('fine', 'stories')::text"), '{1,0}', 'an embedding from the fake engine');
+my ($erc, $eout, $eerr) = $node->psql('postgres', "SELECT llm_embed('too many', 'stories')",
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($eerr, qr/08P01: the llamagpu engine answered more embedding fields than the request has inputs/,
+	'an EMBED reply with an embedding too many is a protocol error');
 my $prom = PostgreSQL::Test::Utils::tempdir() . "/metrics.prom";
 open my $pf, '>', $prom or die;
 print $pf $node->safe_psql('postgres', 'SELECT llm_metrics()'), "\n";
@@ -53,7 +68,8 @@ import sys
 from prometheus_client.parser import text_string_to_metric_families
 for f in text_string_to_metric_families(open(sys.argv[1]).read()):
     for s in f.samples:
-        if s.name == "vllm:request_success_total" and s.labels["finished_reason"] == "abort":
+        if (s.name == "vllm:request_success_total" and s.labels["finished_reason"] == "abort"
+                and s.labels["model_name"] != "malformed"):
             print(repr(s.labels["model_name"]), s.value)
 }, $prom]);
 is($pyout, qq{'q"uote\\\\back\\nline' 1.0}, 'label values are escaped: the parser reads the name back') or diag($pyerr);

@@ -37,6 +37,16 @@ like(fails("SELECT llm_install_plugin('banwords', 'engine', '$plugins/banwords.s
 like(fails("SELECT llm_install_plugin('wrong_abi', 'engine', '$plugins/test_wrong_abi.so')"),
 	qr/ERROR:  0A000: engine plugin "wrong_abi" implements ABI version 99, this engine implements version 1/,
 	'a plugin of another ABI version is refused');
+# what plugin-check reports is read defensively: an ABI version past int, bytes that are not UTF-8
+is($node->safe_psql('postgres',
+		"SELECT status || ' ' || coalesce(abi_version::text, 'null') FROM llm_plugin_inspect('$plugins/test_odd_abi.so')"),
+	'abi null', 'an ABI version that does not fit int is reported as unknown, not an error');
+like(fails("SELECT llm_install_plugin('odd_abi', 'engine', '$plugins/test_odd_abi.so')"),
+	qr/ERROR:  0A000: engine plugin "odd_abi" implements ABI version out of range, this engine implements version 1/,
+	'... and installing it is refused for its ABI version');
+is($node->safe_psql('postgres',
+		"SELECT status || ' ' || version || ' ' || description FROM llm_plugin_inspect('$plugins/test_latin1.so')"),
+	'ok 1.0? caf? cr?me ?', 'a version and description that are not UTF-8 become valid text');
 like(fails("SELECT llm_install_plugin('no_init', 'engine', '$plugins/test_no_init.so')"),
 	qr/ERROR:  22023: file "\S+" is not a loadable engine plugin.*DETAIL:  "\S+" does not export lg_plugin_init/s,
 	'a library without lg_plugin_init is refused');

@@ -14,6 +14,7 @@ use IO::Socket::UNIX;
 use IO::Select;
 use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(time);
+use MIME::Base64 ();
 
 my $running_max = 2;    # sequences generating at once
 my $queue_max = 3;      # waiting requests before busy
@@ -78,6 +79,16 @@ sub handle
 		$stat{submitted}++;
 		push @queue, [ $fd, $id, $f->{prompt}, time() ];
 	}
+	elsif ($type eq 'B')
+	{
+		# EMBED: [1, 0] per input; an input "too many" gets one embedding more than asked
+		my @kv = split(/\0/, $payload, -1);
+		my $n = grep { $kv[$_] eq 'input' } grep { $_ % 2 == 0 } 0 .. $#kv - 1;
+		$n++ if ($f->{input} // '') eq 'too many';
+		my $vec = MIME::Base64::encode_base64(pack('f<2', 1, 0), '');
+		send_to($fd, frame('R', $id, fields('n_embd', 2, 'pooling', 'mean', 'n_prompt', $n,
+			map { ('n_tokens', 1, 'embedding', $vec) } 1 .. $n)));
+	}
 	elsif ($type eq 'C')
 	{
 		for my $list (\@queue, \@run)
@@ -101,8 +112,18 @@ sub handle
 		# measurements of a model whose name needs escaping in Prometheus labels
 		my $odd = "q\"uote\\back\nline";
 		my @hist = map { ('histogram', "$odd\t$_\t2\t0.3\t0.1,1\t1,2,2") } qw(ttft itl e2e);
+		# and one whose lines are malformed, each its own way: the extension leaves those out
+		my @bad = (
+			'histogram', "malformed\tttft\t70\t1\t" . join(',', 1 .. 70) . "\t" . join(',', 1 .. 71),
+			'histogram', "malformed\titl\t2\t0.3\t1,0.5\t1,2,2",
+			'histogram', "malformed\te2e\t2\t0.3\t0.1,abc\t1,2,2",
+			'histogram', "malformed\tnew_kind\t2\t0.3\t0.1\t1,2",
+			'histogram', "malformed\tttft",
+			'metrics', "malformed\t4\t0\t1\t2\tstop,:,x:y:3,:5",
+			'metrics', "malformed\t9",
+			'model_memory', "malformed\tcpu");
 		send_to($fd, frame('R', $id, fields('pid', $$, 'model', "fake\t/fake.gguf\t" . (@queue + @run),
-			'sched', $sched, 'metrics', "$odd\t3\t1\t30\t20\tstop:2,timeout:1", @hist)));
+			'sched', $sched, 'metrics', "$odd\t3\t1\t30\t20\tstop:2,timeout:1", @hist, @bad)));
 	}
 	else { send_to($fd, frame('X', $id, fields('status', 'protocol', 'message', "unknown frame $type"))); }
 }
