@@ -37,8 +37,18 @@ ENGINE_LIB     := $(ENGINE_BUILD)/libllamagpu_engine.a
 CLI_SRCS       := $(wildcard src/cli/*.c)
 CLI_OBJS       := $(patsubst src/cli/%.c,$(ENGINE_BUILD)/cli/%.o,$(CLI_SRCS))
 CLI_BIN        := bin/llamagpu
-# the engine server talks to remote providers over HTTP (serve_provider.c)
+# The engine server talks to remote providers over HTTP with libcurl
+# (serve_provider*.c); where its headers are missing (a bare GPU machine)
+# it is built without them and refuses remote models (no_provider.c).
+HAVE_CURL      := $(shell printf '\043include <curl/curl.h>\n' | $(ENGINE_CC) -E -x c - >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_CURL),1)
 CLI_LIBS       := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+else
+CLI_SRCS       := $(filter-out src/cli/serve_provider%.c,$(CLI_SRCS))
+CLI_OBJS       := $(patsubst src/cli/%.c,$(ENGINE_BUILD)/cli/%.o,$(CLI_SRCS))
+CLI_CFLAGS     := -DLG_NO_CURL
+CLI_LIBS       :=
+endif
 
 TEST_SRCS      := $(wildcard tests/engine/test_*.c)
 TEST_BINS      := $(patsubst tests/engine/%.c,$(ENGINE_BUILD)/tests/%,$(TEST_SRCS))
@@ -62,7 +72,7 @@ $(ENGINE_LIB): $(ENGINE_OBJS)
 
 $(ENGINE_BUILD)/cli/%.o: src/cli/%.c src/cli/*.h src/engine/*.h
 	@mkdir -p $(dir $@)
-	$(ENGINE_CC) $(ENGINE_CFLAGS) -Isrc/cli -c -o $@ $<
+	$(ENGINE_CC) $(ENGINE_CFLAGS) $(CLI_CFLAGS) -Isrc/cli -c -o $@ $<
 
 $(CLI_BIN): $(CLI_OBJS) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)

@@ -21,7 +21,9 @@ GPU_LIB    := $(E)/libllamagpu_gpu_emu.a
 PREP_STAMP := $(E)/src/.stamp
 
 # the engine as mk/gpu.mk builds it for GPU=cuda, in its own folder
-ENG_MAKE   := $(MAKE) -f mk/standalone.mk ENGINE_BUILD=$(E)/engine ENGINE_EXTRA_CFLAGS='-DLG_HAVE_GPU -Ikernels'
+# (without libcurl: remote models are not what the emulator tests)
+ENG_MAKE   := $(MAKE) -f mk/standalone.mk ENGINE_BUILD=$(E)/engine ENGINE_EXTRA_CFLAGS='-DLG_HAVE_GPU -Ikernels' HAVE_CURL=0
+CLI_OBJS   := $(patsubst src/cli/%.c,$(E)/engine/cli/%.o,$(filter-out src/cli/serve_provider%.c,$(wildcard src/cli/*.c)))
 ENG_LIB    := $(E)/engine/libllamagpu_engine.a
 CLI        := $(E)/llamagpu
 TESTS      := $(E)/test_attention_emu $(E)/test_elem_emu $(E)/test_quant_emu $(E)/test_quant_host $(E)/check_kernels
@@ -48,12 +50,12 @@ $(GPU_LIB): $(KOBJS) $(EOBJS)
 
 .PHONY: engine-lib
 engine-lib:
-	+@$(ENG_MAKE) -s $(ENG_LIB) $(patsubst src/cli/%.c,$(E)/engine/cli/%.o,$(wildcard src/cli/*.c))
+	+@$(ENG_MAKE) -s $(ENG_LIB) $(CLI_OBJS)
 
 $(ENG_LIB): engine-lib
 
 $(CLI): $(GPU_LIB) engine-lib
-	$(CC) -o $@ $(patsubst src/cli/%.c,$(E)/engine/cli/%.o,$(wildcard src/cli/*.c)) $(ENG_LIB) $(GPU_LIB) $(LIBS)
+	$(CC) -o $@ $(CLI_OBJS) $(ENG_LIB) $(GPU_LIB) $(LIBS)
 
 $(E)/test_attention_emu: tests/gpu_emu/test_attention_emu.cc $(GPU_LIB) engine-lib
 	$(EMU_CXX) -o $@ $< $(ENG_LIB) $(GPU_LIB) $(LIBS)
