@@ -61,31 +61,62 @@ gemm_f16_xpack_size(int64_t cols)
  * dst[(l * kp/16 + i) * LG_GEMM_TOKS + t] = x_t[16 i + l], zeros past
  * cols and past nt.
  */
+/* In-register transpose of a 16 × 16 float block: r[i][j] becomes r[j][i]. */
+static inline void
+transpose16(__m512 r[16])
+{
+	__m512		t[16],
+				u[16],
+				v[16];
+
+	for (int i = 0; i < 16; i += 2)
+	{
+		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+	}
+	/* u[4g + c]: rows 4g..4g+3 of column 4j + c in each 128-bit lane j */
+	for (int g = 0; g < 4; g++)
+	{
+		u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+		u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+		u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+		u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+	}
+	for (int h = 0; h < 2; h++)
+		for (int c = 0; c < 4; c++)
+		{
+			v[8 * h + c] = _mm512_shuffle_f32x4(u[8 * h + c], u[8 * h + 4 + c], 0x88);
+			v[8 * h + 4 + c] = _mm512_shuffle_f32x4(u[8 * h + c], u[8 * h + 4 + c], 0xDD);
+		}
+	for (int c = 0; c < 8; c++)
+	{
+		r[c] = _mm512_shuffle_f32x4(v[c], v[8 + c], 0x88);
+		r[8 + c] = _mm512_shuffle_f32x4(v[c], v[8 + c], 0xDD);
+	}
+	/* v[c] held columns c and c + 8 for c < 4, c and c + 8 for 4 <= c < 8 */
+}
+
 static void
 gemm_f16_xpack(int64_t cols, int nt, const void *x, size_t xs, void *dst)
 {
 	const int64_t ni = kpad(cols) / 16;
 	float	   *d = (float *) dst;
-	/* token t of a group of 16 is xs/4 floats after t - 1 */
-	const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-										   _mm512_set1_epi32((int) (xs / sizeof(float))));
 
 	for (int t0 = 0; t0 < LG_GEMM_TOKS; t0 += 16)
-	{
-		const __mmask16 tm = nt - t0 >= 16 ? (__mmask16) 0xFFFF
-			: nt <= t0 ? (__mmask16) 0 : (__mmask16) ((1u << (nt - t0)) - 1);
-		const float *xr = (const float *) ((const char *) x + (size_t) (nt > t0 ? t0 : 0) * xs);
-
 		for (int64_t i = 0; i < ni; i++)
-			for (int l = 0; l < 16; l++)
-			{
-				const int64_t kk = 16 * i + l;
-				const __mmask16 m = kk < cols ? tm : 0;
+		{
+			const __mmask16 m = cols - 16 * i >= 16 ? (__mmask16) 0xFFFF
+				: (__mmask16) ((1u << (cols - 16 * i)) - 1);
+			__m512		r[16];
 
-				_mm512_store_ps(d + ((size_t) l * ni + i) * LG_GEMM_TOKS + t0,
-								_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, xr + (kk < cols ? kk : 0), 4));
-			}
-	}
+			for (int t = 0; t < 16; t++)
+				r[t] = t0 + t < nt
+					? _mm512_maskz_loadu_ps(m, (const float *) ((const char *) x + (size_t) (t0 + t) * xs) + 16 * i)
+					: _mm512_setzero_ps();
+			transpose16(r);
+			for (int l = 0; l < 16; l++)
+				_mm512_store_ps(d + ((size_t) l * ni + i) * LG_GEMM_TOKS + t0, r[l]);
+		}
 }
 
 /* Bytes of a thread's tile scratch: the f32 rows and the lane sums. */
