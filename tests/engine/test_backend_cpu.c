@@ -396,6 +396,82 @@ test_matmul_tiles(void **state)
 }
 
 /*
+ * The large-M GEMM (kernels_gemm_avx512.c, from LG_GEMM_MIN_N tokens) at
+ * shapes that are no multiple of its tiles: rows around LG_GEMM_ROWS and
+ * its 6-row groups, token counts around LG_GEMM_TOKS, widths with a
+ * partial 16-lane step (7, 33, 1000) and more than one k chunk (2100).
+ * Each output must be within test_matmul_tiles' bound of the reference
+ * and bit for bit the token's own matmul alone (the dotr kernel), with 1
+ * and 3 threads.
+ */
+static void
+test_matmul_gemm(void **state)
+{
+	static const int64_t rows_set[] = {1, 47, 49, 97};
+	static const int64_t n_set[] = {48, 49, 95, 130};
+	static const int64_t cols_set[] = {7, 33, 1000, 2100};
+	lg_error	err;
+	lg_backend *ref = lg_backend_cpu_new(1, 1, &err);
+	uint64_t	seed = 11;
+	int			ran = 0;
+
+	assert_non_null(ref);
+	for (int nth = 1; nth <= 3; nth += 2)
+	{
+		lg_backend *be = lg_backend_cpu_new(nth, 0, &err);
+
+		assert_non_null(be);
+		if (lg_cpu_ctx_of(be)->k.gemm_tile[LG_TYPE_F16] == NULL)
+		{
+			printf("SKIP: no large-M GEMM at this SIMD level\n");
+			be->free(be);
+			break;
+		}
+		for (int ic = 0; ic < 4; ic++)
+			for (int ir = 0; ir < 4; ir++)
+				for (int in = 0; in < 4; in++)
+				{
+					const int64_t cols = cols_set[ic];
+					const int64_t rows = rows_set[ir];
+					const int64_t n = n_set[in];
+					lg_tensor	w;
+					void	   *wdata = make_weights(LG_TYPE_F16, rows, cols, &seed, &w);
+					float	   *x = malloc((size_t) (n * cols) * sizeof(float));
+					float	   *y_ref = malloc((size_t) (n * rows) * sizeof(float));
+					float	   *y = malloc((size_t) (n * rows) * sizeof(float));
+					float	   *alone = malloc((size_t) rows * sizeof(float));
+					double		e;
+
+					fill(x, n * cols, &seed, 1.0f);
+					assert_int_equal(ref->matmul(ref, y_ref, &w, x, n), LG_OK);
+					for (int64_t i = 0; i < n * rows; i++)
+						y[i] = NAN;
+					assert_int_equal(be->matmul(be, y, &w, x, n), LG_OK);
+					e = norm_err(y, y_ref, n * rows);
+					if (!(e <= 2e-5))
+						fail_msg("gemm f16 %d threads: rows %lld cols %lld n %lld: err %.3g > 2e-5",
+								 nth, (long long) rows, (long long) cols, (long long) n, e);
+					for (int64_t t = 0; t < n; t++)
+					{
+						assert_int_equal(be->matmul(be, alone, &w, x + t * cols, 1), LG_OK);
+						if (memcmp(alone, y + t * rows, (size_t) rows * sizeof(float)) != 0)
+							fail_msg("gemm f16 %d threads: rows %lld cols %lld n %lld: token %lld differs from alone",
+									 nth, (long long) rows, (long long) cols, (long long) n, (long long) t);
+					}
+					ran++;
+					free(wdata);
+					free(x);
+					free(y_ref);
+					free(y);
+					free(alone);
+				}
+		be->free(be);
+	}
+	printf("gemm f16: %d shapes\n", ran);
+	ref->free(ref);
+}
+
+/*
  * The q8p activation form the fast q4_0/q8_0 kernels take must hold
  * exactly lg_quantize_row's q8_0 quants and scales: compare the SIMD prep
  * with the scalar one bit for bit, ties (x*id = k + 0.5) and all-zero,
@@ -1486,6 +1562,7 @@ main(void)
 		cmocka_unit_test(test_threadpool),
 		cmocka_unit_test(test_matmul),
 		cmocka_unit_test(test_matmul_tiles),
+		cmocka_unit_test(test_matmul_gemm),
 		cmocka_unit_test(test_matmul_errors),
 		cmocka_unit_test(test_q8p_prep),
 		cmocka_unit_test(test_q8K_prep),
