@@ -105,6 +105,7 @@ lg_cpu_kernels_for(lg_cpu_kernels *k, lg_simd_level level, bool has_bf16)
 		lg_cpu_kernels_avx512(k, has_bf16);
 		lg_cpu_kernels_mv_avx512(k);
 		lg_cpu_kernels_gemm_avx512(k);
+		lg_cpu_kernels_attn_avx512(k);
 		lg_cpu_kernels_mvk_avx512(k);
 	}
 #endif

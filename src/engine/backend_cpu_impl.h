@@ -155,6 +155,11 @@ typedef struct lg_cpu_kernels
 							   const float *p, float *acc);
 	/* s[j] = (q · Kt[.][j]) * scale for j < n, K transposed: Kt[i][j] at kt[i * n + j] (encoders) */
 	void		(*attn_scores_t) (int64_t n, int32_t d, const float *kt, const float *q, float scale, float *s);
+	/* non-NULL: attn_scores_t and attn_accum of four queries at once, the same to the bit */
+	void		(*attn_scores_t4) (int64_t n, int32_t d, const float *kt, const float *const q[4],
+								   float scale, float *const s[4]);
+	void		(*attn_accum4) (int64_t nc, int32_t d, const float *V, int64_t vs,
+								const float *const p[4], float *const acc[4]);
 	/* dst[c][0..d) = src[c*ss ..] for nc f16 rows: a tile of the F16 cache */
 	void		(*attn_tile_f16) (int64_t nc, int32_t d, const lg_f16 *src, int64_t ss, float *dst);
 } lg_cpu_kernels;
@@ -168,6 +173,7 @@ void		lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
 void		lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k);
 void		lg_cpu_kernels_gemm_avx512(lg_cpu_kernels *k);
+void		lg_cpu_kernels_attn_avx512(lg_cpu_kernels *k);
 void		lg_cpu_kernels_mvk_avx512(lg_cpu_kernels *k);
 #endif
 
