@@ -10,6 +10,11 @@
  * are independent too, so a query's scores and output are the same to
  * the bit as one at a time (test_attention_bidir4).
  */
+/* -O2 keeps the 4 × 4 accumulators in memory (see kernels_mv_avx512.c) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
 #include "backend_cpu_impl.h"
 
 #include <immintrin.h>
