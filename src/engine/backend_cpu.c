@@ -104,6 +104,8 @@ lg_cpu_kernels_for(lg_cpu_kernels *k, lg_simd_level level, bool has_bf16)
 	{
 		lg_cpu_kernels_avx512(k, has_bf16);
 		lg_cpu_kernels_mv_avx512(k);
+		lg_cpu_kernels_gemm_avx512(k);
+		lg_cpu_kernels_attn_avx512(k);
 		lg_cpu_kernels_mvk_avx512(k);
 	}
 #endif
@@ -123,6 +125,7 @@ lg_cpu_free(lg_backend *be)
 		lg_threadpool_free(ctx->tp);
 		free(ctx->wbuf);
 		free(ctx->ubuf);
+		free(ctx->gbuf);
 		free(ctx->attn_ws);
 		free(ctx->attn_part);
 		free(ctx->attn_seqs);

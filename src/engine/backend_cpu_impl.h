@@ -90,6 +90,20 @@ typedef size_t (*lg_prep_size_fn) (int64_t cols);
  */
 typedef void (*lg_unpack_fn) (int64_t n, int nr, const void *w, size_t w_stride, void *dst);
 
+/*
+ * Large-M GEMM (kernels_gemm_avx512.c): from LG_GEMM_MIN_N activation rows
+ * the matmul packs them in blocks of LG_GEMM_TOKS (gemm_xpack,
+ * gemm_xpack_size bytes a block) and hands tiles of LG_GEMM_ROWS weight
+ * rows × one block to gemm_tile, with gemm_scratch_size bytes of scratch
+ * per thread.  Each output is bit for bit the dotr/dotrn kernels' sum.
+ */
+#define LG_GEMM_ROWS	48
+#define LG_GEMM_TOKS	48
+#define LG_GEMM_MIN_N	48
+typedef void (*lg_gemm_xpack_fn) (int64_t cols, int nt, const void *x, size_t xs, void *dst);
+typedef void (*lg_gemm_tile_fn) (int64_t cols, int nr, int nt, const void *w, size_t ws,
+								 const void *xp, float *y, int64_t y_stride, void *scratch);
+
 typedef struct lg_cpu_kernels
 {
 	const char *name;			/* "avx512", "avx2", "scalar", "reference" */
@@ -110,6 +124,11 @@ typedef struct lg_cpu_kernels
 	lg_unpack_fn unpack[LG_TYPE_COUNT];
 	lg_prep_size_fn unpack_size[LG_TYPE_COUNT];
 	lg_dotrn_fn dotrn_u[LG_TYPE_COUNT];
+	/* non-NULL: large-M GEMM of this type (see lg_gemm_tile_fn) */
+	lg_gemm_xpack_fn gemm_xpack[LG_TYPE_COUNT];
+	lg_prep_size_fn gemm_xpack_size[LG_TYPE_COUNT];
+	lg_gemm_tile_fn gemm_tile[LG_TYPE_COUNT];
+	lg_prep_size_fn gemm_scratch_size[LG_TYPE_COUNT];
 
 	/* float helpers of attention and the conversions */
 	void		(*f32_to_f16) (const float *x, lg_f16 *y, int64_t n);
@@ -136,6 +155,11 @@ typedef struct lg_cpu_kernels
 							   const float *p, float *acc);
 	/* s[j] = (q · Kt[.][j]) * scale for j < n, K transposed: Kt[i][j] at kt[i * n + j] (encoders) */
 	void		(*attn_scores_t) (int64_t n, int32_t d, const float *kt, const float *q, float scale, float *s);
+	/* non-NULL: attn_scores_t and attn_accum of four queries at once, the same to the bit */
+	void		(*attn_scores_t4) (int64_t n, int32_t d, const float *kt, const float *const q[4],
+								   float scale, float *const s[4]);
+	void		(*attn_accum4) (int64_t nc, int32_t d, const float *V, int64_t vs,
+								const float *const p[4], float *const acc[4]);
 	/* dst[c][0..d) = src[c*ss ..] for nc f16 rows: a tile of the F16 cache */
 	void		(*attn_tile_f16) (int64_t nc, int32_t d, const lg_f16 *src, int64_t ss, float *dst);
 } lg_cpu_kernels;
@@ -148,6 +172,8 @@ void		lg_cpu_kernels_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_attn_avx2(lg_cpu_kernels *k);
 void		lg_cpu_kernels_avx512(lg_cpu_kernels *k, bool has_bf16);
 void		lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k);
+void		lg_cpu_kernels_gemm_avx512(lg_cpu_kernels *k);
+void		lg_cpu_kernels_attn_avx512(lg_cpu_kernels *k);
 void		lg_cpu_kernels_mvk_avx512(lg_cpu_kernels *k);
 #endif
 
@@ -174,6 +200,9 @@ typedef struct lg_cpu_ctx
 	/* n_threads slices of unpacked weight rows (lg_unpack_fn); grown */
 	void	   *ubuf;
 	size_t		ubuf_size;
+	/* activations packed for the large-M GEMM (lg_gemm_xpack_fn); grown */
+	void	   *gbuf;
+	size_t		gbuf_size;
 
 	/* n_threads attention workspaces of LG_ATTN_WS_BYTES */
 	float	   *attn_ws;

@@ -725,6 +725,82 @@ dotrn_f16(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
 }
 
 /*
+ * f16 rows unpacked for prompt processing (lg_unpack_fn): each row
+ * converted to f32 once per tile, 64-byte aligned rows.  vcvtph2ps is two
+ * uops on the FMA ports, so dotrn_f16 spent a third of a slice's issue
+ * slots converting (4 conversions for 16 FMAs) and again for every group
+ * of 4 tokens; from LG_MM_UNPACK_MIN tokens the tile converts once.  The
+ * conversion is exact, so each (row, token) sum is dotrn_f16's and
+ * dotr_f16's, to the bit (test_matmul_invariant).
+ */
+
+/* Bytes of an unpacked f16 row of n values. */
+static size_t
+unpack_f16_size(int64_t n)
+{
+	return ((size_t) n * sizeof(float) + 63) & ~(size_t) 63;
+}
+
+/* Unpack nr f16 rows to f32 (zeros past n up to the 16-lane boundary). */
+static void
+unpack_f16(int64_t n, int nr, const void *w, size_t ws, void *dst)
+{
+	const size_t us = unpack_f16_size(n);
+
+	for (int r = 0; r < nr; r++)
+	{
+		const lg_f16 *a = (const lg_f16 *) ((const char *) w + (size_t) r * ws);
+		float	   *u = (float *) ((char *) dst + (size_t) r * us);
+
+		for (int64_t i = 0; i < n; i += 16)
+		{
+			const __mmask16 m = tail_mask(n - i);
+
+			_mm512_mask_storeu_ps(u + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)));
+		}
+	}
+}
+
+/* Unpacked f16 rows × prep_f16 tokens (lg_cpu_kernels.dotrn_u): dotrn_f16's sums. */
+static void
+dotrn_f16_u(int64_t n, int nr, int nc, float *s, const void *w, size_t ws,
+			const void *x, size_t xs)
+{
+	const char *rows[LG_DOTR_MAX];
+	const char *tok[LG_DOTN_MAX];
+	__m512		acc[LG_DOTR_MAX][LG_DOTN_MAX];
+
+	group_rows(w, ws, nr, rows);
+	group_tokens(x, xs, nc, tok);
+	LG_UNROLL_ROWS
+	for (int r = 0; r < LG_DOTR_MAX; r++)
+	{
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+			acc[r][c] = _mm512_setzero_ps();
+	}
+	for (int64_t i = 0; i < n; i += 16)
+	{
+		const __mmask16 m = tail_mask(n - i);
+		__m512		a[LG_DOTR_MAX];
+
+		LG_UNROLL_ROWS
+		for (int r = 0; r < LG_DOTR_MAX; r++)
+			a[r] = _mm512_maskz_loadu_ps(m, (const float *) rows[r] + i);
+		LG_UNROLL_ROWS
+		for (int c = 0; c < LG_DOTN_MAX; c++)
+		{
+			const __m512 b = _mm512_maskz_loadu_ps(m, (const float *) tok[c] + i);
+
+			LG_UNROLL_ROWS
+			for (int r = 0; r < LG_DOTR_MAX; r++)
+				acc[r][c] = _mm512_fmadd_ps(a[r], b, acc[r][c]);
+		}
+	}
+	store_tile(s, nr, nc, acc);
+}
+
+/*
  * Install the multi-row kernels (the CPU has AVX-512 VNNI) over the
  * AVX-512 table.  The q4_0/q8_0 ones read q8p activations, so they go in
  * only where the table already converts those types' activations to q8p.
@@ -756,4 +832,7 @@ lg_cpu_kernels_mv_avx512(lg_cpu_kernels *k)
 	k->dotn[LG_TYPE_F16] = NULL;
 	k->dotr[LG_TYPE_F16] = dotr_f16;
 	k->dotrn[LG_TYPE_F16] = dotrn_f16;
+	k->unpack[LG_TYPE_F16] = unpack_f16;
+	k->unpack_size[LG_TYPE_F16] = unpack_f16_size;
+	k->dotrn_u[LG_TYPE_F16] = dotrn_f16_u;
 }

@@ -137,7 +137,8 @@ bidir_item(const lg_cpu_kernels *k, const lg_attn_args *a, int32_t h, int64_t i0
 	const int32_t kvh = h / (a->n_heads / a->n_kv_heads);
 	float	   *kt = ws;			/* [D][n] */
 	float	   *v = kt + (size_t) D * n;	/* [n][D] */
-	float	   *s = v + (size_t) n * D;	/* [n] */
+	float	   *s = v + (size_t) n * D;	/* [4][n] */
+	int64_t		i;
 	const bool	f16 = a->kv_type == LG_KV_F16;
 
 	for (int64_t j = 0; j < n; j++)
@@ -160,11 +161,43 @@ bidir_item(const lg_cpu_kernels *k, const lg_attn_args *a, int32_t h, int64_t i0
 				kt[(int64_t) d * n + j] = kr[d];
 		}
 	}
-	for (int64_t i = i0; i < i1; i++)
+	i = i0;
+	if (k->attn_scores_t4 != NULL && k->attn_accum4 != NULL)
+		/* four queries at a time share each load of Kt and V (same sums) */
+		for (; i + 4 <= i1; i += 4)
+		{
+			const float *q4[4];
+			float	   *s4[4];
+			float	   *o4[4];
+			float		inv[4];
+
+			for (int c = 0; c < 4; c++)
+			{
+				q4[c] = a->q + (i + c) * q_row + (int64_t) h * D;
+				o4[c] = a->out + (i + c) * q_row + (int64_t) h * D;
+				s4[c] = s + (size_t) c * n;
+			}
+			k->attn_scores_t4(n, D, kt, q4, a->scale, s4);
+			for (int c = 0; c < 4; c++)
+			{
+				float		m = s4[c][0];
+
+				for (int64_t j = 1; j < n; j++)
+					m = s4[c][j] > m ? s4[c][j] : m;
+				inv[c] = 1.0f / k->exp_sum(n, s4[c], m);
+				memset(o4[c], 0, (size_t) D * sizeof(float));
+			}
+			k->attn_accum4(n, D, v, D, (const float *const *) s4, o4);
+			for (int c = 0; c < 4; c++)
+				for (int32_t d = 0; d < D; d++)
+					o4[c][d] *= inv[c];
+		}
+	for (; i < i1; i++)
 	{
 		const float *q = a->q + i * q_row + (int64_t) h * D;
 		float	   *o = a->out + i * q_row + (int64_t) h * D;
-		float		m, inv;
+		float		m,
+					inv;
 
 		k->attn_scores_t(n, D, kt, q, a->scale, s);
 		m = s[0];
@@ -235,7 +268,9 @@ lg_cpu_attention_bidir(lg_backend *be, const lg_attn_args *args, int32_t n_seqs)
 		max_d = a->head_dim > max_d ? a->head_dim : max_d;
 	}
 	job.item0 = item0;
-	job.ws_floats = ((size_t) 2 * max_d * max_n + max_n + 15) & ~(size_t) 15;
+	/* Kt, V and four score rows, which also hold a converted f16 key (max_d) */
+	job.ws_floats = ((size_t) 2 * max_d * max_n + (size_t) (4 * max_n > max_d ? 4 * max_n : max_d) + 15) &
+		~(size_t) 15;
 	job.ws = aligned_alloc(64, job.ws_floats * sizeof(float) * ctx->n_threads);
 	if (job.ws == NULL)
 	{

@@ -33,6 +33,11 @@ typedef struct lg_mm_job
 	lg_prep_fn	prep;			/* non-NULL: activations in the table's form */
 	lg_unpack_fn unpack;		/* non-NULL: tiles unpack their rows for dotrn_u */
 	lg_dotrn_fn dotrn_u;
+	lg_gemm_xpack_fn gemm_xpack;	/* non-NULL: the large-M GEMM runs */
+	lg_gemm_tile_fn gemm_tile;
+	char	   *gbuf;			/* packed token blocks, gbuf_stride bytes each */
+	size_t		gbuf_stride;
+	size_t		gscratch_stride;	/* per thread, in ubuf */
 	char	   *ubuf;			/* unpack_stride * rb bytes per thread */
 	size_t		unpack_stride;
 
@@ -251,6 +256,74 @@ lg_cpu_reserve_buf(void **buf, size_t *cur, size_t size)
 	return true;
 }
 
+/* Thread body: pack the token blocks ith, ith + nth, ... for the GEMM. */
+static void
+lg_mm_gemm_pack_task(void *arg, int ith, int nth)
+{
+	lg_mm_job  *job = (lg_mm_job *) arg;
+
+	for (int64_t b = ith; b < job->n_tb; b += nth)
+	{
+		int64_t		t0 = b * LG_GEMM_TOKS;
+		int			nt = (int) (job->n - t0 < LG_GEMM_TOKS ? job->n - t0 : LG_GEMM_TOKS);
+
+		job->gemm_xpack(job->cols, nt, job->xq + (size_t) t0 * job->x_stride, job->x_stride,
+						job->gbuf + (size_t) b * job->gbuf_stride);
+	}
+}
+
+/* Thread body: GEMM tiles (LG_GEMM_ROWS rows × one token block) until none are left. */
+static void
+lg_mm_gemm_task(void *arg, int ith, int nth)
+{
+	lg_mm_job  *job = (lg_mm_job *) arg;
+	int64_t		tile = ith;
+	char	   *scratch = job->ubuf + (size_t) ith * job->gscratch_stride;
+
+	while (tile < job->n_tiles)
+	{
+		/* block-major: a thread's next tile mostly reuses the packed tokens in L2 */
+		int64_t		n_rb = (job->rows + LG_GEMM_ROWS - 1) / LG_GEMM_ROWS;
+		int64_t		r0 = tile % n_rb * LG_GEMM_ROWS;
+		int64_t		b = tile / n_rb;
+		int64_t		t0 = b * LG_GEMM_TOKS;
+		int			nr = (int) (job->rows - r0 < LG_GEMM_ROWS ? job->rows - r0 : LG_GEMM_ROWS);
+		int			nt = (int) (job->n - t0 < LG_GEMM_TOKS ? job->n - t0 : LG_GEMM_TOKS);
+
+		job->gemm_tile(job->cols, nr, nt, job->w + (size_t) r0 * job->w_stride, job->w_stride,
+					   job->gbuf + (size_t) b * job->gbuf_stride, job->y + t0 * job->rows + r0,
+					   job->rows, scratch);
+		tile = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+	}
+}
+
+/*
+ * The large-M path: pack the converted activations by token blocks, then
+ * tiles of rows × one block (see lg_gemm_tile_fn).  False when its
+ * buffers cannot be had (the caller falls back to the tiles of dots).
+ */
+static bool
+lg_mm_gemm(lg_cpu_ctx *ctx, lg_mm_job *job)
+{
+	const lg_cpu_kernels *k = &ctx->k;
+
+	job->n_tb = (job->n + LG_GEMM_TOKS - 1) / LG_GEMM_TOKS;
+	job->n_tiles = (job->rows + LG_GEMM_ROWS - 1) / LG_GEMM_ROWS * job->n_tb;
+	job->gbuf_stride = (k->gemm_xpack_size[job->type] (job->cols) + 63) & ~(size_t) 63;
+	job->gscratch_stride = (k->gemm_scratch_size[job->type] (job->cols) + 63) & ~(size_t) 63;
+	if (!lg_cpu_reserve_buf(&ctx->gbuf, &ctx->gbuf_size, job->gbuf_stride * (size_t) job->n_tb) ||
+		!lg_cpu_reserve_buf(&ctx->ubuf, &ctx->ubuf_size, job->gscratch_stride * (size_t) ctx->n_threads))
+		return false;
+	job->gbuf = (char *) ctx->gbuf;
+	job->ubuf = (char *) ctx->ubuf;
+	job->gemm_xpack = k->gemm_xpack[job->type];
+	job->gemm_tile = k->gemm_tile[job->type];
+	lg_threadpool_run(ctx->tp, lg_mm_gemm_pack_task, job);
+	atomic_init(&job->next, ctx->n_threads);
+	lg_threadpool_run(ctx->tp, lg_mm_gemm_task, job);
+	return true;
+}
+
 /* Pick tile sizes: enough tiles for every thread, weights reused across tokens. */
 static void
 lg_mm_plan(lg_mm_job *job, int nth)
@@ -362,6 +435,10 @@ lg_cpu_matmul(lg_backend *be, float *y, const lg_tensor *w, const float *x, int6
 			lg_mm_convert_task(&job, 0, 1);
 	}
 
+	/* many rows: the GEMM, its outputs the same to the bit */
+	if (!ctx->k.reference && ctx->k.gemm_tile[w->type] != NULL && n >= LG_GEMM_MIN_N &&
+		lg_mm_gemm(ctx, &job))
+		return LG_OK;
 	lg_mm_plan(&job, ctx->n_threads);
 	atomic_init(&job.next, ctx->n_threads);
 	if (job.unpack != NULL && job.tb >= LG_MM_UNPACK_MIN)

@@ -396,6 +396,167 @@ test_matmul_tiles(void **state)
 }
 
 /*
+ * The large-M GEMM (kernels_gemm_avx512.c, from LG_GEMM_MIN_N tokens) at
+ * shapes that are no multiple of its tiles: rows around LG_GEMM_ROWS and
+ * its 6-row groups, token counts around LG_GEMM_TOKS, widths with a
+ * partial 16-lane step (7, 33, 1000) and more than one k chunk (2100).
+ * Each output must be within test_matmul_tiles' bound of the reference
+ * and bit for bit the token's own matmul alone (the dotr kernel), with 1
+ * and 3 threads.
+ */
+static void
+test_matmul_gemm(void **state)
+{
+	static const int64_t rows_set[] = {1, 47, 49, 97};
+	static const int64_t n_set[] = {48, 49, 95, 130};
+	static const int64_t cols_set[] = {7, 33, 1000, 2100};
+	lg_error	err;
+	lg_backend *ref = lg_backend_cpu_new(1, 1, &err);
+	uint64_t	seed = 11;
+	int			ran = 0;
+
+	assert_non_null(ref);
+	for (int nth = 1; nth <= 3; nth += 2)
+	{
+		lg_backend *be = lg_backend_cpu_new(nth, 0, &err);
+
+		assert_non_null(be);
+		if (lg_cpu_ctx_of(be)->k.gemm_tile[LG_TYPE_F16] == NULL)
+		{
+			printf("SKIP: no large-M GEMM at this SIMD level\n");
+			be->free(be);
+			break;
+		}
+		for (int ic = 0; ic < 4; ic++)
+			for (int ir = 0; ir < 4; ir++)
+				for (int in = 0; in < 4; in++)
+				{
+					const int64_t cols = cols_set[ic];
+					const int64_t rows = rows_set[ir];
+					const int64_t n = n_set[in];
+					lg_tensor	w;
+					void	   *wdata = make_weights(LG_TYPE_F16, rows, cols, &seed, &w);
+					float	   *x = malloc((size_t) (n * cols) * sizeof(float));
+					float	   *y_ref = malloc((size_t) (n * rows) * sizeof(float));
+					float	   *y = malloc((size_t) (n * rows) * sizeof(float));
+					float	   *alone = malloc((size_t) rows * sizeof(float));
+					double		e;
+
+					fill(x, n * cols, &seed, 1.0f);
+					assert_int_equal(ref->matmul(ref, y_ref, &w, x, n), LG_OK);
+					for (int64_t i = 0; i < n * rows; i++)
+						y[i] = NAN;
+					assert_int_equal(be->matmul(be, y, &w, x, n), LG_OK);
+					e = norm_err(y, y_ref, n * rows);
+					if (!(e <= 2e-5))
+						fail_msg("gemm f16 %d threads: rows %lld cols %lld n %lld: err %.3g > 2e-5",
+								 nth, (long long) rows, (long long) cols, (long long) n, e);
+					for (int64_t t = 0; t < n; t++)
+					{
+						assert_int_equal(be->matmul(be, alone, &w, x + t * cols, 1), LG_OK);
+						if (memcmp(alone, y + t * rows, (size_t) rows * sizeof(float)) != 0)
+							fail_msg("gemm f16 %d threads: rows %lld cols %lld n %lld: token %lld differs from alone",
+									 nth, (long long) rows, (long long) cols, (long long) n, (long long) t);
+					}
+					ran++;
+					free(wdata);
+					free(x);
+					free(y_ref);
+					free(y);
+					free(alone);
+				}
+		be->free(be);
+	}
+	printf("gemm f16: %d shapes\n", ran);
+	ref->free(ref);
+}
+
+/*
+ * Encoder (bidirectional) attention four queries at a time
+ * (kernels_attn_avx512.c) against one at a time, the same backend with
+ * the four-query loops taken out: bit for bit, for query counts that
+ * leave 1-3 queries over, key counts with a partial 16- and 32-key pass,
+ * head sizes 32, 40 (a masked tail) and 64, f32 and f16 caches.
+ */
+static void attn_fill_table(int32_t *table, int64_t nb, int s, int n_seq);
+
+static void
+test_attention_bidir4(void **state)
+{
+	static const int64_t n_set[] = {5, 37, 130};
+	static const int32_t d_set[] = {32, 40, 64};
+	lg_error	err;
+	lg_backend *be = lg_backend_cpu_new(2, 0, &err);
+	lg_cpu_kernels *k;
+	uint64_t	seed = 23;
+
+	assert_non_null(be);
+	k = &lg_cpu_ctx_of(be)->k;
+	if (k->attn_scores_t4 == NULL)
+	{
+		printf("SKIP: no four-query attention at this SIMD level\n");
+		be->free(be);
+		skip();
+	}
+	for (int kv = 0; kv < 2; kv++)
+		for (int in = 0; in < 3; in++)
+			for (int id = 0; id < 3; id++)
+			{
+				const int64_t n = n_set[in];
+				const int32_t D = d_set[id];
+				const int32_t nh = 3;
+				const int32_t bs = 16;
+				const int64_t nb = (n + bs - 1) / bs;
+				const int64_t row = (int64_t) nh * D;
+				const size_t esz = kv ? sizeof(lg_f16) : sizeof(float);
+				void	   *kc = malloc((size_t) (nb * bs * row) * esz);
+				void	   *vc = malloc((size_t) (nb * bs * row) * esz);
+				float	   *q = malloc((size_t) (n * row) * sizeof(float));
+				float	   *o4 = malloc((size_t) (n * row) * sizeof(float));
+				float	   *o1 = malloc((size_t) (n * row) * sizeof(float));
+				int32_t    *table = malloc((size_t) nb * sizeof(int32_t));
+				float	   *tmp = malloc((size_t) (nb * bs * row) * sizeof(float));
+				lg_attn_args a = {
+					.q = q, .k_cache = kc, .v_cache = vc, .block_table = table, .block_size = bs,
+					.kv_type = kv ? LG_KV_F16 : LG_KV_F32, .n_tok = n, .pos0 = 0, .kv_len = n,
+					.n_heads = nh, .n_kv_heads = nh, .head_dim = D, .scale = 1.0f / sqrtf((float) D),
+					.scratch = NULL, .bidirectional = true,
+				};
+				void		(*s4) (int64_t, int32_t, const float *, const float *const[4], float, float *const[4]);
+
+				attn_fill_table(table, nb, 0, 1);
+				fill(q, n * row, &seed, 2.0f);
+				for (int c = 0; c < 2; c++)
+				{
+					fill(tmp, nb * bs * row, &seed, 2.0f);
+					for (int64_t i = 0; i < nb * bs * row; i++)
+						if (kv)
+							((lg_f16 *) (c ? vc : kc))[i] = lg_f32_to_f16(tmp[i]);
+						else
+							((float *) (c ? vc : kc))[i] = tmp[i];
+				}
+				a.out = o4;
+				be->attention(be, &a, 1);
+				s4 = k->attn_scores_t4;
+				k->attn_scores_t4 = NULL;
+				a.out = o1;
+				be->attention(be, &a, 1);
+				k->attn_scores_t4 = s4;
+				if (memcmp(o4, o1, (size_t) (n * row) * sizeof(float)) != 0)
+					fail_msg("bidirectional attention, 4 queries vs 1: %s n %lld D %d differ",
+							 kv ? "f16" : "f32", (long long) n, D);
+				free(kc);
+				free(vc);
+				free(q);
+				free(o4);
+				free(o1);
+				free(table);
+				free(tmp);
+			}
+	be->free(be);
+}
+
+/*
  * The q8p activation form the fast q4_0/q8_0 kernels take must hold
  * exactly lg_quantize_row's q8_0 quants and scales: compare the SIMD prep
  * with the scalar one bit for bit, ties (x*id = k + 0.5) and all-zero,
@@ -1486,6 +1647,8 @@ main(void)
 		cmocka_unit_test(test_threadpool),
 		cmocka_unit_test(test_matmul),
 		cmocka_unit_test(test_matmul_tiles),
+		cmocka_unit_test(test_matmul_gemm),
+		cmocka_unit_test(test_attention_bidir4),
 		cmocka_unit_test(test_matmul_errors),
 		cmocka_unit_test(test_q8p_prep),
 		cmocka_unit_test(test_q8K_prep),
