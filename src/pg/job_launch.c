@@ -67,14 +67,9 @@ launch_worker(Oid dboid)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the supervisor relaunches */
-	strcpy(worker.bgw_library_name, "llamagpu");
-	strcpy(worker.bgw_function_name, "llamagpu_job_worker_main");
+	/* the supervisor relaunches it after a restart */
+	LlamagpuWorkerInit(&worker, "llamagpu_job_worker_main", "llamagpu job worker");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "llamagpu job worker for database %u", dboid);
-	strcpy(worker.bgw_type, "llamagpu job worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	return RegisterDynamicBackgroundWorker(&worker, NULL);
 }

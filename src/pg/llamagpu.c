@@ -3,6 +3,8 @@
  */
 #include "llamagpu.h"
 
+#include "postmaster/bgworker.h"
+
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -63,6 +65,24 @@ LlamagpuShmemInit(void)
 	LlamagpuDownloadsShmemInit();
 	RequestKeyShmemInit();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Fill in a dynamic background worker of llamagpu that connects to a
+ * database and runs function (an exported entry point); the caller names
+ * it and sets its arguments.  Never restarted by the postmaster: each
+ * kind is launched again by whoever next has work for it.
+ */
+void
+LlamagpuWorkerInit(BackgroundWorker *worker, const char *function, const char *type)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker->bgw_library_name, "llamagpu", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
 }
 
 /*

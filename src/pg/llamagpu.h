@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "postmaster/bgworker.h"
 #include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
@@ -80,6 +81,8 @@ typedef struct LlamagpuShared
 extern LlamagpuShared *llamagpu_shared;
 
 void		LlamagpuShmemInit(void);
+/* A database-connected dynamic worker running function, never restarted (the caller names it). */
+void		LlamagpuWorkerInit(BackgroundWorker *worker, const char *function, const char *type);
 /* The owner of table llamagpu.relname, or InvalidOid. */
 Oid			LlamagpuRelationOwner(const char *relname);
 

@@ -313,14 +313,8 @@ launch_worker(int i, int64 id, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strcpy(worker.bgw_library_name, "llamagpu");
-	strcpy(worker.bgw_function_name, "llamagpu_download_worker_main");
+	LlamagpuWorkerInit(&worker, "llamagpu_download_worker_main", "llamagpu download");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "llamagpu download %lld", (long long) id);
-	strcpy(worker.bgw_type, "llamagpu download");
 	worker.bgw_main_arg = Int32GetDatum(i);
 	memcpy(worker.bgw_extra, &id, sizeof(id));
 	worker.bgw_notify_pid = MyProcPid;

@@ -51,14 +51,9 @@ launch_worker(Oid dboid)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the next record relaunches */
-	strcpy(worker.bgw_library_name, "llamagpu");
-	strcpy(worker.bgw_function_name, "llamagpu_usage_worker_main");
+	/* the next usage record relaunches it */
+	LlamagpuWorkerInit(&worker, "llamagpu_usage_worker_main", "llamagpu usage flusher");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "llamagpu usage flusher for database %u", dboid);
-	strcpy(worker.bgw_type, "llamagpu usage flusher");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	return RegisterDynamicBackgroundWorker(&worker, NULL);
 }
