@@ -16,7 +16,10 @@ use IPC::Run;
 use Time::HiRes qw(time);
 
 my $clients = $ENV{LLAMAGPU_LOAD_CLIENTS} // 8;
-my $seconds = $ENV{LLAMAGPU_LOAD_SECONDS} // 8;
+# transactions per client: with -t every transaction runs to its end (with
+# -T pgbench abandons the ones in flight at the deadline, whose calls may
+# already have made usage rows that its counts then miss)
+my $per_client = $ENV{LLAMAGPU_LOAD_TRANSACTIONS} // 1000;
 
 my $node = llamagpu_node('quota_load', "max_connections = 40\n");
 
@@ -92,7 +95,7 @@ close $fh;
 my $t0 = time();
 my ($out, $err) = ('', '');
 my $ok = IPC::Run::run([ 'pgbench', '-n', '-h', $node->host, '-p', $node->port,
-		'-c', $clients, '-j', 2, '-T', $seconds,
+		'-c', $clients, '-j', 2, '-t', $per_client,
 		'-f', "$dir/call.sql\@3", '-f', "$dir/rollback.sql\@1", 'postgres' ],
 	'>', \$out, '2>', \$err);
 my $elapsed = time() - $t0;
