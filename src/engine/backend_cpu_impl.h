@@ -95,14 +95,16 @@ typedef void (*lg_unpack_fn) (int64_t n, int nr, const void *w, size_t w_stride,
  * the matmul packs them in blocks of LG_GEMM_TOKS (gemm_xpack,
  * gemm_xpack_size bytes a block) and hands tiles of LG_GEMM_ROWS weight
  * rows × one block to gemm_tile, with gemm_scratch_size bytes of scratch
- * per thread.  Each output is bit for bit the dotr/dotrn kernels' sum.
+ * per thread (rows_packed: the thread's previous tile of this matmul had
+ * the same rows, whose converted form is still in the scratch).  Each output is bit for bit the dotr/dotrn kernels' sum.
  */
-#define LG_GEMM_ROWS	48
+#define LG_GEMM_ROWS	64
 #define LG_GEMM_TOKS	48
 #define LG_GEMM_MIN_N	48
 typedef void (*lg_gemm_xpack_fn) (int64_t cols, int nt, const void *x, size_t xs, void *dst);
 typedef void (*lg_gemm_tile_fn) (int64_t cols, int nr, int nt, const void *w, size_t ws,
-								 const void *xp, float *y, int64_t y_stride, void *scratch);
+								 bool rows_packed, const void *xp, float *y, int64_t y_stride,
+								 void *scratch);
 
 typedef struct lg_cpu_kernels
 {

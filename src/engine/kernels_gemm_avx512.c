@@ -8,27 +8,30 @@
  * (the tail padded with zeros), then lg_hsum4_ps512 adds the lanes as
  * ((b0+b1)+(b2+b3)) + ((b4+b5)+(b6+b7)) with b_m = lane m + lane m+8.
  * Lanes are independent sums, so nothing forces them into one register:
- * here a vector holds lane l of 16 tokens, and a lane's residue class l
- * is done in full before the next one.  That is an ordinary outer-product
- * GEMM (one weight broadcast × 16 tokens per FMA) over k = l, l+16, ...,
- * with a 6 rows × 48 tokens register tile (18 accumulators, 3 token
- * loads and 6 broadcasts for 18 FMAs) — every FMA does useful work and
- * the operands come from L1, where the 4 × 4 tile of 16-lane dots
- * reloaded both operands from L2 for each group of 4 tokens.
+ * here a vector holds lane l of 16 weight rows, and a lane's residue
+ * class l is done in full before the next one.  That is an ordinary
+ * outer-product GEMM (one token broadcast × 16 rows per FMA) over
+ * k = l, l+16, ..., with a 64 rows × 6 tokens register tile (24
+ * accumulators; 4 row loads and 6 broadcasts for 24 FMAs).
  *
  * Blocking: a tile is LG_GEMM_ROWS weight rows × LG_GEMM_TOKS tokens.
- * The rows are converted to f32 once per tile (u, zero-padded to a
- * multiple of 16); the tokens were packed once per matmul by
- * gemm_f16_xpack as xp[l][k/16][token] (residue-major, zero-padded).
- * k goes in chunks of LG_GEMM_KC, and for each group of 6 rows the 16
- * residues run one after the other over the same chunk of those rows
- * (24 KiB, in L1); the per-lane partial sums wait in p[l][row][token]
- * between chunks (loading and storing a float does not change it, so the
- * sequence of FMAs per lane is the same), and are reduced with
- * lg_hsum4_ps512's tree at the end.  Measured on one core: 2048 rows ×
- * 768 × 768 went from 40-50 to 60-70 GFLOP/s; chunks of 256 k ran at
- * 75 GFLOP/s in a hot tile against 88 for 1024, and running the residues
- * outside the row groups lost 10%.
+ * Both operands are packed residue-major, so a micro-kernel step reads
+ * consecutive floats: the tokens once per matmul by gemm_f16_xpack
+ * (xp[l][k/16][token]), the rows once per tile by gemm_f16_wpack
+ * (u[l][k/16][row], f16 converted, 16 × 16 transposes in registers).
+ * Threads take tiles row-block-major and keep their packed rows while the
+ * next tile has the same rows, so the rows are converted once per thread
+ * and row block, not once per token block.  k goes in chunks of
+ * LG_GEMM_KC so that a residue's row panel, token panel and lane sums stay
+ * in L1; the per-lane partial sums wait in p[l][token][row] between
+ * chunks (loading and storing a float does not change it, so the sequence
+ * of FMAs per lane is the same), and are reduced with lg_hsum4_ps512's
+ * tree at the end, 16 rows at a time, straight into y.
+ *
+ * Measured on one core (2026-11-27, best of 16 runs on a shared machine,
+ * 4096 tokens): 3072 × 768 57 GFLOP/s and 768 × 3072 65 against 52 and 59
+ * for the previous 6 rows × 48 tokens tile; the register tile alone, hot
+ * in L1, runs at 80-100 of the core's ~139 GFLOP/s FMA peak.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -39,12 +42,15 @@
 #include <immintrin.h>
 #include <string.h>
 
-/* Register tile: weight rows × 16-token vectors. */
-#define MR 6
-#define NV 3
+/* Register tile: 16-row vectors × tokens (24 accumulators). */
+#define RV 4
+#define MT 6
+
+_Static_assert(RV * 16 == LG_GEMM_ROWS, "a tile is RV row vectors");
+_Static_assert(LG_GEMM_TOKS % MT == 0, "a token block is whole micro tiles");
 
 /* k values per chunk (a multiple of 16). */
-#define LG_GEMM_KC 1024
+#define LG_GEMM_KC 512
 
 /* Floats of a k-padded row: cols rounded up to 16. */
 static inline int64_t
@@ -123,7 +129,7 @@ gemm_f16_xpack(int64_t cols, int nt, const void *x, size_t xs, void *dst)
 		}
 }
 
-/* Bytes of a thread's tile scratch: the f32 rows and the lane sums. */
+/* Bytes of a thread's tile scratch: the packed f32 rows and the lane sums. */
 static size_t
 gemm_f16_scratch_size(int64_t cols)
 {
@@ -132,35 +138,63 @@ gemm_f16_scratch_size(int64_t cols)
 }
 
 /*
- * MR rows × NV·16 tokens over ni steps of residue l: u points at the
- * group's first row at k = 16 i0 + l (rows us floats apart), xp at
- * xp[l][i0][tok0], p at p[l][row0][tok0].
+ * Pack nr (≤ LG_GEMM_ROWS) f16 rows, ws bytes apart, as f32 residue-major
+ * like the tokens: u[(l * ni + i) * LG_GEMM_ROWS + r] = w_r[16 i + l],
+ * zeros past cols and past nr.  A 16 × 16 block (16 rows, one i) is
+ * converted and transposed in registers.
+ */
+static void
+gemm_f16_wpack(int64_t cols, int nr, const void *w, size_t ws, float *u)
+{
+	const int64_t ni = kpad(cols) / 16;
+
+	for (int g = 0; g < LG_GEMM_ROWS; g += 16)
+		for (int64_t i = 0; i < ni; i++)
+		{
+			const __mmask16 m = cols - 16 * i >= 16 ? (__mmask16) 0xFFFF
+				: (__mmask16) ((1u << (cols - 16 * i)) - 1);
+			__m512		r[16];
+
+			for (int j = 0; j < 16; j++)
+				r[j] = g + j < nr
+					? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const lg_f16 *) ((const char *) w + (size_t) (g + j) * ws) + 16 * i))
+					: _mm512_setzero_ps();
+			transpose16(r);
+			for (int l = 0; l < 16; l++)
+				_mm512_store_ps(u + ((size_t) l * ni + i) * LG_GEMM_ROWS + g, r[l]);
+		}
+}
+
+/*
+ * RV·16 rows × MT tokens over ni steps of one residue: u points at
+ * u[l][i0][0], xp at xp[l][i0][tok0], p at p[l][tok0][0] (the lane sums,
+ * a token's LG_GEMM_ROWS rows contiguous).
  */
 static inline void
-gemm_f16_micro(const float *u, int64_t us, const float *xp, int64_t ni, float *p, bool first)
+gemm_f16_micro(const float *u, const float *xp, int64_t ni, float *p, bool first)
 {
-	__m512		acc[MR][NV];
+	__m512		acc[MT][RV];
 
-	for (int r = 0; r < MR; r++)
-		for (int j = 0; j < NV; j++)
-			acc[r][j] = first ? _mm512_setzero_ps() : _mm512_load_ps(p + r * LG_GEMM_TOKS + 16 * j);
+	for (int t = 0; t < MT; t++)
+		for (int v = 0; v < RV; v++)
+			acc[t][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(p + t * LG_GEMM_ROWS + 16 * v);
 	for (int64_t i = 0; i < ni; i++)
 	{
-		__m512		xv[NV];
+		__m512		wv[RV];
 
-		for (int j = 0; j < NV; j++)
-			xv[j] = _mm512_load_ps(xp + i * LG_GEMM_TOKS + 16 * j);
-		for (int r = 0; r < MR; r++)
+		for (int v = 0; v < RV; v++)
+			wv[v] = _mm512_load_ps(u + i * LG_GEMM_ROWS + 16 * v);
+		for (int t = 0; t < MT; t++)
 		{
-			const __m512 w = _mm512_set1_ps(u[r * us + 16 * i]);
+			const __m512 x = _mm512_set1_ps(xp[i * LG_GEMM_TOKS + t]);
 
-			for (int j = 0; j < NV; j++)
-				acc[r][j] = _mm512_fmadd_ps(w, xv[j], acc[r][j]);
+			for (int v = 0; v < RV; v++)
+				acc[t][v] = _mm512_fmadd_ps(x, wv[v], acc[t][v]);
 		}
 	}
-	for (int r = 0; r < MR; r++)
-		for (int j = 0; j < NV; j++)
-			_mm512_store_ps(p + r * LG_GEMM_TOKS + 16 * j, acc[r][j]);
+	for (int t = 0; t < MT; t++)
+		for (int v = 0; v < RV; v++)
+			_mm512_store_ps(p + t * LG_GEMM_ROWS + 16 * v, acc[t][v]);
 }
 
 /*
@@ -168,57 +202,41 @@ gemm_f16_micro(const float *u, int64_t us, const float *xp, int64_t ni, float *p
  * packed block; y[t * y_stride + r] for t < nt, r < nr.
  */
 static void
-gemm_f16_tile(int64_t cols, int nr, int nt, const void *w, size_t ws, const void *xpv,
-			  float *y, int64_t y_stride, void *scratch)
+gemm_f16_tile(int64_t cols, int nr, int nt, const void *w, size_t ws, bool rows_packed,
+			  const void *xpv, float *y, int64_t y_stride, void *scratch)
 {
-	const int64_t kp = kpad(cols);
-	const int64_t ni = kp / 16;
+	const int64_t ni = kpad(cols) / 16;
 	const float *xp = (const float *) xpv;
 	float	   *u = (float *) scratch;
-	float	   *p = u + (size_t) LG_GEMM_ROWS * kp;
-	const int	nrp = (nr + MR - 1) / MR * MR;
-	const int	ntv = (nt + 15) / 16;
+	float	   *p = u + (size_t) LG_GEMM_ROWS * kpad(cols);
+	const int	ntp = (nt + MT - 1) / MT * MT;
+	const size_t ls = (size_t) LG_GEMM_TOKS * LG_GEMM_ROWS;
 
-	/* the rows as f32, zeros past cols and past nr (up to a whole group) */
-	for (int r = 0; r < nrp; r++)
-	{
-		const lg_f16 *a = (const lg_f16 *) ((const char *) w + (size_t) r * ws);
-		float	   *ur = u + (size_t) r * kp;
-
-		for (int64_t i = 0; i < kp; i += 16)
-		{
-			const __mmask16 m = r >= nr ? 0 : cols - i >= 16 ? (__mmask16) 0xFFFF
-				: (__mmask16) ((1u << (cols - i)) - 1);
-
-			_mm512_storeu_ps(ur + i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)));
-		}
-	}
+	if (!rows_packed)
+		gemm_f16_wpack(cols, nr, w, ws, u);
 	for (int64_t i0 = 0; i0 < ni; i0 += LG_GEMM_KC / 16)
 	{
 		const int64_t nic = ni - i0 < LG_GEMM_KC / 16 ? ni - i0 : LG_GEMM_KC / 16;
 
-		for (int r0 = 0; r0 < nrp; r0 += MR)
-			for (int l = 0; l < 16; l++)
-				for (int j0 = 0; j0 < ntv; j0 += NV)
-					gemm_f16_micro(u + (size_t) r0 * kp + 16 * i0 + l, kp,
-								   xp + ((size_t) l * ni + i0) * LG_GEMM_TOKS + 16 * j0, nic,
-								   p + ((size_t) l * LG_GEMM_ROWS + r0) * LG_GEMM_TOKS + 16 * j0, i0 == 0);
+		for (int l = 0; l < 16; l++)
+			for (int t0 = 0; t0 < ntp; t0 += MT)
+				gemm_f16_micro(u + ((size_t) l * ni + i0) * LG_GEMM_ROWS,
+							   xp + ((size_t) l * ni + i0) * LG_GEMM_TOKS + t0, nic,
+							   p + l * ls + (size_t) t0 * LG_GEMM_ROWS, i0 == 0);
 	}
-	/* lg_hsum4_ps512's tree over the 16 lanes, 16 tokens at a time */
-	for (int r = 0; r < nr; r++)
-		for (int j = 0; j < ntv; j++)
+	/* lg_hsum4_ps512's tree over the 16 lanes, 16 rows at a time */
+	for (int t = 0; t < nt; t++)
+		for (int g = 0; g < nr; g += 16)
 		{
-			const float *q = p + (size_t) r * LG_GEMM_TOKS + 16 * j;
-			const size_t ls = (size_t) LG_GEMM_ROWS * LG_GEMM_TOKS;
+			const float *q = p + (size_t) t * LG_GEMM_ROWS + g;
+			const __mmask16 m = nr - g >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (nr - g)) - 1);
 			__m512		b[8];
-			float		s[16];
 
-			for (int m = 0; m < 8; m++)
-				b[m] = _mm512_add_ps(_mm512_load_ps(q + m * ls), _mm512_load_ps(q + (m + 8) * ls));
-			_mm512_storeu_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3])),
-											  _mm512_add_ps(_mm512_add_ps(b[4], b[5]), _mm512_add_ps(b[6], b[7]))));
-			for (int t = 16 * j; t < nt && t < 16 * j + 16; t++)
-				y[(size_t) t * y_stride + r] = s[t - 16 * j];
+			for (int j = 0; j < 8; j++)
+				b[j] = _mm512_add_ps(_mm512_load_ps(q + j * ls), _mm512_load_ps(q + (j + 8) * ls));
+			_mm512_mask_storeu_ps(y + (size_t) t * y_stride + g, m,
+								  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3])),
+												_mm512_add_ps(_mm512_add_ps(b[4], b[5]), _mm512_add_ps(b[6], b[7]))));
 		}
 }
 

@@ -272,27 +272,33 @@ lg_mm_gemm_pack_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Thread body: GEMM tiles (LG_GEMM_ROWS rows × one token block) until none are left. */
+/*
+ * Thread body: GEMM tiles (LG_GEMM_ROWS rows × one token block) until none
+ * are left.  Row-block-major: a thread's next tile is usually the same
+ * rows with the next token block, so it keeps the rows it converted
+ * (converting them is the tile's biggest cost after the products) and
+ * streams the packed tokens instead.
+ */
 static void
 lg_mm_gemm_task(void *arg, int ith, int nth)
 {
 	lg_mm_job  *job = (lg_mm_job *) arg;
 	int64_t		tile = ith;
+	int64_t		packed_r0 = -1;
 	char	   *scratch = job->ubuf + (size_t) ith * job->gscratch_stride;
 
 	while (tile < job->n_tiles)
 	{
-		/* block-major: a thread's next tile mostly reuses the packed tokens in L2 */
-		int64_t		n_rb = (job->rows + LG_GEMM_ROWS - 1) / LG_GEMM_ROWS;
-		int64_t		r0 = tile % n_rb * LG_GEMM_ROWS;
-		int64_t		b = tile / n_rb;
+		int64_t		r0 = tile / job->n_tb * LG_GEMM_ROWS;
+		int64_t		b = tile % job->n_tb;
 		int64_t		t0 = b * LG_GEMM_TOKS;
 		int			nr = (int) (job->rows - r0 < LG_GEMM_ROWS ? job->rows - r0 : LG_GEMM_ROWS);
 		int			nt = (int) (job->n - t0 < LG_GEMM_TOKS ? job->n - t0 : LG_GEMM_TOKS);
 
 		job->gemm_tile(job->cols, nr, nt, job->w + (size_t) r0 * job->w_stride, job->w_stride,
-					   job->gbuf + (size_t) b * job->gbuf_stride, job->y + t0 * job->rows + r0,
-					   job->rows, scratch);
+					   r0 == packed_r0, job->gbuf + (size_t) b * job->gbuf_stride,
+					   job->y + t0 * job->rows + r0, job->rows, scratch);
+		packed_r0 = r0;
 		tile = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 	}
 }

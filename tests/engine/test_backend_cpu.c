@@ -398,8 +398,10 @@ test_matmul_tiles(void **state)
 /*
  * The large-M GEMM (kernels_gemm_avx512.c, from LG_GEMM_MIN_N tokens) at
  * shapes that are no multiple of its tiles: rows around LG_GEMM_ROWS and
- * its 6-row groups, token counts around LG_GEMM_TOKS, widths with a
- * partial 16-lane step (7, 33, 1000) and more than one k chunk (2100).
+ * its 16-row vectors (several row blocks, so a thread reuses the rows it
+ * packed across token blocks), token counts around LG_GEMM_TOKS, widths
+ * with a partial 16-lane step (7, 33, 1000) and more than one k chunk
+ * (2100).
  * Each output must be within test_matmul_tiles' bound of the reference
  * and bit for bit the token's own matmul alone (the dotr kernel), with 1
  * and 3 threads.
@@ -407,7 +409,7 @@ test_matmul_tiles(void **state)
 static void
 test_matmul_gemm(void **state)
 {
-	static const int64_t rows_set[] = {1, 47, 49, 97};
+	static const int64_t rows_set[] = {1, 47, 65, 161};
 	static const int64_t n_set[] = {48, 49, 95, 130};
 	static const int64_t cols_set[] = {7, 33, 1000, 2100};
 	lg_error	err;
