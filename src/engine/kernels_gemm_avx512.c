@@ -47,7 +47,7 @@
 #define MT 6
 
 _Static_assert(RV * 16 == LG_GEMM_ROWS, "a tile is RV row vectors");
-_Static_assert(LG_GEMM_TOKS % MT == 0, "a token block is whole micro tiles");
+_Static_assert(LG_GEMM_TOKS % MT == 0 && LG_GEMM_TOKS % 16 == 0, "a token block is whole micro tiles and 16-token packs");
 
 /* k values per chunk (a multiple of 16). */
 #define LG_GEMM_KC 512
@@ -66,11 +66,6 @@ gemm_f16_xpack_size(int64_t cols)
 	return (size_t) kpad(cols) * LG_GEMM_TOKS * sizeof(float);
 }
 
-/*
- * Pack nt (≤ LG_GEMM_TOKS) prep_f16 rows, xs bytes apart, residue-major:
- * dst[(l * kp/16 + i) * LG_GEMM_TOKS + t] = x_t[16 i + l], zeros past
- * cols and past nt.
- */
 /* In-register transpose of a 16 × 16 float block: r[i][j] becomes r[j][i]. */
 static inline void
 transpose16(__m512 r[16])
@@ -106,27 +101,47 @@ transpose16(__m512 r[16])
 	/* v[c] held columns c and c + 8 for c < 4, c and c + 8 for 4 <= c < 8 */
 }
 
-static void
-gemm_f16_xpack(int64_t cols, int nt, const void *x, size_t xs, void *dst)
+/*
+ * The shared packing: n (≤ width) rows of cols values (f16 or f32), stride
+ * bytes apart, to dst[(l * ni + i) * width + j] = row_j[16 i + l], zeros
+ * past cols and past n, a 16 × 16 block (16 rows, one i) at a time,
+ * transposed in registers.
+ */
+static inline void
+pack_residues(int64_t cols, int n, int width, const void *src, size_t stride, bool f16, float *dst)
 {
 	const int64_t ni = kpad(cols) / 16;
-	float	   *d = (float *) dst;
 
-	for (int t0 = 0; t0 < LG_GEMM_TOKS; t0 += 16)
+	for (int g = 0; g < width; g += 16)
 		for (int64_t i = 0; i < ni; i++)
 		{
 			const __mmask16 m = cols - 16 * i >= 16 ? (__mmask16) 0xFFFF
 				: (__mmask16) ((1u << (cols - 16 * i)) - 1);
 			__m512		r[16];
 
-			for (int t = 0; t < 16; t++)
-				r[t] = t0 + t < nt
-					? _mm512_maskz_loadu_ps(m, (const float *) ((const char *) x + (size_t) (t0 + t) * xs) + 16 * i)
-					: _mm512_setzero_ps();
+			for (int j = 0; j < 16; j++)
+			{
+				const char *row = (const char *) src + (size_t) (g + j) * stride;
+
+				r[j] = g + j >= n ? _mm512_setzero_ps()
+					: f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const lg_f16 *) row + 16 * i))
+					: _mm512_maskz_loadu_ps(m, (const float *) row + 16 * i);
+			}
 			transpose16(r);
 			for (int l = 0; l < 16; l++)
-				_mm512_store_ps(d + ((size_t) l * ni + i) * LG_GEMM_TOKS + t0, r[l]);
+				_mm512_store_ps(dst + ((size_t) l * ni + i) * width + g, r[l]);
 		}
+}
+
+/*
+ * Pack nt (≤ LG_GEMM_TOKS) prep_f16 rows, xs bytes apart, residue-major:
+ * dst[(l * kp/16 + i) * LG_GEMM_TOKS + t] = x_t[16 i + l], zeros past
+ * cols and past nt.
+ */
+static void
+gemm_f16_xpack(int64_t cols, int nt, const void *x, size_t xs, void *dst)
+{
+	pack_residues(cols, nt, LG_GEMM_TOKS, x, xs, false, (float *) dst);
 }
 
 /* Bytes of a thread's tile scratch: the packed f32 rows and the lane sums. */
@@ -140,29 +155,12 @@ gemm_f16_scratch_size(int64_t cols)
 /*
  * Pack nr (≤ LG_GEMM_ROWS) f16 rows, ws bytes apart, as f32 residue-major
  * like the tokens: u[(l * ni + i) * LG_GEMM_ROWS + r] = w_r[16 i + l],
- * zeros past cols and past nr.  A 16 × 16 block (16 rows, one i) is
- * converted and transposed in registers.
+ * zeros past cols and past nr.
  */
 static void
 gemm_f16_wpack(int64_t cols, int nr, const void *w, size_t ws, float *u)
 {
-	const int64_t ni = kpad(cols) / 16;
-
-	for (int g = 0; g < LG_GEMM_ROWS; g += 16)
-		for (int64_t i = 0; i < ni; i++)
-		{
-			const __mmask16 m = cols - 16 * i >= 16 ? (__mmask16) 0xFFFF
-				: (__mmask16) ((1u << (cols - 16 * i)) - 1);
-			__m512		r[16];
-
-			for (int j = 0; j < 16; j++)
-				r[j] = g + j < nr
-					? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const lg_f16 *) ((const char *) w + (size_t) (g + j) * ws) + 16 * i))
-					: _mm512_setzero_ps();
-			transpose16(r);
-			for (int l = 0; l < 16; l++)
-				_mm512_store_ps(u + ((size_t) l * ni + i) * LG_GEMM_ROWS + g, r[l]);
-		}
+	pack_residues(cols, nr, LG_GEMM_ROWS, w, ws, true, u);
 }
 
 /*
