@@ -222,6 +222,13 @@ struct lg_backend
 							  int64_t n, int64_t d, float eps);
 	/* x = gelu(x) over n rows of d values, tanh approximation (ggml_gelu), row by row */
 	void		(*gelu) (lg_backend *be, float *x, int64_t n, int64_t d);
+	/*
+	 * y[i] = x[rows[i]] for n rows of d values (rows: host, each < the
+	 * rows of x; y must not overlap x): an encoder's last layer keeps the
+	 * rows pooling wants, and its output is gathered to the caller's rows
+	 */
+	void		(*gather_rows) (lg_backend *be, float *y, const float *x, const int32_t *rows,
+								int64_t n, int64_t d);
 };
 
 /*
