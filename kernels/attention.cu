@@ -63,7 +63,7 @@ lg_gpu_attention_scratch_floats(int32_t n_seqs, int32_t max_n_tok, int32_t max_k
 	return (size_t) units * (size_t) n_heads * (size_t) (head_dim + 2);
 }
 
-/* Causal attention of every sequence of the call; see lg_kernels.h. */
+/* Causal or bidirectional attention of every sequence of the call; see lg_kernels.h. */
 lg_gpu_status
 lg_gpu_attention(lg_gpu_stream s, const lg_gpu_attn_args *a)
 {
@@ -123,6 +123,7 @@ lg_gpu_attention(lg_gpu_stream s, const lg_gpu_attn_args *a)
 	p.scale = a->scale;
 	p.split_len = 0;
 	p.n_splits = 1;
+	p.bidirectional = a->bidirectional;
 
 	if (a->max_n_tok == 1)
 	{

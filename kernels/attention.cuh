@@ -52,7 +52,15 @@ typedef struct lg_attn_params
 	float		scale;
 	int32_t		split_len;		/* decode: positions per split */
 	int32_t		n_splits;		/* decode: splits in the grid */
+	bool		bidirectional;	/* every query sees all kv_len positions (encoders) */
 } lg_attn_params;
+
+/* Positions 0 .. end-1 that the query at position qpos of sq may see (exclusive end). */
+static __device__ __forceinline__ int
+lg_attn_kv_end(const lg_attn_params &a, const lg_gpu_attn_seq &sq, int qpos)
+{
+	return a.bidirectional ? sq.kv_len : min(qpos + 1, sq.kv_len);
+}
 
 /* The decode split plan for a host bound: how many splits of how many positions. */
 typedef struct lg_attn_split_plan

@@ -177,7 +177,7 @@ lg_attn_decode_kernel(lg_attn_params a)
 
 	if (sq.n_tok != 1)
 		return;					/* not a decode step (the bounds said none is) */
-	n_valid = min(sq.pos0 + 1, sq.kv_len);
+	n_valid = lg_attn_kv_end(a, sq, sq.pos0);
 	s0 = blockIdx.z * a.split_len;
 	if (n_valid <= 0 || s0 >= n_valid)
 		return;					/* the whole block: past this sequence's length */
@@ -403,7 +403,7 @@ lg_attn_reduce_kernel(lg_attn_params a)
 
 	if (sq.n_tok != 1)
 		return;
-	n_valid = min(sq.pos0 + 1, sq.kv_len);
+	n_valid = lg_attn_kv_end(a, sq, sq.pos0);
 	if (n_valid <= 0)
 		return;
 	nz = (n_valid + a.split_len - 1) / a.split_len;

@@ -127,7 +127,7 @@ lg_attn_flash_kernel(lg_attn_params a)
 		const int	qr0 = qt * BR;	/* the tile's first row in the sequence */
 		const int	nr = min(BR, sq.n_tok - qr0);
 		const int	qpos0 = sq.pos0 + qr0;	/* position of the tile's row 0 */
-		const int	kv_end = min(qpos0 + nr, sq.kv_len);	/* last row's position + 1 */
+		const int	kv_end = lg_attn_kv_end(a, sq, qpos0 + nr - 1);	/* last row's position + 1 */
 		float		m[RI];
 		float		l[RI];
 		float		acc[RI][DC];
@@ -210,7 +210,7 @@ lg_attn_flash_kernel(lg_attn_params a)
 				{
 					const int	cj = tx + 16 * j;
 
-					if (r < nr && cj < nc && t0 + cj <= qpos)
+					if (r < nr && cj < nc && t0 + cj < lg_attn_kv_end(a, sq, qpos))
 						s[i][j] *= a.scale;
 					else
 						s[i][j] = -INFINITY;

@@ -122,7 +122,7 @@ lg_attn_flash_tc_kernel(lg_attn_params a)
 		const int	qr0 = qt * BR;
 		const int	nr = min(BR, sq.n_tok - qr0);
 		const int	qpos0 = sq.pos0 + qr0;
-		const int	kv_end = min(qpos0 + nr, sq.kv_len);
+		const int	kv_end = lg_attn_kv_end(a, sq, qpos0 + nr - 1);
 
 		/* Q tile as f16 (rows past nr zero), O zero, row state reset */
 		for (int i = tid; i < BR * D; i += LG_ATTN_TC_THREADS)
@@ -185,7 +185,7 @@ lg_attn_flash_tc_kernel(lg_attn_params a)
 
 				for (int c = c0; c < c0 + BC / 2; c++)
 				{
-					const bool	ok = r < nr && c < nc && t0 + c <= qpos;
+					const bool	ok = r < nr && c < nc && t0 + c < lg_attn_kv_end(a, sq, qpos);
 
 					if (ok)
 						mx = fmaxf(mx, sf[r * LG_ATTN_TC_LDS + c] * a.scale);
@@ -196,7 +196,7 @@ lg_attn_flash_tc_kernel(lg_attn_params a)
 					alpha = expf(m_old - mn);	/* 0 when m_old was -inf */
 				for (int c = c0; c < c0 + BC / 2; c++)
 				{
-					const bool	ok = mn != -INFINITY && r < nr && c < nc && t0 + c <= qpos;
+					const bool	ok = mn != -INFINITY && r < nr && c < nc && t0 + c < lg_attn_kv_end(a, sq, qpos);
 					const float p = ok ? expf(sf[r * LG_ATTN_TC_LDS + c] * a.scale - mn) : 0.0f;
 					const __half hi = __float2half_rn(p);
 

@@ -163,6 +163,15 @@ lg_gpu_status lg_gpu_add(lg_gpu_stream s, float *y, const float *x, int64_t n);
 /* y[r][c] += b[c], n rows of d */
 lg_gpu_status lg_gpu_add_bias(lg_gpu_stream s, float *y, const float *b, int64_t n, int64_t d);
 
+/*
+ * Encoders (bert).  y[n][d] = (x - mean(x)) / sqrt(var(x) + eps) * w + b
+ * per row, as lg_cpu_layernorm (w, b may be NULL: 1 and 0; y may equal x).
+ */
+lg_gpu_status lg_gpu_layernorm(lg_gpu_stream s, float *y, const float *x, const float *w, const float *b,
+							   int64_t n, int64_t d, float eps);
+/* x[i] = gelu(x[i]), tanh approximation (ggml_gelu), i < n */
+lg_gpu_status lg_gpu_gelu(lg_gpu_stream s, float *x, int64_t n);
+
 /* Which KV element type a pool holds: 0 F16, 1 F32 (as lg_kv_type). */
 #define LG_GPU_KV_F16 0
 #define LG_GPU_KV_F32 1
@@ -178,7 +187,9 @@ lg_gpu_status lg_gpu_kv_store(lg_gpu_stream s, void *pool, int kv_type, const in
  * One sequence of an attention call (device array).  Its queries are rows
  * q_row0 .. q_row0+n_tok-1 of q (and out), at positions pos0 .. ; it
  * attends causally to its positions 0 .. kv_len-1 (kv_len = pos0 + n_tok),
- * found through block_tables[bt_off + p / block_size].
+ * found through block_tables[bt_off + p / block_size].  In a bidirectional
+ * call (encoders) every query attends to all of 0 .. kv_len-1 and pos0 is
+ * not used (a pruned encoder step has fewer queries than positions).
  */
 typedef struct lg_gpu_attn_seq
 {
@@ -209,13 +220,15 @@ typedef struct lg_gpu_attn_args
 	int32_t		max_n_tok;
 	int32_t		max_kv_len;
 	float	   *scratch;		/* lg_gpu_attention_scratch_floats() floats, or NULL if it says 0 */
+	bool		bidirectional;	/* encoders: no causal mask (see lg_gpu_attn_seq) */
 } lg_gpu_attn_args;
 
 /* Scratch the attention needs for these bounds (split-K partials). */
 size_t		lg_gpu_attention_scratch_floats(int32_t n_seqs, int32_t max_n_tok, int32_t max_kv_len,
 											int32_t n_heads, int32_t head_dim);
 /*
- * Causal softmax attention of every sequence: decode-shaped sequences
+ * Causal (or, with bidirectional, unmasked) softmax attention of every
+ * sequence: decode-shaped sequences
  * (n_tok == 1) through a paged split-K kernel, longer ones through a tiled
  * flash-style kernel; both read K/V straight from the pool.
  */

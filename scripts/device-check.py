@@ -7,6 +7,11 @@
       prints "err=... bound=..." and exits 1 above the bound.
   device-check.py ids CPU.json GPU.json
       `llamagpu generate --json` outputs: the generated ids must be equal.
+  device-check.py embed CPU.json GPU.json BOUND
+      `llamagpu embed --json` outputs of the same texts on two devices: max
+      over vectors of max|gpu - cpu| / max|cpu| and the least cosine; prints
+      "err=... cos=... bound=..." and exits 1 above the bound or below
+      cosine 0.9999.
   device-check.py field FILE KEY
       one top-level field of a JSON object (bench --json).
   device-check.py perf TYPE D2D_GBPS GEMM_TFLOPS DIR
@@ -51,6 +56,32 @@ def logits_err(cpu_path, gpu_path):
     return worst, where
 
 
+def embed_vectors(path):
+    """The vectors of `embed --json` (pooling none: each text's token vectors, in order)."""
+    out = []
+    for e in load(path)["embeddings"]:
+        out.extend(e if e and isinstance(e[0], list) else [e])
+    return out
+
+
+def embed_err(cpu_path, gpu_path):
+    cpu, gpu = embed_vectors(cpu_path), embed_vectors(gpu_path)
+    if len(cpu) != len(gpu) or not cpu:
+        return math.inf, 0.0, "vectors differ: %d vs %d" % (len(cpu), len(gpu))
+    worst, cos_min = 0.0, 1.0
+    for a, b in zip(cpu, gpu):
+        if len(a) != len(b):
+            return math.inf, 0.0, "lengths differ: %d vs %d" % (len(a), len(b))
+        err = max(abs(x - y) for x, y in zip(a, b)) / (max(abs(x) for x in a) or 1.0)
+        na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
+        cos = sum(x * y for x, y in zip(a, b)) / (na * nb) if na and nb else 0.0
+        if not err <= worst:         # NaN propagates
+            worst = err
+        if not cos >= cos_min:
+            cos_min = cos
+    return worst, cos_min, "%d vectors" % len(cpu)
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "logits" and len(argv) == 5:
@@ -66,6 +97,11 @@ def main(argv):
         n = next((i for i, (x, y) in enumerate(zip(a["ids"], b["ids"])) if x != y), min(len(a["ids"]), len(b["ids"])))
         print("differ at token %d: cpu %r... gpu %r..." % (n, a.get("text", "")[:60], b.get("text", "")[:60]))
         return 1
+    if cmd == "embed" and len(argv) == 5:
+        err, cos, what = embed_err(argv[2], argv[3])
+        bound = float(argv[4])
+        print("err=%.3e cos=%.9f bound=%.1e (%s)" % (err, cos, bound, what))
+        return 0 if err <= bound and cos >= 0.9999 else 1
     if cmd == "field" and len(argv) == 4:
         print(load(argv[2])[argv[3]])
         return 0

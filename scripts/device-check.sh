@@ -12,6 +12,12 @@
 #                  stories260K and small synthetic models of every type: all
 #                  logits compared (normalised error); greedy generation on
 #                  stories260K must give the same text
+#   (c2) embeddings llamagpu embed with --device cpu and --device cuda:0 on
+#                  small synthetic encoders (bert F32 and F16, nomic-bert
+#                  F16): vectors compared (max error, cosine) for one text
+#                  at a time, a padded batch and cls pooling; then batch 1
+#                  against batch 64 at 32 and 256 tokens on MiniLM- and
+#                  bge-base-shaped F16 encoders (embeddings per second)
 #   (d) timing     the synthetic 1.1B model (TinyLlama's shape) in F16, Q8_0
 #                  and Q4_0: single-sequence decode, batched decode (8, 32,
 #                  128 sequences), 512-token prompts; against the bandwidth
@@ -34,7 +40,12 @@
 # Environment: LLAMAGPU_SHARED (default: ./shared, .devdeps/shared, ../shared) holds
 # fixtures/models/stories260K.gguf; DEVICE (default cuda:0); CUDA_ARCHS
 # (default 90); JOBS (default: nproc); DEVICE_CHECK_BUDGET seconds (default
-# 450) after which the remaining timing runs are skipped.
+# 450) after which the remaining timing runs are skipped; DEVICE_CHECK_ONLY
+# (build, kernels, logits, embed or timing: that step only; every step but
+# build then uses the bin/llamagpu already built, so DEVICE=cpu
+# DEVICE_CHECK_ONLY=embed runs the embedding step on a machine without a GPU);
+# LLAMAGPU_CLI (default bin/llamagpu): another binary for those steps, e.g.
+# the GPU emulator's build/gpu_emu/llamagpu with DEVICE_CHECK_ONLY=embed.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,13 +70,14 @@ DEVICE=${DEVICE:-cuda:0}
 CUDA_ARCHS=${CUDA_ARCHS:-90}
 JOBS=${JOBS:-$(nproc)}
 BUDGET=${DEVICE_CHECK_BUDGET:-450}
+ONLY=${DEVICE_CHECK_ONLY:-}
 LOG=$ROOT/build/device-check/logs
 WORK=$ROOT/build/device-check/work
 rm -rf "$LOG"
 mkdir -p "$LOG" "$WORK"
 SUMMARY=$LOG/summary.txt
 : >"$SUMMARY"
-CLI=$ROOT/bin/llamagpu
+CLI=${LLAMAGPU_CLI:-$ROOT/bin/llamagpu}
 CHECK=$ROOT/build/gpu/check_kernels
 PY=(python3 "$ROOT/scripts/device-check.py")
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -74,6 +86,11 @@ export PATH="$PATH:/usr/local/cuda/bin"
 row() {
 	printf '%s|%s|%s\n' "$1" "$2" "$3" >>"$SUMMARY"
 	printf '%s: %s  %s\n' "$2" "$1" "$3"
+}
+
+# Whether step $1 runs (all do unless DEVICE_CHECK_ONLY names one).
+want() {
+	[ -z "$ONLY" ] || [ "$ONLY" = "$1" ]
 }
 
 # Seconds left of the budget, for the optional timing runs.
@@ -110,7 +127,11 @@ if ! printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\n' | cc -E -x c
 	fi
 fi
 t0=$SECONDS
-if timeout 420 make -s -j"$JOBS" -f mk/standalone.mk GPU=cuda CUDA_ARCHS="$CUDA_ARCHS" "${make_extra[@]}" all >"$LOG/build.log" 2>&1; then
+if ! want build; then
+	built=0
+	[ -x "$CLI" ] && built=1
+	echo "DEVICE_CHECK_ONLY=$ONLY: no build; $CLI $([ $built = 1 ] && echo is there || echo is missing)"
+elif timeout 420 make -s -j"$JOBS" -f mk/standalone.mk GPU=cuda CUDA_ARCHS="$CUDA_ARCHS" "${make_extra[@]}" all >"$LOG/build.log" 2>&1; then
 	row "build sm_$CUDA_ARCHS" PASS "$((SECONDS - t0)) s; $(grep -ci warning "$LOG/build.log") warning lines"
 	built=1
 else
@@ -122,7 +143,9 @@ fi
 
 # ---- (b) kernels vs the CPU backend ----------------------------------------------
 echo "== (b) check_kernels"
-if [ $built = 1 ] && [ -x "$CHECK" ]; then
+if ! want kernels; then
+	:
+elif [ $built = 1 ] && [ -x "$CHECK" ]; then
 	t0=$SECONDS
 	timeout 240 "$CHECK" >"$LOG/check_kernels.log" 2>&1
 	rc=$?
@@ -162,7 +185,9 @@ ids_of() {
 	python3 -c "import random; r = random.Random($3); print(','.join(['1'] + [str(r.randrange(3, $2)) for _ in range($1 - 1)]))"
 }
 
-if [ $built = 1 ]; then
+if ! want logits; then
+	:
+elif [ $built = 1 ]; then
 	if [ -n "$STORIES" ] && [ -f "$STORIES" ]; then
 		ids=$(ids_of 48 512 7)
 		compare_logits "stories260K kv=f32" "$STORIES" 512 1e-4 "$ids" f32
@@ -209,11 +234,89 @@ else
 	row "logits" SKIP "not built"
 fi
 
+# ---- (c2) embeddings: CPU vs GPU vectors, batch 1 vs 64 ----------------------------
+echo "== (c2) embeddings"
+ENC_TEXTS=("hello world" "a" "the quick brown fox jumps over the lazy dog, twice!" "embeddings: 42 + 7 = 49" "x y z")
+# embed the texts on both devices with these options; compare
+compare_embed() {
+	local name=$1 model=$2 bound=$3 tag rc out
+	shift 3
+	tag=$(printf '%s' "$name $*" | tr -c 'a-zA-Z0-9_.-' '_')
+	for dev in cpu "$DEVICE"; do
+		if ! timeout 60 "$CLI" embed -m "$model" --json --device "$dev" "$@" "${ENC_TEXTS[@]}" \
+				>"$WORK/embed-$tag-${dev%%:*}.json" 2>"$LOG/embed-$tag-${dev%%:*}.err"; then
+			row "embed $name $*" FAIL "embed --device $dev failed: $(head -c 300 "$LOG/embed-$tag-${dev%%:*}.err")"
+			return
+		fi
+	done
+	out=$("${PY[@]}" embed "$WORK/embed-$tag-cpu.json" "$WORK/embed-$tag-${DEVICE%%:*}.json" "$bound")
+	rc=$?
+	row "embed $name $*" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "$out"
+}
+
+# embeddings per second of `embed --bench-len` on DEVICE (prints the number, or nothing)
+embed_rate() {
+	local model=$1 len=$2 batch=$3 count=$4 tag=$5
+	timeout 90 "$CLI" embed -m "$model" --bench-len "$len" --batch "$batch" --bench-count "$count" -r 2 \
+		--device "$DEVICE" >"$LOG/embed-bench-$tag.json" 2>"$LOG/embed-bench-$tag.log" &&
+		"${PY[@]}" field "$LOG/embed-bench-$tag.json" emb_per_s
+}
+
+if ! want embed; then
+	:
+elif [ $built = 1 ]; then
+	# vectors: bounds as tests/gpu_emu/test_backend_emu.py's (F32 the same math up to
+	# summation order; F16 where the CPU rounds activations to f16 for its dot products)
+	for spec in "bert f32 5e-6" "bert f16 5e-4" "nomic-bert f16 5e-4"; do
+		read -r arch type bound <<<"$spec"
+		model=$WORK/enc-$arch-$type.gguf
+		if ! timeout 60 "$CLI" synth --arch "$arch" --dim 256 --layers 2 --heads 4 --ffn 512 --ctx 512 --vocab-wpm \
+				--pooling mean --type "$type" --seed 7 -o "$model" >"$LOG/synth-enc-$arch-$type.log" 2>&1; then
+			row "embed $arch $type" FAIL "synth failed: $(tail -1 "$LOG/synth-enc-$arch-$type.log")"
+			continue
+		fi
+		compare_embed "$arch $type" "$model" "$bound" --batch 1
+		compare_embed "$arch $type" "$model" "$bound" --batch 64
+		compare_embed "$arch $type" "$model" "$bound" --pooling cls --batch 64
+	done
+	# timing: MiniLM- and bge-base-shaped F16 encoders (scripts/bench-embed.sh's shapes),
+	# batch 1 against batch 64 at 32 and 256 tokens
+	for spec in "minilm 384 6 1536 mean" "bge 768 12 3072 cls"; do
+		read -r name dim layers ffn pool <<<"$spec"
+		if [ "$(time_left)" -lt 60 ]; then
+			row "embed timing $name" SKIP "time budget of ${BUDGET} s spent"
+			continue
+		fi
+		model=$WORK/enc-$name-f16.gguf
+		if ! timeout 90 "$CLI" synth --arch bert --dim "$dim" --layers "$layers" --heads 12 --ffn "$ffn" --ctx 512 \
+				--vocab-wpm --pooling "$pool" --type f16 --seed 1 -o "$model" >"$LOG/synth-$name.log" 2>&1; then
+			row "embed timing $name" FAIL "synth failed: $(tail -1 "$LOG/synth-$name.log")"
+			continue
+		fi
+		for len in 32 256; do
+			few=$([ "$len" -le 64 ] && echo 32 || echo 16)
+			r1=$(embed_rate "$model" "$len" 1 "$few" "$name-$len-b1")
+			r64=$(embed_rate "$model" "$len" 64 128 "$name-$len-b64")
+			if [ -n "$r1" ] && [ -n "$r64" ]; then
+				ratio=$(python3 -c 'import sys; print("%.1f" % (float(sys.argv[2]) / float(sys.argv[1])))' "$r1" "$r64")
+				row "embed $name f16 L$len" INFO "batch 1: $r1 emb/s, batch 64: $r64 emb/s (${ratio}x) on $DEVICE"
+			else
+				row "embed $name f16 L$len" FAIL "embed --bench-len failed: $(cat "$LOG"/embed-bench-"$name-$len"-*.log | head -c 300)"
+			fi
+		done
+		rm -f "$model"
+	done
+else
+	row "embeddings" SKIP "not built"
+fi
+
 # ---- (d) timing ----------------------------------------------------------------------
 echo "== (d) timing"
 d2d=0
 gemm=0
-if [ $built = 1 ]; then
+if ! want timing; then
+	:
+elif [ $built = 1 ]; then
 	if timeout 120 "$CHECK" --bench >"$LOG/bench-kernels.log" 2>&1; then :; fi
 	grep '^BENCH' "$LOG/bench-kernels.log"
 	d2d=$(sed -n 's/^BENCH d2d_GBps=\([0-9.]*\).*/\1/p' "$LOG/bench-kernels.log")

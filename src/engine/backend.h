@@ -15,9 +15,9 @@
  * model's weights are copied to the device once by map_weights, and the
  * ops translate a weight pointer (host, inside a mapped region) to its
  * device copy.  Small host arrays the ops take (token ids, positions, slots,
- * block tables, attention arguments) stay host memory; between step_begin
- * and step_end they must not change, so a device backend uploads each once
- * per step however many layers use it.
+ * block tables, attention arguments, gathered row numbers) stay host
+ * memory; between step_begin and step_end they must not change, so a
+ * device backend uploads each once per step however many layers use it.
  */
 #ifndef LG_BACKEND_H
 #define LG_BACKEND_H
@@ -86,7 +86,8 @@ typedef struct lg_attn_args
 	lg_kv_type	kv_type;
 	int64_t		n_tok;			/* queries; query i sits at position pos0 + i */
 	int64_t		pos0;
-	int64_t		kv_len;			/* pos0 + n_tok */
+	int64_t		kv_len;			/* pos0 + n_tok (bidirectional: the whole sequence, which
+								 * an encoder's pruned last layer queries only in part) */
 	int32_t		n_heads;
 	int32_t		n_kv_heads;		/* n_heads is a multiple: grouped-query attention */
 	int32_t		head_dim;
@@ -149,9 +150,10 @@ struct lg_backend
 							 const int32_t *block_table, int32_t block_size, int64_t pos0,
 							 const float *x, int64_t n, int64_t d);
 	/*
-	 * causal softmax attention of n_seqs sequences (a[0..n_seqs), each
-	 * with its own queries, output, positions and block table; see
-	 * lg_attn_args), computed together so short ones share the threads
+	 * causal (with a[].bidirectional: unmasked) softmax attention of
+	 * n_seqs sequences (a[0..n_seqs), each with its own queries, output,
+	 * positions and block table; see lg_attn_args), computed together so
+	 * short ones share the threads
 	 */
 	void		(*attention) (lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 	/* floats of scratch attention needs for (n_tok, kv_len, n_heads) */
@@ -222,6 +224,13 @@ struct lg_backend
 							  int64_t n, int64_t d, float eps);
 	/* x = gelu(x) over n rows of d values, tanh approximation (ggml_gelu), row by row */
 	void		(*gelu) (lg_backend *be, float *x, int64_t n, int64_t d);
+	/*
+	 * y[i] = x[rows[i]] for n rows of d values (rows: host, each < the
+	 * rows of x; y must not overlap x): an encoder's last layer keeps the
+	 * rows pooling wants, and its output is gathered to the caller's rows
+	 */
+	void		(*gather_rows) (lg_backend *be, float *y, const float *x, const int32_t *rows,
+								int64_t n, int64_t d);
 };
 
 /*

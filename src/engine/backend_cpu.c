@@ -198,6 +198,7 @@ lg_backend_cpu_new_level(int n_threads, const char *level, lg_error *err)
 	be->add_bias = lg_cpu_add_bias;
 	be->layernorm = lg_cpu_layernorm;
 	be->gelu = lg_cpu_gelu;
+	be->gather_rows = lg_cpu_gather_rows;
 
 	if (reference)
 		lg_cpu_kernels_reference(&ctx->k);

@@ -245,6 +245,8 @@ void		lg_cpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64
 void		lg_cpu_layernorm(lg_backend *be, float *y, const float *x, const float *w, const float *b,
 							 int64_t n, int64_t d, float eps);
 void		lg_cpu_gelu(lg_backend *be, float *x, int64_t n, int64_t d);
+void		lg_cpu_gather_rows(lg_backend *be, float *y, const float *x, const int32_t *rows,
+							   int64_t n, int64_t d);
 /* Attention of encoders (every a[i].bidirectional); false: not done, use the general kernel. */
 bool		lg_cpu_attention_bidir(lg_backend *be, const lg_attn_args *a, int32_t n_seqs);
 

@@ -104,6 +104,7 @@ typedef struct gpu_ctx
 	const lg_attn_args *attn_key;
 	int32_t		attn_key_n;
 	const int32_t *attn_key_bt;
+	int64_t		attn_key_tok;	/* the sequences' queries: an encoder's last layer has fewer */
 	lg_gpu_attn_seq *attn_seqs_dev;	/* decode sequences first, then prompt ones */
 	int32_t    *attn_bt_dev;
 	int32_t		attn_n_decode;	/* sequences with one query */
@@ -560,9 +561,13 @@ attn_prepare(gpu_ctx *g, const lg_attn_args *a, int32_t n_seqs)
 {
 	const int64_t row = (int64_t) a[0].n_heads * a[0].head_dim;
 	int64_t		n_bt = 0;
+	int64_t		n_tok = 0;
 	int32_t		k = 0;
 
-	if (g->attn_key == a && g->attn_key_n == n_seqs && g->attn_key_bt == a[0].block_table)
+	for (int32_t s = 0; s < n_seqs; s++)
+		n_tok += a[s].n_tok;
+	if (g->attn_key == a && g->attn_key_n == n_seqs && g->attn_key_bt == a[0].block_table &&
+		g->attn_key_tok == n_tok)
 		return true;
 	for (int32_t s = 0; s < n_seqs; s++)
 		n_bt += (a[s].kv_len + a[s].block_size - 1) / a[s].block_size;
@@ -629,6 +634,7 @@ attn_prepare(gpu_ctx *g, const lg_attn_args *a, int32_t n_seqs)
 	g->attn_key = a;
 	g->attn_key_n = n_seqs;
 	g->attn_key_bt = a[0].block_table;
+	g->attn_key_tok = n_tok;
 	return true;
 }
 
@@ -652,6 +658,7 @@ attn_call(gpu_ctx *g, const lg_attn_args *a, int32_t first, int32_t n, int32_t m
 		.head_dim = a[0].head_dim, .scale = a[0].scale,
 		.max_n_tok = max_n_tok, .max_kv_len = max_kv_len,
 		.scratch = need > 0 ? (float *) g->attn_scratch.p : NULL,
+		.bidirectional = a[0].bidirectional,
 	};
 	note(g, lg_gpu_attention(g->stream, &ga), "attention");
 }
@@ -746,6 +753,79 @@ gpu_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64_t d)
 	bool		own = op_enter(g);
 
 	gpu_add_bias_run(be, y, b, n, d);
+	op_leave(g, own, LG_OK);
+}
+
+static void
+gpu_layernorm_run(lg_backend *be, float *y, const float *x, const float *w, const float *b,
+				  int64_t n, int64_t d, float eps)
+{
+	gpu_ctx    *g = ctx_of(be);
+
+	if (live(g))
+		note(g, lg_gpu_layernorm(g->stream, y, x, w ? dev_ptr(g, w) : NULL, b ? dev_ptr(g, b) : NULL,
+								 n, d, eps), "layernorm");
+}
+
+/* gpu_layernorm_run as a step of its own when called outside one */
+static void
+gpu_layernorm(lg_backend *be, float *y, const float *x, const float *w, const float *b,
+			  int64_t n, int64_t d, float eps)
+{
+	gpu_ctx    *g = ctx_of(be);
+	bool		own = op_enter(g);
+
+	gpu_layernorm_run(be, y, x, w, b, n, d, eps);
+	op_leave(g, own, LG_OK);
+}
+
+static void
+gpu_gelu_run(lg_backend *be, float *x, int64_t n, int64_t d)
+{
+	gpu_ctx    *g = ctx_of(be);
+
+	if (live(g))
+		note(g, lg_gpu_gelu(g->stream, x, n * d), "gelu");
+}
+
+/* gpu_gelu_run as a step of its own when called outside one */
+static void
+gpu_gelu(lg_backend *be, float *x, int64_t n, int64_t d)
+{
+	gpu_ctx    *g = ctx_of(be);
+	bool		own = op_enter(g);
+
+	gpu_gelu_run(be, x, n, d);
+	op_leave(g, own, LG_OK);
+}
+
+/* The row gather is get_rows over an F32 "table" (x) that lives on the device. */
+static void
+gpu_gather_rows_run(lg_backend *be, float *y, const float *x, const int32_t *rows, int64_t n, int64_t d)
+{
+	gpu_ctx    *g = ctx_of(be);
+	const int32_t *rows_dev;
+	int64_t		n_src = 1;
+
+	if (!live(g) || n <= 0)
+		return;
+	/* the kernel writes zeros for a row past the table rather than read outside x */
+	for (int64_t i = 0; i < n; i++)
+		if (rows[i] >= n_src)
+			n_src = (int64_t) rows[i] + 1;
+	if ((rows_dev = upload(g, rows, (size_t) n * sizeof(int32_t), true)) == NULL)
+		return;
+	note(g, lg_gpu_get_rows(g->stream, y, x, LG_TYPE_F32, d, n_src, rows_dev, n), "row gather");
+}
+
+/* gpu_gather_rows_run as a step of its own when called outside one */
+static void
+gpu_gather_rows(lg_backend *be, float *y, const float *x, const int32_t *rows, int64_t n, int64_t d)
+{
+	gpu_ctx    *g = ctx_of(be);
+	bool		own = op_enter(g);
+
+	gpu_gather_rows_run(be, y, x, rows, n, d);
 	op_leave(g, own, LG_OK);
 }
 
@@ -1070,6 +1150,9 @@ lg_backend_gpu_new(int device, lg_error *err)
 	be->swiglu = gpu_swiglu;
 	be->add = gpu_add;
 	be->add_bias = gpu_add_bias;
+	be->layernorm = gpu_layernorm;
+	be->gelu = gpu_gelu;
+	be->gather_rows = gpu_gather_rows;
 	be->buf_alloc = gpu_buf_alloc;
 	be->buf_free = gpu_buf_free;
 	be->buf_read = gpu_buf_read;

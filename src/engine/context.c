@@ -144,6 +144,7 @@ lg_context_new(const lg_model *m, const lg_context_params *p, lg_error *err)
 	c->hb = buf_zero(c->be, (size_t) c->n_batch * hp->n_ff, &ok);
 	c->hb2 = buf_zero(c->be, (size_t) c->n_batch * hp->n_ff, &ok);
 	c->positions = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
+	c->positions_out = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
 	c->slots = alloc_zero(c->n_batch, sizeof(int32_t), &ok);
 	c->btokens = alloc_zero(c->n_batch, sizeof(lg_token), &ok);
 	c->bseqs = alloc_zero(c->n_batch, sizeof(lg_fwd_seq), &ok);
@@ -200,6 +201,7 @@ lg_context_free(lg_context *c)
 			c->be->unmap_weights(c->be, c->mapped_weights);
 	}
 	free(c->positions);
+	free(c->positions_out);
 	free(c->slots);
 	free(c->btokens);
 	free(c->bseqs);

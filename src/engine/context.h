@@ -59,6 +59,7 @@ struct lg_context
 	const void *mapped_weights;	/* the region map_weights was given, or NULL */
 	int32_t    *slots;			/* [n_batch] each row's KV pool row */
 	int32_t    *positions;		/* [n_batch] each row's position in its sequence */
+	int32_t    *positions_out;	/* [n_batch] positions of an encoder's pruned rows (forward_bert.c) */
 	lg_token   *btokens;		/* [n_batch] a batch's tokens, gathered */
 	lg_fwd_seq *bseqs;			/* [n_batch] a batch's sequences */
 	int32_t    *out_rows;		/* [n_batch] rows whose logits are wanted */

@@ -281,10 +281,6 @@ lg_context_embed(lg_context *c, const lg_token *const *tokens, const int32_t *n_
 		pool = lg_model_pooling(m);
 	if (lg_pooling_name(pool) == NULL)
 		return lg_error_set(err, LG_ERR_ARG, "unknown pooling %d", (int) pool);
-	if (m->hp.encoder && !lg_backend_is_host(c->be))
-		return lg_error_set(err, LG_ERR_UNSUPPORTED,
-							"encoder models (%s) run on the CPU backend only, not on %s",
-							m->hp.arch_name, c->be->name);
 
 	tok_off = malloc((size_t) n_seqs * sizeof(int64_t));
 	if (tok_off == NULL)

@@ -19,11 +19,16 @@
  * llama.cpp.  Sequences of a batch are packed one after another; each
  * attends over its own rows only (its own block table), which is what
  * a padded batch with an attention mask computes.
+ *
+ * Any backend with the encoder entries runs this (the CPU, the GPU): the
+ * host arrays the ops take (positions, slots, out_rows) are all written
+ * before the first op and never changed during the step, since a device
+ * uploads each once; the pruned rows move with gather_rows into the other
+ * activation buffer and their positions are a second array.
  */
 #include "context.h"
 
 #include <math.h>
-#include <string.h>
 
 lg_status
 lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
@@ -36,6 +41,9 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 	const int64_t d = hp->n_embd;
 	const bool	bert = hp->arch == LG_ARCH_BERT;
 	static const lg_token type0 = 0;
+	float	   *x = c->x;			/* the hidden state; swaps with xb at the prune */
+	float	   *xb = c->xb;
+	const int32_t *pos = c->positions;
 	lg_status	st;
 	const lg_attn_args a0 = {
 		.kv_type = c->kv_type, .block_size = bs,
@@ -47,7 +55,7 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 	if (!b->hidden)
 		return lg_error_set(err, LG_ERR_UNSUPPORTED,
 							"%s is an encoder: it makes embeddings (lg_context_embed), not logits", hp->arch_name);
-	if (be->layernorm == NULL || be->gelu == NULL || !lg_backend_is_host(be))
+	if (be->layernorm == NULL || be->gelu == NULL || be->gather_rows == NULL)
 		return lg_error_set(err, LG_ERR_UNSUPPORTED, "backend %s cannot run encoder models (%s)",
 							be->name, hp->arch_name);
 
@@ -66,23 +74,26 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 			c->slots[b->seqs[s].row0 + i] = kv->blocks[p / bs] * bs + p % bs;
 		}
 	}
+	/* the pruned rows' positions, for nomic-bert's RoPE of their queries */
+	for (int32_t i = 0; i < b->n_out; i++)
+		c->positions_out[i] = c->positions[b->out_rows[i]];
 
 	/* x = token + token type 0 (+ position) embeddings, LayerNorm */
-	if ((st = be->get_rows(be, c->x, &m->tok_embd, b->tokens, n)) != LG_OK)
+	if ((st = be->get_rows(be, x, &m->tok_embd, b->tokens, n)) != LG_OK)
 		return lg_error_set(err, st, "embedding lookup failed");
 	if (m->type_embd.data)
 	{
-		if ((st = be->get_rows(be, c->xb, &m->type_embd, &type0, 1)) != LG_OK)
+		if ((st = be->get_rows(be, xb, &m->type_embd, &type0, 1)) != LG_OK)
 			return lg_error_set(err, st, "token type embedding lookup failed");
-		be->add_bias(be, c->x, c->xb, n, d);
+		be->add_bias(be, x, xb, n, d);
 	}
 	if (bert)
 	{
-		if ((st = be->get_rows(be, c->xb, &m->pos_embd, c->positions, n)) != LG_OK)
+		if ((st = be->get_rows(be, xb, &m->pos_embd, c->positions, n)) != LG_OK)
 			return lg_error_set(err, st, "position embedding lookup failed");
-		be->add(be, c->x, c->xb, n * d);
+		be->add(be, x, xb, n * d);
 	}
-	be->layernorm(be, c->x, c->x, m->tok_norm.data, m->tok_norm_b.data, n, d, hp->norm_eps);
+	be->layernorm(be, x, x, m->tok_norm.data, m->tok_norm_b.data, n, d, hp->norm_eps);
 
 	for (int il = 0; il < hp->n_layer; il++)
 	{
@@ -102,8 +113,8 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 			return lg_error_set(err, LG_ERR_CANCELLED, "evaluation cancelled");
 
 		/* k, v = x·W (+ b); nomic-bert: RoPE */
-		if ((st = be->matmul(be, c->k, &l->wk, c->x, n)) != LG_OK ||
-			(st = be->matmul(be, c->v, &l->wv, c->x, n)) != LG_OK)
+		if ((st = be->matmul(be, c->k, &l->wk, x, n)) != LG_OK ||
+			(st = be->matmul(be, c->v, &l->wv, x, n)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: attention projection failed", il);
 		if (l->bk.data)
 			be->add_bias(be, c->k, l->bk.data, n, d);
@@ -115,21 +126,21 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 		be->kv_store_slots(be, v_pool, c->kv_type, c->slots, c->v, n, d);
 		if (prune)
 		{
-			/* rows out_rows[i] move to i (increasing, so in place) with their positions */
-			for (int32_t i = 0; i < nq; i++)
-				if (b->out_rows[i] != i)
-				{
-					memcpy(c->x + i * d, c->x + b->out_rows[i] * d, (size_t) d * sizeof(float));
-					c->positions[i] = c->positions[b->out_rows[i]];
-				}
+			/* rows out_rows[i] go on as rows i (into the other buffer), with their positions */
+			float	   *t = x;
+
+			be->gather_rows(be, xb, x, b->out_rows, nq, d);
+			x = xb;
+			xb = t;
+			pos = c->positions_out;
 		}
 		/* q = x·Wq (+ b) for the rows that go on */
-		if ((st = be->matmul(be, c->q, &l->wq, c->x, nq)) != LG_OK)
+		if ((st = be->matmul(be, c->q, &l->wq, x, nq)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: attention projection failed", il);
 		if (l->bq.data)
 			be->add_bias(be, c->q, l->bq.data, nq, d);
 		if (!bert)
-			be->rope(be, c->q, nq, hp->n_head, hp->head_dim, c->positions, &hp->rope);
+			be->rope(be, c->q, nq, hp->n_head, hp->head_dim, pos, &hp->rope);
 
 		/* each sequence's queries attend over all of its own rows */
 		for (int32_t s = 0, k = 0; s < b->n_seqs; s++)
@@ -161,46 +172,42 @@ lg_forward_bert(lg_context *c, const lg_fwd_batch *b, float *out, lg_error *err)
 		be->attention(be, c->attn_args, n_att);
 
 		/* x = LayerNorm(att·Wo + bo + x) */
-		if ((st = be->matmul(be, c->xb, &l->wo, c->att, nq)) != LG_OK)
+		if ((st = be->matmul(be, xb, &l->wo, c->att, nq)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: attention output failed", il);
 		if (l->bo.data)
-			be->add_bias(be, c->xb, l->bo.data, nq, d);
-		be->add(be, c->xb, c->x, nq * d);
-		be->layernorm(be, c->x, c->xb, l->attn_out_norm.data, l->attn_out_norm_b.data, nq, d, hp->norm_eps);
+			be->add_bias(be, xb, l->bo.data, nq, d);
+		be->add(be, xb, x, nq * d);
+		be->layernorm(be, x, xb, l->attn_out_norm.data, l->attn_out_norm_b.data, nq, d, hp->norm_eps);
 
 		/* feed-forward, then x = LayerNorm(f + x) */
 		if (bert)
 		{
-			if ((st = be->matmul(be, c->hb, &l->ffn_up, c->x, nq)) != LG_OK)
+			if ((st = be->matmul(be, c->hb, &l->ffn_up, x, nq)) != LG_OK)
 				return lg_error_set(err, st, "layer %d: feed-forward failed", il);
 			be->add_bias(be, c->hb, l->ffn_up_b.data, nq, hp->n_ff);
 			be->gelu(be, c->hb, nq, hp->n_ff);
 		}
 		else
 		{
-			if ((st = be->matmul(be, c->hb, &l->ffn_gate, c->x, nq)) != LG_OK ||
-				(st = be->matmul(be, c->hb2, &l->ffn_up, c->x, nq)) != LG_OK)
+			if ((st = be->matmul(be, c->hb, &l->ffn_gate, x, nq)) != LG_OK ||
+				(st = be->matmul(be, c->hb2, &l->ffn_up, x, nq)) != LG_OK)
 				return lg_error_set(err, st, "layer %d: feed-forward failed", il);
 			be->swiglu(be, c->hb, c->hb2, nq, hp->n_ff);
 		}
-		if ((st = be->matmul(be, c->xb, &l->ffn_down, c->hb, nq)) != LG_OK)
+		if ((st = be->matmul(be, xb, &l->ffn_down, c->hb, nq)) != LG_OK)
 			return lg_error_set(err, st, "layer %d: feed-forward output failed", il);
 		if (l->ffn_down_b.data)
-			be->add_bias(be, c->xb, l->ffn_down_b.data, nq, d);
-		be->add(be, c->xb, c->x, nq * d);
-		be->layernorm(be, c->x, c->xb, l->layer_out_norm.data, l->layer_out_norm_b.data, nq, d, hp->norm_eps);
+			be->add_bias(be, xb, l->ffn_down_b.data, nq, d);
+		be->add(be, xb, x, nq * d);
+		/* the pruned last layer's rows are the output, in order: normed straight into it */
+		be->layernorm(be, prune && out != NULL ? out : x, xb, l->layer_out_norm.data,
+					  l->layer_out_norm_b.data, nq, d, hp->norm_eps);
 		if (prune)
-		{
-			/* x now holds the asked rows in order */
-			if (out != NULL)
-				memcpy(out, c->x, (size_t) nq * d * sizeof(float));
 			return LG_OK;
-		}
 	}
 
-	/* the hidden states asked for (host memory: checked above) */
-	if (out != NULL)
-		for (int32_t i = 0; i < b->n_out; i++)
-			memcpy(out + i * d, c->x + b->out_rows[i] * d, (size_t) d * sizeof(float));
+	/* the hidden states asked for, into out (backend memory, as x) */
+	if (out != NULL && b->n_out > 0)
+		be->gather_rows(be, out, x, b->out_rows, b->n_out, d);
 	return LG_OK;
 }

@@ -1,6 +1,7 @@
 /*
  * ops_cpu_bert.c — the CPU backend's operations for encoders (bert,
- * nomic-bert): LayerNorm, GELU and bidirectional attention.
+ * nomic-bert): LayerNorm, GELU, bidirectional attention and the row
+ * gather of the pooled rows.
  *
  * LayerNorm follows ggml_norm's rounding (mean and variance summed in
  * double, the scale in float) followed by the weight and bias, as
@@ -92,6 +93,15 @@ lg_cpu_gelu(lg_backend *be, float *x, int64_t n, int64_t d)
 		gelu_rows(&j, 0, 1);
 	else
 		lg_threadpool_run(ctx->tp, gelu_rows, &j);
+}
+
+/* lg_backend.gather_rows: row copies (a pooling's few rows: no threads). */
+void
+lg_cpu_gather_rows(lg_backend *be, float *y, const float *x, const int32_t *rows, int64_t n, int64_t d)
+{
+	(void) be;
+	for (int64_t i = 0; i < n; i++)
+		memcpy(y + i * d, x + (int64_t) rows[i] * d, (size_t) d * sizeof(float));
 }
 
 /*

@@ -11,18 +11,25 @@
  *     writes an activation or KV pool that is not one of them (the context
  *     and the KV cache must put everything on the device);
  *   - refuses ops outside step_begin/step_end, as graph capture would;
+ *   - fails the step when a host array an op took (ids, positions, slots,
+ *     rows, block tables) has changed before step_end: a GPU uploads each
+ *     once per step, at its first use;
  *   - samples greedily (argmax, lowest id on a tie) in lg_backend.sample.
  * Logits must come out bit-identical to the plain CPU backend's, and a
  * scheduler on it must draw the same tokens, on the device when it can.
  *
- * Also: choosing a backend by name, the slot-based KV store, and the
- * out-of-memory messages of the context and the KV cache.
+ * Encoders (bert, nomic-bert) give bit-identical embeddings on it, for a
+ * padded batch and every pooling.  Also: choosing a backend by name, the
+ * slot-based KV store, and the out-of-memory messages of the context and
+ * the KV cache.
  */
 #include "test_util.h"
 
 #include <math.h>
+#include <unistd.h>
 
 #include "backend.h"
+#include "embed.h"
 #include "grammar.h"
 #include "kv_cache.h"
 #include "model.h"
@@ -30,6 +37,7 @@
 #include "scheduler.h"
 
 #define MAX_BUFS 256
+#define MAX_HOST_ARRAYS 64
 
 typedef struct shadow
 {
@@ -49,6 +57,14 @@ typedef struct shadow
 		size_t		bytes;
 	}			bufs[MAX_BUFS];
 	int			n_bufs;
+	struct
+	{
+		const void *p;
+		size_t		bytes;
+		void	   *copy;			/* its contents when an op first took it this step */
+		const char *what;
+	}			arrays[MAX_HOST_ARRAYS];
+	int			n_arrays;
 	int			fail_alloc_after;	/* >= 0: that many more allocations succeed */
 	bool		in_step;
 	int			n_steps;
@@ -86,16 +102,71 @@ weight(shadow *s, const void *p, const char *what)
 	return p;
 }
 
-/* Records a problem unless [p, p + bytes) lies in one of our buffers. */
-static void
-device(shadow *s, const void *p, size_t bytes, const char *what)
+/* Whether [p, p + bytes) lies in one of our buffers. */
+static bool
+is_device(const shadow *s, const void *p, size_t bytes)
 {
 	const char *c = p;
 
 	for (int i = 0; i < s->n_bufs; i++)
 		if (c >= s->bufs[i].p && c + bytes <= s->bufs[i].p + s->bufs[i].bytes)
+			return true;
+	return false;
+}
+
+/* Records a problem unless [p, p + bytes) lies in one of our buffers. */
+static void
+device(shadow *s, const void *p, size_t bytes, const char *what)
+{
+	if (!is_device(s, p, bytes))
+		problem(s, what, p);
+}
+
+/*
+ * An op takes the host array [p, p + bytes): the first time in a step its
+ * contents are kept (as a GPU uploads it), later uses and step_end check
+ * that they did not change.
+ */
+static void
+host_array(shadow *s, const void *p, size_t bytes, const char *what)
+{
+	for (int i = 0; i < s->n_arrays; i++)
+		if (s->arrays[i].p == p)
+		{
+			size_t		n = bytes < s->arrays[i].bytes ? bytes : s->arrays[i].bytes;
+
+			if (memcmp(s->arrays[i].copy, p, n) != 0)
+				problem(s, s->arrays[i].what, p);
+			if (bytes > s->arrays[i].bytes)
+			{
+				s->arrays[i].copy = realloc(s->arrays[i].copy, bytes);
+				assert_non_null(s->arrays[i].copy);
+				memcpy(s->arrays[i].copy, p, bytes);
+				s->arrays[i].bytes = bytes;
+			}
 			return;
-	problem(s, what, p);
+		}
+	assert_true(s->n_arrays < MAX_HOST_ARRAYS);
+	s->arrays[s->n_arrays].p = p;
+	s->arrays[s->n_arrays].bytes = bytes;
+	s->arrays[s->n_arrays].copy = malloc(bytes ? bytes : 1);
+	assert_non_null(s->arrays[s->n_arrays].copy);
+	memcpy(s->arrays[s->n_arrays].copy, p, bytes);
+	s->arrays[s->n_arrays].what = what;
+	s->n_arrays++;
+}
+
+/* At step_end: every host array as its first use saw it; then forget them. */
+static void
+host_arrays_end(shadow *s)
+{
+	for (int i = 0; i < s->n_arrays; i++)
+	{
+		if (memcmp(s->arrays[i].copy, s->arrays[i].p, s->arrays[i].bytes) != 0)
+			problem(s, s->arrays[i].what, s->arrays[i].p);
+		free(s->arrays[i].copy);
+	}
+	s->n_arrays = 0;
 }
 
 static void
@@ -134,6 +205,7 @@ sh_get_rows(lg_backend *be, float *y, const lg_tensor *emb, const int32_t *ids, 
 	in_step(s, "get_rows outside a step");
 	t.data = weight(s, emb->data, "embedding not mapped");
 	device(s, y, sizeof(float) * n * emb->ne[0], "embedding output on the host");
+	host_array(s, ids, sizeof(int32_t) * n, "get_rows ids changed during the step");
 	return s->cpu->get_rows(s->cpu, y, &t, ids, n);
 }
 
@@ -159,6 +231,7 @@ sh_rope(lg_backend *be, float *x, int64_t n, int32_t n_heads, int32_t head_dim,
 	device(s, x, sizeof(float) * n * n_heads * head_dim, "rope data on the host");
 	if (p.freq_factors)
 		p.freq_factors = weight(s, p.freq_factors, "rope factors not mapped");
+	host_array(s, pos, sizeof(int32_t) * n, "rope positions changed during the step");
 	s->cpu->rope(s->cpu, x, n, n_heads, head_dim, pos, &p);
 }
 
@@ -171,6 +244,7 @@ sh_kv_store_slots(lg_backend *be, void *cache, lg_kv_type kv_type,
 	in_step(s, "kv store outside a step");
 	device(s, cache, 1, "KV pool on the host");
 	device(s, x, sizeof(float) * n * d, "KV store input on the host");
+	host_array(s, slots, sizeof(int32_t) * n, "KV slots changed during the step");
 	s->cpu->kv_store_slots(s->cpu, cache, kv_type, slots, x, n, d);
 }
 
@@ -186,6 +260,8 @@ sh_attention(lg_backend *be, const lg_attn_args *a, int32_t n_seqs)
 		device(s, a[i].v_cache, 1, "V pool on the host");
 		device(s, a[i].q, sizeof(float) * a[i].n_tok * a[i].n_heads * a[i].head_dim, "queries on the host");
 		device(s, a[i].out, sizeof(float) * a[i].n_tok * a[i].n_heads * a[i].head_dim, "attention output on the host");
+		host_array(s, a[i].block_table, sizeof(int32_t) * ((a[i].kv_len + a[i].block_size - 1) / a[i].block_size),
+				   "a block table changed during the step");
 	}
 	s->cpu->attention(s->cpu, a, n_seqs);
 }
@@ -219,7 +295,50 @@ sh_add_bias(lg_backend *be, float *y, const float *b, int64_t n, int64_t d)
 
 	in_step(s, "bias outside a step");
 	device(s, y, sizeof(float) * n * d, "bias output on the host");
-	s->cpu->add_bias(s->cpu, y, weight(s, b, "bias not mapped"), n, d);
+	/* a weight, or a row computed on the device (bert's token type embedding) */
+	if (!is_device(s, b, sizeof(float) * d))
+		b = weight(s, b, "bias not mapped");
+	s->cpu->add_bias(s->cpu, y, b, n, d);
+}
+
+static void
+sh_layernorm(lg_backend *be, float *y, const float *x, const float *w, const float *b,
+			 int64_t n, int64_t d, float eps)
+{
+	shadow	   *s = sh_of(be);
+
+	in_step(s, "layernorm outside a step");
+	device(s, x, sizeof(float) * n * d, "layernorm input on the host");
+	device(s, y, sizeof(float) * n * d, "layernorm output on the host");
+	s->cpu->layernorm(s->cpu, y, x, weight(s, w, "layernorm weight not mapped"),
+					  weight(s, b, "layernorm bias not mapped"), n, d, eps);
+}
+
+static void
+sh_gelu(lg_backend *be, float *x, int64_t n, int64_t d)
+{
+	shadow	   *s = sh_of(be);
+
+	in_step(s, "gelu outside a step");
+	device(s, x, sizeof(float) * n * d, "gelu data on the host");
+	s->cpu->gelu(s->cpu, x, n, d);
+}
+
+static void
+sh_gather_rows(lg_backend *be, float *y, const float *x, const int32_t *rows, int64_t n, int64_t d)
+{
+	shadow	   *s = sh_of(be);
+	int32_t		max = 0;
+
+	in_step(s, "gather_rows outside a step");
+	for (int64_t i = 0; i < n; i++)
+		max = rows[i] > max ? rows[i] : max;
+	device(s, x, sizeof(float) * (max + 1) * d, "gathered rows on the host");
+	device(s, y, sizeof(float) * n * d, "gather output on the host");
+	host_array(s, rows, sizeof(int32_t) * n, "gathered row numbers changed during the step");
+	if (y < x + (max + 1) * d && x < y + n * d)
+		problem(s, "gather_rows output overlaps its input", y);
+	s->cpu->gather_rows(s->cpu, y, x, rows, n, d);
 }
 
 static void *
@@ -337,6 +456,7 @@ sh_step_end(lg_backend *be, bool discard, lg_error *err)
 	if (!s->in_step)
 		problem(s, "step_end without step_begin", NULL);
 	s->in_step = false;
+	host_arrays_end(s);
 	if (s->faulted)
 	{
 		s->faulted = false;
@@ -405,6 +525,9 @@ shadow_new(void)
 	s->be.swiglu = sh_swiglu;
 	s->be.add = sh_add;
 	s->be.add_bias = sh_add_bias;
+	s->be.layernorm = sh_layernorm;
+	s->be.gelu = sh_gelu;
+	s->be.gather_rows = sh_gather_rows;
 	s->be.buf_alloc = sh_buf_alloc;
 	s->be.buf_free = sh_buf_free;
 	s->be.buf_read = sh_buf_read;
@@ -797,6 +920,100 @@ teardown(void **state)
 	return 0;
 }
 
+/* A `llamagpu synth` encoder in a temporary file (path[64]), or skip visibly. */
+static void
+synth_encoder(const char *arch, char *path)
+{
+	const char *bin = getenv("LLAMAGPU_BIN");
+	char		cmd[1024];
+	int			fd;
+
+	if (bin == NULL || access(bin, X_OK) != 0)
+	{
+		printf("SKIP: set LLAMAGPU_BIN to the llamagpu binary to test a synth encoder\n");
+		skip();
+	}
+	snprintf(path, 64, "/tmp/lg_test_dev_enc_XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd),
+			 "'%s' synth --arch %s --dim 32 --layers 2 --heads 2 --ffn 64 --ctx 48 --vocab-wpm "
+			 "--pooling mean --type f32 --seed 9 -o '%s' >/dev/null 2>&1", bin, arch, path);
+	if (system(cmd) != 0)
+	{
+		unlink(path);
+		fail_msg("synth failed: %s", cmd);
+	}
+}
+
+/*
+ * Encoders on the shadow device: a padded batch of three texts of
+ * different lengths, pooled mean (every row), cls (the pruned last layer:
+ * gathered rows, their own positions) and none, equal bit for bit to the
+ * CPU backend's, with no host array changed mid-step and nothing computed
+ * on host memory.
+ */
+static void
+test_encoder_matches_cpu(void **state)
+{
+	static const char *const archs[] = {"bert", "nomic-bert"};
+	static const lg_pooling pools[] = {LG_POOL_MEAN, LG_POOL_CLS, LG_POOL_LAST, LG_POOL_NONE};
+	lg_token	t0[7] = {2, 50, 60, 61, 62, 63, 3},
+				t1[3] = {2, 70, 3},
+				t2[5] = {2, 80, 81, 82, 3};
+	const lg_token *seqs[3] = {t0, t1, t2};
+	int32_t		n[3] = {7, 3, 5};
+
+	for (size_t ai = 0; ai < sizeof(archs) / sizeof(archs[0]); ai++)
+	{
+		char		path[64];
+		lg_model   *m;
+		lg_context_params cp;
+		lg_context *c_cpu,
+				   *c_dev;
+		shadow	   *sh;
+		lg_error	err;
+		float		a[15 * 32],
+					b[15 * 32];
+
+		synth_encoder(archs[ai], path);
+		m = lg_model_load(path, &err);
+		unlink(path);
+		if (m == NULL)
+			fail_msg("%s: %s", archs[ai], err.msg);
+		assert_int_equal(m->hp.n_embd, 32);
+		lg_context_params_default(&cp);
+		cp.n_threads = 1;
+		c_cpu = lg_context_new(m, &cp, &err);
+		assert_non_null(c_cpu);
+		sh = shadow_new();
+		cp.backend = &sh->be;
+		c_dev = lg_context_new(m, &cp, &err);
+		assert_non_null(c_dev);
+		for (size_t pi = 0; pi < sizeof(pools) / sizeof(pools[0]); pi++)
+		{
+			const size_t bytes = sizeof(float) * 32 * (pools[pi] == LG_POOL_NONE ? 15 : 3);
+
+			memset(a, 0, sizeof(a));
+			memset(b, 0xff, sizeof(b));
+			assert_int_equal(lg_context_embed(c_cpu, seqs, n, 3, pools[pi], false, a, &err), LG_OK);
+			if (lg_context_embed(c_dev, seqs, n, 3, pools[pi], false, b, &err) != LG_OK)
+				fail_msg("%s %s on the shadow device: %s", archs[ai], lg_pooling_name(pools[pi]), err.msg);
+			if (sh->problem[0] != '\0')
+				fail_msg("%s %s: %s", archs[ai], lg_pooling_name(pools[pi]), sh->problem);
+			assert_memory_equal(a, b, bytes);
+			/* and not a zero vector that both got */
+			assert_true(fabsf(a[0]) + fabsf(a[1]) + fabsf(a[31]) > 0.0f);
+		}
+		lg_context_free(c_dev);
+		assert_int_equal(sh->n_bufs, 0);
+		sh->be.free(&sh->be);
+		lg_context_free(c_cpu);
+		lg_model_free(m);
+	}
+}
+
 int
 main(void)
 {
@@ -804,6 +1021,7 @@ main(void)
 		cmocka_unit_test(test_backend_open),
 		cmocka_unit_test(test_kv_store_slots),
 		cmocka_unit_test(test_context_logits_match_cpu),
+		cmocka_unit_test(test_encoder_matches_cpu),
 		cmocka_unit_test(test_scheduler_device_sampling),
 		cmocka_unit_test(test_device_out_of_memory),
 	};

@@ -765,6 +765,75 @@ check_elementwise(void)
 	free(y);
 }
 
+/* The encoders' LayerNorm (with and without weight and bias, in place) and GELU. */
+static void
+check_encoder_ops(void)
+{
+	static const int64_t ds[] = {384, 768, 1000};
+
+	for (size_t di = 0; di < sizeof(ds) / sizeof(ds[0]); di++)
+	{
+		const int64_t n = 5,
+					d = ds[di];
+		float	   *x = xmalloc(n * d * sizeof(float)),
+				   *w = xmalloc(d * sizeof(float)),
+				   *b = xmalloc(d * sizeof(float)),
+				   *ref = xmalloc(n * d * sizeof(float)),
+				   *y = xmalloc(n * d * sizeof(float));
+		float	   *dx = NULL,
+				   *dw = NULL,
+				   *db = NULL,
+				   *dy = NULL;
+		lg_gpu_status st = LG_GPU_OK;
+		char		shape[64];
+
+		/* an offset, so the mean's subtraction matters */
+		fill(x, n * d, -3, 5);
+		fill(w, d, -1, 1);
+		fill(b, d, -1, 1);
+		cpu->layernorm(cpu, ref, x, w, b, n, d, 1e-12f);
+		snprintf(shape, sizeof(shape), "n=%lld,d=%lld", (long long) n, (long long) d);
+		if ((dx = upload(x, n * d * sizeof(float), &st)) == NULL ||
+			(dw = upload(w, d * sizeof(float), &st)) == NULL ||
+			(db = upload(b, d * sizeof(float), &st)) == NULL ||
+			(dy = alloc_poisoned(n * d * sizeof(float), &st)) == NULL ||
+			(st = lg_gpu_layernorm(stream, dy, dx, dw, db, n, d, 1e-12f)) != LG_GPU_OK ||
+			(st = download(y, dy, n * d * sizeof(float))) != LG_GPU_OK)
+			report_gpu_error("layernorm", "f32", shape, st);
+		else
+			report("layernorm", "f32", shape, norm_err(y, ref, n * d), bound_elem);
+		if (dx != NULL &&
+			(st = lg_gpu_layernorm(stream, dx, dx, dw, db, n, d, 1e-12f)) == LG_GPU_OK &&
+			(st = download(y, dx, n * d * sizeof(float))) == LG_GPU_OK)
+			report("layernorm", "f32", "in-place", norm_err(y, ref, n * d), bound_elem);
+		else
+			report_gpu_error("layernorm", "f32", "in-place", st);
+
+		/* gelu over the same shape, tails included */
+		fill(x, n * d, -6, 6);
+		x[0] = -100.0f;
+		x[1] = 100.0f;
+		memcpy(ref, x, n * d * sizeof(float));
+		cpu->gelu(cpu, ref, n, d);
+		lg_gpu_free(dx);
+		if ((dx = upload(x, n * d * sizeof(float), &st)) == NULL ||
+			(st = lg_gpu_gelu(stream, dx, n * d)) != LG_GPU_OK ||
+			(st = download(y, dx, n * d * sizeof(float))) != LG_GPU_OK)
+			report_gpu_error("gelu", "f32", shape, st);
+		else
+			report("gelu", "f32", shape, norm_err(y, ref, n * d), bound_elem);
+		lg_gpu_free(dx);
+		lg_gpu_free(dw);
+		lg_gpu_free(db);
+		lg_gpu_free(dy);
+		free(x);
+		free(w);
+		free(b);
+		free(ref);
+		free(y);
+	}
+}
+
 /* ---- KV cache and attention -------------------------------------------- */
 
 /* Pool element count to float, for comparing pools of either type. */
@@ -862,10 +931,16 @@ check_kv_store(void)
 	}
 }
 
-/* One attention call of several sequences (n_tok[i] queries after pos0[i] cached positions). */
+/*
+ * One attention call of several sequences (n_tok[i] queries after pos0[i]
+ * cached positions); bidir: encoders' attention, every query over all of
+ * its sequence's kv_lens[i] positions (NULL: pos0 + n_tok; more: a pruned
+ * last layer's few queries).
+ */
 static void
 check_attention_case(int kv_type, int32_t head_dim, int32_t block_size, int n_seqs,
-					 const int32_t *n_tok, const int32_t *pos0, const char *what)
+					 const int32_t *n_tok, const int32_t *pos0, const char *what,
+					 bool bidir, const int32_t *kv_lens)
 {
 	const int32_t n_heads = 8,
 				n_kv_heads = 2;		/* GQA: 4 query heads per KV head */
@@ -899,7 +974,7 @@ check_attention_case(int kv_type, int32_t head_dim, int32_t block_size, int n_se
 
 	for (int s = 0; s < n_seqs; s++)
 	{
-		int32_t		kv_len = pos0[s] + n_tok[s];
+		int32_t		kv_len = kv_lens ? kv_lens[s] : pos0[s] + n_tok[s];
 
 		seqs[s] = (lg_gpu_attn_seq) {.q_row0 = rows, .n_tok = n_tok[s], .pos0 = pos0[s], .kv_len = kv_len, .bt_off = n_bt};
 		rows += n_tok[s];
@@ -943,7 +1018,7 @@ check_attention_case(int kv_type, int32_t head_dim, int32_t block_size, int n_se
 			.block_size = block_size,.kv_type = (lg_kv_type) kv_type,.n_tok = seqs[s].n_tok,
 			.pos0 = seqs[s].pos0,.kv_len = seqs[s].kv_len,.n_heads = n_heads,
 			.n_kv_heads = n_kv_heads,.head_dim = head_dim,.scale = 1.0f / sqrtf((float) head_dim),
-		.scratch = NULL};
+		.scratch = NULL,.bidirectional = bidir};
 	cpu->attention(cpu, args, n_seqs);
 
 	snprintf(shape, sizeof(shape), "%s,head_dim=%d,bs=%d,seqs=%d,rows=%d,max_kv=%d,heads=%d/%d",
@@ -962,7 +1037,7 @@ check_attention_case(int kv_type, int32_t head_dim, int32_t block_size, int n_se
 			.seqs = dseqs, .n_seqs = n_seqs, .block_tables = dbt, .block_size = block_size,
 			.n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
 			.scale = 1.0f / sqrtf((float) head_dim), .max_n_tok = max_n_tok, .max_kv_len = max_kv,
-		.scratch = dscr};
+		.scratch = dscr, .bidirectional = bidir};
 
 		if ((st = lg_gpu_attention(stream, &ga)) != LG_GPU_OK ||
 			(st = download(out, dout, rows * qd * sizeof(float))) != LG_GPU_OK)
@@ -999,6 +1074,11 @@ check_attention(void)
 	static const int32_t pr_pos[] = {0, 0, 0};
 	static const int32_t mix_tok[] = {1, 23, 1, 64};
 	static const int32_t mix_pos[] = {300, 41, 0, 200};
+	/* encoders: whole sequences of a padded batch, and one query each over all (cls pooling) */
+	static const int32_t enc_tok[] = {7, 1, 70, 130};
+	static const int32_t enc_pos[] = {0, 0, 0, 0};
+	static const int32_t cls_tok[] = {1, 1, 1, 1};
+	static const int32_t cls_kv[] = {7, 1, 300, 512};
 
 	for (int kt = 0; kt < 2; kt++)
 		for (int hd = 0; hd < 2; hd++)
@@ -1010,9 +1090,11 @@ check_attention(void)
 				if (quick && (hd + b) % 2 != kt)	/* each head_dim and block size once per KV type */
 					continue;
 
-				check_attention_case(kt, head_dim, bs, 5, dec_tok, dec_pos, "decode");
-				check_attention_case(kt, head_dim, bs, 3, pr_tok, pr_pos, "prompt");
-				check_attention_case(kt, head_dim, bs, 4, mix_tok, mix_pos, "mixed");
+				check_attention_case(kt, head_dim, bs, 5, dec_tok, dec_pos, "decode", false, NULL);
+				check_attention_case(kt, head_dim, bs, 3, pr_tok, pr_pos, "prompt", false, NULL);
+				check_attention_case(kt, head_dim, bs, 4, mix_tok, mix_pos, "mixed", false, NULL);
+				check_attention_case(kt, head_dim, bs, 4, enc_tok, enc_pos, "encoder", true, NULL);
+				check_attention_case(kt, head_dim, bs, 4, cls_tok, enc_pos, "encoder-pruned", true, cls_kv);
 			}
 }
 
@@ -1412,6 +1494,7 @@ main(int argc, char **argv)
 	check_rmsnorm();
 	check_rope();
 	check_elementwise();
+	check_encoder_ops();
 	check_kv_store();
 	check_attention();
 	check_sample();

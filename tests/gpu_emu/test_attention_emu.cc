@@ -63,7 +63,11 @@ typedef struct seq_spec
 {
 	int			n_tok;
 	int			pos0;
+	int			kv_len;			/* 0: pos0 + n_tok; more: an encoder's pruned rows (bidirectional) */
 } seq_spec;
+
+/* run_case's calls are bidirectional (encoders: no causal mask) while set */
+static bool bidir;
 
 /*
  * One call: build pools, tables, q; run the emulated GPU entry and the CPU
@@ -86,7 +90,7 @@ run_case(const char *name, int n_heads, int n_kv_heads, int D, int bs, int kv_ty
 
 	for (int s = 0; s < n_seqs; s++)
 	{
-		const int	kv = specs[s].pos0 + specs[s].n_tok;
+		const int	kv = specs[s].kv_len > 0 ? specs[s].kv_len : specs[s].pos0 + specs[s].n_tok;
 
 		seqs[s].q_row0 = rows;
 		seqs[s].n_tok = specs[s].n_tok;
@@ -180,6 +184,7 @@ run_case(const char *name, int n_heads, int n_kv_heads, int D, int bs, int kv_ty
 	a.max_n_tok = btok;
 	a.max_kv_len = bkv;
 	a.scratch = sf > 0 ? scratch.data() : NULL;
+	a.bidirectional = bidir;
 
 	lg_gpu_status st = lg_gpu_attention(NULL, &a);
 
@@ -220,6 +225,7 @@ run_case(const char *name, int n_heads, int n_kv_heads, int D, int bs, int kv_ty
 		ca[s].n_kv_heads = n_kv_heads;
 		ca[s].head_dim = D;
 		ca[s].scale = a.scale;
+		ca[s].bidirectional = bidir;
 	}
 	be->attention(be, ca.data(), n_seqs);
 	be->free(be);
@@ -251,9 +257,9 @@ run_case(const char *name, int n_heads, int n_kv_heads, int D, int bs, int kv_ty
 	const double nerr = maxabs / (maxref > 0 ? maxref : 1.0);
 	const bool	ok = !bad && nerr <= tol;
 
-	printf("%s %s: heads %d/%d D %d bs %d %s seqs %d bounds (%d, %d) scratch %zu: "
+	printf("%s %s%s: heads %d/%d D %d bs %d %s seqs %d bounds (%d, %d) scratch %zu: "
 		   "max abs err %.3g, normalised %.3g, nmse %.3g\n",
-		   ok ? "ok  " : "FAIL", name, n_heads, n_kv_heads, D, bs, kv_type ? "f32" : "f16", n_seqs,
+		   ok ? "ok  " : "FAIL", name, bidir ? " (bidirectional)" : "", n_heads, n_kv_heads, D, bs, kv_type ? "f32" : "f16", n_seqs,
 		   btok, bkv, sf, maxabs, nerr, se / (sr > 0 ? sr : 1.0));
 	if (!ok)
 		failures++;
@@ -435,6 +441,37 @@ main(int argc, char **argv)
 				e[n++] = run_case(nm, n_heads, n_kv, D, bs, kv, sp, 0, 0, tol);
 			}
 		}
+		/*
+		 * encoders: whole sequences (pos0 0, every query sees all), padded
+		 * batches of different lengths, the prompt kernels' tiles and the
+		 * pruned last layer (one query per sequence — cls or last pooling —
+		 * over all its positions: the decode kernel, which must not stop at
+		 * the query's position)
+		 */
+		bidir = true;
+		{
+			/*
+			 * With an F16 pool the CPU's bidirectional kernel dots the f32
+			 * query with the keys, where the GPU rounds the query to f16
+			 * as ggml's flash path and both causal kernels do: ~2^-11 of
+			 * each score.  Encoder steps use an F32 pool (embed.c), kept
+			 * at the tight bound; these F16 errors are not in the worst.
+			 */
+			const double tb = kv == LG_GPU_KV_F16 ? 1e-3 : tol;
+			double		eb[5];
+			int			nb = 0;
+
+			eb[nb++] = run_case("encoder", 4, 4, 64, 1, kv, {{7, 0}, {1, 0}, {70, 0}, {33, 0}}, 0, 0, tb);
+			eb[nb++] = run_case("encoder-d32", 12, 12, 32, 1, kv, {{130, 0}, {5, 0}}, 0, 0, tb);
+			eb[nb++] = run_case("encoder-pruned", 4, 4, 64, 1, kv,
+								{{1, 0, 7}, {1, 0, 1}, {1, 0, 300}, {1, 0, 33}}, 0, 0, tb);
+			eb[nb++] = run_case("encoder-pruned-last", 6, 6, 64, 16, kv, {{1, 69, 70}, {1, 0, 200}}, 0, 0, tb);
+			if (!quick)
+				eb[nb++] = run_case("encoder-d128", 2, 2, 128, 32, kv, {{90, 0}, {17, 0}}, 0, 0, tb);
+			for (int i = 0; i < nb && kv == LG_GPU_KV_F32; i++)
+				e[n++] = eb[i];
+		}
+		bidir = false;
 		for (int i = 0; i < n; i++)
 		{
 			double	   *w = kv == LG_GPU_KV_F16 ? &worst16 : &worst32;

@@ -13,12 +13,20 @@ kernels/*.cu, runtime.cu, graph.cu and blas.cu built for the host
     through `llamagpu serve --device cuda:0` equal to the CLI's text, and a
     seeded sampled one (the device sampler) equal to `serve --device cpu`'s;
   * a synthetic model per weight type (llamagpu synth): eval logits within
-    a bound per type (tests/gpu/check_kernels.c's, times a few layers).
+    a bound per type (tests/gpu/check_kernels.c's, times a few layers);
+  * synthetic encoders (bert, nomic-bert; F32 and F16 weights): `embed`
+    vectors on cuda:0 against cpu — one text at a time and a padded batch
+    of texts of different lengths, mean pooling (every row), cls (the
+    pruned last layer) and none (per-token vectors), normalised or not —
+    and one EMBED through `llamagpu serve --device cuda:0`.
 
 usage: test_backend_emu.py [quick]      exit status 0 = all passed
 """
+import base64
 import json
+import math
 import os
+import struct
 import shutil
 import subprocess
 import sys
@@ -129,6 +137,87 @@ def synth(tmp, quick):
         compare_eval(path, "synth %s dim %d" % (typ, dim), 259, bound, SYNTH_IDS)
 
 
+# Encoders: texts of 3 to 16 tokens ([CLS] ... [SEP]), so a batch pads them.
+ENC_TEXTS = ["hello world", "a", "the quick brown fox jumps over the lazy dog, twice!",
+             "embeddings: 42 + 7 = 49", "x y z"]
+# Bounds on the GPU vectors against the CPU's, per weight type, on unit
+# vectors (relative to the largest value for --no-normalize).  F32 weights
+# run the same float math up to summation order (seen: <= 3.5e-7, 15x
+# below the bound; a causal mask or a lost LayerNorm bias is 1e-2 or
+# more).  F16 weights: the CPU rounds the activations to f16 for its dot
+# products (ggml's vec_dot_type) where the GPU's small-batch kernels keep
+# them in float, an f16 ulp (2^-11) of noise per product that the
+# LayerNorms keep from growing (seen: <= 1.6e-4).  And cosine >= 0.9999.
+ENC_BOUND = {"f32": 5e-6, "f16": 5e-4}
+
+
+def embed_json(model, device, *opts):
+    """The vectors of `embed --json` (pooling none: every text's token vectors, in order)."""
+    out = []
+    for e in json.loads(run("embed", "-m", model, "--json", "--device", device, *opts, *ENC_TEXTS))["embeddings"]:
+        out.extend(e if e and isinstance(e[0], list) else [e])
+    return out
+
+
+def compare_vectors(cpu, gpu, bound, what):
+    """Max |gpu - cpu| over max |cpu| per vector, and the cosine."""
+    worst, cos_min = 0.0, 1.0
+    ok = len(cpu) == len(gpu) and len(cpu) > 0
+    for a, b in zip(cpu, gpu):
+        ok = ok and len(a) == len(b)
+        amax = max(abs(v) for v in a) or 1.0
+        worst = max(worst, max(abs(x - y) for x, y in zip(a, b)) / amax)
+        na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
+        cos_min = min(cos_min, sum(x * y for x, y in zip(a, b)) / (na * nb) if na and nb else 0.0)
+    check(ok and worst <= bound and cos_min >= 0.9999,
+          "%s: %d vectors, max err %.2e (bound %.0e), min cosine %.9f" % (what, len(cpu), worst, bound, cos_min))
+
+
+def encoders(tmp, quick):
+    shapes = {
+        "bert": ["--arch", "bert", "--dim", 64, "--layers", 2, "--heads", 4, "--ffn", 128, "--ctx", 64],
+        "nomic-bert": ["--arch", "nomic-bert", "--dim", 64, "--layers", 2, "--heads", 4, "--ffn", 96,
+                       "--ctx", 128],
+    }
+    for arch, args in shapes.items():
+        for typ in ("f32",) if quick else ("f32", "f16"):
+            path = os.path.join(tmp, "%s-%s.gguf" % (arch, typ))
+            run("synth", *args, "--vocab-wpm", "--pooling", "mean", "--type", typ, "--seed", 7, "-o", path)
+            for opts in (["--batch", 1], ["--batch", 64], ["--pooling", "cls", "--batch", 1],
+                         ["--pooling", "cls", "--batch", 64], ["--pooling", "none", "--batch", 64],
+                         ["--no-normalize", "--batch", 64]):
+                compare_vectors(embed_json(path, "cpu", *opts), embed_json(path, "cuda:0", *opts),
+                                ENC_BOUND[typ], "%s %s embed %s" % (arch, typ, " ".join(map(str, opts))))
+            if arch == "bert" and typ == "f32":
+                serve_embed(path)
+
+
+def serve_embed(path):
+    """The EMBED request (lg_context_embed through the scheduler) on serve --device cuda:0 and cpu."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
+    os.environ["LLAMAGPU_BIN"] = BIN
+    import test_cli
+    test_cli.BIN = BIN
+    got = {}
+    for device in ("cpu", "cuda:0"):
+        srv = test_cli.EngineServer("--device", device)
+        try:
+            c = srv.connect()
+            c.send("B", 5, [("model", "enc"), ("path", path), ("pooling", "cls")] + [("input", t) for t in ENC_TEXTS])
+            _, typ, body = c.collect([5], timeout=240)[5]
+            c.close()
+        finally:
+            srv.stop()
+        vecs = []
+        for e in test_cli.as_list(body.get("embedding")) if typ == "R" else []:
+            raw = base64.b64decode(e)
+            vecs.append(list(struct.unpack("<%df" % (len(raw) // 4), raw)))
+        got[device] = (typ, vecs, body)
+    check(got["cpu"][0] == "R" and got["cuda:0"][0] == "R",
+          "serve EMBED: cpu %s, cuda:0 %s" % (got["cpu"][0], got["cuda:0"][2] if got["cuda:0"][0] != "R" else "R"))
+    compare_vectors(got["cpu"][1], got["cuda:0"][1], ENC_BOUND["f32"], "serve --device cuda:0 EMBED (cls)")
+
+
 def main():
     quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
     if not os.path.exists(BIN):
@@ -146,6 +235,10 @@ def main():
         synth(tmp, quick)
     except Exception as e:
         check(False, "synth: %s" % e)
+    try:
+        encoders(tmp, quick)
+    except Exception as e:
+        check(False, "encoders: %s" % e)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d failure(s)" % len(failures) if failures else "all passed")

@@ -1,6 +1,7 @@
 /*
  * test_elem_emu.c — the small GPU kernels (rmsnorm, rope, swiglu, add,
- * add_bias, kv_store, sample) run on the CPU through tests/gpu_emu and are
+ * add_bias, kv_store, sample; the encoders' layernorm, gelu and row
+ * gather) run on the CPU through tests/gpu_emu and are
  * compared with the CPU backend and the CPU sampler.  This checks their
  * index math, barriers, reductions and selection logic on any machine;
  * the device's own math library (expf, cosf) is checked by tests/gpu on a
@@ -305,6 +306,139 @@ test_elementwise(void)
 	CHECK(bad == 0, "add_bias: %d values differ", bad);
 	CHECK(lg_gpu_add_bias(NULL, y, b, 3, -1) == LG_GPU_ERR_ARG, "add_bias d<0");
 	CHECK(lg_gpu_add_bias(NULL, NULL, NULL, 0, 7) == LG_GPU_OK, "add_bias n=0");
+}
+
+/* ---- encoders: layernorm, gelu, row gather ------------------------------ */
+
+static void
+test_encoder_ops(void)
+{
+	static const int64_t ds[] = {1, 3, 31, 64, 384, 1000, 4097};
+	const int64_t n = 5;
+
+	for (size_t di = 0; di < sizeof(ds) / sizeof(ds[0]); di++)
+	{
+		const int64_t d = ds[di];
+		float	   *x = malloc(sizeof(float) * n * d);
+		float	   *w = malloc(sizeof(float) * d);
+		float	   *b = malloc(sizeof(float) * d);
+		float	   *ones = malloc(sizeof(float) * d);
+		float	   *zeros = malloc(sizeof(float) * d);
+		float	   *ref = malloc(sizeof(float) * n * d);
+		float	   *ref_nwb = malloc(sizeof(float) * n * d);
+		float	   *y = malloc(sizeof(float) * n * d);
+		int			bad = 0,
+					bad_nwb = 0,
+					bad_inplace = 0;
+
+		/* a large offset: the mean's subtraction is what a one-pass variance gets wrong */
+		for (int64_t i = 0; i < n * d; i++)
+			x[i] = rnd_f() * (i % 7 == 0 ? 30.0f : 1.0f) + 50.0f;
+		for (int64_t i = 0; i < d; i++)
+		{
+			w[i] = rnd_f() * 2.0f;
+			b[i] = rnd_f();
+			ones[i] = 1.0f;
+			zeros[i] = 0.0f;
+		}
+		cpu->layernorm(cpu, ref, x, w, b, n, d, 1e-12f);
+		cpu->layernorm(cpu, ref_nwb, x, ones, zeros, n, d, 1e-12f);
+		CHECK(lg_gpu_layernorm(NULL, y, x, w, b, n, d, 1e-12f) == LG_GPU_OK, "layernorm d=%lld", (long long) d);
+		for (int64_t i = 0; i < n * d; i++)
+			bad += !same_float(y[i], ref[i]);
+		CHECK(lg_gpu_layernorm(NULL, y, x, NULL, NULL, n, d, 1e-12f) == LG_GPU_OK, "layernorm w=b=NULL");
+		for (int64_t i = 0; i < n * d; i++)
+			bad_nwb += !same_float(y[i], ref_nwb[i]);
+		memcpy(y, x, sizeof(float) * n * d);
+		CHECK(lg_gpu_layernorm(NULL, y, y, w, b, n, d, 1e-12f) == LG_GPU_OK, "layernorm in place");
+		for (int64_t i = 0; i < n * d; i++)
+			bad_inplace += !same_float(y[i], ref[i]);
+		/* the double sums differ only in order, every float operation is the CPU's: bitwise */
+		CHECK(bad == 0 && bad_nwb == 0 && bad_inplace == 0,
+			  "layernorm d=%lld: %d/%d/%d values differ from the CPU", (long long) d, bad, bad_nwb,
+			  bad_inplace);
+
+		/* gelu over the same shape, with tails and huge values */
+		for (int64_t i = 0; i < n * d; i++)
+			ref[i] = y[i] = rnd_f() * (i % 5 == 0 ? 12.0f : 3.0f);
+		y[0] = ref[0] = -100.0f;
+		if (n * d > 1)
+			y[1] = ref[1] = 100.0f;
+		cpu->gelu(cpu, ref, n, d);
+		CHECK(lg_gpu_gelu(NULL, y, n * d) == LG_GPU_OK, "gelu d=%lld", (long long) d);
+		bad = 0;
+		for (int64_t i = 0; i < n * d; i++)
+			bad += !same_float(y[i], ref[i]);
+		/* the scalar CPU expression, expf from the same libm: bitwise */
+		CHECK(bad == 0, "gelu d=%lld: %d values differ from the CPU", (long long) d, bad);
+		free(x);
+		free(w);
+		free(b);
+		free(ones);
+		free(zeros);
+		free(ref);
+		free(ref_nwb);
+		free(y);
+	}
+	CHECK(lg_gpu_layernorm(NULL, NULL, NULL, NULL, NULL, 0, 16, 1e-5f) == LG_GPU_OK, "layernorm n=0");
+	CHECK(lg_gpu_layernorm(NULL, NULL, NULL, NULL, NULL, -1, 16, 1e-5f) == LG_GPU_ERR_ARG &&
+		  strstr(last_msg, "negative") != NULL, "layernorm negative n: %s", last_msg);
+	CHECK(lg_gpu_layernorm(NULL, NULL, (float *) 8, NULL, NULL, 2, 16, 1e-5f) == LG_GPU_ERR_ARG &&
+		  strstr(last_msg, "y is NULL") != NULL, "layernorm NULL y: %s", last_msg);
+	CHECK(lg_gpu_layernorm(NULL, (float *) 8, (float *) 8, NULL, NULL, 2, 0, 1e-5f) == LG_GPU_ERR_ARG &&
+		  strstr(last_msg, "no mean") != NULL, "layernorm d=0: %s", last_msg);
+	CHECK(lg_gpu_gelu(NULL, NULL, 0) == LG_GPU_OK, "gelu n=0");
+	CHECK(lg_gpu_gelu(NULL, NULL, 3) == LG_GPU_ERR_ARG && strstr(last_msg, "x is NULL"), "gelu NULL: %s",
+		  last_msg);
+	CHECK(lg_gpu_gelu(NULL, (float *) 8, -1) == LG_GPU_ERR_ARG, "gelu n<0");
+
+	/* the row gather, through the GPU backend's table as forward_bert calls it */
+	{
+		enum { R = 9, D = 37 };
+		static const int32_t rows[] = {8, 0, 3, 3, 7};
+		const int64_t m = sizeof(rows) / sizeof(rows[0]);
+		float		src[R * D], want[R * D], got[R * D];
+		lg_error	err;
+		lg_backend *gpu = lg_backend_open("cuda:0", 1, &err);
+		int			bad;
+
+		CHECK(gpu != NULL && gpu->gather_rows != NULL && gpu->layernorm != NULL && gpu->gelu != NULL,
+			  "GPU backend with the encoder entries: %s", gpu ? "" : err.msg);
+		for (int i = 0; i < R * D; i++)
+			src[i] = rnd_f();
+		for (int i = 0; i < R * D; i++)
+			want[i] = got[i] = 777.0f;
+		cpu->gather_rows(cpu, want, src, rows, m, D);
+		bad = 0;
+		for (int64_t i = 0; i < m; i++)
+			for (int c = 0; c < D; c++)
+				bad += !same_float(want[i * D + c], src[rows[i] * D + c]);
+		CHECK(bad == 0 && want[m * D] == 777.0f, "CPU gather_rows: %d values wrong", bad);
+		if (gpu != NULL)
+		{
+			float	   *dsrc = lg_backend_alloc(gpu, sizeof(src), &err);
+			float	   *dy = lg_backend_alloc(gpu, sizeof(got), &err);
+
+			CHECK(dsrc != NULL && dy != NULL, "device buffers: %s", err.msg);
+			if (dsrc != NULL && dy != NULL &&
+				lg_backend_write(gpu, dsrc, src, sizeof(src), &err) == LG_OK &&
+				lg_backend_write(gpu, dy, got, sizeof(got), &err) == LG_OK)
+			{
+				/* get_rows launches one block per row, not a grid-stride loop */
+				lg_emu_grid_cap = 0;
+				gpu->gather_rows(gpu, dy, dsrc, rows, m, D);
+				lg_emu_grid_cap = 3;
+				CHECK(lg_backend_read(gpu, got, dy, sizeof(got), &err) == LG_OK, "read back: %s", err.msg);
+				bad = 0;
+				for (int i = 0; i < R * D; i++)
+					bad += !same_float(got[i], want[i]);
+				CHECK(bad == 0, "GPU gather_rows: %d values differ from the CPU's", bad);
+			}
+			lg_backend_buf_free(gpu, dsrc);
+			lg_backend_buf_free(gpu, dy);
+			gpu->free(gpu);
+		}
+	}
 }
 
 /* ---- kv_store ----------------------------------------------------------- */
@@ -632,6 +766,7 @@ main(int argc, char **argv)
 	test_rmsnorm();
 	test_rope();
 	test_elementwise();
+	test_encoder_ops();
 	test_kv_store();
 	printf("elementwise done: %d checks, %d failed\n", n_check, n_fail);
 	test_sample();
