@@ -286,6 +286,23 @@ END
 $$;
 COMMENT ON FUNCTION llm_install_plugin IS 'install a plugin (disabled; see llm_enable_plugin); engine plugins: superuser only';
 
+-- The registry row of an installed plugin, locked for the caller's change; an error when none.
+CREATE FUNCTION llm_plugin_lock(plugin text) RETURNS llm_plugin_registry
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	p @extschema@.llm_plugin_registry;
+BEGIN
+	SELECT * INTO p FROM @extschema@.llm_plugin_registry r WHERE r.name = plugin FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'plugin "%" is not installed', plugin
+			USING ERRCODE = 'undefined_object', HINT = 'See the installed plugins in llamagpu.llm_plugins.';
+	END IF;
+	RETURN p;
+END
+$$;
+
 CREATE FUNCTION llm_enable_plugin(name text) RETURNS llm_plugins
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -295,11 +312,7 @@ DECLARE
 	info record;
 	result @extschema@.llm_plugins;
 BEGIN
-	SELECT * INTO p FROM @extschema@.llm_plugin_registry r WHERE r.name = llm_enable_plugin.name FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'plugin "%" is not installed', name
-			USING ERRCODE = 'undefined_object', HINT = 'See the installed plugins in llamagpu.llm_plugins.';
-	END IF;
+	p := @extschema@.llm_plugin_lock(name);
 	IF p.kind = 'tool' THEN
 		-- enabling twice is harmless; a tool of that name that is not this function is an error
 		IF NOT EXISTS (SELECT FROM @extschema@.llm_tools t WHERE t.name = p.name AND t.fn = p.source::regprocedure) THEN
@@ -339,11 +352,7 @@ DECLARE
 	p @extschema@.llm_plugin_registry;
 	result @extschema@.llm_plugins;
 BEGIN
-	SELECT * INTO p FROM @extschema@.llm_plugin_registry r WHERE r.name = llm_disable_plugin.name FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'plugin "%" is not installed', name
-			USING ERRCODE = 'undefined_object', HINT = 'See the installed plugins in llamagpu.llm_plugins.';
-	END IF;
+	p := @extschema@.llm_plugin_lock(name);
 	PERFORM @extschema@.llm_plugin_deactivate(p);
 	UPDATE @extschema@.llm_plugin_registry r SET enabled = false WHERE r.name = p.name;
 	IF p.kind = 'engine' THEN
@@ -362,11 +371,7 @@ CREATE FUNCTION llm_drop_plugin(name text) RETURNS boolean
 DECLARE
 	p @extschema@.llm_plugin_registry;
 BEGIN
-	SELECT * INTO p FROM @extschema@.llm_plugin_registry r WHERE r.name = llm_drop_plugin.name FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'plugin "%" is not installed', name
-			USING ERRCODE = 'undefined_object', HINT = 'See the installed plugins in llamagpu.llm_plugins.';
-	END IF;
+	p := @extschema@.llm_plugin_lock(name);
 	PERFORM @extschema@.llm_plugin_deactivate(p);
 	DELETE FROM @extschema@.llm_plugin_registry r WHERE r.name = p.name;
 	IF p.kind = 'engine' THEN
@@ -442,7 +447,7 @@ REVOKE ALL ON FUNCTION
 	llm_install_plugin(text, text, text, text, jsonb), llm_enable_plugin(text),
 	llm_disable_plugin(text), llm_drop_plugin(text), llm_plugin_deactivate(llm_plugin_registry),
 	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text),
-	llm_plugin_provider_options(), llm_plugin_abi_version()
+	llm_plugin_provider_options(), llm_plugin_abi_version(), llm_plugin_lock(text)
 	FROM PUBLIC;
 -- a constant, but no C function of llamagpu is executable by PUBLIC
 GRANT EXECUTE ON FUNCTION llm_plugin_abi_version() TO llm_user;
@@ -452,5 +457,5 @@ GRANT EXECUTE ON FUNCTION
 	llm_install_plugin(text, text, text, text, jsonb), llm_enable_plugin(text),
 	llm_disable_plugin(text), llm_drop_plugin(text), llm_plugin_deactivate(llm_plugin_registry),
 	llm_plugin_provider_enable(text, text, jsonb), llm_plugin_provider_disable(text),
-	llm_plugin_provider_options()
+	llm_plugin_provider_options(), llm_plugin_lock(text)
 	TO llm_admin;
