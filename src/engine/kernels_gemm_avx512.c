@@ -28,10 +28,13 @@
  * of FMAs per lane is the same), and are reduced with lg_hsum4_ps512's
  * tree at the end, 16 rows at a time, straight into y.
  *
- * Measured on one core (2026-11-27, best of 16 runs on a shared machine,
- * 4096 tokens): 3072 × 768 57 GFLOP/s and 768 × 3072 65 against 52 and 59
- * for the previous 6 rows × 48 tokens tile; the register tile alone, hot
- * in L1, runs at 80-100 of the core's ~139 GFLOP/s FMA peak.
+ * Measured on one core (2026-11-27, perf record of a bge-base-shaped
+ * encoder, 16 texts of 256 tokens, 1 thread): about 67 GFLOP/s in place,
+ * against 49 for the previous 6 rows × 48 tokens tile that converted the
+ * rows for every tile (the products' samples 9,691 against 13,247).  The
+ * register tile alone, hot in L1, runs at 80-100 of the core's ~139
+ * GFLOP/s FMA peak.  A loop of one matmul over and over (weights hot in
+ * L3) is no guide here: it favoured the old tile.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
