@@ -164,20 +164,28 @@ fi
 
 # ---- (c) logits and greedy text: CPU vs GPU ---------------------------------------
 echo "== (c) logits"
-# eval on both devices with every logit listed; compare
-compare_logits() {
-	local name=$1 model=$2 vocab=$3 bound=$4 ids=$5 kv=$6 rc tag
-	tag=$(printf '%s' "$name" | tr -c 'a-zA-Z0-9_.-' '_')
+# run one llamagpu subcommand on the CPU and on DEVICE, then compare the two
+# JSON outputs with device-check.py's KIND check: compare_on_devices KIND LABEL BOUND
+# SUBCOMMAND ARGS... (a row "KIND LABEL")
+compare_on_devices() {
+	local kind=$1 label=$2 bound=$3 sub=$4 tag rc out
+	shift 4
+	tag=$(printf '%s' "$label" | tr -c 'a-zA-Z0-9_.-' '_')
 	for dev in cpu "$DEVICE"; do
-		if ! timeout 60 "$CLI" eval -m "$model" --ids "$ids" --top "$vocab" --kv "$kv" --device "$dev" --json \
-				>"$WORK/eval-$tag-${dev%%:*}.json" 2>"$LOG/eval-$tag-${dev%%:*}.err"; then
-			row "logits $name" FAIL "eval --device $dev failed: $(head -c 300 "$LOG/eval-$tag-${dev%%:*}.err")"
+		if ! timeout 60 "$CLI" "$sub" --device "$dev" "$@" \
+				>"$WORK/$kind-$tag-${dev%%:*}.json" 2>"$LOG/$kind-$tag-${dev%%:*}.err"; then
+			row "$kind $label" FAIL "$sub --device $dev failed: $(head -c 300 "$LOG/$kind-$tag-${dev%%:*}.err")"
 			return
 		fi
 	done
-	out=$("${PY[@]}" logits "$WORK/eval-$tag-cpu.json" "$WORK/eval-$tag-${DEVICE%%:*}.json" "$bound")
+	out=$("${PY[@]}" "$kind" "$WORK/$kind-$tag-cpu.json" "$WORK/$kind-$tag-${DEVICE%%:*}.json" "$bound")
 	rc=$?
-	row "logits $name" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "$out"
+	row "$kind $label" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "$out"
+}
+
+# eval on both devices with every logit listed: compare_logits NAME MODEL VOCAB BOUND IDS KV
+compare_logits() {
+	compare_on_devices logits "$1" "$4" eval -m "$2" --ids "$5" --top "$3" --kv "$6" --json
 }
 
 # a prompt of n ids below vocab, the same every run
@@ -237,21 +245,11 @@ fi
 # ---- (c2) embeddings: CPU vs GPU vectors, batch 1 vs 64 ----------------------------
 echo "== (c2) embeddings"
 ENC_TEXTS=("hello world" "a" "the quick brown fox jumps over the lazy dog, twice!" "embeddings: 42 + 7 = 49" "x y z")
-# embed the texts on both devices with these options; compare
+# embed the texts on both devices with these options: compare_embed NAME MODEL BOUND OPTIONS...
 compare_embed() {
-	local name=$1 model=$2 bound=$3 tag rc out
+	local name=$1 model=$2 bound=$3
 	shift 3
-	tag=$(printf '%s' "$name $*" | tr -c 'a-zA-Z0-9_.-' '_')
-	for dev in cpu "$DEVICE"; do
-		if ! timeout 60 "$CLI" embed -m "$model" --json --device "$dev" "$@" "${ENC_TEXTS[@]}" \
-				>"$WORK/embed-$tag-${dev%%:*}.json" 2>"$LOG/embed-$tag-${dev%%:*}.err"; then
-			row "embed $name $*" FAIL "embed --device $dev failed: $(head -c 300 "$LOG/embed-$tag-${dev%%:*}.err")"
-			return
-		fi
-	done
-	out=$("${PY[@]}" embed "$WORK/embed-$tag-cpu.json" "$WORK/embed-$tag-${DEVICE%%:*}.json" "$bound")
-	rc=$?
-	row "embed $name $*" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "$out"
+	compare_on_devices embed "$name $*" "$bound" embed -m "$model" --json "$@" "${ENC_TEXTS[@]}"
 }
 
 # embeddings per second of `embed --bench-len` on DEVICE (prints the number, or nothing)
